@@ -1,0 +1,19 @@
+//! rbox's engine: the shared library under `rbuild` and `rrun`.
+//!
+//! It knows about digests, the content-addressed store, the OCI image model,
+//! the layer format (write and unpack), and the plug-in seams (`Runtime`,
+//! `Snapshotter`). It never depends on the runner or the builder.
+
+pub mod digest;
+pub mod fsutil;
+pub mod image;
+pub mod reference;
+pub mod store;
+
+pub use digest::Digest;
+pub use image::{Descriptor, ImageConfig, Manifest};
+pub use reference::ImageRef;
+pub use store::{Image, Store, StoreError};
+pub mod layer;
+pub mod runtime;
+pub mod snapshot;

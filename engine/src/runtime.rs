@@ -1,0 +1,123 @@
+//! The `Runtime` seam: anything that can run a `ContainerSpec`. The native
+//! runner (crate `runner`) is the default; an OCI-bundle runtime (crun, runc,
+//! youki) is the second implementation. The builder runs its RUN steps
+//! through this trait only.
+
+use std::path::PathBuf;
+
+use crate::snapshot::MountSpec;
+
+/// How the container's root filesystem is assembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsSpec {
+    /// Unpacked layer trees, top layer first (overlay lowerdir order).
+    pub lowers: Vec<PathBuf>,
+    /// Writable upper and overlay work dir; the builder snapshots `upper`.
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Where the overlay is mounted on the host side.
+    pub merged: PathBuf,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo`, up.
+    #[default]
+    None,
+    /// Share the host's network namespace.
+    Host,
+}
+
+/// cgroup limits; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory_bytes: Option<u64>,
+    /// Memory plus swap, as Docker's `--memory-swap` (-1 = unlimited swap).
+    pub memory_swap_bytes: Option<i64>,
+    /// CPU quota in microseconds per `cpu_period_us`.
+    pub cpu_quota_us: Option<u64>,
+    pub cpu_period_us: Option<u64>,
+    /// Docker's `--cpu-shares` (v1 shares; mapped to cpu.weight on v2).
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySpec {
+    /// Capability names (`CAP_CHOWN`, …) kept in every set; `None` = Docker's default 14.
+    pub capabilities: Option<Vec<String>>,
+    pub no_new_privileges: bool,
+    pub seccomp: bool,
+    pub privileged: bool,
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        SecuritySpec {
+            capabilities: None,
+            no_new_privileges: true,
+            seccomp: true,
+            privileged: false,
+        }
+    }
+}
+
+/// Everything needed to start one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub rootfs: RootfsSpec,
+    /// argv; `args[0]` is looked up in the container's PATH if it has no '/'.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: UserSpec,
+    pub hostname: String,
+    /// Bind mounts and tmpfs, applied beneath the rootfs before pivot_root.
+    pub mounts: Vec<MountSpec>,
+    pub network: NetworkMode,
+    pub resources: Resources,
+    pub security: SecuritySpec,
+    pub tty: bool,
+    pub stdin: bool,
+    pub init: bool,
+}
+
+/// How a finished container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+    /// Killed by the kernel's OOM killer inside its memory limit.
+    OutOfMemory,
+}
+
+impl ExitStatus {
+    /// The shell's convention, which Docker follows: 128+N for signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+            ExitStatus::OutOfMemory => 137,
+        }
+    }
+}
+
+pub type RuntimeError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+pub trait Runtime: Send + Sync {
+    /// A short name for messages (`native`, `crun`, …).
+    fn name(&self) -> &str;
+
+    /// Run the container to completion with the caller's stdio, and clean
+    /// up everything it created (mounts, cgroup) before returning.
+    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError>;
+}
