@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The cgroup-v2 lane: run the test binaries that touch cgroups and the
+# runtime inside a throw-away pure cgroup-v2 qemu guest (run-in-vm.sh).
+# The guest shares the host's / read-only with a tmpfs on top; /tmp is a
+# fresh tmpfs, so the tests keep their stores there (TMPDIR=/tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VM=${1:?usage: vm-lane.sh PATH/TO/run-in-vm.sh}
+# Crates whose integration tests exercise cgroups, namespaces and overlay.
+crates=(runner builder)
+mapfile -t bins < <(cargo test --locked --no-run --message-format=json "${crates[@]/#/-p}" 2>/dev/null |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])
+')
+[ ${#bins[@]} -gt 0 ] || { echo "vm-lane: no integration test binaries found for ${crates[*]}" >&2; exit 1; }
+status=0
+for bin in "${bins[@]}"; do
+  echo "-- $(basename "$bin") in the cgroup-v2 guest"
+  # The guest has 2 GiB; tests run one at a time there (TCG is slow).
+  VM_MEM=${VM_MEM:-2G} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$bin" --test-threads=1 || status=1
+done
+exit $status
