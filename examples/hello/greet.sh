@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "$GREETING"
+echo "I am PID $$ in $(hostname), working in $(pwd)"
+cat /app/build-info
