@@ -35,6 +35,8 @@ enum Command {
     Inspect(commands::images::InspectArgs),
     /// Remove blobs and unpacked layers no image references
     Gc,
+    /// Check the store: every blob against its digest, every image's references, every unpacked layer's completion marker
+    Fsck,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Rmi(args) => commands::images::remove(&cli.root, args),
         Command::Inspect(args) => commands::images::inspect(&cli.root, args),
         Command::Gc => commands::images::gc(&cli.root),
+        Command::Fsck => commands::images::fsck(&cli.root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

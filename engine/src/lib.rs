@@ -14,6 +14,7 @@ pub use digest::Digest;
 pub use image::{Descriptor, ImageConfig, Manifest};
 pub use reference::ImageRef;
 pub use store::{Image, Store, StoreError};
+pub mod fsck;
 pub mod layer;
 pub mod runtime;
 pub mod snapshot;

@@ -32,10 +32,17 @@ pub fn list(root: &Path, args: ImagesArgs) -> anyhow::Result<()> {
     let store = super::open_store(root)?;
     let refs = store.list_refs()?;
     if !args.quiet {
-        println!("{:<40} {:<16} {:<14} {:<22} {:>10}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+        println!(
+            "{:<40} {:<16} {:<14} {:<22} {:>10}",
+            "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
+        );
     }
     for (r, digest) in refs {
-        let id = if args.no_trunc { digest.to_string() } else { digest.short().to_string() };
+        let id = if args.no_trunc {
+            digest.to_string()
+        } else {
+            digest.short().to_string()
+        };
         if args.quiet {
             println!("{id}");
             continue;
@@ -47,7 +54,10 @@ pub fn list(root: &Path, args: ImagesArgs) -> anyhow::Result<()> {
             ),
             Err(e) => ("<broken>".into(), format!("{e}")),
         };
-        println!("{:<40} {:<16} {:<14} {:<22} {:>10}", r.name, r.tag, id, created, size);
+        println!(
+            "{:<40} {:<16} {:<14} {:<22} {:>10}",
+            r.name, r.tag, id, created, size
+        );
     }
     Ok(())
 }
@@ -60,7 +70,10 @@ pub fn remove(root: &Path, args: RmiArgs) -> anyhow::Result<()> {
         if store.untag(&r)? {
             println!("Untagged: {r}");
         } else {
-            eprintln!("rbuild: image {name:?} not found in {} (try: rbuild images)", root.display());
+            eprintln!(
+                "rbuild: image {name:?} not found in {} (try: rbuild images)",
+                root.display()
+            );
             failed = true;
         }
     }
@@ -94,7 +107,10 @@ pub fn inspect(root: &Path, args: InspectArgs) -> anyhow::Result<()> {
             })
         }).collect::<Vec<_>>(),
     });
-    println!("{}", serde_json::to_string_pretty(&out).context("serialising inspect output")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).context("serialising inspect output")?
+    );
     Ok(())
 }
 
@@ -107,5 +123,24 @@ pub fn gc(root: &Path) -> anyhow::Result<()> {
         report.layers_removed,
         super::human_size(report.bytes_freed)
     );
+    Ok(())
+}
+
+pub fn fsck(root: &Path) -> anyhow::Result<()> {
+    let store = super::open_store(root)?;
+    let report = engine::fsck::fsck(&store).context("checking the store")?;
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    println!(
+        "checked {} blobs, {} images, {} unpacked layers: {}",
+        report.blobs_checked,
+        report.images_checked,
+        report.layers_checked,
+        if report.is_consistent() { "consistent".to_string() } else { format!("{} problems", report.problems.len()) }
+    );
+    if !report.is_consistent() {
+        bail!("the store at {} is not consistent", root.display());
+    }
     Ok(())
 }
