@@ -1,20 +1,35 @@
 //! The layer format: a directory tree (an overlay upperdir) to a
 //! content-addressed tar+zstd blob, and back into an overlay lowerdir.
 //!
-//! API CONTRACT (other crates code against these signatures; the bodies are
-//! being written):
+//! - [`write_layer`]: tree -> tar -> zstd -> blob, hashing as it streams.
+//! - [`unpack_layer`] / [`unpack_image`]: blob -> `layers/<diff_id>/fs`,
+//!   once, staged under the store's tmp and renamed into place whole.
+//! - [`import_tarball`]: a rootfs tarball stored as-is and unpacked.
+//! - [`unpack_stream`] / [`unpack_file`]: the confined extractor itself,
+//!   for the builder's ADD of local tarballs.
 
+mod bodies;
+mod compression;
+mod entry;
+mod error;
+mod resolve;
+mod sys;
+mod tarfmt;
+mod unpack;
+mod write;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
-use crate::image::Descriptor;
-use crate::store::{Image, Store};
+pub use compression::Compression;
+pub use error::LayerError;
+pub use unpack::{unpack_file, unpack_stream, UnpackOptions, Unpacked};
 
-#[derive(Debug, thiserror::Error)]
-pub enum LayerError {
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
-}
+use crate::digest::{Digest, HashingWriter};
+use crate::fsutil::{self, remove_tree};
+use crate::image::{media_type, Descriptor};
+use crate::store::{Image, Store, StoreError};
 
 /// A layer blob in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,39 +57,238 @@ impl LayerBlob {
 pub struct WriteOptions {
     /// Clamp mtimes to this (SOURCE_DATE_EPOCH); `None` keeps them.
     pub source_date_epoch: Option<i64>,
-    /// Also unpack-publish the tree as `layers/<diff_id>` (the builder's
-    /// step result becomes the next step's lower without an unpack).
+    /// Also publish the tree as `layers/<diff_id>` (the builder's step
+    /// result becomes the next step's lower without an unpack).
+    ///
+    /// The tree is MOVED into the store when it is already exactly what an
+    /// unpack would give (the usual case; an overlay upperdir is in lowerdir
+    /// format already) and on the store's filesystem; an empty directory is
+    /// left at its path. Otherwise the blob is unpacked. Either way the tree
+    /// must no longer be mounted as an upperdir.
     pub publish_unpacked: bool,
 }
+
+/// zstd level 3: most of the ratio of higher levels at several times the speed.
+const ZSTD_LEVEL: i32 = 3;
 
 /// Tree (an overlay upperdir) -> tar (overlay whiteouts as `.wh.` entries) ->
 /// zstd -> blob. `Ok(None)` if the tree is empty.
 pub fn write_layer(
-    _store: &Store,
-    _tree: &Path,
-    _opts: &WriteOptions,
+    store: &Store,
+    tree: &Path,
+    opts: &WriteOptions,
 ) -> Result<Option<LayerBlob>, LayerError> {
-    Err(LayerError::Unimplemented("write_layer"))
+    let tmp_err = |source| StoreError::Io {
+        op: "write blob in",
+        path: store.tmp_dir().to_path_buf(),
+        source,
+    };
+    let blob = store.blob_writer()?;
+    let mut enc = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(tmp_err)?;
+    // zstd's multi-threaded format does not depend on the worker count, so
+    // the digest is the same on every machine.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    enc.multithread(workers).map_err(tmp_err)?;
+    let out = BufWriter::with_capacity(1 << 20, HashingWriter::new(enc));
+    let (out, walked) = write::TreeWriter::new(out, opts.source_date_epoch).write_tree(tree)?;
+    if walked.entries == 0 {
+        return Ok(None);
+    }
+    let hashing = out.into_inner().map_err(|e| tmp_err(e.into_error()))?;
+    let (enc, diff_id, _) = hashing.finish();
+    let blob = enc.finish().map_err(tmp_err)?;
+    let (digest, size) = blob.commit()?;
+    let layer = LayerBlob {
+        digest,
+        diff_id,
+        size,
+        media_type: media_type::LAYER_ZSTD.to_string(),
+    };
+    if opts.publish_unpacked {
+        publish_tree(store, tree, &layer, walked.tree_differs)?;
+    }
+    Ok(Some(layer))
+}
+
+/// Make `tree` the unpacked form of `layer`: by rename when it is exact and
+/// on the same filesystem, else by unpacking the blob just written.
+fn publish_tree(
+    store: &Store,
+    tree: &Path,
+    layer: &LayerBlob,
+    tree_differs: bool,
+) -> Result<(), LayerError> {
+    if store.has_layer(&layer.diff_id) {
+        return Ok(());
+    }
+    if !tree_differs {
+        let staged = store.new_temp_dir("publish")?;
+        let fs_dir = staged.join("fs");
+        match fs::rename(tree, &fs_dir) {
+            Ok(()) => {
+                fs::create_dir(tree).map_err(LayerError::io("recreate", tree))?;
+                sys_syncfs(&fs_dir)?;
+                store.commit_layer_dir(&staged, &layer.diff_id)?;
+                return Ok(());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let _ = remove_tree(&staged);
+            }
+            Err(e) => {
+                let _ = remove_tree(&staged);
+                return Err(LayerError::io("move into the store", tree)(e));
+            }
+        }
+    }
+    unpack_layer(store, &layer.descriptor(), &layer.diff_id).map(drop)
+}
+
+/// Flush the filesystem holding `dir`, so that a layer marked complete is
+/// complete on disk too (invariant 1). One call for the whole tree instead
+/// of an fsync per file.
+fn sys_syncfs(dir: &Path) -> Result<(), LayerError> {
+    let f = File::open(dir).map_err(LayerError::io("open", dir))?;
+    sys::syncfs(&f).map_err(LayerError::io("syncfs", dir))
 }
 
 /// Unpack one layer blob into `layers/<diff_id>/fs` once; returns that path.
 /// Verifies the uncompressed stream hashes to `diff_id`.
 pub fn unpack_layer(
-    _store: &Store,
-    _blob: &Descriptor,
-    _diff_id: &Digest,
+    store: &Store,
+    blob: &Descriptor,
+    diff_id: &Digest,
 ) -> Result<PathBuf, LayerError> {
-    Err(LayerError::Unimplemented("unpack_layer"))
+    if store.has_layer(diff_id) {
+        return Ok(store.layer_fs(diff_id));
+    }
+    if !store.has_blob(&blob.digest) {
+        return Err(StoreError::BlobMissing {
+            digest: blob.digest.clone(),
+            root: store.root().to_path_buf(),
+        }
+        .into());
+    }
+    let staged = store.new_temp_dir("unpack")?;
+    let result = (|| {
+        let fs_dir = staged.join("fs");
+        fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
+        let mut opts = UnpackOptions::layer(blob.digest.to_string());
+        opts.algorithm = diff_id.algorithm();
+        let unpacked = unpack_file(&store.blob_path(&blob.digest), &fs_dir, &opts)?;
+        if unpacked.diff_id != *diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                layer: opts.label,
+                expected: diff_id.clone(),
+                actual: unpacked.diff_id,
+            });
+        }
+        sys_syncfs(&fs_dir)?;
+        Ok(store.commit_layer_dir(&staged, diff_id)?)
+    })();
+    if result.is_err() {
+        // Nothing half-unpacked stays behind (and a crash leaves it in this
+        // session's tmp, which the next Store::open reaps).
+        let _ = remove_tree(&staged);
+    }
+    result.map(|dir| dir.join("fs"))
 }
 
 /// Unpack every layer of `image` not yet unpacked, layers side by side.
 /// Returns the lowerdirs bottom layer first (reverse for overlay's order).
-pub fn unpack_image(_store: &Store, _image: &Image) -> Result<Vec<PathBuf>, LayerError> {
-    Err(LayerError::Unimplemented("unpack_image"))
+pub fn unpack_image(store: &Store, image: &Image) -> Result<Vec<PathBuf>, LayerError> {
+    let layers = &image.manifest.layers;
+    let diff_ids = &image.config.rootfs.diff_ids;
+    if layers.len() != diff_ids.len() {
+        return Err(LayerError::LayerCountMismatch {
+            image: image.manifest_digest.clone(),
+            layers: layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    let mut todo: Vec<(&Descriptor, &Digest)> = Vec::new();
+    for (blob, diff_id) in layers.iter().zip(diff_ids) {
+        if !store.has_layer(diff_id) && !todo.iter().any(|(_, d)| *d == diff_id) {
+            todo.push((blob, diff_id));
+        }
+    }
+    // One parsing thread per layer (each its own directory, so whiteouts
+    // stay per layer: containerd #13030); bodies share the unpack pool.
+    let results: Vec<Result<PathBuf, LayerError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = todo
+            .iter()
+            .map(|(blob, diff_id)| s.spawn(move || unpack_layer(store, blob, diff_id)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an unpack thread panicked"))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(diff_ids.iter().map(|d| store.layer_fs(d)).collect())
 }
 
 /// A rootfs tarball (plain, gzip or zstd, detected by magic) stored as a
 /// blob as-is and unpacked into the store.
-pub fn import_tarball(_store: &Store, _path: &Path) -> Result<LayerBlob, LayerError> {
-    Err(LayerError::Unimplemented("import_tarball"))
+pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerError> {
+    let file = File::open(path).map_err(LayerError::io("open", path))?;
+    let len = file.metadata().map_err(LayerError::io("stat", path))?.len();
+    let label = path.display().to_string();
+    if len == 0 {
+        return Err(LayerError::Corrupt {
+            layer: label,
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the file is empty"),
+        });
+    }
+    // SAFETY: read-only private mapping of a file we only read; if someone
+    // rewrites it meanwhile, the digest and the parse see garbage and fail
+    // or record what they saw, never undefined behaviour in safe code that
+    // holds only `&[u8]` views checked by the parser.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(LayerError::io("map", path))?;
+    let staged = store.new_temp_dir("import")?;
+    let fs_dir = staged.join("fs");
+    let result = std::thread::scope(|s| {
+        // The blob's digest and its copy into the store run beside the unpack.
+        let blob = s.spawn(|| -> Result<(Digest, u64), LayerError> {
+            let mut h = blake3::Hasher::new();
+            h.update_rayon(&map);
+            let digest = Digest::from_blake3(h.finalize());
+            if !store.has_blob(&digest) {
+                let tmp = store.tmp_dir().join(fsutil::unique_name("import"));
+                fs::copy(path, &tmp).map_err(LayerError::io("copy into the store", path))?;
+                store.commit_blob_file(&tmp, &digest)?;
+            }
+            Ok((digest, len))
+        });
+        let unpacked = (|| {
+            fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
+            let _ = map.advise(memmap2::Advice::Sequential);
+            let mut input = &map[..];
+            let u =
+                unpack::unpack_reader_buffered(&mut input, &fs_dir, &UnpackOptions::layer(&label))?;
+            sys_syncfs(&fs_dir)?;
+            Ok::<_, LayerError>(u)
+        })();
+        let blob = blob.join().expect("the blob thread panicked");
+        Ok::<_, LayerError>((blob?, unpacked?))
+    });
+    let ((digest, size), unpacked) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = remove_tree(&staged);
+            return Err(e);
+        }
+    };
+    if store.has_layer(&unpacked.diff_id) {
+        let _ = remove_tree(&staged);
+    } else {
+        store.commit_layer_dir(&staged, &unpacked.diff_id)?;
+    }
+    Ok(LayerBlob {
+        digest,
+        diff_id: unpacked.diff_id,
+        size,
+        media_type: unpacked.compression.media_type().to_string(),
+    })
 }

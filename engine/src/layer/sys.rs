@@ -1,0 +1,239 @@
+//! Thin wrappers over the `*at` system calls the unpacker is built from.
+//! Every path handed to them is either a single component (no `/`) relative
+//! to a directory fd, or resolved with openat2 RESOLVE_BENEATH, so nothing
+//! here ever follows a symlink an entry could have planted.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn retry<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<()> {
+    loop {
+        match check(f()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Open `path` (relative, several components) beneath `dir` as a directory,
+/// refusing symlinks anywhere on the way and any escape from `dir`:
+/// ELOOP for a symlink, EXDEV for an escape, ENOTDIR for a non-directory.
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain integers; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid open_how whose
+        // size we pass; the kernel returns a new fd or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just gave us this fd; we own it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted && e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(e);
+        }
+    }
+}
+
+/// openat(2) of one component; with O_NOFOLLOW callers never follow it.
+pub fn openat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: `name` is NUL-terminated; openat returns a new fd or -1.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a fresh fd from the kernel, owned by nobody else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated name, plain integer arguments.
+    retry(|| unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+}
+
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: NUL-terminated name, plain integer arguments.
+    retry(|| unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, dev) })
+}
+
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    retry(|| unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
+}
+
+/// linkat without AT_SYMLINK_FOLLOW: a symlink target is linked itself,
+/// never followed.
+pub fn linkat(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated single components.
+    retry(|| unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            0,
+        )
+    })
+}
+
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: NUL-terminated name.
+    retry(|| unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
+}
+
+pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out-pointer of the right type.
+    retry(|| unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn lchownat(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated name, plain integers.
+    retry(|| unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// fchmodat on a name known not to be a symlink (we just created it).
+pub fn chmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated name, plain integers.
+    retry(|| unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) })
+}
+
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain integers on an fd we hold.
+    retry(|| unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })
+}
+
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain integers on an fd we hold.
+    retry(|| unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })
+}
+
+fn times(sec: i64, nsec: u32) -> [libc::timespec; 2] {
+    let t = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    };
+    [t, t]
+}
+
+/// Set atime and mtime of `name` in `dir` without following a symlink.
+pub fn lutimesat(dir: BorrowedFd<'_>, name: &CStr, sec: i64, nsec: u32) -> io::Result<()> {
+    let ts = times(sec, nsec);
+    // SAFETY: `ts` is an array of two timespecs, as utimensat wants.
+    retry(|| unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+pub fn futimens(fd: BorrowedFd<'_>, sec: i64, nsec: u32) -> io::Result<()> {
+    let ts = times(sec, nsec);
+    // SAFETY: `ts` is an array of two timespecs, as futimens wants.
+    retry(|| unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) })
+}
+
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; value pointer and length describe a live slice.
+    retry(|| unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+/// Set an xattr on `name` in `dir` without following it, for entries we
+/// cannot open (symlinks, devices, FIFOs): through `/proc/self/fd/<dir>/name`,
+/// where the kernel jumps to exactly `dir` and `lsetxattr` does not follow
+/// the last component.
+pub fn lsetxattrat(dir: BorrowedFd<'_>, name: &CStr, key: &CStr, value: &[u8]) -> io::Result<()> {
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name.to_bytes());
+    let path = std::ffi::CString::new(path).expect("entry names carry no NUL");
+    // SAFETY: both strings NUL-terminated; value describes a live slice.
+    retry(|| unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            key.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+pub fn makedev(major: u32, minor: u32) -> libc::dev_t {
+    libc::makedev(major, minor)
+}
+
+/// Flush every dirty page of the filesystem holding `f`.
+pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
+    // SAFETY: plain syscall on an fd we hold.
+    retry(|| unsafe { libc::syncfs(f.as_raw_fd()) })
+}

@@ -1,0 +1,675 @@
+//! The unpacker: a tar stream (plain, gzip or zstd) into a directory,
+//! every path resolved beneath it without following symlinks.
+//!
+//! One thread decompresses and parses, creating directories, links and
+//! special files in stream order and regular files empty; file bodies and
+//! their metadata are written by the pool in `bodies`. Directory metadata is
+//! applied last, when nothing will touch their mtimes any more.
+//!
+//! Refusals (invariant 2): `..` components; writes through a symlink or a
+//! non-directory (openat2 RESOLVE_NO_SYMLINKS, then O_NOFOLLOW walks); an
+//! entry for the root that is not a directory (umoci CVE-2021-29136); hard
+//! links to anything that is not an earlier non-directory entry of this
+//! stream; whiteouts clashing with entries of the same layer.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::bodies::{self, Bodies, PendingFile, CHUNK};
+use super::compression::{Compression, HashingRead, StreamHasher};
+use super::entry::{Meta, MetaError, OPAQUE_XATTR};
+use super::error::LayerError;
+use super::resolve::{cstr, remove_at, EntryPath, LayerRoot, PathRefusal, ResolveError};
+use super::sys;
+use crate::digest::{Algorithm, Digest};
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+/// aufs keeps its own bookkeeping under this prefix; it means nothing here.
+const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
+
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Names the layer in errors: its blob digest, or a tarball's path.
+    pub label: String,
+    /// Turn `.wh.NAME` into overlay whiteouts and `.wh..wh..opq` into the
+    /// opaque xattr (layers); `false` keeps them as files (ADD of a tarball).
+    pub whiteouts: bool,
+    /// The algorithm of the returned diff id.
+    pub algorithm: Algorithm,
+}
+
+impl UnpackOptions {
+    /// For a layer: whiteouts converted, blake3 diff id.
+    pub fn layer(label: impl Into<String>) -> UnpackOptions {
+        UnpackOptions {
+            label: label.into(),
+            whiteouts: true,
+            algorithm: Algorithm::Blake3,
+        }
+    }
+
+    /// For a plain tarball extracted into a tree (ADD): no whiteout magic.
+    pub fn plain(label: impl Into<String>) -> UnpackOptions {
+        UnpackOptions {
+            whiteouts: false,
+            ..UnpackOptions::layer(label)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Digest of the uncompressed tar stream.
+    pub diff_id: Digest,
+    pub compression: Compression,
+    /// Entries applied (extension headers not counted).
+    pub entries: u64,
+    /// Bytes of the uncompressed stream.
+    pub tar_size: u64,
+}
+
+/// Unpack a tar stream (compression detected from its first bytes) into
+/// `dest`, an existing directory. On error, `dest` holds a partial tree the
+/// caller must discard (the store's callers unpack into a staged dir).
+pub fn unpack_stream<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    unpack_buffered(BufReader::with_capacity(1 << 20, reader), dest, opts)
+}
+
+/// Unpack a tarball file (mapped, not read through a buffer).
+pub fn unpack_file(path: &Path, dest: &Path, opts: &UnpackOptions) -> Result<Unpacked, LayerError> {
+    let file = File::open(path).map_err(LayerError::io("open", path))?;
+    let len = file.metadata().map_err(LayerError::io("stat", path))?.len();
+    if len == 0 {
+        return unpack_buffered(&[][..], dest, opts);
+    }
+    // SAFETY: the mapping is read-only and private; a blob is never written
+    // in place once committed (the store renames new files over names), so
+    // the bytes cannot change under us except by a foreign writer, which at
+    // worst makes the stream corrupt, caught by the parser or the digest.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(LayerError::io("map", path))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    unpack_buffered(&map[..], dest, opts)
+}
+
+/// Unpack from an in-memory (mapped) stream, detecting compression.
+pub(crate) fn unpack_reader_buffered<R: BufRead>(
+    input: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    unpack_buffered(input, dest, opts)
+}
+
+fn unpack_buffered<R: BufRead>(
+    mut input: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let corrupt = |source| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source,
+    };
+    let head = input.fill_buf().map_err(corrupt)?;
+    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    })?;
+    let decoder = compression.decoder(input).map_err(corrupt)?;
+    let mut u = unpack_tar(decoder, dest, opts)?;
+    u.compression = compression;
+    Ok(u)
+}
+
+fn unpack_tar<R: Read>(
+    stream: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let label: Arc<str> = opts.label.as_str().into();
+    let corrupt = |source| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source,
+    };
+    let root_fd = sys::openat(
+        rustix_cwd(),
+        &cstr(dest.as_os_str().as_encoded_bytes()),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(LayerError::io("open", dest))?;
+    let hashing = HashingRead {
+        inner: stream,
+        hasher: StreamHasher::new(opts.algorithm),
+        read: 0,
+    };
+    let mut archive = tar::Archive::new(BufReader::with_capacity(256 << 10, hashing));
+    let mut u = Unpacker {
+        root: LayerRoot::new(root_fd),
+        layer: label,
+        whiteouts_on: opts.whiteouts,
+        bodies: Bodies::new(),
+        dirs: HashMap::new(),
+        seen: HashSet::new(),
+        whiteouts: HashSet::new(),
+        entries: 0,
+        end_of_last: Some(0),
+    };
+    let parsed = (|| -> Result<(), LayerError> {
+        for entry in archive.entries().map_err(corrupt)? {
+            let mut entry = entry.map_err(corrupt)?;
+            u.apply(&mut entry)?;
+        }
+        Ok(())
+    })();
+    // Bodies in flight hold fds into `dest`: let them land (or fail) before
+    // returning either way.
+    let written = u.bodies.wait_idle();
+    parsed?;
+    written?;
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    let hashing = rest.into_inner();
+    if let Some(end) = u.end_of_last {
+        if hashing.read < end + 512 {
+            return Err(corrupt(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the tar stream ends without its end-of-archive blocks (truncated)",
+            )));
+        }
+    }
+    u.finish_dirs()?;
+    Ok(Unpacked {
+        diff_id: hashing.hasher.finish(),
+        compression: Compression::None,
+        entries: u.entries,
+        tar_size: hashing.read,
+    })
+}
+
+fn rustix_cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a constant the kernel accepts wherever a
+    // directory fd is expected; it is never closed.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+enum Kind {
+    Dir,
+    Regular,
+    Symlink(Vec<u8>),
+    HardLink(Vec<u8>),
+    Device(u32, u32, u32),
+    Fifo,
+}
+
+fn io_err(layer: &str, entry: &str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError {
+    let layer = layer.to_string();
+    let entry = entry.to_string();
+    move |source| LayerError::EntryIo {
+        layer,
+        entry,
+        op,
+        source,
+    }
+}
+
+fn resolve_err(layer: &str, entry: &str, e: ResolveError) -> LayerError {
+    match e {
+        ResolveError::NotBeneath(e) => LayerError::ThroughSymlink {
+            layer: layer.to_string(),
+            entry: entry.to_string(),
+            detail: e.to_string(),
+        },
+        ResolveError::Io(e) => io_err(layer, entry, "open parent directory")(e),
+    }
+}
+
+struct Unpacker {
+    root: LayerRoot,
+    layer: Arc<str>,
+    whiteouts_on: bool,
+    bodies: Arc<Bodies>,
+    /// Directory metadata, applied at the end (the last entry for a path wins).
+    dirs: HashMap<Vec<u8>, Meta>,
+    /// Non-directory entries created so far: the only valid hard-link targets.
+    seen: HashSet<Vec<u8>>,
+    /// Whiteouts created by this layer.
+    whiteouts: HashSet<Vec<u8>>,
+    entries: u64,
+    /// Where the last entry's data ends (None after a sparse entry, whose
+    /// archived size we do not track).
+    end_of_last: Option<u64>,
+}
+
+impl Unpacker {
+    fn refused(&self, entry: &str, reason: impl Into<String>) -> LayerError {
+        LayerError::Refused {
+            layer: self.layer.to_string(),
+            entry: entry.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn io_err(&self, entry: &str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError {
+        io_err(&self.layer, entry, op)
+    }
+
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let ty = entry.header().entry_type();
+        self.end_of_last = if ty.is_gnu_sparse() {
+            None
+        } else {
+            Some(entry.raw_file_position() + entry.size().div_ceil(512) * 512)
+        };
+        if ty.is_pax_global_extensions() {
+            return Ok(());
+        }
+        let path = EntryPath::parse(&raw).map_err(|r| match r {
+            PathRefusal::DotDot => LayerError::Escapes {
+                layer: self.layer.to_string(),
+                entry: shown.clone(),
+            },
+            PathRefusal::Nul => self.refused(&shown, "path contains a NUL byte"),
+        })?;
+        let kind = match ty {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                Kind::Regular
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refused(&shown, "link without a target"))?
+                    .into_owned();
+                if target.contains(&0) {
+                    return Err(self.refused(&shown, "link target contains a NUL byte"));
+                }
+                if ty == tar::EntryType::Symlink {
+                    Kind::Symlink(target)
+                } else {
+                    Kind::HardLink(target)
+                }
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let h = entry.header();
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let t = if ty == tar::EntryType::Char {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
+                };
+                Kind::Device(t, major, minor)
+            }
+            tar::EntryType::Fifo => Kind::Fifo,
+            other => {
+                return Err(self.refused(
+                    &shown,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ))
+            }
+        };
+        let meta = Meta::of(entry).map_err(|e| match e {
+            MetaError::Io(e) => LayerError::Corrupt {
+                layer: self.layer.to_string(),
+                source: e,
+            },
+            MetaError::Invalid(why) => self.refused(&shown, why),
+        })?;
+        self.entries += 1;
+
+        if path.is_root() {
+            return match kind {
+                Kind::Dir => {
+                    self.dirs.insert(Vec::new(), meta);
+                    Ok(())
+                }
+                _ => Err(self.refused(
+                    &shown,
+                    "the layer root must be a directory (a non-directory `.` would redirect everything after it; umoci CVE-2021-29136)",
+                )),
+            };
+        }
+
+        if self.whiteouts_on && path.name().starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(&path, &shown, &meta);
+        }
+        if self.whiteouts.contains(path.as_bytes()) {
+            // Docker applies a whiteout to lower layers only; an entry of the
+            // same layer at the same path makes the layer ambiguous.
+            return Err(self.refused(&shown, "this layer also has a whiteout for the same path"));
+        }
+
+        match kind {
+            Kind::Dir => self.dir(&path, &shown, meta),
+            Kind::Regular => self.regular(entry, &path, &shown, meta),
+            Kind::Symlink(target) => self.special(&path, &shown, &meta, |dir, name| {
+                sys::symlinkat(&cstr(&target), dir, name)
+            }),
+            Kind::HardLink(target) => self.hard_link(&path, &shown, &target),
+            Kind::Device(t, major, minor) => self.special(&path, &shown, &meta, |dir, name| {
+                sys::mknodat(
+                    dir,
+                    name,
+                    t | (meta.mode & 0o777),
+                    sys::makedev(major, minor),
+                )
+            }),
+            Kind::Fifo => self.special(&path, &shown, &meta, |dir, name| {
+                sys::mknodat(dir, name, libc::S_IFIFO | (meta.mode & 0o777), 0)
+            }),
+        }
+    }
+
+    /// Make room for a new non-directory at `name`: remove whatever a
+    /// previous entry of the stream left there (tar's "last entry wins").
+    fn clear(&mut self, path: &EntryPath, shown: &str) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        let name = cstr(path.name());
+        let r = match self.root.parent_dir(path.parent()) {
+            Ok(dir) => remove_at(dir, &name),
+            Err(e) => return Err(resolve_err(&layer, shown, e)),
+        };
+        self.root.invalidate();
+        self.dirs.retain(|p, _| !is_at_or_below(p, path.as_bytes()));
+        r.map_err(self.io_err(shown, "remove the previous entry at this path"))
+    }
+
+    /// Create a non-directory with `make`, replacing a previous entry once.
+    fn create_with(
+        &mut self,
+        path: &EntryPath,
+        shown: &str,
+        make: &mut dyn FnMut(BorrowedFd<'_>, &std::ffi::CStr) -> io::Result<()>,
+    ) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        let name = cstr(path.name());
+        for attempt in 0..2 {
+            let dir = match self.root.parent_dir(path.parent()) {
+                Ok(d) => d,
+                Err(e) => return Err(resolve_err(&layer, shown, e)),
+            };
+            match make(dir, &name) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt == 0 => {
+                    self.clear(path, shown)?;
+                }
+                Err(e) => return Err(self.io_err(shown, "create")(e)),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    fn dir(&mut self, path: &EntryPath, shown: &str, meta: Meta) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        let name = cstr(path.name());
+        let dir = match self.root.parent_dir(path.parent()) {
+            Ok(d) => d,
+            Err(e) => return Err(resolve_err(&layer, shown, e)),
+        };
+        match sys::mkdirat(dir, &name, 0o700) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let st = sys::lstatat(dir, &name).map_err(self.io_err(shown, "stat"))?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                    self.clear(path, shown)?;
+                    let dir = self
+                        .root
+                        .parent_dir(path.parent())
+                        .map_err(|e| resolve_err(&layer, shown, e))?;
+                    sys::mkdirat(dir, &name, 0o700).map_err(self.io_err(shown, "mkdir"))?;
+                }
+            }
+            Err(e) => return Err(self.io_err(shown, "mkdir")(e)),
+        }
+        self.seen.remove(path.as_bytes());
+        self.dirs.insert(path.as_bytes().to_vec(), meta);
+        Ok(())
+    }
+
+    fn regular<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &EntryPath,
+        shown: &str,
+        meta: Meta,
+    ) -> Result<(), LayerError> {
+        let mut fd = None;
+        self.create_with(path, shown, &mut |dir, name| {
+            fd = Some(sys::openat(
+                dir,
+                name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                0o600,
+            )?);
+            Ok(())
+        })?;
+        self.seen.insert(path.as_bytes().to_vec());
+        let file = File::from(fd.expect("created"));
+        let size = entry.size();
+        let pending = PendingFile {
+            file,
+            meta,
+            layer: Arc::clone(&self.layer),
+            entry: shown.to_string(),
+        };
+        let sparse = entry.header().entry_type().is_gnu_sparse();
+        if size <= CHUNK as u64 && !sparse {
+            let body = self.read_body(entry, size as usize, shown)?;
+            if body.len() as u64 != size {
+                return Err(self.truncated(shown));
+            }
+            return self.bodies.write_whole(pending, body);
+        }
+        // Large (or sparse, whose expanded size we learn only by reading):
+        // chunks, never a buffer sized by an untrusted header field.
+        let chunks = if sparse {
+            usize::MAX
+        } else {
+            size.div_ceil(CHUNK as u64) as usize
+        };
+        let file = Bodies::chunked(pending, chunks);
+        let mut offset = 0u64;
+        let mut written_chunks = 0usize;
+        loop {
+            let chunk = self.read_body(entry, CHUNK, shown)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len() as u64;
+            written_chunks += 1;
+            let last = !sparse && offset + n == size;
+            self.bodies.write_chunk(&file, offset, chunk)?;
+            offset += n;
+            if last {
+                break;
+            }
+        }
+        if !sparse && offset != size {
+            return Err(self.truncated(shown));
+        }
+        if sparse {
+            // Tell the chunk counter how many chunks there really were; an
+            // empty sparse file gets a zero-length write to finish it.
+            Bodies::settle_chunks(&self.bodies, &file, written_chunks)?;
+        }
+        Ok(())
+    }
+
+    fn truncated(&self, shown: &str) -> LayerError {
+        LayerError::Corrupt {
+            layer: self.layer.to_string(),
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the stream ends inside the body of {shown:?}"),
+            ),
+        }
+    }
+
+    /// Read up to `max` bytes of the body, fewer only at its end.
+    fn read_body<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        max: usize,
+        _shown: &str,
+    ) -> Result<Vec<u8>, LayerError> {
+        let mut buf = Vec::with_capacity(max);
+        entry
+            .take(max as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| LayerError::Corrupt {
+                layer: self.layer.to_string(),
+                source: e,
+            })?;
+        Ok(buf)
+    }
+
+    /// Symlinks, devices, FIFOs: created here, owned/moded/timed here.
+    fn special(
+        &mut self,
+        path: &EntryPath,
+        shown: &str,
+        meta: &Meta,
+        mut make: impl FnMut(BorrowedFd<'_>, &std::ffi::CStr) -> io::Result<()>,
+    ) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        self.create_with(path, shown, &mut make)?;
+        self.seen.insert(path.as_bytes().to_vec());
+        let name = cstr(path.name());
+        let dir = self
+            .root
+            .parent_dir(path.parent())
+            .map_err(|e| resolve_err(&layer, shown, e))?;
+        let err = |op| io_err(&layer, shown, op);
+        let st = sys::lstatat(dir, &name).map_err(err("stat"))?;
+        let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        sys::lchownat(dir, &name, meta.uid, meta.gid).map_err(err("chown"))?;
+        if !is_link {
+            sys::chmodat(dir, &name, meta.mode & 0o7777).map_err(err("chmod"))?;
+        }
+        for (k, v) in &meta.xattrs {
+            sys::lsetxattrat(dir, &name, k, v).map_err(err("set xattr"))?;
+        }
+        sys::lutimesat(dir, &name, meta.mtime, meta.mtime_nsec).map_err(err("set times"))
+    }
+
+    fn hard_link(
+        &mut self,
+        path: &EntryPath,
+        shown: &str,
+        target: &[u8],
+    ) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        let target = EntryPath::parse(target).map_err(|_| LayerError::Escapes {
+            layer: self.layer.to_string(),
+            entry: format!("{shown} -> {}", String::from_utf8_lossy(target)),
+        })?;
+        if !self.seen.contains(target.as_bytes()) {
+            return Err(self.refused(
+                shown,
+                format!(
+                    "hard link to {:?}, which is not an earlier file of this layer",
+                    String::from_utf8_lossy(target.as_bytes())
+                ),
+            ));
+        }
+        if target == *path {
+            return Ok(());
+        }
+        let target_dir = self
+            .root
+            .open_dir(target.parent())
+            .map_err(|e| resolve_err(&layer, shown, e))?;
+        let target_name = cstr(target.name());
+        self.create_with(path, shown, &mut |dir, name| {
+            sys::linkat(target_dir.as_fd(), &target_name, dir, name)
+        })?;
+        self.seen.insert(path.as_bytes().to_vec());
+        Ok(())
+    }
+
+    fn whiteout(&mut self, path: &EntryPath, shown: &str, meta: &Meta) -> Result<(), LayerError> {
+        let layer = Arc::clone(&self.layer);
+        let name = path.name();
+        if name == OPAQUE_MARKER {
+            let dir = self
+                .root
+                .parent_dir(path.parent())
+                .map_err(|e| resolve_err(&layer, shown, e))?;
+            return sys::fsetxattr(dir, &cstr(OPAQUE_XATTR.as_bytes()), b"y")
+                .map_err(self.io_err(shown, "set trusted.overlay.opaque"));
+        }
+        if name.starts_with(AUFS_META_PREFIX) {
+            return Ok(());
+        }
+        let hidden = &name[WHITEOUT_PREFIX.len()..];
+        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+            return Err(self.refused(shown, "whiteout names no file"));
+        }
+        let target = path.sibling(hidden);
+        if self.seen.contains(target.as_bytes()) || self.dirs.contains_key(target.as_bytes()) {
+            // Docker's rule: a whiteout hides a path of the layers below. One
+            // hiding a path this same layer creates is ambiguous; refused.
+            return Err(self.refused(shown, "whiteout for a path this same layer creates"));
+        }
+        let meta = meta.clone();
+        let r = self.special(&target, shown, &meta, |dir, name| {
+            sys::mknodat(
+                dir,
+                name,
+                libc::S_IFCHR | (meta.mode & 0o777),
+                sys::makedev(0, 0),
+            )
+        });
+        self.seen.remove(target.as_bytes());
+        self.whiteouts.insert(target.as_bytes().to_vec());
+        r
+    }
+
+    /// Owner, mode, xattrs and times of every directory, in parallel: no
+    /// entry is created any more, so no mtime can change after this.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        let dirs = std::mem::take(&mut self.dirs);
+        let root = &self.root;
+        let layer = &self.layer;
+        bodies::install(|| {
+            use rayon::prelude::*;
+            dirs.par_iter().try_for_each(|(path, meta)| {
+                let shown = String::from_utf8_lossy(path).into_owned();
+                let err = |op| {
+                    let (layer, entry) = (layer.to_string(), shown.clone());
+                    move |source| LayerError::EntryIo {
+                        layer,
+                        entry,
+                        op,
+                        source,
+                    }
+                };
+                let fd = root.open_dir(path).map_err(|e| match e {
+                    ResolveError::NotBeneath(e) | ResolveError::Io(e) => err("open directory")(e),
+                })?;
+                let fd = fd.as_fd();
+                sys::fchown(fd, meta.uid, meta.gid).map_err(err("chown"))?;
+                sys::fchmod(fd, meta.mode & 0o7777).map_err(err("chmod"))?;
+                for (k, v) in &meta.xattrs {
+                    sys::fsetxattr(fd, k, v).map_err(err("set xattr"))?;
+                }
+                sys::futimens(fd, meta.mtime, meta.mtime_nsec).map_err(err("set times"))
+            })
+        })
+    }
+}
+
+fn is_at_or_below(p: &[u8], base: &[u8]) -> bool {
+    p == base || (p.len() > base.len() && p.starts_with(base) && p[base.len()] == b'/')
+}
