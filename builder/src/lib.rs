@@ -1,2 +1,3 @@
 pub mod cache;
 pub mod context;
+pub mod parse;

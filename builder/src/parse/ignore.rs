@@ -1,0 +1,422 @@
+//! `.containerignore` / `.dockerignore` with Docker's pattern semantics,
+//! also used for `COPY --exclude`.
+//!
+//! A path is excluded when the last pattern that matches it, or matches
+//! one of its parent directories, is not a `!` exception. Patterns are
+//! cleaned like Go's `filepath.Clean` and a leading `/` is dropped; `*`
+//! and `?` stay within one path component, `**` crosses components, `[..]`
+//! is a character class and `\` escapes. The matcher is a small dynamic
+//! program (no regex, no backtracking), so hostile patterns cost at most
+//! pattern length × path length.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Looked up in the context directory, in this order (buildah's order).
+pub const IGNORE_FILES: &[&str] = &[".containerignore", ".dockerignore"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{origin}:{line}: bad pattern {pattern:?}: {message}")]
+    Pattern {
+        origin: String,
+        line: usize,
+        pattern: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Lit(char),
+    /// `?`
+    One,
+    /// `*`
+    Star,
+    /// `**` not followed by `/`: anything, separators included.
+    Any,
+    /// `**/`: zero or more whole directories.
+    Dirs,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    text: String,
+    exception: bool,
+    toks: Vec<Tok>,
+}
+
+/// Decides which context paths are left out of the build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextFilter {
+    patterns: Vec<Pattern>,
+    /// The ignore file that was read, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// `filepath.Clean` on '/'-separated text, then without a leading '/'.
+fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !p.starts_with('/') {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+fn compile(p: &str) -> Result<Vec<Tok>, String> {
+    let chars: Vec<char> = p.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        i += 1;
+        match c {
+            '*' => {
+                if chars.get(i) == Some(&'*') {
+                    while chars.get(i) == Some(&'*') {
+                        i += 1;
+                    }
+                    if chars.get(i) == Some(&'/') {
+                        i += 1;
+                        toks.push(Tok::Dirs);
+                    } else {
+                        toks.push(Tok::Any);
+                    }
+                } else {
+                    toks.push(Tok::Star);
+                }
+            }
+            '?' => toks.push(Tok::One),
+            '\\' => match chars.get(i) {
+                Some(&n) => {
+                    i += 1;
+                    toks.push(Tok::Lit(n));
+                }
+                None => return Err("ends with an escaping backslash".into()),
+            },
+            '[' => {
+                let mut negated = false;
+                if matches!(chars.get(i), Some('^') | Some('!')) {
+                    negated = true;
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                let mut first = true;
+                loop {
+                    let mut lo = match chars.get(i) {
+                        None => return Err("unterminated [ character class".into()),
+                        Some(']') if !first => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&c) => c,
+                    };
+                    first = false;
+                    i += 1;
+                    if lo == '\\' {
+                        lo = *chars.get(i).ok_or("unterminated [ character class")?;
+                        i += 1;
+                    }
+                    let mut hi = lo;
+                    if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']') {
+                        i += 1;
+                        hi = *chars.get(i).ok_or("unterminated [ character class")?;
+                        i += 1;
+                        if hi == '\\' {
+                            hi = *chars.get(i).ok_or("unterminated [ character class")?;
+                            i += 1;
+                        }
+                        if hi < lo {
+                            return Err(format!("bad range {lo}-{hi} in character class"));
+                        }
+                    }
+                    ranges.push((lo, hi));
+                }
+                toks.push(Tok::Class { negated, ranges });
+            }
+            c => toks.push(Tok::Lit(c)),
+        }
+    }
+    Ok(toks)
+}
+
+/// Does the whole of `text` match `toks`? `next[j]` holds whether
+/// `toks[i+1..]` matches `text[j..]` while row `i` is computed.
+fn matches(toks: &[Tok], text: &[char]) -> bool {
+    let n = text.len();
+    let mut next = vec![false; n + 1];
+    if let Some(last) = next.last_mut() {
+        *last = true;
+    }
+    let mut cur = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        // For Dirs: whether some '/' at k >= j has next[k+1].
+        let mut slash_ahead = false;
+        for j in (0..=n).rev() {
+            let ch = text.get(j).copied();
+            let after = next.get(j + 1).copied().unwrap_or(false);
+            let further = cur.get(j + 1).copied().unwrap_or(false);
+            cur[j] = match tok {
+                Tok::Lit(c) => ch == Some(*c) && after,
+                Tok::One => ch.is_some_and(|c| c != '/') && after,
+                Tok::Star => next[j] || (ch.is_some_and(|c| c != '/') && further),
+                Tok::Any => next[j] || (ch.is_some() && further),
+                Tok::Dirs => {
+                    if ch == Some('/') && after {
+                        slash_ahead = true;
+                    }
+                    next[j] || slash_ahead
+                }
+                Tok::Class { negated, ranges } => match ch {
+                    Some(c) if c != '/' => {
+                        let inside = ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi);
+                        inside != *negated && after
+                    }
+                    _ => false,
+                },
+            };
+        }
+        std::mem::swap(&mut next, &mut cur);
+    }
+    next.first().copied().unwrap_or(false)
+}
+
+impl ContextFilter {
+    /// Reads the first of [`IGNORE_FILES`] found in `context_dir`; no file
+    /// means nothing is excluded.
+    pub fn load(context_dir: &Path) -> Result<ContextFilter, IgnoreError> {
+        for name in IGNORE_FILES {
+            let path = context_dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let mut f = ContextFilter::parse(name, &text)?;
+                    f.source = Some(path);
+                    return Ok(f);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(IgnoreError::Read { path, source }),
+            }
+        }
+        Ok(ContextFilter::default())
+    }
+
+    /// Parses ignore-file text: one pattern a line, `#` comments, blank
+    /// lines skipped, `!` for exceptions. `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<ContextFilter, IgnoreError> {
+        let mut patterns = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |message: String| IgnoreError::Pattern {
+                origin: origin.to_string(),
+                line: i + 1,
+                pattern: line.to_string(),
+                message,
+            };
+            let (exception, body) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            if body.is_empty() {
+                return Err(bad("an exception needs a pattern after '!'".into()));
+            }
+            let text = clean(body);
+            if text.is_empty() {
+                continue; // "/" or "." would mean the whole context: Docker ignores it too
+            }
+            let toks = compile(&text).map_err(bad)?;
+            patterns.push(Pattern {
+                text,
+                exception,
+                toks,
+            });
+        }
+        Ok(ContextFilter {
+            patterns,
+            source: None,
+        })
+    }
+
+    /// A filter from `COPY --exclude` patterns (exceptions allowed too).
+    pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<ContextFilter, IgnoreError> {
+        let text: Vec<&str> = patterns.iter().map(AsRef::as_ref).collect();
+        ContextFilter::parse("--exclude", &text.join("\n"))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// True when some pattern is a `!` exception: an excluded directory
+    /// may then still hold included files and must be walked.
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exception)
+    }
+
+    /// The cleaned patterns, `!` included, for cache keys.
+    pub fn patterns(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|p| format!("{}{}", if p.exception { "!" } else { "" }, p.text))
+            .collect()
+    }
+
+    /// Whether `rel_path` (relative to the context; a leading `/` or `./`
+    /// is ignored) is left out.
+    pub fn is_excluded(&self, rel_path: &Path) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let parts: Vec<String> = rel_path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                Component::ParentDir => Some("..".to_string()),
+                _ => None,
+            })
+            .collect();
+        if parts.is_empty() {
+            return false;
+        }
+        let full: Vec<char> = parts.join("/").chars().collect();
+        // Ends of each parent prefix: "a", "a/b" for "a/b/c".
+        let mut prefix_ends = Vec::new();
+        let mut len = 0;
+        for p in parts.iter().take(parts.len().saturating_sub(1)) {
+            len += p.chars().count();
+            prefix_ends.push(len);
+            len += 1;
+        }
+        let mut excluded = false;
+        for p in &self.patterns {
+            // Only a pattern that could flip the answer needs matching.
+            if p.exception != excluded {
+                continue;
+            }
+            let hit = matches(&p.toks, &full)
+                || prefix_ends
+                    .iter()
+                    .any(|&end| matches(&p.toks, full.get(..end).unwrap_or(&[])));
+            if hit {
+                excluded = !p.exception;
+            }
+        }
+        excluded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(text: &str) -> ContextFilter {
+        ContextFilter::parse(".dockerignore", text).unwrap()
+    }
+
+    fn ex(filter: &ContextFilter, p: &str) -> bool {
+        filter.is_excluded(Path::new(p))
+    }
+
+    #[test]
+    fn glob_tokens() {
+        let m = |p: &str, t: &str| matches(&compile(p).unwrap(), &t.chars().collect::<Vec<_>>());
+        assert!(m("*.txt", "a.txt"));
+        assert!(!m("*.txt", "d/a.txt"));
+        assert!(m("**/*.txt", "a.txt"));
+        assert!(m("**/*.txt", "d/e/a.txt"));
+        assert!(m("d/**", "d/e/f"));
+        assert!(m("a/**/b", "a/b"));
+        assert!(m("a/**/b", "a/x/y/b"));
+        assert!(!m("a/**/b", "a/xb"));
+        assert!(m("?.c", "x.c"));
+        assert!(!m("?.c", "/.c"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(!m("[^a-c]x", "bx"));
+        assert!(m("[!a-c]x", "dx"));
+        assert!(m("\\*", "*"));
+        assert!(!m("\\*", "a"));
+        assert!(compile("[abc").is_err());
+        assert!(compile("abc\\").is_err());
+    }
+
+    #[test]
+    fn docker_semantics() {
+        let filter = f("# comment\n\n*.md\n!README.md\n/build\ntemp?\n**/*.log\nnode_modules\n");
+        assert!(ex(&filter, "CHANGES.md"));
+        assert!(!ex(&filter, "README.md"));
+        assert!(!ex(&filter, "docs/x.md")); // *.md is for the top level only
+        assert!(ex(&filter, "build"));
+        assert!(ex(&filter, "build/out/bin")); // parent matches
+        assert!(ex(&filter, "temp1"));
+        assert!(ex(&filter, "a/b/c.log"));
+        assert!(ex(&filter, "node_modules/x/y.js"));
+        assert!(!ex(&filter, "src/main.rs"));
+        assert!(ex(&filter, "./build/x"));
+        assert!(ex(&filter, "/build/x"));
+    }
+
+    #[test]
+    fn exceptions_order() {
+        let filter = f("docs\n!docs/keep.txt\n");
+        assert!(ex(&filter, "docs/a"));
+        assert!(!ex(&filter, "docs/keep.txt"));
+        assert!(filter.has_exceptions());
+        let filter = f("!keep\n*\n");
+        assert!(ex(&filter, "keep")); // the later pattern wins
+        let filter = f("*\n!src\nsrc/*.tmp\n");
+        assert!(!ex(&filter, "src/a.rs"));
+        assert!(ex(&filter, "src/a.tmp"));
+        assert!(ex(&filter, "other"));
+    }
+
+    #[test]
+    fn cleaning() {
+        let filter = f("./a//b/../c\n/\n.\n");
+        assert_eq!(filter.patterns(), vec!["a/c"]);
+        assert!(ContextFilter::parse("x", "!\n").is_err());
+        let e = ContextFilter::parse(".dockerignore", "ok\n[bad\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with(".dockerignore:2: bad pattern"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn excludes_for_copy() {
+        let filter = ContextFilter::from_patterns(&["*.tmp", "cache/"]).unwrap();
+        assert!(ex(&filter, "x.tmp"));
+        assert!(ex(&filter, "cache/a"));
+        assert!(!ex(&filter, "x.rs"));
+    }
+
+    #[test]
+    fn load_prefers_containerignore() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(ContextFilter::load(d.path()).unwrap().is_empty());
+        std::fs::write(d.path().join(".dockerignore"), "a\n").unwrap();
+        let filter = ContextFilter::load(d.path()).unwrap();
+        assert!(ex(&filter, "a") && !ex(&filter, "b"));
+        std::fs::write(d.path().join(".containerignore"), "b\n").unwrap();
+        let filter = ContextFilter::load(d.path()).unwrap();
+        assert!(!ex(&filter, "a") && ex(&filter, "b"));
+        assert_eq!(filter.source, Some(d.path().join(".containerignore")));
+    }
+}
