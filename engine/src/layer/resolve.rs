@@ -80,14 +80,6 @@ impl EntryPath {
             name_at: self.name_at,
         }
     }
-
-    pub fn depth(&self) -> usize {
-        if self.full.is_empty() {
-            0
-        } else {
-            1 + self.full.iter().filter(|&&b| b == b'/').count()
-        }
-    }
 }
 
 pub fn cstr(bytes: &[u8]) -> CString {
