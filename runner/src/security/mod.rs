@@ -1,0 +1,147 @@
+//! Docker's security defaults for the container process: capabilities,
+//! no_new_privs, the seccomp filter, masked and read-only paths.
+//!
+//! # Call order (in the container child)
+//!
+//! ```text
+//! parent, before clone:  let plan = SecurityPlan::new(&spec.security, spec.user.uid)?;
+//! child:  mounts, pivot_root, /proc /sys /dev
+//!         security::mask_paths(spec.security.privileged)?   // needs CAP_SYS_ADMIN
+//!         plan.apply_before_setuid()?   // bounding set; seccomp too if !no_new_privileges
+//!         setgroups / setgid / setuid   // by the runner core
+//!         plan.apply_after_setuid()?    // capset, ambient, no_new_privs, seccomp
+//!         execve (or init::run for --init)  // nothing in between
+//! ```
+//!
+//! Why this order: dropping from the bounding set needs CAP_SETPCAP, so it
+//! comes while we are still full root; setuid needs CAP_SETUID/SETGID in the
+//! effective set, so the final `capset` comes after it. Loading a seccomp
+//! filter needs no_new_privs or CAP_SYS_ADMIN: with no_new_privs we load it
+//! last, so only `execve` runs under it; without, it must be loaded while
+//! we still hold CAP_SYS_ADMIN (runc does the same), which the deny list
+//! allows since it refuses none of setuid/capset/prctl/execve.
+//!
+//! Capabilities follow moby's `SetCapabilities`: uid 0 gets the list in
+//! the bounding, permitted and effective sets; any other uid gets it in the
+//! bounding set only (empty permitted/effective, as execve would leave a
+//! non-root user). The inheritable set is always empty (CVE-2022-24769)
+//! and so is the ambient set.
+
+pub mod bpf;
+pub mod capabilities;
+pub mod masked;
+pub mod seccomp;
+
+use engine::runtime::SecuritySpec;
+use thiserror::Error;
+
+pub use capabilities::{Cap, CapError, CapSet};
+pub use masked::mask_paths;
+pub use seccomp::SeccompProgram;
+
+#[derive(Debug, Error)]
+pub enum SecurityError {
+    #[error(transparent)]
+    Capabilities(#[from] CapError),
+    #[error("setting no_new_privs failed: {0}")]
+    NoNewPrivs(nix::Error),
+    #[error("loading the seccomp filter failed: {0} (the kernel needs CONFIG_SECCOMP_FILTER, and no_new_privs or CAP_SYS_ADMIN)")]
+    SeccompLoad(nix::Error),
+    #[error("no default seccomp filter for {0}; run with --security-opt seccomp=unconfined")]
+    SeccompUnsupportedArch(&'static str),
+    #[error("cannot open {path} to mask it: {source}")]
+    MaskOpen { path: String, source: nix::Error },
+    #[error("masking {path}: {what} failed: {source}")]
+    Mask {
+        path: String,
+        what: &'static str,
+        source: nix::Error,
+    },
+    #[error("refusing to mask paths with the container's /dev/null: {0} (the runner must create /dev/null before masking)")]
+    DevNull(&'static str),
+}
+
+/// Everything decided and allocated before the clone, so the child only
+/// makes syscalls.
+#[derive(Debug, Clone)]
+pub struct SecurityPlan {
+    /// The bounding set (and, for uid 0, permitted and effective).
+    pub caps: CapSet,
+    /// Whether the process runs as uid 0 after setuid.
+    pub root: bool,
+    pub no_new_privs: bool,
+    pub seccomp: Option<SeccompProgram>,
+    pub privileged: bool,
+}
+
+impl SecurityPlan {
+    /// `uid` is the user the command runs as. Unknown capability names in
+    /// `spec.capabilities` are refused here, before anything starts.
+    pub fn new(spec: &SecuritySpec, uid: u32) -> Result<SecurityPlan, SecurityError> {
+        let caps = if spec.privileged {
+            CapSet::all()
+        } else {
+            match &spec.capabilities {
+                Some(names) => CapSet::of(&capabilities::parse_list(names)?),
+                None => CapSet::of(&capabilities::DEFAULT_CAPS),
+            }
+        };
+        let seccomp = if spec.seccomp && !spec.privileged {
+            Some(SeccompProgram::default_filter()?)
+        } else {
+            None
+        };
+        Ok(SecurityPlan {
+            caps,
+            root: uid == 0,
+            no_new_privs: spec.no_new_privileges,
+            seccomp,
+            privileged: spec.privileged,
+        })
+    }
+
+    /// In the child, still full root, before setgroups/setgid/setuid.
+    pub fn apply_before_setuid(&self) -> Result<(), SecurityError> {
+        if !self.privileged {
+            capabilities::drop_bounding(self.caps)?;
+        }
+        if let (Some(filter), false) = (&self.seccomp, self.no_new_privs) {
+            filter.load()?;
+        }
+        Ok(())
+    }
+
+    /// In the child, after setuid, immediately before execve.
+    pub fn apply_after_setuid(&self) -> Result<(), SecurityError> {
+        let held = if self.root { self.caps } else { CapSet(0) };
+        capabilities::set_process_caps(held, held, CapSet(0))?;
+        capabilities::clear_ambient()?;
+        if self.no_new_privs {
+            set_no_new_privs()?;
+            if let Some(filter) = &self.seccomp {
+                filter.load()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Both halves for a process that stays root (no setuid in between): the
+/// shape the runner uses when the user is uid 0. For other users, use
+/// `SecurityPlan` and call the halves around setuid.
+pub fn apply(spec: &SecuritySpec) -> Result<(), SecurityError> {
+    let plan = SecurityPlan::new(spec, nix::unistd::geteuid().as_raw())?;
+    plan.apply_before_setuid()?;
+    plan.apply_after_setuid()
+}
+
+/// PR_SET_NO_NEW_PRIVS: execve can no longer grant privileges (setuid
+/// bits, file capabilities); inherited by every descendant.
+pub fn set_no_new_privs() -> Result<(), SecurityError> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+    if r < 0 {
+        return Err(SecurityError::NoNewPrivs(nix::Error::last()));
+    }
+    Ok(())
+}
