@@ -1,1 +1,4 @@
 
+pub mod init;
+pub mod security;
+pub mod tty;
