@@ -1,0 +1,202 @@
+//! Variable expansion as the executor drives it: ARG/ENV scope step by
+//! step, global ARGs in FROM, build args, and Docker's expansion forms.
+
+use std::collections::BTreeMap;
+
+use builder::parse::*;
+
+fn args(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Expands every step of the last stage in order, as the executor does,
+/// and returns their normalised texts.
+fn walk(text: &str, build_args: &[(&str, &str)], base_env: &[&str]) -> Vec<String> {
+    let cf = Containerfile::parse_with_args("Containerfile", text, &args(build_args))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ex = cf.stage_expander();
+    ex.set_env_pairs(base_env.iter().copied());
+    let mut out = Vec::new();
+    for step in &cf.stages.last().unwrap().steps {
+        let e = step.expand(&ex).unwrap_or_else(|e| panic!("{e}"));
+        ex.apply(&e);
+        out.push(e.to_string());
+    }
+    out
+}
+
+#[test]
+fn word_forms() {
+    let mut ex = Expander::new('\\');
+    ex.set_env("NAME", "app");
+    ex.set_env("EMPTY", "");
+    let cases = [
+        ("$NAME", "app"),
+        ("${NAME}", "app"),
+        ("/srv/${NAME}/bin", "/srv/app/bin"),
+        ("${MISSING:-fallback}", "fallback"),
+        ("${EMPTY:-fallback}", "fallback"),
+        ("${EMPTY-fallback}", ""),
+        ("${MISSING-fallback}", "fallback"),
+        ("${NAME:+set}", "set"),
+        ("${EMPTY:+set}", ""),
+        ("${EMPTY+set}", "set"),
+        ("${MISSING+set}", ""),
+        ("\\$NAME", "$NAME"),
+        ("'$NAME'", "$NAME"),
+        ("\"$NAME\"", "app"),
+        ("\"'$NAME'\"", "'app'"),
+        ("${MISSING:-${NAME}-x}", "app-x"),
+        ("$$", "$$"),
+        ("a$", "a$"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(ex.expand_word(input).unwrap(), want, "{input}");
+    }
+    assert!(ex.expand_word("${MISSING:?must be set}").is_err());
+}
+
+#[test]
+fn arg_and_env_scope_step_by_step() {
+    let texts = walk(
+        "FROM x\nWORKDIR /$DIR\nARG DIR=opt\nWORKDIR /$DIR\nENV DIR=etc\nWORKDIR /$DIR\nARG DIR=ignored\nWORKDIR /$DIR\n",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        texts,
+        vec![
+            "WORKDIR /",
+            "ARG DIR=opt",
+            "WORKDIR /opt",
+            "ENV DIR=etc",
+            "WORKDIR /etc",
+            "ARG DIR=ignored",
+            "WORKDIR /etc", // ENV wins over ARG, whatever the order
+        ]
+    );
+}
+
+#[test]
+fn build_args_override_defaults() {
+    let texts = walk("FROM x\nARG V=1\nLABEL v=$V\n", &[("V", "2")], &[]);
+    assert_eq!(texts[1], "LABEL v=2");
+    // An undeclared build arg is not in scope.
+    let texts = walk("FROM x\nLABEL v=${V:-unset}\n", &[("V", "2")], &[]);
+    assert_eq!(texts[0], "LABEL v=unset");
+}
+
+#[test]
+fn global_args_in_from_and_redeclared_in_stage() {
+    let text = "ARG BASE=busybox\nARG TAG=1.36\nFROM ${BASE}:${TAG} AS b\nLABEL tag=${TAG:-none}\nARG TAG\nLABEL tag=$TAG\n";
+    let cf = Containerfile::parse("Containerfile", text).unwrap();
+    assert_eq!(cf.global_args.len(), 2);
+    assert_eq!(cf.stages[0].base, Base::Image("busybox:1.36".into()));
+    assert_eq!(
+        walk(text, &[], &[]),
+        vec!["LABEL tag=none", "ARG TAG", "LABEL tag=1.36"]
+    );
+    let cf =
+        Containerfile::parse_with_args("Containerfile", text, &args(&[("TAG", "musl")])).unwrap();
+    assert_eq!(cf.stages[0].base, Base::Image("busybox:musl".into()));
+    assert_eq!(walk(text, &[("TAG", "musl")], &[])[2], "LABEL tag=musl");
+}
+
+#[test]
+fn automatic_platform_args() {
+    let cf =
+        Containerfile::parse("Containerfile", "FROM --platform=$BUILDPLATFORM busybox\n").unwrap();
+    let p = cf.stages[0].platform.clone().unwrap();
+    assert!(p.starts_with("linux/"), "{p}");
+}
+
+#[test]
+fn base_image_env_is_in_scope() {
+    let texts = walk(
+        "FROM x\nWORKDIR $HOME/src\nENV PATH=/opt/bin:$PATH\n",
+        &[],
+        &["HOME=/root", "PATH=/usr/bin:/bin"],
+    );
+    assert_eq!(
+        texts,
+        vec!["WORKDIR /root/src", "ENV PATH=/opt/bin:/usr/bin:/bin"]
+    );
+}
+
+#[test]
+fn one_env_line_sees_the_scope_before_it() {
+    let texts = walk("FROM x\nENV A=1\nENV A=2 B=$A\n", &[], &[]);
+    assert_eq!(texts[1], "ENV A=2 B=1");
+}
+
+#[test]
+fn which_instructions_expand() {
+    let texts = walk(
+        "FROM x\nARG P=8080 U=app S=SIGTERM D=/data\nEXPOSE $P/tcp\nUSER $U\nSTOPSIGNAL $S\nVOLUME $D\nRUN echo $P\nCMD echo $P\nENTRYPOINT echo $P\nONBUILD RUN echo $P\nHEALTHCHECK CMD echo $P\n",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        &texts[1..],
+        &[
+            "EXPOSE 8080/tcp",
+            "USER app",
+            "STOPSIGNAL SIGTERM",
+            "VOLUME [\"/data\"]",
+            "RUN echo $P",
+            "CMD echo $P",
+            "ENTRYPOINT echo $P",
+            "ONBUILD RUN echo $P",
+            "HEALTHCHECK CMD echo $P",
+        ]
+    );
+}
+
+#[test]
+fn copy_flags_and_mounts_expand() {
+    let texts = walk(
+        "FROM x AS build\nFROM y\nARG S=build U=1000 M=0644 C=pip\nCOPY --from=$S --chown=$U --chmod=$M --exclude=*.$C a /b\nRUN --mount=type=cache,id=$C,target=/root/.cache/$C true\n",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        texts[1],
+        "COPY --from=build --chown=1000 --chmod=0644 --exclude=*.pip a /b"
+    );
+    assert_eq!(
+        texts[2],
+        "RUN --mount=type=cache,target=/root/.cache/pip,id=pip,sharing=shared,rw true"
+    );
+    let cf = Containerfile::parse(
+        "Containerfile",
+        "FROM x AS build\nFROM y\nARG S=build\nCOPY --from=$S a /b\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cf.stages[1].deps,
+        vec![0],
+        "--from found through an ARG default"
+    );
+}
+
+#[test]
+fn expansion_errors_name_the_line() {
+    let cf = Containerfile::parse(
+        "Containerfile",
+        "FROM x\n\nWORKDIR ${NOPE:?set NOPE}\nEXPOSE $P\n",
+    )
+    .unwrap();
+    let ex = cf.stage_expander();
+    let e = cf.stages[0].steps[0].expand(&ex).unwrap_err();
+    assert_eq!(e.to_string(), "Containerfile:3: WORKDIR: NOPE: set NOPE");
+    let mut ex = cf.stage_expander();
+    ex.set_env("P", "http");
+    let e = cf.stages[0].steps[1].expand(&ex).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Containerfile:4: EXPOSE: \"http\""),
+        "{e}"
+    );
+}
