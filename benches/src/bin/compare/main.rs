@@ -1,1 +1,193 @@
-fn main() {}
+//! `compare`: rbox side by side with its peers (crun, runc, podman, docker,
+//! umoci, tar, buildah), interleaved, with warm-ups, medians, min–max and
+//! ratios; markdown and SVG into benches/results/, and optionally the
+//! README's performance section.
+//!
+//! `cargo run -p benches --release --bin compare -- [--runs N] [--only startup|unpack|build|growth] [--readme]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use benches::machine::Machine;
+use benches::scratch::{Scratch, ScratchKind};
+
+mod build;
+mod docker;
+mod growth;
+mod interleave;
+mod plot;
+mod rbox;
+mod report;
+mod startup;
+mod unpack;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Part {
+    Startup,
+    Unpack,
+    Build,
+    Growth,
+}
+
+impl Part {
+    fn key(self) -> &'static str {
+        match self {
+            Part::Startup => "startup",
+            Part::Unpack => "unpack",
+            Part::Build => "build",
+            Part::Growth => "growth",
+        }
+    }
+}
+
+const ALL: [Part; 4] = [Part::Startup, Part::Unpack, Part::Build, Part::Growth];
+
+#[derive(Parser)]
+#[command(name = "compare", about = "Time rbox against its peers, side by side")]
+struct Cli {
+    /// Timed runs per tool (after the warm-ups)
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Untimed runs per tool first
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Run only this part
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+    /// Where unpack/build targets are written: a journaled ext4 loop image or a tmpfs
+    #[arg(long, default_value = "ext4", value_parser = ["ext4", "tmpfs"])]
+    fs: String,
+    /// Timed runs per point in the growth part (each point can take seconds)
+    #[arg(long, default_value_t = 5)]
+    growth_runs: usize,
+    /// Largest synthetic image in the growth part, in MB
+    #[arg(long, default_value_t = 1000)]
+    growth_max_mb: u64,
+    /// Also rewrite the README's section between <!-- perf:begin --> and <!-- perf:end -->
+    #[arg(long)]
+    readme: bool,
+    /// Results directory
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
+    out: PathBuf,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+#[derive(Subcommand)]
+enum Helper {
+    /// (internal) unpack one image of a store, timed by the parent process
+    #[command(hide = true)]
+    UnpackOne { store: PathBuf, image: String },
+}
+
+/// What every part needs.
+pub struct Ctx {
+    pub runs: usize,
+    pub warmup: usize,
+    pub growth_runs: usize,
+    pub growth_max_mb: u64,
+    pub cache: PathBuf,
+    pub scratch: Scratch,
+    pub out: PathBuf,
+    pub header: String,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Helper::UnpackOne { store, image }) = &cli.helper {
+        return rbox::unpack_one(store, image);
+    }
+    benches::require_root()?;
+    if cli.runs < 1 {
+        bail!("--runs must be at least 1");
+    }
+    let kind = ScratchKind::parse(&cli.fs).expect("clap checked");
+    benches::scratch::check_tools(kind)?;
+    let cache = benches::cache_dir();
+    std::fs::create_dir_all(&cache).with_context(|| format!("create {}", cache.display()))?;
+    let scratch = Scratch::mount(&cache, kind).context("mount the scratch filesystem")?;
+    let machine = Machine::probe();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let header = format!(
+        "{}\nTargets on: {}.\nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.\nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
+        machine.markdown(),
+        scratch.describe(),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command,
+        cli.warmup,
+        cli.runs,
+        utc_now(),
+    );
+    std::fs::create_dir_all(&cli.out).with_context(|| format!("create {}", cli.out.display()))?;
+    let ctx = Ctx {
+        runs: cli.runs,
+        warmup: cli.warmup,
+        growth_runs: cli.growth_runs,
+        growth_max_mb: cli.growth_max_mb,
+        cache,
+        scratch,
+        out: cli.out.clone(),
+        header,
+    };
+    let parts: Vec<Part> = match cli.only {
+        Some(p) => vec![p],
+        None => ALL.to_vec(),
+    };
+    for part in parts {
+        eprintln!("compare: === {} ===", part.key());
+        let section = match part {
+            Part::Startup => startup::run(&ctx),
+            Part::Unpack => unpack::run(&ctx),
+            Part::Build => build::run(&ctx),
+            Part::Growth => growth::run(&ctx),
+        };
+        let md = section.markdown(&ctx.header);
+        let path = ctx.out.join(format!("{}.md", part.key()));
+        std::fs::write(&path, &md).with_context(|| format!("write {}", path.display()))?;
+        println!("{md}");
+        eprintln!("compare: wrote {}", path.display());
+    }
+    if cli.readme {
+        let readme = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let mut body = String::from(
+            "Reproduce: `bash benches/scripts/install-peers.sh && cargo run -p benches --release --bin compare -- --readme` (as root). Per-part details and plots: [benches/results/](benches/results/).\n\n",
+        );
+        for p in ALL {
+            let f = ctx.out.join(format!("{}.md", p.key()));
+            if let Ok(text) = std::fs::read_to_string(&f) {
+                // Plots are linked relative to results/; from the README they live one level down.
+                body.push_str(
+                    &text
+                        .replace("](", "](benches/results/")
+                        .replace("](benches/results/http", "](http"),
+                );
+                body.push('\n');
+            }
+        }
+        report::rewrite_readme(&readme, &body).map_err(anyhow::Error::msg)?;
+        eprintln!("compare: rewrote the perf section of {}", readme.display());
+    }
+    Ok(())
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

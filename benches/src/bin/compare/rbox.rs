@@ -1,0 +1,119 @@
+//! rbox's side: its binaries (built here, so the numbers are always of the
+//! tree being measured), images put into a store on the scratch filesystem,
+//! and the unpack helper the parent times as a process like every peer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use benches::corpus::LayeredImage;
+use engine::image::{media_type, Descriptor, ImageConfig};
+use engine::reference::ImageRef;
+use engine::store::Store;
+
+/// `rrun` or `rbuild` from this workspace, built in release mode; `Err` is
+/// the one-line reason for a "skipped" row.
+pub fn binary(name: &str) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Vec<(String, Result<PathBuf, String>)>> = OnceLock::new();
+    let all = BUILT.get_or_init(|| {
+        [("rrun", "runner"), ("rbuild", "builder")]
+            .iter()
+            .map(|(bin, pkg)| (bin.to_string(), build(bin, pkg)))
+            .collect()
+    });
+    all.iter()
+        .find(|(b, _)| b == name)
+        .map(|(_, r)| r.clone())
+        .unwrap_or_else(|| Err(format!("{name} is not a binary of this workspace")))
+}
+
+fn build(bin: &str, pkg: &str) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("compare: building {bin} (cargo build --release -p {pkg} --bin {bin})");
+    let out = Command::new(&cargo)
+        .args(["build", "--release", "-q", "-p", pkg, "--bin", bin])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map_err(|e| format!("cannot run cargo ({cargo}): {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .unwrap_or("see cargo's output");
+        return Err(format!("{bin} does not build yet ({first})"));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let path = exe.parent().expect("exe has a dir").join(bin);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} missing after cargo build", path.display()))
+    }
+}
+
+/// `rbuild --root STORE import TAR NAME`, the way a user makes the image.
+pub fn import(store: &Path, tar: &Path, name: &str) -> Result<(), String> {
+    let rbuild = binary("rbuild")?;
+    benches::tools::run_quiet(
+        Command::new(rbuild)
+            .arg("--root")
+            .arg(store)
+            .arg("import")
+            .arg(tar)
+            .arg(name),
+    )
+    .map_err(|e| format!("rbuild import failed: {e}"))
+}
+
+/// Put `img`'s zstd layers and an image naming them into the store at
+/// `root`, tagged `name:latest` (blobs only: nothing is unpacked here).
+pub fn ingest(root: &Path, img: &LayeredImage, name: &str) -> Result<(), String> {
+    let store = Store::open(root).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    let mut config = ImageConfig::scratch();
+    for i in 0..img.layers {
+        let zst = img.zst(i);
+        let mut w = store.blob_writer().map_err(|e| e.to_string())?;
+        let mut f =
+            std::fs::File::open(&zst).map_err(|e| format!("open {}: {e}", zst.display()))?;
+        std::io::copy(&mut f, &mut w).map_err(|e| format!("copy {}: {e}", zst.display()))?;
+        let (digest, size) = w.commit().map_err(|e| e.to_string())?;
+        let tar = img.tar(i);
+        let mut hw = engine::digest::HashingWriter::new(std::io::sink());
+        let mut f =
+            std::fs::File::open(&tar).map_err(|e| format!("open {}: {e}", tar.display()))?;
+        std::io::copy(&mut f, &mut hw).map_err(|e| format!("hash {}: {e}", tar.display()))?;
+        let (_, diff_id, _) = hw.finish();
+        config.rootfs.diff_ids.push(diff_id);
+        layers.push(Descriptor {
+            media_type: media_type::LAYER_ZSTD.to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+        });
+    }
+    let manifest = store
+        .put_image(&config, layers)
+        .map_err(|e| e.to_string())?;
+    let r = ImageRef::new(name, "latest").map_err(|e| e.to_string())?;
+    store.tag(&r, &manifest).map_err(|e| e.to_string())
+}
+
+/// Forget every unpacked layer so the next unpack starts from blobs.
+pub fn forget_unpacked(root: &Path) -> Result<(), String> {
+    let layers = root.join("layers");
+    benches::tools::clean_dir(&layers).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&layers).map_err(|e| format!("create {}: {e}", layers.display()))
+}
+
+/// The hidden `unpack-one` subcommand.
+pub fn unpack_one(root: &Path, image: &str) -> anyhow::Result<()> {
+    let store = Store::open(root).with_context(|| format!("open store {}", root.display()))?;
+    let img = store
+        .find_image(image)
+        .with_context(|| format!("find {image}"))?;
+    engine::layer::unpack_image(&store, &img).with_context(|| format!("unpack {image}"))?;
+    Ok(())
+}
