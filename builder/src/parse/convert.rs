@@ -340,7 +340,7 @@ fn copy(
             },
             None if w.starts_with("http://") || w.starts_with("https://") => {
                 if !is_add {
-                    return Err(bad(kw, format!("COPY cannot fetch URLs ({w}): use ADD")));
+                    return Err(bad(kw, format!("cannot fetch URLs ({w}): use ADD")));
                 }
                 Source::Url(w.clone())
             }
@@ -415,10 +415,7 @@ fn healthcheck(
     let _ = escape;
     if first.eq_ignore_ascii_case("NONE") {
         if !cmd.is_empty() || !raw_flags.is_empty() {
-            return Err(bad(
-                kw,
-                "HEALTHCHECK NONE takes no other arguments or flags",
-            ));
+            return Err(bad(kw, "NONE takes no other arguments or flags"));
         }
         return Ok(Instruction::Healthcheck(Health::None));
     }

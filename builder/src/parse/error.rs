@@ -107,6 +107,11 @@ pub enum ErrorKind {
     Cycle(String),
     #[error("unknown target stage \"{target}\"; the stages are: {stages}")]
     UnknownTarget { target: String, stages: String },
+    #[error("{instruction}: bad variable syntax: {message}")]
+    Syntax {
+        instruction: String,
+        message: String,
+    },
     #[error("{instruction}: {message}")]
     Expansion {
         instruction: String,

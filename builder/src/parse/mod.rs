@@ -246,9 +246,8 @@ impl Containerfile {
             global_values,
         };
         // Reject cycles now rather than when a target happens to reach one.
-        for i in 0..cf.stages.len() {
-            stage::dependency_order(&cf.file, &cf.stages, i)?;
-        }
+        let all: Vec<usize> = (0..cf.stages.len()).collect();
+        stage::dependency_order(&cf.file, &cf.stages, &all)?;
         Ok(cf)
     }
 
@@ -275,7 +274,7 @@ impl Containerfile {
                 )
             })?,
         };
-        stage::dependency_order(&self.file, &self.stages, root)
+        stage::dependency_order(&self.file, &self.stages, &[root])
     }
 
     /// The expander a stage starts with: the build args and global ARG

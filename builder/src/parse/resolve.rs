@@ -11,9 +11,19 @@ use super::flags::{parse_mode, signal_number, PortSpec};
 use super::instruction::*;
 
 fn fail(kw: &str, e: ExpandError) -> ErrorKind {
-    ErrorKind::Expansion {
-        instruction: kw.to_string(),
-        message: e.to_string(),
+    let instruction = kw.to_string();
+    let message = e.to_string();
+    match e {
+        // Depends on values: only known when the step runs.
+        ExpandError::Required { .. } => ErrorKind::Expansion {
+            instruction,
+            message,
+        },
+        // Wrong whatever the values: reported at parse time.
+        _ => ErrorKind::Syntax {
+            instruction,
+            message,
+        },
     }
 }
 

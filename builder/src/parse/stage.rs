@@ -146,6 +146,12 @@ pub(crate) fn compute_deps(
         let mut ex = Expander::with_args(escape, build_args.clone(), global.clone());
         for step in &stage.steps {
             let expanded = expand_instruction(&step.instruction, &ex);
+            // Syntax errors cannot be fixed by any value; other failures
+            // may depend on the base image's ENV, so the executor reports
+            // them when it expands the step with that ENV in scope.
+            if let Err(kind @ ErrorKind::Syntax { .. }) = &expanded {
+                return Err(step.error(kind.clone()));
+            }
             let inst = expanded.as_ref().unwrap_or(&step.instruction);
             let mut refs: Vec<(&str, &str)> = Vec::new();
             match inst {
@@ -198,27 +204,42 @@ pub(crate) fn compute_deps(
     Ok(())
 }
 
-/// Post-order walk from `root`: dependencies first. A cycle is an error
-/// naming the stages on it.
+/// Post-order walk from each of `roots`: dependencies first, each stage
+/// once. A cycle is an error naming the stages on it.
 pub(crate) fn dependency_order(
     file: &str,
     stages: &[Stage],
-    root: usize,
+    roots: &[usize],
 ) -> Result<Vec<usize>, ParseError> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
     let mut marks = vec![Mark::New; stages.len()];
     let mut order = Vec::new();
+    for &root in roots {
+        if marks.get(root) != Some(&Mark::New) {
+            continue;
+        }
+        marks[root] = Mark::Active;
+        walk(file, stages, root, &mut marks, &mut order)?;
+    }
+    Ok(order)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mark {
+    New,
+    Active,
+    Done,
+}
+
+fn walk(
+    file: &str,
+    stages: &[Stage],
+    root: usize,
+    marks: &mut [Mark],
+    order: &mut Vec<usize>,
+) -> Result<(), ParseError> {
     // Explicit stack (stage, next dep position) so deep chains cannot
     // overflow the thread's stack.
     let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
-    if let Some(m) = marks.get_mut(root) {
-        *m = Mark::Active;
-    }
     while let Some(&mut (node, ref mut pos)) = stack.last_mut() {
         let deps = stages.get(node).map(|s| s.deps.as_slice()).unwrap_or(&[]);
         if let Some(&dep) = deps.get(*pos) {
@@ -252,5 +273,5 @@ pub(crate) fn dependency_order(
             stack.pop();
         }
     }
-    Ok(order)
+    Ok(())
 }
