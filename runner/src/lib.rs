@@ -1,4 +1,20 @@
+//! rbox's native container runtime (binary `rrun`): namespaces, overlayfs,
+//! pivot_root, cgroups v1 and v2, lifecycle; and an OCI-bundle runtime that
+//! drives crun/runc/youki through the same `engine::runtime::Runtime` seam.
 
+pub mod cgroup;
+pub mod container;
+pub mod exec;
+pub mod hooks;
+pub mod lifecycle;
+pub mod rootfs;
+pub mod spawn;
+pub mod state;
+pub mod sys;
+pub mod user;
+
+/// PATH when neither the image nor the user sets one (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub mod init;
 pub mod security;
 pub mod tty;

@@ -1,1 +1,40 @@
-fn main() {}
+//! rrun: run containers from rbox images (Docker's CLI shape).
+
+mod admin;
+mod cli;
+mod detach;
+mod oci_run;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // Docker exits 125 on bad usage; keep clap's message, one line first.
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid usage");
+            eprintln!("rrun: {}", first.trim_start_matches("error: "));
+            eprintln!("See 'rrun --help'.");
+            return ExitCode::from(125);
+        }
+    };
+    let code = match run::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rrun: {}", run::one_line(&e));
+            run::exit_code_of(&e)
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

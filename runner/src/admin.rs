@@ -1,0 +1,197 @@
+//! ps, stop, kill, rm, logs, exec.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use runner::exec::ExecRequest;
+use runner::lifecycle;
+use runner::state::{self, State, Status};
+
+use crate::cli::{ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::run::{require_root, Coded};
+
+fn containers(root: &Path) -> PathBuf {
+    root.join("containers")
+}
+
+fn find(root: &Path, key: &str) -> Result<(PathBuf, State)> {
+    state::find(&containers(root), key).map_err(|e| Coded(1, e.into()).into())
+}
+
+fn ago(secs: u64) -> String {
+    let d = state::now().saturating_sub(secs);
+    match d {
+        0..=59 => format!("{d} seconds ago"),
+        60..=3599 => format!("{} minutes ago", d / 60),
+        3600..=86_399 => format!("{} hours ago", d / 3600),
+        _ => format!("{} days ago", d / 86_400),
+    }
+}
+
+pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
+    let dir = containers(root);
+    lifecycle::reap_leftovers(&dir);
+    let mut out = std::io::stdout().lock();
+    if !a.quiet {
+        writeln!(
+            out,
+            "{:<12}   {:<20} {:<22} {:<16} {:<22} NAMES",
+            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
+        )?;
+    }
+    for (_, s) in state::list(&dir) {
+        let running = s.is_running();
+        if !a.all && !running {
+            continue;
+        }
+        if a.quiet {
+            writeln!(out, "{}", s.short_id())?;
+            continue;
+        }
+        let status = match (s.status, running) {
+            (_, true) => "Up".to_string(),
+            (Status::Created, false) => "Created".to_string(),
+            _ => format!(
+                "Exited ({}) {}",
+                s.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                s.finished.map(ago).unwrap_or_default()
+            ),
+        };
+        let mut cmd = format!("\"{}\"", s.command.join(" "));
+        if cmd.len() > 20 {
+            cmd.truncate(19);
+            cmd.push_str("…\"");
+        }
+        writeln!(
+            out,
+            "{:<12}   {:<20} {:<22} {:<16} {:<22} {}",
+            s.short_id(),
+            s.image,
+            cmd,
+            ago(s.created),
+            status,
+            s.name
+        )?;
+    }
+    Ok(0)
+}
+
+pub fn stop(root: &Path, a: &StopArgs) -> Result<i32> {
+    require_root("rrun stop")?;
+    let mut code = 0;
+    for c in &a.containers {
+        match find(root, c) {
+            Ok((dir, s)) => {
+                lifecycle::stop(&dir, &s, Duration::from_secs(a.time))?;
+                println!("{c}");
+            }
+            Err(e) => {
+                eprintln!("rrun: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
+    require_root("rrun kill")?;
+    let sig = lifecycle::parse_signal(&a.signal).map_err(|e| Coded(1, e.into()))?;
+    let mut code = 0;
+    for c in &a.containers {
+        let r = find(root, c)
+            .and_then(|(_, s)| lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into()));
+        match r {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("rrun: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn rm(root: &Path, a: &RmArgs) -> Result<i32> {
+    require_root("rrun rm")?;
+    let mut code = 0;
+    for c in &a.containers {
+        let r = find(root, c).and_then(|(dir, s)| {
+            lifecycle::remove(&dir, &s, a.force).map_err(|e| Coded(1, e.into()).into())
+        });
+        match r {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("rrun: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
+    let (dir, _) = find(root, &a.container)?;
+    let p = dir.join("container.log");
+    match std::fs::File::open(&p) {
+        Ok(mut f) => {
+            std::io::copy(&mut f, &mut std::io::stdout().lock()).context("write logs")?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!(Coded(1, anyhow!("read {}: {e}", p.display()))),
+    }
+    Ok(0)
+}
+
+pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    require_root("rrun exec")?;
+    if a.tty && !runner::hooks::tty_available() {
+        bail!(Coded(
+            125,
+            anyhow!("-t is not available in this build of rrun")
+        ));
+    }
+    let (_, s) = find(root, &a.container)?;
+    if !s.is_running() {
+        bail!(Coded(1, anyhow!("container {} is not running", s.name)));
+    }
+    let mut env = s.exec.env.clone();
+    for e in &a.env {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            format!("{e}={}", std::env::var(e).unwrap_or_default())
+        };
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    let (uid, gid, groups) = match &a.user {
+        None => (s.exec.uid, s.exec.gid, s.exec.groups.clone()),
+        Some(u) => {
+            let pid = s.pid.map(|p| p.pid).unwrap_or(0);
+            let r =
+                runner::user::resolve_in_layers(u, &[PathBuf::from(format!("/proc/{pid}/root"))])
+                    .map_err(|e| Coded(125, e.into()))?;
+            (r.spec.uid, r.spec.gid, r.spec.additional_gids)
+        }
+    };
+    let devnull = std::fs::File::open("/dev/null").context("open /dev/null")?;
+    use std::os::fd::AsRawFd;
+    let req = ExecRequest {
+        args: a.command.clone(),
+        env,
+        cwd: a.workdir.clone().unwrap_or_else(|| s.exec.cwd.clone()),
+        uid,
+        gid,
+        groups,
+        stdio: [(!a.interactive).then(|| devnull.as_raw_fd()), None, None],
+        controlling_tty: false,
+    };
+    let status = runner::exec::exec(&s, &req)?;
+    Ok(status.code())
+}

@@ -1,0 +1,231 @@
+//! cgroup v1: one hierarchy per controller (or a few co-mounted). We use
+//! memory, cpu, cpuacct and pids; each gets `rbox/<id>` under its mount.
+
+use std::path::{Path, PathBuf};
+
+use engine::runtime::Resources;
+
+use super::{
+    io_err, read_procs, remove_dir_when_empty, v2::list_dirs, write_file, CgroupError, InnerMount,
+    Result, PARENT,
+};
+
+const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+
+/// One mounted v1 hierarchy we use.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    /// Controllers co-mounted in it, as /proc/self/cgroup lists them (`cpu,cpuacct`).
+    pub controllers: String,
+    /// Its mount point (the hierarchy's root).
+    pub mount: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct V1Driver {
+    hierarchies: Vec<Hierarchy>,
+}
+
+#[derive(Debug)]
+pub struct V1Cgroup {
+    hierarchies: Vec<Hierarchy>,
+    id: String,
+}
+
+impl V1Driver {
+    /// Find the hierarchies of our controllers: their names come from
+    /// /proc/self/cgroup, their mounts are `root/<controller>` (on hosts
+    /// that co-mount, a symlink to the co-mounted directory).
+    pub fn probe(root: &Path) -> Result<V1Driver> {
+        let text = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(io_err("read", Path::new("/proc/self/cgroup")))?;
+        let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, Some(ctrls), _) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if ctrls.is_empty() || !ctrls.split(',').any(|c| CONTROLLERS.contains(&c)) {
+                continue;
+            }
+            let mount = ctrls
+                .split(',')
+                .map(|c| root.join(c))
+                .chain(std::iter::once(root.join(ctrls)))
+                .find(|p| p.is_dir());
+            if let Some(mount) = mount {
+                hierarchies.push(Hierarchy {
+                    controllers: ctrls.to_string(),
+                    mount,
+                });
+            }
+        }
+        for needed in ["memory", "cpu", "pids"] {
+            if !hierarchies
+                .iter()
+                .any(|h| h.controllers.split(',').any(|c| c == needed))
+            {
+                return Err(CgroupError::MissingController {
+                    controller: needed,
+                    path: root.to_path_buf(),
+                    why: "container limits (cgroup v1)",
+                });
+            }
+        }
+        Ok(V1Driver { hierarchies })
+    }
+
+    pub fn create(&self, id: &str, res: &Resources) -> Result<V1Cgroup> {
+        let cg = self.open(id);
+        let mut made = Vec::new();
+        let result = (|| {
+            for h in &self.hierarchies {
+                let parent = h.mount.join(PARENT);
+                match std::fs::create_dir(&parent) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err("create", &parent)(e)),
+                }
+                let dir = parent.join(id);
+                std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+                made.push(dir);
+            }
+            cg.apply(res)
+        })();
+        if result.is_err() {
+            for d in made.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        result.map(|()| cg)
+    }
+
+    pub fn open(&self, id: &str) -> V1Cgroup {
+        V1Cgroup {
+            hierarchies: self.hierarchies.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .hierarchies
+            .iter()
+            .flat_map(|h| list_dirs(&h.mount.join(PARENT)))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+impl V1Cgroup {
+    fn dir_of(&self, controller: &str) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.controllers.split(',').any(|c| c == controller))
+            .map(|h| h.mount.join(PARENT).join(&self.id))
+    }
+
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.mount.join(PARENT).join(&self.id))
+            .collect()
+    }
+
+    fn apply(&self, res: &Resources) -> Result<()> {
+        if let (Some(m), Some(dir)) = (res.memory_bytes, self.dir_of("memory")) {
+            write_file(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                // Docker: --memory-swap is memory+swap; unset means twice the memory.
+                let total = match res.memory_swap_bytes {
+                    Some(-1) => "-1".to_string(),
+                    Some(t) => t.to_string(),
+                    None => (m.saturating_mul(2)).to_string(),
+                };
+                write_file(&memsw, &total)?;
+            }
+        }
+        if let Some(dir) = self.dir_of("cpu") {
+            if let Some(q) = res.cpu_quota_us {
+                let period = res.cpu_period_us.unwrap_or(100_000);
+                write_file(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                write_file(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+            }
+            if let Some(s) = res.cpu_shares {
+                write_file(&dir.join("cpu.shares"), &s.to_string())?;
+            }
+        }
+        if let (Some(p), Some(dir)) = (res.pids_limit, self.dir_of("pids")) {
+            write_file(&dir.join("pids.max"), &p.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        for d in self.paths() {
+            write_file(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn oom_kills(&self) -> u64 {
+        let Some(dir) = self.dir_of("memory") else {
+            return 0;
+        };
+        let ctl = std::fs::read_to_string(dir.join("memory.oom_control")).unwrap_or_default();
+        ctl.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn procs(&self) -> Vec<i32> {
+        let mut all: Vec<i32> = self
+            .paths()
+            .iter()
+            .flat_map(|d| read_procs(&d.join("cgroup.procs")))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        let mut first_err = None;
+        for d in self.paths() {
+            let procs = d.join("cgroup.procs");
+            let r = remove_dir_when_empty(&d, || {
+                for pid in read_procs(&procs) {
+                    // SAFETY: kill takes integers only.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            });
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn inner_mounts(&self) -> Vec<InnerMount> {
+        self.hierarchies
+            .iter()
+            .map(|h| {
+                let names: Vec<&str> = h.controllers.split(',').collect();
+                InnerMount {
+                    fstype: "cgroup",
+                    options: h.controllers.clone(),
+                    target: h.controllers.clone(),
+                    aliases: if names.len() > 1 {
+                        names.iter().map(|s| s.to_string()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,375 @@
+//! rrun's command line: Docker's option names and meanings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rrun",
+    about = "Run containers from rbox images",
+    version,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Root of the rbox store
+    #[arg(long, global = true, env = "RBOX_ROOT", default_value = engine::store::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "string")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    pub user: Option<String>,
+    /// Container host name
+    #[arg(long, value_name = "string")]
+    pub hostname: Option<String>,
+    /// Bind mount a volume (SRC:DST[:ro|rw])
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs directory (DST[:options])
+    #[arg(long, value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Connect a container to a network (none|host)
+    #[arg(
+        long = "network",
+        alias = "net",
+        value_name = "network",
+        default_value = "none"
+    )]
+    pub network: String,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security Options (no-new-privileges, seccomp=unconfined)
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "command", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Runtime to use for this container (native, crun, runc, youki)
+    #[arg(long, value_name = "string", default_value = "native")]
+    pub runtime: String,
+    /// The image to run
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// A bad option value: one line, exit 125.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid argument {value:?} for \"{flag}\" flag: {reason}")]
+pub struct BadValue {
+    pub value: String,
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
+    BadValue {
+        value: value.to_string(),
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Docker's RAMInBytes: `512`, `64k`, `32m`, `1.5g`, `2GiB`; binary units.
+pub fn parse_size(value: &str, flag: &'static str) -> Result<u64, BadValue> {
+    let s = value.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let invalid = || bad(value, flag, format!("invalid size: '{value}'"));
+    let n: f64 = num.parse().map_err(|_| invalid())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(invalid()),
+    };
+    Ok((n * mult) as u64)
+}
+
+/// `--cpus 1.5` as a CFS quota per 100 ms period.
+pub fn parse_cpus(value: &str) -> Result<(u64, u64), BadValue> {
+    let n: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad(value, "--cpus", "expected a decimal number of CPUs"))?;
+    let available = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    if !(0.01..=available).contains(&n) {
+        return Err(bad(
+            value,
+            "--cpus",
+            format!("range of CPUs is from 0.01 to {available:.2}, as there are only {available} CPUs available"),
+        ));
+    }
+    let period = 100_000u64;
+    Ok(((n * period as f64).round() as u64, period))
+}
+
+pub fn parse_int(value: &str, flag: &'static str) -> Result<i64, BadValue> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad(value, flag, "expected an integer"))
+}
+
+/// Docker's default capability set (moby oci/caps/defaults.go).
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn cap_name(c: &str) -> String {
+    let up = c.trim().to_ascii_uppercase();
+    if up == "ALL" || up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability list after --cap-add/--cap-drop; `None` = the default.
+/// `ALL` in the list means every capability.
+pub fn capabilities(add: &[String], drop: &[String]) -> Option<Vec<String>> {
+    if add.is_empty() && drop.is_empty() {
+        return None;
+    }
+    let add: Vec<String> = add
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(cap_name)
+        .collect();
+    let drop: Vec<String> = drop
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(cap_name)
+        .collect();
+    if add.iter().any(|a| a == "ALL") {
+        return Some(vec!["ALL".to_string()]);
+    }
+    let mut caps: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    for a in add {
+        if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    Some(caps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(parse_size("32m", "-m").unwrap(), 32 << 20);
+        assert_eq!(parse_size("1.5g", "-m").unwrap(), 3 << 29);
+        assert_eq!(parse_size("64KiB", "-m").unwrap(), 64 << 10);
+        assert_eq!(parse_size("100", "-m").unwrap(), 100);
+        let e = parse_size("12q", "-m, --memory").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'"
+        );
+    }
+
+    #[test]
+    fn cpus_become_a_quota() {
+        assert_eq!(parse_cpus("0.5").unwrap(), (50_000, 100_000));
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("abc").is_err());
+    }
+
+    #[test]
+    fn caps_add_and_drop() {
+        assert_eq!(capabilities(&[], &[]), None);
+        let c = capabilities(&["sys_admin".into()], &["chown".into()]).unwrap();
+        assert!(c.contains(&"CAP_SYS_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(
+            capabilities(&[], &["ALL".into()]).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Run one `ContainerSpec`: cgroup, generated /etc files, the plan for the
+//! child, clone, wait, teardown. Shared by `rrun run` and `NativeRuntime`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
+use engine::snapshot::MountSpec;
+
+use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
+use crate::rootfs::{self, FsMount, RootfsPlan, Step};
+use crate::spawn::{self, ChildPlan, ForwardedSignals, SpawnError, WaitResult};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid mount {0:?}: {1}")]
+    Mount(String, &'static str),
+    #[error("security settings: {0}")]
+    Security(String),
+    #[error("--init is not available in this build of rrun")]
+    InitUnavailable,
+}
+
+impl LaunchError {
+    /// Docker's convention: 126/127 for the command, 125 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::Spawn(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LaunchError + 'a {
+    move |source| LaunchError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How to run: what the caller does around the container.
+pub struct Launch<'a> {
+    /// Directory for the generated hosts/hostname/resolv.conf (exists).
+    pub files_dir: &'a Path,
+    /// Forward INT/TERM/HUP/QUIT/USR1/USR2 to the container (rrun's
+    /// foreground mode). Requires a single-threaded caller.
+    pub forward_signals: bool,
+    /// Kill the container if the caller dies.
+    pub die_with_parent: bool,
+    pub stdio: [Option<RawFd>; 3],
+    pub controlling_tty: bool,
+    /// Called once the command runs, with its host pid.
+    pub on_started: Option<&'a mut dyn FnMut(i32)>,
+    /// Called on SIGWINCH (with forward_signals).
+    pub on_winch: Option<&'a mut dyn FnMut()>,
+}
+
+impl Launch<'_> {
+    pub fn new(files_dir: &Path) -> Launch<'_> {
+        Launch {
+            files_dir,
+            forward_signals: false,
+            die_with_parent: true,
+            stdio: [None; 3],
+            controlling_tty: false,
+            on_started: None,
+            on_winch: None,
+        }
+    }
+}
+
+/// The outcome plus what the OOM message needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub memory_limit: Option<u64>,
+}
+
+/// Run `spec` to completion; every exit path removes the cgroup. Mounts
+/// need no cleanup: they live in the container's own mount namespace.
+pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, LaunchError> {
+    let driver = CgroupDriver::probe()?;
+    let cg = driver.create(&spec.id, &spec.resources)?;
+    let result = run_in(spec, &cg, &mut launch);
+    let removed = cg.remove();
+    let outcome = result?;
+    removed?;
+    Ok(outcome)
+}
+
+fn run_in(
+    spec: &ContainerSpec,
+    cg: &Cgroup,
+    launch: &mut Launch<'_>,
+) -> Result<Outcome, LaunchError> {
+    if spec.init && !crate::hooks::init_available() {
+        return Err(LaunchError::InitUnavailable);
+    }
+    write_etc_files(spec, launch.files_dir)?;
+    let plan = plan_for(spec, cg, launch)?;
+    let signals = launch.forward_signals.then(ForwardedSignals::block);
+    let into = cg.clone_into_fd();
+    let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
+    drop(into);
+    if matches!(cg, Cgroup::V1(_)) {
+        if let Err(e) = cg.add_process(started.pid) {
+            started.abort();
+            return Err(e.into());
+        }
+    }
+    let pid = started.release()?;
+    if let Some(f) = launch.on_started.as_mut() {
+        f(pid);
+    }
+    let waited = match &signals {
+        Some(s) => {
+            let mut winch = launch.on_winch.take();
+            s.wait(pid, || {
+                if let Some(w) = winch.as_mut() {
+                    w()
+                }
+            })
+        }
+        None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait returns a status")),
+    }
+    .map_err(io_err("wait for container", launch.files_dir))?;
+    drop(signals);
+    let mut status = match waited {
+        WaitResult::Exited(c) => ExitStatus::Exited(c),
+        WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+    };
+    if status.code() == 137 && cg.oom_kills() > 0 {
+        status = ExitStatus::OutOfMemory;
+    }
+    Ok(Outcome {
+        status,
+        memory_limit: spec.resources.memory_bytes,
+    })
+}
+
+/// /etc/hosts, /etc/hostname, /etc/resolv.conf for the container, as
+/// files the child bind-mounts (never written into the image).
+fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        spec.hostname
+    );
+    let resolv = match spec.network {
+        NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        NetworkMode::None => String::new(),
+    };
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{}\n", spec.hostname)),
+        ("resolv.conf", resolv),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, content).map_err(io_err("write", &p))?;
+    }
+    Ok(())
+}
+
+fn rel_target(target: &Path) -> Result<CString, LaunchError> {
+    let s = target.to_string_lossy();
+    let rel = s.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return Err(LaunchError::Mount(
+            s.into_owned(),
+            "the target must be a path below / without '..'",
+        ));
+    }
+    Ok(sys::cstring(rel))
+}
+
+/// A ContainerSpec mount (bind or tmpfs or any fs) as a rootfs step.
+fn mount_step(m: &MountSpec) -> Result<Step, LaunchError> {
+    let target = rel_target(&m.target)?;
+    let ro = m.options.iter().any(|o| o == "ro");
+    if m.fstype == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind") {
+        let meta = std::fs::metadata(&m.source).map_err(io_err("bind source", &m.source))?;
+        return Ok(Step::Bind {
+            source: sys::cstring(&m.source),
+            target,
+            dir: meta.is_dir(),
+            readonly: ro,
+        });
+    }
+    let mut attrs = if m.fstype == "tmpfs" {
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
+    } else {
+        0
+    };
+    let mut options = Vec::new();
+    for o in &m.options {
+        match o.as_str() {
+            "ro" => attrs |= MOUNT_ATTR_RDONLY,
+            "rw" => attrs &= !MOUNT_ATTR_RDONLY,
+            "exec" => attrs &= !MOUNT_ATTR_NOEXEC,
+            "noexec" => attrs |= MOUNT_ATTR_NOEXEC,
+            "suid" => attrs &= !MOUNT_ATTR_NOSUID,
+            "nosuid" => attrs |= MOUNT_ATTR_NOSUID,
+            "dev" => attrs &= !MOUNT_ATTR_NODEV,
+            "nodev" => attrs |= MOUNT_ATTR_NODEV,
+            o => match o.split_once('=') {
+                Some((k, v)) => options.push((sys::cstring(k), Some(sys::cstring(v)))),
+                None => options.push((sys::cstring(o), None)),
+            },
+        }
+    }
+    Ok(Step::Fs {
+        fs: FsMount {
+            fstype: sys::cstring(&m.fstype),
+            options,
+            attrs,
+        },
+        target,
+    })
+}
+
+fn plan_for(
+    spec: &ContainerSpec,
+    cg: &Cgroup,
+    launch: &Launch<'_>,
+) -> Result<ChildPlan, LaunchError> {
+    let mut steps = rootfs::standard_steps(&cg.inner_mounts());
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        steps.push(Step::Bind {
+            source: sys::cstring(launch.files_dir.join(name)),
+            target: sys::cstring(format!("etc/{name}")),
+            dir: false,
+            readonly: false,
+        });
+    }
+    for m in &spec.mounts {
+        steps.push(mount_step(m)?);
+    }
+    let r = &spec.rootfs;
+    let env_path = spec
+        .env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="));
+    let argv0 = spec.args.first().map(String::as_str).unwrap_or("");
+    let security = crate::hooks::security_plan(&spec.security, spec.user.uid)
+        .map_err(LaunchError::Security)?;
+    Ok(ChildPlan {
+        rootfs: RootfsPlan {
+            lowers: r.lowers.iter().map(sys::cstring).collect(),
+            upper: sys::cstring(&r.upper),
+            work: sys::cstring(&r.work),
+            merged: sys::cstring(&r.merged),
+            readonly: r.readonly,
+            steps,
+        },
+        hostname: sys::cstring(&spec.hostname),
+        workdir: sys::cstring(if spec.cwd.is_empty() { "/" } else { &spec.cwd }),
+        uid: spec.user.uid,
+        gid: spec.user.gid,
+        groups: spec.user.additional_gids.clone(),
+        argv: spec.args.iter().map(sys::cstring).collect(),
+        envp: spec.env.iter().map(sys::cstring).collect(),
+        exec_candidates: spawn::exec_candidates(argv0, env_path),
+        new_net: spec.network == NetworkMode::None,
+        security,
+        privileged: spec.security.privileged,
+        init: spec.init,
+        stdio: launch.stdio,
+        controlling_tty: launch.controlling_tty,
+        die_with_parent: launch.die_with_parent,
+    })
+}

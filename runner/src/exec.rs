@@ -1,0 +1,255 @@
+//! `rrun exec`: another process in a running container. The parent joins
+//! the container's pid namespace (for its children only) and forks; the
+//! child is moved into the container's cgroup, joins the other namespaces
+//! and execs the command directly.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use engine::runtime::ExitStatus;
+use nix::sched::CloneFlags;
+
+use crate::cgroup::CgroupDriver;
+use crate::spawn::{self, ForwardedSignals, WaitResult};
+use crate::state::State;
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("{message}")]
+    Command { code: i32, message: String },
+    #[error("security settings: {0}")]
+    Security(String),
+}
+
+impl ExecError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::Command { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> ExecError {
+    let what = what.into();
+    move |source| ExecError::Io { what, source }
+}
+
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub stdio: [Option<RawFd>; 3],
+    pub controlling_tty: bool,
+}
+
+/// Run `req` inside the container of `st`, forwarding signals; returns how it ended.
+pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
+    let pid = st
+        .pid
+        .filter(|p| p.alive())
+        .ok_or_else(|| ExecError::NotRunning(st.name.clone()))?
+        .pid;
+    let open_ns = |name: &str| {
+        File::open(format!("/proc/{pid}/ns/{name}"))
+            .map_err(io(format!("open /proc/{pid}/ns/{name}")))
+    };
+    let pidns = open_ns("pid")?;
+    let others: Vec<(File, CloneFlags)> = vec![
+        (open_ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP),
+        (open_ns("ipc")?, CloneFlags::CLONE_NEWIPC),
+        (open_ns("uts")?, CloneFlags::CLONE_NEWUTS),
+        (open_ns("net")?, CloneFlags::CLONE_NEWNET),
+        (open_ns("mnt")?, CloneFlags::CLONE_NEWNS),
+    ];
+    let cg = CgroupDriver::probe()?.open(&st.id);
+    nix::sched::setns(pidns.as_fd(), CloneFlags::CLONE_NEWPID)
+        .map_err(|e| io("join the container's pid namespace")(e.into()))?;
+
+    let security = crate::hooks::security_plan(
+        &engine::runtime::SecuritySpec {
+            capabilities: st.exec.capabilities.clone(),
+            no_new_privileges: st.exec.no_new_privileges,
+            seccomp: st.exec.seccomp,
+            privileged: st.exec.privileged,
+        },
+        req.uid,
+    )
+    .map_err(ExecError::Security)?;
+    let argv: Vec<CString> = req.args.iter().map(sys::cstring).collect();
+    let envp: Vec<CString> = req.env.iter().map(sys::cstring).collect();
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp_p: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let path = req.env.iter().rev().find_map(|kv| kv.strip_prefix("PATH="));
+    let candidates =
+        spawn::exec_candidates(req.args.first().map(String::as_str).unwrap_or(""), path);
+    let cwd = sys::cstring(req.cwd.trim_start_matches('/'));
+    let (sync_rd, sync_wr) = sys::pipe().map_err(io("pipe"))?;
+    let (rep_rd, rep_wr) = sys::pipe().map_err(io("pipe"))?;
+
+    let signals = ForwardedSignals::block();
+    // SAFETY: rrun is single-threaded here; the child only makes syscalls
+    // on the data prepared above until it execs.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io("fork")(io::Error::last_os_error()));
+    }
+    if child == 0 {
+        drop(sync_wr);
+        drop(rep_rd);
+        let rep = rep_wr.as_raw_fd();
+        let fail = |code: u8, msg: String| -> ! {
+            let _ = sys::write_all_fd(rep, &[code]);
+            let _ = sys::write_all_fd(rep, msg.as_bytes());
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(code as i32) }
+        };
+        let mut b = [0u8; 1];
+        // SAFETY: one byte into a stack buffer.
+        if unsafe { libc::read(sync_rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(125) };
+        }
+        // SAFETY: prctl with integers.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        for (f, kind) in &others {
+            if let Err(e) = nix::sched::setns(f.as_fd(), *kind) {
+                fail(125, format!("join the container's {kind:?} namespace: {e}"));
+            }
+        }
+        let _ = nix::unistd::setsid();
+        let root = File::open("/").unwrap_or_else(|e| fail(125, format!("open /: {e}")));
+        let rel = if cwd.as_bytes().is_empty() {
+            c".".into()
+        } else {
+            cwd.clone()
+        };
+        match sys::openat2(
+            root.as_fd(),
+            &rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            sys::RESOLVE_BENEATH_ROOT,
+        ) {
+            Ok(fd) => {
+                if let Err(e) = nix::unistd::fchdir(fd.as_raw_fd()) {
+                    fail(125, format!("chdir {:?}: {e}", req.cwd));
+                }
+            }
+            Err(e) => fail(125, format!("working directory {:?}: {e}", req.cwd)),
+        }
+        drop(root);
+        if let Err(e) = sys::cloexec_from(3) {
+            fail(125, format!("close descriptors: {e}"));
+        }
+        for (target, fd) in req.stdio.iter().enumerate() {
+            if let Some(fd) = fd {
+                // SAFETY: dup2 onto 0..2.
+                unsafe { libc::dup2(*fd, target as i32) };
+            }
+        }
+        if req.controlling_tty {
+            // SAFETY: ioctl on fd 0 with an integer argument.
+            unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        }
+        if let Err(e) = security.before_setuid() {
+            fail(125, format!("security: {e}"));
+        }
+        // SAFETY: plain data, valid for the calls.
+        unsafe {
+            if libc::setgroups(req.groups.len(), req.groups.as_ptr()) != 0
+                || libc::setgid(req.gid) != 0
+                || libc::setuid(req.uid) != 0
+            {
+                fail(
+                    125,
+                    format!(
+                        "set user {}:{}: {}",
+                        req.uid,
+                        req.gid,
+                        io::Error::last_os_error()
+                    ),
+                );
+            }
+        }
+        if let Err(e) = security.after_setuid() {
+            fail(125, format!("security: {e}"));
+        }
+        // SAFETY: resetting signal state in the single-threaded child.
+        unsafe {
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        }
+        let mut eacces = false;
+        for c in &candidates {
+            // SAFETY: NUL-terminated arrays that outlive the call.
+            unsafe { libc::execve(c.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => {}
+                Some(libc::EACCES) => eacces = true,
+                _ => fail(126, format!("{c:?}: {}", io::Error::last_os_error())),
+            }
+        }
+        let name = &req.args[0];
+        if eacces {
+            fail(126, format!("{name:?}: permission denied"));
+        }
+        if name.contains('/') {
+            fail(127, format!("{name:?}: no such file or directory"));
+        }
+        fail(127, format!("{name:?}: executable file not found in $PATH"));
+    }
+    drop(sync_rd);
+    drop(rep_wr);
+    let joined = cg.add_process(child);
+    if let Err(e) = joined {
+        drop(sync_wr);
+        let _ = spawn::try_wait(child, true);
+        return Err(e.into());
+    }
+    sys::write_all_fd(sync_wr.as_raw_fd(), b"g").map_err(io("start exec"))?;
+    drop(sync_wr);
+    let mut buf = Vec::new();
+    let _ = File::from(rep_rd).read_to_end(&mut buf);
+    if !buf.is_empty() {
+        let _ = spawn::try_wait(child, true);
+        return Err(ExecError::Command {
+            code: buf[0] as i32,
+            message: String::from_utf8_lossy(&buf[1..]).trim().to_string(),
+        });
+    }
+    let r = signals.wait(child, || {}).map_err(io("wait"))?;
+    Ok(match r {
+        WaitResult::Exited(c) => ExitStatus::Exited(c),
+        WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+    })
+}

@@ -1,0 +1,225 @@
+//! Container lifecycle on the store: ids, signals, stop, remove, and the
+//! reaper of leftovers of a killed rrun (DESIGN.md invariant 3). The reaper
+//! runs at every start, so it reads only each container's small state file
+//! and lists our cgroup parent: no work proportional to image size.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::CgroupDriver;
+use crate::state::{self, State, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("cannot remove container {0}: it is running (stop it first, or use rm -f)")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("signal {pid} ({what}): {source}")]
+    Signal {
+        pid: i32,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("remove {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid signal {0:?} (use a name like TERM or SIGKILL, or a number)")]
+    BadSignal(String),
+}
+
+/// A 256-bit random id, hex (as Docker's).
+pub fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most len bytes into our buffer.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `TERM`, `SIGTERM`, `15` -> 15.
+pub fn parse_signal(s: &str) -> Result<i32, LifecycleError> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..65).contains(&n) {
+            return Ok(n);
+        }
+        return Err(LifecycleError::BadSignal(s.to_string()));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| LifecycleError::BadSignal(s.to_string()))
+}
+
+/// Send `sig` to the container's first process (PID 1 inside).
+pub fn signal(st: &State, sig: i32) -> Result<(), LifecycleError> {
+    let Some(p) = st.pid.filter(|p| p.alive() && st.status == Status::Running) else {
+        return Err(LifecycleError::NotRunning(st.name.clone()));
+    };
+    // SAFETY: kill takes integers; the start time check above makes pid reuse unlikely.
+    if unsafe { libc::kill(p.pid, sig) } != 0 {
+        return Err(LifecycleError::Signal {
+            pid: p.pid,
+            what: st.name.clone(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Wait until the container's process is gone and its supervisor has
+/// recorded the exit (or is gone too).
+pub fn wait_stopped(dir: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match State::load(dir) {
+            Err(_) => return true, // removed (--rm)
+            Ok(s) => {
+                let pid_gone = !s.pid.map(|p| p.alive()).unwrap_or(false);
+                let sup_gone = !s.supervisor.map(|p| p.alive()).unwrap_or(false);
+                if pid_gone && (s.status != Status::Running || sup_gone) {
+                    return true;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Docker's stop: SIGTERM, wait `grace`, then SIGKILL.
+pub fn stop(dir: &Path, st: &State, grace: Duration) -> Result<(), LifecycleError> {
+    if !st.is_running() {
+        return Ok(());
+    }
+    let _ = signal(st, libc::SIGTERM);
+    if !wait_stopped(dir, grace) {
+        let _ = signal(st, libc::SIGKILL);
+        wait_stopped(dir, Duration::from_secs(10));
+    }
+    reap_one(dir, None);
+    Ok(())
+}
+
+/// Remove a stopped container (or kill it first with `force`).
+pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError> {
+    if st.is_running() {
+        if !force {
+            return Err(LifecycleError::Running(st.name.clone()));
+        }
+        let _ = signal(st, libc::SIGKILL);
+        wait_stopped(dir, Duration::from_secs(10));
+    }
+    if let Ok(driver) = CgroupDriver::probe() {
+        let _ = driver.open(&st.id).remove();
+    }
+    remove_dir(dir)
+}
+
+fn remove_dir(dir: &Path) -> Result<(), LifecycleError> {
+    engine::fsutil::remove_tree(dir).map_err(|source| LifecycleError::Remove {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Clean up one container whose supervisor died: its cgroup, and its
+/// directory if it was `--rm`; otherwise mark it exited. Returns whether
+/// it was a leftover.
+pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
+    let Ok(mut st) = State::load(dir) else {
+        return false;
+    };
+    if st.status == Status::Exited {
+        return false;
+    }
+    let sup_alive = st.supervisor.map(|p| p.alive()).unwrap_or(false);
+    if sup_alive {
+        return false;
+    }
+    // The supervisor is gone: the container (if somehow still alive) has
+    // nobody to wait for it.
+    if let Some(p) = st.pid.filter(|p| p.alive()) {
+        // SAFETY: kill takes integers; identity checked by start time.
+        unsafe { libc::kill(p.pid, libc::SIGKILL) };
+    }
+    let probed;
+    let driver = match driver {
+        Some(d) => Some(d),
+        None => {
+            probed = CgroupDriver::probe().ok();
+            probed.as_ref()
+        }
+    };
+    if let Some(d) = driver {
+        let _ = d.open(&st.id).remove();
+    }
+    if st.auto_remove {
+        let _ = remove_dir(dir);
+    } else {
+        st.status = Status::Exited;
+        st.finished.get_or_insert(state::now());
+        let _ = st.save(dir);
+    }
+    true
+}
+
+/// At every start: reap containers whose supervisor died, and remove our
+/// cgroups that have no container directory. Cheap: a directory listing
+/// and one small file per container.
+pub fn reap_leftovers(containers: &Path) {
+    let Ok(rd) = std::fs::read_dir(containers) else {
+        return;
+    };
+    let mut ids = Vec::new();
+    let mut driver: Option<CgroupDriver> = None;
+    for e in rd.flatten() {
+        let dir = e.path();
+        let id = e.file_name().to_string_lossy().into_owned();
+        let needs = State::load(&dir)
+            .map(|s| {
+                s.status != Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false)
+            })
+            .unwrap_or(false);
+        if needs {
+            if driver.is_none() {
+                driver = CgroupDriver::probe().ok();
+            }
+            reap_one(&dir, driver.as_ref());
+        }
+        ids.push(id);
+    }
+    let driver = match driver {
+        Some(d) => d,
+        None => match CgroupDriver::probe() {
+            Ok(d) => d,
+            Err(_) => return,
+        },
+    };
+    for cg in driver.list() {
+        // Only groups of `rrun run` (64-hex ids, always created after their
+        // directory), and only empty ones: a live group is somebody's.
+        if !ids.contains(&cg) && cg.len() == 64 && driver.open(&cg).procs().is_empty() {
+            let _ = driver.open(&cg).remove();
+        }
+    }
+}

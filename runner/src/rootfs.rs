@@ -1,0 +1,535 @@
+//! The container's root filesystem, assembled inside the child's new mount
+//! namespace: overlay, then every mount resolved *beneath* the rootfs by fd
+//! (openat2 RESOLVE_IN_ROOT, then move_mount onto the fd), then pivot_root.
+//!
+//! Everything here runs in the cloned child before execve, so it works on
+//! data the parent prepared (`RootfsPlan`, all C strings) and only makes
+//! syscalls. Because every mount lives in the child's mount namespace, none
+//! of them can outlive the container: the namespace dies with its last
+//! process, and the host's mount table never sees them.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Where a step failed, for the one-line error the parent prints.
+#[derive(Debug)]
+pub struct StepError {
+    pub what: &'static str,
+    pub path: String,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.what, self.path, self.source)
+    }
+}
+
+fn step<T>(what: &'static str, path: &CStr, r: io::Result<T>) -> Result<T, StepError> {
+    r.map_err(|source| StepError {
+        what,
+        path: path.to_string_lossy().into_owned(),
+        source,
+    })
+}
+
+/// One filesystem to create: `fsopen(fstype)` plus its options.
+#[derive(Debug, Clone)]
+pub struct FsMount {
+    pub fstype: CString,
+    /// (key, Some(value)) for strings, (key, None) for flags.
+    pub options: Vec<(CString, Option<CString>)>,
+    pub attrs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A new filesystem at `target` (a directory, created if missing).
+    Fs {
+        fs: FsMount,
+        target: CString,
+    },
+    /// A bind of a host path (opened before the pivot) at `target`.
+    Bind {
+        source: CString,
+        target: CString,
+        dir: bool,
+        readonly: bool,
+    },
+    /// A character device node (major, minor) at `target`, mode 0666.
+    Device {
+        target: CString,
+        major: u32,
+        minor: u32,
+    },
+    Symlink {
+        target: CString,
+        link_to: CString,
+    },
+    /// Make the mount at `target` read-only (after its children are mounted).
+    ReadOnly {
+        target: CString,
+    },
+}
+
+/// Everything the child needs to build the rootfs.
+#[derive(Debug, Clone)]
+pub struct RootfsPlan {
+    pub lowers: Vec<CString>,
+    pub upper: CString,
+    pub work: CString,
+    pub merged: CString,
+    pub readonly: bool,
+    pub steps: Vec<Step>,
+}
+
+/// Make our copy of the host's mounts private, so nothing we mount
+/// propagates back (and host unmounts do not reach in).
+pub fn make_private() -> Result<(), StepError> {
+    use nix::mount::{mount, MsFlags};
+    step(
+        "make mounts private",
+        c"/",
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(io::Error::from),
+    )
+}
+
+/// Mount the overlay at `plan.merged`: the new mount API with one
+/// `lowerdir+` per layer (no one-page options limit), else mount(2).
+pub fn mount_overlay(plan: &RootfsPlan) -> Result<(), StepError> {
+    match overlay_fsopen(plan) {
+        Ok(mnt) => step(
+            "attach overlay at",
+            &plan.merged,
+            sys::move_mount_path(mnt.as_fd(), &plan.merged),
+        ),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+            overlay_legacy(plan)
+        }
+        Err(e) => step("mount overlay at", &plan.merged, Err(e)),
+    }
+}
+
+fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
+    let fs = sys::fsopen(c"overlay")?;
+    for l in &plan.lowers {
+        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", l)?;
+    }
+    sys::fsconfig_string(fs.as_fd(), c"upperdir", &plan.upper)?;
+    sys::fsconfig_string(fs.as_fd(), c"workdir", &plan.work)?;
+    sys::fs_create_mount(fs.as_fd(), 0)
+}
+
+/// Kernels before 6.8: `lowerdir=a:b:c`. Only reached on old kernels; the
+/// options string must then fit in a page.
+fn overlay_legacy(plan: &RootfsPlan) -> Result<(), StepError> {
+    let mut opts = b"lowerdir=".to_vec();
+    for (i, l) in plan.lowers.iter().enumerate() {
+        if i > 0 {
+            opts.push(b':');
+        }
+        opts.extend_from_slice(l.to_bytes());
+    }
+    opts.extend_from_slice(b",upperdir=");
+    opts.extend_from_slice(plan.upper.to_bytes());
+    opts.extend_from_slice(b",workdir=");
+    opts.extend_from_slice(plan.work.to_bytes());
+    let opts = CString::new(opts).expect("paths have no NUL");
+    // SAFETY: all pointers are valid C strings for the call.
+    let rc = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            plan.merged.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return step(
+            "mount overlay (legacy) at",
+            &plan.merged,
+            Err(io::Error::last_os_error()),
+        );
+    }
+    Ok(())
+}
+
+/// Open `rel` beneath `root`, creating it (a directory, or an empty file)
+/// and missing parents if needed. Every lookup stays inside the root:
+/// symlinks resolve as if `root` were `/`, magic links are refused.
+pub fn ensure_beneath(root: BorrowedFd<'_>, rel: &CStr, dir: bool) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH;
+    match sys::openat2(root, rel, flags, sys::RESOLVE_BENEATH_ROOT) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+        Err(_) => {}
+    }
+    // Create component by component, each relative to its (already
+    // resolved) parent, so a symlink swapped in cannot redirect us.
+    let bytes = rel.to_bytes();
+    let mut parent = sys::openat2(
+        root,
+        c".",
+        libc::O_PATH | libc::O_DIRECTORY,
+        sys::RESOLVE_BENEATH_ROOT,
+    )?;
+    let comps: Vec<&[u8]> = bytes
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let mut prefix: Vec<u8> = Vec::with_capacity(bytes.len());
+    for (i, comp) in comps.iter().enumerate() {
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(comp);
+        let last = i + 1 == comps.len();
+        let cprefix = CString::new(prefix.clone()).expect("no NUL");
+        match sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT) {
+            Ok(fd) => {
+                parent = fd;
+                continue;
+            }
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            Err(_) => {}
+        }
+        let name = CString::new(*comp).expect("no NUL");
+        // The parent was opened O_PATH; mkdirat/mknodat need a real dir fd.
+        let pdir = reopen_dir(parent.as_fd())?;
+        if last && !dir {
+            // SAFETY: pdir is a valid directory fd; name a valid C string.
+            let fd = unsafe {
+                libc::openat(
+                    pdir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+            } else {
+                // SAFETY: fd was just returned by openat and is ours to close.
+                unsafe { libc::close(fd) };
+            }
+        } else {
+            // SAFETY: as above.
+            let rc = unsafe { libc::mkdirat(pdir.as_raw_fd(), name.as_ptr(), 0o755) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+            }
+        }
+        parent = sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT)?;
+    }
+    Ok(parent)
+}
+
+fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    sys::openat2(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// Split `rel` into its parent (opened beneath root, created if missing)
+/// and its last component.
+fn parent_beneath(root: BorrowedFd<'_>, rel: &CStr) -> io::Result<(OwnedFd, CString)> {
+    let bytes = rel.to_bytes();
+    let (dir, name) = match bytes.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b"."[..], bytes),
+    };
+    let dir = CString::new(dir).expect("no NUL");
+    let pfd = ensure_beneath(root, &dir, true)?;
+    Ok((
+        reopen_dir(pfd.as_fd())?,
+        CString::new(name).expect("no NUL"),
+    ))
+}
+
+fn fs_mount(fs: &FsMount) -> io::Result<OwnedFd> {
+    let ctx = sys::fsopen(&fs.fstype)?;
+    for (k, v) in &fs.options {
+        match v {
+            Some(v) => sys::fsconfig_string(ctx.as_fd(), k, v)?,
+            None => sys::fsconfig_flag(ctx.as_fd(), k)?,
+        }
+    }
+    sys::fs_create_mount(ctx.as_fd(), fs.attrs)
+}
+
+/// Perform one step beneath the rootfs `root`.
+pub fn apply_step(root: BorrowedFd<'_>, s: &Step) -> Result<(), StepError> {
+    match s {
+        Step::Fs { fs, target } => {
+            let mnt = step("mount", &fs.fstype, fs_mount(fs))?;
+            let at = step(
+                "create mount point",
+                target,
+                ensure_beneath(root, target, true),
+            )?;
+            step(
+                "attach mount at",
+                target,
+                sys::move_mount_fd(mnt.as_fd(), at.as_fd()),
+            )
+        }
+        Step::Bind {
+            source,
+            target,
+            dir,
+            readonly,
+        } => {
+            let tree = step("open bind source", source, sys::open_tree_clone(source))?;
+            if *readonly {
+                step(
+                    "make read-only",
+                    source,
+                    sys::mount_setattr(tree.as_fd(), MOUNT_ATTR_RDONLY, true),
+                )?;
+            }
+            let at = step(
+                "create mount point",
+                target,
+                ensure_beneath(root, target, *dir),
+            )?;
+            step(
+                "bind mount at",
+                target,
+                sys::move_mount_fd(tree.as_fd(), at.as_fd()),
+            )
+        }
+        Step::Device {
+            target,
+            major,
+            minor,
+        } => {
+            let (dir, name) = step("open parent of", target, parent_beneath(root, target))?;
+            let dev = libc::makedev(*major, *minor);
+            // SAFETY: dir is a valid directory fd and name a valid C string.
+            let rc = unsafe {
+                libc::mknodat(dir.as_raw_fd(), name.as_ptr(), libc::S_IFCHR | 0o666, dev)
+            };
+            if rc != 0 {
+                return step("create device", target, Err(io::Error::last_os_error()));
+            }
+            Ok(())
+        }
+        Step::Symlink { target, link_to } => {
+            let (dir, name) = step("open parent of", target, parent_beneath(root, target))?;
+            // SAFETY: valid fd and C strings.
+            let rc = unsafe { libc::symlinkat(link_to.as_ptr(), dir.as_raw_fd(), name.as_ptr()) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return step("create symlink", target, Err(e));
+                }
+            }
+            Ok(())
+        }
+        Step::ReadOnly { target } => {
+            let fd = step(
+                "open",
+                target,
+                sys::openat2(
+                    root,
+                    target,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    sys::RESOLVE_BENEATH_ROOT,
+                ),
+            )?;
+            step(
+                "make read-only",
+                target,
+                sys::mount_setattr(fd.as_fd(), MOUNT_ATTR_RDONLY, false),
+            )
+        }
+    }
+}
+
+/// Build the whole rootfs at `plan.merged` and pivot into it. On return the
+/// process's `/` is the container's rootfs and the host's is detached.
+pub fn assemble_and_pivot(plan: &RootfsPlan) -> Result<(), StepError> {
+    make_private()?;
+    mount_overlay(plan)?;
+    let root = step(
+        "open rootfs",
+        &plan.merged,
+        sys::openat2(
+            // SAFETY: AT_FDCWD is a valid "descriptor" for openat2's dirfd.
+            unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) },
+            &plan.merged,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        ),
+    )?;
+    for s in &plan.steps {
+        apply_step(root.as_fd(), s)?;
+    }
+    if plan.readonly {
+        step(
+            "make rootfs read-only",
+            &plan.merged,
+            sys::mount_setattr(root.as_fd(), MOUNT_ATTR_RDONLY, false),
+        )?;
+    }
+    pivot(root.as_fd(), &plan.merged)
+}
+
+/// pivot_root(".", "."): the old root ends up stacked on the new one, and
+/// a lazy unmount of "." removes it; no directory for it is needed.
+fn pivot(root: BorrowedFd<'_>, path: &CStr) -> Result<(), StepError> {
+    step(
+        "chdir",
+        path,
+        nix::unistd::fchdir(root.as_raw_fd()).map_err(io::Error::from),
+    )?;
+    step(
+        "pivot_root",
+        path,
+        nix::unistd::pivot_root(".", ".").map_err(io::Error::from),
+    )?;
+    step(
+        "detach old root",
+        path,
+        nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(io::Error::from),
+    )?;
+    step(
+        "chdir",
+        c"/",
+        nix::unistd::chdir("/").map_err(io::Error::from),
+    )
+}
+
+/// The standard container filesystems, as Docker lays them out.
+pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
+    fn c(s: &str) -> CString {
+        CString::new(s).expect("no NUL")
+    }
+    fn fs(fstype: &str, opts: &[(&str, Option<&str>)], attrs: u64) -> FsMount {
+        FsMount {
+            fstype: c(fstype),
+            options: opts.iter().map(|(k, v)| (c(k), v.map(c))).collect(),
+            attrs,
+        }
+    }
+    const SAFE: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let mut steps = vec![
+        Step::Fs {
+            fs: fs("proc", &[], SAFE),
+            target: c("proc"),
+        },
+        Step::Fs {
+            fs: fs(
+                "tmpfs",
+                &[("mode", Some("755")), ("size", Some("65536k"))],
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            ),
+            target: c("dev"),
+        },
+        Step::Fs {
+            fs: fs(
+                "devpts",
+                &[
+                    ("newinstance", None),
+                    ("ptmxmode", Some("0666")),
+                    ("mode", Some("0620")),
+                    ("gid", Some("5")),
+                ],
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            ),
+            target: c("dev/pts"),
+        },
+        Step::Fs {
+            fs: fs(
+                "tmpfs",
+                &[("mode", Some("1777")), ("size", Some("65536k"))],
+                SAFE,
+            ),
+            target: c("dev/shm"),
+        },
+        Step::Fs {
+            fs: fs("mqueue", &[], SAFE),
+            target: c("dev/mqueue"),
+        },
+    ];
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        steps.push(Step::Device {
+            target: c(&format!("dev/{name}")),
+            major,
+            minor,
+        });
+    }
+    for (link, to) in [
+        ("dev/ptmx", "pts/ptmx"),
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        steps.push(Step::Symlink {
+            target: c(link),
+            link_to: c(to),
+        });
+    }
+    steps.push(Step::Fs {
+        fs: fs("sysfs", &[], SAFE | MOUNT_ATTR_RDONLY),
+        target: c("sys"),
+    });
+    match cgroup {
+        [m] if m.fstype == "cgroup2" => steps.push(Step::Fs {
+            fs: fs("cgroup2", &[], SAFE | MOUNT_ATTR_RDONLY),
+            target: c("sys/fs/cgroup"),
+        }),
+        [] => {}
+        v1 => {
+            steps.push(Step::Fs {
+                fs: fs("tmpfs", &[("mode", Some("755"))], SAFE),
+                target: c("sys/fs/cgroup"),
+            });
+            for m in v1 {
+                let opts: Vec<(&str, Option<&str>)> =
+                    m.options.split(',').map(|o| (o, None)).collect();
+                steps.push(Step::Fs {
+                    fs: fs(m.fstype, &opts, SAFE | MOUNT_ATTR_RDONLY),
+                    target: c(&format!("sys/fs/cgroup/{}", m.target)),
+                });
+                for a in &m.aliases {
+                    steps.push(Step::Symlink {
+                        target: c(&format!("sys/fs/cgroup/{a}")),
+                        link_to: c(&m.target),
+                    });
+                }
+            }
+            steps.push(Step::ReadOnly {
+                target: c("sys/fs/cgroup"),
+            });
+        }
+    }
+    steps
+}

@@ -1,0 +1,547 @@
+//! `rrun run` and the dispatch of the other commands.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use engine::runtime::{
+    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
+};
+use engine::snapshot::MountSpec;
+use engine::Store;
+use runner::container::{self, Launch, LaunchError, Outcome};
+use runner::lifecycle;
+use runner::state::{ExecDefaults, ProcessId, State, Status};
+use runner::user;
+
+use crate::cli::{self, BadValue, Cli, Command, RunArgs};
+
+/// An error that carries its exit code (Docker: 125 rrun's own, 126/127 the command's).
+#[derive(Debug)]
+pub struct Coded(pub i32, pub anyhow::Error);
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.1)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// The error chain on one line, without repeating causes that a message
+/// already includes.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if !out.contains(&msg) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&msg);
+        }
+    }
+    out.replace('\n', " ")
+}
+
+pub fn exit_code_of(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<Coded>() {
+            return c.0;
+        }
+        if let Some(l) = cause.downcast_ref::<LaunchError>() {
+            return l.exit_code();
+        }
+        if let Some(x) = cause.downcast_ref::<runner::exec::ExecError>() {
+            return x.exit_code();
+        }
+    }
+    125
+}
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let root = cli.root;
+    match cli.command {
+        Command::Run(a) => cmd_run(&root, a),
+        Command::Ps(a) => crate::admin::ps(&root, &a),
+        Command::Stop(a) => crate::admin::stop(&root, &a),
+        Command::Kill(a) => crate::admin::kill(&root, &a),
+        Command::Rm(a) => crate::admin::rm(&root, &a),
+        Command::Logs(a) => crate::admin::logs(&root, &a),
+        Command::Exec(a) => crate::admin::exec(&root, &a),
+    }
+}
+
+pub fn require_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(Coded(
+            125,
+            anyhow!("{what} needs root (namespaces, mounts and cgroups): run it as root, e.g. with sudo")
+        ));
+    }
+    Ok(())
+}
+
+/// Option values checked before anything is created.
+struct Checked {
+    resources: Resources,
+    mounts: Vec<MountSpec>,
+    network: NetworkMode,
+    security: SecuritySpec,
+}
+
+fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
+    let bad = |value: &str, flag: &'static str, reason: &str| BadValue {
+        value: value.to_string(),
+        flag,
+        reason: reason.to_string(),
+    };
+    let mut r = Resources::default();
+    if let Some(m) = &a.memory {
+        let bytes = cli::parse_size(m, "-m, --memory")?;
+        if bytes < 6 << 20 {
+            return Err(bad(
+                m,
+                "-m, --memory",
+                "minimum memory limit allowed is 6MB",
+            ));
+        }
+        r.memory_bytes = Some(bytes);
+    }
+    if let Some(s) = &a.memory_swap {
+        if s.trim() == "-1" {
+            r.memory_swap_bytes = Some(-1);
+        } else {
+            let v = cli::parse_size(s, "--memory-swap")?;
+            if r.memory_bytes.is_none() {
+                return Err(bad(
+                    s,
+                    "--memory-swap",
+                    "you should always set the memory limit when using the memoryswap limit",
+                ));
+            }
+            if v < r.memory_bytes.unwrap_or(0) {
+                return Err(bad(
+                    s,
+                    "--memory-swap",
+                    "minimum memoryswap limit should be larger than memory limit",
+                ));
+            }
+            r.memory_swap_bytes = Some(v as i64);
+        }
+    }
+    if let Some(c) = &a.cpus {
+        let (q, p) = cli::parse_cpus(c)?;
+        r.cpu_quota_us = Some(q);
+        r.cpu_period_us = Some(p);
+    }
+    if let Some(s) = &a.cpu_shares {
+        let v = cli::parse_int(s, "-c, --cpu-shares")?;
+        if v < 0 {
+            return Err(bad(s, "-c, --cpu-shares", "shares must be positive"));
+        }
+        if v > 0 {
+            r.cpu_shares = Some((v as u64).clamp(2, 262_144));
+        }
+    }
+    if let Some(p) = &a.pids_limit {
+        let v = cli::parse_int(p, "--pids-limit")?;
+        if v > 0 {
+            r.pids_limit = Some(v as u64);
+        }
+    }
+    let network = match a.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => return Err(bad(other, "--network", "only none and host are supported")),
+    };
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => return Err(bad(v, "-v, --volume", "expected SRC:DST[:ro|rw]")),
+        };
+        if !src.starts_with('/') {
+            return Err(bad(
+                v,
+                "-v, --volume",
+                "named volumes are not supported: SRC must be an absolute host path",
+            ));
+        }
+        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
+            return Err(bad(
+                v,
+                "-v, --volume",
+                "DST must be an absolute path without '..'",
+            ));
+        }
+        let mut ro = false;
+        for m in mode.split(',').filter(|m| !m.is_empty()) {
+            match m {
+                "ro" => ro = true,
+                "rw" => ro = false,
+                "z" | "Z" | "rprivate" | "private" | "nocopy" => {}
+                _ => return Err(bad(v, "-v, --volume", "options must be ro or rw")),
+            }
+        }
+        mounts.push(MountSpec::bind(src, dst, ro));
+    }
+    for t in &a.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
+            return Err(bad(t, "--tmpfs", "the path must be absolute without '..'"));
+        }
+        let opts: Vec<&str> = opts.split(',').filter(|o| !o.is_empty()).collect();
+        mounts.push(MountSpec::tmpfs(dst, &opts));
+    }
+    let mut security = SecuritySpec {
+        capabilities: cli::capabilities(&a.cap_add, &a.cap_drop),
+        no_new_privileges: false,
+        seccomp: true,
+        privileged: a.privileged,
+    };
+    for o in &a.security_opt {
+        match o.replace(':', "=").as_str() {
+            "no-new-privileges" | "no-new-privileges=true" => security.no_new_privileges = true,
+            "no-new-privileges=false" => security.no_new_privileges = false,
+            "seccomp=unconfined" => security.seccomp = false,
+            _ => {
+                return Err(bad(
+                    o,
+                    "--security-opt",
+                    "supported: no-new-privileges, seccomp=unconfined",
+                ))
+            }
+        }
+    }
+    if a.privileged {
+        security.seccomp = false;
+    }
+    match a.runtime.as_str() {
+        "native" | "crun" | "runc" | "youki" => {}
+        other => return Err(bad(other, "--runtime", "use native, crun, runc or youki")),
+    }
+    Ok(Checked {
+        resources: r,
+        mounts,
+        network,
+        security,
+    })
+}
+
+/// Env as Docker builds it: image Env, then --env-file, then -e; plus
+/// PATH, HOSTNAME, HOME (and TERM with -t) when missing.
+fn build_env(a: &RunArgs, image_env: &[String], hostname: &str, home: &str) -> Result<Vec<String>> {
+    let mut env: Vec<String> = image_env.to_vec();
+    let mut set = |kv: String| {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    };
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Coded(125, anyhow!("open env file {}: {e}", f.display())))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if line.contains('=') {
+                set(line.to_string());
+            } else if let Ok(v) = std::env::var(line) {
+                set(format!("{line}={v}"));
+            }
+        }
+    }
+    for e in &a.env {
+        if e.contains('=') {
+            set(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            set(format!("{e}={v}"));
+        }
+    }
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(0, format!("PATH={}", runner::DEFAULT_PATH));
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if a.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    Ok(env)
+}
+
+/// Docker's entrypoint/cmd rules.
+fn build_argv(a: &RunArgs, cfg: &engine::image::RunConfig) -> Result<Vec<String>> {
+    let entry: Vec<String> = match &a.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => cfg.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !a.command.is_empty() {
+        a.command.clone()
+    } else if a.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        cfg.cmd.clone().unwrap_or_default()
+    };
+    let argv: Vec<String> = entry.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!(Coded(125, anyhow!("no command specified (the image has no Entrypoint or Cmd: give one after the image name)")));
+    }
+    Ok(argv)
+}
+
+/// Overlay lowerdirs, top layer first. Layers already unpacked cost one
+/// stat each; only missing ones are unpacked.
+pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>> {
+    let ids = &image.config.rootfs.diff_ids;
+    let mut lowers: Vec<PathBuf> = Vec::with_capacity(ids.len());
+    if ids.iter().all(|d| store.has_layer(d)) {
+        lowers.extend(ids.iter().map(|d| store.layer_fs(d)));
+    } else {
+        lowers = engine::layer::unpack_image(store, image)
+            .with_context(|| format!("unpack the layers of {}", image.manifest_digest))?;
+    }
+    lowers.reverse();
+    Ok(lowers)
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .map(|c| c.is_ascii_alphanumeric())
+        .unwrap_or(false)
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+pub fn report_outcome(o: &Outcome) -> i32 {
+    if o.status == ExitStatus::OutOfMemory {
+        match o.memory_limit {
+            Some(l) => eprintln!(
+                "rrun: container was killed: out of memory (limit {})",
+                mib(l)
+            ),
+            None => eprintln!("rrun: container was killed: out of memory"),
+        }
+    }
+    o.status.code()
+}
+
+fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
+    let checked = check_options(&a).map_err(|e| Coded(125, e.into()))?;
+    if let Some(n) = &a.name {
+        if !valid_name(n) {
+            bail!(Coded(
+                125,
+                anyhow!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            ));
+        }
+    }
+    if a.workdir
+        .as_deref()
+        .map(|w| !w.starts_with('/'))
+        .unwrap_or(false)
+    {
+        bail!(Coded(
+            125,
+            anyhow!(
+                "the working directory {:?} is invalid: it needs to be an absolute path",
+                a.workdir.as_deref().unwrap_or("")
+            )
+        ));
+    }
+    if a.tty && !runner::hooks::tty_available() {
+        bail!(Coded(
+            125,
+            anyhow!("-t is not available in this build of rrun")
+        ));
+    }
+    require_root("rrun run")?;
+    let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
+    let containers = store.root().join("containers");
+    lifecycle::reap_leftovers(&containers);
+    let image = store
+        .find_image(&a.image)
+        .map_err(|e| Coded(125, e.into()))?;
+    let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
+    let cfg = &image.config.config;
+    let user = user::resolve_in_layers(
+        a.user.as_deref().or(cfg.user.as_deref()).unwrap_or(""),
+        &lowers,
+    )
+    .map_err(|e| Coded(125, e.into()))?;
+    let argv = build_argv(&a, cfg)?;
+    let id = lifecycle::new_id();
+    let name = a.name.clone().unwrap_or_else(|| id[..12].to_string());
+    if runner::state::list(&containers)
+        .iter()
+        .any(|(_, s)| s.name == name)
+    {
+        bail!(Coded(125, anyhow!("the container name {name:?} is already in use (remove that container first: rrun rm {name})")));
+    }
+    let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let env = build_env(&a, &cfg.env, &hostname, &user.home)?;
+    let cwd = a
+        .workdir
+        .clone()
+        .or(cfg.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    for m in &checked.mounts {
+        if m.fstype == "bind" && !m.source.exists() {
+            std::fs::create_dir_all(&m.source).map_err(|e| {
+                Coded(
+                    125,
+                    anyhow!("create volume source {}: {e}", m.source.display()),
+                )
+            })?;
+        }
+    }
+
+    let dir = containers.join(&id);
+    let spec = ContainerSpec {
+        id: id.clone(),
+        rootfs: RootfsSpec {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: a.read_only,
+        },
+        args: argv.clone(),
+        env: env.clone(),
+        cwd: cwd.clone(),
+        user: user.spec.clone(),
+        hostname,
+        mounts: checked.mounts,
+        network: checked.network,
+        resources: checked.resources,
+        security: checked.security.clone(),
+        tty: a.tty,
+        stdin: a.interactive,
+        init: a.init,
+    };
+    let state = State {
+        id: id.clone(),
+        name,
+        image: a.image.clone(),
+        image_digest: image.manifest_digest.to_string(),
+        command: argv,
+        status: Status::Created,
+        pid: None,
+        supervisor: Some(ProcessId::current()),
+        created: runner::state::now(),
+        finished: None,
+        exit_code: None,
+        oom_killed: false,
+        auto_remove: a.rm,
+        detached: a.detach,
+        exec: ExecDefaults {
+            env,
+            cwd,
+            uid: user.spec.uid,
+            gid: user.spec.gid,
+            groups: user.spec.additional_gids.clone(),
+            privileged: checked.security.privileged,
+            no_new_privileges: checked.security.no_new_privileges,
+            seccomp: checked.security.seccomp,
+            capabilities: checked.security.capabilities.clone(),
+        },
+    };
+    create_container_dir(&dir, &state).map_err(|e| {
+        let _ = engine::fsutil::remove_tree(&dir);
+        Coded(125, e)
+    })?;
+    // The store's shared lock must not be held by a long-running container
+    // (gc would wait for it); containers/<id>/image keeps the image alive.
+    drop(store);
+    if a.runtime != "native" {
+        let r = crate::oci_run::run(&a.runtime, &spec, &dir, state);
+        return finish_simple(&dir, a.rm, r);
+    }
+    if a.detach {
+        return crate::detach::run_detached(&spec, &dir, state);
+    }
+    run_foreground(&spec, &dir, state, &a)
+}
+
+fn create_container_dir(dir: &Path, state: &State) -> Result<()> {
+    for sub in ["upper", "work", "merged"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
+    }
+    let img = dir.join("image");
+    std::fs::write(&img, format!("{}\n", state.image_digest))
+        .with_context(|| format!("write {}", img.display()))?;
+    state.save(dir)?;
+    Ok(())
+}
+
+fn finish_simple(dir: &Path, rm: bool, r: Result<i32>) -> Result<i32> {
+    if rm || r.is_err() {
+        let _ = engine::fsutil::remove_tree(dir);
+    }
+    r
+}
+
+fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -> Result<i32> {
+    let devnull: Option<OwnedFd> = if a.interactive {
+        None
+    } else {
+        Some(File::open("/dev/null").context("open /dev/null")?.into())
+    };
+    let state = RefCell::new(state);
+    let mut on_started = |pid: i32| {
+        let mut s = state.borrow_mut();
+        s.pid = ProcessId::of(pid);
+        s.status = Status::Running;
+        let _ = s.save(dir);
+    };
+    let mut launch = Launch::new(dir);
+    launch.forward_signals = true;
+    launch.die_with_parent = true;
+    launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
+    launch.on_started = Some(&mut on_started);
+    let result = container::run(spec, launch);
+    let mut s = state.into_inner();
+    match result {
+        Err(e) => {
+            // A container that never ran leaves nothing behind.
+            let _ = engine::fsutil::remove_tree(dir);
+            Err(e.into())
+        }
+        Ok(o) => {
+            let code = report_outcome(&o);
+            if s.auto_remove {
+                engine::fsutil::remove_tree(dir)
+                    .with_context(|| format!("remove {}", dir.display()))?;
+            } else {
+                s.status = Status::Exited;
+                s.exit_code = Some(code);
+                s.oom_killed = o.status == ExitStatus::OutOfMemory;
+                s.finished = Some(runner::state::now());
+                let _ = s.save(dir);
+            }
+            Ok(code)
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! One clone into new pid, mount, uts, ipc (and net) namespaces; the child
+//! builds the rootfs, pivots, drops to the user, and execs the command
+//! directly (never rrun itself: CVE-2019-5736).
+//!
+//! Two pipes: `sync` (parent -> child: "you are in your cgroup, go on";
+//! closed without a byte means abort) and `report` (child -> parent,
+//! close-on-exec: EOF without data means execve succeeded, otherwise one
+//! byte of exit code and a one-line message).
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::rootfs::{self, RootfsPlan};
+use crate::sys;
+
+/// Everything the child needs, prepared by the parent so that the child
+/// only makes syscalls.
+#[derive(Debug, Clone)]
+pub struct ChildPlan {
+    pub rootfs: RootfsPlan,
+    pub hostname: CString,
+    /// Absolute path inside the container.
+    pub workdir: CString,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    /// Paths to try with execve, in order (PATH search done in advance on
+    /// names; execve itself tells whether each exists inside the rootfs).
+    pub exec_candidates: Vec<CString>,
+    pub new_net: bool,
+    pub security: crate::hooks::SecurityPlan,
+    pub privileged: bool,
+    /// Run the --init reaper as PID 1 instead of exec'ing argv directly.
+    pub init: bool,
+    /// Descriptors to install as 0, 1, 2 (None: inherit ours).
+    pub stdio: [Option<RawFd>; 3],
+    /// With a pty: make fd 0 the controlling terminal.
+    pub controlling_tty: bool,
+    /// Foreground runs: the container dies with the process that started it.
+    pub die_with_parent: bool,
+}
+
+/// How the child failed before its command ran.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{message}")]
+    Child { code: i32, message: String },
+    #[error(
+        "clone: {0} (rrun needs root and kernel support for pid/mount/uts/ipc/net namespaces)"
+    )]
+    Clone(io::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SpawnError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::Child { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+/// A started child, stopped before setup until `release` is called.
+pub struct Started {
+    pub pid: libc::pid_t,
+    sync: Option<OwnedFd>,
+    report: OwnedFd,
+}
+
+impl Started {
+    /// Let the child go on (its cgroup is set), and wait until it has
+    /// exec'ed its command or failed.
+    pub fn release(mut self) -> Result<libc::pid_t, SpawnError> {
+        let sync = self.sync.take().expect("released once");
+        sys::write_all_fd(sync.as_raw_fd(), b"g").map_err(|source| SpawnError::Io {
+            what: "signal the container to start",
+            source,
+        })?;
+        drop(sync);
+        let mut buf = Vec::new();
+        let mut f =
+            std::fs::File::from(self.report.try_clone().map_err(|source| SpawnError::Io {
+                what: "read the container's report",
+                source,
+            })?);
+        let _ = f.read_to_end(&mut buf);
+        if buf.is_empty() {
+            return Ok(self.pid);
+        }
+        // The child failed: reap it so nothing is left behind.
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        Err(SpawnError::Child {
+            code: buf[0] as i32,
+            message: String::from_utf8_lossy(&buf[1..]).trim().to_string(),
+        })
+    }
+
+    /// Abort: the child exits without running anything.
+    pub fn abort(mut self) {
+        self.sync.take();
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+    }
+}
+
+/// Clone the container's first process. `cgroup_fd`: a v2 group to be
+/// born into (CLONE_INTO_CGROUP); otherwise the caller moves `pid` into
+/// its group before `release`.
+pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, SpawnError> {
+    let (sync_rd, sync_wr) = sys::pipe().map_err(|source| SpawnError::Io {
+        what: "create pipe",
+        source,
+    })?;
+    let (report_rd, report_wr) = sys::pipe().map_err(|source| SpawnError::Io {
+        what: "create pipe",
+        source,
+    })?;
+    // Pointer arrays built here: the child must not allocate.
+    let argv: Vec<*const libc::c_char> = plan
+        .argv
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = plan
+        .envp
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let parent_pid = std::process::id() as libc::pid_t;
+    let mut flags =
+        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+    if plan.new_net {
+        flags |= libc::CLONE_NEWNET as u64;
+    }
+    // SAFETY: fork semantics; the child runs only `child_main`, which
+    // makes syscalls on data prepared above and never returns.
+    match unsafe { sys::clone3(flags, cgroup_fd) } {
+        Err(e) => Err(SpawnError::Clone(e)),
+        Ok(sys::Forked::Child) => {
+            drop(sync_wr);
+            drop(report_rd);
+            child_main(plan, parent_pid, sync_rd, report_wr, &argv, &envp)
+        }
+        Ok(sys::Forked::Parent(pid)) => Ok(Started {
+            pid,
+            sync: Some(sync_wr),
+            report: report_rd,
+        }),
+    }
+}
+
+/// Report a failure to the parent and exit.
+fn fail(report: RawFd, code: u8, msg: std::fmt::Arguments<'_>) -> ! {
+    // Formatting allocates; acceptable on this path (the child is about to
+    // exit, and the rrun binary is single-threaded).
+    let text = format!("{msg}");
+    let _ = sys::write_all_fd(report, &[code]);
+    let _ = sys::write_all_fd(report, text.as_bytes());
+    // SAFETY: _exit never returns and skips atexit handlers meant for the parent.
+    unsafe { libc::_exit(code as i32) }
+}
+
+fn child_main(
+    plan: &ChildPlan,
+    _parent_pid: libc::pid_t,
+    sync: OwnedFd,
+    report: OwnedFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> ! {
+    let rep = report.as_raw_fd();
+    // SAFETY: prctl/umask take integers only.
+    unsafe {
+        // Not dumpable until execve: nobody in the container may ptrace us
+        // or open our /proc files while we still hold host resources.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if plan.die_with_parent {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        }
+        libc::umask(0o022);
+    }
+    // If the parent died before PDEATHSIG was armed, the sync read below
+    // sees EOF and we exit (getppid is 0 across the pid namespace).
+    let mut go = [0u8; 1];
+    // SAFETY: reading one byte into a stack buffer.
+    let n = unsafe { libc::read(sync.as_raw_fd(), go.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        // SAFETY: the parent aborted; _exit never returns.
+        unsafe { libc::_exit(125) };
+    }
+    drop(sync);
+    // Now in our cgroup: a new cgroup namespace rooted at it.
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+        fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
+    }
+    let _ = nix::unistd::setsid();
+    if plan.new_net {
+        if let Err(e) = loopback_up() {
+            fail(
+                rep,
+                125,
+                format_args!("bring up lo in the new network namespace: {e}"),
+            );
+        }
+    }
+    if let Err(e) = nix::unistd::sethostname(plan.hostname.to_str().unwrap_or("container")) {
+        fail(rep, 125, format_args!("set hostname: {e}"));
+    }
+    if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs) {
+        fail(rep, 125, format_args!("{e}"));
+    }
+    if let Err(e) = crate::hooks::mask_paths(plan.privileged) {
+        fail(rep, 125, format_args!("mask paths: {e}"));
+    }
+    // Workdir beneath the new root, created if missing, never via a magic
+    // link (CVE-2024-21626: a leaked fd as cwd reached the host).
+    let root = match std::fs::File::open("/") {
+        Ok(f) => f,
+        Err(e) => fail(rep, 125, format_args!("open /: {e}")),
+    };
+    let rel = plan.workdir.to_bytes().trim_ascii_start();
+    let rel = rel.strip_prefix(b"/").unwrap_or(rel);
+    let rel = if rel.is_empty() { &b"."[..] } else { rel };
+    let crel = CString::new(rel).unwrap_or_else(|_| c".".into());
+    match rootfs::ensure_beneath(root.as_fd(), &crel, true) {
+        Ok(fd) => {
+            if let Err(e) = nix::unistd::fchdir(fd.as_raw_fd()) {
+                fail(
+                    rep,
+                    125,
+                    format_args!("chdir to working directory {:?}: {e}", plan.workdir),
+                );
+            }
+        }
+        Err(e) => fail(
+            rep,
+            125,
+            format_args!("working directory {:?}: {e}", plan.workdir),
+        ),
+    }
+    drop(root);
+    if let Err(e) = sys::cloexec_from(3) {
+        fail(rep, 125, format_args!("close inherited descriptors: {e}"));
+    }
+    for (target, fd) in plan.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 onto 0..2 of descriptors the parent handed us.
+            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
+                fail(
+                    rep,
+                    125,
+                    format_args!("set up stdio: {}", io::Error::last_os_error()),
+                );
+            }
+        }
+    }
+    if plan.controlling_tty {
+        // SAFETY: ioctl on fd 0 (the pty slave) with an integer argument.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            fail(
+                rep,
+                125,
+                format_args!("set controlling terminal: {}", io::Error::last_os_error()),
+            );
+        }
+    }
+    if let Err(e) = plan.security.before_setuid() {
+        fail(rep, 125, format_args!("apply security settings: {e}"));
+    }
+    // SAFETY: setgroups/setgid/setuid take plain data; groups outlives the call.
+    unsafe {
+        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
+            fail(
+                rep,
+                125,
+                format_args!("setgroups: {}", io::Error::last_os_error()),
+            );
+        }
+        if libc::setgid(plan.gid) != 0 {
+            fail(
+                rep,
+                125,
+                format_args!("setgid {}: {}", plan.gid, io::Error::last_os_error()),
+            );
+        }
+        if libc::setuid(plan.uid) != 0 {
+            fail(
+                rep,
+                125,
+                format_args!("setuid {}: {}", plan.uid, io::Error::last_os_error()),
+            );
+        }
+    }
+    if let Err(e) = plan.security.after_setuid() {
+        fail(rep, 125, format_args!("apply security settings: {e}"));
+    }
+    reset_signals();
+    if plan.init {
+        // The reaper reports exec failures itself (exit 126/127).
+        drop(report);
+        crate::hooks::run_init(&plan.argv, &plan.envp);
+    }
+    let mut eacces: Option<&CString> = None;
+    for cand in &plan.exec_candidates {
+        // SAFETY: cand, argv and envp are NUL-terminated and outlive the call.
+        unsafe { libc::execve(cand.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => continue,
+            Some(libc::EACCES) => {
+                eacces.get_or_insert(cand);
+                continue;
+            }
+            _ => fail(rep, 126, format_args!("{:?}: {err}", cand)),
+        }
+    }
+    let name = plan
+        .argv
+        .first()
+        .map(|a| a.to_string_lossy())
+        .unwrap_or_default();
+    if let Some(c) = eacces {
+        fail(rep, 126, format_args!("{:?}: permission denied", c));
+    }
+    if name.contains('/') {
+        fail(
+            rep,
+            127,
+            format_args!("{name:?}: no such file or directory"),
+        );
+    }
+    fail(
+        rep,
+        127,
+        format_args!("{name:?}: executable file not found in $PATH"),
+    )
+}
+
+/// Dispositions set by rrun (Rust ignores SIGPIPE) and the blocked mask
+/// survive execve: give the command a clean slate.
+fn reset_signals() {
+    // SAFETY: resetting dispositions and the mask in a single-threaded child.
+    unsafe {
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// `ip link set lo up`, with one ioctl on a throw-away socket.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket takes integers.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: s is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: ifreq is plain data; zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write req, which outlives the calls.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The candidates `execve` should try for `argv0`, given the container's PATH.
+pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<CString> {
+    if argv0.contains('/') {
+        return vec![sys::cstring(argv0)];
+    }
+    let path = path.unwrap_or(crate::DEFAULT_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| sys::cstring(format!("{}/{argv0}", d.trim_end_matches('/'))))
+        .collect()
+}
+
+/// Signals rrun forwards to the container; blocked while we wait so they
+/// arrive through `sigtimedwait` instead of killing rrun.
+pub struct ForwardedSignals {
+    set: libc::sigset_t,
+    old: libc::sigset_t,
+}
+
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+impl ForwardedSignals {
+    /// Block the forwarded signals (and SIGCHLD, SIGWINCH) in this thread.
+    /// Must happen before the clone so none is lost in between.
+    pub fn block() -> ForwardedSignals {
+        // SAFETY: sigset manipulation on stack values; sigprocmask on this thread.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in FORWARDED.iter().chain(&[libc::SIGCHLD, libc::SIGWINCH]) {
+                libc::sigaddset(&mut set, *s);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            ForwardedSignals { set, old }
+        }
+    }
+
+    /// Wait for `pid` to exit, forwarding signals to it. `on_winch` runs
+    /// for SIGWINCH (the tty follows the window size).
+    pub fn wait(&self, pid: libc::pid_t, mut on_winch: impl FnMut()) -> io::Result<WaitResult> {
+        loop {
+            if let Some(r) = try_wait(pid, false)? {
+                return Ok(r);
+            }
+            let ts = libc::timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            // SAFETY: set and ts are valid; info may be NULL.
+            let sig = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &ts) };
+            if sig == libc::SIGWINCH {
+                on_winch();
+            } else if sig > 0 && sig != libc::SIGCHLD {
+                // SAFETY: kill takes integers.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+}
+
+impl Drop for ForwardedSignals {
+    fn drop(&mut self) {
+        // SAFETY: restoring this thread's previous mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitResult {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// waitpid, restarting on EINTR; `None` if still running (non-blocking).
+pub fn try_wait(pid: libc::pid_t, block: bool) -> io::Result<Option<WaitResult>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(Some(WaitResult::Exited(libc::WEXITSTATUS(status))));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(Some(WaitResult::Signaled(libc::WTERMSIG(status))));
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `containers/<id>/state.json`: what `ps`, `stop`, `exec` and the reaper
+//! know about a container. Written atomically (temp file + rename), so a
+//! reader sees either the old or the new state, never half of one.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid state: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("{0:?} matches more than one container; use more of the id")]
+    Ambiguous(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// A process we can recognise later even if its pid is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        engine::fsutil::process_start_time(pid as u32)
+            .map(|start_time| ProcessId { pid, start_time })
+    }
+
+    pub fn current() -> ProcessId {
+        ProcessId::of(std::process::id() as i32).unwrap_or(ProcessId {
+            pid: std::process::id() as i32,
+            start_time: 0,
+        })
+    }
+
+    pub fn alive(&self) -> bool {
+        engine::fsutil::process_start_time(self.pid as u32) == Some(self.start_time)
+    }
+}
+
+/// What `exec` needs to start another process like the first one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecDefaults {
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    pub seccomp: bool,
+    pub capabilities: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub name: String,
+    /// The reference the user gave, and the manifest digest it resolved to.
+    pub image: String,
+    pub image_digest: String,
+    pub command: Vec<String>,
+    pub status: Status,
+    /// The container's first process (PID 1 inside), on the host.
+    pub pid: Option<ProcessId>,
+    /// The rrun process that waits for it (foreground rrun or the detached supervisor).
+    pub supervisor: Option<ProcessId>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub finished: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub auto_remove: bool,
+    pub detached: bool,
+    pub exec: ExecDefaults,
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl State {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<State, StateError> {
+        let p = Self::path(dir);
+        let bytes = std::fs::read(&p).map_err(|source| StateError::Io {
+            op: "read",
+            path: p.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Json { path: p, source })
+    }
+
+    /// Atomic: write beside, fsync, rename.
+    pub fn save(&self, dir: &Path) -> Result<(), StateError> {
+        let p = Self::path(dir);
+        let bytes = serde_json::to_vec_pretty(self).expect("state serialises");
+        engine::fsutil::write_atomic(dir, &p, &bytes).map_err(|source| StateError::Io {
+            op: "write",
+            path: p,
+            source,
+        })
+    }
+
+    /// Running according to the kernel, not just the file.
+    pub fn is_running(&self) -> bool {
+        self.status == Status::Running && self.pid.map(|p| p.alive()).unwrap_or(false)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+}
+
+/// Every container directory with a readable state, sorted newest first.
+pub fn list(containers: &Path) -> Vec<(PathBuf, State)> {
+    let mut v: Vec<(PathBuf, State)> = std::fs::read_dir(containers)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let dir = e.path();
+                    State::load(&dir).ok().map(|s| (dir, s))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by(|a, b| b.1.created.cmp(&a.1.created).then(a.1.id.cmp(&b.1.id)));
+    v
+}
+
+/// Find a container by exact name, full id, or unique id prefix.
+pub fn find(containers: &Path, key: &str) -> Result<(PathBuf, State), StateError> {
+    let all = list(containers);
+    if let Some(hit) = all.iter().find(|(_, s)| s.name == key || s.id == key) {
+        return Ok(hit.clone());
+    }
+    let mut prefixed = all
+        .into_iter()
+        .filter(|(_, s)| !key.is_empty() && s.id.starts_with(key));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(hit), None) => Ok(hit),
+        (Some(_), Some(_)) => Err(StateError::Ambiguous(key.to_string())),
+        _ => Err(StateError::NotFound(key.to_string())),
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared setup for the root-only integration tests: a store on a temp
+//! dir holding the busybox fixture image, and a way to run the real rrun.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const RRUN: &str = env!("CARGO_BIN_EXE_rrun");
+
+/// Fail (never skip) when what the tests need is missing.
+pub fn require_root_and_kernel() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (namespaces, mounts, cgroups): run `cargo test` as root"
+    );
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    assert!(
+        fs.contains("overlay"),
+        "overlayfs is missing: modprobe overlay"
+    );
+    assert!(
+        Path::new("/sys/fs/cgroup").exists(),
+        "no cgroup filesystem at /sys/fs/cgroup"
+    );
+}
+
+/// One store per test binary, under $RRUN_TEST_TMP or /tmp, with the
+/// busybox image tagged `busybox`.
+pub fn store_root() -> &'static Path {
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        require_root_and_kernel();
+        let base = std::env::var_os("RRUN_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("rrun-test-")
+            .tempdir_in(base)
+            .unwrap();
+        let store = engine::Store::open(dir.path()).unwrap();
+        fixtures::ensure_busybox_image(&store, "busybox").expect("build the busybox fixture image");
+        dir
+    })
+    .path()
+}
+
+pub fn rrun(args: &[&str]) -> Output {
+    rrun_cmd(args).output().expect("run rrun")
+}
+
+pub fn rrun_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(RRUN);
+    c.arg("--root").arg(store_root()).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run `sh -c script` in a fresh --rm busybox container.
+pub fn sh(extra: &[&str], script: &str) -> Output {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    rrun(&args)
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn cgroup_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type().0 as i64 == 0x6367_7270)
+        .unwrap_or(false)
+}
