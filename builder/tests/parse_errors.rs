@@ -28,7 +28,7 @@ const CASES: &[(&str, &str)] = &[
     ("FROM ${NOPE}\n", "Containerfile:1: FROM: \"${NOPE}\" expanded to an empty image name (is the ARG declared before FROM and set?)"),
     ("FROM x\nCOPY --from=Bad_Stage! a /b\n", "Containerfile:2: COPY: --from=Bad_Stage!: no earlier stage has that name, and it is not a valid image reference either"),
     ("FROM x\nCOPY --from=3 a /b\n", "Containerfile:2: COPY: --from=3: stage index 3 is not an earlier stage (this is stage 0)"),
-    ("FROM x AS me\nCOPY --from=me a /b\n", "Containerfile:2: COPY: --from=me: a stage cannot copy from itself"),
+    ("FROM x AS me\nCOPY --from=me a /b\n", "Containerfile:2: COPY: --from=me: a stage cannot refer to itself"),
     ("FROM x\nRUN --mount=type=bind,from=No!,target=/x true\n", "Containerfile:2: RUN: --mount from=No!: no earlier stage has that name, and it is not a valid image reference either"),
     ("FROM busybox AS a\nCOPY --from=b /x /x\nFROM a AS b\n", "Containerfile:1: stages form a cycle: a -> b -> a"),
     ("FROM x\nSHELL /bin/bash -c\n", "Containerfile:2: SHELL: the shell must be a JSON array of strings, e.g. SHELL [\"/bin/sh\", \"-c\"]"),

@@ -200,3 +200,64 @@ fn expansion_errors_name_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn unused_build_args_are_listed() {
+    let cf = Containerfile::parse_with_args(
+        "Containerfile",
+        "ARG G\nFROM x\nARG S\n",
+        &args(&[
+            ("G", "1"),
+            ("S", "2"),
+            ("EXTRA", "3"),
+            ("TARGETARCH", "arm64"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cf.unused_build_args(), vec!["EXTRA"]);
+}
+
+#[test]
+fn onbuild_triggers_from_a_base_image() {
+    let step = parse_trigger("ONBUILD of busybox", "COPY --chown=1 . /app/", '\\').unwrap();
+    let Instruction::Copy(c) = &step.instruction else {
+        panic!()
+    };
+    assert_eq!(c.chown.as_deref(), Some("1"));
+    let e = parse_trigger("ONBUILD of busybox", "RUNN x", '\\').unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ONBUILD of busybox:1: unknown instruction \"RUNN\" (did you mean RUN?)"
+    );
+    assert!(parse_trigger("o", "FROM x", '\\').is_err());
+    assert!(parse_trigger("o", "  ", '\\').is_err());
+}
+
+#[test]
+fn bytes_that_are_not_utf8() {
+    let e = Containerfile::from_bytes(
+        "Containerfile",
+        b"FROM x\nRUN echo \xff\n",
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "Containerfile:2: the file is not UTF-8 text");
+    let cf = Containerfile::from_bytes("Containerfile", b"FROM x\n", &BTreeMap::new()).unwrap();
+    assert_eq!(cf.stages.len(), 1);
+}
+
+#[test]
+fn finds_containerfile_then_dockerfile() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(find_containerfile(d.path()), None);
+    std::fs::write(d.path().join("Dockerfile"), "FROM x\n").unwrap();
+    assert_eq!(
+        find_containerfile(d.path()),
+        Some(d.path().join("Dockerfile"))
+    );
+    std::fs::write(d.path().join("Containerfile"), "FROM x\n").unwrap();
+    assert_eq!(
+        find_containerfile(d.path()),
+        Some(d.path().join("Containerfile"))
+    );
+}

@@ -48,6 +48,8 @@ fn did_you_mean(s: &Option<String>) -> String {
 pub enum ErrorKind {
     #[error("the file is empty: a Containerfile needs at least one FROM instruction")]
     Empty,
+    #[error("the file is not UTF-8 text")]
+    NotUtf8,
     #[error("no FROM instruction: every build stage starts with FROM")]
     NoFrom,
     #[error("{0} before the first FROM: only ARG may come before FROM")]

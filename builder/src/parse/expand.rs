@@ -131,6 +131,7 @@ impl Expander {
             pos: 0,
             quotes: true,
             source: word,
+            depth: 0,
         };
         w.run(None)
     }
@@ -144,6 +145,7 @@ impl Expander {
             pos: 0,
             quotes: false,
             source: body,
+            depth: 0,
         };
         w.run(None)
     }
@@ -156,7 +158,12 @@ struct Walker<'a> {
     /// Interpret and remove quotes (words) or keep them (heredoc bodies).
     quotes: bool,
     source: &'a str,
+    /// Nesting of `${..:-${..}}`, bounded so hostile input cannot
+    /// exhaust the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 32;
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
@@ -313,7 +320,12 @@ impl Walker<'_> {
             }
             None => return Err(ExpandError::Unterminated("${", self.source.into())),
         };
+        if self.depth >= MAX_DEPTH {
+            return Err(bad("variables nested too deeply"));
+        }
+        self.depth += 1;
         let word = self.run(Some('}'))?;
+        self.depth -= 1;
         // With a colon, an empty value counts as unset.
         let set = match &value {
             Some(v) => !(colon && v.is_empty()),

@@ -251,6 +251,42 @@ impl Containerfile {
         Ok(cf)
     }
 
+    /// Parses raw file contents; invalid UTF-8 is an error naming the
+    /// first line that holds it.
+    pub fn from_bytes(
+        file: &str,
+        bytes: &[u8],
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<Containerfile, ParseError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Containerfile::parse_with_args(file, text, build_args),
+            Err(e) => {
+                let upto = bytes.get(..e.valid_up_to()).unwrap_or(&[]);
+                let line = 1 + upto.iter().filter(|&&b| b == b'\n').count();
+                Err(ParseError::new(file, line, ErrorKind::NotUtf8))
+            }
+        }
+    }
+
+    /// Build args that no ARG declares: Docker warns that they were not
+    /// consumed.
+    pub fn unused_build_args(&self) -> Vec<String> {
+        let declared = |name: &str| {
+            self.global_args
+                .iter()
+                .chain(self.stages.iter().flat_map(|s| s.steps.iter()))
+                .any(|step| match &step.instruction {
+                    Instruction::Arg(decls) => decls.iter().any(|d| d.name == name),
+                    _ => false,
+                })
+        };
+        self.build_args
+            .keys()
+            .filter(|k| !declared(k) && !platform_args().contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
     /// The stage called `name` (case-insensitive).
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         self.names.get(&name.to_ascii_lowercase()).copied()
@@ -320,4 +356,46 @@ impl Containerfile {
             step.error(kind)
         })
     }
+}
+
+/// Parses one instruction outside a file: an ONBUILD trigger recorded in a
+/// base image's config (`RUN make`), which the executor runs right after
+/// that image's FROM. `origin` names it in errors.
+pub fn parse_trigger(origin: &str, text: &str, escape: char) -> Result<Step, ParseError> {
+    let err = |kind| ParseError::new(origin, 1, kind);
+    let line = lexer::LogicalLine {
+        line: 1,
+        keyword: text.split_whitespace().next().unwrap_or("").to_string(),
+        rest: text
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .map(|(_, r)| r.trim().to_string())
+            .unwrap_or_default(),
+        heredocs: Vec::new(),
+    };
+    if line.keyword.is_empty() {
+        return Err(err(ErrorKind::MissingArguments("ONBUILD".into())));
+    }
+    match convert(&line, escape).map_err(err)? {
+        Parsed::Step(instruction) => Ok(Step {
+            file: Arc::from(origin),
+            line: 1,
+            instruction,
+        }),
+        Parsed::From(_) => Err(err(ErrorKind::BadArguments {
+            instruction: "ONBUILD".into(),
+            message: "FROM is not allowed as an ONBUILD trigger".into(),
+        })),
+    }
+}
+
+/// The names looked for in a build context when no `-f` is given, in order.
+pub const DEFAULT_FILES: &[&str] = &["Containerfile", "Dockerfile"];
+
+/// The first of [`DEFAULT_FILES`] present in `context_dir`.
+pub fn find_containerfile(context_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    DEFAULT_FILES
+        .iter()
+        .map(|name| context_dir.join(name))
+        .find(|p| p.is_file())
 }

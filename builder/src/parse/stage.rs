@@ -111,7 +111,7 @@ pub(crate) fn resolve_ref(
     let lower = value.to_ascii_lowercase();
     if let Some(&i) = names.get(&lower) {
         if i == current {
-            return Err("a stage cannot copy from itself".to_string());
+            return Err("a stage cannot refer to itself".to_string());
         }
         if i < count {
             return Ok(Base::Stage(i));
