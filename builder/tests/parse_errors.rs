@@ -84,7 +84,7 @@ fn errors_carry_the_file_name_given() {
     let e = Containerfile::parse("build/Dockerfile.prod", "FROM x\nRUNN a\n").unwrap_err();
     assert_eq!(e.file, "build/Dockerfile.prod");
     assert_eq!(e.line, 2);
-    assert!(matches!(e.kind, ErrorKind::UnknownInstruction { .. }));
+    assert!(matches!(*e.kind, ErrorKind::UnknownInstruction { .. }));
     assert!(e.to_string().starts_with("build/Dockerfile.prod:2: "));
 }
 

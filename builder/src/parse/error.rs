@@ -13,7 +13,8 @@ pub struct ParseError {
     /// 1-based line of the instruction; 0 when the error is about the whole
     /// file (an empty file, an unknown `--target`).
     pub line: usize,
-    pub kind: ErrorKind,
+    /// Boxed to keep `Result<_, ParseError>` small.
+    pub kind: Box<ErrorKind>,
 }
 
 impl fmt::Display for ParseError {
@@ -31,7 +32,7 @@ impl ParseError {
         ParseError {
             file: file.to_string(),
             line,
-            kind,
+            kind: Box::new(kind),
         }
     }
 }

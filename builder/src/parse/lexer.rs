@@ -239,7 +239,7 @@ mod tests {
     fn unterminated_heredoc() {
         let e = lex("Containerfile", "FROM x\n\nRUN <<EOF\necho\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(matches!(e.kind, ErrorKind::UnterminatedHeredoc { .. }));
+        assert!(matches!(*e.kind, ErrorKind::UnterminatedHeredoc { .. }));
     }
 
     #[test]
