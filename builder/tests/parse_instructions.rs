@@ -459,3 +459,28 @@ fn display_is_the_normalised_text() {
     assert_eq!(ex.run_args().get("V").map(String::as_str), Some("1.2"));
     assert_eq!(ex.env().get("A").map(String::as_str), Some("x y"));
 }
+
+#[test]
+fn escaped_escape_does_not_continue() {
+    let cf = parse("FROM x\nRUN echo \\\\\nRUN true\n");
+    assert_eq!(cf.stages[0].steps.len(), 2);
+    // A lone escape on its own line continues.
+    let cf = parse("FROM x\nRUN echo a \\\n\\\n b\n");
+    assert_eq!(cf.stages[0].steps.len(), 1);
+}
+
+#[test]
+fn onbuild_with_heredoc() {
+    let cf = parse("FROM x\nONBUILD RUN <<EOF\necho built on\nEOF\nENV A=1\n");
+    let s = &cf.stages[0].steps;
+    assert_eq!(s.len(), 2);
+    let Instruction::Onbuild(text) = &s[0].instruction else {
+        panic!()
+    };
+    assert_eq!(text, "RUN <<EOF\necho built on\nEOF");
+    let step = parse_trigger("ONBUILD", text, '\\').unwrap();
+    let Instruction::Run(r) = step.instruction else {
+        panic!()
+    };
+    assert_eq!(r.script(), RunScript::Shell("echo built on\n".into()));
+}

@@ -249,10 +249,18 @@ pub(crate) fn convert(ll: &LogicalLine, escape: char) -> Result<Parsed, ErrorKin
                 line: ll.line,
                 keyword: trigger.to_string(),
                 rest: trigger_rest.to_string(),
-                heredocs: Vec::new(),
+                heredocs: ll.heredocs.clone(),
             };
             convert(&inner, escape)?;
-            Instruction::Onbuild(format!("{upper} {trigger_rest}"))
+            // Heredoc bodies travel with the trigger text, so that
+            // `parse_trigger` reads it back whole.
+            let mut text = format!("{upper} {trigger_rest}");
+            for h in &ll.heredocs {
+                text.push('\n');
+                text.push_str(&h.content);
+                text.push_str(&h.name);
+            }
+            Instruction::Onbuild(text)
         }
         _ => return Err(bad(kw, "not supported")),
     };

@@ -24,11 +24,21 @@ pub(crate) struct Lexed {
     pub lines: Vec<LogicalLine>,
 }
 
-/// Instructions whose lines may carry heredocs (BuildKit's list).
-fn takes_heredocs(keyword: &str) -> bool {
-    ["RUN", "COPY", "ADD"]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(keyword))
+/// Instructions whose lines may carry heredocs (BuildKit's list), also
+/// as the trigger of an ONBUILD.
+fn takes_heredocs(keyword: &str, rest: &str) -> bool {
+    let direct = |k: &str| {
+        ["RUN", "COPY", "ADD"]
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(k))
+    };
+    if keyword.eq_ignore_ascii_case("ONBUILD") {
+        let mut words = rest.split_whitespace();
+        let trigger = words.next().unwrap_or("");
+        let after = rest.get(trigger.len()..).unwrap_or("").trim_start();
+        return direct(trigger) && !after.starts_with('[');
+    }
+    direct(keyword) && !rest.starts_with('[')
 }
 
 /// `# key=value` with a key made of letters and digits.
@@ -47,12 +57,13 @@ fn directive(line: &str) -> Option<(String, String)> {
     Some((key.to_ascii_lowercase(), value.to_string()))
 }
 
-/// A line continues when its last non-blank character is the escape char.
+/// A line continues when its last non-blank character is the escape char,
+/// unless that is itself escaped (`echo \\` ends the line), as in Docker.
 fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
     let trimmed = line.trim_end_matches([' ', '\t']);
     match trimmed.strip_suffix(escape) {
-        Some(body) => (body, true),
-        None => (line, false),
+        Some(body) if !body.ends_with(escape) => (body, true),
+        _ => (line, false),
     }
 }
 
@@ -142,7 +153,7 @@ pub(crate) fn lex(file: &str, text: &str) -> Result<Lexed, ParseError> {
             None => (joined, ""),
         };
         let mut heredocs = Vec::new();
-        if takes_heredocs(keyword) && !rest.starts_with('[') {
+        if takes_heredocs(keyword, rest) {
             for marker in find_markers(rest, escape) {
                 let mut content = String::new();
                 loop {

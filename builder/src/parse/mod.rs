@@ -363,20 +363,19 @@ impl Containerfile {
 /// that image's FROM. `origin` names it in errors.
 pub fn parse_trigger(origin: &str, text: &str, escape: char) -> Result<Step, ParseError> {
     let err = |kind| ParseError::new(origin, 1, kind);
-    let line = lexer::LogicalLine {
-        line: 1,
-        keyword: text.split_whitespace().next().unwrap_or("").to_string(),
-        rest: text
-            .trim_start()
-            .split_once(char::is_whitespace)
-            .map(|(_, r)| r.trim().to_string())
-            .unwrap_or_default(),
-        heredocs: Vec::new(),
+    // The trigger is lexed on its own, so a `# escape=` inside it would be
+    // read as a directive: triggers never hold one, but say so if one does.
+    let lexed = lexer::lex(origin, text)?;
+    let [line] = lexed.lines.as_slice() else {
+        return Err(err(ErrorKind::BadArguments {
+            instruction: "ONBUILD".into(),
+            message: format!(
+                "a trigger is exactly one instruction, found {}",
+                lexed.lines.len()
+            ),
+        }));
     };
-    if line.keyword.is_empty() {
-        return Err(err(ErrorKind::MissingArguments("ONBUILD".into())));
-    }
-    match convert(&line, escape).map_err(err)? {
+    match convert(line, escape).map_err(err)? {
         Parsed::Step(instruction) => Ok(Step {
             file: Arc::from(origin),
             line: 1,
