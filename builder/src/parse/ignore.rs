@@ -35,9 +35,10 @@ enum Tok {
     One,
     /// `*`
     Star,
-    /// `**` not followed by `/`: anything, separators included.
+    /// `**` at the end: anything, separators included.
     Any,
-    /// `**/`: zero or more whole directories.
+    /// `**` or `**/` before more pattern: zero or more whole directories
+    /// (`(.*/)?` in Docker's regexp).
     Dirs,
     Class {
         negated: bool,
@@ -93,9 +94,11 @@ fn compile(p: &str) -> Result<Vec<Tok>, String> {
                     }
                     if chars.get(i) == Some(&'/') {
                         i += 1;
-                        toks.push(Tok::Dirs);
-                    } else {
+                    }
+                    if i >= chars.len() {
                         toks.push(Tok::Any);
+                    } else {
+                        toks.push(Tok::Dirs);
                     }
                 } else {
                     toks.push(Tok::Star);
@@ -111,7 +114,8 @@ fn compile(p: &str) -> Result<Vec<Tok>, String> {
             },
             '[' => {
                 let mut negated = false;
-                if matches!(chars.get(i), Some('^') | Some('!')) {
+                // Only '^' negates, as in Go's regexp that Docker uses.
+                if chars.get(i) == Some(&'^') {
                     negated = true;
                     i += 1;
                 }
@@ -350,7 +354,14 @@ mod tests {
         assert!(!m("?.c", "/.c"));
         assert!(m("[a-c]x", "bx"));
         assert!(!m("[^a-c]x", "bx"));
-        assert!(m("[!a-c]x", "dx"));
+        assert!(m("[!a-c]x", "!x"));
+        assert!(!m("[!a-c]x", "dx"));
+        assert!(m("**", "any/thing"));
+        assert!(m("a**", "abc/d"));
+        assert!(m("a**b", "ax/b"));
+        assert!(!m("a**b", "axb"));
+        assert!(m("**.txt", ".txt"));
+        assert!(!m("**.txt", "a.txt"));
         assert!(m("\\*", "*"));
         assert!(!m("\\*", "a"));
         assert!(compile("[abc").is_err());
