@@ -122,6 +122,7 @@ pub fn mount_overlay(plan: &RootfsPlan) -> Result<(), StepError> {
 
 fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
     let fs = sys::fsopen(c"overlay")?;
+    sys::fsconfig_string(fs.as_fd(), c"source", c"overlay")?;
     for l in &plan.lowers {
         sys::fsconfig_string(fs.as_fd(), c"lowerdir+", l)?;
     }
@@ -267,6 +268,8 @@ fn parent_beneath(root: BorrowedFd<'_>, rel: &CStr) -> io::Result<(OwnedFd, CStr
 
 fn fs_mount(fs: &FsMount) -> io::Result<OwnedFd> {
     let ctx = sys::fsopen(&fs.fstype)?;
+    // The "device" column of /proc/mounts, as mount(8) would set it.
+    sys::fsconfig_string(ctx.as_fd(), c"source", &fs.fstype)?;
     for (k, v) in &fs.options {
         match v {
             Some(v) => sys::fsconfig_string(ctx.as_fd(), k, v)?,

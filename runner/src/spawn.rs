@@ -187,7 +187,8 @@ fn child_main(
         if plan.die_with_parent {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         }
-        libc::umask(0o022);
+        // Device nodes and mount points get exactly the modes we ask for.
+        libc::umask(0);
     }
     // If the parent died before PDEATHSIG was armed, the sync read below
     // sees EOF and we exit (getppid is 0 across the pid namespace).
@@ -304,6 +305,8 @@ fn child_main(
     if let Err(e) = plan.security.after_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));
     }
+    // SAFETY: umask takes an integer. Docker's default for the command.
+    unsafe { libc::umask(0o022) };
     reset_signals();
     if plan.init {
         // The reaper reports exec failures itself (exit 126/127).

@@ -1,0 +1,275 @@
+//! `rrun run` for real, as root: namespaces, rootfs, options, exit codes,
+//! errors. Each test fails with what is missing when root, overlayfs or
+//! cgroups are not there.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let o = sh(&[], "echo $$; readlink /proc/self/ns/pid; cat /proc/1/cmdline");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "the command is not PID 1: {out}");
+    assert_ne!(lines[1], host_ns.to_string_lossy(), "same pid namespace as the host");
+
+    // The same process seen from the host: a normal pid, not 1.
+    let mut child = rrun_cmd(&["run", "--rm", "busybox", "sleep", "3600"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let host_pid = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+            (cmd == b"sleep\x003600\x00" && ns != host_ns).then_some(pid)
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "`sleep 3600` never showed up in the host's /proc");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(host_pid, 1);
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(nspid.trim_end().ends_with("\t1"), "inner pid is not 1: {nspid}");
+    // Killing rrun's container from the host ends rrun with 137.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(host_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(137));
+}
+
+#[test]
+fn hostname_is_the_containers_own() {
+    let host = nix::unistd::gethostname().unwrap();
+    let o = sh(&["--hostname", "inner-box"], "hostname; cat /etc/hostname; grep inner-box /etc/hosts");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("inner-box\ninner-box\n"), "{}", stdout(&o));
+    assert_eq!(nix::unistd::gethostname().unwrap(), host, "the host's hostname changed");
+    // Default: the short id, like Docker.
+    let o = sh(&[], "hostname");
+    assert_eq!(stdout(&o).trim().len(), 12, "{}", stdout(&o));
+}
+
+#[test]
+fn only_lo_up_in_the_network_namespace() {
+    let o = sh(&[], "ls /sys/class/net; cat /sys/class/net/lo/flags");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "lo\n0x9\n", "expected only lo, up (0x9 = UP|LOOPBACK)");
+    // --network host sees the host's interfaces.
+    let host: Vec<_> = std::fs::read_dir("/sys/class/net").unwrap().collect();
+    let o = sh(&["--network", "host"], "ls /sys/class/net | wc -l");
+    assert_eq!(stdout(&o).trim(), host.len().to_string());
+}
+
+#[test]
+fn writes_go_to_the_upper_dir_and_vanish_with_rm() {
+    let root = store_root();
+    let o = rrun(&["run", "--name", "writer", "busybox", "sh", "-c", "echo data > /newfile; rm /bin/vi"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let containers = root.join("containers");
+    let dir = std::fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p.join("state.json")).map(|s| s.contains("\"writer\"")).unwrap_or(false))
+        .expect("the container's directory is kept without --rm");
+    assert_eq!(std::fs::read_to_string(dir.join("upper/newfile")).unwrap(), "data\n");
+    // The deletion is a whiteout in the upper; the image keeps its file.
+    let wh = std::fs::symlink_metadata(dir.join("upper/bin/vi")).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(wh.file_type().is_char_device(), "no whiteout for a deleted file");
+    for layer in std::fs::read_dir(root.join("layers")).unwrap().flatten() {
+        assert!(!layer.path().join("fs/newfile").exists(), "the write reached the image layer");
+        assert!(layer.path().join("fs/bin/vi").exists(), "the delete reached the image layer");
+    }
+    assert_eq!(code(&rrun(&["rm", "writer"])), 0);
+    assert!(!dir.exists(), "rm left the directory");
+
+    // With --rm nothing of it remains.
+    let o = sh(&["--name", "rm-writer"], "echo data > /newfile");
+    assert_eq!(code(&o), 0);
+    let left = std::fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("state.json")).map(|s| s.contains("\"rm-writer\"")).unwrap_or(false))
+        .count();
+    assert_eq!(left, 0, "--rm left a container directory");
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    for (script, want) in [("exit 0", 0), ("exit 1", 1), ("exit 42", 42), ("sh -c 'kill -9 $$'; exit $?", 137), ("sh -c 'kill -15 $$'; exit $?", 143)] {
+        let o = sh(&[], script);
+        assert_eq!(code(&o), want, "{script}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn missing_and_unexecutable_commands() {
+    let o = rrun(&["run", "--rm", "busybox", "no-such-cmd"]);
+    assert_eq!(code(&o), 127);
+    assert_eq!(stderr(&o), "rrun: \"no-such-cmd\": executable file not found in $PATH\n");
+    let o = rrun(&["run", "--rm", "busybox", "/no/such"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    let o = rrun(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(code(&o), 126, "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_options_exit_125_with_the_reason_and_leave_nothing() {
+    let containers = store_root().join("containers");
+    let leftovers = || {
+        std::fs::read_dir(&containers)
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_to_string(e.path().join("state.json")).map(|s| s.contains("\"bad-opts\"")).unwrap_or(false))
+            .count()
+    };
+    for (args, needle) in [
+        (vec!["-m", "12q"], "invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'"),
+        (vec!["--cpus", "lots"], "--cpus"),
+        (vec!["--network", "bridge"], "--network"),
+        (vec!["-v", "relative:/x"], "absolute"),
+        (vec!["--security-opt", "apparmor=x"], "--security-opt"),
+        (vec!["--no-such-flag"], "no-such-flag"),
+    ] {
+        let mut a = vec!["run", "--rm", "--name", "bad-opts"];
+        a.extend(args.iter());
+        a.extend(["busybox", "true"]);
+        let o = rrun(&a);
+        assert_eq!(code(&o), 125, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("rrun: "), "{}", stderr(&o));
+    }
+    let o = rrun(&["run", "--rm", "--name", "bad-opts", "no-such-image", "true"]);
+    assert_eq!(code(&o), 125);
+    assert_eq!(
+        stderr(&o),
+        format!("rrun: image \"no-such-image\" not found in {} (try: rbuild images)\n", store_root().display())
+    );
+    let o = rrun(&["run", "--rm", "--name", "bad-opts", "busybox", "no-such-cmd"]);
+    assert_eq!(code(&o), 127);
+    assert_eq!(leftovers(), 0, "a failed start left a container directory");
+}
+
+#[test]
+fn env_workdir_and_user_follow_docker() {
+    let envfile = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(envfile.path(), "# comment\nFROM_FILE=yes\n").unwrap();
+    let o = sh(
+        &["-e", "FOO=bar", "--env-file", envfile.path().to_str().unwrap(), "-w", "/made/here", "-u", "nobody"],
+        "echo $FOO $FROM_FILE $HOME; pwd; id -u; id -g; echo $PATH",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], "bar yes /nonexistent");
+    assert_eq!(l[1], "/made/here");
+    assert_eq!((l[2], l[3]), ("65534", "65534"));
+    assert!(l[4].contains("/bin"));
+    let o = sh(&["-u", "123:456"], "id -u; id -g");
+    assert_eq!(stdout(&o), "123\n456\n");
+    let o = sh(&["-u", "nosuchuser"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("nosuchuser"), "{}", stderr(&o));
+    // --entrypoint replaces the image's, and the command becomes its args.
+    let o = rrun(&["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]);
+    assert_eq!(stdout(&o), "a b\n");
+}
+
+#[test]
+fn volumes_read_only_and_read_write() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let vol = format!("{}:/data", host.path().display());
+    let o = sh(&["-v", &vol], "cat /data/in; echo back > /data/out");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from host\n");
+    assert_eq!(std::fs::read_to_string(host.path().join("out")).unwrap(), "back\n");
+
+    let ro = format!("{}:/data:ro", host.path().display());
+    let o = sh(&["-v", &ro], "cat /data/in; echo x > /data/out2");
+    assert_ne!(code(&o), 0, "a write to a :ro volume succeeded");
+    assert!(stderr(&o).contains("Read-only file system"), "{}", stderr(&o));
+    assert!(!host.path().join("out2").exists());
+    // A volume target that does not exist yet is created in the container's upper only.
+    let o = sh(&["-v", &format!("{}:/deep/new/dir", host.path().display())], "cat /deep/new/dir/in");
+    assert_eq!(stdout(&o), "from host\n", "{}", stderr(&o));
+}
+
+#[test]
+fn read_only_rootfs_and_tmpfs() {
+    let o = sh(&["--read-only"], "touch /x");
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("Read-only file system"), "{}", stderr(&o));
+    let o = sh(&["--read-only", "--tmpfs", "/scratch:size=1m"], "echo ok > /scratch/f && cat /scratch/f && grep scratch /proc/mounts");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ok\n"));
+    assert!(stdout(&o).contains("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"), "{}", stdout(&o));
+}
+
+#[test]
+fn dev_proc_and_sys_are_the_containers() {
+    let o = sh(
+        &[],
+        "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty | cut -c1-10; readlink /dev/ptmx; \
+         grep -E ' /(proc|sys|dev|dev/pts|dev/shm|dev/mqueue) ' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1; \
+         echo hi > /dev/null && head -c 4 /dev/zero | wc -c; ls /proc/1/fd | tr '\\n' ' '; echo",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("crw-rw-rw-").count(), 6, "device modes: {out}");
+    assert!(out.contains("pts/ptmx\n"));
+    for m in ["/proc proc rw", "/dev tmpfs rw", "/dev/pts devpts rw", "/dev/shm tmpfs rw", "/dev/mqueue mqueue rw", "/sys sysfs ro"] {
+        assert!(out.contains(m), "missing mount {m}: {out}");
+    }
+    // No descriptor of rrun leaks into the container (CVE-2024-21626).
+    assert!(out.ends_with("4\n0 1 2 \n"), "PID 1 has more than stdio open: {out}");
+}
+
+#[test]
+fn signals_to_rrun_reach_the_container() {
+    for (sig, code_want) in [(nix::sys::signal::Signal::SIGTERM, 143), (nix::sys::signal::Signal::SIGINT, 130), (nix::sys::signal::Signal::SIGHUP, 129)] {
+        let n = code_want - 128;
+        let script = format!("trap 'exit {code_want}' {n}; echo ready; while :; do sleep 0.05; done");
+        let mut child = rrun_cmd(&["run", "--rm", "busybox", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let st = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "{sig} was not forwarded");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(st.code(), Some(code_want), "{sig}");
+    }
+}
+
+#[test]
+fn not_root_is_refused_clearly() {
+    let o = rrun_cmd(&["run", "--rm", "busybox", "true"])
+        .uid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+}
