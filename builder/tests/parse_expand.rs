@@ -49,7 +49,7 @@ fn word_forms() {
         ("\"$NAME\"", "app"),
         ("\"'$NAME'\"", "'app'"),
         ("${MISSING:-${NAME}-x}", "app-x"),
-        ("$$", "$$"),
+        ("$$", ""),
         ("a$", "a$"),
     ];
     for (input, want) in cases {
@@ -260,4 +260,79 @@ fn finds_containerfile_then_dockerfile() {
         find_containerfile(d.path()),
         Some(d.path().join("Containerfile"))
     );
+}
+
+/// Cases from the behaviour of Docker's shell lexer (its published test
+/// vectors), with PWD=/home and SHELL=bash set and NULL set to "".
+#[test]
+fn docker_lexer_vectors() {
+    let mut ex = Expander::new('\\');
+    ex.set_env("PWD", "/home");
+    ex.set_env("SHELL", "bash");
+    ex.set_env("NULL", "");
+    let ok = [
+        ("he'll'o", "hello"),
+        ("he\\'llo", "he'llo"),
+        ("abc\\tdef", "abctdef"),
+        ("\"abc\\tdef\"", "abc\\tdef"),
+        ("\"abc\\\\tdef\"", "abc\\tdef"),
+        ("'abc\\tdef'", "abc\\tdef"),
+        ("hello\\", "hello"),
+        ("hello\\\\", "hello\\"),
+        ("\"hel'lo\"", "hel'lo"),
+        ("'hello\\'", "hello\\"),
+        ("\"''\"", "''"),
+        ("$.", "$."),
+        ("he$1x", "hex"),
+        ("he$.x", "he$.x"),
+        ("he\\\\$PWD", "he\\/home"),
+        ("\"he\\\\$PWD\"", "he\\/home"),
+        ("\\${}", "${}"),
+        ("he${hi}xx", "hexx"),
+        ("he${XXX:-${PWD:-yyy}}xx", "he/homexx"),
+        ("he${PWD?}", "he/home"),
+        ("he${NULL?}", "he"),
+        ("he${PWD:+${SHELL}}xx", "hebashxx"),
+        ("\"he'$PWD'\"", "he'/home'"),
+        ("'\\$PWD'", "\\$PWD"),
+        ("he${PWD:+${PWD}:}xx", "he/home:xx"),
+        ("he${XXX:-\\$PWD:}xx", "he$PWD:xx"),
+        ("he${XXX:-\\${PWD}z}xx", "he${PWDz}xx"),
+        ("${aaa}}", "}"),
+        ("${aaa:-bbb {foo}", "bbb {foo"),
+        ("${999:-bbb}aaa", "bbbaaa"),
+        ("$001aaa", "aaa"),
+        ("${1:+bbb}", ""),
+        ("$@@@", "@@"),
+        ("${@:-bbb}aaa", "bbbaaa"),
+        ("${#}", ""),
+        ("$$", ""),
+        ("${0:-bbb}", "bbb"),
+    ];
+    for (input, want) in ok {
+        assert_eq!(ex.expand_word(input).unwrap(), want, "{input}");
+    }
+    let bad = [
+        "he'llo",
+        "he\\\\'llo",
+        "\"hello",
+        "\"hello\\\"",
+        "'hello",
+        "${}",
+        "he${}xx",
+        "he${.}",
+        "he${XXX:YYY}",
+        "he${XXX?}",
+        "he${XXX:?}",
+        "he${NULL:?}",
+        "he${PWD",
+        "he${PWD:=000}xx",
+        "${{aaa}",
+        "${aaa:-bbb ${foo}",
+        "${:}",
+        "${:-bbb}",
+    ];
+    for input in bad {
+        assert!(ex.expand_word(input).is_err(), "{input} should fail");
+    }
 }

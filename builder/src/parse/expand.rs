@@ -165,6 +165,9 @@ struct Walker<'a> {
 
 const MAX_DEPTH: usize = 32;
 
+/// Shell special parameters.
+const SPECIAL: &str = "@*#?-$!";
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -266,11 +269,28 @@ impl Walker<'_> {
         }
     }
 
+    /// A variable name; or positional (`1`, `999`) or special (`@`, `#`,
+    /// `$`...) shell parameters, which a Containerfile never sets: they
+    /// are read as names no variable can have, so they expand to nothing.
     fn name(&mut self) -> String {
         let mut name = String::new();
-        while let Some(c) = self.peek().filter(|c| is_name_char(*c)) {
-            name.push(c);
-            self.pos += 1;
+        match self.peek() {
+            Some(c) if c.is_ascii_digit() => {
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    name.push(d);
+                    self.pos += 1;
+                }
+            }
+            Some(c) if SPECIAL.contains(c) => {
+                name.push(c);
+                self.pos += 1;
+            }
+            _ => {
+                while let Some(c) = self.peek().filter(|c| is_name_char(*c)) {
+                    name.push(c);
+                    self.pos += 1;
+                }
+            }
         }
         name
     }
@@ -282,9 +302,11 @@ impl Walker<'_> {
                 self.pos += 1;
                 self.braced(out)
             }
-            Some(c) if is_name_char(c) => {
+            Some(c) if is_name_char(c) || SPECIAL.contains(c) => {
                 let name = self.name();
-                out.push_str(self.ex.lookup(&name).unwrap_or(""));
+                if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                    out.push_str(self.ex.lookup(&name).unwrap_or(""));
+                }
                 Ok(())
             }
             _ => {
@@ -301,7 +323,12 @@ impl Walker<'_> {
         if name.is_empty() {
             return Err(bad("expected a variable name after ${"));
         }
-        let value = self.ex.lookup(&name).map(ToString::to_string);
+        let special = !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let value = if special {
+            None
+        } else {
+            self.ex.lookup(&name).map(ToString::to_string)
+        };
         let (colon, op) = match self.next() {
             Some('}') => {
                 out.push_str(value.as_deref().unwrap_or(""));
@@ -382,7 +409,8 @@ mod tests {
         assert_eq!(w("$Ax"), "");
         assert_eq!(w("$B-$U-$NOPE"), "banana--");
         assert_eq!(w("a$"), "a$");
-        assert_eq!(w("$-x"), "$-x");
+        assert_eq!(w("$-x"), "x");
+        assert_eq!(w("$.x"), "$.x");
     }
 
     #[test]
