@@ -12,8 +12,10 @@ pub mod busybox;
 pub mod corpus;
 pub mod machine;
 pub mod oci;
+pub mod rbox_store;
 pub mod scratch;
 pub mod stats;
+pub mod suite;
 pub mod tools;
 
 /// Where corpora, bundles and the scratch filesystem image live.

@@ -11,6 +11,9 @@ pub struct Machine {
     pub kernel: String,
     pub cgroups: String,
     pub os: String,
+    /// 1/5/15-minute load averages when the run started: other work on a
+    /// 2-core machine shows up in every number.
+    pub load: String,
 }
 
 impl Machine {
@@ -46,14 +49,17 @@ impl Machine {
                 .unwrap_or_else(|_| "unknown".into()),
             cgroups: cgroup_mode(),
             os,
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
         }
     }
 
     /// One markdown paragraph.
     pub fn markdown(&self) -> String {
         format!(
-            "Machine: {} cores ({}), {} GiB RAM, {}, kernel {}, cgroups {}.",
-            self.cores, self.cpu, self.memory_gib, self.os, self.kernel, self.cgroups
+            "Machine: {} cores ({}), {} GiB RAM, {}, kernel {}, cgroups {}; load average at start {}.",
+            self.cores, self.cpu, self.memory_gib, self.os, self.kernel, self.cgroups, self.load
         )
     }
 }

@@ -7,9 +7,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use benches::corpus::LayeredImage;
-use engine::image::{media_type, Descriptor, ImageConfig};
-use engine::reference::ImageRef;
 use engine::store::Store;
 
 /// `rrun` or `rbuild` from this workspace, built in release mode; `Err` is
@@ -67,46 +64,7 @@ pub fn import(store: &Path, tar: &Path, name: &str) -> Result<(), String> {
     .map_err(|e| format!("rbuild import failed: {e}"))
 }
 
-/// Put `img`'s zstd layers and an image naming them into the store at
-/// `root`, tagged `name:latest` (blobs only: nothing is unpacked here).
-pub fn ingest(root: &Path, img: &LayeredImage, name: &str) -> Result<(), String> {
-    let store = Store::open(root).map_err(|e| e.to_string())?;
-    let mut layers = Vec::new();
-    let mut config = ImageConfig::scratch();
-    for i in 0..img.layers {
-        let zst = img.zst(i);
-        let mut w = store.blob_writer().map_err(|e| e.to_string())?;
-        let mut f =
-            std::fs::File::open(&zst).map_err(|e| format!("open {}: {e}", zst.display()))?;
-        std::io::copy(&mut f, &mut w).map_err(|e| format!("copy {}: {e}", zst.display()))?;
-        let (digest, size) = w.commit().map_err(|e| e.to_string())?;
-        let tar = img.tar(i);
-        let mut hw = engine::digest::HashingWriter::new(std::io::sink());
-        let mut f =
-            std::fs::File::open(&tar).map_err(|e| format!("open {}: {e}", tar.display()))?;
-        std::io::copy(&mut f, &mut hw).map_err(|e| format!("hash {}: {e}", tar.display()))?;
-        let (_, diff_id, _) = hw.finish();
-        config.rootfs.diff_ids.push(diff_id);
-        layers.push(Descriptor {
-            media_type: media_type::LAYER_ZSTD.to_string(),
-            digest,
-            size,
-            annotations: Default::default(),
-        });
-    }
-    let manifest = store
-        .put_image(&config, layers)
-        .map_err(|e| e.to_string())?;
-    let r = ImageRef::new(name, "latest").map_err(|e| e.to_string())?;
-    store.tag(&r, &manifest).map_err(|e| e.to_string())
-}
-
-/// Forget every unpacked layer so the next unpack starts from blobs.
-pub fn forget_unpacked(root: &Path) -> Result<(), String> {
-    let layers = root.join("layers");
-    benches::tools::clean_dir(&layers).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&layers).map_err(|e| format!("create {}: {e}", layers.display()))
-}
+pub use benches::rbox_store::{forget_unpacked, ingest};
 
 /// The hidden `unpack-one` subcommand.
 pub fn unpack_one(root: &Path, image: &str) -> anyhow::Result<()> {

@@ -55,7 +55,15 @@ pub fn unpack_table(
 /// else gzip. Returns the layout dir and the compression used.
 fn layout(ctx: &Ctx, img: &LayeredImage, zstd: bool) -> Result<PathBuf, String> {
     let tag = if zstd { "zstd" } else { "gzip" };
-    let dir = ctx.cache.join("oci").join(format!("{}-{tag}", img.name));
+    // buildah names the pulled image after the directory: keep it a valid
+    // lowercase repository name.
+    let slug: String = img
+        .name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dir = ctx.cache.join("oci").join(format!("{slug}-{tag}"));
     if dir.join("index.json").exists() {
         return Ok(dir);
     }
