@@ -290,6 +290,33 @@ pub fn set_process_caps(
     Ok(())
 }
 
+/// This thread's permitted set (capget), to bound what we ask capset for:
+/// a runtime started with fewer capabilities cannot grant more.
+pub fn current_permitted() -> Result<CapSet, CapError> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two v3 data structs into `data`, which has room.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(CapError::Capset {
+            what: "read the current sets (capget)".into(),
+            source: nix::Error::last(),
+        });
+    }
+    Ok(CapSet(
+        data[0].permitted as u64 | (data[1].permitted as u64) << 32,
+    ))
+}
+
 /// Empties the ambient set, so no capability is passed through execve
 /// except by the rules for root.
 pub fn clear_ambient() -> Result<(), CapError> {

@@ -113,7 +113,14 @@ impl SecurityPlan {
 
     /// In the child, after setuid, immediately before execve.
     pub fn apply_after_setuid(&self) -> Result<(), SecurityError> {
-        let held = if self.root { self.caps } else { CapSet(0) };
+        // Capabilities rrun itself lacks (say, a host that withholds one)
+        // cannot be granted; they are left out rather than failing the run,
+        // as they are already absent from the bounding set.
+        let held = if self.root {
+            CapSet(self.caps.0 & capabilities::current_permitted()?.0)
+        } else {
+            CapSet(0)
+        };
         capabilities::set_process_caps(held, held, CapSet(0))?;
         capabilities::clear_ambient()?;
         if self.no_new_privs {
