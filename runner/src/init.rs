@@ -138,7 +138,11 @@ fn reap_and_forward(child: Pid, blocked: &SigSet) -> ! {
 }
 
 fn die(msg: std::fmt::Arguments<'_>, code: i32) -> ! {
-    eprintln!("rrun: {msg}");
+    // A raw write to fd 2: in a forked copy of a program, Rust's stderr may
+    // be redirected in-process (test harness capture), and we must not
+    // depend on its lock.
+    let line = format!("rrun: {msg}\n");
+    let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     exit_now(code)
 }
 
