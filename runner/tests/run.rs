@@ -14,12 +14,19 @@ use common::*;
 #[test]
 fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
     let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    let o = sh(&[], "echo $$; readlink /proc/self/ns/pid; cat /proc/1/cmdline");
+    let o = sh(
+        &[],
+        "echo $$; readlink /proc/self/ns/pid; cat /proc/1/cmdline",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1", "the command is not PID 1: {out}");
-    assert_ne!(lines[1], host_ns.to_string_lossy(), "same pid namespace as the host");
+    assert_ne!(
+        lines[1],
+        host_ns.to_string_lossy(),
+        "same pid namespace as the host"
+    );
 
     // The same process seen from the host: a normal pid, not 1.
     let mut child = rrun_cmd(&["run", "--rm", "busybox", "sleep", "3600"])
@@ -36,15 +43,25 @@ fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
         if let Some(p) = found {
             break p;
         }
-        assert!(Instant::now() < deadline, "`sleep 3600` never showed up in the host's /proc");
+        assert!(
+            Instant::now() < deadline,
+            "`sleep 3600` never showed up in the host's /proc"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_ne!(host_pid, 1);
     let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap();
     let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
-    assert!(nspid.trim_end().ends_with("\t1"), "inner pid is not 1: {nspid}");
+    assert!(
+        nspid.trim_end().ends_with("\t1"),
+        "inner pid is not 1: {nspid}"
+    );
     // Killing rrun's container from the host ends rrun with 137.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(host_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(137));
 }
@@ -52,10 +69,21 @@ fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
 #[test]
 fn hostname_is_the_containers_own() {
     let host = nix::unistd::gethostname().unwrap();
-    let o = sh(&["--hostname", "inner-box"], "hostname; cat /etc/hostname; grep inner-box /etc/hosts");
+    let o = sh(
+        &["--hostname", "inner-box"],
+        "hostname; cat /etc/hostname; grep inner-box /etc/hosts",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("inner-box\ninner-box\n"), "{}", stdout(&o));
-    assert_eq!(nix::unistd::gethostname().unwrap(), host, "the host's hostname changed");
+    assert!(
+        stdout(&o).starts_with("inner-box\ninner-box\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        nix::unistd::gethostname().unwrap(),
+        host,
+        "the host's hostname changed"
+    );
     // Default: the short id, like Docker.
     let o = sh(&[], "hostname");
     assert_eq!(stdout(&o).trim().len(), 12, "{}", stdout(&o));
@@ -65,7 +93,11 @@ fn hostname_is_the_containers_own() {
 fn only_lo_up_in_the_network_namespace() {
     let o = sh(&[], "ls /sys/class/net; cat /sys/class/net/lo/flags");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(stdout(&o), "lo\n0x9\n", "expected only lo, up (0x9 = UP|LOOPBACK)");
+    assert_eq!(
+        stdout(&o),
+        "lo\n0x9\n",
+        "expected only lo, up (0x9 = UP|LOOPBACK)"
+    );
     // --network host sees the host's interfaces.
     let host: Vec<_> = std::fs::read_dir("/sys/class/net").unwrap().collect();
     let o = sh(&["--network", "host"], "ls /sys/class/net | wc -l");
@@ -75,23 +107,47 @@ fn only_lo_up_in_the_network_namespace() {
 #[test]
 fn writes_go_to_the_upper_dir_and_vanish_with_rm() {
     let root = store_root();
-    let o = rrun(&["run", "--name", "writer", "busybox", "sh", "-c", "echo data > /newfile; rm /bin/vi"]);
+    let o = rrun(&[
+        "run",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /newfile; rm /bin/vi",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let containers = root.join("containers");
     let dir = std::fs::read_dir(&containers)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| std::fs::read_to_string(p.join("state.json")).map(|s| s.contains("\"writer\"")).unwrap_or(false))
+        .find(|p| {
+            std::fs::read_to_string(p.join("state.json"))
+                .map(|s| s.contains("\"writer\""))
+                .unwrap_or(false)
+        })
         .expect("the container's directory is kept without --rm");
-    assert_eq!(std::fs::read_to_string(dir.join("upper/newfile")).unwrap(), "data\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("upper/newfile")).unwrap(),
+        "data\n"
+    );
     // The deletion is a whiteout in the upper; the image keeps its file.
     let wh = std::fs::symlink_metadata(dir.join("upper/bin/vi")).unwrap();
     use std::os::unix::fs::FileTypeExt;
-    assert!(wh.file_type().is_char_device(), "no whiteout for a deleted file");
+    assert!(
+        wh.file_type().is_char_device(),
+        "no whiteout for a deleted file"
+    );
     for layer in std::fs::read_dir(root.join("layers")).unwrap().flatten() {
-        assert!(!layer.path().join("fs/newfile").exists(), "the write reached the image layer");
-        assert!(layer.path().join("fs/bin/vi").exists(), "the delete reached the image layer");
+        assert!(
+            !layer.path().join("fs/newfile").exists(),
+            "the write reached the image layer"
+        );
+        assert!(
+            layer.path().join("fs/bin/vi").exists(),
+            "the delete reached the image layer"
+        );
     }
     assert_eq!(code(&rrun(&["rm", "writer"])), 0);
     assert!(!dir.exists(), "rm left the directory");
@@ -102,14 +158,24 @@ fn writes_go_to_the_upper_dir_and_vanish_with_rm() {
     let left = std::fs::read_dir(&containers)
         .unwrap()
         .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("state.json")).map(|s| s.contains("\"rm-writer\"")).unwrap_or(false))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("state.json"))
+                .map(|s| s.contains("\"rm-writer\""))
+                .unwrap_or(false)
+        })
         .count();
     assert_eq!(left, 0, "--rm left a container directory");
 }
 
 #[test]
 fn exit_codes_pass_through() {
-    for (script, want) in [("exit 0", 0), ("exit 1", 1), ("exit 42", 42), ("sh -c 'kill -9 $$'; exit $?", 137), ("sh -c 'kill -15 $$'; exit $?", 143)] {
+    for (script, want) in [
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 42", 42),
+        ("sh -c 'kill -9 $$'; exit $?", 137),
+        ("sh -c 'kill -15 $$'; exit $?", 143),
+    ] {
         let o = sh(&[], script);
         assert_eq!(code(&o), want, "{script}: {}", stderr(&o));
     }
@@ -119,7 +185,10 @@ fn exit_codes_pass_through() {
 fn missing_and_unexecutable_commands() {
     let o = rrun(&["run", "--rm", "busybox", "no-such-cmd"]);
     assert_eq!(code(&o), 127);
-    assert_eq!(stderr(&o), "rrun: \"no-such-cmd\": executable file not found in $PATH\n");
+    assert_eq!(
+        stderr(&o),
+        "rrun: \"no-such-cmd\": executable file not found in $PATH\n"
+    );
     let o = rrun(&["run", "--rm", "busybox", "/no/such"]);
     assert_eq!(code(&o), 127, "{}", stderr(&o));
     let o = rrun(&["run", "--rm", "busybox", "/etc/passwd"]);
@@ -134,11 +203,18 @@ fn bad_options_exit_125_with_the_reason_and_leave_nothing() {
         std::fs::read_dir(&containers)
             .unwrap()
             .flatten()
-            .filter(|e| std::fs::read_to_string(e.path().join("state.json")).map(|s| s.contains("\"bad-opts\"")).unwrap_or(false))
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("state.json"))
+                    .map(|s| s.contains("\"bad-opts\""))
+                    .unwrap_or(false)
+            })
             .count()
     };
     for (args, needle) in [
-        (vec!["-m", "12q"], "invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'"),
+        (
+            vec!["-m", "12q"],
+            "invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'",
+        ),
         (vec!["--cpus", "lots"], "--cpus"),
         (vec!["--network", "bridge"], "--network"),
         (vec!["-v", "relative:/x"], "absolute"),
@@ -157,9 +233,19 @@ fn bad_options_exit_125_with_the_reason_and_leave_nothing() {
     assert_eq!(code(&o), 125);
     assert_eq!(
         stderr(&o),
-        format!("rrun: image \"no-such-image\" not found in {} (try: rbuild images)\n", store_root().display())
+        format!(
+            "rrun: image \"no-such-image\" not found in {} (try: rbuild images)\n",
+            store_root().display()
+        )
     );
-    let o = rrun(&["run", "--rm", "--name", "bad-opts", "busybox", "no-such-cmd"]);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--name",
+        "bad-opts",
+        "busybox",
+        "no-such-cmd",
+    ]);
     assert_eq!(code(&o), 127);
     assert_eq!(leftovers(), 0, "a failed start left a container directory");
 }
@@ -169,7 +255,16 @@ fn env_workdir_and_user_follow_docker() {
     let envfile = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(envfile.path(), "# comment\nFROM_FILE=yes\n").unwrap();
     let o = sh(
-        &["-e", "FOO=bar", "--env-file", envfile.path().to_str().unwrap(), "-w", "/made/here", "-u", "nobody"],
+        &[
+            "-e",
+            "FOO=bar",
+            "--env-file",
+            envfile.path().to_str().unwrap(),
+            "-w",
+            "/made/here",
+            "-u",
+            "nobody",
+        ],
         "echo $FOO $FROM_FILE $HOME; pwd; id -u; id -g; echo $PATH",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -197,15 +292,25 @@ fn volumes_read_only_and_read_write() {
     let o = sh(&["-v", &vol], "cat /data/in; echo back > /data/out");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), "from host\n");
-    assert_eq!(std::fs::read_to_string(host.path().join("out")).unwrap(), "back\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out")).unwrap(),
+        "back\n"
+    );
 
     let ro = format!("{}:/data:ro", host.path().display());
     let o = sh(&["-v", &ro], "cat /data/in; echo x > /data/out2");
     assert_ne!(code(&o), 0, "a write to a :ro volume succeeded");
-    assert!(stderr(&o).contains("Read-only file system"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!host.path().join("out2").exists());
     // A volume target that does not exist yet is created in the container's upper only.
-    let o = sh(&["-v", &format!("{}:/deep/new/dir", host.path().display())], "cat /deep/new/dir/in");
+    let o = sh(
+        &["-v", &format!("{}:/deep/new/dir", host.path().display())],
+        "cat /deep/new/dir/in",
+    );
     assert_eq!(stdout(&o), "from host\n", "{}", stderr(&o));
 }
 
@@ -213,11 +318,22 @@ fn volumes_read_only_and_read_write() {
 fn read_only_rootfs_and_tmpfs() {
     let o = sh(&["--read-only"], "touch /x");
     assert_ne!(code(&o), 0);
-    assert!(stderr(&o).contains("Read-only file system"), "{}", stderr(&o));
-    let o = sh(&["--read-only", "--tmpfs", "/scratch:size=1m"], "echo ok > /scratch/f && cat /scratch/f && grep scratch /proc/mounts");
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sh(
+        &["--read-only", "--tmpfs", "/scratch:size=1m"],
+        "echo ok > /scratch/f && cat /scratch/f && grep scratch /proc/mounts",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).starts_with("ok\n"));
-    assert!(stdout(&o).contains("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -232,24 +348,41 @@ fn dev_proc_and_sys_are_the_containers() {
     let out = stdout(&o);
     assert_eq!(out.matches("crw-rw-rw-").count(), 6, "device modes: {out}");
     assert!(out.contains("pts/ptmx\n"));
-    for m in ["/proc proc rw", "/dev tmpfs rw", "/dev/pts devpts rw", "/dev/shm tmpfs rw", "/dev/mqueue mqueue rw", "/sys sysfs ro"] {
+    for m in [
+        "/proc proc rw",
+        "/dev tmpfs rw",
+        "/dev/pts devpts rw",
+        "/dev/shm tmpfs rw",
+        "/dev/mqueue mqueue rw",
+        "/sys sysfs ro",
+    ] {
         assert!(out.contains(m), "missing mount {m}: {out}");
     }
     // No descriptor of rrun leaks into the container (CVE-2024-21626).
-    assert!(out.ends_with("4\n0 1 2 \n"), "PID 1 has more than stdio open: {out}");
+    assert!(
+        out.ends_with("4\n0 1 2 \n"),
+        "PID 1 has more than stdio open: {out}"
+    );
 }
 
 #[test]
 fn signals_to_rrun_reach_the_container() {
-    for (sig, code_want) in [(nix::sys::signal::Signal::SIGTERM, 143), (nix::sys::signal::Signal::SIGINT, 130), (nix::sys::signal::Signal::SIGHUP, 129)] {
+    for (sig, code_want) in [
+        (nix::sys::signal::Signal::SIGTERM, 143),
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGHUP, 129),
+    ] {
         let n = code_want - 128;
-        let script = format!("trap 'exit {code_want}' {n}; echo ready; while :; do sleep 0.05; done");
+        let script =
+            format!("trap 'exit {code_want}' {n}; echo ready; while :; do sleep 0.05; done");
         let mut child = rrun_cmd(&["run", "--rm", "busybox", "sh", "-c", &script])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line, "ready\n");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

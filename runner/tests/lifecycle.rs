@@ -1,0 +1,118 @@
+//! Detached containers: run -d, ps, logs, exec, stop, kill, rm.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn detached_run_ps_logs_exec_stop_rm() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "-e",
+        "GREETING=hi",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING from svc; echo oops >&2; exec sleep 3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the id: {id:?}");
+
+    let ps = stdout(&rrun(&["ps"]));
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("svc") && ps.contains("Up"),
+        "{ps}"
+    );
+    wait_for(|| stdout(&rrun(&["logs", "svc"])).contains("oops"), "logs");
+    assert_eq!(stdout(&rrun(&["logs", "svc"])), "hi from svc\noops\n");
+
+    // exec joins every namespace: same hostname, sees sleep as PID 1, same env.
+    let o = rrun(&["exec", "svc", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $GREETING; cat /proc/self/cgroup | grep -c ':/$'"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], &id[..12]);
+    assert_eq!(l[1].trim(), "sleep 3600");
+    assert_eq!(l[2], "hi");
+    assert_ne!(l[3], "0", "exec is not in the container's cgroup: {out}");
+    assert_eq!(code(&rrun(&["exec", "svc", "sh", "-c", "exit 7"])), 7);
+    assert_eq!(code(&rrun(&["exec", "svc", "nope"])), 127);
+
+    let o = rrun(&["rm", "svc"]);
+    assert_eq!(code(&o), 1, "rm of a running container must refuse");
+    assert!(stderr(&o).contains("running"), "{}", stderr(&o));
+
+    // sleep as PID 1 ignores SIGTERM: stop waits -t, then kills.
+    let t = std::time::Instant::now();
+    assert_eq!(code(&rrun(&["stop", "-t", "1", "svc"])), 0);
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    let ps = stdout(&rrun(&["ps", "-a"]));
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert!(!stdout(&rrun(&["ps"])).contains("svc"));
+    assert_eq!(code(&rrun(&["rm", "svc"])), 0);
+    assert!(!stdout(&rrun(&["ps", "-a"])).contains("svc"));
+    assert!(!store_root().join("containers").join(&id).exists());
+}
+
+#[test]
+fn kill_with_a_signal_and_rm_force() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 99' USR1; while :; do sleep 0.05; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(code(&rrun(&["kill", "-s", "USR1", "trapper"])), 0);
+    wait_for(
+        || stdout(&rrun(&["ps", "-a"])).contains("Exited (99)"),
+        "exit 99 after USR1",
+    );
+    assert_eq!(code(&rrun(&["rm", "trapper"])), 0);
+
+    let o = rrun(&[
+        "run", "-d", "--rm", "--name", "forced", "busybox", "sleep", "3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["rm", "-f", "forced"])), 0);
+    assert!(!stdout(&rrun(&["ps", "-a"])).contains("forced"));
+    assert_eq!(
+        code(&rrun(&["kill", "forced"])),
+        1,
+        "kill of a gone container must fail"
+    );
+}
+
+#[test]
+fn detached_start_errors_are_reported_by_the_foreground_rrun() {
+    let o = rrun(&["run", "-d", "--name", "broken", "busybox", "no-such-cmd"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&rrun(&["ps", "-a"])).contains("broken"));
+}
