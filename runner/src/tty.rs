@@ -88,15 +88,11 @@ impl Pty {
         let master = unsafe { OwnedFd::from_raw_fd(m) };
         let unlock: libc::c_int = 0;
         // SAFETY: TIOCSPTLCK reads one int from a pointer valid for the call.
-        check(
-            unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) },
-            "unlockpt (TIOCSPTLCK)",
-        )?;
+        let r = unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) };
+        check(r, "unlockpt (TIOCSPTLCK)")?;
         // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
-        let s = check(
-            unsafe { libc::ioctl(m, libc::TIOCGPTPEER, flags) },
-            "open slave (TIOCGPTPEER)",
-        )?;
+        let r = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, flags) };
+        let s = check(r, "open slave (TIOCGPTPEER)")?;
         // SAFETY: `s` is a fresh fd nobody else owns.
         let slave = unsafe { OwnedFd::from_raw_fd(s) };
         Ok(Pty { master, slave })
@@ -106,10 +102,8 @@ impl Pty {
     pub fn slave_path(&self) -> Result<PathBuf, TtyError> {
         let mut n: libc::c_uint = 0;
         // SAFETY: TIOCGPTN writes one unsigned int into `n`.
-        check(
-            unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &mut n) },
-            "ptsname (TIOCGPTN)",
-        )?;
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+        check(r, "ptsname (TIOCGPTN)")?;
         Ok(PathBuf::from(format!("/dev/pts/{n}")))
     }
 }
@@ -266,10 +260,8 @@ pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<Winsize, TtyError> {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
-    check(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) },
-        "TIOCGWINSZ",
-    )?;
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    check(r, "TIOCGWINSZ")?;
     Ok(ws)
 }
 
@@ -277,10 +269,8 @@ pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<Winsize, TtyError> {
 /// to the terminal's foreground process group.
 pub fn set_winsize(fd: BorrowedFd<'_>, ws: &Winsize) -> Result<(), TtyError> {
     // SAFETY: TIOCSWINSZ reads one winsize from a pointer valid for the call.
-    check(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) },
-        "TIOCSWINSZ",
-    )?;
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
+    check(r, "TIOCSWINSZ")?;
     Ok(())
 }
 

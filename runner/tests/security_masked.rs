@@ -88,7 +88,7 @@ fn masked_paths_read_nothing_and_proc_sys_is_read_only() {
         let opts = out
             .lines()
             .filter_map(|l| l.strip_prefix(&format!("mount {p} ")))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("{p} is not a mount point in the container:\n{out}"));
         assert!(
             opts.split(',').any(|o| o == "ro"),
