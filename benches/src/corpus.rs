@@ -388,3 +388,39 @@ pub fn debian(cache: &Path) -> Result<LayeredImage> {
     crate::tools::clean_dir(&gen)?;
     finish(&dir, &name, 3)
 }
+
+/// Layers for the startup-growth part: `count` small distinct layers (20
+/// files each), as `(tar, zstd blob, unpacked dir)`, made once.
+pub fn small_layers(cache: &Path, count: usize) -> Result<Vec<(PathBuf, PathBuf, PathBuf)>> {
+    let base = cache.join("stack");
+    let mut out = Vec::new();
+    for i in 0..count {
+        let dir = base.join(format!("l{i:02}"));
+        let tar = base.join(format!("l{i:02}.tar"));
+        let zst = base.join(format!("l{i:02}.tar.zst"));
+        let done = base.join(format!("l{i:02}.complete"));
+        if !done.exists() {
+            crate::tools::clean_dir(&dir)?;
+            generate_tree(&dir, &format!("opt/l{i:02}"), 20, 40_000, 1000 + i as u64)?;
+            tar_layer(&dir, &tar)?;
+            std::fs::write(&done, "").map_err(io_err("write", &done))?;
+        }
+        out.push((tar, zst, dir));
+    }
+    Ok(out)
+}
+
+/// zstd-compress a tar next to itself (`X.tar` → `X.tar.zst`) unless done.
+pub fn zstd_of(tar: &Path) -> Result<PathBuf> {
+    let zst = tar.with_extension("tar.zst");
+    if !zst.exists() {
+        run_quiet(
+            Command::new("zstd")
+                .args(["-3", "-T0", "-q", "-f"])
+                .arg(tar)
+                .arg("-o")
+                .arg(&zst),
+        )?;
+    }
+    Ok(zst)
+}

@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx) -> Section {
     }
     for img in &images {
         s.tables
-            .push(unpack_table(ctx, img, None, ctx.runs, ctx.warmup, true));
+            .push(unpack_table(ctx, img, &[None], ctx.runs, ctx.warmup, true));
     }
     s
 }
@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx) -> Section {
 pub fn unpack_table(
     ctx: &Ctx,
     img: &LayeredImage,
-    threads: Option<usize>,
+    threads: &[Option<usize>],
     runs: usize,
     warmup: usize,
     peers: bool,
@@ -111,60 +111,65 @@ fn timed(target: &Path, inputs: &[PathBuf], cmd: &mut Command) -> Result<Duratio
     time_quiet(cmd).map_err(|e| e.to_string())
 }
 
-fn contenders<'a>(
+fn rbox_contender<'a>(
     ctx: &'a Ctx,
     img: &'a LayeredImage,
     threads: Option<usize>,
+    k: usize,
+) -> Contender<'a> {
+    let work = ctx.scratch.mountpoint.join("unpack");
+    let label = match threads {
+        Some(n) => format!("rbox ({n} thread{})", if n == 1 { "" } else { "s" }),
+        None => "rbox".to_string(),
+    };
+    // rbox, through the store, as rrun would on first use of the image.
+    let store = work.join(format!("rbox-store-{}-{k}", img.name));
+    let ingest = clean_dir(&store)
+        .map_err(|e| e.to_string())
+        .and_then(|_| rbox::ingest(&store, img, "bench"));
+    if let Err(e) = ingest {
+        return Contender::skipped(&label, format!("could not put the image into a store: {e}"));
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mk = {
+        let store = store.clone();
+        move || {
+            let mut c = Command::new(&exe);
+            c.arg("unpack-one").arg(&store).arg("bench:latest");
+            if let Some(n) = threads {
+                c.env("RAYON_NUM_THREADS", n.to_string());
+            }
+            c
+        }
+    };
+    let shown = format!("{}  (engine::layer::unpack_image)", render(&mk()));
+    let blobs: Vec<PathBuf> = blobs_of_store(&store);
+    Contender::new(
+        &label,
+        shown,
+        "one lowerdir per layer; whiteouts become overlay whiteouts; diff ids verified",
+        Box::new(move |_| {
+            rbox::forget_unpacked(&store)?;
+            warm_page_cache(&blobs).map_err(|e| e.to_string())?;
+            sync();
+            time_quiet(&mut mk()).map_err(|e| e.to_string())
+        }),
+    )
+}
+
+fn contenders<'a>(
+    ctx: &'a Ctx,
+    img: &'a LayeredImage,
+    thread_settings: &[Option<usize>],
     peers: bool,
 ) -> Vec<Contender<'a>> {
     let mut cs = Vec::new();
     let work = ctx.scratch.mountpoint.join("unpack");
     let zst = img.zst_paths();
-    let label = match threads {
-        Some(n) => format!("rbox ({n} thread{})", if n == 1 { "" } else { "s" }),
-        None => "rbox".to_string(),
-    };
-
-    // rbox, through the store, as rrun would on first use of the image.
-    let store = work.join(format!("rbox-store-{}", img.name));
-    let ingest = clean_dir(&store)
-        .map_err(|e| e.to_string())
-        .and_then(|_| rbox::ingest(&store, img, "bench"));
-    match ingest {
-        Err(e) => cs.push(Contender::skipped(
-            &label,
-            format!("could not put the image into a store: {e}"),
-        )),
-        Ok(()) => {
-            let exe = std::env::current_exe().expect("current_exe");
-            let mk = {
-                let store = store.clone();
-                move || {
-                    let mut c = Command::new(&exe);
-                    c.arg("unpack-one").arg(&store).arg("bench:latest");
-                    if let Some(n) = threads {
-                        c.env("RAYON_NUM_THREADS", n.to_string());
-                    }
-                    c
-                }
-            };
-            let shown = format!("{}  (engine::layer::unpack_image)", render(&mk()));
-            let blobs: Vec<PathBuf> = blobs_of_store(&store);
-            cs.push(
-                Contender::new(
-                    &label,
-                    shown,
-                    "one lowerdir per layer; whiteouts become overlay whiteouts; diff ids verified",
-                    Box::new(move |_| {
-                        rbox::forget_unpacked(&store)?;
-                        warm_page_cache(&blobs).map_err(|e| e.to_string())?;
-                        sync();
-                        time_quiet(&mut mk()).map_err(|e| e.to_string())
-                    }),
-                )
-                .rbox(),
-            );
-        }
+    for (k, &threads) in thread_settings.iter().enumerate() {
+        let c = rbox_contender(ctx, img, threads, k);
+        // The first rbox row is the baseline of the ratios.
+        cs.push(if k == 0 { c.rbox() } else { c });
     }
 
     if peers {
