@@ -16,6 +16,28 @@ const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
 const STATUS_SCRIPT: &str =
     "grep -E '^(Uid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status";
 
+/// mount(NULL, NULL, NULL, 0, NULL) through the 32-bit `int 0x80` entry,
+/// which a 64-bit process can use: unfiltered the kernel says EFAULT; a
+/// deny list that only knows x86_64 numbers would let it through.
+#[cfg(target_arch = "x86_64")]
+fn mount_via_i386_abi() -> i32 {
+    let ret: i64;
+    // SAFETY: i386 syscall 21 (mount) with null arguments; the kernel reads
+    // no memory before failing. rbx (the first argument) is reserved by
+    // LLVM, so it is saved and zeroed by hand.
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "xor ebx, ebx",
+            "int 0x80",
+            "pop rbx",
+            inlateout("rax") 21i64 => ret,
+            in("rcx") 0i64, in("rdx") 0i64, in("rsi") 0i64, in("rdi") 0i64,
+        );
+    }
+    -(ret as i32)
+}
+
 /// Runs a probe that would change the prober (a new user namespace gives
 /// it a full capability set) in a throw-away child; returns its errno.
 fn in_grandchild(probe: impl FnOnce() -> libc::c_long) -> i32 {
@@ -86,7 +108,10 @@ fn probe_syscalls() {
             ("getpid", errno_of(libc::getpid() as libc::c_long)),
         ]
     };
-    for (name, e) in results {
+    for (name, e) in results
+        .into_iter()
+        .chain([("mount_i386", mount_via_i386_abi())])
+    {
         say(&format!("{name}={e}\n"));
     }
     // fork (clone without namespace flags) still works under the filter.
@@ -143,6 +168,7 @@ fn default_profile_refuses_mount_userns_keyctl_and_bounds_caps_like_docker() {
     let out = run_with(plan(&SecuritySpec::default(), 0), 0);
     for refused in [
         "mount",
+        "mount_i386",
         "unshare_user",
         "unshare_net",
         "keyctl",
@@ -194,6 +220,11 @@ fn without_the_setup_the_same_probes_succeed() {
             "{allowed} should work for unconfined root:\n{out}"
         );
     }
+    assert_eq!(
+        field(&out, "mount_i386"),
+        libc::EFAULT,
+        "the i386 entry must be reachable here:\n{out}"
+    );
     assert_eq!(status_field(&out, "Seccomp"), "0");
     assert_eq!(status_field(&out, "NoNewPrivs"), "0");
 }
