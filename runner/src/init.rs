@@ -43,6 +43,18 @@ pub fn run(argv: &[CString], env: &[CString]) -> ! {
     // SAFETY: integer arguments only. See the module comment (CVE-2019-5736).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
 
+    // `ps` in the container shows what PID 1 is, as docker-init does.
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"rrun-init".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+
     let mut blocked = SigSet::all();
     for s in SYNCHRONOUS {
         blocked.remove(s);

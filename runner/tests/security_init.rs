@@ -172,7 +172,7 @@ fn exit_codes_pass_through() {
 #[test]
 fn pid1_is_not_dumpable_and_runs_confined() {
     const SCRIPT: &str = "readlink /proc/1/exe; echo pid1-exe=$?; readlink /proc/self/exe >/dev/null; echo self-exe=$?; \
-                  grep -E '^(Seccomp|NoNewPrivs):' /proc/1/status";
+                  grep -E '^(Seccomp|NoNewPrivs):' /proc/1/status; echo comm=$(cat /proc/1/comm)";
     let (child, _) = start(&["/bin/busybox", "sh", "-c", SCRIPT], true);
     let (st, out) = child.finish(Duration::from_secs(10));
     assert_eq!(code(st), 0, "{out}");
@@ -183,4 +183,5 @@ fn pid1_is_not_dumpable_and_runs_confined() {
     assert!(out.contains("self-exe=0"), "{out}");
     assert_eq!(status_field(&out, "Seccomp"), "2");
     assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    assert!(out.contains("comm=rrun-init"), "{out}");
 }
