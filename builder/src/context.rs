@@ -97,7 +97,8 @@ fn has_wildcard(s: &str) -> bool {
 pub fn expand_source(context: &Path, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
     let rel = normalize_source(pattern)?;
     let mut matches = vec![PathBuf::new()];
-    for comp in rel.components() {
+    let count = rel.components().count();
+    for (i, comp) in rel.components().enumerate() {
         let comp = comp.as_os_str().to_string_lossy().to_string();
         let mut next = Vec::new();
         for base in &matches {
@@ -117,6 +118,12 @@ pub fn expand_source(context: &Path, pattern: &str) -> Result<Vec<PathBuf>, Cont
                     next.push(candidate);
                 }
             }
+        }
+        // Only real directories are descended into: a symlink in the middle
+        // of a source path could point out of the context (or out of a
+        // stage's root file system).
+        if i + 1 < count {
+            next.retain(|p| fs::symlink_metadata(context.join(p)).is_ok_and(|m| m.is_dir()));
         }
         matches = next;
     }

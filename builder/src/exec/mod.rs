@@ -1,0 +1,322 @@
+//! The executor: runs a parsed Containerfile's stages against the store.
+//!
+//! Each stage walks its steps with the variables in scope. Metadata steps
+//! (ENV, CMD, …) change only the config. Layer steps (RUN, COPY, ADD, and
+//! WORKDIR when it must create the directory) first look up their cache
+//! key — blake3 of the previous key, the expanded instruction, the build
+//! args in scope and, for COPY/ADD, the content of the sources — and on a
+//! miss run: RUN in a container through the `Runtime` seam, COPY/ADD into a
+//! fresh directory with no container. The result is snapshotted into a
+//! layer, stored as an image and recorded in the cache, so a later build
+//! (or a failure later in this one) keeps it.
+
+mod config;
+mod copy_step;
+mod run_step;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use engine::image::{now_rfc3339, History, ImageConfig};
+use engine::layer::LayerBlob;
+use engine::runtime::{NetworkMode, Runtime};
+use engine::{Descriptor, Digest, ImageRef, Store};
+
+use crate::cache::{self, CacheKey};
+use crate::parse::{Base, Containerfile, ContextFilter, Instruction, ParseError, Step};
+use crate::progress::{Progress, ProgressMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A step failed: `at` is `FILE:LINE`.
+    #[error("{at}: {instruction}: {message}")]
+    Step {
+        at: String,
+        instruction: String,
+        message: String,
+    },
+    #[error("{at}: RUN failed with exit code {code}: {command}")]
+    RunFailed { at: String, command: String, code: i32 },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    fn step(step: &Step, message: impl std::fmt::Display) -> BuildError {
+        BuildError::Step {
+            at: format!("{}:{}", step.file, step.line),
+            instruction: step.instruction.keyword().to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Containerfile; `None` looks for Containerfile, then Dockerfile, in the context.
+    pub file: Option<PathBuf>,
+    pub tags: Vec<ImageRef>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    /// RUN's network when a step does not say (Docker's build default: host).
+    pub network: NetworkMode,
+    pub progress: ProgressMode,
+}
+
+/// What a stage has built so far.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageState {
+    pub config: ImageConfig,
+    pub layers: Vec<Descriptor>,
+    /// The cache chain: the last step's key, or the base's manifest digest.
+    pub chain: String,
+}
+
+impl ImageState {
+    fn scratch() -> ImageState {
+        ImageState {
+            config: ImageConfig::scratch(),
+            layers: Vec::new(),
+            chain: "scratch".to_string(),
+        }
+    }
+
+    fn from_image(image: &engine::Image) -> ImageState {
+        ImageState {
+            config: image.config.clone(),
+            layers: image.manifest.layers.clone(),
+            chain: image.manifest_digest.to_string(),
+        }
+    }
+
+    pub fn stack(&self, store: &Store) -> view::LayerStack {
+        view::LayerStack::of(store, &self.config.rootfs.diff_ids)
+    }
+
+    fn push_layer(&mut self, layer: Option<LayerBlob>, created_by: String) {
+        let empty_layer = layer.is_none();
+        if let Some(l) = layer {
+            self.config.rootfs.diff_ids.push(l.diff_id.clone());
+            self.layers.push(l.descriptor());
+        }
+        let created = now_rfc3339();
+        self.config.created = Some(created.clone());
+        self.config.history.push(History {
+            created: Some(created),
+            created_by: Some(created_by),
+            comment: Some("rbuild".into()),
+            empty_layer,
+        });
+    }
+}
+
+pub struct Executor<'a> {
+    store: &'a Store,
+    runtime: &'a dyn Runtime,
+    opts: &'a BuildOptions,
+    cf: Containerfile,
+    filter: ContextFilter,
+    progress: Progress,
+    results: Mutex<HashMap<usize, ImageState>>,
+}
+
+/// Build the image and tag it; returns its manifest digest.
+pub fn build(store: &Store, runtime: &dyn Runtime, opts: &BuildOptions) -> Result<Digest, BuildError> {
+    let file = match &opts.file {
+        Some(f) => f.clone(),
+        None => crate::parse::find_containerfile(&opts.context).ok_or_else(|| {
+            BuildError::Other(format!(
+                "no Containerfile or Dockerfile in {} (use -f FILE)",
+                opts.context.display()
+            ))
+        })?,
+    };
+    let text = std::fs::read(&file).map_err(|e| BuildError::Other(format!("cannot read {}: {e}", file.display())))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| file.display().to_string());
+    let text = String::from_utf8(text).map_err(|_| BuildError::Other(format!("{}: not UTF-8 text", file.display())))?;
+    let cf = Containerfile::parse_with_args(&name, &text, &opts.build_args)?;
+    let filter = ContextFilter::load(&opts.context).map_err(|e| BuildError::Other(e.to_string()))?;
+    let exec = Executor {
+        store,
+        runtime,
+        opts,
+        cf,
+        filter,
+        progress: Progress::new(opts.progress),
+        results: Mutex::new(HashMap::new()),
+    };
+    for unused in exec.cf.unused_build_args() {
+        exec.progress.note(&format!("warning: build arg {unused} was given but no ARG declares it"));
+    }
+    exec.run()
+}
+
+impl Executor<'_> {
+    fn run(&self) -> Result<Digest, BuildError> {
+        let needed = self.cf.stages_needed(self.opts.target.as_deref())?;
+        let target = *needed.last().expect("at least the target stage");
+        // Stages whose dependencies are all built run side by side.
+        let mut done: Vec<usize> = Vec::new();
+        while done.len() < needed.len() {
+            let ready: Vec<usize> = needed
+                .iter()
+                .copied()
+                .filter(|i| !done.contains(i))
+                .filter(|i| self.cf.stages[*i].deps.iter().all(|d| done.contains(d) || !needed.contains(d)))
+                .collect();
+            if ready.is_empty() {
+                return Err(BuildError::Other("stages depend on each other in a cycle".into()));
+            }
+            let outcomes: Vec<Result<(usize, ImageState), BuildError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| s.spawn(move || self.build_stage(i).map(|st| (i, st))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Other("a build stage panicked".into()))))
+                    .collect()
+            });
+            for outcome in outcomes {
+                let (i, state) = outcome?;
+                self.results.lock().expect("results lock").insert(i, state);
+                done.push(i);
+            }
+        }
+        let state = self.results.lock().expect("results lock")[&target].clone();
+        let manifest = self.store.put_image(&state.config, state.layers.clone()).map_err(other)?;
+        for tag in &self.opts.tags {
+            self.store.tag(tag, &manifest).map_err(other)?;
+        }
+        Ok(manifest)
+    }
+
+    fn stage_state(&self, i: usize) -> Option<ImageState> {
+        self.results.lock().expect("results lock").get(&i).cloned()
+    }
+
+    /// The base of a stage or the source of a `--from`, unpacked and ready.
+    fn resolve_base(&self, base: &Base, step: Option<&Step>) -> Result<ImageState, BuildError> {
+        match base {
+            Base::Scratch => Ok(ImageState::scratch()),
+            Base::Stage(i) => self.stage_state(*i).ok_or_else(|| {
+                BuildError::Other(format!("stage {i} is used before it was built (a --from naming a variable only the image sets?)"))
+            }),
+            Base::Image(r) => {
+                let image = self.store.find_image(r).map_err(|e| match step {
+                    Some(s) => BuildError::step(s, format!("{e} (try: rbuild import or rbuild pull)")),
+                    None => BuildError::Other(format!("FROM {r}: {e} (try: rbuild import or rbuild pull)")),
+                })?;
+                engine::layer::unpack_image(self.store, &image).map_err(other)?;
+                Ok(ImageState::from_image(&image))
+            }
+        }
+    }
+
+    fn build_stage(&self, index: usize) -> Result<ImageState, BuildError> {
+        let stage = &self.cf.stages[index];
+        let mut state = self.resolve_base(&stage.base, None)?;
+        let mut ex = self.cf.stage_expander();
+        ex.set_env_pairs(state.config.config.env.iter().map(String::as_str));
+        // ONBUILD triggers of an image base run first, and are consumed.
+        let mut steps: Vec<Step> = Vec::new();
+        if matches!(stage.base, Base::Image(_)) {
+            for (i, t) in std::mem::take(&mut state.config.config.on_build).iter().enumerate() {
+                steps.push(crate::parse::parse_trigger(&format!("ONBUILD trigger {}", i + 1), t, self.cf.escape)?);
+            }
+        }
+        steps.extend(stage.steps.iter().cloned());
+        let name = stage.display_name();
+        let total = steps.len();
+        let mut cmd_set_here = false;
+        for (n, step) in steps.iter().enumerate() {
+            let inst = step.expand(&ex)?;
+            let text = inst.to_string();
+            self.progress.step(&name, n + 1, total, &text);
+            let mut key = CacheKey::new(&state.chain);
+            key.field(text.as_bytes());
+            let layer_step = match &inst {
+                Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => true,
+                Instruction::Workdir(w) => !state.stack(self.store).is_dir(&config::workdir_rel(&state.config, w)),
+                _ => false,
+            };
+            if !layer_step {
+                config::apply(&mut state.config, &inst, &mut cmd_set_here).map_err(|m| BuildError::step(step, m))?;
+                state.config.history.push(History {
+                    created: state.config.created.clone(),
+                    created_by: Some(text),
+                    comment: Some("rbuild".into()),
+                    empty_layer: true,
+                });
+                state.chain = key.finish().to_string();
+                ex.apply(&inst);
+                continue;
+            }
+            // Build args are RUN's environment, so they are part of its key.
+            if let Instruction::Run(_) = inst {
+                for (k, v) in ex.run_args() {
+                    key.field(format!("{k}={v}").as_bytes());
+                }
+            }
+            let started = Instant::now();
+            let prepared = match &inst {
+                Instruction::Copy(c) | Instruction::Add(c) => {
+                    let plan = copy_step::plan(self, step, index, c, matches!(inst, Instruction::Add(_)), &state)?;
+                    key.field(plan.inputs.as_bytes());
+                    Some(plan)
+                }
+                _ => None,
+            };
+            let key = key.finish();
+            if !self.opts.no_cache {
+                if let Some(m) = cache::lookup(self.store, &key) {
+                    let image = self.store.image_by_digest(&m).map_err(other)?;
+                    engine::layer::unpack_image(self.store, &image).map_err(other)?;
+                    state = ImageState::from_image(&image);
+                    state.chain = key.to_string();
+                    self.progress.cached(n + 1);
+                    ex.apply(&inst);
+                    continue;
+                }
+            }
+            let layer = match (&inst, prepared) {
+                (Instruction::Run(run), _) => run_step::run(self, step, run, &state, &ex)?,
+                (_, Some(plan)) => copy_step::execute(self, step, plan, &state)?,
+                (Instruction::Workdir(w), _) => {
+                    let rel = config::workdir_rel(&state.config, w);
+                    copy_step::make_dir_layer(self, step, &rel, &state)?
+                }
+                _ => unreachable!("layer steps are RUN, COPY, ADD and WORKDIR"),
+            };
+            if let Instruction::Workdir(_) = inst {
+                config::apply(&mut state.config, &inst, &mut cmd_set_here).map_err(|m| BuildError::step(step, m))?;
+            }
+            state.push_layer(layer, text);
+            let manifest = self.store.put_image(&state.config, state.layers.clone()).map_err(other)?;
+            cache::record(self.store, &key, &manifest).map_err(other)?;
+            state.chain = key.to_string();
+            self.progress.done(n + 1, started.elapsed());
+            ex.apply(&inst);
+        }
+        Ok(state)
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Other(e.to_string())
+}
+
+/// A unique id for a step's container.
+fn step_container_id() -> String {
+    engine::fsutil::unique_name("rbuild")
+}

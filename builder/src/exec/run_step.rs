@@ -1,0 +1,168 @@
+//! RUN: a container over the current layers with a fresh upper dir, run
+//! through the `Runtime` seam; its upper dir becomes the step's layer.
+
+use std::fs;
+use std::os::unix::fs::{lchown, PermissionsExt};
+use std::path::PathBuf;
+
+use engine::layer::{LayerBlob, WriteOptions};
+use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec, UserSpec};
+use engine::snapshot::MountSpec;
+
+use super::view::MountedView;
+use super::{config, other, BuildError, Executor, ImageState};
+use crate::parse::{Expander, MountKind, Network, Run, RunScript, Step};
+
+pub(super) fn run(
+    exec: &Executor<'_>,
+    step: &Step,
+    run: &Run,
+    state: &ImageState,
+    ex: &Expander,
+) -> Result<Option<LayerBlob>, BuildError> {
+    let store = exec.store;
+    let stack = state.stack(store);
+    let dir = store.new_temp_dir("run").map_err(other)?;
+    let result = (|| {
+        let (upper, work, merged, empty) = (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("empty"));
+        for d in [&upper, &work, &merged, &empty] {
+            fs::create_dir(d).map_err(other)?;
+        }
+        let mut lowers = stack.lowers.clone();
+        if lowers.is_empty() {
+            lowers.push(empty); // FROM scratch
+        }
+
+        let args = match run.script() {
+            RunScript::Exec(argv) => argv,
+            RunScript::Shell(s) => config::shell_argv(&state.config, &s),
+            // A `#!` heredoc: its interpreter runs the body with -c, which
+            // every shell and python/perl/ruby accept; the #! line is then
+            // a comment to it.
+            RunScript::File(body) => {
+                let first = body.lines().next().unwrap_or("#!/bin/sh");
+                let mut argv: Vec<String> = first.trim_start_matches("#!").split_whitespace().map(String::from).collect();
+                if argv.is_empty() {
+                    argv.push("/bin/sh".into());
+                }
+                argv.push("-c".into());
+                argv.push(body.clone());
+                argv
+            }
+        };
+
+        let mut env = state.config.config.env.clone();
+        for (k, v) in ex.run_args() {
+            if !env.iter().any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str())) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(format!("PATH={}", runner::DEFAULT_PATH));
+        }
+
+        let user = match state.config.config.user.as_deref() {
+            None | Some("") => UserSpec { uid: 0, gid: 0, additional_gids: vec![] },
+            Some(u) => {
+                let passwd = runner::user::read_from_layers(&stack.lowers, "etc/passwd");
+                let group = runner::user::read_from_layers(&stack.lowers, "etc/group");
+                runner::user::resolve(u, passwd.as_deref(), group.as_deref())
+                    .map_err(|e| BuildError::step(step, e))?
+                    .spec
+            }
+        };
+
+        // Views of other stages must stay mounted until the step ends.
+        let mut views: Vec<MountedView> = Vec::new();
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            match m.kind {
+                MountKind::Cache => {
+                    let id = blake3::hash(m.cache_id().as_bytes()).to_hex().to_string();
+                    let cache_dir = store.root().join("cache/mounts").join(id);
+                    if !cache_dir.exists() {
+                        fs::create_dir_all(&cache_dir).map_err(other)?;
+                        fs::set_permissions(&cache_dir, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).map_err(other)?;
+                        lchown(&cache_dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(other)?;
+                    }
+                    mounts.push(MountSpec::bind(cache_dir, &m.target, false));
+                }
+                MountKind::Tmpfs => {
+                    let size = m.size.map(|s| format!("size={s}"));
+                    let opts: Vec<&str> = size.iter().map(String::as_str).collect();
+                    mounts.push(MountSpec::tmpfs(&m.target, &opts));
+                }
+                MountKind::Bind => {
+                    let root: PathBuf = match &m.from {
+                        None => exec.opts.context.clone(),
+                        Some(from) => {
+                            let base = exec.cf.resolve_from(step, usize::MAX, from)?;
+                            let src = exec.resolve_base(&base, Some(step))?;
+                            let view = MountedView::mount(store, &src.stack(store)).map_err(other)?;
+                            let root = view.root().to_path_buf();
+                            views.push(view);
+                            root
+                        }
+                    };
+                    let source = resolve_in_root(&root, m.source.as_deref().unwrap_or("/"))
+                        .map_err(|e| BuildError::step(step, format!("--mount source {:?}: {e}", m.source.as_deref().unwrap_or("/"))))?;
+                    mounts.push(MountSpec::bind(source, &m.target, m.readonly));
+                }
+            }
+        }
+
+        let network = match run.network {
+            Some(Network::None) => NetworkMode::None,
+            Some(Network::Host) => NetworkMode::Host,
+            Some(Network::Default) | None => exec.opts.network,
+        };
+        let spec = ContainerSpec {
+            id: super::step_container_id(),
+            rootfs: RootfsSpec { lowers, upper: upper.clone(), work, merged, readonly: false },
+            args,
+            env,
+            cwd: state.config.config.working_dir.clone().unwrap_or_else(|| "/".into()),
+            user,
+            hostname: "rbuild".into(),
+            mounts,
+            network,
+            resources: Resources::default(),
+            security: SecuritySpec::default(),
+            tty: false,
+            stdin: false,
+            init: false,
+        };
+        let status = exec.runtime.run(&spec).map_err(|e| BuildError::step(step, e))?;
+        drop(views);
+        match status {
+            ExitStatus::Exited(0) => {}
+            other => {
+                return Err(BuildError::RunFailed {
+                    at: format!("{}:{}", step.file, step.line),
+                    command: step.instruction.to_string(),
+                    code: other.code(),
+                })
+            }
+        }
+        let opts = WriteOptions { source_date_epoch: source_date_epoch(), publish_unpacked: true };
+        engine::layer::write_layer(store, &upper, &opts).map_err(other)
+    })();
+    let _ = engine::fsutil::remove_tree(&dir);
+    result
+}
+
+/// `SOURCE_DATE_EPOCH` clamps layer mtimes, for reproducible builds.
+pub(super) fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.parse().ok()
+}
+
+/// Resolve `path` inside `root` as if `root` were `/` (symlinks cannot
+/// lead out), returning the real path the kernel found.
+pub(super) fn resolve_in_root(root: &std::path::Path, path: &str) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsFd;
+    let dir = fs::File::open(root)?;
+    let rel = runner::sys::cstring(path.trim_start_matches('/').to_string() + if path.trim_start_matches('/').is_empty() { "." } else { "" });
+    let fd = runner::sys::openat2(dir.as_fd(), &rel, libc::O_PATH, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)?;
+    use std::os::fd::AsRawFd;
+    fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
