@@ -51,6 +51,65 @@ struct Pattern {
     text: String,
     exception: bool,
     toks: Vec<Tok>,
+    /// Set when the pattern has no wildcard: most ignore files are lists
+    /// of plain names (`.git`, `target`), matched by comparison alone.
+    literal: Option<String>,
+    /// Without `**`, a pattern only matches text with exactly this many
+    /// '/' (`*`, `?` and classes never match one).
+    slashes: Option<usize>,
+    /// Literal text every match starts / ends with: cheap rejects before
+    /// the matcher runs.
+    head: String,
+    tail: String,
+}
+
+/// One candidate text: the path or one of its parents.
+struct Candidate<'a> {
+    text: &'a str,
+    slashes: usize,
+}
+
+impl Pattern {
+    fn new(text: String, exception: bool, toks: Vec<Tok>) -> Pattern {
+        let lit = |t: &Tok| match t {
+            Tok::Lit(c) => Some(*c),
+            _ => None,
+        };
+        let literal = toks.iter().map(lit).collect::<Option<String>>();
+        let slashes = if toks.iter().any(|t| matches!(t, Tok::Any | Tok::Dirs)) {
+            None
+        } else {
+            Some(toks.iter().filter(|t| **t == Tok::Lit('/')).count())
+        };
+        let head: String = toks.iter().map_while(lit).collect();
+        let mut tail: Vec<char> = toks.iter().rev().map_while(lit).collect();
+        tail.reverse();
+        Pattern {
+            text,
+            exception,
+            toks,
+            literal,
+            slashes,
+            head,
+            tail: tail.into_iter().collect(),
+        }
+    }
+
+    /// Matches the path (the last candidate) or one of its parents.
+    fn hits(&self, candidates: &[Candidate<'_>]) -> bool {
+        if let (Some(lit), Some(full)) = (&self.literal, candidates.last()) {
+            let full = full.text;
+            return full == lit
+                || (full.starts_with(lit.as_str())
+                    && full.as_bytes().get(lit.len()) == Some(&b'/'));
+        }
+        candidates.iter().any(|c| {
+            (self.slashes.is_none() || self.slashes == Some(c.slashes))
+                && c.text.starts_with(self.head.as_str())
+                && c.text.ends_with(self.tail.as_str())
+                && matches(&self.toks, &c.text.chars().collect::<Vec<_>>())
+        })
+    }
 }
 
 /// Decides which context paths are left out of the build.
@@ -247,11 +306,7 @@ impl ContextFilter {
                 continue; // "/" or "." would mean the whole context: Docker ignores it too
             }
             let toks = compile(&text).map_err(bad)?;
-            patterns.push(Pattern {
-                text,
-                exception,
-                toks,
-            });
+            patterns.push(Pattern::new(text, exception, toks));
         }
         Ok(ContextFilter {
             patterns,
@@ -289,37 +344,48 @@ impl ContextFilter {
         if self.patterns.is_empty() {
             return false;
         }
-        let parts: Vec<String> = rel_path
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                Component::ParentDir => Some("..".to_string()),
-                _ => None,
-            })
-            .collect();
-        if parts.is_empty() {
+        let raw = rel_path.to_string_lossy();
+        // The common case, a clean relative path, is used as it is.
+        let clean_already = !raw.starts_with('/')
+            && !raw.ends_with('/')
+            && !raw.is_empty()
+            && raw.split('/').all(|c| !c.is_empty() && c != ".");
+        let full: std::borrow::Cow<'_, str> = if clean_already {
+            raw
+        } else {
+            let parts: Vec<String> = rel_path
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    Component::ParentDir => Some("..".to_string()),
+                    _ => None,
+                })
+                .collect();
+            std::borrow::Cow::Owned(parts.join("/"))
+        };
+        if full.is_empty() {
             return false;
         }
-        let full: Vec<char> = parts.join("/").chars().collect();
-        // Ends of each parent prefix: "a", "a/b" for "a/b/c".
-        let mut prefix_ends = Vec::new();
-        let mut len = 0;
-        for p in parts.iter().take(parts.len().saturating_sub(1)) {
-            len += p.chars().count();
-            prefix_ends.push(len);
-            len += 1;
-        }
+        // Each parent ("a", "a/b" for "a/b/c"), then the path itself.
+        let mut candidates: Vec<Candidate<'_>> = full
+            .match_indices('/')
+            .enumerate()
+            .map(|(i, (at, _))| Candidate {
+                text: full.get(..at).unwrap_or(""),
+                slashes: i,
+            })
+            .collect();
+        candidates.push(Candidate {
+            text: &full,
+            slashes: candidates.len(),
+        });
         let mut excluded = false;
         for p in &self.patterns {
             // Only a pattern that could flip the answer needs matching.
             if p.exception != excluded {
                 continue;
             }
-            let hit = matches(&p.toks, &full)
-                || prefix_ends
-                    .iter()
-                    .any(|&end| matches(&p.toks, full.get(..end).unwrap_or(&[])));
-            if hit {
+            if p.hits(&candidates) {
                 excluded = !p.exception;
             }
         }
@@ -382,6 +448,19 @@ mod tests {
         assert!(!ex(&filter, "src/main.rs"));
         assert!(ex(&filter, "./build/x"));
         assert!(ex(&filter, "/build/x"));
+    }
+
+    #[test]
+    fn literal_fast_path_agrees() {
+        let filter = f("node_modules\na/b\nx\\*y\n");
+        assert!(ex(&filter, "node_modules"));
+        assert!(ex(&filter, "node_modules/p/q"));
+        assert!(!ex(&filter, "node_modules2"));
+        assert!(!ex(&filter, "src/node_modules")); // anchored at the top
+        assert!(ex(&filter, "a/b/c"));
+        assert!(!ex(&filter, "a/bc"));
+        assert!(ex(&filter, "x*y")); // escaped star is a literal
+        assert!(!ex(&filter, "xzy"));
     }
 
     #[test]
