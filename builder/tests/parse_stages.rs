@@ -157,3 +157,16 @@ fn many_stages_do_not_overflow() {
     assert_eq!(order.len(), 5000);
     assert_eq!(order.first(), Some(&0));
 }
+
+#[test]
+fn build_waves_group_independent_stages() {
+    let cf = parse(MULTI);
+    let mut waves = cf.build_waves(None).unwrap();
+    for w in &mut waves {
+        w.sort();
+    }
+    // base, assets, tools need nothing; deps needs base; build needs
+    // deps+assets+tools; the last stage needs base and build.
+    assert_eq!(waves, vec![vec![0, 2, 3], vec![1], vec![4], vec![6]]);
+    assert_eq!(cf.build_waves(Some("assets")).unwrap(), vec![vec![2]]);
+}

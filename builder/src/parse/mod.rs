@@ -7,6 +7,33 @@
 //!                                                 │ Step::expand(&Expander)
 //!                                                 ▼ effective instruction (cache key text)
 //! ```
+//!
+//! How an executor drives it:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use builder::parse::{Containerfile, Instruction};
+//!
+//! let text = "ARG V=1\nFROM busybox AS b\nARG V\nENV APP=/opt/app-$V\nWORKDIR $APP\nRUN make\n";
+//! let build_args = BTreeMap::from([("V".to_string(), "2".to_string())]);
+//! let cf = Containerfile::parse_with_args("Containerfile", text, &build_args)?;
+//! for wave in cf.build_waves(None)? {
+//!     for index in wave {            // the stages of one wave can build in parallel
+//!         let stage = &cf.stages[index];
+//!         let mut ex = cf.stage_expander();
+//!         ex.set_env_pairs(["PATH=/bin"]); // the base image's ENV
+//!         for step in &stage.steps {
+//!             let effective = step.expand(&ex)?;   // errors name file and line
+//!             let _cache_text = effective.to_string(); // + ex.run_args() for RUN
+//!             if let Instruction::Workdir(dir) = &effective {
+//!                 assert_eq!(dir, "/opt/app-2");
+//!             }
+//!             ex.apply(&effective);              // ARG/ENV take effect
+//!         }
+//!     }
+//! }
+//! # Ok::<(), builder::parse::ParseError>(())
+//! ```
 
 mod convert;
 mod error;
@@ -311,6 +338,33 @@ impl Containerfile {
             })?,
         };
         stage::dependency_order(&self.file, &self.stages, &[root])
+    }
+
+    /// [`Self::stages_needed`] grouped into waves: every stage of a wave
+    /// depends only on stages of earlier waves, so a wave's stages can be
+    /// built in parallel once the waves before it are done.
+    pub fn build_waves(&self, target: Option<&str>) -> Result<Vec<Vec<usize>>, ParseError> {
+        let order = self.stages_needed(target)?;
+        let mut wave_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        // `order` has dependencies first, so each stage's deps have waves.
+        for i in order {
+            let deps = self.stages.get(i).map(|s| s.deps.as_slice()).unwrap_or(&[]);
+            let w = deps
+                .iter()
+                .filter_map(|d| wave_of.get(d))
+                .map(|w| w + 1)
+                .max()
+                .unwrap_or(0);
+            wave_of.insert(i, w);
+            if waves.len() <= w {
+                waves.resize_with(w + 1, Vec::new);
+            }
+            if let Some(wave) = waves.get_mut(w) {
+                wave.push(i);
+            }
+        }
+        Ok(waves)
     }
 
     /// The expander a stage starts with: the build args and global ARG
