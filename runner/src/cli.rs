@@ -275,67 +275,27 @@ pub fn parse_int(value: &str, flag: &'static str) -> Result<i64, BadValue> {
         .map_err(|_| bad(value, flag, "expected an integer"))
 }
 
-/// Docker's default capability set (moby oci/caps/defaults.go).
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-fn cap_name(c: &str) -> String {
-    let up = c.trim().to_ascii_uppercase();
-    if up == "ALL" || up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    }
-}
-
-/// The capability list after --cap-add/--cap-drop; `None` = the default.
-/// `ALL` in the list means every capability.
-pub fn capabilities(add: &[String], drop: &[String]) -> Option<Vec<String>> {
+/// The capability list after --cap-add/--cap-drop (Docker's arithmetic,
+/// done by the security module); `None` = the default set.
+pub fn capabilities(add: &[String], drop: &[String]) -> Result<Option<Vec<String>>, BadValue> {
     if add.is_empty() && drop.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let add: Vec<String> = add
-        .iter()
-        .flat_map(|a| a.split(','))
-        .map(cap_name)
-        .collect();
-    let drop: Vec<String> = drop
-        .iter()
-        .flat_map(|a| a.split(','))
-        .map(cap_name)
-        .collect();
-    if add.iter().any(|a| a == "ALL") {
-        return Some(vec!["ALL".to_string()]);
-    }
-    let mut caps: Vec<String> = if drop.iter().any(|d| d == "ALL") {
-        Vec::new()
-    } else {
-        DEFAULT_CAPS
-            .iter()
-            .map(|s| s.to_string())
-            .filter(|c| !drop.contains(c))
+    let split = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .flat_map(|a| a.split(','))
+            .map(str::to_string)
             .collect()
     };
-    for a in add {
-        if !caps.contains(&a) {
-            caps.push(a);
-        }
-    }
-    Some(caps)
+    runner::security::capabilities::resolve(&split(add), &split(drop))
+        .map(|caps| Some(caps.iter().map(|c| c.name().to_string()).collect()))
+        .map_err(|e| {
+            bad(
+                &[add, drop].concat().join(","),
+                "--cap-add/--cap-drop",
+                e.to_string(),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -364,12 +324,15 @@ mod tests {
 
     #[test]
     fn caps_add_and_drop() {
-        assert_eq!(capabilities(&[], &[]), None);
-        let c = capabilities(&["sys_admin".into()], &["chown".into()]).unwrap();
+        assert_eq!(capabilities(&[], &[]).unwrap(), None);
+        let c = capabilities(&["sys_admin".into()], &["chown".into()])
+            .unwrap()
+            .unwrap();
         assert!(c.contains(&"CAP_SYS_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
         assert_eq!(
-            capabilities(&[], &["ALL".into()]).unwrap(),
+            capabilities(&[], &["ALL".into()]).unwrap().unwrap(),
             Vec::<String>::new()
         );
+        assert!(capabilities(&["CAP_NONSENSE".into()], &[]).is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
@@ -33,6 +33,8 @@ pub enum LaunchError {
     Security(String),
     #[error("--init is not available in this build of rrun")]
     InitUnavailable,
+    #[error("terminal: {0}")]
+    Tty(String),
 }
 
 impl LaunchError {
@@ -112,7 +114,20 @@ fn run_in(
         return Err(LaunchError::InitUnavailable);
     }
     write_etc_files(spec, launch.files_dir)?;
-    let plan = plan_for(spec, cg, launch)?;
+    let mut plan = plan_for(spec, cg, launch)?;
+    // -t: a console socket; the pty is made inside the container.
+    let console = if spec.tty {
+        let (parent_end, child_end) =
+            crate::tty::console_socketpair().map_err(|e| LaunchError::Tty(e.to_string()))?;
+        let host_in = launch.stdio[0].unwrap_or(0);
+        // SAFETY: a descriptor of ours that stays open for the call.
+        let ws = crate::tty::get_winsize(unsafe { BorrowedFd::borrow_raw(host_in) }).ok();
+        plan.console = Some((child_end.as_raw_fd(), ws));
+        plan.stdio = [None; 3];
+        Some((parent_end, child_end))
+    } else {
+        None
+    };
     let signals = launch.forward_signals.then(ForwardedSignals::block);
     let into = cg.clone_into_fd();
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
@@ -123,14 +138,32 @@ fn run_in(
             return Err(e.into());
         }
     }
+    // Our copy of the child's end must close, or a child that dies early
+    // would leave us waiting for the master forever.
+    let console = console.map(|(parent_end, child_end)| {
+        drop(child_end);
+        parent_end
+    });
     let pid = started.release()?;
     if let Some(f) = launch.on_started.as_mut() {
         f(pid);
     }
+    let relay = match console {
+        Some(sock) => Some(crate::console::Relay::start(
+            sock.as_fd(),
+            pid,
+            launch.stdio,
+            spec.stdin,
+        )?),
+        None => None,
+    };
     let waited = match &signals {
         Some(s) => {
             let mut winch = launch.on_winch.take();
             s.wait(pid, || {
+                if let Some(r) = &relay {
+                    r.follow_window_size();
+                }
                 if let Some(w) = winch.as_mut() {
                     w()
                 }
@@ -139,6 +172,9 @@ fn run_in(
         None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait returns a status")),
     }
     .map_err(io_err("wait for container", launch.files_dir))?;
+    if let Some(r) = relay {
+        r.finish();
+    }
     drop(signals);
     let mut status = match waited {
         WaitResult::Exited(c) => ExitStatus::Exited(c),
@@ -281,6 +317,7 @@ fn plan_for(
         init: spec.init,
         stdio: launch.stdio,
         controlling_tty: launch.controlling_tty,
+        console: None,
         die_with_parent: launch.die_with_parent,
     })
 }

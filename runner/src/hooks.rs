@@ -1,50 +1,47 @@
 //! The seam to the security module (capabilities, no_new_privs, seccomp,
-//! masked paths), the tty and the --init reaper, which are written beside
-//! this crate's core. Until they are wired in here, these are
-//! pass-throughs; the call sites in `spawn` are final.
+//! masked paths) and the --init reaper, kept as one small adapter so the
+//! child code in `spawn` and `exec` calls them with plain `String` errors.
 
 use engine::runtime::SecuritySpec;
 
 /// Decided in the parent before the clone (allocations happen here).
 #[derive(Debug, Clone)]
-pub struct SecurityPlan {
-    #[allow(dead_code)]
-    spec: SecuritySpec,
-}
+pub struct SecurityPlan(crate::security::SecurityPlan);
 
-pub fn security_plan(spec: &SecuritySpec, _uid: u32) -> Result<SecurityPlan, String> {
-    Ok(SecurityPlan { spec: spec.clone() })
+pub fn security_plan(spec: &SecuritySpec, uid: u32) -> Result<SecurityPlan, String> {
+    crate::security::SecurityPlan::new(spec, uid)
+        .map(SecurityPlan)
+        .map_err(|e| e.to_string())
 }
 
 impl SecurityPlan {
     /// In the child, as root, before setgroups/setgid/setuid.
     pub fn before_setuid(&self) -> Result<(), String> {
-        Ok(())
+        self.0.apply_before_setuid().map_err(|e| e.to_string())
     }
 
     /// In the child, after setuid; the last thing before execve.
     pub fn after_setuid(&self) -> Result<(), String> {
-        Ok(())
+        self.0.apply_after_setuid().map_err(|e| e.to_string())
     }
 }
 
 /// In the child after pivot_root, with /proc, /sys and /dev mounted.
-pub fn mask_paths(_privileged: bool) -> Result<(), String> {
-    Ok(())
-}
-
-/// Whether `-t` can be honoured.
-pub fn tty_available() -> bool {
-    false
+pub fn mask_paths(privileged: bool) -> Result<(), String> {
+    crate::security::mask_paths(privileged).map_err(|e| e.to_string())
 }
 
 /// Whether `--init` can be honoured.
 pub fn init_available() -> bool {
-    false
+    true
+}
+
+/// Whether `-t` can be honoured.
+pub fn tty_available() -> bool {
+    true
 }
 
 /// Become the --init reaper as PID 1, running `argv` as its child. Never returns.
-pub fn run_init(_argv: &[std::ffi::CString], _envp: &[std::ffi::CString]) -> ! {
-    // SAFETY: _exit never returns.
-    unsafe { libc::_exit(125) }
+pub fn run_init(argv: &[std::ffi::CString], envp: &[std::ffi::CString]) -> ! {
+    crate::init::run(argv, envp)
 }

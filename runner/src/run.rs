@@ -199,7 +199,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         mounts.push(MountSpec::tmpfs(dst, &opts));
     }
     let mut security = SecuritySpec {
-        capabilities: cli::capabilities(&a.cap_add, &a.cap_drop),
+        capabilities: cli::capabilities(&a.cap_add, &a.cap_drop)?,
         no_new_privileges: false,
         seccomp: true,
         privileged: a.privileged,

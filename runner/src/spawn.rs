@@ -39,6 +39,10 @@ pub struct ChildPlan {
     pub stdio: [Option<RawFd>; 3],
     /// With a pty: make fd 0 the controlling terminal.
     pub controlling_tty: bool,
+    /// `-t`: the child's end of the console socket; the child opens a pty
+    /// in the container's devpts, sends the master over it and makes the
+    /// slave its terminal and stdio. With the host terminal's size.
+    pub console: Option<(RawFd, Option<libc::winsize>)>,
     /// Foreground runs: the container dies with the process that started it.
     pub die_with_parent: bool,
 }
@@ -204,7 +208,10 @@ fn child_main(
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
     }
-    let _ = nix::unistd::setsid();
+    if plan.console.is_none() {
+        // Our own session: terminal signals reach rrun, which forwards them.
+        let _ = nix::unistd::setsid();
+    }
     if plan.new_net {
         if let Err(e) = loopback_up() {
             fail(
@@ -222,6 +229,17 @@ fn child_main(
     }
     if let Err(e) = crate::hooks::mask_paths(plan.privileged) {
         fail(rep, 125, format_args!("mask paths: {e}"));
+    }
+    if let Some((fd, ws)) = &plan.console {
+        // SAFETY: the parent created this socket for us; we own our copy.
+        let end = unsafe { OwnedFd::from_raw_fd(*fd) };
+        if let Err(e) = crate::tty::setup_console_in_container(end, ws.as_ref()) {
+            fail(
+                rep,
+                125,
+                format_args!("set up the container's terminal: {e}"),
+            );
+        }
     }
     // Workdir beneath the new root, created if missing, never via a magic
     // link (CVE-2024-21626: a leaked fd as cwd reached the host).
