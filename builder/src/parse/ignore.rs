@@ -263,12 +263,31 @@ impl ContextFilter {
     /// Reads the first of [`IGNORE_FILES`] found in `context_dir`; no file
     /// means nothing is excluded.
     pub fn load(context_dir: &Path) -> Result<ContextFilter, IgnoreError> {
-        for name in IGNORE_FILES {
-            let path = context_dir.join(name);
+        ContextFilter::load_for(context_dir, None)
+    }
+
+    /// Like [`Self::load`], but an ignore file named after the
+    /// Containerfile and beside it (`build/Dockerfile.prod.dockerignore`,
+    /// as BuildKit has it) takes precedence.
+    pub fn load_for(
+        context_dir: &Path,
+        containerfile: Option<&Path>,
+    ) -> Result<ContextFilter, IgnoreError> {
+        let mut candidates = Vec::new();
+        if let Some(file) = containerfile {
+            for ext in IGNORE_FILES {
+                let mut name = file.as_os_str().to_owned();
+                name.push(ext);
+                candidates.push(PathBuf::from(name));
+            }
+        }
+        candidates.extend(IGNORE_FILES.iter().map(|n| context_dir.join(n)));
+        for path in candidates {
+            let name = path.display().to_string();
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     let text = String::from_utf8_lossy(&bytes);
-                    let mut f = ContextFilter::parse(name, &text)?;
+                    let mut f = ContextFilter::parse(&name, &text)?;
                     f.source = Some(path);
                     return Ok(f);
                 }
@@ -328,6 +347,25 @@ impl ContextFilter {
     /// may then still hold included files and must be walked.
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exception)
+    }
+
+    /// Whether a directory walk may skip `rel_dir` and everything in it:
+    /// it is excluded and no `!` exception could re-include something
+    /// beneath it (exceptions with wildcards are assumed to).
+    pub fn can_skip_dir(&self, rel_dir: &Path) -> bool {
+        if !self.is_excluded(rel_dir) {
+            return false;
+        }
+        let dir = rel_dir.to_string_lossy();
+        let dir = dir.trim_start_matches("./").trim_matches('/');
+        !self
+            .patterns
+            .iter()
+            .filter(|p| p.exception)
+            .any(|p| match &p.literal {
+                Some(lit) => lit.starts_with(dir) && lit.as_bytes().get(dir.len()) == Some(&b'/'),
+                None => true,
+            })
     }
 
     /// The cleaned patterns, `!` included, for cache keys.
@@ -498,6 +536,17 @@ mod tests {
     }
 
     #[test]
+    fn skipping_directories() {
+        let filter = f("target\nnode_modules\n!node_modules/keep/x\n");
+        assert!(filter.can_skip_dir(Path::new("target")));
+        assert!(!filter.can_skip_dir(Path::new("node_modules")));
+        assert!(filter.can_skip_dir(Path::new("node_modules/other")));
+        assert!(!filter.can_skip_dir(Path::new("src")));
+        let filter = f("docs\n!**/*.md\n");
+        assert!(!filter.can_skip_dir(Path::new("docs")));
+    }
+
+    #[test]
     fn load_prefers_containerignore() {
         let d = tempfile::tempdir().unwrap();
         assert!(ContextFilter::load(d.path()).unwrap().is_empty());
@@ -508,5 +557,19 @@ mod tests {
         let filter = ContextFilter::load(d.path()).unwrap();
         assert!(!ex(&filter, "a") && ex(&filter, "b"));
         assert_eq!(filter.source, Some(d.path().join(".containerignore")));
+    }
+
+    #[test]
+    fn ignore_file_named_after_the_containerfile() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "a\n").unwrap();
+        std::fs::create_dir(d.path().join("build")).unwrap();
+        let file = d.path().join("build/Dockerfile.prod");
+        std::fs::write(&file, "FROM x\n").unwrap();
+        let filter = ContextFilter::load_for(d.path(), Some(&file)).unwrap();
+        assert!(ex(&filter, "a"));
+        std::fs::write(d.path().join("build/Dockerfile.prod.dockerignore"), "b\n").unwrap();
+        let filter = ContextFilter::load_for(d.path(), Some(&file)).unwrap();
+        assert!(!ex(&filter, "a") && ex(&filter, "b"));
     }
 }
