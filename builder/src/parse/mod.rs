@@ -39,6 +39,7 @@ mod convert;
 mod error;
 mod expand;
 mod flags;
+mod glob;
 mod heredoc;
 mod ignore;
 mod instruction;
