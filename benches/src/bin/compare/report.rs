@@ -98,7 +98,10 @@ impl Section {
     }
 
     pub fn markdown(&self, header: &str) -> String {
-        let mut md = format!("<a id=\"perf-{}\"></a>\n\n### {}\n\n{header}\n\n", self.key, self.title);
+        let mut md = format!(
+            "<a id=\"perf-{}\"></a>\n\n### {}\n\n{header}\n\n",
+            self.key, self.title
+        );
         for p in &self.intro {
             let _ = writeln!(md, "{p}\n");
         }
