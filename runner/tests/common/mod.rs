@@ -25,24 +25,38 @@ pub fn require_root_and_kernel() {
     );
 }
 
-/// One store per test binary, under $RRUN_TEST_TMP or /tmp, with the
-/// busybox image tagged `busybox`.
+static ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_store() {
+    if std::env::var_os("RRUN_TEST_KEEP").is_some() {
+        return;
+    }
+    if let Some(p) = ROOT.get() {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
+/// One store per test binary, `rrun-test-<binary>` under $RRUN_TEST_TMP or
+/// the temp dir, with the busybox image tagged `busybox`. Wiped at start
+/// (a crashed run never accumulates) and removed at exit unless
+/// RRUN_TEST_KEEP is set.
 pub fn store_root() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     ROOT.get_or_init(|| {
         require_root_and_kernel();
         let base = std::env::var_os("RRUN_TEST_TMP")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
-        let dir = tempfile::Builder::new()
-            .prefix("rrun-test-")
-            .tempdir_in(base)
-            .unwrap();
-        let store = engine::Store::open(dir.path()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = base.join(format!("rrun-test-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = engine::Store::open(&dir).unwrap();
         fixtures::ensure_busybox_image(&store, "busybox").expect("build the busybox fixture image");
+        // SAFETY: registering a plain extern "C" function with no captures.
+        unsafe { libc::atexit(remove_store) };
         dir
     })
-    .path()
 }
 
 pub fn rrun(args: &[&str]) -> Output {
