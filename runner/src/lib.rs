@@ -8,6 +8,7 @@ pub mod container;
 pub mod exec;
 pub mod hooks;
 pub mod lifecycle;
+pub mod native;
 pub mod rootfs;
 pub mod spawn;
 pub mod state;

@@ -1,0 +1,73 @@
+//! `NativeRuntime`: this crate's runner behind the engine's `Runtime`
+//! seam. The builder runs its RUN steps through it: the overlay comes from
+//! the spec's `RootfsSpec` (the builder snapshots `upper` afterwards), the
+//! command gets the caller's stdout/stderr (stdin is /dev/null unless
+//! `spec.stdin`), and everything but `upper`'s contents is gone when `run`
+//! returns.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use engine::runtime::{ContainerSpec, ExitStatus, Runtime, RuntimeError};
+
+use crate::container::{self, Launch};
+
+/// The native runtime. `spec.id` names the cgroup (`rbox/<id>`): it must be
+/// unique among running containers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NativeRuntime;
+
+impl NativeRuntime {
+    pub fn new() -> NativeRuntime {
+        NativeRuntime
+    }
+
+    /// Where the generated /etc files live while the container runs:
+    /// beside `merged`, so on the same filesystem as the snapshot.
+    fn files_dir(spec: &ContainerSpec) -> PathBuf {
+        let merged = &spec.rootfs.merged;
+        let name = format!(
+            ".{}-etc",
+            merged
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        merged
+            .parent()
+            .map(|p| p.join(&name))
+            .unwrap_or_else(|| PathBuf::from(name))
+    }
+}
+
+impl Runtime for NativeRuntime {
+    fn name(&self) -> &str {
+        "native"
+    }
+
+    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+        let r = &spec.rootfs;
+        for d in [&r.upper, &r.work, &r.merged] {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
+        let files = Self::files_dir(spec);
+        std::fs::create_dir_all(&files).map_err(|e| format!("create {}: {e}", files.display()))?;
+        let devnull = if spec.stdin {
+            None
+        } else {
+            Some(File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?)
+        };
+        let mut launch = Launch::new(&files);
+        // The builder may be multi-threaded: no signal forwarding (it needs
+        // the signals blocked process-wide); the container dies with us.
+        launch.forward_signals = false;
+        launch.die_with_parent = true;
+        launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
+        let result = container::run(spec, launch);
+        let _ = engine::fsutil::remove_tree(&files);
+        // overlayfs leaves its work dir's inner "work" behind; it is not
+        // part of the snapshot.
+        Ok(result?.status)
+    }
+}

@@ -1,0 +1,110 @@
+//! `NativeRuntime` through the engine's `Runtime` trait, as the builder
+//! uses it.
+
+mod common;
+
+use engine::runtime::{
+    ContainerSpec, ExitStatus, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
+};
+use runner::native::NativeRuntime;
+
+use common::*;
+
+fn spec(
+    lowers: Vec<std::path::PathBuf>,
+    dir: &std::path::Path,
+    id: &str,
+    script: &str,
+) -> ContainerSpec {
+    ContainerSpec {
+        id: id.to_string(),
+        rootfs: RootfsSpec {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: false,
+        },
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
+        cwd: "/".into(),
+        user: UserSpec {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        },
+        hostname: "builder".into(),
+        mounts: vec![],
+        network: Default::default(),
+        resources: Resources {
+            pids_limit: Some(100),
+            ..Default::default()
+        },
+        security: SecuritySpec::default(),
+        tty: false,
+        stdin: false,
+        init: false,
+    }
+}
+
+fn busybox_lowers() -> Vec<std::path::PathBuf> {
+    let store = engine::Store::open(store_root()).unwrap();
+    let image = store.find_image("busybox").unwrap();
+    let mut l: Vec<_> = image
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| store.layer_fs(d))
+        .collect();
+    l.reverse();
+    l
+}
+
+#[test]
+fn a_run_step_writes_only_its_upper_and_cleans_up() {
+    let lowers = busybox_lowers();
+    let dir = tempfile::tempdir_in(store_root()).unwrap();
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    let rt = NativeRuntime::new();
+    assert_eq!(rt.name(), "native");
+    let s = spec(
+        lowers.clone(),
+        dir.path(),
+        "native-step-1",
+        "mkdir -p /app && echo built > /app/out && rm /bin/vi && hostname",
+    );
+    assert_eq!(rt.run(&s).unwrap(), ExitStatus::Exited(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("upper/app/out")).unwrap(),
+        "built\n"
+    );
+    assert!(
+        !lowers[0].join("app").exists(),
+        "the step wrote into the image layer"
+    );
+    // Only the upper's contents remain; no mount, no cgroup, no generated files.
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .count(),
+        mounts_before
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with("-etc")), "{names:?}");
+
+    let s = spec(lowers.clone(), dir.path(), "native-step-2", "exit 3");
+    assert_eq!(rt.run(&s).unwrap(), ExitStatus::Exited(3));
+    let mut s = spec(lowers, dir.path(), "native-step-3", "");
+    s.args = vec!["no-such-tool".into()];
+    let err = rt.run(&s).unwrap_err().to_string();
+    assert!(err.contains("executable file not found"), "{err}");
+}
