@@ -2,16 +2,21 @@
 //!
 //! The parser creates each regular file itself (so names appear in stream
 //! order and every later entry sees them), then hands the open fd and the
-//! body bytes to a dedicated rayon pool that writes them and sets the
-//! file's metadata. Memory and open fds in flight are bounded: the parser
-//! waits when either limit is reached. The pool is our own, not rayon's
-//! global one, so a caller that is itself a rayon task can never starve it.
+//! body bytes to a few writer threads that write them and set the file's
+//! metadata. Small files go in batches, so a thread wakes once per batch,
+//! not once per file. Memory and open fds in flight are bounded: the parser
+//! waits when either limit is reached.
+//!
+//! The writers are plain threads blocking on a channel, not a rayon pool:
+//! rayon's idle workers spin (sched_yield) before sleeping, and on a
+//! 2-core machine that spinning takes the CPU the parser needs.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use super::entry::Meta;
@@ -24,21 +29,43 @@ const MAX_TASKS_IN_FLIGHT: usize = 256;
 /// Bodies larger than this are cut into chunks written with pwrite.
 pub const CHUNK: usize = 4 << 20;
 
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
+/// Small bodies are sent in batches of up to this many files...
+pub const BATCH_FILES: usize = 64;
+/// ...or this many bytes.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The writer threads, shared by every unpack in the process.
+fn writers() -> &'static Mutex<Sender<Job>> {
+    static WRITERS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    WRITERS.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
         let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("rbox-unpack-{i}"))
-            .build()
-            .expect("the unpack thread pool starts")
+        for i in 0..n {
+            let rx: Arc<Mutex<Receiver<Job>>> = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("rbox-unpack-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock().expect("writer queue lock").recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    job();
+                })
+                .expect("start an unpack writer thread");
+        }
+        Mutex::new(tx)
     })
 }
 
-/// Run `f` on the unpack pool (used for parallel directory finishing).
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+fn spawn(job: impl FnOnce() + Send + 'static) {
+    writers()
+        .lock()
+        .expect("writer queue lock")
+        .send(Box::new(job))
+        .expect("the writer threads live as long as the process");
 }
 
 #[derive(Default)]
@@ -61,6 +88,10 @@ pub struct PendingFile {
     pub meta: Meta,
     pub layer: Arc<str>,
     pub entry: String,
+    /// False when the file was created with exactly this owner / mode
+    /// already (saves two syscalls per file in the common case).
+    pub chown: bool,
+    pub chmod: bool,
 }
 
 impl PendingFile {
@@ -77,8 +108,12 @@ impl PendingFile {
             }
         };
         // chown before chmod: chown clears setuid/setgid.
-        super::sys::fchown(fd, self.meta.uid, self.meta.gid).map_err(err("chown"))?;
-        super::sys::fchmod(fd, self.meta.mode & 0o7777).map_err(err("chmod"))?;
+        if self.chown {
+            super::sys::fchown(fd, self.meta.uid, self.meta.gid).map_err(err("chown"))?;
+        }
+        if self.chmod {
+            super::sys::fchmod(fd, self.meta.mode & 0o7777).map_err(err("chmod"))?;
+        }
         for (k, v) in &self.meta.xattrs {
             super::sys::fsetxattr(fd, k, v).map_err(err("set xattr"))?;
         }
@@ -107,46 +142,55 @@ impl Bodies {
     }
 
     /// Wait for room for `bytes` more; fails fast with a task's error.
-    fn reserve(&self, bytes: usize) -> Result<(), LayerError> {
+    fn reserve(&self, bytes: usize, files: usize) -> Result<(), LayerError> {
         let mut s = self.state.lock().expect("unpack state lock");
         loop {
             if let Some(e) = s.error.take() {
                 return Err(e);
             }
             let room = s.tasks == 0
-                || (s.bytes + bytes <= MAX_BYTES_IN_FLIGHT && s.tasks < MAX_TASKS_IN_FLIGHT);
+                || (s.bytes + bytes <= MAX_BYTES_IN_FLIGHT
+                    && s.tasks + files <= MAX_TASKS_IN_FLIGHT);
             if room {
                 s.bytes += bytes;
-                s.tasks += 1;
+                s.tasks += files;
                 return Ok(());
             }
             s = self.changed.wait(s).expect("unpack state lock");
         }
     }
 
-    fn release(&self, bytes: usize, result: Result<(), LayerError>) {
+    fn release(&self, bytes: usize, files: usize, result: Result<(), LayerError>) {
         let mut s = self.state.lock().expect("unpack state lock");
         s.bytes -= bytes;
-        s.tasks -= 1;
+        s.tasks -= files;
         if let Err(e) = result {
             s.error.get_or_insert(e);
         }
         self.changed.notify_all();
     }
 
-    /// Write a whole (small) body and finish the file, on the pool.
-    pub fn write_whole(self: &Arc<Self>, f: PendingFile, body: Vec<u8>) -> Result<(), LayerError> {
-        let n = body.len();
-        self.reserve(n)?;
+    /// Write whole (small) bodies and finish their files, on a writer.
+    pub fn write_batch(
+        self: &Arc<Self>,
+        batch: Vec<(PendingFile, Vec<u8>)>,
+    ) -> Result<(), LayerError> {
+        let n: usize = batch.iter().map(|(_, b)| b.len()).sum();
+        let files = batch.len();
+        self.reserve(n, files)?;
         let me = Arc::clone(self);
-        pool().spawn(move || {
-            let mut file = &f.file;
-            let r = file
-                .write_all(&body)
-                .map_err(|e| f.write_err(e))
-                .and_then(|()| f.finish());
-            drop(body);
-            me.release(n, r);
+        spawn(move || {
+            let mut r = Ok(());
+            for (f, body) in batch {
+                if r.is_ok() {
+                    let mut file = &f.file;
+                    r = file
+                        .write_all(&body)
+                        .map_err(|e| f.write_err(e))
+                        .and_then(|()| f.finish());
+                }
+            }
+            me.release(n, files, r);
         });
         Ok(())
     }
@@ -166,10 +210,10 @@ impl Bodies {
         chunk: Vec<u8>,
     ) -> Result<(), LayerError> {
         let n = chunk.len();
-        self.reserve(n)?;
+        self.reserve(n, 1)?;
         let me = Arc::clone(self);
         let f = Arc::clone(f);
-        pool().spawn(move || {
+        spawn(move || {
             let mut r = f
                 .pending
                 .file
@@ -179,7 +223,7 @@ impl Bodies {
             if f.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 && r.is_ok() {
                 r = f.pending.finish();
             }
-            me.release(n, r);
+            me.release(n, 1, r);
         });
         Ok(())
     }

@@ -264,9 +264,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         let unpacked = (|| {
             fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
             let _ = map.advise(memmap2::Advice::Sequential);
-            let mut input = &map[..];
-            let u =
-                unpack::unpack_reader_buffered(&mut input, &fs_dir, &UnpackOptions::layer(&label))?;
+            let u = unpack::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))?;
             sys_syncfs(&fs_dir)?;
             Ok::<_, LayerError>(u)
         })();

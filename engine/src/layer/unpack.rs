@@ -17,9 +17,10 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
-use super::bodies::{self, Bodies, PendingFile, CHUNK};
+use super::bodies::{Bodies, PendingFile, BATCH_BYTES, BATCH_FILES, CHUNK};
 use super::compression::{Compression, HashingRead, StreamHasher};
 use super::entry::{Meta, MetaError, OPAQUE_XATTR};
 use super::error::LayerError;
@@ -97,16 +98,7 @@ pub fn unpack_file(path: &Path, dest: &Path, opts: &UnpackOptions) -> Result<Unp
     // worst makes the stream corrupt, caught by the parser or the digest.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(LayerError::io("map", path))?;
     let _ = map.advise(memmap2::Advice::Sequential);
-    unpack_buffered(&map[..], dest, opts)
-}
-
-/// Unpack from an in-memory (mapped) stream, detecting compression.
-pub(crate) fn unpack_reader_buffered<R: BufRead>(
-    input: R,
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<Unpacked, LayerError> {
-    unpack_buffered(input, dest, opts)
+    unpack_mapped(&map[..], dest, opts)
 }
 
 fn unpack_buffered<R: BufRead>(
@@ -124,12 +116,154 @@ fn unpack_buffered<R: BufRead>(
         source: io::Error::new(io::ErrorKind::InvalidData, msg),
     })?;
     let decoder = compression.decoder(input).map_err(corrupt)?;
-    let mut u = unpack_tar(decoder, dest, opts)?;
+    let hashing = HashingRead {
+        inner: decoder,
+        hasher: StreamHasher::new(opts.algorithm),
+        read: 0,
+    };
+    let mut u = unpack_tar(BufReader::with_capacity(256 << 10, hashing), dest, opts)?;
     u.compression = compression;
     Ok(u)
 }
 
-fn unpack_tar<R: Read>(
+/// Unpack a stream that is all in memory (a mapped blob): decompression
+/// and hashing run on their own thread, one block ahead of the parser, so a
+/// big layer's critical path is the slower of the two, not their sum.
+pub(crate) fn unpack_mapped(
+    bytes: &[u8],
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let compression =
+        Compression::detect(&bytes[..bytes.len().min(8)]).map_err(|msg| LayerError::Corrupt {
+            layer: opts.label.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, msg),
+        })?;
+    let algorithm = opts.algorithm;
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Block>(8);
+        s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx));
+        let mut u = unpack_tar(BlockReader::new(rx), dest, opts)?;
+        u.compression = compression;
+        Ok(u)
+    })
+}
+
+enum Block {
+    Data(Vec<u8>),
+    Failed(io::Error),
+    End(Digest, u64),
+}
+
+const BLOCK_SIZE: usize = 1 << 20;
+
+fn decompress_blocks(
+    compression: Compression,
+    bytes: &[u8],
+    algorithm: Algorithm,
+    tx: SyncSender<Block>,
+) {
+    let mut hasher = StreamHasher::new(algorithm);
+    let mut total = 0u64;
+    let mut decoder = match compression.decoder(bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Block::Failed(e));
+            return;
+        }
+    };
+    loop {
+        let mut block = Vec::with_capacity(BLOCK_SIZE);
+        match (&mut decoder)
+            .take(BLOCK_SIZE as u64)
+            .read_to_end(&mut block)
+        {
+            Ok(0) => {
+                let _ = tx.send(Block::End(hasher.finish(), total));
+                return;
+            }
+            Ok(n) => {
+                hasher.update(&block);
+                total += n as u64;
+                if tx.send(Block::Data(block)).is_err() {
+                    return; // the parser stopped (it reports why)
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Block::Failed(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The parser's side of `decompress_blocks`.
+struct BlockReader {
+    rx: Receiver<Block>,
+    cur: Vec<u8>,
+    pos: usize,
+    end: Option<(Digest, u64)>,
+}
+
+impl BlockReader {
+    fn new(rx: Receiver<Block>) -> BlockReader {
+        BlockReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            end: None,
+        }
+    }
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.end.is_some() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Block::Data(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Block::Failed(e)) => return Err(e),
+                Ok(Block::End(d, n)) => self.end = Some((d, n)),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the decompression thread stopped",
+                    ))
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A stream that knows, once read to its end, its digest and length.
+trait StreamEnd: Read {
+    fn end(self) -> (Digest, u64);
+}
+
+impl StreamEnd for BlockReader {
+    fn end(self) -> (Digest, u64) {
+        self.end
+            .expect("read to the end before asking for its digest")
+    }
+}
+
+impl<R: Read> StreamEnd for BufReader<HashingRead<R>> {
+    fn end(self) -> (Digest, u64) {
+        let h = self.into_inner();
+        (h.hasher.finish(), h.read)
+    }
+}
+
+fn unpack_tar<R: StreamEnd>(
     stream: R,
     dest: &Path,
     opts: &UnpackOptions,
@@ -146,29 +280,27 @@ fn unpack_tar<R: Read>(
         0,
     )
     .map_err(LayerError::io("open", dest))?;
-    let hashing = HashingRead {
-        inner: stream,
-        hasher: StreamHasher::new(opts.algorithm),
-        read: 0,
-    };
-    let mut archive = tar::Archive::new(BufReader::with_capacity(256 << 10, hashing));
+    let mut archive = tar::Archive::new(stream);
     let mut u = Unpacker {
         root: LayerRoot::new(root_fd),
         layer: label,
         whiteouts_on: opts.whiteouts,
+        creation: Creation::probe(dest)?,
         bodies: Bodies::new(),
         dirs: HashMap::new(),
         seen: HashSet::new(),
         whiteouts: HashSet::new(),
         entries: 0,
         end_of_last: Some(0),
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
     let parsed = (|| -> Result<(), LayerError> {
         for entry in archive.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             u.apply(&mut entry)?;
         }
-        Ok(())
+        u.flush_batch()
     })();
     // Bodies in flight hold fds into `dest`: let them land (or fail) before
     // returning either way.
@@ -177,9 +309,9 @@ fn unpack_tar<R: Read>(
     written?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
-    let hashing = rest.into_inner();
+    let (diff_id, tar_size) = rest.end();
     if let Some(end) = u.end_of_last {
-        if hashing.read < end + 512 {
+        if tar_size < end + 512 {
             return Err(corrupt(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the tar stream ends without its end-of-archive blocks (truncated)",
@@ -188,10 +320,10 @@ fn unpack_tar<R: Read>(
     }
     u.finish_dirs()?;
     Ok(Unpacked {
-        diff_id: hashing.hasher.finish(),
+        diff_id,
         compression: Compression::None,
         entries: u.entries,
-        tar_size: hashing.read,
+        tar_size,
     })
 }
 
@@ -208,6 +340,52 @@ enum Kind {
     HardLink(Vec<u8>),
     Device(u32, u32, u32),
     Fifo,
+}
+
+/// What a newly created file gets without asking, so that fchown/fchmod
+/// can be skipped when the entry wants exactly that.
+struct Creation {
+    /// Owner of new files, if predictable: `dest` starts empty and has no
+    /// setgid bit, and directories get their modes only at the end, so no
+    /// file inherits a group from a setgid parent.
+    owner: Option<(u32, u32)>,
+    /// The process umask, if known.
+    umask: Option<u32>,
+}
+
+impl Creation {
+    fn probe(dest: &Path) -> Result<Creation, LayerError> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(dest).map_err(LayerError::io("stat", dest))?;
+        let empty = std::fs::read_dir(dest)
+            .map_err(LayerError::io("read directory", dest))?
+            .next()
+            .is_none();
+        // SAFETY: geteuid/getegid have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let owner = (empty && md.mode() & libc::S_ISGID == 0).then_some((uid, gid));
+        // umask(2) cannot be read without setting it (racy in a threaded
+        // process); /proc has it.
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            });
+        Ok(Creation { owner, umask })
+    }
+
+    /// (chown needed, chmod needed) for a file created with `mode & 0o777`.
+    fn needs(&self, meta: &Meta) -> (bool, bool) {
+        let chown = self.owner != Some((meta.uid, meta.gid));
+        let want = meta.mode & 0o7777;
+        let chmod = match self.umask {
+            Some(u) => want != (meta.mode & 0o777 & !u),
+            None => true,
+        };
+        (chown, chmod)
+    }
 }
 
 fn io_err(layer: &str, entry: &str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError {
@@ -236,6 +414,7 @@ struct Unpacker {
     root: LayerRoot,
     layer: Arc<str>,
     whiteouts_on: bool,
+    creation: Creation,
     bodies: Arc<Bodies>,
     /// Directory metadata, applied at the end (the last entry for a path wins).
     dirs: HashMap<Vec<u8>, Meta>,
@@ -247,6 +426,9 @@ struct Unpacker {
     /// Where the last entry's data ends (None after a sparse entry, whose
     /// archived size we do not track).
     end_of_last: Option<u64>,
+    /// Small files read but not yet handed to a writer.
+    batch: Vec<(PendingFile, Vec<u8>)>,
+    batch_bytes: usize,
 }
 
 impl Unpacker {
@@ -450,14 +632,17 @@ impl Unpacker {
                 dir,
                 name,
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                0o600,
+                meta.mode & 0o777,
             )?);
             Ok(())
         })?;
         self.seen.insert(path.as_bytes().to_vec());
         let file = File::from(fd.expect("created"));
         let size = entry.size();
+        let (chown, chmod) = self.creation.needs(&meta);
         let pending = PendingFile {
+            chown,
+            chmod,
             file,
             meta,
             layer: Arc::clone(&self.layer),
@@ -469,7 +654,12 @@ impl Unpacker {
             if body.len() as u64 != size {
                 return Err(self.truncated(shown));
             }
-            return self.bodies.write_whole(pending, body);
+            self.batch_bytes += body.len();
+            self.batch.push((pending, body));
+            if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+                self.flush_batch()?;
+            }
+            return Ok(());
         }
         // Large (or sparse, whose expanded size we learn only by reading):
         // chunks, never a buffer sized by an untrusted header field.
@@ -504,6 +694,14 @@ impl Unpacker {
             Bodies::settle_chunks(&self.bodies, &file, written_chunks)?;
         }
         Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<(), LayerError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        self.bodies.write_batch(std::mem::take(&mut self.batch))
     }
 
     fn truncated(&self, shown: &str) -> LayerError {
@@ -553,7 +751,9 @@ impl Unpacker {
         let err = |op| io_err(&layer, shown, op);
         let st = sys::lstatat(dir, &name).map_err(err("stat"))?;
         let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
-        sys::lchownat(dir, &name, meta.uid, meta.gid).map_err(err("chown"))?;
+        if self.creation.needs(meta).0 {
+            sys::lchownat(dir, &name, meta.uid, meta.gid).map_err(err("chown"))?;
+        }
         if !is_link {
             sys::chmodat(dir, &name, meta.mode & 0o7777).map_err(err("chmod"))?;
         }
@@ -636,37 +836,25 @@ impl Unpacker {
         r
     }
 
-    /// Owner, mode, xattrs and times of every directory, in parallel: no
-    /// entry is created any more, so no mtime can change after this.
+    /// Owner, mode, xattrs and times of every directory, last: no entry is
+    /// created any more, so no mtime can change after this.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
-        let dirs = std::mem::take(&mut self.dirs);
-        let root = &self.root;
-        let layer = &self.layer;
-        bodies::install(|| {
-            use rayon::prelude::*;
-            dirs.par_iter().try_for_each(|(path, meta)| {
-                let shown = String::from_utf8_lossy(path).into_owned();
-                let err = |op| {
-                    let (layer, entry) = (layer.to_string(), shown.clone());
-                    move |source| LayerError::EntryIo {
-                        layer,
-                        entry,
-                        op,
-                        source,
-                    }
-                };
-                let fd = root.open_dir(path).map_err(|e| match e {
-                    ResolveError::NotBeneath(e) | ResolveError::Io(e) => err("open directory")(e),
-                })?;
-                let fd = fd.as_fd();
-                sys::fchown(fd, meta.uid, meta.gid).map_err(err("chown"))?;
-                sys::fchmod(fd, meta.mode & 0o7777).map_err(err("chmod"))?;
-                for (k, v) in &meta.xattrs {
-                    sys::fsetxattr(fd, k, v).map_err(err("set xattr"))?;
-                }
-                sys::futimens(fd, meta.mtime, meta.mtime_nsec).map_err(err("set times"))
-            })
-        })
+        // Serial: a few syscalls per directory, and directories are few.
+        for (path, meta) in std::mem::take(&mut self.dirs) {
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            let err = |op| io_err(&self.layer, &shown, op);
+            let fd = self.root.open_dir(&path).map_err(|e| match e {
+                ResolveError::NotBeneath(e) | ResolveError::Io(e) => err("open directory")(e),
+            })?;
+            let fd = fd.as_fd();
+            sys::fchown(fd, meta.uid, meta.gid).map_err(err("chown"))?;
+            sys::fchmod(fd, meta.mode & 0o7777).map_err(err("chmod"))?;
+            for (k, v) in &meta.xattrs {
+                sys::fsetxattr(fd, k, v).map_err(err("set xattr"))?;
+            }
+            sys::futimens(fd, meta.mtime, meta.mtime_nsec).map_err(err("set times"))?;
+        }
+        Ok(())
     }
 }
 
