@@ -191,7 +191,7 @@ fn run_in(
 
 /// /etc/hosts, /etc/hostname, /etc/resolv.conf for the container, as
 /// files the child bind-mounts (never written into the image).
-fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
+pub fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
         spec.hostname

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod hooks;
 pub mod lifecycle;
 pub mod native;
+pub mod oci;
 pub mod rootfs;
 pub mod spawn;
 pub mod state;

@@ -475,7 +475,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     // (gc would wait for it); containers/<id>/image keeps the image alive.
     drop(store);
     if a.runtime != "native" {
-        let r = crate::oci_run::run(&a.runtime, &spec, &dir, state);
+        let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
         return finish_simple(&dir, a.rm, r);
     }
     if a.detach {

@@ -1,0 +1,301 @@
+//! `OciRuntime`: the same `ContainerSpec` through an external OCI runtime
+//! (crun, runc, youki). We write a runtime-spec `config.json` whose root is
+//! the merged overlay, which we mount ourselves in a private mount
+//! namespace of the runtime's process (so it vanishes with it), and exec
+//! `<binary> --root <state> run --bundle <dir> <id>`.
+//!
+//! crun 1.8 refuses a hybrid cgroup host (v1 controllers plus an empty
+//! cgroup2 at /sys/fs/cgroup/unified); for crun only we unmount that v2
+//! mount inside the private namespace — never on the host.
+
+use std::ffi::CStr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, Runtime, RuntimeError};
+use serde_json::{json, Value};
+
+use crate::rootfs::{self, RootfsPlan};
+use crate::spawn::{self, ForwardedSignals, WaitResult};
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start {binary}: {source} (is it installed? apt-get install {binary})")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct OciRuntime {
+    pub binary: String,
+}
+
+/// Docker's default capabilities, for config.json.
+const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn cstr_list(v: &[&CStr]) -> Vec<String> {
+    v.iter().map(|c| c.to_string_lossy().into_owned()).collect()
+}
+
+impl OciRuntime {
+    pub fn new(binary: impl Into<String>) -> OciRuntime {
+        OciRuntime {
+            binary: binary.into(),
+        }
+    }
+
+    /// The runtime-spec config for `spec`; `files` holds hosts/hostname/resolv.conf.
+    pub fn config(&self, spec: &ContainerSpec, files: &Path) -> Value {
+        let caps: Vec<String> = if spec.security.privileged {
+            crate::security::Cap::ALL
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect()
+        } else {
+            spec.security
+                .capabilities
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CAPS.iter().map(|s| s.to_string()).collect())
+        };
+        let process_caps: Vec<String> = if spec.user.uid == 0 {
+            caps.clone()
+        } else {
+            Vec::new()
+        };
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+            json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        ];
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            mounts.push(json!({"destination": format!("/etc/{name}"), "type": "bind", "source": files.join(name), "options": ["rbind", "rprivate"]}));
+        }
+        for m in &spec.mounts {
+            let mut options = m.options.clone();
+            let fstype = if m.fstype == "bind" {
+                "bind"
+            } else {
+                m.fstype.as_str()
+            };
+            if fstype == "tmpfs" && !options.iter().any(|o| o == "exec") {
+                options.extend(["nosuid".into(), "nodev".into(), "noexec".into()]);
+            }
+            mounts.push(json!({"destination": m.target, "type": fstype, "source": m.source, "options": options}));
+        }
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+            json!({"type": "cgroup"}),
+        ];
+        if spec.network == NetworkMode::None {
+            namespaces.push(json!({"type": "network"}));
+        }
+        let r = &spec.resources;
+        let mut resources = json!({
+            "devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 136, "access": "rwm"}
+            ]
+        });
+        if let Some(m) = r.memory_bytes {
+            let swap = match r.memory_swap_bytes {
+                Some(-1) => -1,
+                Some(t) => t,
+                None => (m as i64).saturating_mul(2),
+            };
+            resources["memory"] = json!({"limit": m, "swap": swap});
+        }
+        let mut cpu = serde_json::Map::new();
+        if let Some(q) = r.cpu_quota_us {
+            cpu.insert("quota".into(), json!(q));
+            cpu.insert("period".into(), json!(r.cpu_period_us.unwrap_or(100_000)));
+        }
+        if let Some(s) = r.cpu_shares {
+            cpu.insert("shares".into(), json!(s));
+        }
+        if !cpu.is_empty() {
+            resources["cpu"] = Value::Object(cpu);
+        }
+        if let Some(p) = r.pids_limit {
+            resources["pids"] = json!({"limit": p});
+        }
+        let (masked, readonly) = if spec.security.privileged {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                cstr_list(crate::security::masked::MASKED_PATHS),
+                cstr_list(crate::security::masked::READONLY_PATHS),
+            )
+        };
+        json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": spec.tty,
+                "user": {"uid": spec.user.uid, "gid": spec.user.gid, "additionalGids": spec.user.additional_gids},
+                "args": spec.args,
+                "env": spec.env,
+                "cwd": if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() },
+                "capabilities": {"bounding": caps, "effective": process_caps, "permitted": process_caps},
+                "noNewPrivileges": spec.security.no_new_privileges
+            },
+            "root": {"path": spec.rootfs.merged, "readonly": spec.rootfs.readonly},
+            "hostname": spec.hostname,
+            "mounts": mounts,
+            "linux": {
+                "cgroupsPath": format!("/{}/{}", crate::cgroup::PARENT, spec.id),
+                "namespaces": namespaces,
+                "resources": resources,
+                "maskedPaths": masked,
+                "readonlyPaths": readonly
+            }
+        })
+    }
+
+    /// Run to completion; `forward_signals` needs a single-threaded caller.
+    pub fn run_with(
+        &self,
+        spec: &ContainerSpec,
+        bundle: &Path,
+        forward_signals: bool,
+    ) -> Result<ExitStatus, OciError> {
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OciError::Io { what, path, source }
+        };
+        let r = &spec.rootfs;
+        for d in [bundle, &r.upper, &r.work, &r.merged] {
+            std::fs::create_dir_all(d).map_err(io("create", d))?;
+        }
+        crate::container::write_etc_files(spec, bundle).map_err(|e| OciError::Io {
+            what: "write /etc files in",
+            path: bundle.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let config = bundle.join("config.json");
+        std::fs::write(
+            &config,
+            serde_json::to_vec_pretty(&self.config(spec, bundle)).expect("json"),
+        )
+        .map_err(io("write", &config))?;
+        let plan = RootfsPlan {
+            lowers: r.lowers.iter().map(sys::cstring).collect(),
+            upper: sys::cstring(&r.upper),
+            work: sys::cstring(&r.work),
+            merged: sys::cstring(&r.merged),
+            readonly: false,
+            steps: Vec::new(),
+        };
+        let hide_unified = self.binary.ends_with("crun") && hybrid_unified_mounted();
+        let state = bundle.join("state");
+        let signals = forward_signals.then(ForwardedSignals::block);
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&state)
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(&spec.id);
+        if !spec.stdin {
+            cmd.stdin(Stdio::null());
+        }
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes syscalls (unshare, mount, umount) on data prepared above.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                    .map_err(std::io::Error::from)?;
+                rootfs::make_private().map_err(|e| std::io::Error::other(e.to_string()))?;
+                if hide_unified {
+                    nix::mount::umount2("/sys/fs/cgroup/unified", nix::mount::MntFlags::MNT_DETACH)
+                        .map_err(std::io::Error::from)?;
+                }
+                rootfs::mount_overlay(&plan).map_err(|e| std::io::Error::other(e.to_string()))?;
+                // SAFETY: prctl with integers: the runtime dies with us.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        let pid = child.id() as i32;
+        let waited = match &signals {
+            Some(s) => s.wait(pid, || {}),
+            None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait")),
+        }
+        .map_err(io("wait for", Path::new(&self.binary)))?;
+        drop(signals);
+        let _ = engine::fsutil::remove_tree(bundle);
+        Ok(match waited {
+            WaitResult::Exited(c) => ExitStatus::Exited(c),
+            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+        })
+    }
+}
+
+/// Whether /sys/fs/cgroup is the v1 tmpfs with a cgroup2 at `unified`.
+fn hybrid_unified_mounted() -> bool {
+    let magic = |p: &str| {
+        nix::sys::statfs::statfs(p)
+            .map(|s| s.filesystem_type().0 as i64)
+            .unwrap_or(0)
+    };
+    magic("/sys/fs/cgroup") == 0x0102_1994 && magic("/sys/fs/cgroup/unified") == 0x6367_7270
+}
+
+impl Runtime for OciRuntime {
+    fn name(&self) -> &str {
+        &self.binary
+    }
+
+    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+        let merged = &spec.rootfs.merged;
+        let bundle = merged
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(format!(".{}-bundle", spec.id));
+        Ok(self.run_with(spec, &bundle, false)?)
+    }
+}
