@@ -372,14 +372,26 @@ pub fn relay(master: BorrowedFd<'_>, fds: RelayFds<'_>) -> Result<(), TtyError> 
         fds: &RelayFds<'_>,
         winch: BorrowedFd<'_>,
     ) -> Result<(), TtyError> {
+        // Input goes into the master without blocking: a program that
+        // prints a lot and reads nothing would otherwise fill the pty both
+        // ways while we sat in write(2) instead of reading its output.
+        set_nonblocking(master)?;
         let mut buf = [0u8; 16 * 1024];
+        // Input read but not yet accepted by the master; stdin is not read
+        // again until it is empty, so this stays one buffer long.
+        let mut pending: Vec<u8> = Vec::new();
         let mut stdin_open = fds.stdin.is_some();
         loop {
+            let master_events = if pending.is_empty() {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::POLLIN | PollFlags::POLLOUT
+            };
             let mut pfds = vec![
-                PollFd::new(master, PollFlags::POLLIN),
+                PollFd::new(master, master_events),
                 PollFd::new(winch, PollFlags::POLLIN),
             ];
-            let stdin_ix = match (stdin_open, fds.stdin) {
+            let stdin_ix = match (stdin_open && pending.is_empty(), fds.stdin) {
                 (true, Some(s)) => {
                     pfds.push(PollFd::new(s, PollFlags::POLLIN));
                     Some(pfds.len() - 1)
@@ -395,13 +407,20 @@ pub fn relay(master: BorrowedFd<'_>, fds: RelayFds<'_>) -> Result<(), TtyError> 
                 Err(e) => return Err(io::Error::from_raw_os_error(e as i32).into()),
                 Ok(_) => {}
             }
-            let ready = |i: usize| pfds[i].revents().is_some_and(|r| !r.is_empty());
-            let (m_ready, w_ready) = (ready(0), ready(1));
-            let s_ready = stdin_ix.is_some_and(ready);
-            let e_ready = exit_ix.is_some_and(ready);
+            let revents = |i: usize| pfds[i].revents().unwrap_or(PollFlags::empty());
+            let m = revents(0);
+            let m_readable =
+                m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
+            let m_writable = m.contains(PollFlags::POLLOUT);
+            let w_ready = !revents(1).is_empty();
+            let s_ready = stdin_ix.is_some_and(|i| !revents(i).is_empty());
+            let e_ready = exit_ix.is_some_and(|i| !revents(i).is_empty());
             drop(pfds);
-            if m_ready && !pump(master, fds.stdout, &mut buf)? {
+            if m_readable && !pump(master, fds.stdout, &mut buf)? {
                 return Ok(());
+            }
+            if m_writable {
+                feed(master, &mut pending)?;
             }
             if w_ready {
                 while nix::unistd::read(winch.as_raw_fd(), &mut buf).is_ok_and(|n| n > 0) {}
@@ -413,7 +432,10 @@ pub fn relay(master: BorrowedFd<'_>, fds: RelayFds<'_>) -> Result<(), TtyError> 
                 let input = fds.stdin.expect("polled only when present");
                 match read_some(input, &mut buf)? {
                     0 => stdin_open = false,
-                    n => write_all(master, &buf[..n])?,
+                    n => {
+                        pending.extend_from_slice(&buf[..n]);
+                        feed(master, &mut pending)?;
+                    }
                 }
             }
             if e_ready {
@@ -422,6 +444,38 @@ pub fn relay(master: BorrowedFd<'_>, fds: RelayFds<'_>) -> Result<(), TtyError> 
             }
         }
     }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), TtyError> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)
+        .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    Ok(())
+}
+
+/// Writes as much of `pending` into the (non-blocking) master as it takes.
+fn feed(master: BorrowedFd<'_>, pending: &mut Vec<u8>) -> Result<(), TtyError> {
+    while !pending.is_empty() {
+        match nix::unistd::write(master, pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => break,
+            // The container is gone; its output is still to be read.
+            Err(nix::Error::EIO) => {
+                pending.clear();
+                break;
+            }
+            Err(e) => return Err(io::Error::from_raw_os_error(e as i32).into()),
+        }
+    }
+    Ok(())
 }
 
 /// One read from the master to `out`; false at EOF/EIO (no slave left).
@@ -433,17 +487,27 @@ fn pump(master: BorrowedFd<'_>, out: BorrowedFd<'_>, buf: &mut [u8]) -> Result<b
             Ok(true)
         }
         Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }
 
-/// After the container exited: what is still buffered in the master.
+/// After the container exited: what is still on its way through the pty.
+/// Normally the slave is closed by then and the master says EIO right
+/// after the last byte; if someone else still holds the slave, we stop
+/// after a quiet 200 ms rather than wait for them.
 fn drain(master: BorrowedFd<'_>, out: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), TtyError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
         let mut p = [PollFd::new(master, PollFlags::POLLIN)];
-        if poll(&mut p, PollTimeout::ZERO).unwrap_or(0) == 0 || !pump(master, out, buf)? {
-            return Ok(());
+        match poll(&mut p, PollTimeout::from(200u8)) {
+            Err(nix::Error::EINTR) => continue,
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => {
+                if !pump(master, out, buf)? {
+                    return Ok(());
+                }
+            }
         }
     }
 }

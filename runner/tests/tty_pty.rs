@@ -165,14 +165,18 @@ struct Reader {
 
 impl Reader {
     fn until(&mut self, pat: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        self.until_within(pat, Duration::from_secs(10))
+    }
+
+    fn until_within(&mut self, pat: &str, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
         // Echo of the typed line contains the pattern's command, not its
         // output; look for the pattern on a line of its own.
         while !self.seen.lines().any(|l| l.trim() == pat) {
             assert!(
                 std::time::Instant::now() < deadline,
-                "{pat:?} not seen; output:\n{}",
-                self.seen
+                "{pat:?} not seen; output (last 500 bytes):\n{}",
+                &self.seen[self.seen.len().saturating_sub(500)..]
             );
             let mut p = [nix::poll::PollFd::new(
                 self.fd.as_fd(),
@@ -183,7 +187,11 @@ impl Reader {
             }
             let mut buf = [0u8; 4096];
             let n = nix::unistd::read(self.fd.as_raw_fd(), &mut buf).unwrap();
-            assert!(n > 0, "eof before {pat:?}; output:\n{}", self.seen);
+            assert!(
+                n > 0,
+                "eof before {pat:?}; output (last 500 bytes):\n{}",
+                &self.seen[self.seen.len().saturating_sub(500)..]
+            );
             self.seen
                 .push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
         }
@@ -221,5 +229,98 @@ fn raw_mode_is_restored_on_drop_and_on_panic() {
     assert!(
         RawModeGuard::new(std::fs::File::open("/dev/null").unwrap().as_fd()).is_err(),
         "not a terminal"
+    );
+}
+
+/// A paste larger than the terminal's buffers while the program prints a
+/// lot and does not read yet: a relay that blocks writing input into the
+/// master stops reading its output, and both sides wait forever.
+#[test]
+fn big_input_while_output_flows_does_not_deadlock() {
+    require_root_and_busybox();
+    let Pty { master, slave } = Pty::open().unwrap();
+    // Raw before the child starts (no line limit, no echo): the input is
+    // data, counted exactly.
+    let mut raw = tcgetattr(slave.as_fd()).unwrap();
+    nix::sys::termios::cfmakeraw(&mut raw);
+    nix::sys::termios::tcsetattr(slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
+    let child = spawn(move || {
+        tty::attach_slave(slave).expect("attach_slave");
+        // 1 MB of output first, not reading; then count the input.
+        exec_busybox(&[
+            "sh",
+            "-c",
+            "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo input=$(head -c 300001 | wc -c); echo done",
+        ])
+    });
+    let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (out_r, relay) = relay_in_thread(master, Some(in_r), None);
+    // Writer thread: 300001 bytes, more than the pty and pipe buffers hold.
+    let writer = std::thread::spawn(move || {
+        let data = vec![b'y'; 300_001];
+        let mut off = 0;
+        while off < data.len() {
+            off += nix::unistd::write(&in_w, &data[off..]).unwrap();
+        }
+    });
+    let mut out = Reader {
+        fd: out_r,
+        seen: String::new(),
+    };
+    out.until_within("done", Duration::from_secs(60));
+    writer.join().unwrap();
+    let (st, _) = child.finish(Duration::from_secs(20));
+    relay.join().unwrap().expect("relay");
+    assert_eq!(code(st), 0);
+    assert!(
+        out.seen.lines().any(|l| l.trim() == "input=300001"),
+        "input lost: {}",
+        &out.seen[out.seen.len().saturating_sub(300)..]
+    );
+}
+
+/// With `exited` (a pidfd) the relay ends when the process is gone, and
+/// still delivers every byte it wrote before.
+#[test]
+fn relay_with_a_pidfd_delivers_all_output() {
+    require_root_and_busybox();
+    let Pty { master, slave } = Pty::open().unwrap();
+    let mut raw = tcgetattr(slave.as_fd()).unwrap();
+    nix::sys::termios::cfmakeraw(&mut raw);
+    nix::sys::termios::tcsetattr(slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
+    let child = spawn(move || {
+        tty::attach_slave(slave).expect("attach_slave");
+        exec_busybox(&[
+            "sh",
+            "-c",
+            "head -c 200000 /dev/zero | tr '\\0' x; echo END",
+        ])
+    });
+    // SAFETY: pidfd_open with our unreaped child's pid.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.pid.as_raw(), 0) };
+    assert!(pidfd >= 0, "pidfd_open: {}", nix::Error::last());
+    // SAFETY: a fresh descriptor from the kernel.
+    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd as i32) };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let reader = std::thread::spawn(move || read_all(r));
+    tty::relay(
+        master.as_fd(),
+        RelayFds {
+            stdin: None,
+            stdout: w.as_fd(),
+            winsize_from: None,
+            exited: Some(pidfd.as_fd()),
+        },
+    )
+    .expect("relay");
+    drop(w);
+    let out = reader.join().unwrap();
+    let (st, _) = child.finish(Duration::from_secs(20));
+    assert_eq!(code(st), 0);
+    assert_eq!(out.bytes().filter(|b| *b == b'x').count(), 200_000);
+    assert!(
+        out.trim_end().ends_with("END"),
+        "{}",
+        &out[out.len().saturating_sub(100)..]
     );
 }
