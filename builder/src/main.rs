@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Containerfile
+    Build(commands::build::BuildArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(commands::import::ImportArgs),
     /// List images
@@ -41,6 +43,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Build(_) = cli.command {
+        // Views of stages are mounted by this process: in a mount namespace
+        // of its own they vanish with it, even when it is killed. This must
+        // happen before any thread starts (unshare(CLONE_NEWNS) needs a
+        // single-threaded process).
+        if let Err(e) = private_mount_namespace() {
+            eprintln!("rbuild: cannot create a private mount namespace: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if !nix::unistd::geteuid().is_root() {
         eprintln!(
             "rbuild: this command needs root privileges (mounts, namespaces and the store at {}); run it as root",
@@ -49,6 +61,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = match cli.command {
+        Command::Build(args) => commands::build::run(&cli.root, args),
         Command::Import(args) => commands::import::run(&cli.root, args),
         Command::Images(args) => commands::images::list(&cli.root, args),
         Command::Rmi(args) => commands::images::remove(&cli.root, args),
@@ -63,4 +76,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn private_mount_namespace() -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(()); // the root check below reports it
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
 }

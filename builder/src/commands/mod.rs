@@ -1,5 +1,6 @@
 //! One module per `rbuild` subcommand family.
 
+pub mod build;
 pub mod images;
 pub mod import;
 
@@ -8,7 +9,8 @@ use std::path::Path;
 use anyhow::Context;
 
 pub fn open_store(root: &Path) -> anyhow::Result<engine::Store> {
-    engine::Store::open(root).with_context(|| format!("cannot open the image store at {}", root.display()))
+    engine::Store::open(root)
+        .with_context(|| format!("cannot open the image store at {}", root.display()))
 }
 
 /// Human-readable sizes as `docker images` prints them (decimal units).
@@ -23,6 +25,10 @@ pub fn human_size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
     }
 }

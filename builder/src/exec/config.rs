@@ -29,7 +29,11 @@ pub fn workdir_abs(config: &ImageConfig, w: &str) -> String {
     if w.starts_with('/') {
         w.to_string()
     } else {
-        let base = config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let base = config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
         Path::new(&base).join(w).to_string_lossy().to_string()
     }
 }
@@ -40,7 +44,11 @@ pub fn workdir_rel(config: &ImageConfig, w: &str) -> PathBuf {
 
 /// Apply a metadata instruction. `cmd_set_here` tracks whether this stage
 /// set CMD: ENTRYPOINT resets a CMD inherited from the base, as in Docker.
-pub fn apply(config: &mut ImageConfig, inst: &Instruction, cmd_set_here: &mut bool) -> Result<(), String> {
+pub fn apply(
+    config: &mut ImageConfig,
+    inst: &Instruction,
+    cmd_set_here: &mut bool,
+) -> Result<(), String> {
     let rc = &mut config.config;
     match inst {
         Instruction::Env(kv) => {
@@ -90,7 +98,9 @@ pub fn apply(config: &mut ImageConfig, inst: &Instruction, cmd_set_here: &mut bo
                 Health::None => serde_json::json!({ "Test": ["NONE"] }),
                 Health::Check(c) => {
                     let test = match &c.command {
-                        Command::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect::<Vec<_>>(),
+                        Command::Exec(v) => std::iter::once("CMD".to_string())
+                            .chain(v.iter().cloned())
+                            .collect::<Vec<_>>(),
                         Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                     };
                     let ns = |d: &Option<std::time::Duration>| d.map(|d| d.as_nanos() as u64);
@@ -123,11 +133,29 @@ mod tests {
         let mut c = ImageConfig::scratch();
         c.config.cmd = Some(vec!["sh".into()]);
         let mut here = false;
-        apply(&mut c, &Instruction::Entrypoint(Command::Exec(vec!["/app".into()])), &mut here).unwrap();
+        apply(
+            &mut c,
+            &Instruction::Entrypoint(Command::Exec(vec!["/app".into()])),
+            &mut here,
+        )
+        .unwrap();
         assert_eq!(c.config.cmd, None);
-        apply(&mut c, &Instruction::Cmd(Command::Shell("echo hi".into())), &mut here).unwrap();
-        apply(&mut c, &Instruction::Entrypoint(Command::Exec(vec!["/app2".into()])), &mut here).unwrap();
-        assert_eq!(c.config.cmd.as_ref().unwrap(), &["/bin/sh", "-c", "echo hi"]);
+        apply(
+            &mut c,
+            &Instruction::Cmd(Command::Shell("echo hi".into())),
+            &mut here,
+        )
+        .unwrap();
+        apply(
+            &mut c,
+            &Instruction::Entrypoint(Command::Exec(vec!["/app2".into()])),
+            &mut here,
+        )
+        .unwrap();
+        assert_eq!(
+            c.config.cmd.as_ref().unwrap(),
+            &["/bin/sh", "-c", "echo hi"]
+        );
     }
 
     #[test]

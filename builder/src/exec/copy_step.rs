@@ -50,9 +50,22 @@ pub(super) fn plan(
             (view.root().to_path_buf(), Some(view), false)
         }
     };
-    let excludes = ContextFilter::from_patterns(&c.excludes).map_err(|e| BuildError::step(step, e))?;
+    let excludes =
+        ContextFilter::from_patterns(&c.excludes).map_err(|e| BuildError::step(step, e))?;
     let ignore = &exec.filter;
-    let excluded = |p: &Path| (from_context && ignore.is_excluded(p)) || excludes.is_excluded(p);
+    // .dockerignore patterns are relative to the context root; --exclude
+    // patterns to the source they filter (BuildKit: `COPY --exclude=*.txt dir/ /d`),
+    // and for a single-file source to its name.
+    let excluded_under = |source: &Path, p: &Path| {
+        if from_context && ignore.is_excluded(p) {
+            return true;
+        }
+        let rel = match p.strip_prefix(source) {
+            Ok(r) if !r.as_os_str().is_empty() => r,
+            _ => Path::new(p.file_name().unwrap_or_default()),
+        };
+        excludes.is_excluded(rel) || excludes.is_excluded(p)
+    };
 
     let mut items = Vec::new();
     let mut heredocs = Vec::new();
@@ -69,10 +82,11 @@ pub(super) fn plan(
             Source::Path(p) => {
                 let matches = context::expand_source(&root, p).map_err(|e| BuildError::step(step, e))?;
                 for rel in matches {
-                    if !rel.as_os_str().is_empty() && excluded(&rel) {
+                    if !rel.as_os_str().is_empty() && excluded_under(&rel, &rel) {
                         continue;
                     }
                     let meta = fs::symlink_metadata(root.join(&rel)).map_err(|e| BuildError::step(step, e))?;
+                    let excluded = |p: &Path| excluded_under(&rel, p);
                     let files = context::walk(&root, &rel, &excluded).map_err(|e| BuildError::step(step, e))?;
                     all_files.extend(files.iter().cloned());
                     let archive = is_add && meta.is_file() && is_archive(&root.join(&rel));
@@ -82,19 +96,38 @@ pub(super) fn plan(
         }
     }
     if items.is_empty() && heredocs.is_empty() {
-        return Err(BuildError::step(step, "no source files were specified (all excluded?)"));
+        return Err(BuildError::step(
+            step,
+            "no source files were specified (all excluded?)",
+        ));
     }
     let hash = context::hash_files(&root, &all_files).map_err(|e| BuildError::step(step, e))?;
     let mut inputs = hash.to_hex().to_string();
     for (name, content) in &heredocs {
-        inputs.push_str(&format!(" {}:{}", name, blake3::hash(content.as_bytes()).to_hex()));
+        inputs.push_str(&format!(
+            " {}:{}",
+            name,
+            blake3::hash(content.as_bytes()).to_hex()
+        ));
     }
 
     let stack = state.stack(store);
     let own = ownership(step, c, &stack)?;
     let dest = super::config::workdir_abs(&state.config, &c.dest);
-    let dest = if c.dest.ends_with('/') && !dest.ends_with('/') { format!("{dest}/") } else { dest };
-    Ok(CopyPlan { inputs, root, _view: view, items, heredocs, dest, own })
+    let dest = if c.dest.ends_with('/') && !dest.ends_with('/') {
+        format!("{dest}/")
+    } else {
+        dest
+    };
+    Ok(CopyPlan {
+        inputs,
+        root,
+        _view: view,
+        items,
+        heredocs,
+        dest,
+        own,
+    })
 }
 
 fn ownership(step: &Step, c: &Copy, stack: &LayerStack) -> Result<Ownership, BuildError> {
@@ -102,12 +135,14 @@ fn ownership(step: &Step, c: &Copy, stack: &LayerStack) -> Result<Ownership, Bui
     if let Some(chown) = &c.chown {
         let passwd = runner::user::read_from_layers(&stack.lowers, "etc/passwd");
         let group = runner::user::read_from_layers(&stack.lowers, "etc/group");
-        let u = runner::user::resolve(chown, passwd.as_deref(), group.as_deref()).map_err(|e| BuildError::step(step, format!("--chown: {e}")))?;
+        let u = runner::user::resolve(chown, passwd.as_deref(), group.as_deref())
+            .map_err(|e| BuildError::step(step, format!("--chown: {e}")))?;
         own.uid = u.spec.uid;
         own.gid = u.spec.gid;
     }
     if let Some(m) = &c.chmod {
-        own.mode = Some(parse_mode(m).map_err(|e| BuildError::step(step, format!("--chmod: {e}")))?);
+        own.mode =
+            Some(parse_mode(m).map_err(|e| BuildError::step(step, format!("--chmod: {e}")))?);
     }
     Ok(own)
 }
@@ -115,13 +150,22 @@ fn ownership(step: &Step, c: &Copy, stack: &LayerStack) -> Result<Ownership, Bui
 /// tar, tar.gz or tar.zst by content, as ADD recognises archives.
 fn is_archive(path: &Path) -> bool {
     let mut head = [0u8; 512];
-    let Ok(mut f) = fs::File::open(path) else { return false };
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
     let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
     let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || (n >= 262 && &head[257..262] == b"ustar")
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar")
 }
 
-pub(super) fn execute(exec: &Executor<'_>, step: &Step, plan: CopyPlan, state: &ImageState) -> Result<Option<LayerBlob>, BuildError> {
+pub(super) fn execute(
+    exec: &Executor<'_>,
+    step: &Step,
+    plan: CopyPlan,
+    state: &ImageState,
+) -> Result<Option<LayerBlob>, BuildError> {
     let store = exec.store;
     let stack = state.stack(store);
     let existing = |rel: &Path| stack.stat(rel);
@@ -135,27 +179,57 @@ pub(super) fn execute(exec: &Executor<'_>, step: &Step, plan: CopyPlan, state: &
         let step_err = |e: copy::CopyError| BuildError::step(step, e);
         for item in &plan.items {
             if item.is_dir {
-                copy::copy_tree(&plan.root, &item.files, &item.rel, &layer, &dest_rel, plan.own, &existing).map_err(step_err)?;
+                copy::copy_tree(
+                    &plan.root,
+                    &item.files,
+                    &item.rel,
+                    &layer,
+                    &dest_rel,
+                    plan.own,
+                    &existing,
+                )
+                .map_err(step_err)?;
             } else if item.archive {
                 copy::make_parents(&layer, &dest_rel.join("x"), &existing).map_err(step_err)?;
                 let target = layer.join(&dest_rel);
                 fs::create_dir_all(&target).map_err(other)?;
-                let opts = UnpackOptions { whiteouts: false, ..UnpackOptions::layer(item.rel.display().to_string()) };
-                engine::layer::unpack_file(&plan.root.join(&item.rel), &target, &opts).map_err(|e| BuildError::step(step, e))?;
+                let opts = UnpackOptions {
+                    whiteouts: false,
+                    ..UnpackOptions::layer(item.rel.display().to_string())
+                };
+                engine::layer::unpack_file(&plan.root.join(&item.rel), &target, &opts)
+                    .map_err(|e| BuildError::step(step, e))?;
             } else {
                 let target = if dest_is_dir {
                     dest_rel.join(item.rel.file_name().unwrap_or_default())
                 } else {
                     dest_rel.clone()
                 };
-                copy::copy_tree(&plan.root, &item.files, &item.rel, &layer, &target, plan.own, &existing).map_err(step_err)?;
+                copy::copy_tree(
+                    &plan.root,
+                    &item.files,
+                    &item.rel,
+                    &layer,
+                    &target,
+                    plan.own,
+                    &existing,
+                )
+                .map_err(step_err)?;
             }
         }
         for (name, content) in &plan.heredocs {
-            let target = if dest_is_dir { dest_rel.join(name) } else { dest_rel.clone() };
-            copy::write_file(&layer, &target, content.as_bytes(), plan.own, &existing).map_err(step_err)?;
+            let target = if dest_is_dir {
+                dest_rel.join(name)
+            } else {
+                dest_rel.clone()
+            };
+            copy::write_file(&layer, &target, content.as_bytes(), plan.own, &existing)
+                .map_err(step_err)?;
         }
-        let opts = WriteOptions { source_date_epoch: super::run_step::source_date_epoch(), publish_unpacked: true };
+        let opts = WriteOptions {
+            source_date_epoch: super::run_step::source_date_epoch(),
+            publish_unpacked: true,
+        };
         engine::layer::write_layer(store, &layer, &opts).map_err(other)
     })();
     let _ = engine::fsutil::remove_tree(&dir);
@@ -163,15 +237,24 @@ pub(super) fn execute(exec: &Executor<'_>, step: &Step, plan: CopyPlan, state: &
 }
 
 /// WORKDIR of a directory the image does not have: a layer creating it.
-pub(super) fn make_dir_layer(exec: &Executor<'_>, step: &Step, rel: &Path, state: &ImageState) -> Result<Option<LayerBlob>, BuildError> {
+pub(super) fn make_dir_layer(
+    exec: &Executor<'_>,
+    step: &Step,
+    rel: &Path,
+    state: &ImageState,
+) -> Result<Option<LayerBlob>, BuildError> {
     let store = exec.store;
     let stack = state.stack(store);
     let dir = store.new_temp_dir("workdir").map_err(other)?;
     let layer = dir.join("fs");
     let result = (|| {
         fs::create_dir(&layer).map_err(other)?;
-        copy::make_parents(&layer, &rel.join("x"), &|p| stack.stat(p)).map_err(|e| BuildError::step(step, e))?;
-        let opts = WriteOptions { source_date_epoch: super::run_step::source_date_epoch(), publish_unpacked: true };
+        copy::make_parents(&layer, &rel.join("x"), &|p| stack.stat(p))
+            .map_err(|e| BuildError::step(step, e))?;
+        let opts = WriteOptions {
+            source_date_epoch: super::run_step::source_date_epoch(),
+            publish_unpacked: true,
+        };
         engine::layer::write_layer(store, &layer, &opts).map_err(other)
     })();
     let _ = engine::fsutil::remove_tree(&dir);

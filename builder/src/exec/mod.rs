@@ -41,7 +41,11 @@ pub enum BuildError {
         message: String,
     },
     #[error("{at}: RUN failed with exit code {code}: {command}")]
-    RunFailed { at: String, command: String, code: i32 },
+    RunFailed {
+        at: String,
+        command: String,
+        code: i32,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -128,7 +132,11 @@ pub struct Executor<'a> {
 }
 
 /// Build the image and tag it; returns its manifest digest.
-pub fn build(store: &Store, runtime: &dyn Runtime, opts: &BuildOptions) -> Result<Digest, BuildError> {
+pub fn build(
+    store: &Store,
+    runtime: &dyn Runtime,
+    opts: &BuildOptions,
+) -> Result<Digest, BuildError> {
     let file = match &opts.file {
         Some(f) => f.clone(),
         None => crate::parse::find_containerfile(&opts.context).ok_or_else(|| {
@@ -138,14 +146,17 @@ pub fn build(store: &Store, runtime: &dyn Runtime, opts: &BuildOptions) -> Resul
             ))
         })?,
     };
-    let text = std::fs::read(&file).map_err(|e| BuildError::Other(format!("cannot read {}: {e}", file.display())))?;
+    let text = std::fs::read(&file)
+        .map_err(|e| BuildError::Other(format!("cannot read {}: {e}", file.display())))?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| file.display().to_string());
-    let text = String::from_utf8(text).map_err(|_| BuildError::Other(format!("{}: not UTF-8 text", file.display())))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| BuildError::Other(format!("{}: not UTF-8 text", file.display())))?;
     let cf = Containerfile::parse_with_args(&name, &text, &opts.build_args)?;
-    let filter = ContextFilter::load(&opts.context).map_err(|e| BuildError::Other(e.to_string()))?;
+    let filter =
+        ContextFilter::load(&opts.context).map_err(|e| BuildError::Other(e.to_string()))?;
     let exec = Executor {
         store,
         runtime,
@@ -156,7 +167,9 @@ pub fn build(store: &Store, runtime: &dyn Runtime, opts: &BuildOptions) -> Resul
         results: Mutex::new(HashMap::new()),
     };
     for unused in exec.cf.unused_build_args() {
-        exec.progress.note(&format!("warning: build arg {unused} was given but no ARG declares it"));
+        exec.progress.note(&format!(
+            "warning: build arg {unused} was given but no ARG declares it"
+        ));
     }
     exec.run()
 }
@@ -172,10 +185,17 @@ impl Executor<'_> {
                 .iter()
                 .copied()
                 .filter(|i| !done.contains(i))
-                .filter(|i| self.cf.stages[*i].deps.iter().all(|d| done.contains(d) || !needed.contains(d)))
+                .filter(|i| {
+                    self.cf.stages[*i]
+                        .deps
+                        .iter()
+                        .all(|d| done.contains(d) || !needed.contains(d))
+                })
                 .collect();
             if ready.is_empty() {
-                return Err(BuildError::Other("stages depend on each other in a cycle".into()));
+                return Err(BuildError::Other(
+                    "stages depend on each other in a cycle".into(),
+                ));
             }
             let outcomes: Vec<Result<(usize, ImageState), BuildError>> = std::thread::scope(|s| {
                 let handles: Vec<_> = ready
@@ -184,7 +204,11 @@ impl Executor<'_> {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Other("a build stage panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Other("a build stage panicked".into()))
+                        })
+                    })
                     .collect()
             });
             for outcome in outcomes {
@@ -194,7 +218,10 @@ impl Executor<'_> {
             }
         }
         let state = self.results.lock().expect("results lock")[&target].clone();
-        let manifest = self.store.put_image(&state.config, state.layers.clone()).map_err(other)?;
+        let manifest = self
+            .store
+            .put_image(&state.config, state.layers.clone())
+            .map_err(other)?;
         for tag in &self.opts.tags {
             self.store.tag(tag, &manifest).map_err(other)?;
         }
@@ -231,8 +258,15 @@ impl Executor<'_> {
         // ONBUILD triggers of an image base run first, and are consumed.
         let mut steps: Vec<Step> = Vec::new();
         if matches!(stage.base, Base::Image(_)) {
-            for (i, t) in std::mem::take(&mut state.config.config.on_build).iter().enumerate() {
-                steps.push(crate::parse::parse_trigger(&format!("ONBUILD trigger {}", i + 1), t, self.cf.escape)?);
+            for (i, t) in std::mem::take(&mut state.config.config.on_build)
+                .iter()
+                .enumerate()
+            {
+                steps.push(crate::parse::parse_trigger(
+                    &format!("ONBUILD trigger {}", i + 1),
+                    t,
+                    self.cf.escape,
+                )?);
             }
         }
         steps.extend(stage.steps.iter().cloned());
@@ -247,11 +281,14 @@ impl Executor<'_> {
             key.field(text.as_bytes());
             let layer_step = match &inst {
                 Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => true,
-                Instruction::Workdir(w) => !state.stack(self.store).is_dir(&config::workdir_rel(&state.config, w)),
+                Instruction::Workdir(w) => !state
+                    .stack(self.store)
+                    .is_dir(&config::workdir_rel(&state.config, w)),
                 _ => false,
             };
             if !layer_step {
-                config::apply(&mut state.config, &inst, &mut cmd_set_here).map_err(|m| BuildError::step(step, m))?;
+                config::apply(&mut state.config, &inst, &mut cmd_set_here)
+                    .map_err(|m| BuildError::step(step, m))?;
                 state.config.history.push(History {
                     created: state.config.created.clone(),
                     created_by: Some(text),
@@ -271,7 +308,14 @@ impl Executor<'_> {
             let started = Instant::now();
             let prepared = match &inst {
                 Instruction::Copy(c) | Instruction::Add(c) => {
-                    let plan = copy_step::plan(self, step, index, c, matches!(inst, Instruction::Add(_)), &state)?;
+                    let plan = copy_step::plan(
+                        self,
+                        step,
+                        index,
+                        c,
+                        matches!(inst, Instruction::Add(_)),
+                        &state,
+                    )?;
                     key.field(plan.inputs.as_bytes());
                     Some(plan)
                 }
@@ -290,7 +334,7 @@ impl Executor<'_> {
                 }
             }
             let layer = match (&inst, prepared) {
-                (Instruction::Run(run), _) => run_step::run(self, step, run, &state, &ex)?,
+                (Instruction::Run(run), _) => run_step::run(self, step, index, run, &state, &ex)?,
                 (_, Some(plan)) => copy_step::execute(self, step, plan, &state)?,
                 (Instruction::Workdir(w), _) => {
                     let rel = config::workdir_rel(&state.config, w);
@@ -299,10 +343,14 @@ impl Executor<'_> {
                 _ => unreachable!("layer steps are RUN, COPY, ADD and WORKDIR"),
             };
             if let Instruction::Workdir(_) = inst {
-                config::apply(&mut state.config, &inst, &mut cmd_set_here).map_err(|m| BuildError::step(step, m))?;
+                config::apply(&mut state.config, &inst, &mut cmd_set_here)
+                    .map_err(|m| BuildError::step(step, m))?;
             }
             state.push_layer(layer, text);
-            let manifest = self.store.put_image(&state.config, state.layers.clone()).map_err(other)?;
+            let manifest = self
+                .store
+                .put_image(&state.config, state.layers.clone())
+                .map_err(other)?;
             cache::record(self.store, &key, &manifest).map_err(other)?;
             state.chain = key.to_string();
             self.progress.done(n + 1, started.elapsed());

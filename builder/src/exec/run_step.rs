@@ -6,7 +6,9 @@ use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::PathBuf;
 
 use engine::layer::{LayerBlob, WriteOptions};
-use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec, UserSpec};
+use engine::runtime::{
+    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec, UserSpec,
+};
 use engine::snapshot::MountSpec;
 
 use super::view::MountedView;
@@ -16,6 +18,7 @@ use crate::parse::{Expander, MountKind, Network, Run, RunScript, Step};
 pub(super) fn run(
     exec: &Executor<'_>,
     step: &Step,
+    stage: usize,
     run: &Run,
     state: &ImageState,
     ex: &Expander,
@@ -24,7 +27,12 @@ pub(super) fn run(
     let stack = state.stack(store);
     let dir = store.new_temp_dir("run").map_err(other)?;
     let result = (|| {
-        let (upper, work, merged, empty) = (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("empty"));
+        let (upper, work, merged, empty) = (
+            dir.join("upper"),
+            dir.join("work"),
+            dir.join("merged"),
+            dir.join("empty"),
+        );
         for d in [&upper, &work, &merged, &empty] {
             fs::create_dir(d).map_err(other)?;
         }
@@ -41,7 +49,11 @@ pub(super) fn run(
             // a comment to it.
             RunScript::File(body) => {
                 let first = body.lines().next().unwrap_or("#!/bin/sh");
-                let mut argv: Vec<String> = first.trim_start_matches("#!").split_whitespace().map(String::from).collect();
+                let mut argv: Vec<String> = first
+                    .trim_start_matches("#!")
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
                 if argv.is_empty() {
                     argv.push("/bin/sh".into());
                 }
@@ -53,7 +65,10 @@ pub(super) fn run(
 
         let mut env = state.config.config.env.clone();
         for (k, v) in ex.run_args() {
-            if !env.iter().any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str())) {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()))
+            {
                 env.push(format!("{k}={v}"));
             }
         }
@@ -62,7 +77,11 @@ pub(super) fn run(
         }
 
         let user = match state.config.config.user.as_deref() {
-            None | Some("") => UserSpec { uid: 0, gid: 0, additional_gids: vec![] },
+            None | Some("") => UserSpec {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+            },
             Some(u) => {
                 let passwd = runner::user::read_from_layers(&stack.lowers, "etc/passwd");
                 let group = runner::user::read_from_layers(&stack.lowers, "etc/group");
@@ -82,8 +101,17 @@ pub(super) fn run(
                     let cache_dir = store.root().join("cache/mounts").join(id);
                     if !cache_dir.exists() {
                         fs::create_dir_all(&cache_dir).map_err(other)?;
-                        fs::set_permissions(&cache_dir, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).map_err(other)?;
-                        lchown(&cache_dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(other)?;
+                        fs::set_permissions(
+                            &cache_dir,
+                            fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                        )
+                        .map_err(other)?;
+                        lchown(
+                            &cache_dir,
+                            Some(m.uid.unwrap_or(0)),
+                            Some(m.gid.unwrap_or(0)),
+                        )
+                        .map_err(other)?;
                     }
                     mounts.push(MountSpec::bind(cache_dir, &m.target, false));
                 }
@@ -96,16 +124,25 @@ pub(super) fn run(
                     let root: PathBuf = match &m.from {
                         None => exec.opts.context.clone(),
                         Some(from) => {
-                            let base = exec.cf.resolve_from(step, usize::MAX, from)?;
+                            let base = exec.cf.resolve_from(step, stage, from)?;
                             let src = exec.resolve_base(&base, Some(step))?;
-                            let view = MountedView::mount(store, &src.stack(store)).map_err(other)?;
+                            let view =
+                                MountedView::mount(store, &src.stack(store)).map_err(other)?;
                             let root = view.root().to_path_buf();
                             views.push(view);
                             root
                         }
                     };
                     let source = resolve_in_root(&root, m.source.as_deref().unwrap_or("/"))
-                        .map_err(|e| BuildError::step(step, format!("--mount source {:?}: {e}", m.source.as_deref().unwrap_or("/"))))?;
+                        .map_err(|e| {
+                            BuildError::step(
+                                step,
+                                format!(
+                                    "--mount source {:?}: {e}",
+                                    m.source.as_deref().unwrap_or("/")
+                                ),
+                            )
+                        })?;
                     mounts.push(MountSpec::bind(source, &m.target, m.readonly));
                 }
             }
@@ -118,10 +155,21 @@ pub(super) fn run(
         };
         let spec = ContainerSpec {
             id: super::step_container_id(),
-            rootfs: RootfsSpec { lowers, upper: upper.clone(), work, merged, readonly: false },
+            rootfs: RootfsSpec {
+                lowers,
+                upper: upper.clone(),
+                work,
+                merged,
+                readonly: false,
+            },
             args,
             env,
-            cwd: state.config.config.working_dir.clone().unwrap_or_else(|| "/".into()),
+            cwd: state
+                .config
+                .config
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| "/".into()),
             user,
             hostname: "rbuild".into(),
             mounts,
@@ -132,7 +180,10 @@ pub(super) fn run(
             stdin: false,
             init: false,
         };
-        let status = exec.runtime.run(&spec).map_err(|e| BuildError::step(step, e))?;
+        let status = exec
+            .runtime
+            .run(&spec)
+            .map_err(|e| BuildError::step(step, e))?;
         drop(views);
         match status {
             ExitStatus::Exited(0) => {}
@@ -144,7 +195,10 @@ pub(super) fn run(
                 })
             }
         }
-        let opts = WriteOptions { source_date_epoch: source_date_epoch(), publish_unpacked: true };
+        let opts = WriteOptions {
+            source_date_epoch: source_date_epoch(),
+            publish_unpacked: true,
+        };
         engine::layer::write_layer(store, &upper, &opts).map_err(other)
     })();
     let _ = engine::fsutil::remove_tree(&dir);
@@ -161,8 +215,20 @@ pub(super) fn source_date_epoch() -> Option<i64> {
 pub(super) fn resolve_in_root(root: &std::path::Path, path: &str) -> std::io::Result<PathBuf> {
     use std::os::fd::AsFd;
     let dir = fs::File::open(root)?;
-    let rel = runner::sys::cstring(path.trim_start_matches('/').to_string() + if path.trim_start_matches('/').is_empty() { "." } else { "" });
-    let fd = runner::sys::openat2(dir.as_fd(), &rel, libc::O_PATH, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)?;
+    let rel = runner::sys::cstring(
+        path.trim_start_matches('/').to_string()
+            + if path.trim_start_matches('/').is_empty() {
+                "."
+            } else {
+                ""
+            },
+    );
+    let fd = runner::sys::openat2(
+        dir.as_fd(),
+        &rel,
+        libc::O_PATH,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )?;
     use std::os::fd::AsRawFd;
     fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }

@@ -70,7 +70,8 @@ fn xattr_value(path: &Path, name: &str) -> Option<Vec<u8>> {
     let n = CString::new(name).ok()?;
     let mut buf = [0u8; 16];
     // SAFETY: valid C strings and a buffer of the length we pass.
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (len >= 0).then(|| buf[..len as usize].to_vec())
 }
 

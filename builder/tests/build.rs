@@ -1,0 +1,243 @@
+//! Building real images and running them: every instruction's effect,
+//! checked in a container started by the real rrun.
+
+mod common;
+use common::*;
+
+#[test]
+fn instructions_take_effect_in_the_container() {
+    let ctx = context(&[
+        ("hello.txt", "hello from the context\n"),
+        (
+            "Containerfile",
+            r#"FROM busybox
+ENV GREETING="hi there" OTHER=x
+WORKDIR /app
+COPY hello.txt .
+RUN echo "built" > /app/built && chown nobody /app/built
+USER nobody
+LABEL org.example.k=v
+EXPOSE 8080
+CMD ["sh", "-c", "echo $GREETING; pwd; id -u; cat hello.txt built"]
+"#,
+        ),
+    ]);
+    build_ok("inst:1", ctx.path(), &[]);
+    let out = run_ok("inst:1", &[]);
+    assert_eq!(
+        out,
+        "hi there\n/app\n65534\nhello from the context\nbuilt\n"
+    );
+
+    let inspect = rbuild(&["inspect", "inst:1"]);
+    let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let cfg = &json["Config"]["config"];
+    assert_eq!(cfg["Labels"]["org.example.k"], "v");
+    assert!(cfg["ExposedPorts"]["8080/tcp"].is_object());
+    assert_eq!(cfg["User"], "nobody");
+    assert_eq!(cfg["WorkingDir"], "/app");
+}
+
+#[test]
+fn entrypoint_and_cmd_combine_as_in_docker() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nENTRYPOINT [\"echo\", \"entry\"]\nCMD [\"default-arg\"]\n",
+    )]);
+    build_ok("ep:1", ctx.path(), &[]);
+    assert_eq!(run_ok("ep:1", &[]), "entry default-arg\n");
+    assert_eq!(run_ok("ep:1", &["given"]), "entry given\n");
+}
+
+#[test]
+fn cache_reruns_only_what_changed() {
+    let ctx = context(&[
+        ("a.txt", "one\n"),
+        (
+            "Containerfile",
+            "FROM busybox\nRUN echo first > /first\nCOPY a.txt /a.txt\nARG FLAVOUR=plain\nRUN echo $FLAVOUR > /flavour\n",
+        ),
+    ]);
+    let cold = build_ok("cache:1", ctx.path(), &[]);
+    assert_eq!(cached_steps(&cold), 0, "{}", stderr(&cold));
+    let warm = build_ok("cache:1", ctx.path(), &[]);
+    assert_eq!(
+        cached_steps(&warm),
+        3,
+        "a rebuild with no change hits every layer step:\n{}",
+        stderr(&warm)
+    );
+    // The same image, to the digest.
+    assert_eq!(stdout(&cold), stdout(&warm));
+
+    std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
+    let changed = build_ok("cache:1", ctx.path(), &[]);
+    assert_eq!(
+        cached_steps(&changed),
+        1,
+        "only the RUN before the COPY is cached:\n{}",
+        stderr(&changed)
+    );
+    assert_eq!(run_ok("cache:1", &["cat", "/a.txt"]), "two\n");
+
+    let arg = build_ok("cache:1", ctx.path(), &["--build-arg", "FLAVOUR=spicy"]);
+    assert_eq!(
+        cached_steps(&arg),
+        2,
+        "a build arg in scope reruns the RUN that sees it:\n{}",
+        stderr(&arg)
+    );
+    assert_eq!(run_ok("cache:1", &["cat", "/flavour"]), "spicy\n");
+
+    let nocache = build_ok("cache:1", ctx.path(), &["--no-cache"]);
+    assert_eq!(cached_steps(&nocache), 0);
+}
+
+#[test]
+fn deleted_files_are_whiteouts_and_replaced_dirs_are_opaque() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN rm /etc/group\nRUN rm -rf /home && mkdir /home && echo new > /home/only\n",
+    )]);
+    build_ok("wh:1", ctx.path(), &[]);
+    let out = run_ok(
+        "wh:1",
+        &[
+            "sh",
+            "-c",
+            "test -e /etc/group && echo present || echo absent; ls -A /home",
+        ],
+    );
+    assert_eq!(out, "absent\nonly\n");
+}
+
+#[test]
+fn multi_stage_copies_from_parallel_stages_and_builds_only_what_the_target_needs() {
+    let ctx = context(&[(
+        "Containerfile",
+        r#"FROM busybox AS left
+RUN echo left > /left
+FROM busybox AS right
+RUN echo right > /right
+FROM busybox AS unused
+RUN exit 3
+FROM busybox
+COPY --from=left /left /out/left
+COPY --from=right /right /out/right
+CMD ["cat", "/out/left", "/out/right"]
+"#,
+    )]);
+    let out = build_ok("ms:1", ctx.path(), &[]);
+    assert!(
+        !stderr(&out).contains("exit 3"),
+        "the unused stage was built:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(run_ok("ms:1", &[]), "left\nright\n");
+    build_ok("ms:left", ctx.path(), &["--target", "left"]);
+    assert_eq!(run_ok("ms:left", &["cat", "/left"]), "left\n");
+}
+
+#[test]
+fn heredocs_run_and_create_files() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN <<EOF\necho one > /h1\necho two >> /h1\nEOF\nCOPY <<greeting.txt /etc/\nhello heredoc\ngreeting.txt\n",
+    )]);
+    build_ok("hd:1", ctx.path(), &[]);
+    assert_eq!(
+        run_ok("hd:1", &["cat", "/h1", "/etc/greeting.txt"]),
+        "one\ntwo\nhello heredoc\n"
+    );
+}
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nARG N\nRUN --mount=type=cache,target=/cache echo run$N >> /cache/log && cat /cache/log > /seen\n",
+    )]);
+    build_ok("cm:1", ctx.path(), &["--build-arg", "N=1"]);
+    build_ok("cm:1", ctx.path(), &["--build-arg", "N=2"]);
+    let out = run_ok(
+        "cm:1",
+        &["sh", "-c", "cat /seen; ls -A /cache 2>/dev/null | wc -l"],
+    );
+    assert_eq!(
+        out, "run1\nrun2\n0\n",
+        "the cache dir must survive builds and never be in the image"
+    );
+}
+
+#[test]
+fn copy_exclude_and_dockerignore_filter_the_context() {
+    let ctx = context(&[
+        ("src/keep.rs", "k"),
+        ("src/skip.log", "s"),
+        ("src/secret.key", "x"),
+        (".dockerignore", "**/*.key\n"),
+        (
+            "Containerfile",
+            "FROM busybox\nCOPY --exclude=*.log src/ /src/\n",
+        ),
+    ]);
+    build_ok("ex:1", ctx.path(), &[]);
+    assert_eq!(run_ok("ex:1", &["ls", "/src"]), "keep.rs\n");
+}
+
+#[test]
+fn a_failing_run_names_its_line_and_keeps_earlier_cache() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN echo ok > /ok\nRUN echo about to fail; exit 42\n",
+    )]);
+    let out = rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "fail:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Containerfile:3") && err.contains("exit code 42"),
+        "{err}"
+    );
+    assert!(
+        err.contains("about to fail") || stdout(&out).contains("about to fail"),
+        "the step's output is shown"
+    );
+    assert!(
+        !rrun(&["run", "--rm", "fail:1", "true"]).status.success(),
+        "no image may be tagged"
+    );
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        "FROM busybox\nRUN echo ok > /ok\nRUN true\n",
+    )
+    .unwrap();
+    let again = build_ok("fail:1", ctx.path(), &[]);
+    assert_eq!(
+        cached_steps(&again),
+        1,
+        "the step before the failure stays cached:\n{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn malformed_containerfiles_get_line_numbered_errors() {
+    for (text, expect) in [
+        ("FROM busybox\nRUNN echo\n", "Containerfile:2"),
+        ("RUN echo\n", "Containerfile:1"),
+        ("FROM busybox\nCOPY --chwon=1 a /\n", "--chwon"),
+        ("FROM busybox\nRUN <<EOF\necho\n", "Containerfile:2"),
+    ] {
+        let ctx = context(&[("Containerfile", text)]);
+        let out = rbuild(&["build", "-t", "bad:1", ctx.path().to_str().unwrap()]);
+        assert!(!out.status.success(), "{text:?} built");
+        assert!(stderr(&out).contains(expect), "{text:?}: {}", stderr(&out));
+    }
+}
