@@ -290,3 +290,32 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         media_type: unpacked.compression.media_type().to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The layer digest must not depend on the machine's core count: zstd's
+    /// multi-threaded output is the same for any number of workers >= 1.
+    #[test]
+    fn zstd_multithreaded_output_does_not_depend_on_worker_count() {
+        let mut data = Vec::with_capacity(48 << 20);
+        let mut x: u32 = 1;
+        while data.len() < 48 << 20 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let word = (x >> 16) % 64;
+            data.extend_from_slice(format!("w{word} ").as_bytes());
+        }
+        let compress = |workers: u32| {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), super::ZSTD_LEVEL).unwrap();
+            enc.multithread(workers).unwrap();
+            for chunk in data.chunks(300_000) {
+                enc.write_all(chunk).unwrap();
+            }
+            enc.finish().unwrap()
+        };
+        let one = compress(1);
+        assert_eq!(one, compress(2));
+        assert_eq!(one, compress(5));
+    }
+}

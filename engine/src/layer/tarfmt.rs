@@ -45,27 +45,25 @@ fn put_bytes(field: &mut [u8], value: &[u8]) {
     field[..n].copy_from_slice(&value[..n]);
 }
 
-fn header(
-    name: &[u8],
-    kind: tar::EntryType,
-    mode: u32,
+/// The numeric ustar fields, already reduced to what fits (PAX has the rest).
+struct Fields {
     uid: u64,
     gid: u64,
     mtime: u64,
     size: u64,
-    link: &[u8],
-    dev: Option<(u32, u32)>,
-) -> io::Result<tar::Header> {
+}
+
+fn header(e: &TarEntry<'_>, f: Fields) -> io::Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
-    put_bytes(&mut h.as_old_mut().name, name);
-    h.set_mode(mode);
-    h.set_uid(uid);
-    h.set_gid(gid);
-    h.set_mtime(mtime);
-    h.set_size(size);
-    h.set_entry_type(kind);
-    put_bytes(&mut h.as_old_mut().linkname, link);
-    if let Some((major, minor)) = dev {
+    put_bytes(&mut h.as_old_mut().name, e.path);
+    h.set_mode(e.mode);
+    h.set_uid(f.uid);
+    h.set_gid(f.gid);
+    h.set_mtime(f.mtime);
+    h.set_size(f.size);
+    h.set_entry_type(e.kind);
+    put_bytes(&mut h.as_old_mut().linkname, e.link.unwrap_or(b""));
+    if let Some((major, minor)) = e.dev {
         h.set_device_major(major)?;
         h.set_device_minor(minor)?;
     }
@@ -114,22 +112,40 @@ pub fn write_header<W: Write>(out: &mut W, e: &TarEntry<'_>) -> io::Result<()> {
         pax_record(&mut pax, &key, v);
     }
     if !pax.is_empty() {
+        let pax_entry = TarEntry {
+            path: b"././@PaxHeader",
+            kind: tar::EntryType::XHeader,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            size: pax.len() as u64,
+            link: None,
+            dev: None,
+            xattrs: &[],
+        };
         let h = header(
-            b"././@PaxHeader",
-            tar::EntryType::XHeader,
-            0o644,
-            0,
-            0,
-            0,
-            pax.len() as u64,
-            b"",
-            None,
+            &pax_entry,
+            Fields {
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                size: pax.len() as u64,
+            },
         )?;
         out.write_all(h.as_bytes())?;
         out.write_all(&pax)?;
         pad(out, pax.len() as u64)?;
     }
-    let h = header(e.path, e.kind, e.mode, uid, gid, mtime, size, link, e.dev)?;
+    let h = header(
+        e,
+        Fields {
+            uid,
+            gid,
+            mtime,
+            size,
+        },
+    )?;
     out.write_all(h.as_bytes())
 }
 

@@ -244,9 +244,12 @@ fn dev_parts(rdev: u64) -> (u32, u32) {
     (libc::major(rdev), libc::minor(rdev))
 }
 
+/// (name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// All xattrs of `path` (not following it), sorted by name; and whether the
 /// overlay marks it opaque.
-pub fn read_xattrs(path: &Path) -> io::Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+pub fn read_xattrs(path: &Path) -> io::Result<(Xattrs, bool)> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let names = xattr_call(|buf, len| {

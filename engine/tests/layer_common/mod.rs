@@ -235,8 +235,11 @@ pub fn raw_header(name: &[u8], kind: tar::EntryType, size: u64, link: &[u8]) -> 
     h
 }
 
-/// Build a tar stream from (name, kind, body, link) entries.
-pub fn tar_of(entries: &[(&[u8], tar::EntryType, &[u8], &[u8])]) -> Vec<u8> {
+/// (name, kind, body, link target)
+pub type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
+/// Build a tar stream from raw entries.
+pub fn tar_of(entries: &[RawEntry<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, body, link) in entries {
         out.extend_from_slice(raw_header(name, *kind, body.len() as u64, link).as_bytes());
