@@ -170,6 +170,22 @@ fn overlay_legacy(plan: &RootfsPlan) -> Result<(), StepError> {
 /// and missing parents if needed. Every lookup stays inside the root:
 /// symlinks resolve as if `root` were `/`, magic links are refused.
 pub fn ensure_beneath(root: BorrowedFd<'_>, rel: &CStr, dir: bool) -> io::Result<OwnedFd> {
+    ensure_beneath_depth(root, rel, dir, 0)
+}
+
+/// A dangling symlink on the way (`/data -> /srv/data`, missing) is
+/// followed the way the kernel would inside the root: its target is
+/// spliced into the path, lexically clamped at the root, and creation
+/// restarts from there. At most 40 links, as the kernel allows.
+fn ensure_beneath_depth(
+    root: BorrowedFd<'_>,
+    rel: &CStr,
+    dir: bool,
+    depth: u32,
+) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     let flags = libc::O_PATH;
     match sys::openat2(root, rel, flags, sys::RESOLVE_BENEATH_ROOT) {
         Ok(fd) => return Ok(fd),
@@ -241,7 +257,35 @@ pub fn ensure_beneath(root: BorrowedFd<'_>, rel: &CStr, dir: bool) -> io::Result
                 }
             }
         }
-        parent = sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT)?;
+        match sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT) {
+            Ok(fd) => parent = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // The name exists but does not resolve: a dangling symlink.
+                let target = nix::fcntl::readlinkat(Some(pdir.as_raw_fd()), name.as_c_str())
+                    .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+                let target = target.as_encoded_bytes();
+                let mut path: Vec<&[u8]> = if target.starts_with(b"/") {
+                    Vec::new()
+                } else {
+                    comps[..i].to_vec()
+                };
+                for c in target
+                    .split(|b| *b == b'/')
+                    .chain(comps[i + 1..].iter().copied())
+                {
+                    match c {
+                        b"" | b"." => {}
+                        b".." => {
+                            path.pop();
+                        }
+                        c => path.push(c),
+                    }
+                }
+                let joined = CString::new(path.join(&b'/')).expect("no NUL");
+                return ensure_beneath_depth(root, &joined, dir, depth + 1);
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(parent)
 }

@@ -96,12 +96,23 @@ fn busy_loop(extra: &[&str]) -> (f64, u64, f64) {
 #[test]
 fn cpus_half_throttles_a_busy_loop() {
     let _g = serial();
-    let (limited, throttled, wall) = busy_loop(&["--cpus", "0.5"]);
-    let (free, free_throttled, _) = busy_loop(&[]);
-    eprintln!(
-        "2 s busy loop: {limited:.2} s CPU in {wall:.2} s, {throttled} periods throttled with --cpus 0.5; {free:.2} s, {free_throttled} without"
-    );
-    // 0.5 CPU over the container's lifetime, plus a period or two of slack.
+    // Throttling shows only if the host lets the loops use more than the
+    // quota: on a host busy with other work, wait for a quieter moment.
+    let mut attempt = 0;
+    let (limited, throttled, wall, free, free_throttled) = loop {
+        let (free, free_throttled, _) = busy_loop(&[]);
+        let (limited, throttled, wall) = busy_loop(&["--cpus", "0.5"]);
+        eprintln!(
+            "two 2 s busy loops: {limited:.2} s CPU in {wall:.2} s, {throttled} periods throttled with --cpus 0.5; {free:.2} s, {free_throttled} without"
+        );
+        attempt += 1;
+        if free > 1.15 || attempt == 8 {
+            assert!(free > 1.15, "the host is too busy to measure CPU limits: two busy loops got {free:.2} s of CPU in 2 s without a limit");
+            break (limited, throttled, wall, free, free_throttled);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    let _ = free;
     assert!(
         limited < 0.5 * wall + 0.2,
         "--cpus 0.5 let two busy loops use {limited:.2} s of CPU in {wall:.2} s"
