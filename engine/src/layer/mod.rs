@@ -211,16 +211,32 @@ pub fn unpack_image(store: &Store, image: &Image) -> Result<Vec<PathBuf>, LayerE
             todo.push((blob, diff_id));
         }
     }
-    // One parsing thread per layer (each its own directory, so whiteouts
-    // stay per layer: containerd #13030); bodies share the unpack pool.
+    // Layers side by side, each into its own directory (so whiteouts stay
+    // per layer: containerd #13030). At most a few at once: each holds up
+    // to ~70 MB of bodies and blocks in flight.
+    let width = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4)
+        .min(todo.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<PathBuf, LayerError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = todo
-            .iter()
-            .map(|(blob, diff_id)| s.spawn(move || unpack_layer(store, blob, diff_id)))
+        let handles: Vec<_> = (0..width)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((blob, diff_id)) = todo.get(i) else {
+                            return done;
+                        };
+                        done.push(unpack_layer(store, blob, diff_id));
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("an unpack thread panicked"))
+            .flat_map(|h| h.join().expect("an unpack thread panicked"))
             .collect()
     });
     for r in results {
