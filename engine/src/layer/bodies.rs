@@ -24,13 +24,15 @@ use super::error::LayerError;
 
 /// Bytes of file bodies read but not yet written, per unpack.
 const MAX_BYTES_IN_FLIGHT: usize = 64 << 20;
-/// Files open and queued, per unpack (each holds an fd).
-const MAX_TASKS_IN_FLIGHT: usize = 256;
+/// Files open and queued, per unpack (each holds an fd). With a batch being
+/// filled and up to 4 layers at once this stays well under the common
+/// 1024-fd soft limit.
+const MAX_TASKS_IN_FLIGHT: usize = 128;
 /// Bodies larger than this are cut into chunks written with pwrite.
 pub const CHUNK: usize = 4 << 20;
 
 /// Small bodies are sent in batches of up to this many files...
-pub const BATCH_FILES: usize = 64;
+pub const BATCH_FILES: usize = 32;
 /// ...or this many bytes.
 pub const BATCH_BYTES: usize = 1 << 20;
 
