@@ -1,10 +1,11 @@
 //! spawn: the start path of `/bin/true` in the busybox image — overlay +
 //! namespaces + cgroup + pivot_root + exec + wait + teardown.
 //!
-//! Timed through `rrun run --rm` (the whole CLI path, image lookup
-//! included) beside the lower bound `unshare … chroot`. The in-process
-//! library path (runner's native Runtime) is added once the runner exposes
-//! it; until then that benchmark says it is skipped.
+//! Timed three ways: the library path (`runner::native::NativeRuntime::run`
+//! on a `ContainerSpec` over the unpacked busybox layer, plus removal of
+//! the upper/work dirs as `--rm` does), the whole CLI path `rrun run --rm`
+//! (process start and image lookup included), and the lower bound
+//! `unshare … chroot`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,7 +13,12 @@ use std::process::Command;
 use criterion::Criterion;
 
 use benches::suite::Env;
-use benches::tools::{run_quiet, run_stdout};
+use benches::tools::{clean_dir, run_quiet, run_stdout};
+use engine::runtime::{
+    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
+};
+use engine::store::Store;
+use runner::native::NativeRuntime;
 
 /// rrun from this workspace's target dir (built by `cargo build --release -p runner`).
 fn rrun() -> Result<PathBuf, String> {
@@ -33,6 +39,83 @@ fn rrun() -> Result<PathBuf, String> {
     }
 }
 
+fn spec(lowers: &[PathBuf], dir: &std::path::Path, i: u64) -> ContainerSpec {
+    ContainerSpec {
+        id: format!("bench-spawn-{}-{i}", std::process::id()),
+        rootfs: RootfsSpec {
+            lowers: lowers.to_vec(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: false,
+        },
+        args: vec!["/bin/true".into()],
+        env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
+        cwd: "/".into(),
+        user: UserSpec {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        },
+        hostname: "bench".into(),
+        mounts: vec![],
+        network: NetworkMode::None,
+        resources: Resources::default(),
+        security: SecuritySpec::default(),
+        tty: false,
+        stdin: false,
+        init: false,
+    }
+}
+
+/// The library start path over the busybox image's unpacked layer(s).
+fn library(
+    env: &Env,
+    store_root: &std::path::Path,
+    bb_tar: &std::path::Path,
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
+    let lowers = benches::corpus::zstd_of(bb_tar)
+        .map_err(|e| e.to_string())
+        .and_then(|zst| {
+            benches::rbox_store::ingest_layers(
+                store_root,
+                &[(bb_tar.to_path_buf(), zst)],
+                "busybox-lib",
+            )
+        })
+        .and_then(|_| Store::open(store_root).map_err(|e| e.to_string()))
+        .and_then(|store| {
+            let img = store.find_image("busybox-lib").map_err(|e| e.to_string())?;
+            let mut l = engine::layer::unpack_image(&store, &img).map_err(|e| e.to_string())?;
+            l.reverse(); // overlay order: top first
+            Ok(l)
+        });
+    let lowers = match lowers {
+        Ok(l) => l,
+        Err(e) => return env.skip("spawn/library", format!("no unpacked busybox image: {e}")),
+    };
+    let dir = env.scratch.mountpoint.join("bench-spawn");
+    let rt = NativeRuntime::new();
+    let mut i = 0u64;
+    let mut once = || -> Result<(), String> {
+        i += 1;
+        let _ = clean_dir(&dir);
+        let st = rt.run(&spec(&lowers, &dir, i)).map_err(|e| e.to_string())?;
+        clean_dir(&dir).map_err(|e| e.to_string())?;
+        match st {
+            ExitStatus::Exited(0) => Ok(()),
+            other => Err(format!("/bin/true ended with {other:?}")),
+        }
+    };
+    if let Err(e) = once() {
+        return env.skip("spawn/library", e);
+    }
+    g.bench_function("library-NativeRuntime", |b| {
+        b.iter(|| once().expect("NativeRuntime::run"))
+    });
+}
+
 fn main() {
     let Some(env) = Env::open("spawn") else {
         return;
@@ -43,10 +126,6 @@ fn main() {
         Err(e) => return env.skip("spawn", e),
     };
     let mut g = c.benchmark_group("spawn");
-    env.skip(
-        "spawn/library",
-        "runner::native::NativeRuntime is not exposed by the runner crate yet",
-    );
 
     let store = env.scratch.mountpoint.join("rbox-store");
     let ready = rrun().and_then(|rrun| {
@@ -83,6 +162,7 @@ fn main() {
         }
         Ok(rrun)
     });
+    library(&env, &store, &bb.tar, &mut g);
     match ready {
         Err(e) => env.skip("spawn/rrun-cli", e),
         Ok(rrun) => {
