@@ -69,6 +69,12 @@ struct Cli {
     /// Also rewrite the README's section between <!-- perf:begin --> and <!-- perf:end -->
     #[arg(long)]
     readme: bool,
+    /// The README whose perf section --readme rewrites
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))]
+    readme_path: PathBuf,
+    /// Run no part: only rebuild the README section from the results directory (with --readme)
+    #[arg(long)]
+    report_only: bool,
     /// Results directory
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
@@ -122,8 +128,9 @@ fn real_main() -> anyhow::Result<()> {
     let machine = Machine::probe();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
-        "{}\nTargets on: {}.\nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.\nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
+        "{}\nTree: {}.\nTargets on: {}.\nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.\nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
         machine.markdown(),
+        tree_commit(),
         scratch.describe(),
         std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         command,
@@ -142,9 +149,10 @@ fn real_main() -> anyhow::Result<()> {
         out: cli.out.clone(),
         header,
     };
-    let parts: Vec<Part> = match cli.only {
-        Some(p) => vec![p],
-        None => ALL.to_vec(),
+    let parts: Vec<Part> = match (cli.report_only, cli.only) {
+        (true, _) => Vec::new(),
+        (false, Some(p)) => vec![p],
+        (false, None) => ALL.to_vec(),
     };
     for part in parts {
         eprintln!("compare: === {} ===", part.key());
@@ -161,7 +169,7 @@ fn real_main() -> anyhow::Result<()> {
         eprintln!("compare: wrote {}", path.display());
     }
     if cli.readme {
-        let readme = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let readme = cli.readme_path.clone();
         let mut body = String::from(
             "Reproduce: `bash benches/scripts/install-peers.sh && cargo run -p benches --release --bin compare -- --readme` (as root). Per-part details and plots: [benches/results/](benches/results/).\n\n",
         );
@@ -181,6 +189,39 @@ fn real_main() -> anyhow::Result<()> {
         eprintln!("compare: rewrote the perf section of {}", readme.display());
     }
     Ok(())
+}
+
+/// The commit measured: `RBOX_BENCH_COMMIT` (set when running from an
+/// exported tree), else the checkout's HEAD, marked dirty if it has changes.
+fn tree_commit() -> String {
+    if let Ok(c) = std::env::var("RBOX_BENCH_COMMIT") {
+        return format!("commit {c}");
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&["status", "--porcelain"])
+                .map(|s| !s.is_empty())
+                .unwrap_or(false);
+            format!(
+                "commit {c}{}",
+                if dirty {
+                    " plus uncommitted changes"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => "unknown commit".into(),
+    }
 }
 
 fn utc_now() -> String {
