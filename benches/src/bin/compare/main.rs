@@ -128,7 +128,7 @@ fn real_main() -> anyhow::Result<()> {
     let machine = Machine::probe();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
-        "{}\nTree: {}.\nTargets on: {}.\nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.\nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
+        "{}  \nTree: {}.  \nTargets on: {}.  \nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.  \nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
         machine.markdown(),
         tree_commit(),
         scratch.describe(),
