@@ -39,11 +39,25 @@ enum Command {
     Gc,
     /// Check the store: every blob against its digest, every image's references, every unpacked layer's completion marker
     Fsck,
+    /// Save an image to an OCI layout (tarball or oci:DIR[:TAG]) or a docker-archive
+    Save(commands::save::SaveArgs),
+    /// Load images from an OCI layout or a docker-archive (as `docker save` and skopeo write)
+    Load(commands::load::LoadArgs),
+    /// Write an image's flattened root filesystem as a tar
+    Export(commands::export::ExportArgs),
+    /// Pull an image from a registry
+    Pull(commands::pull::PullArgs),
+    /// Push an image to a registry
+    Push(commands::push::PushArgs),
+    /// Log in to a registry (credentials saved in <root>/auth.json, mode 0600)
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Build(_) = cli.command {
+    if matches!(cli.command, Command::Build(_) | Command::Export(_)) {
         // Views of stages are mounted by this process: in a mount namespace
         // of its own they vanish with it, even when it is killed. This must
         // happen before any thread starts (unshare(CLONE_NEWNS) needs a
@@ -68,6 +82,13 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::images::inspect(&cli.root, args),
         Command::Gc => commands::images::gc(&cli.root),
         Command::Fsck => commands::images::fsck(&cli.root),
+        Command::Save(args) => commands::save::run(&cli.root, args),
+        Command::Load(args) => commands::load::run(&cli.root, args),
+        Command::Export(args) => commands::export::run(&cli.root, args),
+        Command::Pull(args) => commands::pull::run(&cli.root, args),
+        Command::Push(args) => commands::push::run(&cli.root, args),
+        Command::Login(args) => commands::login::login(&cli.root, args),
+        Command::Logout(args) => commands::login::logout(&cli.root, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,5 +16,6 @@ pub use reference::ImageRef;
 pub use store::{Image, Store, StoreError};
 pub mod fsck;
 pub mod layer;
+pub mod oci;
 pub mod runtime;
 pub mod snapshot;

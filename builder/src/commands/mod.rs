@@ -1,8 +1,14 @@
 //! One module per `rbuild` subcommand family.
 
 pub mod build;
+pub mod export;
 pub mod images;
 pub mod import;
+pub mod load;
+pub mod login;
+pub mod pull;
+pub mod push;
+pub mod save;
 
 use std::path::Path;
 

@@ -1,0 +1,78 @@
+//! `rbuild pull REF [--platform OS/ARCH] [--insecure] [-q]`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use engine::oci::layout::Platform;
+use engine::oci::registry::{self, Event, PullOptions};
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// [REGISTRY/]NAME[:TAG][@DIGEST]; bare names are docker.io/library/NAME
+    pub reference: String,
+    /// Platform to pick from an image index
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    /// Allow plain http to a registry that is not on loopback
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print only the image digest
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Plain progress lines on stderr (one per blob: start, done with size and
+/// rate); nothing when quiet.
+pub fn printer(quiet: bool) -> impl Fn(Event) + Sync {
+    let tty = std::io::stderr().is_terminal();
+    move |e| {
+        if quiet {
+            return;
+        }
+        let line = match e {
+            Event::Start { digest, size } => format!(
+                "{}: downloading/uploading {}",
+                digest.short(),
+                super::human_size(size)
+            ),
+            Event::Done { digest, size, took } => {
+                let rate = size as f64 / took.as_secs_f64().max(1e-6);
+                format!(
+                    "{}: done {} in {:.2}s ({}/s)",
+                    digest.short(),
+                    super::human_size(size),
+                    took.as_secs_f64(),
+                    super::human_size(rate as u64)
+                )
+            }
+            Event::Exists { digest } => format!("{}: already exists", digest.short()),
+            Event::Mounted { digest, from } => format!("{}: mounted from {from}", digest.short()),
+            Event::Manifest { digest } => format!("manifest {digest}"),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = if tty {
+            writeln!(err, "\r{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+    }
+}
+
+pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
+    let platform: Platform = args.platform.parse().map_err(anyhow::Error::msg)?;
+    let store = super::open_store(root)?;
+    let opts = PullOptions {
+        platform: Some(platform),
+        insecure: args.insecure,
+    };
+    let progress = printer(args.quiet);
+    let digest = registry::pull(&store, &args.reference, &opts, &progress)
+        .with_context(|| format!("cannot pull {}", args.reference))?;
+    if args.quiet {
+        println!("{digest}");
+    } else {
+        println!("Pulled {} ({digest})", args.reference);
+    }
+    Ok(())
+}

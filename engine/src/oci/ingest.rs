@@ -1,0 +1,289 @@
+//! The way in: blobs from a layout, an archive or a registry, verified
+//! against their sha256 before they are committed, layers unpacked as they
+//! are stored, and the image re-expressed with blake3 digests as
+//! `rbuild import` stores it (blake3 blob names, blake3 diff ids).
+//!
+//! Nothing is tagged until every blob and layer is verified and in place,
+//! so a failure leaves no image behind, only blobs `gc` collects.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use super::digests::{self, Sha256Reader};
+use super::{io_err, json, OciError, Result};
+use crate::digest::{Algorithm, Digest, HashingWriter};
+use crate::fsutil::{self, remove_tree};
+use crate::image::{media_type, Descriptor, ImageConfig, Manifest};
+use crate::layer::{unpack_stream, Compression, LayerBlob, UnpackOptions};
+use crate::store::Store;
+
+/// Where an importer gets blobs from, by descriptor.
+pub trait BlobFetch: Sync {
+    fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Parse a manifest (OCI or Docker v2 schema 2) and refuse what is not an image.
+pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
+    let m: Manifest = json(what, bytes)?;
+    match m.media_type.as_deref() {
+        None | Some(media_type::MANIFEST) | Some(media_type::DOCKER_MANIFEST) => {}
+        Some(other) => {
+            return Err(OciError::Unsupported(format!(
+                "{what}: media type {other} is not an image manifest"
+            )))
+        }
+    }
+    if m.schema_version != 2 {
+        return Err(OciError::Unsupported(format!(
+            "{what}: schema version {} (only schema 2 manifests are supported)",
+            m.schema_version
+        )));
+    }
+    for l in &m.layers {
+        if !l.media_type.contains("tar") {
+            return Err(OciError::Unsupported(format!(
+                "{what}: layer {} has media type {}, which is not a tar layer",
+                l.digest, l.media_type
+            )));
+        }
+    }
+    Ok(m)
+}
+
+/// Import a whole image whose manifest is `manifest_bytes` (already
+/// verified by the caller against its own digest, if it has one). Layers are
+/// fetched, verified and unpacked side by side. Returns the blake3 manifest
+/// digest of the stored image (untagged).
+pub fn import_manifest(
+    store: &Store,
+    src: &dyn BlobFetch,
+    manifest_bytes: &[u8],
+) -> Result<Digest> {
+    let manifest = parse_manifest("manifest", manifest_bytes)?;
+    let config_bytes = read_small(src, &manifest.config, "config")?;
+    let config: ImageConfig = json("image config", &config_bytes)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(OciError::Format(format!(
+            "the manifest lists {} layers but the config lists {} diff ids",
+            manifest.layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let results: Vec<Result<LayerBlob>> = std::thread::scope(|s| {
+        let handles: Vec<_> = manifest
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(desc, diff_id)| {
+                s.spawn(move || {
+                    if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
+                        return Ok(have);
+                    }
+                    let reader = src.fetch(desc)?;
+                    ingest_layer(store, reader, Some(desc), diff_id, &desc.digest.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a layer import thread panicked"))
+            .collect()
+    });
+    let layers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    finish_image(store, config, layers)
+}
+
+/// Fetch a small blob (config, manifest) whole and verify it.
+pub fn read_small(src: &dyn BlobFetch, desc: &Descriptor, what: &str) -> Result<Vec<u8>> {
+    const LIMIT: u64 = 16 << 20;
+    if desc.size > LIMIT {
+        return Err(OciError::Format(format!(
+            "{what} {} claims {} bytes; refusing more than {LIMIT}",
+            desc.digest, desc.size
+        )));
+    }
+    let mut bytes = Vec::new();
+    src.fetch(desc)?
+        .take(LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| OciError::Format(format!("{what} {}: read failed: {e}", desc.digest)))?;
+    super::verify_bytes(&format!("{what} {}", desc.digest), &bytes, &desc.digest)?;
+    if bytes.len() as u64 != desc.size {
+        return Err(OciError::SizeMismatch {
+            what: format!("{what} {}", desc.digest),
+            expected: desc.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+/// A layer we already hold, known by its sha256 blob digest and diff id.
+pub fn stored_layer(store: &Store, blob_sha: &Digest, diff_sha: &Digest) -> Option<LayerBlob> {
+    let digest = digests::blob_by_sha256(store, blob_sha)?;
+    let diff_id = digests::layer_by_sha256_diff_id(store, diff_sha)?;
+    let path = store.blob_path(&digest);
+    let size = fs::metadata(&path).ok()?.len();
+    let mut head = [0u8; 8];
+    let n = File::open(&path).ok()?.read(&mut head).ok()?;
+    let compression = Compression::detect(&head[..n]).ok()?;
+    Some(LayerBlob {
+        digest,
+        diff_id,
+        size,
+        media_type: compression.media_type().to_string(),
+    })
+}
+
+/// Stream one layer blob into the store: copied to a temp file while its
+/// sha256 (checked against `expected`, when the source states one) and
+/// blake3 are computed, unpacked from there while the uncompressed sha256 is
+/// checked against `diff_id`, and only then committed, blob and layer.
+pub fn ingest_layer(
+    store: &Store,
+    mut reader: impl Read,
+    expected: Option<&Descriptor>,
+    diff_id: &Digest,
+    label: &str,
+) -> Result<LayerBlob> {
+    let tmp = store.tmp_dir().join(fsutil::unique_name("ingest"));
+    let staged = store.new_temp_dir("ingest-layer")?;
+    let result = (|| {
+        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file)).with_sha256();
+        io::copy(&mut reader, &mut w).map_err(|e| {
+            OciError::Format(format!("layer {label}: download or read failed: {e}"))
+        })?;
+        let size = w.written();
+        let (buf, blake3, sha) = w.finish();
+        let sha = sha.expect("sha256 requested");
+        let file = buf
+            .into_inner()
+            .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+        if let Some(desc) = expected {
+            if desc.digest != sha {
+                return Err(OciError::DigestMismatch {
+                    what: format!("layer {label}"),
+                    expected: desc.digest.clone(),
+                    actual: sha,
+                });
+            }
+            if desc.size != size {
+                return Err(OciError::SizeMismatch {
+                    what: format!("layer {label}"),
+                    expected: desc.size,
+                    actual: size,
+                });
+            }
+        }
+        file.sync_all().map_err(io_err("fsync", &tmp))?;
+        let (layer_b3, compression) = unpack_checked(&tmp, &staged, diff_id, label)?;
+        store.commit_blob_file(&tmp, &blake3)?;
+        digests::record_blob(store, &blake3, &sha)?;
+        if store.has_layer(&layer_b3) {
+            remove_tree(&staged).map_err(io_err("remove", &staged))?;
+        } else {
+            store.commit_layer_dir(&staged, &layer_b3)?;
+        }
+        if diff_id.algorithm() == Algorithm::Sha256 {
+            digests::record_diff_id(store, &layer_b3, diff_id)?;
+        }
+        Ok(LayerBlob {
+            digest: blake3,
+            diff_id: layer_b3,
+            size,
+            media_type: compression.media_type().to_string(),
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        let _ = remove_tree(&staged);
+    }
+    result
+}
+
+/// Unpack `blob` into `staged/fs`, checking the uncompressed stream against
+/// `diff_id` (sha256 from outside). Returns the blake3 diff id.
+fn unpack_checked(
+    blob: &Path,
+    staged: &Path,
+    diff_id: &Digest,
+    label: &str,
+) -> Result<(Digest, Compression)> {
+    let fs_dir = staged.join("fs");
+    fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
+    let f = File::open(blob).map_err(io_err("open", blob))?;
+    let mut input = BufReader::with_capacity(1 << 20, f);
+    let head = input.fill_buf().map_err(io_err("read", blob))?;
+    let compression =
+        Compression::detect(head).map_err(|m| OciError::Format(format!("layer {label}: {m}")))?;
+    let dec = compression
+        .decoder(input)
+        .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
+    let mut hashing = Sha256Reader::new(dec);
+    let unpacked = unpack_stream(&mut hashing, &fs_dir, &UnpackOptions::layer(label))?;
+    io::copy(&mut hashing, &mut io::sink())
+        .map_err(|e| OciError::Format(format!("layer {label}: corrupt stream: {e}")))?;
+    let (sha, _) = hashing.finish();
+    let expected_ok = match diff_id.algorithm() {
+        Algorithm::Sha256 => &sha == diff_id,
+        Algorithm::Blake3 => &unpacked.diff_id == diff_id,
+    };
+    if !expected_ok {
+        let actual = if diff_id.algorithm() == Algorithm::Sha256 {
+            sha
+        } else {
+            unpacked.diff_id
+        };
+        return Err(OciError::DigestMismatch {
+            what: format!("layer {label} (uncompressed, the config's diff id)"),
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    syncfs(&fs_dir)?;
+    Ok((unpacked.diff_id, compression))
+}
+
+fn syncfs(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).map_err(io_err("open", dir))?;
+    // SAFETY: syncfs on a descriptor we own for the duration of the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(io_err("syncfs", dir)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Store the image: config re-expressed with blake3 diff ids, manifest with
+/// blake3 blob digests. Returns the manifest digest.
+pub fn finish_image(
+    store: &Store,
+    mut config: ImageConfig,
+    layers: Vec<LayerBlob>,
+) -> Result<Digest> {
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let descriptors = layers.iter().map(LayerBlob::descriptor).collect();
+    Ok(store.put_image(&config, descriptors)?)
+}
+
+/// Write `bytes` to `dest` atomically with mode 0600 (credentials).
+pub(crate) fn write_private(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = tmp_dir.join(fsutil::unique_name("private"));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
