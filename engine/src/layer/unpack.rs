@@ -142,15 +142,19 @@ pub(crate) fn unpack_mapped(
     let algorithm = opts.algorithm;
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Block>(8);
-        s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx));
-        let mut u = unpack_tar(BlockReader::new(rx), dest, opts)?;
+        // Spent blocks go back to be refilled: no allocation, no page
+        // faults and no zeroing per block.
+        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(10);
+        s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx, recycle_rx));
+        let mut u = unpack_tar(BlockReader::new(rx, recycle_tx), dest, opts)?;
         u.compression = compression;
         Ok(u)
     })
 }
 
 enum Block {
-    Data(Vec<u8>),
+    /// A buffer and how many of its bytes are data.
+    Data(Vec<u8>, usize),
     Failed(io::Error),
     End(Digest, u64),
 }
@@ -162,6 +166,7 @@ fn decompress_blocks(
     bytes: &[u8],
     algorithm: Algorithm,
     tx: SyncSender<Block>,
+    recycled: Receiver<Vec<u8>>,
 ) {
     let mut hasher = StreamHasher::new(algorithm);
     let mut total = 0u64;
@@ -173,26 +178,29 @@ fn decompress_blocks(
         }
     };
     loop {
-        let mut block = Vec::with_capacity(BLOCK_SIZE);
-        match (&mut decoder)
-            .take(BLOCK_SIZE as u64)
-            .read_to_end(&mut block)
-        {
-            Ok(0) => {
-                let _ = tx.send(Block::End(hasher.finish(), total));
-                return;
-            }
-            Ok(n) => {
-                hasher.update(&block);
-                total += n as u64;
-                if tx.send(Block::Data(block)).is_err() {
-                    return; // the parser stopped (it reports why)
+        let mut block = recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![0u8; BLOCK_SIZE]);
+        let mut filled = 0;
+        while filled < block.len() {
+            match decoder.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Block::Failed(e));
+                    return;
                 }
             }
-            Err(e) => {
-                let _ = tx.send(Block::Failed(e));
-                return;
-            }
+        }
+        if filled == 0 {
+            let _ = tx.send(Block::End(hasher.finish(), total));
+            return;
+        }
+        hasher.update(&block[..filled]);
+        total += filled as u64;
+        if tx.send(Block::Data(block, filled)).is_err() {
+            return; // the parser stopped (it reports why)
         }
     }
 }
@@ -200,16 +208,20 @@ fn decompress_blocks(
 /// The parser's side of `decompress_blocks`.
 struct BlockReader {
     rx: Receiver<Block>,
+    recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
+    len: usize,
     pos: usize,
     end: Option<(Digest, u64)>,
 }
 
 impl BlockReader {
-    fn new(rx: Receiver<Block>) -> BlockReader {
+    fn new(rx: Receiver<Block>, recycle: SyncSender<Vec<u8>>) -> BlockReader {
         BlockReader {
             rx,
+            recycle,
             cur: Vec::new(),
+            len: 0,
             pos: 0,
             end: None,
         }
@@ -218,13 +230,17 @@ impl BlockReader {
 
 impl Read for BlockReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
+        while self.pos == self.len {
             if self.end.is_some() {
                 return Ok(0);
             }
             match self.rx.recv() {
-                Ok(Block::Data(b)) => {
-                    self.cur = b;
+                Ok(Block::Data(b, len)) => {
+                    let spent = std::mem::replace(&mut self.cur, b);
+                    if !spent.is_empty() {
+                        let _ = self.recycle.try_send(spent);
+                    }
+                    self.len = len;
                     self.pos = 0;
                 }
                 Ok(Block::Failed(e)) => return Err(e),
@@ -237,7 +253,7 @@ impl Read for BlockReader {
                 }
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
+        let n = buf.len().min(self.len - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
