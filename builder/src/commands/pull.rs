@@ -22,9 +22,9 @@ pub struct PullArgs {
     pub quiet: bool,
 }
 
-/// Plain progress lines on stderr (one per blob: start, done with size and
-/// rate); nothing when quiet.
-pub fn printer(quiet: bool) -> impl Fn(Event) + Sync {
+/// Progress lines on stderr (one per blob: start, then done with size and
+/// rate), plain when stderr is not a terminal; nothing when quiet.
+pub fn printer(quiet: bool, verb: &'static str) -> impl Fn(Event) + Sync {
     let tty = std::io::stderr().is_terminal();
     move |e| {
         if quiet {
@@ -66,7 +66,7 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
         platform: Some(platform),
         insecure: args.insecure,
     };
-    let progress = printer(args.quiet);
+    let progress = printer(args.quiet, "downloading");
     let digest = registry::pull(&store, &args.reference, &opts, &progress)
         .with_context(|| format!("cannot pull {}", args.reference))?;
     if args.quiet {

@@ -42,7 +42,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<()> {
         chunk_size: args.chunk_size,
         mount_from: args.mount_from.clone(),
     };
-    let progress = super::pull::printer(args.quiet);
+    let progress = super::pull::printer(args.quiet, "uploading");
     let digest = registry::push(&store, &image, &dest, &opts, &progress)
         .with_context(|| format!("cannot push {} to {dest}", args.image))?;
     if args.quiet {
