@@ -191,6 +191,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         groups,
         stdio: [(!a.interactive).then(|| devnull.as_raw_fd()), None, None],
         controlling_tty: false,
+        tty: a.tty,
+        stdin: a.interactive,
     };
     let status = runner::exec::exec(&s, &req)?;
     Ok(status.code())

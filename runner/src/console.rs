@@ -16,6 +16,53 @@ pub struct Relay {
     thread: Option<JoinHandle<()>>,
 }
 
+struct Job {
+    master: OwnedFd,
+    pidfd: OwnedFd,
+    host_in: RawFd,
+    host_out: RawFd,
+    stdin: bool,
+}
+
+/// A relay thread started early, before the caller joins another pid
+/// namespace (after which it could not create threads), waiting for its work.
+pub struct PendingRelay {
+    tx: std::sync::mpsc::Sender<Job>,
+    thread: JoinHandle<()>,
+}
+
+impl PendingRelay {
+    /// Call with the forwarded signals already blocked (the thread inherits the mask).
+    pub fn spawn() -> PendingRelay {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::spawn(move || {
+            if let Ok(job) = rx.recv() {
+                run_job(job);
+            }
+        });
+        PendingRelay { tx, thread }
+    }
+}
+
+fn run_job(job: Job) {
+    // SAFETY: the caller keeps its stdio open while we relay.
+    let (i, o) = unsafe {
+        (
+            BorrowedFd::borrow_raw(job.host_in),
+            BorrowedFd::borrow_raw(job.host_out),
+        )
+    };
+    let _ = tty::relay(
+        job.master.as_fd(),
+        tty::RelayFds {
+            stdin: job.stdin.then_some(i),
+            stdout: o,
+            winsize_from: None,
+            exited: Some(job.pidfd.as_fd()),
+        },
+    );
+}
+
 fn err(e: impl std::fmt::Display) -> LaunchError {
     LaunchError::Tty(e.to_string())
 }
@@ -23,6 +70,17 @@ fn err(e: impl std::fmt::Display) -> LaunchError {
 impl Relay {
     /// `stdio`: the caller's (None = ours); `stdin`: relay input (-i).
     pub fn start(
+        sock: BorrowedFd<'_>,
+        pid: i32,
+        stdio: [Option<RawFd>; 3],
+        stdin: bool,
+    ) -> Result<Relay, LaunchError> {
+        Self::start_on(None, sock, pid, stdio, stdin)
+    }
+
+    /// As `start`, on a thread spawned earlier (`PendingRelay`) if given.
+    pub fn start_on(
+        pending: Option<PendingRelay>,
         sock: BorrowedFd<'_>,
         pid: i32,
         stdio: [Option<RawFd>; 3],
@@ -48,25 +106,21 @@ impl Relay {
         }
         // SAFETY: a fresh descriptor from the kernel.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-        let m = master.try_clone().map_err(err)?;
-        let thread = std::thread::spawn(move || {
-            // SAFETY: the caller keeps its stdio open while we relay.
-            let (i, o) = unsafe {
-                (
-                    BorrowedFd::borrow_raw(host_in),
-                    BorrowedFd::borrow_raw(host_out),
-                )
-            };
-            let _ = tty::relay(
-                m.as_fd(),
-                tty::RelayFds {
-                    stdin: stdin.then_some(i),
-                    stdout: o,
-                    winsize_from: None,
-                    exited: Some(pidfd.as_fd()),
-                },
-            );
-        });
+        let job = Job {
+            master: master.try_clone().map_err(err)?,
+            pidfd,
+            host_in,
+            host_out,
+            stdin,
+        };
+        let thread = match pending {
+            Some(p) => {
+                p.tx.send(job)
+                    .map_err(|_| err("the relay thread is gone"))?;
+                p.thread
+            }
+            None => std::thread::spawn(move || run_job(job)),
+        };
         Ok(Relay {
             master,
             host_in,

@@ -101,11 +101,12 @@ fn supervise(
     let mut s = state.into_inner();
     match result {
         Err(e) => {
+            // Clean up before answering: the caller may look right away.
+            let _ = engine::fsutil::remove_tree(dir);
             if let Some(r) = report.borrow_mut().take() {
                 let msg = format!("{} {e}", e.exit_code());
                 let _ = sys::write_all_fd(r.as_raw_fd(), msg.as_bytes());
             }
-            let _ = engine::fsutil::remove_tree(dir);
             e.exit_code()
         }
         Ok(o) => {

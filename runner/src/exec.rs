@@ -57,6 +57,10 @@ pub struct ExecRequest {
     pub groups: Vec<u32>,
     pub stdio: [Option<RawFd>; 3],
     pub controlling_tty: bool,
+    /// `-t`: a pty from the container's devpts, relayed to our stdio.
+    pub tty: bool,
+    /// `-i`: relay our stdin (with `tty`).
+    pub stdin: bool,
 }
 
 /// Run `req` inside the container of `st`, forwarding signals; returns how it ended.
@@ -79,6 +83,10 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         (open_ns("mnt")?, CloneFlags::CLONE_NEWNS),
     ];
     let cg = CgroupDriver::probe()?.open(&st.id);
+    // Signals first (threads inherit the mask), then the relay thread:
+    // after joining the pid namespace we could not create threads.
+    let signals = ForwardedSignals::block();
+    let pending = req.tty.then(crate::console::PendingRelay::spawn);
     nix::sched::setns(pidns.as_fd(), CloneFlags::CLONE_NEWPID)
         .map_err(|e| io("join the container's pid namespace")(e.into()))?;
 
@@ -111,7 +119,18 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     let (sync_rd, sync_wr) = sys::pipe().map_err(io("pipe"))?;
     let (rep_rd, rep_wr) = sys::pipe().map_err(io("pipe"))?;
 
-    let signals = ForwardedSignals::block();
+    let console = if req.tty {
+        let (p, c) = crate::tty::console_socketpair()
+            .map_err(|e| io("console socket")(std::io::Error::other(e.to_string())))?;
+        // SAFETY: fd 0 (or the caller's stdin) stays open for the call.
+        let ws = crate::tty::get_winsize(unsafe {
+            std::os::fd::BorrowedFd::borrow_raw(req.stdio[0].unwrap_or(0))
+        })
+        .ok();
+        Some((p, c, ws))
+    } else {
+        None
+    };
     // SAFETY: rrun is single-threaded here; the child only makes syscalls
     // on the data prepared above until it execs.
     let child = unsafe { libc::fork() };
@@ -141,7 +160,19 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
                 fail(125, format!("join the container's {kind:?} namespace: {e}"));
             }
         }
-        let _ = nix::unistd::setsid();
+        match &console {
+            Some((_, child_end, ws)) => {
+                let end = child_end
+                    .try_clone()
+                    .unwrap_or_else(|e| fail(125, format!("console: {e}")));
+                if let Err(e) = crate::tty::setup_console_in_container(end, ws.as_ref()) {
+                    fail(125, format!("set up the terminal: {e}"));
+                }
+            }
+            None => {
+                let _ = nix::unistd::setsid();
+            }
+        }
         let root = File::open("/").unwrap_or_else(|e| fail(125, format!("open /: {e}")));
         let rel = if cwd.as_bytes().is_empty() {
             c".".into()
@@ -166,7 +197,7 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
             fail(125, format!("close descriptors: {e}"));
         }
         for (target, fd) in req.stdio.iter().enumerate() {
-            if let Some(fd) = fd {
+            if let (Some(fd), false) = (fd, req.tty) {
                 // SAFETY: dup2 onto 0..2.
                 unsafe { libc::dup2(*fd, target as i32) };
             }
@@ -247,7 +278,32 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
             message: String::from_utf8_lossy(&buf[1..]).trim().to_string(),
         });
     }
-    let r = signals.wait(child, || {}).map_err(io("wait"))?;
+    let relay = match console {
+        Some((parent_end, child_end, _)) => {
+            drop(child_end);
+            Some(
+                crate::console::Relay::start_on(
+                    pending,
+                    parent_end.as_fd(),
+                    child,
+                    req.stdio,
+                    req.stdin,
+                )
+                .map_err(|e| io("terminal")(std::io::Error::other(e.to_string())))?,
+            )
+        }
+        None => None,
+    };
+    let r = signals
+        .wait(child, || {
+            if let Some(r) = &relay {
+                r.follow_window_size();
+            }
+        })
+        .map_err(io("wait"))?;
+    if let Some(r) = relay {
+        r.finish();
+    }
     Ok(match r {
         WaitResult::Exited(c) => ExitStatus::Exited(c),
         WaitResult::Signaled(s) => ExitStatus::Signaled(s),

@@ -84,3 +84,46 @@ impl Drop for KillOnDrop {
             .output();
     }
 }
+
+#[test]
+fn exec_it_into_a_running_container() {
+    let o = rrun(&["run", "-d", "--name", "it-exec", "busybox", "sleep", "300"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let session = format!("rrun-exec-{}", std::process::id());
+    let cmd = format!(
+        "{RRUN} --root {} exec -it it-exec sh; echo EXIT=$?; sleep 60",
+        store_root().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "90",
+        "-y",
+        "25",
+        &cmd,
+    ]);
+    let _kill = KillOnDrop(session.clone());
+    wait_screen(&session, "/ #");
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "tty; stty size; cat /proc/1/cmdline; echo; echo $((6*7))",
+        "Enter",
+    ]);
+    let screen = wait_screen(&session, "42");
+    assert!(
+        screen.contains("/dev/pts/0") && screen.contains("25 90"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("sleep300"),
+        "not in the container's pid namespace:\n{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "exit 4", "Enter"]);
+    wait_screen(&session, "EXIT=4");
+    assert_eq!(code(&rrun(&["rm", "-f", "it-exec"])), 0);
+}
