@@ -64,9 +64,15 @@ pub fn image_relative(path: &str) -> Result<PathBuf, CopyError> {
 /// Create `rel`'s parent directories inside `layer`, never through a symlink.
 /// New directories take the metadata the image already has for them
 /// (`existing`), so an overlay upper copy does not change /usr's mode.
-pub fn make_parents(layer: &Path, rel: &Path, existing: &dyn Fn(&Path) -> Option<fs::Metadata>) -> Result<(), CopyError> {
+pub fn make_parents(
+    layer: &Path,
+    rel: &Path,
+    existing: &dyn Fn(&Path) -> Option<fs::Metadata>,
+) -> Result<(), CopyError> {
     let mut cur = PathBuf::new();
-    let Some(parent) = rel.parent() else { return Ok(()) };
+    let Some(parent) = rel.parent() else {
+        return Ok(());
+    };
     for c in parent.components() {
         cur.push(c);
         let full = layer.join(&cur);
@@ -77,10 +83,12 @@ pub fn make_parents(layer: &Path, rel: &Path, existing: &dyn Fn(&Path) -> Option
                 fs::create_dir(&full).map_err(io_err(&full))?;
                 match existing(&cur) {
                     Some(m) if m.is_dir() => {
-                        fs::set_permissions(&full, fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(io_err(&full))?;
+                        fs::set_permissions(&full, fs::Permissions::from_mode(m.mode() & 0o7777))
+                            .map_err(io_err(&full))?;
                         lchown(&full, Some(m.uid()), Some(m.gid())).map_err(io_err(&full))?;
                     }
-                    _ => fs::set_permissions(&full, fs::Permissions::from_mode(0o755)).map_err(io_err(&full))?,
+                    _ => fs::set_permissions(&full, fs::Permissions::from_mode(0o755))
+                        .map_err(io_err(&full))?,
                 }
             }
             Err(e) => return Err(io_err(&full)(e)),
@@ -157,8 +165,14 @@ pub fn copy_tree(
 ) -> Result<(), CopyError> {
     make_parents(layer, &dest_rel.join("x"), existing)?;
     for f in files {
-        let Ok(sub) = f.strip_prefix(src_rel) else { continue };
-        let dst_rel = if sub.as_os_str().is_empty() { dest_rel.to_path_buf() } else { dest_rel.join(sub) };
+        let Ok(sub) = f.strip_prefix(src_rel) else {
+            continue;
+        };
+        let dst_rel = if sub.as_os_str().is_empty() {
+            dest_rel.to_path_buf()
+        } else {
+            dest_rel.join(sub)
+        };
         if dst_rel.as_os_str().is_empty() {
             continue; // the root of the image itself: nothing to create
         }
@@ -169,7 +183,13 @@ pub fn copy_tree(
 }
 
 /// Write a file with the given content (COPY <<EOF heredocs).
-pub fn write_file(layer: &Path, dest_rel: &Path, content: &[u8], own: Ownership, existing: &dyn Fn(&Path) -> Option<fs::Metadata>) -> Result<(), CopyError> {
+pub fn write_file(
+    layer: &Path,
+    dest_rel: &Path,
+    content: &[u8],
+    own: Ownership,
+    existing: &dyn Fn(&Path) -> Option<fs::Metadata>,
+) -> Result<(), CopyError> {
     make_parents(layer, dest_rel, existing)?;
     let dst = layer.join(dest_rel);
     if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_file()) {
@@ -177,7 +197,8 @@ pub fn write_file(layer: &Path, dest_rel: &Path, content: &[u8], own: Ownership,
     }
     fs::write(&dst, content).map_err(io_err(&dst))?;
     lchown(&dst, Some(own.uid), Some(own.gid)).map_err(io_err(&dst))?;
-    fs::set_permissions(&dst, fs::Permissions::from_mode(own.mode.unwrap_or(0o644))).map_err(io_err(&dst))
+    fs::set_permissions(&dst, fs::Permissions::from_mode(own.mode.unwrap_or(0o644)))
+        .map_err(io_err(&dst))
 }
 
 #[cfg(test)]
@@ -186,7 +207,10 @@ mod tests {
 
     #[test]
     fn destinations_cannot_climb_out() {
-        assert_eq!(image_relative("/app/../etc/x").unwrap(), PathBuf::from("etc/x"));
+        assert_eq!(
+            image_relative("/app/../etc/x").unwrap(),
+            PathBuf::from("etc/x")
+        );
         assert!(image_relative("/../../x").is_err());
     }
 
@@ -203,15 +227,32 @@ mod tests {
             PathBuf::from("d/sub"),
             PathBuf::from("d/sub/f"),
         ];
-        let own = Ownership { uid: 1000, gid: 1000, mode: Some(0o600) };
-        copy_tree(src.path(), &files, Path::new("d"), layer.path(), Path::new("app"), own, &|_| None).unwrap();
+        let own = Ownership {
+            uid: 1000,
+            gid: 1000,
+            mode: Some(0o600),
+        };
+        copy_tree(
+            src.path(),
+            &files,
+            Path::new("d"),
+            layer.path(),
+            Path::new("app"),
+            own,
+            &|_| None,
+        )
+        .unwrap();
         let f = layer.path().join("app/sub/f");
         assert_eq!(fs::read_to_string(&f).unwrap(), "hello");
         let m = fs::metadata(&f).unwrap();
         assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o600));
-        assert_eq!(fs::read_link(layer.path().join("app/link")).unwrap(), PathBuf::from("sub/f"));
+        assert_eq!(
+            fs::read_link(layer.path().join("app/link")).unwrap(),
+            PathBuf::from("sub/f")
+        );
         // A later write through the copied symlink is refused.
-        let err = write_file(layer.path(), Path::new("app/link/x"), b"", own, &|_| None).unwrap_err();
+        let err =
+            write_file(layer.path(), Path::new("app/link/x"), b"", own, &|_| None).unwrap_err();
         assert!(matches!(err, CopyError::ThroughSymlink(_)), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
-pub mod parse;
 pub mod exec;
+pub mod parse;
 pub mod progress;

@@ -22,7 +22,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(mode: ProgressMode) -> Progress {
-        Progress { mode, out: Mutex::new(()) }
+        Progress {
+            mode,
+            out: Mutex::new(()),
+        }
     }
 
     fn line(&self, s: &str) {

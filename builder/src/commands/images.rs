@@ -137,7 +137,11 @@ pub fn fsck(root: &Path) -> anyhow::Result<()> {
         report.blobs_checked,
         report.images_checked,
         report.layers_checked,
-        if report.is_consistent() { "consistent".to_string() } else { format!("{} problems", report.problems.len()) }
+        if report.is_consistent() {
+            "consistent".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
     );
     if !report.is_consistent() {
         bail!("the store at {} is not consistent", root.display());

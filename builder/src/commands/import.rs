@@ -45,11 +45,15 @@ pub fn run(root: &Path, args: ImportArgs) -> anyhow::Result<()> {
 
 /// The few instructions `docker import --change` accepts.
 fn apply_change(config: &mut RunConfig, change: &str) -> anyhow::Result<()> {
-    let (word, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change.trim(), ""));
+    let (word, rest) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
     let rest = rest.trim();
     let exec_or_shell = |s: &str| -> anyhow::Result<Vec<String>> {
         if s.starts_with('[') {
-            serde_json::from_str(s).with_context(|| format!("--change {change:?}: invalid JSON array"))
+            serde_json::from_str(s)
+                .with_context(|| format!("--change {change:?}: invalid JSON array"))
         } else {
             Ok(vec!["/bin/sh".into(), "-c".into(), s.into()])
         }
