@@ -267,8 +267,11 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
     let result = std::thread::scope(|s| {
         // The blob's digest and its copy into the store run beside the unpack.
         let blob = s.spawn(|| -> Result<(Digest, u64), LayerError> {
+            // One thread is enough (blake3 does several GB/s with SIMD) and
+            // runs beside the unpack; rayon's idle spinning would cost the
+            // unpack more than it saves here.
             let mut h = blake3::Hasher::new();
-            h.update_rayon(&map);
+            h.update(&map);
             let digest = Digest::from_blake3(h.finalize());
             if !store.has_blob(&digest) {
                 let tmp = store.tmp_dir().join(fsutil::unique_name("import"));
