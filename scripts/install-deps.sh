@@ -7,8 +7,10 @@
 #                   the throw-away cgroup-v2 VM (../shared/tools/run-in-vm.sh)
 #   crun runc       peer OCI runtimes behind `rrun run --runtime`
 #   iproute2        `ip` to inspect network namespaces in tests
+#   docker-registry skopeo umoci apache2-utils
+#                   OCI interop tests: a loopback registry, peer image tools, htpasswd
 set -euo pipefail
-pkgs=(busybox-static zstd tmux qemu-system-x86 linux-image-amd64 xz-utils crun runc iproute2 pkg-config)
+pkgs=(busybox-static zstd tmux qemu-system-x86 linux-image-amd64 xz-utils crun runc iproute2 pkg-config docker-registry skopeo umoci apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

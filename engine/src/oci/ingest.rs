@@ -153,7 +153,9 @@ pub fn ingest_layer(
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file)).with_sha256();
         io::copy(&mut reader, &mut w).map_err(|e| {
-            OciError::Format(format!("layer {label}: download or read failed: {e}"))
+            OciError::Format(format!(
+                "layer {label}: download or read failed: {e} (the source broke off; nothing of this layer was kept: try again)"
+            ))
         })?;
         let size = w.written();
         let (buf, blake3, sha) = w.finish();

@@ -243,6 +243,25 @@ pub fn pull(
     Ok(manifest)
 }
 
+/// The hook for `rrun run REF` (as `docker run` pulls): the image from the
+/// store if it is there, else pulled from its registry, tagged, and returned.
+/// Layers are unpacked by the pull, so the container starts at once.
+pub fn find_or_pull(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+    progress: Progress<'_>,
+) -> Result<Image> {
+    match store.find_image(reference) {
+        Ok(image) => Ok(image),
+        Err(crate::store::StoreError::ImageNotFound { .. }) => {
+            let digest = pull(store, reference, opts, progress)?;
+            Ok(store.image_by_digest(&digest)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Push a stored image to `reference`. Blobs the registry has are skipped
 /// (HEAD); with `mount_from`, a cross-repository mount is tried first.
 /// Returns the sha256 manifest digest as the registry knows it.

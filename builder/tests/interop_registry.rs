@@ -1,0 +1,312 @@
+//! Registries on loopback: Debian's docker-registry (plain and with
+//! htpasswd basic auth), skopeo against what we push, and a tiny registry of
+//! the test's own for the Bearer token flow and for faults.
+
+mod interop_common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use interop_common::*;
+
+#[test]
+fn push_pull_run_through_docker_registry() {
+    let reg = Registry::start(None);
+    let src = busybox_store();
+    let remote = format!("{}/team/bb:v1", reg.host());
+    let out = rbuild(src.path(), &["push", "busybox", &remote]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress.contains("uploading") && progress.contains("/s)"),
+        "no progress lines: {progress}"
+    );
+    // Again: every blob is already there (HEAD), nothing is uploaded.
+    let again = rbuild(src.path(), &["push", "busybox", &remote]);
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success()
+            && again_err.contains("already exists")
+            && !again_err.contains("uploading"),
+        "{again_err}"
+    );
+    // Cross-repository mount into another repository of the same registry.
+    let mounted = rbuild(
+        src.path(),
+        &[
+            "push",
+            "busybox",
+            &format!("{}/other/bb:m", reg.host()),
+            "--mount-from",
+            "team/bb",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&mounted.stderr).contains("mounted from team/bb"),
+        "{}",
+        String::from_utf8_lossy(&mounted.stderr)
+    );
+    // Chunked upload, gzip layers, to a third repository.
+    let chunked = format!("{}/chunked/bb:gz", reg.host());
+    rbuild_ok(
+        src.path(),
+        &[
+            "push",
+            "busybox",
+            &chunked,
+            "--chunk-size",
+            "65536",
+            "--compression",
+            "gzip",
+            "-q",
+        ],
+    );
+
+    let dst = empty_store();
+    let out = rbuild_ok(dst.path(), &["pull", &remote]);
+    assert!(out.contains("Pulled"), "{out}");
+    assert_eq!(
+        resolve(dst.path(), &remote),
+        resolve(src.path(), "busybox"),
+        "the pulled image is not the pushed one"
+    );
+    assert_eq!(
+        rrun_ok(dst.path(), &remote, &["echo", "pulled"]).trim(),
+        "pulled"
+    );
+    rbuild_ok(dst.path(), &["pull", "-q", &chunked]);
+    assert_eq!(
+        diff_ids(dst.path(), &chunked),
+        diff_ids(src.path(), "busybox")
+    );
+    assert_eq!(rrun_ok(dst.path(), &chunked, &["echo", "gz"]).trim(), "gz");
+    // Pull of what is already here downloads no layer (only the small config).
+    let again = rbuild(dst.path(), &["pull", &remote]);
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{again_err}");
+    assert_eq!(
+        again_err.matches("downloading").count(),
+        1,
+        "layers downloaded again: {again_err}"
+    );
+}
+
+#[test]
+fn skopeo_reads_what_we_push_and_we_read_what_it_pushes() {
+    require_tool("skopeo");
+    let reg = Registry::start(None);
+    let src = busybox_store();
+    let work = tempfile::tempdir().unwrap();
+    // gzip: skopeo 1.9 converts to docker formats, which have no zstd.
+    let remote = format!("{}/ours/bb:1", reg.host());
+    rbuild_ok(
+        src.path(),
+        &["push", "busybox", &remote, "--compression", "gzip", "-q"],
+    );
+    let oci = work.path().join("skopeo-oci");
+    run_tool(
+        Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{remote}"))
+            .arg(format!("oci:{}:s", oci.display())),
+    );
+    let dst = empty_store();
+    rbuild_ok(
+        dst.path(),
+        &[
+            "load",
+            "-i",
+            &format!("oci:{}:s", oci.display()),
+            "-t",
+            "via-skopeo:1",
+        ],
+    );
+    assert_eq!(
+        diff_ids(dst.path(), "via-skopeo:1"),
+        diff_ids(src.path(), "busybox")
+    );
+    // And back: skopeo pushes our layout (zstd) to the registry, we pull it.
+    let layout = work.path().join("layout");
+    rbuild_ok(
+        src.path(),
+        &[
+            "save",
+            "busybox",
+            "-o",
+            &format!("oci:{}:z", layout.display()),
+        ],
+    );
+    let theirs = format!("{}/theirs/bb:z", reg.host());
+    run_tool(
+        Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:z", layout.display()))
+            .arg(format!("docker://{theirs}")),
+    );
+    rbuild_ok(dst.path(), &["pull", "-q", &theirs]);
+    assert_eq!(
+        diff_ids(dst.path(), &theirs),
+        diff_ids(src.path(), "busybox")
+    );
+    assert_eq!(
+        rrun_ok(dst.path(), &theirs, &["echo", "back"]).trim(),
+        "back"
+    );
+    // A docker v2 schema 2 manifest (skopeo --format v2s2) pulls too.
+    let v2 = format!("{}/docker/bb:v2s2", reg.host());
+    run_tool(
+        Command::new("skopeo")
+            .args([
+                "copy",
+                "--format",
+                "v2s2",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{remote}"))
+            .arg(format!("docker://{v2}")),
+    );
+    rbuild_ok(dst.path(), &["pull", "-q", &v2]);
+    assert_eq!(diff_ids(dst.path(), &v2), diff_ids(src.path(), "busybox"));
+}
+
+#[test]
+fn basic_auth_with_htpasswd_and_login() {
+    let htpasswd = require_tool("htpasswd");
+    let line = run_tool(Command::new(htpasswd).args(["-Bbn", "alice", "s3cret"]));
+    let reg = Registry::start(Some(line.trim()));
+    let src = busybox_store();
+    let remote = format!("{}/private/bb:1", reg.host());
+    let err = rbuild_err(src.path(), &["push", "busybox", &remote]);
+    assert!(err.contains("rbuild login"), "no hint to log in: {err}");
+    let err = rbuild_err(
+        src.path(),
+        &["login", &reg.host(), "-u", "alice", "-p", "wrong"],
+    );
+    assert!(
+        err.contains("wrong username or password") || err.contains("not authorised"),
+        "{err}"
+    );
+    assert!(!src.path().join("auth.json").exists());
+    rbuild_ok(
+        src.path(),
+        &["login", &reg.host(), "-u", "alice", "-p", "s3cret"],
+    );
+    let mode = fs::metadata(src.path().join("auth.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "auth.json is readable by others");
+    rbuild_ok(src.path(), &["push", "-q", "busybox", &remote]);
+    // The same credentials in another store: pull.
+    let dst = empty_store();
+    rbuild_err(dst.path(), &["pull", &remote]);
+    fs::copy(src.path().join("auth.json"), dst.path().join("auth.json")).unwrap();
+    rbuild_ok(dst.path(), &["pull", "-q", &remote]);
+    assert_eq!(resolve(dst.path(), &remote), resolve(src.path(), "busybox"));
+    rbuild_ok(dst.path(), &["logout", &reg.host()]);
+    let dst2 = empty_store();
+    fs::copy(dst.path().join("auth.json"), dst2.path().join("auth.json")).unwrap();
+    rbuild_err(dst2.path(), &["pull", &remote]);
+}
+
+/// The tiny registry serves a layout saved by us (gzip layers, as Hub has them).
+fn tiny_layout(work: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let src = busybox_store();
+    let layout = work.join("tiny-layout");
+    rbuild_ok(
+        src.path(),
+        &[
+            "save",
+            "busybox",
+            "--compression",
+            "gzip",
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    (src, layout)
+}
+
+#[test]
+fn bearer_token_flow() {
+    let work = tempfile::tempdir().unwrap();
+    let (src, layout) = tiny_layout(work.path());
+    let tiny = TinyRegistry::start(TinyConfig {
+        layout,
+        bearer: Some(("bob".into(), "pw".into())),
+        fault: Fault::None,
+    });
+    let remote = format!("{}/tiny/app:latest", tiny.host());
+    // Without credentials the token server refuses.
+    let dst = empty_store();
+    let err = rbuild_err(dst.path(), &["pull", &remote]);
+    assert!(err.contains("token server refused"), "{err}");
+    rbuild_ok(
+        dst.path(),
+        &["login", &tiny.host(), "-u", "bob", "-p", "pw"],
+    );
+    let before = tiny
+        .token_requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    rbuild_ok(dst.path(), &["pull", "-q", &remote]);
+    assert!(
+        tiny.token_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > before,
+        "no token was fetched"
+    );
+    assert_eq!(
+        diff_ids(dst.path(), &remote),
+        diff_ids(src.path(), "busybox")
+    );
+    assert_eq!(
+        rrun_ok(dst.path(), &remote, &["echo", "token"]).trim(),
+        "token"
+    );
+}
+
+#[test]
+fn a_registry_that_goes_away_mid_pull_leaves_no_image() {
+    let work = tempfile::tempdir().unwrap();
+    let (_src, layout) = tiny_layout(work.path());
+    let tiny = TinyRegistry::start(TinyConfig {
+        layout,
+        bearer: None,
+        fault: Fault::Truncate,
+    });
+    let dst = empty_store();
+    let err = rbuild_err(dst.path(), &["pull", &format!("{}/tiny/app", tiny.host())]);
+    assert!(
+        err.contains("download or read failed") || err.contains("bytes, but the descriptor says"),
+        "unclear error: {err}"
+    );
+    eprintln!("mid-pull failure reads: {err}");
+    assert_store_empty(dst.path());
+    assert_eq!(
+        fs::read_dir(dst.path().join("tmp")).unwrap().count(),
+        0,
+        "temp files left behind"
+    );
+}
+
+#[test]
+fn a_blob_with_a_wrong_digest_is_refused_and_nothing_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let (_src, layout) = tiny_layout(work.path());
+    let tiny = TinyRegistry::start(TinyConfig {
+        layout,
+        bearer: None,
+        fault: Fault::Corrupt,
+    });
+    let dst = empty_store();
+    let err = rbuild_err(dst.path(), &["pull", &format!("{}/tiny/app", tiny.host())]);
+    assert!(err.contains("hashes to"), "unclear error: {err}");
+    assert_store_empty(dst.path());
+}
