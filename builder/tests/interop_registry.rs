@@ -310,3 +310,69 @@ fn a_blob_with_a_wrong_digest_is_refused_and_nothing_stored() {
     assert!(err.contains("hashes to"), "unclear error: {err}");
     assert_store_empty(dst.path());
 }
+
+/// An image index (as Hub serves multi-arch images): linux/amd64 by default,
+/// `--platform` picks another, an absent platform is named in the error.
+#[test]
+fn image_index_platform_selection() {
+    let work = tempfile::tempdir().unwrap();
+    let (src, layout) = tiny_layout(work.path());
+    let index_path = layout.join("index.json");
+    let top: serde_json::Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let amd64 = top["manifests"][0].clone();
+    let missing = "sha256:".to_string() + &"ab".repeat(32);
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": missing, "size": 500,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": amd64["mediaType"], "digest": amd64["digest"], "size": amd64["size"],
+             "platform": {"architecture": "amd64", "os": "linux"}}
+        ]
+    })).unwrap();
+    let nd = engine::Digest::sha256_of(&nested);
+    fs::write(layout.join("blobs/sha256").join(nd.hex()), &nested).unwrap();
+    fs::write(&index_path, serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": nd.to_string(), "size": nested.len()}]
+    })).unwrap()).unwrap();
+    let tiny = TinyRegistry::start(TinyConfig {
+        layout: layout.clone(),
+        bearer: None,
+        fault: Fault::None,
+    });
+    let remote = format!("{}/tiny/multi:latest", tiny.host());
+    let dst = empty_store();
+    rbuild_ok(dst.path(), &["pull", "-q", &remote]);
+    assert_eq!(
+        diff_ids(dst.path(), &remote),
+        diff_ids(src.path(), "busybox")
+    );
+    let err = rbuild_err(dst.path(), &["pull", "--platform", "linux/arm64", &remote]);
+    assert!(
+        err.contains(&missing[7..]) && err.contains("404"),
+        "the arm64 manifest was not the one asked for: {err}"
+    );
+    let err = rbuild_err(dst.path(), &["pull", "--platform", "linux/s390x", &remote]);
+    assert!(
+        err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
+        "error does not list the platforms: {err}"
+    );
+    // The same index in a layout directory loads the amd64 image too.
+    let dst2 = empty_store();
+    rbuild_ok(
+        dst2.path(),
+        &[
+            "load",
+            "-i",
+            &format!("oci:{}", layout.display()),
+            "-t",
+            "multi:1",
+        ],
+    );
+    assert_eq!(
+        diff_ids(dst2.path(), "multi:1"),
+        diff_ids(src.path(), "busybox")
+    );
+}

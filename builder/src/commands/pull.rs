@@ -31,11 +31,9 @@ pub fn printer(quiet: bool, verb: &'static str) -> impl Fn(Event) + Sync {
             return;
         }
         let line = match e {
-            Event::Start { digest, size } => format!(
-                "{}: downloading/uploading {}",
-                digest.short(),
-                super::human_size(size)
-            ),
+            Event::Start { digest, size } => {
+                format!("{}: {verb} {}", digest.short(), super::human_size(size))
+            }
             Event::Done { digest, size, took } => {
                 let rate = size as f64 / took.as_secs_f64().max(1e-6);
                 format!(

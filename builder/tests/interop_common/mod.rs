@@ -421,11 +421,30 @@ fn serve_one(
                 serde_json::from_slice(&fs::read(cfg.layout.join("index.json"))?).unwrap();
             let m = &index["manifests"][0];
             let digest = m["digest"].as_str().unwrap().to_string();
-            if reference != "latest" && reference != digest {
-                return respond(&mut conn, "404 Not Found", &[], b"{}");
-            }
-            let body = fs::read(cfg.layout.join("blobs/sha256").join(&digest[7..]))?;
-            let mt = m["mediaType"].as_str().unwrap().to_string();
+            // By tag: the layout's first entry; by digest: any blob of it.
+            let digest = if reference == "latest" {
+                digest
+            } else {
+                reference.to_string()
+            };
+            let Ok(body) = fs::read(
+                cfg.layout
+                    .join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:")),
+            ) else {
+                return respond(
+                    &mut conn,
+                    "404 Not Found",
+                    &[],
+                    b"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}",
+                );
+            };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let mt = v["mediaType"]
+                .as_str()
+                .or(m["mediaType"].as_str())
+                .unwrap()
+                .to_string();
             return respond(
                 &mut conn,
                 "200 OK",

@@ -117,7 +117,7 @@ mod tests {
         );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let r = RemoteRef::parse(&format!("127.0.0.1:5000/app@{d}")).unwrap();
-        assert_eq!((r.tag, r.reference()), (None, d.to_string()));
+        assert_eq!((r.tag.clone(), r.reference()), (None, d.to_string()));
         assert!(RemoteRef::parse("UPPER/case").is_err());
         assert_eq!(scheme_for("127.0.0.1:5000", false), "http");
         assert_eq!(scheme_for("registry.example.com", false), "https");
