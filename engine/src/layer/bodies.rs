@@ -4,8 +4,8 @@
 //! order and every later entry sees them), then hands the open fd and the
 //! body bytes to a few writer threads that write them and set the file's
 //! metadata. Small files go in batches, so a thread wakes once per batch,
-//! not once per file. Memory and open fds in flight are bounded: the parser
-//! waits when either limit is reached.
+//! not once per file. Memory and open fds in flight are bounded: when either
+//! limit is reached the parser writes the batch itself rather than wait.
 //!
 //! The writers are plain threads blocking on a channel, not a rayon pool:
 //! rayon's idle workers spin (sched_yield) before sleeping, and on a
@@ -143,23 +143,22 @@ impl Bodies {
         Arc::new(Bodies::default())
     }
 
-    /// Wait for room for `bytes` more; fails fast with a task's error.
-    fn reserve(&self, bytes: usize, files: usize) -> Result<(), LayerError> {
+    /// Take room for `bytes` more if there is some: `Ok(false)` when the
+    /// limits are reached (the caller then does the work itself instead of
+    /// sleeping, which on a busy machine costs a time slice per wait).
+    /// Fails fast with a task's error.
+    fn try_reserve(&self, bytes: usize, files: usize) -> Result<bool, LayerError> {
         let mut s = self.state.lock().expect("unpack state lock");
-        loop {
-            if let Some(e) = s.error.take() {
-                return Err(e);
-            }
-            let room = s.tasks == 0
-                || (s.bytes + bytes <= MAX_BYTES_IN_FLIGHT
-                    && s.tasks + files <= MAX_TASKS_IN_FLIGHT);
-            if room {
-                s.bytes += bytes;
-                s.tasks += files;
-                return Ok(());
-            }
-            s = self.changed.wait(s).expect("unpack state lock");
+        if let Some(e) = s.error.take() {
+            return Err(e);
         }
+        let room = s.tasks == 0
+            || (s.bytes + bytes <= MAX_BYTES_IN_FLIGHT && s.tasks + files <= MAX_TASKS_IN_FLIGHT);
+        if room {
+            s.bytes += bytes;
+            s.tasks += files;
+        }
+        Ok(room)
     }
 
     fn release(&self, bytes: usize, files: usize, result: Result<(), LayerError>) {
@@ -179,19 +178,12 @@ impl Bodies {
     ) -> Result<(), LayerError> {
         let n: usize = batch.iter().map(|(_, b)| b.len()).sum();
         let files = batch.len();
-        self.reserve(n, files)?;
+        if !self.try_reserve(n, files)? {
+            return write_batch_now(batch);
+        }
         let me = Arc::clone(self);
         spawn(move || {
-            let mut r = Ok(());
-            for (f, body) in batch {
-                if r.is_ok() {
-                    let mut file = &f.file;
-                    r = file
-                        .write_all(&body)
-                        .map_err(|e| f.write_err(e))
-                        .and_then(|()| f.finish());
-                }
-            }
+            let r = write_batch_now(batch);
             me.release(n, files, r);
         });
         Ok(())
@@ -212,19 +204,14 @@ impl Bodies {
         chunk: Vec<u8>,
     ) -> Result<(), LayerError> {
         let n = chunk.len();
-        self.reserve(n, 1)?;
+        if !self.try_reserve(n, 1)? {
+            return write_chunk_now(f, offset, &chunk);
+        }
         let me = Arc::clone(self);
         let f = Arc::clone(f);
         spawn(move || {
-            let mut r = f
-                .pending
-                .file
-                .write_all_at(&chunk, offset)
-                .map_err(|e| f.pending.write_err(e));
+            let r = write_chunk_now(&f, offset, &chunk);
             drop(chunk);
-            if f.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 && r.is_ok() {
-                r = f.pending.finish();
-            }
             me.release(n, 1, r);
         });
         Ok(())
@@ -256,4 +243,24 @@ impl Bodies {
             None => Ok(()),
         }
     }
+}
+
+fn write_batch_now(batch: Vec<(PendingFile, Vec<u8>)>) -> Result<(), LayerError> {
+    for (f, body) in batch {
+        let mut file = &f.file;
+        file.write_all(&body).map_err(|e| f.write_err(e))?;
+        f.finish()?;
+    }
+    Ok(())
+}
+
+fn write_chunk_now(f: &ChunkedFile, offset: u64, chunk: &[u8]) -> Result<(), LayerError> {
+    f.pending
+        .file
+        .write_all_at(chunk, offset)
+        .map_err(|e| f.pending.write_err(e))?;
+    if f.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+        f.pending.finish()?;
+    }
+    Ok(())
 }
