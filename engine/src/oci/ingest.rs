@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use super::digests::{self, Sha256Reader};
 use super::{io_err, json, OciError, Result};
@@ -152,7 +153,46 @@ pub fn ingest_layer(
     let result = (|| {
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file)).with_sha256();
-        io::copy(&mut reader, &mut w).map_err(|e| {
+        // The unpacker runs beside the download, fed by a bounded channel:
+        // the layer is ready when its last byte arrives. What it unpacked
+        // stays in `staged` until the blob's digest is checked.
+        let (tx, rx) = sync_channel::<Vec<u8>>(32);
+        let (downloaded, unpacked) = std::thread::scope(|s| {
+            let staged = &staged;
+            let unpacker = s.spawn(move || {
+                let input = BufReader::with_capacity(
+                    1 << 20,
+                    ChannelReader {
+                        rx,
+                        chunk: Vec::new(),
+                        pos: 0,
+                    },
+                );
+                unpack_checked(input, staged, diff_id, label)
+            });
+            let downloaded = (|| -> io::Result<()> {
+                let mut buf = vec![0u8; 256 << 10];
+                let mut feeding = true;
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    w.write_all(&buf[..n])?;
+                    // If the unpacker gave up, its error is reported after
+                    // the blob's digest, which needs the whole blob.
+                    feeding = feeding && tx.send(buf[..n].to_vec()).is_ok();
+                }
+            })();
+            drop(tx);
+            (
+                downloaded,
+                unpacker.join().expect("the unpack thread panicked"),
+            )
+        });
+        downloaded.map_err(|e| {
             OciError::Format(format!(
                 "layer {label}: download or read failed: {e} (the source broke off; nothing of this layer was kept: try again)"
             ))
@@ -180,7 +220,7 @@ pub fn ingest_layer(
             }
         }
         file.sync_all().map_err(io_err("fsync", &tmp))?;
-        let (layer_b3, compression) = unpack_checked(&tmp, &staged, diff_id, label)?;
+        let (layer_b3, compression) = unpacked?;
         store.commit_blob_file(&tmp, &blake3)?;
         digests::record_blob(store, &blake3, &sha)?;
         if store.has_layer(&layer_b3) {
@@ -205,19 +245,45 @@ pub fn ingest_layer(
     result
 }
 
-/// Unpack `blob` into `staged/fs`, checking the uncompressed stream against
+/// The unpacker's end of the download: chunks from a channel; EOF when
+/// the sender is gone.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Unpack a blob stream into `staged/fs`, checking the uncompressed stream against
 /// `diff_id` (sha256 from outside). Returns the blake3 diff id.
 fn unpack_checked(
-    blob: &Path,
+    mut input: impl BufRead,
     staged: &Path,
     diff_id: &Digest,
     label: &str,
 ) -> Result<(Digest, Compression)> {
     let fs_dir = staged.join("fs");
     fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
-    let f = File::open(blob).map_err(io_err("open", blob))?;
-    let mut input = BufReader::with_capacity(1 << 20, f);
-    let head = input.fill_buf().map_err(io_err("read", blob))?;
+    let head = input
+        .fill_buf()
+        .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
     let compression =
         Compression::detect(head).map_err(|m| OciError::Format(format!("layer {label}: {m}")))?;
     let dec = compression

@@ -1,8 +1,8 @@
 //! The OCI distribution spec, client side: pull, push, login.
 //!
 //! Pull verifies every manifest, config and layer against its digest before
-//! anything is committed, unpacks layers as they are stored (one thread per
-//! layer), and tags the image only once all of it is in place: a registry
+//! anything is committed, unpacks each layer while it streams in (one
+//! thread per layer), and tags the image only once all of it is in place: a registry
 //! that goes away mid-pull leaves no image, only blobs `gc` collects.
 
 pub mod auth;
