@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
@@ -27,7 +27,52 @@ fn retry<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<()> {
 /// Open `path` (relative, several components) beneath `dir` as a directory,
 /// refusing symlinks anywhere on the way and any escape from `dir`:
 /// ELOOP for a symlink, EXDEV for an escape, ENOTDIR for a non-directory.
+///
+/// `path` comes from `EntryPath` (no `..`, `.` or empty components). Where
+/// openat2 is missing (kernels before 5.6, or a seccomp filter refusing it)
+/// the same holds by walking one O_NOFOLLOW component at a time.
 pub fn open_dir_beneath(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        match openat2_beneath(dir, path) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    walk_beneath(dir, path)
+}
+
+/// The component walk behind [`open_dir_beneath`] (also what its tests use
+/// to check the two agree).
+pub fn walk_beneath(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
+    let mut cur: Option<OwnedFd> = None;
+    for comp in path
+        .to_bytes()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+    {
+        if comp == b"." || comp == b".." {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        let name = std::ffi::CString::new(comp).expect("split of a CStr has no NUL");
+        let base = cur.as_ref().map_or(dir, |f| f.as_fd());
+        cur = Some(openat(
+            base,
+            &name,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?);
+    }
+    match cur {
+        Some(fd) => Ok(fd),
+        None => openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0),
+    }
+}
+
+fn openat2_beneath(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain integers; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
@@ -236,4 +281,45 @@ pub fn makedev(major: u32, minor: u32) -> libc::dev_t {
 pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
     // SAFETY: plain syscall on an fd we hold.
     retry(|| unsafe { libc::syncfs(f.as_raw_fd()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback walk refuses what openat2 refuses.
+    #[test]
+    fn walk_refuses_symlinks_and_dotdot_like_openat2() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("a/up")).unwrap();
+        let root = std::fs::File::open(dir.path()).unwrap();
+        let root = root.as_fd();
+        for (path, errno) in [
+            (c"a/up", Some(libc::ELOOP)),
+            (c"a/up/etc", Some(libc::ELOOP)),
+            (c"a/../..", Some(libc::EXDEV)),
+            (c"a/b", None),
+        ] {
+            let walk = walk_beneath(root, path)
+                .map(drop)
+                .map_err(|e| e.raw_os_error());
+            let two = openat2_beneath(root, path)
+                .map(drop)
+                .map_err(|e| e.raw_os_error());
+            match errno {
+                None => assert!(walk.is_ok() && two.is_ok(), "{path:?}"),
+                Some(n) => {
+                    assert!(walk.is_err() && two.is_err(), "{path:?} must be refused");
+                    if n == libc::ELOOP {
+                        // O_NOFOLLOW|O_DIRECTORY on a symlink: ELOOP or ENOTDIR.
+                        assert!(
+                            matches!(walk, Err(Some(libc::ELOOP)) | Err(Some(libc::ENOTDIR))),
+                            "{path:?}: {walk:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
