@@ -290,3 +290,41 @@ fn unknown_entry_types_and_compressions_are_refused() {
     let e = a.unpack(&xz).unwrap_err();
     assert!(message(&e).contains("xz"), "{e}");
 }
+
+#[test]
+fn giant_extension_headers_are_refused_before_they_are_read() {
+    // The tar crate reads PAX and GNU long-name bodies whole; a tiny zstd
+    // blob can claim and inflate to gigabytes of one.
+    let a = arena();
+    for kind in [tar::EntryType::XHeader, tar::EntryType::GNULongName] {
+        let claimed: u64 = 4 << 30;
+        let mut tar = Vec::new();
+        tar.extend_from_slice(raw_header(b"ext", kind, claimed, b"").as_bytes());
+        let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut enc, &tar).unwrap();
+        let zeros = vec![b'a'; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        }
+        let blob = enc.finish().unwrap();
+        let e = a.unpack(&blob).unwrap_err();
+        assert!(matches!(e, LayerError::Corrupt { .. }), "{e}");
+        assert!(message(&e).contains("extension header"), "{e}");
+    }
+    // Normal-sized ones (long names) still work.
+    let long = format!("{}file", "dir/".repeat(75));
+    let mut t = Vec::new();
+    let mut pax = format!("{} path={long}\n", long.len() + 6 + 4);
+    if pax.len() != long.len() + 6 + 4 {
+        pax = format!("{} path={long}\n", pax.len());
+    }
+    t.extend_from_slice(
+        raw_header(b"pax", tar::EntryType::XHeader, pax.len() as u64, b"").as_bytes(),
+    );
+    t.extend_from_slice(pax.as_bytes());
+    t.extend(std::iter::repeat_n(0u8, (512 - pax.len() % 512) % 512));
+    t.extend_from_slice(&tar_of(&[(b"short", F, b"body", b"")]));
+    a.unpack(&t).unwrap();
+    assert_eq!(fs::read(a.layer.join(&long)).unwrap(), b"body");
+    a.assert_outside_untouched();
+}

@@ -10,9 +10,12 @@
 
 mod bodies;
 mod compression;
+mod creation;
 mod entry;
 mod error;
+mod guard;
 mod resolve;
+mod stream;
 mod sys;
 mod tarfmt;
 mod unpack;
@@ -283,7 +286,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         let unpacked = (|| {
             fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
             let _ = map.advise(memmap2::Advice::Sequential);
-            let u = unpack::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))?;
+            let u = stream::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))?;
             sys_syncfs(&fs_dir)?;
             Ok::<_, LayerError>(u)
         })();

@@ -17,14 +17,16 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use super::bodies::{Bodies, PendingFile, BATCH_BYTES, BATCH_FILES, CHUNK};
 use super::compression::{Compression, HashingRead, StreamHasher};
+use super::creation::Creation;
 use super::entry::{Meta, MetaError, OPAQUE_XATTR};
 use super::error::LayerError;
+use super::guard::ExtensionGuard;
 use super::resolve::{cstr, remove_at, EntryPath, LayerRoot, PathRefusal, ResolveError};
+use super::stream::{unpack_mapped, StreamEnd};
 use super::sys;
 use crate::digest::{Algorithm, Digest};
 
@@ -126,160 +128,7 @@ fn unpack_buffered<R: BufRead>(
     Ok(u)
 }
 
-/// Unpack a stream that is all in memory (a mapped blob): decompression
-/// and hashing run on their own thread, one block ahead of the parser, so a
-/// big layer's critical path is the slower of the two, not their sum.
-pub(crate) fn unpack_mapped(
-    bytes: &[u8],
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<Unpacked, LayerError> {
-    let compression =
-        Compression::detect(&bytes[..bytes.len().min(8)]).map_err(|msg| LayerError::Corrupt {
-            layer: opts.label.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, msg),
-        })?;
-    let algorithm = opts.algorithm;
-    std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<Block>(8);
-        // Spent blocks go back to be refilled: no allocation, no page
-        // faults and no zeroing per block.
-        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(10);
-        s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx, recycle_rx));
-        let mut u = unpack_tar(BlockReader::new(rx, recycle_tx), dest, opts)?;
-        u.compression = compression;
-        Ok(u)
-    })
-}
-
-enum Block {
-    /// A buffer and how many of its bytes are data.
-    Data(Vec<u8>, usize),
-    Failed(io::Error),
-    End(Digest, u64),
-}
-
-const BLOCK_SIZE: usize = 1 << 20;
-
-fn decompress_blocks(
-    compression: Compression,
-    bytes: &[u8],
-    algorithm: Algorithm,
-    tx: SyncSender<Block>,
-    recycled: Receiver<Vec<u8>>,
-) {
-    let mut hasher = StreamHasher::new(algorithm);
-    let mut total = 0u64;
-    let mut decoder = match compression.decoder(bytes) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(Block::Failed(e));
-            return;
-        }
-    };
-    loop {
-        let mut block = recycled
-            .try_recv()
-            .unwrap_or_else(|_| vec![0u8; BLOCK_SIZE]);
-        let mut filled = 0;
-        while filled < block.len() {
-            match decoder.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Block::Failed(e));
-                    return;
-                }
-            }
-        }
-        if filled == 0 {
-            let _ = tx.send(Block::End(hasher.finish(), total));
-            return;
-        }
-        hasher.update(&block[..filled]);
-        total += filled as u64;
-        if tx.send(Block::Data(block, filled)).is_err() {
-            return; // the parser stopped (it reports why)
-        }
-    }
-}
-
-/// The parser's side of `decompress_blocks`.
-struct BlockReader {
-    rx: Receiver<Block>,
-    recycle: SyncSender<Vec<u8>>,
-    cur: Vec<u8>,
-    len: usize,
-    pos: usize,
-    end: Option<(Digest, u64)>,
-}
-
-impl BlockReader {
-    fn new(rx: Receiver<Block>, recycle: SyncSender<Vec<u8>>) -> BlockReader {
-        BlockReader {
-            rx,
-            recycle,
-            cur: Vec::new(),
-            len: 0,
-            pos: 0,
-            end: None,
-        }
-    }
-}
-
-impl Read for BlockReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.len {
-            if self.end.is_some() {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Block::Data(b, len)) => {
-                    let spent = std::mem::replace(&mut self.cur, b);
-                    if !spent.is_empty() {
-                        let _ = self.recycle.try_send(spent);
-                    }
-                    self.len = len;
-                    self.pos = 0;
-                }
-                Ok(Block::Failed(e)) => return Err(e),
-                Ok(Block::End(d, n)) => self.end = Some((d, n)),
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "the decompression thread stopped",
-                    ))
-                }
-            }
-        }
-        let n = buf.len().min(self.len - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// A stream that knows, once read to its end, its digest and length.
-trait StreamEnd: Read {
-    fn end(self) -> (Digest, u64);
-}
-
-impl StreamEnd for BlockReader {
-    fn end(self) -> (Digest, u64) {
-        self.end
-            .expect("read to the end before asking for its digest")
-    }
-}
-
-impl<R: Read> StreamEnd for BufReader<HashingRead<R>> {
-    fn end(self) -> (Digest, u64) {
-        let h = self.into_inner();
-        (h.hasher.finish(), h.read)
-    }
-}
-
-fn unpack_tar<R: StreamEnd>(
+pub(super) fn unpack_tar<R: StreamEnd>(
     stream: R,
     dest: &Path,
     opts: &UnpackOptions,
@@ -296,7 +145,7 @@ fn unpack_tar<R: StreamEnd>(
         0,
     )
     .map_err(LayerError::io("open", dest))?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(ExtensionGuard::new(stream));
     let mut u = Unpacker {
         root: LayerRoot::new(root_fd),
         layer: label,
@@ -325,7 +174,7 @@ fn unpack_tar<R: StreamEnd>(
     written?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
-    let (diff_id, tar_size) = rest.end();
+    let (diff_id, tar_size) = rest.into_inner().end();
     if let Some(end) = u.end_of_last {
         if tar_size < end + 512 {
             return Err(corrupt(io::Error::new(
@@ -356,52 +205,6 @@ enum Kind {
     HardLink(Vec<u8>),
     Device(u32, u32, u32),
     Fifo,
-}
-
-/// What a newly created file gets without asking, so that fchown/fchmod
-/// can be skipped when the entry wants exactly that.
-struct Creation {
-    /// Owner of new files, if predictable: `dest` starts empty and has no
-    /// setgid bit, and directories get their modes only at the end, so no
-    /// file inherits a group from a setgid parent.
-    owner: Option<(u32, u32)>,
-    /// The process umask, if known.
-    umask: Option<u32>,
-}
-
-impl Creation {
-    fn probe(dest: &Path) -> Result<Creation, LayerError> {
-        use std::os::unix::fs::MetadataExt;
-        let md = std::fs::metadata(dest).map_err(LayerError::io("stat", dest))?;
-        let empty = std::fs::read_dir(dest)
-            .map_err(LayerError::io("read directory", dest))?
-            .next()
-            .is_none();
-        // SAFETY: geteuid/getegid have no preconditions.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let owner = (empty && md.mode() & libc::S_ISGID == 0).then_some((uid, gid));
-        // umask(2) cannot be read without setting it (racy in a threaded
-        // process); /proc has it.
-        let umask = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Umask:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            });
-        Ok(Creation { owner, umask })
-    }
-
-    /// (chown needed, chmod needed) for a file created with `mode & 0o777`.
-    fn needs(&self, meta: &Meta) -> (bool, bool) {
-        let chown = self.owner != Some((meta.uid, meta.gid));
-        let want = meta.mode & 0o7777;
-        let chmod = match self.umask {
-            Some(u) => want != (meta.mode & 0o777 & !u),
-            None => true,
-        };
-        (chown, chmod)
-    }
 }
 
 fn io_err(layer: &str, entry: &str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError {
