@@ -119,14 +119,22 @@ impl State {
         serde_json::from_slice(&bytes).map_err(|source| StateError::Json { path: p, source })
     }
 
-    /// Atomic: write beside, fsync, rename.
+    /// Atomic for readers: write a temp file beside, rename over. No
+    /// fsync: this is runtime state on the start path (an fsync costs
+    /// milliseconds to hundreds of them on a busy disk), and after a crash
+    /// the reaper treats a missing or stale state as a dead container.
     pub fn save(&self, dir: &Path) -> Result<(), StateError> {
         let p = Self::path(dir);
         let bytes = serde_json::to_vec_pretty(self).expect("state serialises");
-        engine::fsutil::write_atomic(dir, &p, &bytes).map_err(|source| StateError::Io {
-            op: "write",
-            path: p,
-            source,
+        let tmp = dir.join(engine::fsutil::unique_name(".state"));
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StateError::Io { op, path, source }
+        };
+        std::fs::write(&tmp, &bytes).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &p).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io("rename into place", &p)(e)
         })
     }
 
