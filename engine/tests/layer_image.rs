@@ -201,3 +201,41 @@ fn import_stores_the_tarball_as_is_and_unpacks_it() {
         );
     }
 }
+
+#[test]
+fn sparse_files_from_gnu_tar_import_with_their_content() {
+    require_root();
+    let dir = scratch();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let tree = dir.path().join("rootfs");
+    fs::create_dir_all(tree.join("var/lib")).unwrap();
+    let sparse = tree.join("var/lib/sparse.db");
+    let f = fs::File::create(&sparse).unwrap();
+    f.set_len(20 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(b"middle", 7 << 20).unwrap();
+    f.write_all_at(b"tail", (20 << 20) - 4).unwrap();
+    drop(f);
+    // posix = PAX sparse 1.0 (GNUSparseFile.<pid>/name); gnu = old 'S' entries.
+    for format in ["posix", "gnu"] {
+        let tarball = dir.path().join(format!("{format}.tar"));
+        let st = Command::new("tar")
+            .args([&format!("--format={format}"), "-S", "--numeric-owner", "-C"])
+            .arg(&tree)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .expect("GNU tar is needed for this test");
+        assert!(st.success());
+        let blob = layer::import_tarball(&store, &tarball).unwrap();
+        let got = store.layer_fs(&blob.diff_id).join("var/lib/sparse.db");
+        assert_eq!(
+            fs::read(&got).unwrap(),
+            fs::read(&sparse).unwrap(),
+            "{format}: content differs"
+        );
+        assert_same_tree(&snapshot(&tree), &snapshot(&store.layer_fs(&blob.diff_id)));
+    }
+}

@@ -4,6 +4,8 @@
 use std::ffi::CString;
 use std::io::Read;
 
+use super::sparse::PaxSparse;
+
 /// PAX prefix of extended attributes (the GNU/star/bsdtar convention).
 pub const PAX_XATTR: &str = "SCHILY.xattr.";
 /// The overlay's own xattrs: we write the opaque marker ourselves from
@@ -20,6 +22,8 @@ pub struct Meta {
     pub mtime: i64,
     pub mtime_nsec: u32,
     pub xattrs: Vec<(CString, Vec<u8>)>,
+    /// GNU PAX sparse records, if any.
+    pub sparse: Option<PaxSparse>,
 }
 
 /// Why an entry's header could not be read.
@@ -46,10 +50,14 @@ impl Meta {
             }
         };
         let mut xattrs = Vec::new();
+        let mut sparse = PaxSparse::default();
         if let Some(exts) = entry.pax_extensions().map_err(MetaError::Io)? {
             for ext in exts {
                 let ext = ext.map_err(MetaError::Io)?;
                 let key = ext.key_bytes();
+                if sparse.take(key, ext.value_bytes()) {
+                    continue;
+                }
                 if key == b"mtime" {
                     if let Some((s, ns)) = parse_pax_time(ext.value_bytes()) {
                         (mtime, mtime_nsec) = (s, ns);
@@ -71,6 +79,7 @@ impl Meta {
             mtime,
             mtime_nsec,
             xattrs,
+            sparse: (sparse != PaxSparse::default()).then_some(sparse),
         })
     }
 }

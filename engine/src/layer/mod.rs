@@ -15,6 +15,7 @@ mod entry;
 mod error;
 mod guard;
 mod resolve;
+mod sparse;
 mod stream;
 mod sys;
 mod tarfmt;

@@ -275,6 +275,25 @@ impl Unpacker {
         if ty.is_pax_global_extensions() {
             return Ok(());
         }
+        let meta = Meta::of(entry).map_err(|e| match e {
+            MetaError::Io(e) => LayerError::Corrupt {
+                layer: self.layer.to_string(),
+                source: e,
+            },
+            MetaError::Invalid(why) => self.refused(&shown, why),
+        })?;
+        // PAX sparse 1.0: the real name is in the records.
+        let (raw, shown, sparse_size) = match &meta.sparse {
+            Some(sp) => match sp.v1() {
+                Ok((name, size)) => {
+                    let name = name.to_vec();
+                    let shown = String::from_utf8_lossy(&name).into_owned();
+                    (name, shown, Some(size))
+                }
+                Err(why) => return Err(self.refused(&shown, why)),
+            },
+            None => (raw, shown, None),
+        };
         let path = EntryPath::parse(&raw).map_err(|r| match r {
             PathRefusal::DotDot => LayerError::Escapes {
                 layer: self.layer.to_string(),
@@ -320,13 +339,6 @@ impl Unpacker {
                 ))
             }
         };
-        let meta = Meta::of(entry).map_err(|e| match e {
-            MetaError::Io(e) => LayerError::Corrupt {
-                layer: self.layer.to_string(),
-                source: e,
-            },
-            MetaError::Invalid(why) => self.refused(&shown, why),
-        })?;
         self.entries += 1;
 
         if path.is_root() {
@@ -353,7 +365,10 @@ impl Unpacker {
 
         match kind {
             Kind::Dir => self.dir(&path, &shown, meta),
-            Kind::Regular => self.regular(entry, &path, &shown, meta),
+            Kind::Regular => match sparse_size {
+                Some(size) => self.pax_sparse(entry, &path, &shown, meta, size),
+                None => self.regular(entry, &path, &shown, meta),
+            },
             Kind::Symlink(target) => self.special(&path, &shown, &meta, |dir, name| {
                 sys::symlinkat(&cstr(&target), dir, name)
             }),
@@ -511,6 +526,68 @@ impl Unpacker {
             // Tell the chunk counter how many chunks there really were; an
             // empty sparse file gets a zero-length write to finish it.
             Bodies::settle_chunks(&self.bodies, &file, written_chunks)?;
+        }
+        Ok(())
+    }
+
+    /// A PAX sparse 1.0 file: map, then segments written at their offsets
+    /// into a file of the real size.
+    fn pax_sparse<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &EntryPath,
+        shown: &str,
+        meta: Meta,
+        realsize: u64,
+    ) -> Result<(), LayerError> {
+        let corrupt = |source| LayerError::Corrupt {
+            layer: self.layer.to_string(),
+            source,
+        };
+        let (segments, _) = super::sparse::read_map(entry, realsize).map_err(corrupt)?;
+        let mut fd = None;
+        self.create_with(path, shown, &mut |dir, name| {
+            fd = Some(sys::openat(
+                dir,
+                name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                meta.mode & 0o777,
+            )?);
+            Ok(())
+        })?;
+        self.seen.insert(path.as_bytes().to_vec());
+        let file = File::from(fd.expect("created"));
+        file.set_len(realsize)
+            .map_err(self.io_err(shown, "set size"))?;
+        let (chown, chmod) = self.creation.needs(&meta);
+        let pending = PendingFile {
+            chown,
+            chmod,
+            file,
+            meta,
+            layer: Arc::clone(&self.layer),
+            entry: shown.to_string(),
+        };
+        let chunks: usize = segments
+            .iter()
+            .map(|&(_, len)| len.div_ceil(CHUNK as u64) as usize)
+            .sum();
+        if chunks == 0 {
+            self.batch.push((pending, Vec::new()));
+            return Ok(());
+        }
+        let file = Bodies::chunked(pending, chunks);
+        for (offset, len) in segments {
+            let mut done = 0u64;
+            while done < len {
+                let want = (len - done).min(CHUNK as u64) as usize;
+                let chunk = self.read_body(entry, want, shown)?;
+                if chunk.len() != want {
+                    return Err(self.truncated(shown));
+                }
+                self.bodies.write_chunk(&file, offset + done, chunk)?;
+                done += want as u64;
+            }
         }
         Ok(())
     }
