@@ -99,17 +99,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn private_mount_namespace() -> nix::Result<()> {
-    use nix::mount::{mount, MsFlags};
+fn private_mount_namespace() -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(()); // the root check below reports it
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    runner::rootfs::make_private().map_err(|e| e.to_string())
 }
