@@ -279,7 +279,7 @@ impl OciRuntime {
 fn hybrid_unified_mounted() -> bool {
     let magic = |p: &str| {
         nix::sys::statfs::statfs(p)
-            .map(|s| s.filesystem_type().0 as i64)
+            .map(|s| s.filesystem_type().0)
             .unwrap_or(0)
     };
     magic("/sys/fs/cgroup") == 0x0102_1994 && magic("/sys/fs/cgroup/unified") == 0x6367_7270

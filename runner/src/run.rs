@@ -64,7 +64,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = cli.root;
     match cli.command {
-        Command::Run(a) => cmd_run(&root, a),
+        Command::Run(a) => cmd_run(&root, *a),
         Command::Ps(a) => crate::admin::ps(&root, &a),
         Command::Stop(a) => crate::admin::stop(&root, &a),
         Command::Kill(a) => crate::admin::kill(&root, &a),
@@ -326,7 +326,7 @@ fn valid_name(n: &str) -> bool {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes & ((1 << 20) - 1) == 0 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)

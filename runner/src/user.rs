@@ -148,9 +148,7 @@ pub fn resolve(
             additional_gids.extend(
                 groups
                     .iter()
-                    .filter(|(_, gid2, members)| {
-                        *gid2 != gid && members.iter().any(|m| *m == e.name)
-                    })
+                    .filter(|(_, gid2, members)| *gid2 != gid && members.contains(&e.name))
                     .map(|(_, gid2, _)| *gid2),
             );
         }

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use common::*;
 
+/// Both tests count what is left in the store and the cgroup tree: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn our_cgroups() -> Vec<String> {
     let mut out = Vec::new();
     for base in [
@@ -40,6 +43,7 @@ fn entries(p: &Path) -> usize {
 
 #[test]
 fn two_hundred_runs_leave_no_mount_cgroup_or_directory() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = store_root();
     let (m0, c0) = (mounts(), our_cgroups());
     for i in 0..200 {
@@ -63,6 +67,7 @@ fn two_hundred_runs_leave_no_mount_cgroup_or_directory() {
 
 #[test]
 fn leftovers_of_a_killed_rrun_are_reaped_by_the_next_start() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = store_root();
     let mut child = rrun_cmd(&[
         "run", "--name", "doomed", "-m", "64m", "busybox", "sleep", "3600",
