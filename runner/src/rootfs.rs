@@ -116,6 +116,11 @@ pub fn mount_overlay(plan: &RootfsPlan) -> Result<(), StepError> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
             overlay_legacy(plan)
         }
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => step(
+            "mount overlay (overlayfs is not available: modprobe overlay) at",
+            &plan.merged,
+            Err(e),
+        ),
         Err(e) => step("mount overlay at", &plan.merged, Err(e)),
     }
 }
