@@ -176,12 +176,7 @@ fn real_main() -> anyhow::Result<()> {
         for p in ALL {
             let f = ctx.out.join(format!("{}.md", p.key()));
             if let Ok(text) = std::fs::read_to_string(&f) {
-                // Plots are linked relative to results/; from the README they live one level down.
-                body.push_str(
-                    &text
-                        .replace("](", "](benches/results/")
-                        .replace("](benches/results/http", "](http"),
-                );
+                body.push_str(&report::readme_digest(&text, p == Part::Growth));
                 body.push('\n');
             }
         }

@@ -142,3 +142,38 @@ pub fn rewrite_readme(readme: &Path, body: &str) -> Result<(), String> {
     std::fs::write(&tmp, new).map_err(|e| format!("write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, readme).map_err(|e| format!("rename {}: {e}", readme.display()))
 }
+
+/// A part's result file shortened for the README: no per-command details
+/// (they stay in benches/results/), growth reduced to its plots, and links
+/// made relative to the repository root.
+pub fn readme_digest(text: &str, plots_only: bool) -> String {
+    let mut out = String::new();
+    let mut in_details = false;
+    let mut in_table = false;
+    for line in text.lines() {
+        if line.starts_with("<details>") {
+            in_details = true;
+        }
+        if in_details {
+            if line.starts_with("</details>") {
+                in_details = false;
+            }
+            continue;
+        }
+        if plots_only {
+            in_table = line.starts_with('|') || (in_table && line.is_empty());
+            if in_table || line.starts_with("**") {
+                continue;
+            }
+        }
+        let _ = writeln!(out, "{}", line.replace("](", "](benches/results/"));
+    }
+    // Collapse the blank runs left where blocks were dropped.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    if plots_only {
+        out.push_str("\nTables: [benches/results/growth.md](benches/results/growth.md).\n");
+    }
+    out
+}
