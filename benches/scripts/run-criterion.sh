@@ -10,7 +10,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 [ "$(id -u)" = 0 ] || { echo "run-criterion.sh: the benches mount filesystems and create cgroups: run as root" >&2; exit 1; }
 commit=${RBOX_BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-cargo bench -p benches -- "$@" 2>&1 | tee "$log"
+# Only the criterion targets: the lib and bin test harnesses reject criterion flags.
+cargo bench -p benches --bench unpack --bench mount --bench spawn --bench snapshot -- "$@" 2>&1 | tee "$log"
 {
   echo "### criterion suite"
   echo
