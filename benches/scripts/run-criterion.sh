@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=benches/results/criterion.md
+mkdir -p benches/results
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 [ "$(id -u)" = 0 ] || { echo "run-criterion.sh: the benches mount filesystems and create cgroups: run as root" >&2; exit 1; }
@@ -24,7 +25,7 @@ cargo bench -p benches --bench unpack --bench mount --bench spawn --bench snapsh
   awk '/^bench |skipped/ {print; next}
        /^[^ ].*time:/ {print; next}
        /^ +time:/ {print prev; print; next}
-       /^[a-z][^ ]*\/[^ ]*$/ {prev=$0}' "$log"
+       /^[a-z][^ ]*\/[^ ]*$/ {prev=$0}' "$log" | grep -v '^Benchmarking '
   echo '```'
 } > "$out"
 echo "run-criterion.sh: wrote $out"
