@@ -169,10 +169,8 @@ pub(super) fn execute(
     let store = exec.store;
     let stack = state.stack(store);
     let existing = |rel: &Path| stack.stat(rel);
-    let dir = store.new_temp_dir("copy").map_err(other)?;
-    let layer = dir.join("fs");
-    let result = (|| {
-        fs::create_dir(&layer).map_err(other)?;
+    in_fresh_layer(exec, "copy", |layer| {
+        let layer = layer.to_path_buf();
         let dest_rel = copy::image_relative(&plan.dest).map_err(|e| BuildError::step(step, e))?;
         let many = plan.items.len() + plan.heredocs.len() > 1;
         let dest_is_dir = plan.dest.ends_with('/') || many || stack.is_dir(&dest_rel);
@@ -226,14 +224,8 @@ pub(super) fn execute(
             copy::write_file(&layer, &target, content.as_bytes(), plan.own, &existing)
                 .map_err(step_err)?;
         }
-        let opts = WriteOptions {
-            source_date_epoch: super::run_step::source_date_epoch(),
-            publish_unpacked: true,
-        };
-        engine::layer::write_layer(store, &layer, &opts).map_err(other)
-    })();
-    let _ = engine::fsutil::remove_tree(&dir);
-    result
+        Ok(())
+    })
 }
 
 /// WORKDIR of a directory the image does not have: a layer creating it.
@@ -243,20 +235,33 @@ pub(super) fn make_dir_layer(
     rel: &Path,
     state: &ImageState,
 ) -> Result<Option<LayerBlob>, BuildError> {
+    let stack = state.stack(exec.store);
+    in_fresh_layer(exec, "workdir", |layer| {
+        copy::make_parents(layer, &rel.join("x"), &|p| stack.stat(p))
+            .map_err(|e| BuildError::step(step, e))
+    })
+}
+
+/// Fill a fresh, private directory with `fill` and snapshot it into a
+/// layer (published unpacked, so the next step needs no unpack).
+fn in_fresh_layer(
+    exec: &Executor<'_>,
+    prefix: &str,
+    fill: impl FnOnce(&Path) -> Result<(), BuildError>,
+) -> Result<Option<LayerBlob>, BuildError> {
     let store = exec.store;
-    let stack = state.stack(store);
-    let dir = store.new_temp_dir("workdir").map_err(other)?;
+    let dir = store.new_temp_dir(prefix).map_err(other)?;
     let layer = dir.join("fs");
-    let result = (|| {
-        fs::create_dir(&layer).map_err(other)?;
-        copy::make_parents(&layer, &rel.join("x"), &|p| stack.stat(p))
-            .map_err(|e| BuildError::step(step, e))?;
-        let opts = WriteOptions {
-            source_date_epoch: super::run_step::source_date_epoch(),
-            publish_unpacked: true,
-        };
-        engine::layer::write_layer(store, &layer, &opts).map_err(other)
-    })();
+    let result = fs::create_dir(&layer)
+        .map_err(other)
+        .and_then(|()| fill(&layer))
+        .and_then(|()| {
+            let opts = WriteOptions {
+                source_date_epoch: super::run_step::source_date_epoch(),
+                publish_unpacked: true,
+            };
+            engine::layer::write_layer(store, &layer, &opts).map_err(other)
+        });
     let _ = engine::fsutil::remove_tree(&dir);
     result
 }
