@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Crash consistency: kill -9 `rbuild import`, `rbuild build` and `rrun run`
+# at random points, N times each. After every kill `rbuild fsck` must say
+# the store is consistent and the same command must then succeed.
+#
+# Usage: scripts/hardening/crash.sh [N=50]
+# Env:   RBUILD, RRUN (default: target/release/…, else PATH), BASE_TAR (a
+#        busybox rootfs tarball; default: made with mkfixtures), WORK (scratch
+#        dir; default mktemp -d), BIG_DIR (tree imported as the big layer;
+#        default /usr/share/doc), SEED (for $RANDOM).
+# Prints one line per kind: kills, how many landed before the command
+# finished, and the fsck/next-command results; exits 1 on the first failure.
+set -euo pipefail
+N=${1:-50}
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "crash.sh: needs root (rrun, overlayfs)" >&2; exit 1; }
+pick() { local v=$1 name=$2; if [ -n "${!v:-}" ]; then echo "${!v}";
+  elif [ -x "target/release/$name" ]; then echo "$PWD/target/release/$name";
+  else command -v "$name" || { echo "crash.sh: $name not found (cargo build --release --bins)" >&2; exit 1; }; fi; }
+RBUILD=$(pick RBUILD rbuild); RRUN=$(pick RRUN rrun)
+RANDOM=${SEED:-$$}
+WORK=${WORK:-$(mktemp -d)}
+STORE=$WORK/store
+mkdir -p "$STORE"
+cleanup() { "$RRUN" --root "$STORE" rm -f $("$RRUN" --root "$STORE" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+if [ -z "${BASE_TAR:-}" ]; then
+  BASE_TAR=$WORK/busybox.tar.zst
+  "$(pick MKFIXTURES mkfixtures)" busybox-tar "$BASE_TAR" >/dev/null
+fi
+# The big layer: many files, so a kill lands mid-unpack.
+BIG=$WORK/big.tar.gz
+tar -C "$(dirname "${BIG_DIR:-/usr/share/doc}")" -czf "$BIG" "$(basename "${BIG_DIR:-/usr/share/doc}")" 2>/dev/null
+rb() { "$RBUILD" --root "$STORE" "$@"; }
+rr() { "$RRUN" --root "$STORE" "$@"; }
+rb import --change 'CMD ["sh"]' "$BASE_TAR" busybox:latest >/dev/null
+
+fail() { echo "crash.sh: FAIL after kill $i of $kind: $*" >&2; echo "store kept at $STORE" >&2; KEEP=1; exit 1; }
+ms() { date +%s%3N; }
+
+check_store() {
+  local out
+  out=$(rb fsck 2>&1) || fail "fsck exit $?: $out"
+  case $out in *": consistent"*) ;; *) fail "fsck: $out" ;; esac
+}
+
+# kill_at CMD...: run CMD, SIGKILL it after a random 0..$window ms; sets
+# $early=1 when the kill landed before it finished.
+kill_at() {
+  local delay=$(( RANDOM % (window + 1) ))
+  "$@" >/dev/null 2>&1 & local pid=$!
+  sleep "$(printf '0.%03d' "$delay")" 2>/dev/null || sleep "$((delay / 1000))"
+  if kill -9 "$pid" 2>/dev/null; then early=1; else early=0; fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# calibrate CMD...: the window is how long one clean run takes (ms, ≤ 999).
+calibrate() { local t0; t0=$(ms); "$@" >/dev/null 2>&1 || fail "calibration run failed: $*"; window=$(( $(ms) - t0 )); [ $window -le 999 ] || window=999; [ $window -ge 5 ] || window=5; }
+
+report() { echo "$kind: $N kills ($landed before completion, window ${window} ms); fsck consistent and the next $kind succeeded after each"; }
+
+# --- rbuild import: the layer is removed (rmi + gc) before each try, so
+# every kill can land in the unpack, the blob write or the commit.
+kind=import i=0; landed=0
+calibrate rb import "$BIG" big:cal; rb rmi big:cal >/dev/null; rb gc >/dev/null
+for i in $(seq 1 "$N"); do
+  kill_at rb import "$BIG" "big:k$i"; landed=$((landed + early))
+  check_store
+  rb import "$BIG" "big:k$i" >/dev/null 2>&1 || fail "next import failed: $(rb import "$BIG" "big:k$i" 2>&1)"
+  check_store
+  rb rmi "big:k$i" >/dev/null; rb gc >/dev/null
+done
+report
+
+# --- rbuild build: a RUN step with its own nonce (no cache hit) that
+# writes 20 MB, then a COPY.
+kind=build i=0; landed=0
+ctx=$WORK/ctx; mkdir -p "$ctx"; head -c 4M /dev/urandom > "$ctx/blob"
+mkfile() { printf 'FROM busybox\nRUN echo %s > /nonce && dd if=/dev/zero of=/big bs=1M count=20 2>/dev/null\nCOPY blob /blob\n' "$1" > "$ctx/Containerfile"; }
+mkfile cal; calibrate rb build -t b:cal "$ctx"
+for i in $(seq 1 "$N"); do
+  mkfile "$RANDOM-$i"
+  kill_at rb build -t "b:k$i" "$ctx"; landed=$((landed + early))
+  check_store
+  rb build -t "b:k$i" "$ctx" >/dev/null 2>&1 || fail "next build failed: $(rb build -t "b:k$i" "$ctx" 2>&1 | tail -3)"
+  check_store
+done
+report
+
+# --- rrun run: killed while it starts, runs or tears down.
+kind=run i=0; landed=0
+calibrate rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'
+for i in $(seq 1 "$N"); do
+  kill_at rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'; landed=$((landed + early))
+  check_store
+  out=$(rr run --rm busybox echo alive 2>&1) || fail "next run failed: $out"
+  [ "$out" = alive ] || fail "next run printed: $out"
+done
+report
+# What the killed runs left: containers `rrun ps -a` still lists (a killed
+# rrun cannot remove its own), and their mounts once removed.
+left=$(rr ps -aq | wc -l)
+rr rm -f $(rr ps -aq) >/dev/null 2>&1 || true
+mounts=$(grep -c "$STORE" /proc/self/mountinfo || true)
+echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts left under the store"
+[ "$mounts" = 0 ] || fail "mounts left: $(grep "$STORE" /proc/self/mountinfo)"
+check_store
