@@ -45,14 +45,16 @@ check_store() {
   case $out in *": consistent"*) ;; *) fail "fsck: $out" ;; esac
 }
 
-# kill_at CMD...: run CMD, SIGKILL it after a random 0..$window ms; sets
-# $early=1 when the kill landed before it finished.
+# kill_at BINARY ARGS...: run it, SIGKILL it after a random 0..$window ms;
+# sets $early=1 when the kill landed before it finished. BINARY must be
+# the program itself, not a shell function: $! must be its pid.
 kill_at() {
   local delay=$(( RANDOM % (window + 1) ))
   "$@" >/dev/null 2>&1 & local pid=$!
   sleep "$(printf '0.%03d' "$delay")" 2>/dev/null || sleep "$((delay / 1000))"
   if kill -9 "$pid" 2>/dev/null; then early=1; else early=0; fi
   wait "$pid" 2>/dev/null || true
+  [ "$(cat /proc/$pid/comm 2>/dev/null)" = "" ] || fail "pid $pid survived kill -9"
 }
 
 # calibrate CMD...: the window is how long one clean run takes (ms, ≤ 999).
@@ -65,7 +67,7 @@ report() { echo "$kind: $N kills ($landed before completion, window ${window} ms
 kind=import i=0; landed=0
 calibrate rb import "$BIG" big:cal; rb rmi big:cal >/dev/null; rb gc >/dev/null
 for i in $(seq 1 "$N"); do
-  kill_at rb import "$BIG" "big:k$i"; landed=$((landed + early))
+  kill_at "$RBUILD" --root "$STORE" import "$BIG" "big:k$i"; landed=$((landed + early))
   check_store
   rb import "$BIG" "big:k$i" >/dev/null 2>&1 || fail "next import failed: $(rb import "$BIG" "big:k$i" 2>&1)"
   check_store
@@ -81,7 +83,7 @@ mkfile() { printf 'FROM busybox\nRUN echo %s > /nonce && dd if=/dev/zero of=/big
 mkfile cal; calibrate rb build -t b:cal "$ctx"
 for i in $(seq 1 "$N"); do
   mkfile "$RANDOM-$i"
-  kill_at rb build -t "b:k$i" "$ctx"; landed=$((landed + early))
+  kill_at "$RBUILD" --root "$STORE" build -t "b:k$i" "$ctx"; landed=$((landed + early))
   check_store
   rb build -t "b:k$i" "$ctx" >/dev/null 2>&1 || fail "next build failed: $(rb build -t "b:k$i" "$ctx" 2>&1 | tail -3)"
   check_store
@@ -92,7 +94,7 @@ report
 kind=run i=0; landed=0
 calibrate rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'
 for i in $(seq 1 "$N"); do
-  kill_at rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'; landed=$((landed + early))
+  kill_at "$RRUN" --root "$STORE" run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'; landed=$((landed + early))
   check_store
   out=$(rr run --rm busybox echo alive 2>&1) || fail "next run failed: $out"
   [ "$out" = alive ] || fail "next run printed: $out"
