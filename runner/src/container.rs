@@ -304,7 +304,7 @@ fn plan_for(
             steps,
         },
         hostname: sys::cstring(&spec.hostname),
-        workdir: sys::cstring(if spec.cwd.is_empty() { "/" } else { &spec.cwd }),
+        workdir: workdir_beneath_root(&spec.cwd),
         uid: spec.user.uid,
         gid: spec.user.gid,
         groups: spec.user.additional_gids.clone(),
@@ -320,4 +320,11 @@ fn plan_for(
         console: None,
         die_with_parent: launch.die_with_parent,
     })
+}
+
+/// The working directory as a path relative to the container's root, for
+/// the child's openat2 beneath it (made here: the child must not allocate).
+fn workdir_beneath_root(cwd: &str) -> std::ffi::CString {
+    let rel = cwd.trim_start().trim_start_matches('/');
+    sys::cstring(if rel.is_empty() { "." } else { rel })
 }

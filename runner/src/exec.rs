@@ -209,22 +209,8 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         if let Err(e) = security.before_setuid() {
             fail(125, format!("security: {e}"));
         }
-        // SAFETY: plain data, valid for the calls.
-        unsafe {
-            if libc::setgroups(req.groups.len(), req.groups.as_ptr()) != 0
-                || libc::setgid(req.gid) != 0
-                || libc::setuid(req.uid) != 0
-            {
-                fail(
-                    125,
-                    format!(
-                        "set user {}:{}: {}",
-                        req.uid,
-                        req.gid,
-                        io::Error::last_os_error()
-                    ),
-                );
-            }
+        if let Err((what, e)) = crate::sys::set_ids_this_thread(&req.groups, req.gid, req.uid) {
+            fail(125, format!("{what} {}:{}: {e}", req.uid, req.gid));
         }
         if let Err(e) = security.after_setuid() {
             fail(125, format!("security: {e}"));

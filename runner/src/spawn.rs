@@ -21,6 +21,7 @@ pub struct ChildPlan {
     pub rootfs: RootfsPlan,
     pub hostname: CString,
     /// Absolute path inside the container.
+    /// Relative to the container's root (`.` for `/`).
     pub workdir: CString,
     pub uid: u32,
     pub gid: u32,
@@ -247,11 +248,7 @@ fn child_main(
         Ok(f) => f,
         Err(e) => fail(rep, 125, format_args!("open /: {e}")),
     };
-    let rel = plan.workdir.to_bytes().trim_ascii_start();
-    let rel = rel.strip_prefix(b"/").unwrap_or(rel);
-    let rel = if rel.is_empty() { &b"."[..] } else { rel };
-    let crel = CString::new(rel).unwrap_or_else(|_| c".".into());
-    match rootfs::ensure_beneath(root.as_fd(), &crel, true) {
+    match rootfs::ensure_beneath(root.as_fd(), &plan.workdir, true) {
         Ok(fd) => {
             if let Err(e) = nix::unistd::fchdir(fd.as_raw_fd()) {
                 fail(
@@ -296,29 +293,12 @@ fn child_main(
     if let Err(e) = plan.security.before_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));
     }
-    // SAFETY: setgroups/setgid/setuid take plain data; groups outlives the call.
-    unsafe {
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
-            fail(
-                rep,
-                125,
-                format_args!("setgroups: {}", io::Error::last_os_error()),
-            );
-        }
-        if libc::setgid(plan.gid) != 0 {
-            fail(
-                rep,
-                125,
-                format_args!("setgid {}: {}", plan.gid, io::Error::last_os_error()),
-            );
-        }
-        if libc::setuid(plan.uid) != 0 {
-            fail(
-                rep,
-                125,
-                format_args!("setuid {}: {}", plan.uid, io::Error::last_os_error()),
-            );
-        }
+    if let Err((what, e)) = sys::set_ids_this_thread(&plan.groups, plan.gid, plan.uid) {
+        fail(
+            rep,
+            125,
+            format_args!("{what} {}:{}: {e}", plan.uid, plan.gid),
+        );
     }
     if let Err(e) = plan.security.after_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));

@@ -274,3 +274,31 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
+
+/// setgroups + setresgid + setresuid as raw syscalls on this thread only.
+///
+/// glibc's wrappers broadcast the change to every thread it knows of
+/// (nptl "setxid"). A child made by a raw clone of a multi-threaded parent
+/// (the builder runs stages on threads) still has the parent's thread list
+/// in glibc's memory and would wait forever for threads that do not exist
+/// in it; the child is single-threaded, so the per-thread syscalls are
+/// exactly right.
+pub fn set_ids_this_thread(
+    groups: &[libc::gid_t],
+    gid: libc::gid_t,
+    uid: libc::uid_t,
+) -> Result<(), (&'static str, io::Error)> {
+    // SAFETY: plain-data syscalls; `groups` outlives the call.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+            return Err(("setgroups", io::Error::last_os_error()));
+        }
+        if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
+            return Err(("setgid", io::Error::last_os_error()));
+        }
+        if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
+            return Err(("setuid", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

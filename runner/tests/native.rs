@@ -108,3 +108,55 @@ fn a_run_step_writes_only_its_upper_and_cleans_up() {
     let err = rt.run(&s).unwrap_err().to_string();
     assert!(err.contains("executable file not found"), "{err}");
 }
+
+/// Regression: a raw clone of a multi-threaded caller (the builder runs
+/// stages on threads, and rayon pools) hung in glibc's setgroups/setuid,
+/// which wait for every thread glibc knows of — threads the child does not
+/// have. Threads that are being created and exiting while we clone make
+/// the hang near-certain with the glibc wrappers.
+#[test]
+fn a_multi_threaded_caller_never_hangs_the_child() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let lowers = busybox_lowers();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::thread::spawn(|| {}).join();
+                }
+            })
+        })
+        .collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        for i in 0..20 {
+            let dir = tempfile::tempdir_in(store_root()).unwrap();
+            let mut s = spec(
+                lowers.clone(),
+                dir.path(),
+                &format!("native-mt-{i}"),
+                "id -u",
+            );
+            s.user = UserSpec {
+                uid: 65534,
+                gid: 65534,
+                additional_gids: vec![100],
+            };
+            assert_eq!(NativeRuntime::new().run(&s).unwrap(), ExitStatus::Exited(0));
+        }
+        done_tx.send(()).unwrap();
+    });
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    for t in churn {
+        t.join().unwrap();
+    }
+    assert!(
+        finished.is_ok(),
+        "a container child hung while the caller had other threads"
+    );
+    runner.join().unwrap();
+}
