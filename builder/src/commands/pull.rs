@@ -1,6 +1,6 @@
 //! `rbuild pull REF [--platform OS/ARCH] [--insecure] [-q]`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -23,9 +23,8 @@ pub struct PullArgs {
 }
 
 /// Progress lines on stderr (one per blob: start, then done with size and
-/// rate), plain when stderr is not a terminal; nothing when quiet.
+/// rate) as plain lines, terminal or not; nothing when quiet.
 pub fn printer(quiet: bool, verb: &'static str) -> impl Fn(Event) + Sync {
-    let tty = std::io::stderr().is_terminal();
     move |e| {
         if quiet {
             return;
@@ -49,11 +48,7 @@ pub fn printer(quiet: bool, verb: &'static str) -> impl Fn(Event) + Sync {
             Event::Manifest { digest } => format!("manifest {digest}"),
         };
         let mut err = std::io::stderr().lock();
-        let _ = if tty {
-            writeln!(err, "\r{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
+        let _ = writeln!(err, "{line}");
     }
 }
 
