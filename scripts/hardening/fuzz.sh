@@ -13,6 +13,7 @@ SECS=${1:-300}
 cd "$(dirname "$0")/../../fuzz"
 cargo build --release --bin fuzz_stable
 for t in unpack containerfile; do
+  mkdir -p "regressions/$t"
   target/release/fuzz_stable "$t" write-seeds "corpus/$t" >/dev/null
   if [ -z "${STABLE:-}" ] && cargo fuzz --version >/dev/null 2>&1; then
     max_len=4096; [ "$t" = unpack ] && max_len=131072
