@@ -67,6 +67,17 @@ fn push_pull_run_through_docker_registry() {
         ],
     );
 
+    // `rrun run REF` pulls a missing image, as `docker run` does.
+    let on_demand = empty_store();
+    assert_eq!(
+        rrun_ok(on_demand.path(), &remote, &["echo", "pulled on run"]).trim(),
+        "pulled on run"
+    );
+    assert_eq!(
+        resolve(on_demand.path(), &remote),
+        resolve(src.path(), "busybox")
+    );
+
     let dst = empty_store();
     let out = rbuild_ok(dst.path(), &["pull", &remote]);
     assert!(out.contains("Pulled"), "{out}");

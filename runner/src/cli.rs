@@ -122,6 +122,12 @@ pub struct RunArgs {
     /// Runtime to use for this container (native, crun, runc, youki)
     #[arg(long, value_name = "string", default_value = "native")]
     pub runtime: String,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
+    /// Allow plain http and unverified TLS for registries other than localhost when pulling
+    #[arg(long)]
+    pub insecure_registry: bool,
     /// The image to run
     #[arg(value_name = "IMAGE")]
     pub image: String,

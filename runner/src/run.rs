@@ -379,9 +379,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");
     lifecycle::reap_leftovers(&containers);
-    let image = store
-        .find_image(&a.image)
-        .map_err(|e| Coded(125, e.into()))?;
+    let image = find_or_pull(&store, &a).map_err(|e| Coded(125, e))?;
     let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
     let cfg = &image.config.config;
     let user = user::resolve_in_layers(
@@ -542,6 +540,47 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
                 let _ = s.save(dir);
             }
             Ok(code)
+        }
+    }
+}
+
+/// The image to run: from the store, or pulled from its registry as
+/// `docker run` does (`--pull missing`, the default), or always pulled.
+fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
+    use engine::oci::registry::{self, Event, PullOptions};
+    let found = match a.pull.as_str() {
+        "always" => Err(None),
+        _ => store.find_image(&a.image).map_err(Some),
+    };
+    match found {
+        Ok(image) => Ok(image),
+        Err(Some(e))
+            if a.pull == "never" || !matches!(e, engine::StoreError::ImageNotFound { .. }) =>
+        {
+            Err(e.into())
+        }
+        Err(_) => {
+            eprintln!("Unable to find image '{}' locally; pulling it", a.image);
+            let progress = |e: Event| {
+                if let Event::Done { digest, size, took } = e {
+                    eprintln!(
+                        "{}: pulled {size} bytes in {:.1}s",
+                        digest.short(),
+                        took.as_secs_f64()
+                    );
+                }
+            };
+            let opts = PullOptions {
+                platform: None,
+                insecure: a.insecure_registry,
+            };
+            registry::find_or_pull(store, &a.image, &opts, &progress).map_err(|e| {
+                anyhow::anyhow!(
+                    "image {:?} not found in {} and pulling it failed: {e} (try: rbuild images, or --pull never)",
+                    a.image,
+                    store.root().display()
+                )
+            })
         }
     }
 }
