@@ -241,3 +241,74 @@ fn malformed_containerfiles_get_line_numbered_errors() {
         assert!(stderr(&out).contains(expect), "{text:?}: {}", stderr(&out));
     }
 }
+
+/// A one-file HTTP server on loopback, answering every request with `body`.
+fn serve_once_per_request(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            let mut req = [0u8; 4096];
+            let _ = s.read(&mut req);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_urls_and_checks_checksums() {
+    let port = serve_once_per_request("downloaded body\n");
+    use sha2::Digest as _;
+    let right = format!("sha256:{:x}", sha2::Sha256::digest(b"downloaded body\n"));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let ctx = context(&[(
+        "Containerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{port}/dir/tool.txt /srv/\n"),
+    )]);
+    build_ok("url:1", ctx.path(), &[]);
+    assert_eq!(
+        run_ok(
+            "url:1",
+            &["sh", "-c", "cat /srv/tool.txt; stat -c %a /srv/tool.txt"]
+        ),
+        "downloaded body\n600\n"
+    );
+
+    let good = context(&[(
+        "Containerfile",
+        &format!("FROM busybox\nADD --checksum={right} http://127.0.0.1:{port}/tool.txt /srv/\n"),
+    )]);
+    build_ok("url:2", good.path(), &[]);
+    let bad = context(&[(
+        "Containerfile",
+        &format!("FROM busybox\nADD --checksum={wrong} http://127.0.0.1:{port}/tool.txt /srv/\n"),
+    )]);
+    let out = rbuild(&["build", "-t", "url:2", bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Containerfile:2") && stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing listens on this port: a clear error, not a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = context(&[(
+        "Containerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{closed}/x /x\n"),
+    )]);
+    let out = rbuild(&["build", "-t", "url:3", down.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("download failed"), "{}", stderr(&out));
+}

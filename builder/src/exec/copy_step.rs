@@ -28,8 +28,20 @@ pub(super) struct CopyPlan {
     _view: Option<MountedView>,
     items: Vec<Item>,
     heredocs: Vec<(String, String)>,
+    /// ADD URL: (file name, downloaded file); the directory goes with the plan.
+    downloads: Vec<(String, PathBuf)>,
+    _download_dir: Option<TempDir>,
     dest: String,
     own: Ownership,
+}
+
+/// A directory under the store's tmp, removed when the step is done.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = engine::fsutil::remove_tree(&self.0);
+    }
 }
 
 pub(super) fn plan(
@@ -69,33 +81,48 @@ pub(super) fn plan(
 
     let mut items = Vec::new();
     let mut heredocs = Vec::new();
+    let mut downloads = Vec::new();
+    let mut download_dir: Option<TempDir> = None;
     let mut all_files = Vec::new();
     for source in &c.sources {
         match source {
             Source::Url(u) => {
-                return Err(BuildError::step(
-                    step,
-                    format!("ADD {u}: downloading URLs is not supported by this rbuild; fetch the file into the build context and ADD it from there"),
-                ))
+                if download_dir.is_none() {
+                    download_dir = Some(TempDir(store.new_temp_dir("add-url").map_err(other)?));
+                }
+                let dir = &download_dir.as_ref().expect("created above").0;
+                let name = super::download::file_name(u);
+                let file = dir.join(format!("{}-{name}", downloads.len()));
+                super::download::fetch(u, &file, c.checksum.as_deref())
+                    .map_err(|e| BuildError::step(step, format!("ADD {u}: {e}")))?;
+                downloads.push((name, file));
             }
             Source::Heredoc(h) => heredocs.push((h.name.clone(), h.content.clone())),
             Source::Path(p) => {
-                let matches = context::expand_source(&root, p).map_err(|e| BuildError::step(step, e))?;
+                let matches =
+                    context::expand_source(&root, p).map_err(|e| BuildError::step(step, e))?;
                 for rel in matches {
                     if !rel.as_os_str().is_empty() && excluded_under(&rel, &rel) {
                         continue;
                     }
-                    let meta = fs::symlink_metadata(root.join(&rel)).map_err(|e| BuildError::step(step, e))?;
+                    let meta = fs::symlink_metadata(root.join(&rel))
+                        .map_err(|e| BuildError::step(step, e))?;
                     let excluded = |p: &Path| excluded_under(&rel, p);
-                    let files = context::walk(&root, &rel, &excluded).map_err(|e| BuildError::step(step, e))?;
+                    let files = context::walk(&root, &rel, &excluded)
+                        .map_err(|e| BuildError::step(step, e))?;
                     all_files.extend(files.iter().cloned());
                     let archive = is_add && meta.is_file() && is_archive(&root.join(&rel));
-                    items.push(Item { rel, files, is_dir: meta.is_dir(), archive });
+                    items.push(Item {
+                        rel,
+                        files,
+                        is_dir: meta.is_dir(),
+                        archive,
+                    });
                 }
             }
         }
     }
-    if items.is_empty() && heredocs.is_empty() {
+    if items.is_empty() && heredocs.is_empty() && downloads.is_empty() {
         return Err(BuildError::step(
             step,
             "no source files were specified (all excluded?)",
@@ -109,6 +136,14 @@ pub(super) fn plan(
             name,
             blake3::hash(content.as_bytes()).to_hex()
         ));
+    }
+
+    // A URL's content, not its address, decides the cache (as Docker).
+    for (name, file) in &downloads {
+        let f = fs::File::open(file).map_err(other)?;
+        let mut h = blake3::Hasher::new();
+        h.update_reader(f).map_err(other)?;
+        inputs.push_str(&format!(" url:{name}:{}", h.finalize().to_hex()));
     }
 
     let stack = state.stack(store);
@@ -125,6 +160,8 @@ pub(super) fn plan(
         _view: view,
         items,
         heredocs,
+        downloads,
+        _download_dir: download_dir,
         dest,
         own,
     })
@@ -172,7 +209,7 @@ pub(super) fn execute(
     in_fresh_layer(exec, "copy", |layer| {
         let layer = layer.to_path_buf();
         let dest_rel = copy::image_relative(&plan.dest).map_err(|e| BuildError::step(step, e))?;
-        let many = plan.items.len() + plan.heredocs.len() > 1;
+        let many = plan.items.len() + plan.heredocs.len() + plan.downloads.len() > 1;
         let dest_is_dir = plan.dest.ends_with('/') || many || stack.is_dir(&dest_rel);
         let step_err = |e: copy::CopyError| BuildError::step(step, e);
         for item in &plan.items {
@@ -214,6 +251,20 @@ pub(super) fn execute(
                 )
                 .map_err(step_err)?;
             }
+        }
+        for (name, file) in &plan.downloads {
+            let target = if dest_is_dir {
+                dest_rel.join(name)
+            } else {
+                dest_rel.clone()
+            };
+            let content = fs::read(file).map_err(other)?;
+            // Docker gives downloaded files mode 600 unless --chmod says otherwise.
+            let own = Ownership {
+                mode: Some(plan.own.mode.unwrap_or(0o600)),
+                ..plan.own
+            };
+            copy::write_file(&layer, &target, &content, own, &existing).map_err(step_err)?;
         }
         for (name, content) in &plan.heredocs {
             let target = if dest_is_dir {

@@ -12,6 +12,7 @@
 
 mod config;
 mod copy_step;
+mod download;
 mod run_step;
 pub mod view;
 

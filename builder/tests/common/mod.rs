@@ -44,12 +44,12 @@ pub fn store_root() -> &'static Path {
 }
 
 /// A build context in a temp dir: (relative path, content) pairs.
-pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub fn context<S: AsRef<str>>(files: &[(&str, S)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (path, content) in files {
         let p = dir.path().join(path);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
+        fs::write(p, content.as_ref()).unwrap();
     }
     dir
 }
