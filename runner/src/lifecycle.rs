@@ -187,11 +187,17 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
 /// cgroups that have no container directory. Cheap: a directory listing
 /// and one small file per container.
 pub fn reap_leftovers(containers: &Path) {
+    let driver = CgroupDriver::probe().ok();
+    // Groups are listed BEFORE the container directories: a container's
+    // directory is created before its group, so a group seen here whose
+    // directory is missing below really is a leftover. (Listed the other
+    // way round, a container starting in between — directory and group
+    // both new — lost its group to us; its rrun then failed to join it.)
+    let groups = driver.as_ref().map(|d| d.list()).unwrap_or_default();
     let Ok(rd) = std::fs::read_dir(containers) else {
         return;
     };
     let mut ids = Vec::new();
-    let mut driver: Option<CgroupDriver> = None;
     for e in rd.flatten() {
         let dir = e.path();
         let id = e.file_name().to_string_lossy().into_owned();
@@ -201,23 +207,14 @@ pub fn reap_leftovers(containers: &Path) {
             })
             .unwrap_or(false);
         if needs {
-            if driver.is_none() {
-                driver = CgroupDriver::probe().ok();
-            }
             reap_one(&dir, driver.as_ref());
         }
         ids.push(id);
     }
-    let driver = match driver {
-        Some(d) => d,
-        None => match CgroupDriver::probe() {
-            Ok(d) => d,
-            Err(_) => return,
-        },
-    };
-    for cg in driver.list() {
-        // Only groups of `rrun run` (64-hex ids, always created after their
-        // directory), and only empty ones: a live group is somebody's.
+    let Some(driver) = driver else { return };
+    for cg in groups {
+        // Only groups of `rrun run` (64-hex ids), and only empty ones: a
+        // live group is somebody's.
         if !ids.contains(&cg) && cg.len() == 64 && driver.open(&cg).procs().is_empty() {
             let _ = driver.open(&cg).remove();
         }
