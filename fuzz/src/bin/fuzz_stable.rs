@@ -89,6 +89,17 @@ fn mutate(rng: &mut Rng, pool: &[Vec<u8>], tokens: &[&[u8]]) -> Vec<u8> {
     v
 }
 
+fn vm_peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmPeak:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let target = args.get(1).map(String::as_str).unwrap_or("");
@@ -130,6 +141,17 @@ fn main() {
         }
     }
     std::panic::set_hook(Box::new(|_| {}));
+    // libFuzzer stops on a malloc over its limit; this driver watches the
+    // process's peak address space instead (a 13-byte zstd header once
+    // reserved 2 GiB). Off with FUZZ_VM_LIMIT_MIB=0.
+    let vm_limit_kib: u64 = std::env::var("FUZZ_VM_LIMIT_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+        * 1024;
+    // Measured after the first input: the unpacker's worker threads and
+    // buffers are set up once, then reused.
+    let mut vm_base = u64::MAX;
     let mut rng = Rng(seed | 1);
     let start = Instant::now();
     let mut runs = 0u64;
@@ -139,7 +161,19 @@ fn main() {
         let input = if i < seeds_n { pool[i].clone() } else { mutate(&mut rng, &pool, &tokens) };
         i += 1;
         runs += 1;
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| check(&input))) {
+        let result = catch_unwind(AssertUnwindSafe(|| check(&input))).and_then(|()| {
+            if vm_base == u64::MAX {
+                vm_base = vm_peak_kib();
+            }
+            let grew = vm_peak_kib().saturating_sub(vm_base);
+            if vm_limit_kib > 0 && grew > vm_limit_kib {
+                let msg = format!("the address space grew by {} MiB on one input", grew / 1024);
+                Err(Box::new(msg) as Box<dyn std::any::Any + Send>)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(p) = result {
             let msg = p
                 .downcast_ref::<String>()
                 .cloned()
