@@ -24,17 +24,19 @@ impl NativeRuntime {
     }
 
     /// Where the generated /etc files live while the container runs:
-    /// beside `merged`, so on the same filesystem as the snapshot.
+    /// beside `upper`, so per container and on the snapshot's filesystem.
+    /// (Not beside `merged`: callers may share one mount point directory
+    /// among containers, since each mounts it in its own mount namespace.)
     fn files_dir(spec: &ContainerSpec) -> PathBuf {
-        let merged = &spec.rootfs.merged;
+        let upper = &spec.rootfs.upper;
         let name = format!(
             ".{}-etc",
-            merged
+            upper
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         );
-        merged
+        upper
             .parent()
             .map(|p| p.join(&name))
             .unwrap_or_else(|| PathBuf::from(name))

@@ -422,7 +422,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             lowers,
             upper: dir.join("upper"),
             work: dir.join("work"),
-            merged: dir.join("merged"),
+            merged: mount_point(&store, &dir, &a.runtime),
             readonly: a.read_only,
         },
         args: argv.clone(),
@@ -465,7 +465,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             capabilities: checked.security.capabilities.clone(),
         },
     };
-    create_container_dir(&dir, &state).map_err(|e| {
+    create_container_dir(&dir, &spec.rootfs.merged, &state).map_err(|e| {
         let _ = engine::fsutil::remove_tree(&dir);
         Coded(125, e)
     })?;
@@ -482,9 +482,22 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     run_foreground(&spec, &dir, state, &a)
 }
 
-fn create_container_dir(dir: &Path, state: &State) -> Result<()> {
-    for sub in ["upper", "work", "merged"] {
-        let p = dir.join(sub);
+/// Where the container's root is mounted before pivot_root. The native
+/// runtime mounts it in the container's own mount namespace, so every
+/// container can share one empty directory of the store: nothing to create
+/// or remove per container — and removing a directory that was a mount
+/// point in a dying namespace costs the kernel a detach (~4 ms here).
+/// External OCI runtimes get a directory of their own.
+fn mount_point(store: &Store, dir: &Path, runtime: &str) -> PathBuf {
+    if runtime == "native" {
+        store.root().join("mnt")
+    } else {
+        dir.join("merged")
+    }
+}
+
+fn create_container_dir(dir: &Path, merged: &Path, state: &State) -> Result<()> {
+    for p in [dir.join("upper"), dir.join("work"), merged.to_path_buf()] {
         std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
     }
     let img = dir.join("image");

@@ -27,13 +27,13 @@ pub(super) fn run(
     let stack = state.stack(store);
     let dir = store.new_temp_dir("run").map_err(other)?;
     let result = (|| {
-        let (upper, work, merged, empty) = (
-            dir.join("upper"),
-            dir.join("work"),
-            dir.join("merged"),
-            dir.join("empty"),
-        );
-        for d in [&upper, &work, &merged, &empty] {
+        let (upper, work, empty) = (dir.join("upper"), dir.join("work"), dir.join("empty"));
+        // The step mounts its root in its own mount namespace, so all steps
+        // share one mount point (as rrun's containers do): no directory that
+        // was a mount point has to be removed afterwards.
+        let merged = store.root().join("mnt");
+        fs::create_dir_all(&merged).map_err(other)?;
+        for d in [&upper, &work, &empty] {
             fs::create_dir(d).map_err(other)?;
         }
         let mut lowers = stack.lowers.clone();
