@@ -35,8 +35,11 @@ pub enum LifecycleError {
 }
 
 /// A 256-bit random id, hex (as Docker's).
-pub fn new_id() -> String {
-    let mut buf = [0u8; 32];
+/// A container id: 64 hex digits, the first 8 naming the store it belongs
+/// to (see `store_tag`), the rest random. Several stores share the cgroup
+/// parent `rbox/`; the tag lets each store's reaper touch only its own.
+pub fn new_id(store_root: &Path) -> String {
+    let mut buf = [0u8; 28];
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: getrandom writes at most len bytes into our buffer.
@@ -46,7 +49,14 @@ pub fn new_id() -> String {
             filled += n as usize;
         }
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let random: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}{random}", store_tag(store_root))
+}
+
+/// 8 hex digits of blake3 of the store's canonical path.
+pub fn store_tag(store_root: &Path) -> String {
+    let root = std::fs::canonicalize(store_root).unwrap_or_else(|_| store_root.to_path_buf());
+    engine::Digest::blake3_of(root.as_os_str().as_encoded_bytes()).hex()[..8].to_string()
 }
 
 /// `TERM`, `SIGTERM`, `15` -> 15.
@@ -212,10 +222,16 @@ pub fn reap_leftovers(containers: &Path) {
         ids.push(id);
     }
     let Some(driver) = driver else { return };
+    let tag = containers.parent().map(store_tag).unwrap_or_default();
     for cg in groups {
-        // Only groups of `rrun run` (64-hex ids), and only empty ones: a
-        // live group is somebody's.
-        if !ids.contains(&cg) && cg.len() == 64 && driver.open(&cg).procs().is_empty() {
+        // Only groups of `rrun run` on THIS store (64-hex ids starting with
+        // its tag: another store's containers are not in our directory),
+        // and only empty ones: a live group is somebody's.
+        if !ids.contains(&cg)
+            && cg.len() == 64
+            && cg.starts_with(&tag)
+            && driver.open(&cg).procs().is_empty()
+        {
             let _ = driver.open(&cg).remove();
         }
     }

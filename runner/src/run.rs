@@ -388,7 +388,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     )
     .map_err(|e| Coded(125, e.into()))?;
     let argv = build_argv(&a, cfg)?;
-    let id = lifecycle::new_id();
+    let id = lifecycle::new_id(store.root());
     let name = a.name.clone().unwrap_or_else(|| id[..12].to_string());
     if runner::state::list(&containers)
         .iter()
