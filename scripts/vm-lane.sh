@@ -20,7 +20,8 @@ for line in sys.stdin:
 status=0
 for bin in "${bins[@]}"; do
   echo "-- $(basename "$bin") in the cgroup-v2 guest"
-  # The guest has 2 GiB and 2 vCPUs (TCG, slow): two tests at a time.
-  VM_MEM=${VM_MEM:-2G} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$bin" --test-threads=2 || status=1
+  # 6 GiB: the guest keeps stores on its /tmp tmpfs (half of its memory), and the
+  # interop tests export whole trees there. 2 vCPUs (TCG, slow): two tests at a time.
+  VM_MEM=${VM_MEM:-6G} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$bin" --test-threads=2 || status=1
 done
 exit $status
