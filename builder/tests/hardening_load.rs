@@ -3,10 +3,11 @@
 //! with "cgroup: write .../rbox/<id>/cgroup.procs: No such file or
 //! directory" and, rarely, containers killed (137): the start-time reaper
 //! (reap_leftovers in runner/src/lifecycle.rs) removes every empty
-//! rbox/<64-hex> cgroup that has no directory in *its own* store, but the
+//! rbox/<64-hex> cgroup that had no directory in *its own* store, but the
 //! rbox cgroup parent is shared by every store on the host, and
 //! Cgroup::remove SIGKILLs whatever joined the group since the emptiness
-//! check. Within one store it was fixed in ba84862; across stores it is not.
+//! check. Fixed: groups are listed before directories, and ids carry their
+//! store's tag so a reaper only touches its own store's orphans.
 
 mod common;
 
