@@ -1,7 +1,9 @@
 //! Small file-system primitives the store's invariants rest on.
 
+use std::ffi::CStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// fsync a directory, so that a rename into it survives a crash.
@@ -58,4 +60,36 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     // The command name (field 2) may contain spaces and ')': skip past the last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
     after.split(' ').nth(19)?.parse().ok()
+}
+
+/// openat2(2) with `resolve` flags (RESOLVE_BENEATH, RESOLVE_IN_ROOT,
+/// RESOLVE_NO_SYMLINKS, …); O_CLOEXEC is always added. The one wrapper the
+/// unpacker and the runner both resolve paths with.
+pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain integers; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid open_how whose
+        // size we pass; the kernel returns a new fd or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just gave us this fd; we own it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        let e = io::Error::last_os_error();
+        // EAGAIN: a concurrent rename raced the lookup; the kernel asks us to retry.
+        if e.kind() != io::ErrorKind::Interrupted && e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(e);
+        }
+    }
 }

@@ -167,30 +167,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Resul
     .map(drop)
 }
 
-/// openat2 with `resolve` flags (RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, …).
-pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is plain data; zeroed is a valid starting value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = 0;
-    how.resolve = resolve;
-    loop {
-        // SAFETY: path is a valid C string; how lives across the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir.as_raw_fd(),
-                path.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        match owned(rc) {
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
-            other => return other,
-        }
-    }
-}
+pub use engine::fsutil::openat2;
 
 /// The flags every lookup beneath a container's rootfs uses.
 pub const RESOLVE_BENEATH_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
