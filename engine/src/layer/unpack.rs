@@ -453,13 +453,14 @@ impl Unpacker {
         Ok(())
     }
 
-    fn regular<R: Read>(
+    /// Create a new regular file for `path` (never through or over a
+    /// symlink) and remember the entry, for the regular and sparse cases.
+    fn create_file(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
         path: &EntryPath,
         shown: &str,
-        meta: Meta,
-    ) -> Result<(), LayerError> {
+        meta: &Meta,
+    ) -> Result<File, LayerError> {
         let mut fd = None;
         self.create_with(path, shown, &mut |dir, name| {
             fd = Some(sys::openat(
@@ -471,7 +472,17 @@ impl Unpacker {
             Ok(())
         })?;
         self.seen.insert(path.as_bytes().to_vec());
-        let file = File::from(fd.expect("created"));
+        Ok(File::from(fd.expect("created")))
+    }
+
+    fn regular<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &EntryPath,
+        shown: &str,
+        meta: Meta,
+    ) -> Result<(), LayerError> {
+        let file = self.create_file(path, shown, &meta)?;
         let size = entry.size();
         let (chown, chmod) = self.creation.needs(&meta);
         let pending = PendingFile {
@@ -545,18 +556,7 @@ impl Unpacker {
             source,
         };
         let (segments, _) = super::sparse::read_map(entry, realsize).map_err(corrupt)?;
-        let mut fd = None;
-        self.create_with(path, shown, &mut |dir, name| {
-            fd = Some(sys::openat(
-                dir,
-                name,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                meta.mode & 0o777,
-            )?);
-            Ok(())
-        })?;
-        self.seen.insert(path.as_bytes().to_vec());
-        let file = File::from(fd.expect("created"));
+        let file = self.create_file(path, shown, &meta)?;
         file.set_len(realsize)
             .map_err(self.io_err(shown, "set size"))?;
         let (chown, chmod) = self.creation.needs(&meta);
