@@ -6,7 +6,8 @@ mod layer_common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::layer::{self, WriteOptions};
@@ -28,7 +29,24 @@ fn child_unpacks_layer_when_asked() {
         .parse()
         .unwrap();
     let store = Store::open(Path::new(&root)).unwrap();
+    // Tell the parent the unpack starts now, so its kill points fall inside
+    // the unpack and not in process start-up.
+    let mut out = std::io::stdout();
+    out.write_all(b"unpacking\n").unwrap();
+    out.flush().unwrap();
     layer::unpack_layer(&store, &desc, &diff_id).unwrap();
+}
+
+/// Blocks until the child says its unpack has started.
+fn wait_for_start(c: &mut Child) {
+    // libtest prints its own lines ("running 1 test") first.
+    let out = BufReader::new(c.stdout.as_mut().unwrap());
+    for line in out.lines() {
+        if line.unwrap() == "unpacking" {
+            return;
+        }
+    }
+    panic!("the child died before unpacking");
 }
 
 fn assert_store_consistent(root: &Path) {
@@ -73,11 +91,12 @@ fn killed_unpacks_leave_nothing_that_looks_finished() {
                 "child_unpacks_layer_when_asked",
                 "--test-threads=1",
                 "--quiet",
+                "--nocapture",
             ])
             .env("RBOX_CRASH_ROOT", &root)
             .env("RBOX_CRASH_BLOB", &desc)
             .env("RBOX_CRASH_DIFF_ID", blob.diff_id.to_string())
-            .stdout(std::process::Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap()
     };
@@ -89,12 +108,11 @@ fn killed_unpacks_leave_nothing_that_looks_finished() {
     };
 
     // How long one whole unpack takes, to spread the kills across it.
+    let mut c = child();
+    wait_for_start(&mut c);
     let t0 = Instant::now();
-    assert!(
-        child().wait().unwrap().success(),
-        "the unkilled child failed"
-    );
-    let full = t0.elapsed().max(Duration::from_millis(20));
+    assert!(c.wait().unwrap().success(), "the unkilled child failed");
+    let full = t0.elapsed().max(Duration::from_millis(5));
     eprintln!("one unpack by a child process: {full:?}");
     assert!(store.has_layer(&blob.diff_id));
     remove_layer();
@@ -109,8 +127,12 @@ fn killed_unpacks_leave_nothing_that_looks_finished() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+        // One kill point in each of ITERATIONS equal slices of the unpack,
+        // jittered within its slice: spread over the whole run, every time.
+        let at = (i as f64 + (seed % 1000) as f64 / 1000.0) / ITERATIONS as f64;
+        let delay = full.mul_f64(at);
         let mut c = child();
+        wait_for_start(&mut c);
         std::thread::sleep(delay);
         let finished = c.try_wait().unwrap().is_some();
         // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
@@ -132,11 +154,12 @@ fn killed_unpacks_leave_nothing_that_looks_finished() {
         drop(next);
         remove_layer();
     }
+    eprintln!("{killed_mid_way} of {ITERATIONS} kills landed mid-unpack");
     assert!(
-        // At least a few kills must land mid-unpack for the test to mean
-        // anything; how many depends on the machine's speed (an idle,
-        // fast machine finishes before most kill points).
-        killed_mid_way >= 3,
+        // Kill points are spread over the measured unpack, so most land
+        // mid-way; a run that got slower or faster than the measured one
+        // shifts a few either way.
+        killed_mid_way >= ITERATIONS / 4,
         "only {killed_mid_way} kills landed mid-unpack"
     );
     assert_same_tree(
