@@ -5,8 +5,8 @@
 mod layer_common;
 
 use std::fs;
-use std::path::Path;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

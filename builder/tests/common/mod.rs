@@ -27,20 +27,35 @@ pub fn require_root() {
     );
 }
 
-/// One store per test binary with the busybox image tagged `busybox`.
+static ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_store() {
+    if std::env::var_os("RBUILD_TEST_KEEP").is_some() {
+        return;
+    }
+    if let Some(p) = ROOT.get() {
+        let _ = fs::remove_dir_all(p);
+    }
+}
+
+/// One store per test binary, `rbuild-test-<binary>` in the temp dir, with
+/// the busybox image tagged `busybox`. Wiped at start (a crashed run never
+/// accumulates) and removed at exit unless RBUILD_TEST_KEEP is set: a
+/// static is never dropped, so a TempDir here would leak one per run.
 pub fn store_root() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     ROOT.get_or_init(|| {
         require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("rbuild-test-")
-            .tempdir()
-            .unwrap();
-        let store = engine::Store::open(dir.path()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = std::env::temp_dir().join(format!("rbuild-test-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store = engine::Store::open(&dir).unwrap();
         fixtures::ensure_busybox_image(&store, "busybox").expect("build the busybox fixture image");
+        // SAFETY: registering a plain extern "C" function with no captures.
+        unsafe { libc::atexit(remove_store) };
         dir
     })
-    .path()
 }
 
 /// A build context in a temp dir: (relative path, content) pairs.

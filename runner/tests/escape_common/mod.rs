@@ -17,7 +17,8 @@ const PROBE_SRC: &str = include_str!("probe.c");
 pub fn probe_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rrun-escape-probe-{}", std::process::id()));
+        // Inside the test store, which is removed when the test binary exits.
+        let dir = store_root().join("escape-probe");
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("probe.c");
         std::fs::write(&src, PROBE_SRC).unwrap();
