@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rbuild: {e:#}");
+            eprintln!("rbuild: {}", engine::errfmt::one_line(e.chain()));
             ExitCode::from(1)
         }
     }

@@ -5,6 +5,7 @@
 //! `Snapshotter`). It never depends on the runner or the builder.
 
 pub mod digest;
+pub mod errfmt;
 pub mod fsutil;
 pub mod image;
 pub mod reference;

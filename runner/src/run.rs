@@ -33,17 +33,7 @@ impl std::error::Error for Coded {}
 /// The error chain on one line, without repeating causes that a message
 /// already includes.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let msg = cause.to_string();
-        if !out.contains(&msg) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&msg);
-        }
-    }
-    out.replace('\n', " ")
+    engine::errfmt::one_line(e.chain())
 }
 
 pub fn exit_code_of(e: &anyhow::Error) -> i32 {
