@@ -5,7 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: the tests mount, clone namespaces and create cgroups: run as root" >&2; exit 1; }
 
-cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
+# CI builds once from scratch: incremental state would only cost disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+echo "test.sh: $(nproc) cores, $(df -h --output=avail . | tail -n 1 | tr -d ' ') free on $(df --output=target . | tail -n 1)"
+build_log=$(mktemp)
+if ! cargo build --workspace --all-targets --locked >"$build_log" 2>&1; then
+  echo "test.sh: cargo build failed; the end of its output:" >&2
+  tail -n 80 "$build_log" >&2
+  exit 1
+fi
+tail -n 1 "$build_log"; rm -f "$build_log"
 echo "== host lane ($(scripts/cgroup-mode.sh)) =="
 cargo test --workspace --locked -- --test-threads=2
 
