@@ -128,16 +128,14 @@ fn run_in(
     } else {
         None
     };
-    let signals = launch.forward_signals.then(ForwardedSignals::block);
+    // v2: born in the group; v1: the child joins it itself (cheaper than
+    // moving it from here, see V1Cgroup::self_join_files).
     let into = cg.clone_into_fd();
+    let tasks = cg.self_join_files()?;
+    plan.cgroup_tasks = tasks.iter().map(|f| f.as_raw_fd()).collect();
+    let signals = launch.forward_signals.then(ForwardedSignals::block);
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
     drop(into);
-    if matches!(cg, Cgroup::V1(_)) {
-        if let Err(e) = cg.add_process(started.pid) {
-            started.abort();
-            return Err(e.into());
-        }
-    }
     // Our copy of the child's end must close, or a child that dies early
     // would leave us waiting for the master forever.
     let console = console.map(|(parent_end, child_end)| {
@@ -145,6 +143,7 @@ fn run_in(
         parent_end
     });
     let pid = started.release()?;
+    drop(tasks);
     if let Some(f) = launch.on_started.as_mut() {
         f(pid);
     }
@@ -319,6 +318,7 @@ fn plan_for(
         controlling_tty: launch.controlling_tty,
         console: None,
         die_with_parent: launch.die_with_parent,
+        cgroup_tasks: Vec::new(),
     })
 }
 

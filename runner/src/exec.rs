@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use engine::runtime::ExitStatus;
 use nix::sched::CloneFlags;
 
-use crate::cgroup::CgroupDriver;
+use crate::cgroup::{Cgroup, CgroupDriver};
 use crate::spawn::{self, ForwardedSignals, WaitResult};
 use crate::state::State;
 use crate::sys;
@@ -116,6 +116,9 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     let candidates =
         spawn::exec_candidates(req.args.first().map(String::as_str).unwrap_or(""), path);
     let cwd = sys::cstring(req.cwd.trim_start_matches('/'));
+    // v1: the child joins the container's groups itself (see
+    // V1Cgroup::self_join_files); v2: we move it after the fork.
+    let tasks = cg.self_join_files()?;
     let (sync_rd, sync_wr) = sys::pipe().map_err(io("pipe"))?;
     let (rep_rd, rep_wr) = sys::pipe().map_err(io("pipe"))?;
 
@@ -155,6 +158,12 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         }
         // SAFETY: prctl with integers.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        for f in &tasks {
+            if let Err(e) = sys::write_all_fd(f.as_raw_fd(), b"0") {
+                fail(125, format!("join the container's cgroup: {e}"));
+            }
+        }
+        drop(tasks);
         for (f, kind) in &others {
             if let Err(e) = nix::sched::setns(f.as_fd(), *kind) {
                 fail(125, format!("join the container's {kind:?} namespace: {e}"));
@@ -247,7 +256,11 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     }
     drop(sync_rd);
     drop(rep_wr);
-    let joined = cg.add_process(child);
+    drop(tasks);
+    let joined = match cg {
+        Cgroup::V1(_) => Ok(()),
+        Cgroup::V2(_) => cg.add_process(child),
+    };
     if let Err(e) = joined {
         drop(sync_wr);
         let _ = spawn::try_wait(child, true);

@@ -46,6 +46,11 @@ pub struct ChildPlan {
     pub console: Option<(RawFd, Option<libc::winsize>)>,
     /// Foreground runs: the container dies with the process that started it.
     pub die_with_parent: bool,
+    /// cgroup v1: the group's `tasks` files, open for writing (the
+    /// caller keeps them open until `release`). The child writes `0` to
+    /// each to join its group itself, which spares the kernel's global
+    /// threadgroup lock that moving it from outside takes.
+    pub cgroup_tasks: Vec<RawFd>,
 }
 
 /// How the child failed before its command ran.
@@ -117,8 +122,8 @@ impl Started {
 }
 
 /// Clone the container's first process. `cgroup_fd`: a v2 group to be
-/// born into (CLONE_INTO_CGROUP); otherwise the caller moves `pid` into
-/// its group before `release`.
+/// born into (CLONE_INTO_CGROUP); otherwise the child joins the groups of
+/// `plan.cgroup_tasks` itself once released.
 pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, SpawnError> {
     let (sync_rd, sync_wr) = sys::pipe().map_err(|source| SpawnError::Io {
         what: "create pipe",
@@ -205,6 +210,24 @@ fn child_main(
         unsafe { libc::_exit(125) };
     }
     drop(sync);
+    for fd in &plan.cgroup_tasks {
+        // SAFETY: writing a static byte string to a descriptor the parent
+        // opened for us.
+        if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+            fail(
+                rep,
+                125,
+                format_args!(
+                    "join the container's cgroup: {}",
+                    io::Error::last_os_error()
+                ),
+            );
+        }
+        // SAFETY: our copy of the parent's descriptor; nothing else here
+        // uses it (closed now so that no host cgroup file stays open in
+        // the container, even under --init, which does not exec at once).
+        unsafe { libc::close(*fd) };
+    }
     // Now in our cgroup: a new cgroup namespace rooted at it.
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));

@@ -190,6 +190,16 @@ impl Cgroup {
         }
     }
 
+    /// v1: the files through which the container's first process joins
+    /// the group itself (see `V1Cgroup::self_join_files`); v2: none (the
+    /// child is born in its group with CLONE_INTO_CGROUP).
+    pub fn self_join_files(&self) -> Result<Vec<std::fs::File>> {
+        match self {
+            Cgroup::V1(c) => c.self_join_files(),
+            Cgroup::V2(_) => Ok(Vec::new()),
+        }
+    }
+
     /// The group's directories (one per v1 hierarchy).
     pub fn paths(&self) -> Vec<PathBuf> {
         match self {
