@@ -57,7 +57,11 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> L
 
 /// How to run: what the caller does around the container.
 pub struct Launch<'a> {
-    /// Directory for the generated hosts/hostname/resolv.conf (exists).
+    /// An existing directory on which the child mounts a small tmpfs of
+    /// its own, holding the generated hosts/hostname/resolv.conf that it
+    /// bind-mounts into the container. The mount lives only in the
+    /// container's mount namespace: the host's directory is never written
+    /// (no file work on the store's filesystem, nothing to remove).
     pub files_dir: &'a Path,
     /// Forward INT/TERM/HUP/QUIT/USR1/USR2 to the container (rrun's
     /// foreground mode). Requires a single-threaded caller.
@@ -113,7 +117,6 @@ fn run_in(
     if spec.init && !crate::hooks::init_available() {
         return Err(LaunchError::InitUnavailable);
     }
-    write_etc_files(spec, launch.files_dir)?;
     let mut plan = plan_for(spec, cg, launch)?;
     // -t: a console socket; the pty is made inside the container.
     let console = if spec.tty {
@@ -188,9 +191,8 @@ fn run_in(
     })
 }
 
-/// /etc/hosts, /etc/hostname, /etc/resolv.conf for the container, as
-/// files the child bind-mounts (never written into the image).
-pub fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
+/// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf.
+fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
         spec.hostname
@@ -199,11 +201,18 @@ pub fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchErr
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         NetworkMode::None => String::new(),
     };
-    for (name, content) in [
+    [
         ("hosts", hosts),
         ("hostname", format!("{}\n", spec.hostname)),
         ("resolv.conf", resolv),
-    ] {
+    ]
+}
+
+/// The /etc files as files in `dir`, for external OCI runtimes to
+/// bind-mount (never written into the image). The native runtime does not
+/// use this: its child writes them on a tmpfs of its own (`EtcFiles`).
+pub fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
+    for (name, content) in etc_contents(spec) {
         let p = dir.join(name);
         std::fs::write(&p, content).map_err(io_err("write", &p))?;
     }
@@ -300,6 +309,13 @@ fn plan_for(
             work: sys::cstring(&r.work),
             merged: sys::cstring(&r.merged),
             readonly: r.readonly,
+            etc_files: Some(rootfs::EtcFiles {
+                dir: sys::cstring(launch.files_dir),
+                files: etc_contents(spec)
+                    .into_iter()
+                    .map(|(name, content)| (sys::cstring(name), content.into_bytes()))
+                    .collect(),
+            }),
             steps,
         },
         hostname: sys::cstring(&spec.hostname),

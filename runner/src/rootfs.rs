@@ -75,6 +75,17 @@ pub enum Step {
     },
 }
 
+/// Small generated files (hosts, hostname, resolv.conf) that the steps
+/// bind-mount from `dir`. The child mounts a tmpfs on `dir` in its own
+/// mount namespace and writes them there: the host's directory is never
+/// touched, and the files vanish with the namespace.
+#[derive(Debug, Clone)]
+pub struct EtcFiles {
+    pub dir: CString,
+    /// (file name, content)
+    pub files: Vec<(CString, Vec<u8>)>,
+}
+
 /// Everything the child needs to build the rootfs.
 #[derive(Debug, Clone)]
 pub struct RootfsPlan {
@@ -83,6 +94,8 @@ pub struct RootfsPlan {
     pub work: CString,
     pub merged: CString,
     pub readonly: bool,
+    /// Mounted and written after the overlay, before the steps.
+    pub etc_files: Option<EtcFiles>,
     pub steps: Vec<Step>,
 }
 
@@ -417,6 +430,45 @@ pub fn apply_step(root: BorrowedFd<'_>, s: &Step) -> Result<(), StepError> {
     }
 }
 
+/// Mount a tmpfs at `e.dir` (after the overlay, which has already resolved
+/// its upper and work dirs by then) and write the files on it. At most
+/// 1 MiB: the container can write to these files through its bind mounts.
+fn write_etc_files(e: &EtcFiles) -> Result<(), StepError> {
+    const SAFE: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let fs = FsMount {
+        fstype: c"tmpfs".into(),
+        options: vec![
+            (c"mode".into(), Some(c"755".into())),
+            (c"size".into(), Some(c"1m".into())),
+        ],
+        attrs: SAFE,
+    };
+    let mnt = step("mount tmpfs for /etc files at", &e.dir, fs_mount(&fs))?;
+    step(
+        "attach tmpfs for /etc files at",
+        &e.dir,
+        sys::move_mount_path(mnt.as_fd(), &e.dir),
+    )?;
+    for (name, content) in &e.files {
+        // SAFETY: mnt is the tmpfs root (a directory fd); name is a C string.
+        let fd = unsafe {
+            libc::openat(
+                mnt.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if fd < 0 {
+            return step("create", name, Err(io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just returned by openat and is ours.
+        let file = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        step("write", name, sys::write_all_fd(file.as_raw_fd(), content))?;
+    }
+    Ok(())
+}
+
 /// Build the whole rootfs at `plan.merged` and pivot into it. On return the
 /// process's `/` is the container's rootfs and the host's is detached.
 pub fn assemble_and_pivot(plan: &RootfsPlan) -> Result<(), StepError> {
@@ -433,6 +485,11 @@ pub fn assemble_and_pivot(plan: &RootfsPlan) -> Result<(), StepError> {
             0,
         ),
     )?;
+    // After the rootfs is open: a tmpfs on a directory above `merged`
+    // could not hide it from us.
+    if let Some(e) = &plan.etc_files {
+        write_etc_files(e)?;
+    }
     for s in &plan.steps {
         apply_step(root.as_fd(), s)?;
     }
