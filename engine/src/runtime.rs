@@ -3,6 +3,7 @@
 //! youki) is the second implementation. The builder runs its RUN steps
 //! through this trait only.
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use crate::snapshot::MountSpec;
@@ -111,6 +112,21 @@ impl ExitStatus {
     }
 }
 
+/// Where a container's stdout and stderr go. Kept apart from
+/// `ContainerSpec`, as containerd keeps a task's IO apart from its OCI spec:
+/// the spec is plain data that is cloned and compared, a sink is an open
+/// descriptor that belongs to one run.
+#[derive(Debug, Default)]
+pub enum OutputSink {
+    /// The caller's own stdout and stderr (what `Runtime::run` does).
+    #[default]
+    Inherit,
+    /// Both stdout and stderr are this descriptor (a pipe's write end, a
+    /// file). The runtime closes its copy before `run_with_output` returns,
+    /// so a reader of a pipe sees EOF once the container's processes are gone.
+    Fd(OwnedFd),
+}
+
 pub type RuntimeError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub trait Runtime: Send + Sync {
@@ -120,4 +136,23 @@ pub trait Runtime: Send + Sync {
     /// Run the container to completion with the caller's stdio, and clean
     /// up everything it created (mounts, cgroup) before returning.
     fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError>;
+
+    /// `run`, with the container's stdout and stderr sent to `output`
+    /// (stdin as in `run`). A runtime that cannot redirect them says so
+    /// instead of letting the output reach the caller's terminal.
+    fn run_with_output(
+        &self,
+        spec: &ContainerSpec,
+        output: OutputSink,
+    ) -> Result<ExitStatus, RuntimeError> {
+        match output {
+            OutputSink::Inherit => self.run(spec),
+            OutputSink::Fd(_) => Err(format!(
+                "the {} runtime cannot send a container's output to a descriptor; \
+                 use the native runtime, or OutputSink::Inherit",
+                self.name()
+            )
+            .into()),
+        }
+    }
 }

@@ -1,15 +1,15 @@
 //! `NativeRuntime`: this crate's runner behind the engine's `Runtime`
 //! seam. The builder runs its RUN steps through it: the overlay comes from
 //! the spec's `RootfsSpec` (the builder snapshots `upper` afterwards), the
-//! command gets the caller's stdout/stderr (stdin is /dev/null unless
-//! `spec.stdin`), and everything but `upper`'s contents is gone when `run`
+//! command gets the caller's stdout/stderr or the `OutputSink` it is
+//! given (stdin is /dev/null unless `spec.stdin`), and everything but `upper`'s contents is gone when `run`
 //! returns.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use engine::runtime::{ContainerSpec, ExitStatus, Runtime, RuntimeError};
+use engine::runtime::{ContainerSpec, ExitStatus, OutputSink, Runtime, RuntimeError};
 
 use crate::container::{self, Launch};
 
@@ -49,6 +49,14 @@ impl Runtime for NativeRuntime {
     }
 
     fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+        self.run_with_output(spec, OutputSink::Inherit)
+    }
+
+    fn run_with_output(
+        &self,
+        spec: &ContainerSpec,
+        output: OutputSink,
+    ) -> Result<ExitStatus, RuntimeError> {
         let r = &spec.rootfs;
         for d in [&r.upper, &r.work, &r.merged] {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
@@ -65,8 +73,15 @@ impl Runtime for NativeRuntime {
         // the signals blocked process-wide); the container dies with us.
         launch.forward_signals = false;
         launch.die_with_parent = true;
-        launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
+        // The child dup2()s the sink onto 1 and 2; ours closes when
+        // `output` drops at return, after the container has exited.
+        let out = match &output {
+            OutputSink::Inherit => None,
+            OutputSink::Fd(fd) => Some(fd.as_raw_fd()),
+        };
+        launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), out, out];
         let result = container::run(spec, launch);
+        drop(output);
         let _ = engine::fsutil::remove_tree(&files);
         // overlayfs leaves its work dir's inner "work" behind; it is not
         // part of the snapshot.

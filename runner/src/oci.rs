@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, Runtime, RuntimeError};
+use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, OutputSink, Runtime, RuntimeError};
 use serde_json::{json, Value};
 
 use crate::rootfs::{self, RootfsPlan};
@@ -199,6 +199,18 @@ impl OciRuntime {
         bundle: &Path,
         forward_signals: bool,
     ) -> Result<ExitStatus, OciError> {
+        self.run_to_sink(spec, bundle, forward_signals, OutputSink::Inherit)
+    }
+
+    /// `run_with`, the container's stdout and stderr sent to `output`: the
+    /// OCI runtime passes its own stdio on to the container (no terminal).
+    fn run_to_sink(
+        &self,
+        spec: &ContainerSpec,
+        bundle: &Path,
+        forward_signals: bool,
+        output: OutputSink,
+    ) -> Result<ExitStatus, OciError> {
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| OciError::Io { what, path, source }
@@ -240,6 +252,12 @@ impl OciRuntime {
         if !spec.stdin {
             cmd.stdin(Stdio::null());
         }
+        if let OutputSink::Fd(fd) = output {
+            let err = fd
+                .try_clone()
+                .map_err(io("duplicate the output sink for", bundle))?;
+            cmd.stdout(Stdio::from(fd)).stderr(Stdio::from(err));
+        }
         // SAFETY: the closure runs in the forked child before exec and only
         // makes syscalls (unshare, mount, umount) on data prepared above.
         unsafe {
@@ -261,6 +279,9 @@ impl OciRuntime {
             binary: self.binary.clone(),
             source,
         })?;
+        // The command holds copies of the sink: ours must close when the
+        // container's do, or a reader never sees EOF.
+        drop(cmd);
         let pid = child.id() as i32;
         let waited = match &signals {
             Some(s) => s.wait(pid, || {}),
@@ -292,11 +313,19 @@ impl Runtime for OciRuntime {
     }
 
     fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+        self.run_with_output(spec, OutputSink::Inherit)
+    }
+
+    fn run_with_output(
+        &self,
+        spec: &ContainerSpec,
+        output: OutputSink,
+    ) -> Result<ExitStatus, RuntimeError> {
         let merged = &spec.rootfs.merged;
         let bundle = merged
             .parent()
             .unwrap_or(Path::new("/"))
             .join(format!(".{}-bundle", spec.id));
-        Ok(self.run_with(spec, &bundle, false)?)
+        Ok(self.run_to_sink(spec, &bundle, false, output)?)
     }
 }
