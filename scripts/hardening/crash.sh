@@ -91,6 +91,8 @@ done
 report
 
 # --- rrun run: killed while it starts, runs or tears down.
+# rbox cgroups present before: other rbox users on the host keep theirs.
+cg_before=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort)
 kind=run i=0; landed=0
 calibrate rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'
 for i in $(seq 1 "$N"); do
@@ -105,6 +107,11 @@ report
 left=$(rr ps -aq | wc -l)
 rr rm -f $(rr ps -aq) >/dev/null 2>&1 || true
 mounts=$(grep -c "$STORE" /proc/self/mountinfo || true)
-echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts left under the store"
+# A killed rrun cannot remove its cgroup either: the next start's reaper
+# does (it ran after every kill above), and rm -f just now.
+sleep 1
+cg_left=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort | comm -13 <(echo "$cg_before") - | wc -l)
+echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left"
 [ "$mounts" = 0 ] || fail "mounts left: $(grep "$STORE" /proc/self/mountinfo)"
+[ "$cg_left" = 0 ] || fail "cgroups left: $(find /sys/fs/cgroup -type d -path '*rbox/*' | comm -13 <(echo "$cg_before") -)"
 check_store
