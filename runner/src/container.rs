@@ -309,15 +309,15 @@ fn plan_for(
             work: sys::cstring(&r.work),
             merged: sys::cstring(&r.merged),
             readonly: r.readonly,
-            etc_files: Some(rootfs::EtcFiles {
-                dir: sys::cstring(launch.files_dir),
-                files: etc_contents(spec)
-                    .into_iter()
-                    .map(|(name, content)| (sys::cstring(name), content.into_bytes()))
-                    .collect(),
-            }),
             steps,
         },
+        etc_files: Some(rootfs::EtcFiles {
+            dir: sys::cstring(launch.files_dir),
+            files: etc_contents(spec)
+                .into_iter()
+                .map(|(name, content)| (sys::cstring(name), content.into_bytes()))
+                .collect(),
+        }),
         hostname: sys::cstring(&spec.hostname),
         workdir: workdir_beneath_root(&spec.cwd),
         uid: spec.user.uid,

@@ -236,7 +236,6 @@ impl OciRuntime {
             work: sys::cstring(&r.work),
             merged: sys::cstring(&r.merged),
             readonly: false,
-            etc_files: None,
             steps: Vec::new(),
         };
         let hide_unified = self.binary.ends_with("crun") && hybrid_unified_mounted();

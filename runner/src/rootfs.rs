@@ -94,8 +94,6 @@ pub struct RootfsPlan {
     pub work: CString,
     pub merged: CString,
     pub readonly: bool,
-    /// Mounted and written after the overlay, before the steps.
-    pub etc_files: Option<EtcFiles>,
     pub steps: Vec<Step>,
 }
 
@@ -471,7 +469,8 @@ fn write_etc_files(e: &EtcFiles) -> Result<(), StepError> {
 
 /// Build the whole rootfs at `plan.merged` and pivot into it. On return the
 /// process's `/` is the container's rootfs and the host's is detached.
-pub fn assemble_and_pivot(plan: &RootfsPlan) -> Result<(), StepError> {
+/// `etc`: written after the overlay, before the steps that bind them.
+pub fn assemble_and_pivot(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<(), StepError> {
     make_private()?;
     mount_overlay(plan)?;
     let root = step(
@@ -487,7 +486,7 @@ pub fn assemble_and_pivot(plan: &RootfsPlan) -> Result<(), StepError> {
     )?;
     // After the rootfs is open: a tmpfs on a directory above `merged`
     // could not hide it from us.
-    if let Some(e) = &plan.etc_files {
+    if let Some(e) = etc {
         write_etc_files(e)?;
     }
     for s in &plan.steps {

@@ -19,6 +19,9 @@ use crate::sys;
 #[derive(Debug, Clone)]
 pub struct ChildPlan {
     pub rootfs: RootfsPlan,
+    /// hosts/hostname/resolv.conf, written by the child on a tmpfs of its
+    /// own (see `rootfs::EtcFiles`).
+    pub etc_files: Option<rootfs::EtcFiles>,
     pub hostname: CString,
     /// Absolute path inside the container.
     /// Relative to the container's root (`.` for `/`).
@@ -248,7 +251,7 @@ fn child_main(
     if let Err(e) = nix::unistd::sethostname(plan.hostname.to_str().unwrap_or("container")) {
         fail(rep, 125, format_args!("set hostname: {e}"));
     }
-    if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs) {
+    if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs, plan.etc_files.as_ref()) {
         fail(rep, 125, format_args!("{e}"));
     }
     if let Err(e) = crate::hooks::mask_paths(plan.privileged) {
