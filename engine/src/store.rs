@@ -255,8 +255,10 @@ impl Store {
         self.layer_dir(diff_id).join("fs")
     }
 
+    /// A complete layer whose marker may be trusted (see `layer::marker`:
+    /// a layer published unsynced counts only in the boot that wrote it).
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).join("complete").exists()
+        crate::layer::marker::trusted(&self.layer_dir(diff_id), diff_id)
     }
 
     /// Publish an unpacked layer. `staged` is a directory under this
@@ -265,23 +267,43 @@ impl Store {
     /// exists whole or not at all. If another process won the race, ours is
     /// discarded.
     pub fn commit_layer_dir(&self, staged: &Path, diff_id: &Digest) -> Result<PathBuf> {
+        self.publish_layer_dir(staged, diff_id, true)
+    }
+
+    /// `commit_layer_dir`, where `synced = false` says the caller has not
+    /// synced the tree: nothing is fsynced and the marker names this boot,
+    /// so after a crash the layer is not trusted (`layer::marker`). An
+    /// untrusted layer already at the destination is replaced.
+    pub fn publish_layer_dir(
+        &self,
+        staged: &Path,
+        diff_id: &Digest,
+        synced: bool,
+    ) -> Result<PathBuf> {
         let marker = staged.join("complete");
         let mut f = File::create(&marker).map_err(io_err("create", &marker))?;
-        writeln!(f, "{diff_id}").map_err(io_err("write", &marker))?;
-        f.sync_all().map_err(io_err("fsync", &marker))?;
-        fsync_dir(staged).map_err(io_err("fsync", staged))?;
+        f.write_all(crate::layer::marker::text(diff_id, synced).as_bytes())
+            .map_err(io_err("write", &marker))?;
+        if synced {
+            f.sync_all().map_err(io_err("fsync", &marker))?;
+            fsync_dir(staged).map_err(io_err("fsync", staged))?;
+        }
         let dest = self.layer_dir(diff_id);
+        crate::layer::marker::discard_untrusted(&dest, diff_id, &self.session)
+            .map_err(io_err("remove the untrusted layer", &dest))?;
         match fs::rename(staged, &dest) {
             Ok(()) => {}
-            Err(e) if dest.join("complete").exists() => {
+            Err(e) if self.has_layer(diff_id) => {
                 // Somebody else published the same layer first (ENOTEMPTY/EEXIST).
                 let _ = e;
                 remove_tree(staged).map_err(io_err("remove", staged))?;
             }
             Err(e) => return Err(io_err("rename into place", &dest)(e)),
         }
-        let layers = self.root.join("layers");
-        fsync_dir(&layers).map_err(io_err("fsync", &layers))?;
+        if synced {
+            let layers = self.root.join("layers");
+            fsync_dir(&layers).map_err(io_err("fsync", &layers))?;
+        }
         Ok(dest)
     }
 

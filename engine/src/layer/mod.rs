@@ -7,6 +7,10 @@
 //! - [`import_tarball`]: a rootfs tarball stored as-is and unpacked.
 //! - [`unpack_stream`] / [`unpack_file`]: the confined extractor itself,
 //!   for the builder's ADD of local tarballs.
+//!
+//! Unpacked layers are published without waiting for them to reach the
+//! disk: their marker names the boot, so a crash before they are synced
+//! makes them untrusted, never half-trusted ([`marker`]).
 
 mod bodies;
 mod compression;
@@ -14,6 +18,7 @@ mod creation;
 mod entry;
 mod error;
 mod guard;
+pub mod marker;
 mod resolve;
 mod sparse;
 mod stream;
@@ -131,8 +136,7 @@ fn publish_tree(
         match fs::rename(tree, &fs_dir) {
             Ok(()) => {
                 fs::create_dir(tree).map_err(LayerError::io("recreate", tree))?;
-                sys_syncfs(&fs_dir)?;
-                store.commit_layer_dir(&staged, &layer.diff_id)?;
+                publish(store, &staged, &layer.diff_id)?;
                 return Ok(());
             }
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -154,6 +158,22 @@ fn sys_syncfs(dir: &Path) -> Result<(), LayerError> {
     let f = File::open(dir).map_err(LayerError::io("open", dir))?;
     sys::syncfs(&f).map_err(LayerError::io("syncfs", dir))
 }
+
+/// Publish `staged` (holding `fs/`) as the layer `diff_id`: unsynced with a
+/// marker naming this boot when the boot id is known (`marker`), else
+/// synced first as the design's invariant 1 has it.
+fn publish(store: &Store, staged: &Path, diff_id: &Digest) -> Result<PathBuf, LayerError> {
+    let synced = marker::boot_id().is_none();
+    if synced {
+        sys_syncfs(&staged.join("fs"))?;
+    }
+    Ok(store.publish_layer_dir(staged, diff_id, synced)?)
+}
+
+/// Layers published unsynced at least this long ago are synced and marked
+/// so at the next image unpack: the kernel writes dirty pages back after
+/// 30 s (vm.dirty_expire_centisecs), so by then syncfs has little to do.
+const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Unpack one layer blob into `layers/<diff_id>/fs` once; returns that path.
 /// Verifies the uncompressed stream hashes to `diff_id`.
@@ -186,8 +206,7 @@ pub fn unpack_layer(
                 actual: unpacked.diff_id,
             });
         }
-        sys_syncfs(&fs_dir)?;
-        Ok(store.commit_layer_dir(&staged, diff_id)?)
+        publish(store, &staged, diff_id)
     })();
     if result.is_err() {
         // Nothing half-unpacked stays behind (and a crash leaves it in this
@@ -209,6 +228,10 @@ pub fn unpack_image(store: &Store, image: &Image) -> Result<Vec<PathBuf>, LayerE
             diff_ids: diff_ids.len(),
         });
     }
+    // Earlier unpacks' layers, long since written back: make them durable
+    // (cheap now) so they survive the next reboot. Best effort: a failure
+    // only leaves them to be unpacked again after a crash.
+    let _ = marker::sync_layers(store, SYNC_AFTER);
     let mut todo: Vec<(&Descriptor, &Digest)> = Vec::new();
     for (blob, diff_id) in layers.iter().zip(diff_ids) {
         if !store.has_layer(diff_id) && !todo.iter().any(|(_, d)| *d == diff_id) {
@@ -287,9 +310,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         let unpacked = (|| {
             fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
             let _ = map.advise(memmap2::Advice::Sequential);
-            let u = stream::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))?;
-            sys_syncfs(&fs_dir)?;
-            Ok::<_, LayerError>(u)
+            stream::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))
         })();
         let blob = blob.join().expect("the blob thread panicked");
         Ok::<_, LayerError>((blob?, unpacked?))
@@ -304,7 +325,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
     if store.has_layer(&unpacked.diff_id) {
         let _ = remove_tree(&staged);
     } else {
-        store.commit_layer_dir(&staged, &unpacked.diff_id)?;
+        publish(store, &staged, &unpacked.diff_id)?;
     }
     Ok(LayerBlob {
         digest,
