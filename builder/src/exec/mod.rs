@@ -19,7 +19,6 @@ pub mod view;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use engine::image::{now_rfc3339, History, ImageConfig};
 use engine::layer::LayerBlob;
@@ -28,7 +27,7 @@ use engine::{Descriptor, Digest, ImageRef, Store};
 
 use crate::cache::{self, CacheKey};
 use crate::parse::{Base, Containerfile, ContextFilter, Instruction, ParseError, Step};
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{End, Progress, ProgressMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -277,85 +276,97 @@ impl Executor<'_> {
         for (n, step) in steps.iter().enumerate() {
             let inst = step.expand(&ex)?;
             let text = inst.to_string();
-            self.progress.step(&name, n + 1, total, &text);
-            let mut key = CacheKey::new(&state.chain);
-            key.field(text.as_bytes());
-            let layer_step = match &inst {
-                Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => true,
-                Instruction::Workdir(w) => !state
-                    .stack(self.store)
-                    .is_dir(&config::workdir_rel(&state.config, w)),
-                _ => false,
-            };
-            if !layer_step {
-                config::apply(&mut state.config, &inst, &mut cmd_set_here)
-                    .map_err(|m| BuildError::step(step, m))?;
-                state.config.history.push(History {
-                    created: state.config.created.clone(),
-                    created_by: Some(text),
-                    comment: Some("rbuild".into()),
-                    empty_layer: true,
-                });
-                state.chain = key.finish().to_string();
-                ex.apply(&inst);
-                continue;
-            }
-            // Build args are RUN's environment, so they are part of its key.
-            if let Instruction::Run(_) = inst {
-                for (k, v) in ex.run_args() {
-                    key.field(format!("{k}={v}").as_bytes());
-                }
-            }
-            let started = Instant::now();
-            let prepared = match &inst {
-                Instruction::Copy(c) | Instruction::Add(c) => {
-                    let plan = copy_step::plan(
-                        self,
-                        step,
-                        index,
-                        c,
-                        matches!(inst, Instruction::Add(_)),
-                        &state,
-                    )?;
-                    key.field(plan.inputs.as_bytes());
-                    Some(plan)
-                }
-                _ => None,
-            };
-            let key = key.finish();
-            if !self.opts.no_cache {
-                if let Some(m) = cache::lookup(self.store, &key) {
-                    let image = self.store.image_by_digest(&m).map_err(other)?;
-                    engine::layer::unpack_image(self.store, &image).map_err(other)?;
-                    state = ImageState::from_image(&image);
-                    state.chain = key.to_string();
-                    self.progress.cached(n + 1);
+            let id = self.progress.step(&name, n + 1, total, &text);
+            // One step's work; its outcome is what the progress shows.
+            let attempt = || -> Result<End, BuildError> {
+                let mut key = CacheKey::new(&state.chain);
+                key.field(text.as_bytes());
+                let layer_step = match &inst {
+                    Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => true,
+                    Instruction::Workdir(w) => !state
+                        .stack(self.store)
+                        .is_dir(&config::workdir_rel(&state.config, w)),
+                    _ => false,
+                };
+                if !layer_step {
+                    config::apply(&mut state.config, &inst, &mut cmd_set_here)
+                        .map_err(|m| BuildError::step(step, m))?;
+                    state.config.history.push(History {
+                        created: state.config.created.clone(),
+                        created_by: Some(text),
+                        comment: Some("rbuild".into()),
+                        empty_layer: true,
+                    });
+                    state.chain = key.finish().to_string();
                     ex.apply(&inst);
-                    continue;
+                    return Ok(End::Meta);
                 }
-            }
-            let layer = match (&inst, prepared) {
-                (Instruction::Run(run), _) => run_step::run(self, step, index, run, &state, &ex)?,
-                (_, Some(plan)) => copy_step::execute(self, step, plan, &state)?,
-                (Instruction::Workdir(w), _) => {
-                    let rel = config::workdir_rel(&state.config, w);
-                    copy_step::make_dir_layer(self, step, &rel, &state)?
+                // Build args are RUN's environment, so they are part of its key.
+                if let Instruction::Run(_) = inst {
+                    for (k, v) in ex.run_args() {
+                        key.field(format!("{k}={v}").as_bytes());
+                    }
                 }
-                _ => unreachable!("layer steps are RUN, COPY, ADD and WORKDIR"),
+                let prepared = match &inst {
+                    Instruction::Copy(c) | Instruction::Add(c) => {
+                        let plan = copy_step::plan(
+                            self,
+                            step,
+                            index,
+                            c,
+                            matches!(inst, Instruction::Add(_)),
+                            &state,
+                        )?;
+                        key.field(plan.inputs.as_bytes());
+                        Some(plan)
+                    }
+                    _ => None,
+                };
+                let key = key.finish();
+                if !self.opts.no_cache {
+                    if let Some(m) = cache::lookup(self.store, &key) {
+                        let image = self.store.image_by_digest(&m).map_err(other)?;
+                        engine::layer::unpack_image(self.store, &image).map_err(other)?;
+                        state = ImageState::from_image(&image);
+                        state.chain = key.to_string();
+                        ex.apply(&inst);
+                        return Ok(End::Cached);
+                    }
+                }
+                let layer = match (&inst, prepared) {
+                    (Instruction::Run(run), _) => {
+                        run_step::run(self, step, id, index, run, &state, &ex)?
+                    }
+                    (_, Some(plan)) => copy_step::execute(self, step, plan, &state)?,
+                    (Instruction::Workdir(w), _) => {
+                        let rel = config::workdir_rel(&state.config, w);
+                        copy_step::make_dir_layer(self, step, &rel, &state)?
+                    }
+                    _ => unreachable!("layer steps are RUN, COPY, ADD and WORKDIR"),
+                };
+                if let Instruction::Workdir(_) = inst {
+                    config::apply(&mut state.config, &inst, &mut cmd_set_here)
+                        .map_err(|m| BuildError::step(step, m))?;
+                }
+                state.push_layer(layer, text);
+                let manifest = self
+                    .store
+                    .put_image(&state.config, state.layers.clone())
+                    .map_err(other)?;
+                cache::record(self.store, &key, &manifest).map_err(other)?;
+                state.chain = key.to_string();
+                ex.apply(&inst);
+                Ok(End::Done)
             };
-            if let Instruction::Workdir(_) = inst {
-                config::apply(&mut state.config, &inst, &mut cmd_set_here)
-                    .map_err(|m| BuildError::step(step, m))?;
+            match attempt() {
+                Ok(End::Meta) => self.progress.meta(id),
+                Ok(End::Cached) => self.progress.cached(id),
+                Ok(_) => self.progress.done(id),
+                Err(e) => {
+                    self.progress.failed(id, &e);
+                    return Err(e);
+                }
             }
-            state.push_layer(layer, text);
-            let manifest = self
-                .store
-                .put_image(&state.config, state.layers.clone())
-                .map_err(other)?;
-            cache::record(self.store, &key, &manifest).map_err(other)?;
-            state.chain = key.to_string();
-            self.progress.done(n + 1, started.elapsed());
-            ex.apply(&inst);
         }
         Ok(state)
     }

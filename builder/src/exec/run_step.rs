@@ -7,17 +7,20 @@ use std::path::PathBuf;
 
 use engine::layer::{LayerBlob, WriteOptions};
 use engine::runtime::{
-    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec, UserSpec,
+    ContainerSpec, ExitStatus, NetworkMode, OutputSink, Resources, RootfsSpec, SecuritySpec,
+    UserSpec,
 };
 use engine::snapshot::MountSpec;
 
 use super::view::MountedView;
 use super::{config, other, BuildError, Executor, ImageState};
 use crate::parse::{Expander, MountKind, Network, Run, RunScript, Step};
+use crate::progress::StepId;
 
 pub(super) fn run(
     exec: &Executor<'_>,
     step: &Step,
+    progress: StepId,
     stage: usize,
     run: &Run,
     state: &ImageState,
@@ -180,10 +183,19 @@ pub(super) fn run(
             stdin: false,
             init: false,
         };
-        let status = exec
-            .runtime
-            .run(&spec)
-            .map_err(|e| BuildError::step(step, e))?;
+        // The step's stdout and stderr go to the progress view through a
+        // pipe, read on a thread of its own while the step runs: a step
+        // that prints more than a pipe holds must never block on us.
+        let (rd, wr) = runner::sys::pipe()
+            .map_err(|e| BuildError::step(step, format!("create a pipe for its output: {e}")))?;
+        let status = std::thread::scope(|s| {
+            s.spawn(|| exec.progress.drain(progress, rd));
+            // The runtime closes `wr` when the container is gone, which
+            // ends the reader; the scope waits for it, so all the output
+            // is shown before the step's outcome.
+            exec.runtime.run_with_output(&spec, OutputSink::Fd(wr))
+        })
+        .map_err(|e| BuildError::step(step, e))?;
         drop(views);
         match status {
             ExitStatus::Exited(0) => {}
