@@ -18,5 +18,6 @@ pub use store::{Image, Store, StoreError};
 pub mod fsck;
 pub mod layer;
 pub mod oci;
+pub mod progress;
 pub mod runtime;
 pub mod snapshot;

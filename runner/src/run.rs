@@ -550,7 +550,7 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
 /// The image to run: from the store, or pulled from its registry as
 /// `docker run` does (`--pull missing`, the default), or always pulled.
 fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
-    use engine::oci::registry::{self, Event, PullOptions};
+    use engine::oci::registry::{self, PullOptions};
     let found = match a.pull.as_str() {
         "always" => Err(None),
         _ => store.find_image(&a.image).map_err(Some),
@@ -564,15 +564,8 @@ fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
         }
         Err(_) => {
             eprintln!("Unable to find image '{}' locally; pulling it", a.image);
-            let progress = |e: Event| {
-                if let Event::Done { digest, size, took } = e {
-                    eprintln!(
-                        "{}: pulled {size} bytes in {:.1}s",
-                        digest.short(),
-                        took.as_secs_f64()
-                    );
-                }
-            };
+            // The same plain lines as `rbuild pull` off a terminal, one per blob and layer.
+            let progress = engine::progress::PlainLines::stderr();
             let opts = PullOptions {
                 platform: None,
                 insecure: a.insecure_registry,

@@ -5,9 +5,13 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use engine::oci::ingest::Watch;
 use engine::oci::layout::Platform;
 use engine::oci::{self};
+use engine::progress::Phase;
 use engine::ImageRef;
+
+use crate::transfer_progress;
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
@@ -20,7 +24,7 @@ pub struct LoadArgs {
     /// Platform to pick from an image index
     #[arg(long, default_value = "linux/amd64")]
     pub platform: String,
-    /// Print only the image digests
+    /// Print nothing on success (no progress, no summary)
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -35,14 +39,20 @@ pub fn run(root: &Path, args: LoadArgs) -> anyhow::Result<()> {
     };
     let members = oci::tarindex::Members::open(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    let progress = transfer_progress::for_stderr(args.quiet);
+    let watch = Watch {
+        progress: progress.as_ref(),
+        phase: Phase::Read,
+    };
     let loaded = if members.contains("oci-layout") && members.contains("index.json") {
-        oci::layout::load(&store, &members, tag.as_deref(), &platform)
+        oci::layout::load(&store, &members, tag.as_deref(), &platform, watch)
     } else if members.contains("manifest.json") {
-        oci::archive::load(&store, &members)
+        oci::archive::load(&store, &members, watch)
     } else {
         bail!("{} is neither an OCI layout (oci-layout, index.json) nor a docker-archive (manifest.json)", path.display());
     }
     .with_context(|| format!("cannot load {}", path.display()))?;
+    drop(progress);
     if rename.is_some() && loaded.len() != 1 {
         bail!(
             "{} holds {} images; -t names exactly one (pick one with oci:DIR:TAG)",
@@ -62,22 +72,15 @@ pub fn run(root: &Path, args: LoadArgs) -> anyhow::Result<()> {
         match name {
             Some(r) => {
                 store.tag(&r, &l.manifest)?;
-                if args.quiet {
-                    println!("{}", l.manifest)
-                } else {
+                if !args.quiet {
                     println!("Loaded image: {r} ({})", l.manifest)
                 }
             }
-            None => {
-                if args.quiet {
-                    println!("{}", l.manifest)
-                } else {
-                    println!(
-                        "Loaded image ID: {} (unnamed in the file; name it with -t)",
-                        l.manifest
-                    )
-                }
-            }
+            None if args.quiet => {}
+            None => println!(
+                "Loaded image ID: {} (unnamed in the file; name it with -t)",
+                l.manifest
+            ),
         }
     }
     Ok(())

@@ -1,11 +1,12 @@
 //! `rbuild pull REF [--platform OS/ARCH] [--insecure] [-q]`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use engine::oci::layout::Platform;
-use engine::oci::registry::{self, Event, PullOptions};
+use engine::oci::registry::{self, PullOptions};
+
+use crate::transfer_progress;
 
 #[derive(clap::Args)]
 pub struct PullArgs {
@@ -17,39 +18,9 @@ pub struct PullArgs {
     /// Allow plain http to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
-    /// Print only the image digest
+    /// Print nothing on success (no progress, no summary)
     #[arg(short, long)]
     pub quiet: bool,
-}
-
-/// Progress lines on stderr (one per blob: start, then done with size and
-/// rate) as plain lines, terminal or not; nothing when quiet.
-pub fn printer(quiet: bool, verb: &'static str) -> impl Fn(Event) + Sync {
-    move |e| {
-        if quiet {
-            return;
-        }
-        let line = match e {
-            Event::Start { digest, size } => {
-                format!("{}: {verb} {}", digest.short(), super::human_size(size))
-            }
-            Event::Done { digest, size, took } => {
-                let rate = size as f64 / took.as_secs_f64().max(1e-6);
-                format!(
-                    "{}: done {} in {:.2}s ({}/s)",
-                    digest.short(),
-                    super::human_size(size),
-                    took.as_secs_f64(),
-                    super::human_size(rate as u64)
-                )
-            }
-            Event::Exists { digest } => format!("{}: already exists", digest.short()),
-            Event::Mounted { digest, from } => format!("{}: mounted from {from}", digest.short()),
-            Event::Manifest { digest } => format!("manifest {digest}"),
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
-    }
 }
 
 pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
@@ -59,12 +30,11 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
         platform: Some(platform),
         insecure: args.insecure,
     };
-    let progress = printer(args.quiet, "downloading");
-    let digest = registry::pull(&store, &args.reference, &opts, &progress)
+    let progress = transfer_progress::for_stderr(args.quiet);
+    let digest = registry::pull(&store, &args.reference, &opts, progress.as_ref())
         .with_context(|| format!("cannot pull {}", args.reference))?;
-    if args.quiet {
-        println!("{digest}");
-    } else {
+    drop(progress);
+    if !args.quiet {
         println!("Pulled {} ({digest})", args.reference);
     }
     Ok(())

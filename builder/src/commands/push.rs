@@ -6,6 +6,8 @@ use anyhow::Context;
 use engine::oci::registry::{self, PushOptions};
 use engine::oci::ExportCompression;
 
+use crate::transfer_progress;
+
 #[derive(clap::Args)]
 pub struct PushArgs {
     /// Image in the store (NAME[:TAG] or id)
@@ -18,13 +20,15 @@ pub struct PushArgs {
     /// Upload blobs in chunks of this many bytes (default: one request per blob)
     #[arg(long)]
     pub chunk_size: Option<u64>,
-    /// Try a cross-repository blob mount from this repository of the same registry
+    /// Try a cross-repository blob mount from this repository of the same
+    /// registry first (mounts from repositories a blob was pulled from or
+    /// pushed to are tried anyway)
     #[arg(long)]
     pub mount_from: Option<String>,
     /// Allow plain http to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
-    /// Print only the manifest digest
+    /// Print nothing on success (no progress, no summary)
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -42,12 +46,11 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<()> {
         chunk_size: args.chunk_size,
         mount_from: args.mount_from.clone(),
     };
-    let progress = super::pull::printer(args.quiet, "uploading");
-    let digest = registry::push(&store, &image, &dest, &opts, &progress)
+    let progress = transfer_progress::for_stderr(args.quiet);
+    let digest = registry::push(&store, &image, &dest, &opts, progress.as_ref())
         .with_context(|| format!("cannot push {} to {dest}", args.image))?;
-    if args.quiet {
-        println!("{digest}");
-    } else {
+    drop(progress);
+    if !args.quiet {
         println!("Pushed {dest} ({digest})");
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Write};
 use serde::{Deserialize, Serialize};
 
 use super::export::{write_uncompressed, ExportedImage};
-use super::ingest::{finish_image, ingest_layer};
+use super::ingest::{finish_image, ingest_layer, Watch};
 use super::layout::{append, Loaded};
 use super::tarindex::Members;
 use super::{io_err, json, verify_bytes, OciError, Result};
@@ -111,7 +111,7 @@ fn digest_in_name(name: &str) -> Option<Digest> {
 
 /// Load every image of a docker-archive. Configs are checked against the
 /// digest in their names; layers against the config's diff ids.
-pub fn load(store: &Store, members: &Members) -> Result<Vec<Loaded>> {
+pub fn load(store: &Store, members: &Members, watch: Watch<'_>) -> Result<Vec<Loaded>> {
     let entries: Vec<ArchiveEntry> = json("manifest.json", &members.read_small("manifest.json")?)?;
     let mut out = Vec::new();
     for entry in entries {
@@ -136,7 +136,8 @@ pub fn load(store: &Store, members: &Members) -> Result<Vec<Loaded>> {
                 .map(|(path, diff_id)| {
                     s.spawn(move || {
                         let reader = members.read(path)?;
-                        ingest_layer(store, reader, None, diff_id, path)
+                        let size = members.size(path);
+                        ingest_layer(store, reader, None, size, diff_id, path, watch)
                     })
                 })
                 .collect();

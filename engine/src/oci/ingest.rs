@@ -17,7 +17,27 @@ use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::fsutil::{self, remove_tree};
 use crate::image::{media_type, Descriptor, ImageConfig, Manifest};
 use crate::layer::{unpack_stream, Compression, LayerBlob, UnpackOptions};
+use crate::progress::{NoProgress, Note, Phase, ProgressReader, TransferProgress};
 use crate::store::Store;
+
+/// Who watches an import, and which phase its bytes arrive in (download
+/// from a registry, read from a file). Unpacking is reported as
+/// [`Phase::Unpack`] under the same id.
+#[derive(Clone, Copy)]
+pub struct Watch<'a> {
+    pub progress: &'a dyn TransferProgress,
+    pub phase: Phase,
+}
+
+impl Watch<'static> {
+    /// Nobody watches.
+    pub fn none() -> Self {
+        Watch {
+            progress: &NoProgress,
+            phase: Phase::Read,
+        }
+    }
+}
 
 /// Where an importer gets blobs from, by descriptor.
 pub trait BlobFetch: Sync {
@@ -60,6 +80,7 @@ pub fn import_manifest(
     store: &Store,
     src: &dyn BlobFetch,
     manifest_bytes: &[u8],
+    watch: Watch<'_>,
 ) -> Result<Digest> {
     let manifest = parse_manifest("manifest", manifest_bytes)?;
     let config_bytes = read_small(src, &manifest.config, "config")?;
@@ -78,11 +99,13 @@ pub fn import_manifest(
             .zip(&config.rootfs.diff_ids)
             .map(|(desc, diff_id)| {
                 s.spawn(move || {
+                    let id = desc.digest.to_string();
                     if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
+                        watch.progress.note(watch.phase, &id, &Note::Exists);
                         return Ok(have);
                     }
                     let reader = src.fetch(desc)?;
-                    ingest_layer(store, reader, Some(desc), diff_id, &desc.digest.to_string())
+                    ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
                 })
             })
             .collect();
@@ -141,15 +164,22 @@ pub fn stored_layer(store: &Store, blob_sha: &Digest, diff_sha: &Digest) -> Opti
 /// sha256 (checked against `expected`, when the source states one) and
 /// blake3 are computed, unpacked from there while the uncompressed sha256 is
 /// checked against `diff_id`, and only then committed, blob and layer.
+/// `size` is the blob's length when the source knows it without a
+/// descriptor (a file member); it only feeds progress.
 pub fn ingest_layer(
     store: &Store,
-    mut reader: impl Read,
+    reader: impl Read,
     expected: Option<&Descriptor>,
+    size: Option<u64>,
     diff_id: &Digest,
     label: &str,
+    watch: Watch<'_>,
 ) -> Result<LayerBlob> {
     let tmp = store.tmp_dir().join(fsutil::unique_name("ingest"));
     let staged = store.new_temp_dir("ingest-layer")?;
+    let progress = watch.progress;
+    progress.start(watch.phase, label, expected.map(|d| d.size).or(size));
+    let mut reader = ProgressReader::new(reader, progress, watch.phase, label);
     let result = (|| {
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file)).with_sha256();
@@ -168,7 +198,7 @@ pub fn ingest_layer(
                         pos: 0,
                     },
                 );
-                unpack_checked(input, staged, diff_id, label)
+                unpack_checked(input, staged, diff_id, label, progress)
             });
             let downloaded = (|| -> io::Result<()> {
                 let mut buf = vec![0u8; 256 << 10];
@@ -197,6 +227,7 @@ pub fn ingest_layer(
                 "layer {label}: download or read failed: {e} (the source broke off; nothing of this layer was kept: try again)"
             ))
         })?;
+        progress.finish(watch.phase, label);
         let size = w.written();
         let (buf, blake3, sha) = w.finish();
         let sha = sha.expect("sha256 requested");
@@ -228,6 +259,7 @@ pub fn ingest_layer(
         } else {
             store.commit_layer_dir(&staged, &layer_b3)?;
         }
+        progress.finish(Phase::Unpack, label);
         if diff_id.algorithm() == Algorithm::Sha256 {
             digests::record_diff_id(store, &layer_b3, diff_id)?;
         }
@@ -278,6 +310,7 @@ fn unpack_checked(
     staged: &Path,
     diff_id: &Digest,
     label: &str,
+    progress: &dyn TransferProgress,
 ) -> Result<(Digest, Compression)> {
     let fs_dir = staged.join("fs");
     fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
@@ -289,7 +322,8 @@ fn unpack_checked(
     let dec = compression
         .decoder(input)
         .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
-    let mut hashing = Sha256Reader::new(dec);
+    progress.start(Phase::Unpack, label, None);
+    let mut hashing = Sha256Reader::new(ProgressReader::new(dec, progress, Phase::Unpack, label));
     let unpacked = unpack_stream(&mut hashing, &fs_dir, &UnpackOptions::layer(label))?;
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|e| OciError::Format(format!("layer {label}: corrupt stream: {e}")))?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::export::{open_layer, ExportedImage};
-use super::ingest::{import_manifest, BlobFetch};
+use super::ingest::{import_manifest, BlobFetch, Watch};
 use super::tarindex::Members;
 use super::{io_err, json, verify_bytes, OciError, Result, CONTAINERD_NAME, REF_NAME};
 use crate::digest::Digest;
@@ -332,6 +332,7 @@ pub fn load(
     members: &Members,
     tag: Option<&str>,
     platform: &Platform,
+    watch: Watch<'_>,
 ) -> Result<Vec<Loaded>> {
     let index: Index = json("index.json", &members.read_small("index.json")?)?;
     let entries: Vec<&IndexEntry> = match tag {
@@ -366,7 +367,7 @@ pub fn load(
             bytes = super::ingest::read_small(&src, &manifest_desc, "manifest")?;
         }
         verify_bytes("manifest", &bytes, &manifest_desc.digest)?;
-        let manifest = import_manifest(store, &src, &bytes)?;
+        let manifest = import_manifest(store, &src, &bytes, watch)?;
         out.push(Loaded {
             name: entry_name(e),
             manifest,

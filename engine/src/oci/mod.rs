@@ -11,7 +11,8 @@
 //!   with blake3 digests exactly as `rbuild import` stores it;
 //! - [`layout`] (OCI image layout directories and tarballs), [`archive`]
 //!   (`docker save` tarballs), [`flatten`] (`rbuild export`), [`registry`]
-//!   (the distribution spec: pull, push, login).
+//!   (the distribution spec: pull, push, login), [`sources`] (which
+//!   repositories hold a blob, for automatic cross-repository mounts).
 
 pub mod archive;
 pub mod digests;
@@ -20,6 +21,7 @@ pub mod flatten;
 pub mod ingest;
 pub mod layout;
 pub mod registry;
+pub mod sources;
 pub mod tarindex;
 
 use std::io;

@@ -134,6 +134,16 @@ impl Members {
         }
     }
 
+    /// A member's length, for progress (None when it is not there).
+    pub fn size(&self, name: &str) -> Option<u64> {
+        match self {
+            Members::Dir(d) => std::fs::metadata(d.join(normalise(name)))
+                .ok()
+                .map(|m| m.len()),
+            Members::Tar(t) => t.locate(name).map(|(_, size)| size),
+        }
+    }
+
     pub fn read_small(&self, name: &str) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.read(name)?

@@ -38,8 +38,27 @@ impl Credentials {
 pub enum Body<'a> {
     None,
     Bytes(&'a [u8]),
-    /// A part of a file: path, offset, length. Reopened on a retry.
-    File(&'a std::path::Path, u64, u64),
+    /// A part of a file: path, offset, length, and what to tell of each
+    /// chunk sent (upload progress). Reopened on a retry.
+    File(&'a std::path::Path, u64, u64, Option<&'a OnSent<'a>>),
+}
+
+/// Told the length of each chunk of a file body as it goes out.
+pub type OnSent<'a> = dyn Fn(u64) + Sync + 'a;
+
+struct Reporting<'a, R> {
+    inner: R,
+    on_sent: Option<&'a OnSent<'a>>,
+}
+
+impl<R: Read> Read for Reporting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let (Some(f), true) = (self.on_sent, n > 0) {
+            f(n as u64);
+        }
+        Ok(n)
+    }
 }
 
 pub struct Client {
@@ -110,14 +129,16 @@ impl Client {
                 Body::Bytes(b) => req
                     .set("Content-Length", &b.len().to_string())
                     .send_bytes(b),
-                Body::File(p, off, len) => {
+                Body::File(p, off, len, on_sent) => {
                     use std::io::{Seek, SeekFrom};
                     let mut f = std::fs::File::open(p)
                         .map_err(|e| RegistryError::Local(format!("open {}: {e}", p.display())))?;
                     f.seek(SeekFrom::Start(*off))
                         .map_err(|e| RegistryError::Local(format!("seek {}: {e}", p.display())))?;
-                    req.set("Content-Length", &len.to_string())
-                        .send(f.take(*len))
+                    req.set("Content-Length", &len.to_string()).send(Reporting {
+                        inner: f.take(*len),
+                        on_sent: *on_sent,
+                    })
                 }
             };
             match result {

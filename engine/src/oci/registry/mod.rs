@@ -4,6 +4,10 @@
 //! anything is committed, unpacks each layer while it streams in (one
 //! thread per layer), and tags the image only once all of it is in place: a registry
 //! that goes away mid-pull leaves no image, only blobs `gc` collects.
+//!
+//! Push skips blobs the registry has (HEAD) and, before uploading, asks for
+//! a cross-repository mount from any repository of the same registry we
+//! pulled the blob from or pushed it to ([`super::sources`]), as Docker does.
 
 pub mod auth;
 pub mod client;
@@ -11,17 +15,18 @@ pub mod reference;
 
 use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use client::{Body, Client, Credentials};
 pub use reference::RemoteRef;
 
 use super::export::{export_image, ExportCompression};
-use super::ingest::{import_manifest, BlobFetch};
+use super::ingest::{import_manifest, parse_manifest, BlobFetch, Watch};
 use super::layout::{is_index_type, select_platform, Index, Platform};
+use super::sources;
 use super::{json, verify_bytes, OciError, Result};
 use crate::digest::Digest;
 use crate::image::{media_type, Descriptor};
+use crate::progress::{Note, Phase, TransferProgress};
 use crate::reference::ImageRef;
 use crate::store::{Image, Store};
 
@@ -44,34 +49,6 @@ pub enum RegistryError {
     Local(String),
 }
 
-/// What happens, for progress displays.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A blob transfer starts (pull or push).
-    Start {
-        digest: Digest,
-        size: u64,
-    },
-    Done {
-        digest: Digest,
-        size: u64,
-        took: Duration,
-    },
-    /// Already there (in our store on pull, in the registry on push).
-    Exists {
-        digest: Digest,
-    },
-    Mounted {
-        digest: Digest,
-        from: String,
-    },
-    Manifest {
-        digest: Digest,
-    },
-}
-
-pub type Progress<'a> = &'a (dyn Fn(Event) + Sync);
-
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     pub platform: Option<Platform>,
@@ -84,7 +61,8 @@ pub struct PushOptions {
     pub compression: ExportCompression,
     /// Upload in chunks of this many bytes (PATCH); `None`: one PUT per blob.
     pub chunk_size: Option<u64>,
-    /// Try a cross-repository mount from this repository (same registry) first.
+    /// Try a cross-repository mount from this repository (same registry)
+    /// first, before the ones the store remembers for each blob.
     pub mount_from: Option<String>,
 }
 
@@ -106,50 +84,13 @@ fn client_for(
 struct RegistryBlobs<'a> {
     client: &'a Client,
     repository: &'a str,
-    progress: Progress<'a>,
-}
-
-struct Timed<'a, R> {
-    inner: R,
-    digest: Digest,
-    size: u64,
-    start: Instant,
-    read: u64,
-    progress: Progress<'a>,
-}
-
-impl<R: Read> Read for Timed<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if n == 0 && !buf.is_empty() && self.read == self.size {
-            (self.progress)(Event::Done {
-                digest: self.digest.clone(),
-                size: self.size,
-                took: self.start.elapsed(),
-            });
-            self.read += 1; // report once
-        }
-        Ok(n)
-    }
 }
 
 impl BlobFetch for RegistryBlobs<'_> {
     fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let path = format!("/v2/{}/blobs/{}", self.repository, desc.digest);
         let resp = self.client.send("GET", &path, &[], &Body::None)?;
-        (self.progress)(Event::Start {
-            digest: desc.digest.clone(),
-            size: desc.size,
-        });
-        Ok(Box::new(Timed {
-            inner: resp.into_reader(),
-            digest: desc.digest.clone(),
-            size: desc.size,
-            start: Instant::now(),
-            read: 0,
-            progress: self.progress,
-        }))
+        Ok(Box::new(resp.into_reader()))
     }
 }
 
@@ -208,7 +149,7 @@ pub fn pull(
     store: &Store,
     reference: &str,
     opts: &PullOptions,
-    progress: Progress<'_>,
+    progress: &dyn TransferProgress,
 ) -> Result<Digest> {
     let r = RemoteRef::parse(reference)?;
     let client = client_for(store.root(), &r, opts.insecure, "pull", Vec::new())?;
@@ -224,13 +165,20 @@ pub fn pull(
             )));
         }
     }
-    progress(Event::Manifest { digest });
+    progress.note(Phase::Download, &digest.to_string(), &Note::Manifest);
     let src = RegistryBlobs {
         client: &client,
         repository: &r.repository,
-        progress,
     };
-    let manifest = import_manifest(store, &src, &bytes)?;
+    let watch = Watch {
+        progress,
+        phase: Phase::Download,
+    };
+    let manifest = import_manifest(store, &src, &bytes, watch)?;
+    let parsed = parse_manifest("manifest", &bytes)?;
+    for d in parsed.layers.iter().chain([&parsed.config]) {
+        sources::record(store, &d.digest, &r.registry, &r.repository)?;
+    }
     if let Some(tag) = &r.tag {
         let name = reference.split('@').next().unwrap_or(reference);
         let name = name.strip_suffix(&format!(":{tag}")).unwrap_or(name);
@@ -250,7 +198,7 @@ pub fn find_or_pull(
     store: &Store,
     reference: &str,
     opts: &PullOptions,
-    progress: Progress<'_>,
+    progress: &dyn TransferProgress,
 ) -> Result<Image> {
     match store.find_image(reference) {
         Ok(image) => Ok(image),
@@ -263,42 +211,58 @@ pub fn find_or_pull(
 }
 
 /// Push a stored image to `reference`. Blobs the registry has are skipped
-/// (HEAD); with `mount_from`, a cross-repository mount is tried first.
-/// Returns the sha256 manifest digest as the registry knows it.
+/// (HEAD); blobs the store knows in another repository of the same
+/// registry (or in `mount_from`) are mounted from there when the registry
+/// agrees, else uploaded. Returns the sha256 manifest digest as the
+/// registry knows it.
 pub fn push(
     store: &Store,
     image: &Image,
     reference: &str,
     opts: &PushOptions,
-    progress: Progress<'_>,
+    progress: &dyn TransferProgress,
 ) -> Result<Digest> {
     let r = RemoteRef::parse(reference)?;
-    let extra = opts
-        .mount_from
-        .iter()
-        .map(|f| format!("repository:{f}:pull"))
-        .collect();
-    let client = client_for(store.root(), &r, opts.insecure, "pull,push", extra)?;
     let exported = export_image(store, image, opts.compression)?;
+    let mut blobs: Vec<(&Descriptor, BlobSrc<'_>)> = exported
+        .layers
+        .iter()
+        .map(|l| (&l.descriptor, BlobSrc::File(&l.path)))
+        .collect();
+    blobs.push((
+        &exported.config_descriptor,
+        BlobSrc::Bytes(&exported.config),
+    ));
+    let candidates: Vec<Vec<String>> = blobs
+        .iter()
+        .map(|(d, _)| mount_candidates(store, &r, &d.digest, opts.mount_from.as_deref()))
+        .collect();
+    // Bearer tokens must also grant pull on every repository we mount from.
+    let mut extra: Vec<String> = Vec::new();
+    for c in candidates.iter().flatten() {
+        let scope = format!("repository:{c}:pull");
+        if !extra.contains(&scope) {
+            extra.push(scope);
+        }
+    }
+    let client = client_for(store.root(), &r, opts.insecure, "pull,push", extra)?;
+    let pusher = Pusher {
+        client: &client,
+        store,
+        remote: &r,
+        opts,
+        progress,
+    };
     // Authenticate once before the parallel uploads, so they share a token.
     let _ = client.send("GET", "/v2/", &[], &Body::None);
+    let (config, layers) = blobs.split_last().expect("the config is always there");
     let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = exported
-            .layers
+        let handles: Vec<_> = layers
             .iter()
-            .map(|l| {
-                let client = &client;
-                let r = &r;
-                s.spawn(move || {
-                    upload_blob(
-                        client,
-                        &r.repository,
-                        &l.descriptor,
-                        BlobSrc::File(&l.path),
-                        opts,
-                        progress,
-                    )
-                })
+            .zip(&candidates)
+            .map(|((desc, src), from)| {
+                let pusher = &pusher;
+                s.spawn(move || pusher.blob(desc, src, from))
             })
             .collect();
         handles
@@ -307,13 +271,10 @@ pub fn push(
             .collect()
     });
     results.into_iter().collect::<Result<Vec<_>>>()?;
-    upload_blob(
-        &client,
-        &r.repository,
-        &exported.config_descriptor,
-        BlobSrc::Bytes(&exported.config),
-        opts,
-        progress,
+    pusher.blob(
+        config.0,
+        &config.1,
+        candidates.last().expect("one per blob"),
     )?;
     let tag = r.reference();
     client.send(
@@ -322,10 +283,31 @@ pub fn push(
         &[("Content-Type", media_type::MANIFEST)],
         &Body::Bytes(&exported.manifest),
     )?;
-    progress(Event::Manifest {
-        digest: exported.manifest_descriptor.digest.clone(),
-    });
+    progress.note(
+        Phase::Upload,
+        &exported.manifest_descriptor.digest.to_string(),
+        &Note::Manifest,
+    );
     Ok(exported.manifest_descriptor.digest)
+}
+
+/// Repositories to try a mount from, in order: the one asked for, then the
+/// ones of the same registry the store remembers for this blob. Three at
+/// most: each refused try costs a round trip (and an upload session).
+fn mount_candidates(
+    store: &Store,
+    r: &RemoteRef,
+    digest: &Digest,
+    asked: Option<&str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = asked.map(str::to_string).into_iter().collect();
+    for c in sources::mount_candidates(store, digest, &r.registry, &r.repository) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out.truncate(3);
+    out
 }
 
 enum BlobSrc<'a> {
@@ -352,101 +334,153 @@ fn location(client: &Client, resp: &client::Response) -> Result<String> {
     })
 }
 
-fn upload_blob(
-    client: &Client,
-    repo: &str,
-    desc: &Descriptor,
-    src: BlobSrc<'_>,
-    opts: &PushOptions,
-    progress: Progress<'_>,
-) -> Result<()> {
-    let head = client.send(
-        "HEAD",
-        &format!("/v2/{repo}/blobs/{}", desc.digest),
-        &[],
-        &Body::None,
-    );
-    match head {
-        Ok(_) => {
-            progress(Event::Exists {
-                digest: desc.digest.clone(),
-            });
-            return Ok(());
-        }
-        Err(RegistryError::Status { code: 404, .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let start = Instant::now();
-    let mut loc = None;
-    if let Some(from) = &opts.mount_from {
-        let path = format!(
-            "/v2/{repo}/blobs/uploads/?mount={}&from={}",
-            client::encode(&desc.digest.to_string()),
-            client::encode(from)
-        );
-        let resp = client.send("POST", &path, &[("Content-Length", "0")], &Body::None)?;
-        if resp.status() == 201 {
-            progress(Event::Mounted {
-                digest: desc.digest.clone(),
-                from: from.clone(),
-            });
-            return Ok(());
-        }
-        loc = Some(location(client, &resp)?);
-    }
-    let mut loc = match loc {
-        Some(l) => l,
-        None => {
-            let resp = client.send(
-                "POST",
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[("Content-Length", "0")],
-                &Body::None,
-            )?;
-            location(client, &resp)?
-        }
-    };
-    progress(Event::Start {
-        digest: desc.digest.clone(),
-        size: desc.size,
-    });
-    let octet = ("Content-Type", "application/octet-stream");
-    match (opts.chunk_size, &src) {
-        (Some(chunk), _) if chunk > 0 => {
-            let mut off = 0u64;
-            while off < desc.size {
-                let len = chunk.min(desc.size - off);
-                let range = format!("{}-{}", off, off + len - 1);
-                let body = match &src {
-                    BlobSrc::File(p) => Body::File(p, off, len),
-                    BlobSrc::Bytes(b) => Body::Bytes(&b[off as usize..(off + len) as usize]),
+/// One push's shared state; `blob` runs on one thread per layer.
+struct Pusher<'a> {
+    client: &'a Client,
+    store: &'a Store,
+    remote: &'a RemoteRef,
+    opts: &'a PushOptions,
+    progress: &'a dyn TransferProgress,
+}
+
+impl Pusher<'_> {
+    /// Get one blob into the repository: there already, mounted, or
+    /// uploaded; then remember it is there.
+    fn blob(&self, desc: &Descriptor, src: &BlobSrc<'_>, mount_from: &[String]) -> Result<()> {
+        let (client, repo) = (self.client, &self.remote.repository);
+        let id = desc.digest.to_string();
+        let head = client.send("HEAD", &format!("/v2/{repo}/blobs/{id}"), &[], &Body::None);
+        match head {
+            Ok(_) => self.progress.note(Phase::Upload, &id, &Note::Exists),
+            Err(RegistryError::Status { code: 404, .. }) => {
+                let session = match self.mount(desc, mount_from)? {
+                    Mount::Done => return self.remember(desc),
+                    Mount::Refused(session) => session,
                 };
-                let resp =
-                    client.send("PATCH", &loc, &[octet, ("Content-Range", &range)], &body)?;
-                loc = location(client, &resp)?;
-                off += len;
+                self.upload(desc, src, session)?;
             }
-            client.send(
-                "PUT",
-                &with_digest(&loc, &desc.digest),
-                &[octet],
-                &Body::Bytes(&[]),
-            )?;
+            Err(e) => return Err(e.into()),
         }
-        _ => {
-            let body = match &src {
-                BlobSrc::File(p) => Body::File(p, 0, desc.size),
-                BlobSrc::Bytes(b) => Body::Bytes(b),
-            };
-            client.send("PUT", &with_digest(&loc, &desc.digest), &[octet], &body)?;
-        }
+        self.remember(desc)
     }
-    progress(Event::Done {
-        digest: desc.digest.clone(),
-        size: desc.size,
-        took: start.elapsed(),
-    });
-    Ok(())
+
+    fn remember(&self, desc: &Descriptor) -> Result<()> {
+        sources::record(
+            self.store,
+            &desc.digest,
+            &self.remote.registry,
+            &self.remote.repository,
+        )
+    }
+
+    /// Ask for a mount from each candidate in turn. 201: linked, no bytes
+    /// move. 202: the registry could not (blob not there, or no access)
+    /// and opened an upload session instead, which the upload then uses.
+    fn mount(&self, desc: &Descriptor, candidates: &[String]) -> Result<Mount> {
+        let (client, repo) = (self.client, &self.remote.repository);
+        let mut session: Option<String> = None;
+        for from in candidates {
+            let path = format!(
+                "/v2/{repo}/blobs/uploads/?mount={}&from={}",
+                client::encode(&desc.digest.to_string()),
+                client::encode(from)
+            );
+            match client.send("POST", &path, &[("Content-Length", "0")], &Body::None) {
+                Ok(resp) if resp.status() == 201 => {
+                    let mounted = Note::Mounted { from: from.clone() };
+                    self.progress
+                        .note(Phase::Upload, &desc.digest.to_string(), &mounted);
+                    if let Some(open) = session {
+                        let _ = client.send("DELETE", &open, &[], &Body::None);
+                    }
+                    return Ok(Mount::Done);
+                }
+                Ok(resp) => {
+                    let open = location(client, &resp)?;
+                    match &session {
+                        None => session = Some(open),
+                        // One session is enough; the registry purges stale
+                        // ones anyway, this only saves it the wait.
+                        Some(_) => {
+                            let _ = client.send("DELETE", &open, &[], &Body::None);
+                        }
+                    }
+                }
+                // Some registries answer a mount they will not do with an
+                // error (e.g. 401/403/404 on the source): upload instead.
+                Err(RegistryError::Status { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Mount::Refused(session))
+    }
+
+    fn upload(&self, desc: &Descriptor, src: &BlobSrc<'_>, session: Option<String>) -> Result<()> {
+        let (client, repo) = (self.client, &self.remote.repository);
+        let mut loc = match session {
+            Some(l) => l,
+            None => {
+                let resp = client.send(
+                    "POST",
+                    &format!("/v2/{repo}/blobs/uploads/"),
+                    &[("Content-Length", "0")],
+                    &Body::None,
+                )?;
+                location(client, &resp)?
+            }
+        };
+        let id = desc.digest.to_string();
+        let progress = self.progress;
+        progress.start(Phase::Upload, &id, Some(desc.size));
+        let on_sent = |n: u64| progress.advance(Phase::Upload, &id, n);
+        let octet = ("Content-Type", "application/octet-stream");
+        let body = |off: u64, len: u64| match src {
+            BlobSrc::File(p) => Body::File(p, off, len, Some(&on_sent)),
+            BlobSrc::Bytes(b) => Body::Bytes(&b[off as usize..(off + len) as usize]),
+        };
+        match self.opts.chunk_size {
+            Some(chunk) if chunk > 0 => {
+                let mut off = 0u64;
+                while off < desc.size {
+                    let len = chunk.min(desc.size - off);
+                    let range = format!("{}-{}", off, off + len - 1);
+                    let resp = client.send(
+                        "PATCH",
+                        &loc,
+                        &[octet, ("Content-Range", &range)],
+                        &body(off, len),
+                    )?;
+                    loc = location(client, &resp)?;
+                    off += len;
+                }
+                client.send(
+                    "PUT",
+                    &with_digest(&loc, &desc.digest),
+                    &[octet],
+                    &Body::Bytes(&[]),
+                )?;
+            }
+            _ => {
+                client.send(
+                    "PUT",
+                    &with_digest(&loc, &desc.digest),
+                    &[octet],
+                    &body(0, desc.size),
+                )?;
+            }
+        }
+        if let BlobSrc::Bytes(b) = src {
+            progress.advance(Phase::Upload, &id, b.len() as u64);
+        }
+        progress.finish(Phase::Upload, &id);
+        Ok(())
+    }
+}
+
+enum Mount {
+    Done,
+    /// Not mounted; the upload session the registry opened, if any.
+    Refused(Option<String>),
 }
 
 /// Check credentials against `registry` (GET /v2/ through the auth dance)
