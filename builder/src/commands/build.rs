@@ -1,4 +1,5 @@
-//! `rbuild build -t NAME[:TAG] [-f FILE] [--build-arg K=V] [--target S] CONTEXT`
+//! `rbuild build -t NAME[:TAG] [-f FILE] [--build-arg K=V] [--target S]
+//! [--progress auto|plain|tty|quiet] CONTEXT`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ pub struct BuildArgs {
     /// Type of progress output
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Suppress the build output and print the image ID on success
+    /// Suppress the build output and print the image ID on success (as
+    /// --progress quiet); a failing step's output is still shown
     #[arg(short, long)]
     pub quiet: bool,
     /// Build context directory
@@ -61,6 +63,11 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
             args.context.display()
         );
     }
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
     let opts = BuildOptions {
         context: args.context.clone(),
         file: args.file.clone(),
@@ -73,11 +80,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         } else {
             NetworkMode::Host
         },
-        progress: if args.quiet {
-            ProgressMode::Quiet
-        } else {
-            args.progress
-        },
+        progress,
     };
     let store = super::open_store(root)?;
     let runtime = runner::native::NativeRuntime::new();
@@ -85,7 +88,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
     let manifest = build(&store, &runtime, &opts)
         .map_err(anyhow::Error::from)
         .context("build failed")?;
-    if args.quiet {
+    if progress == ProgressMode::Quiet {
         println!("{manifest}");
     } else {
         eprintln!(
