@@ -156,3 +156,65 @@ pub trait Runtime: Send + Sync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime that only knows `run`.
+    struct Plain;
+
+    impl Runtime for Plain {
+        fn name(&self) -> &str {
+            "plain"
+        }
+
+        fn run(&self, _spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+            Ok(ExitStatus::Exited(3))
+        }
+    }
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            id: "t".into(),
+            rootfs: RootfsSpec {
+                lowers: vec![],
+                upper: "/u".into(),
+                work: "/w".into(),
+                merged: "/m".into(),
+                readonly: false,
+            },
+            args: vec!["true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            user: UserSpec {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+            },
+            hostname: "t".into(),
+            mounts: vec![],
+            network: NetworkMode::None,
+            resources: Resources::default(),
+            security: SecuritySpec::default(),
+            tty: false,
+            stdin: false,
+            init: false,
+        }
+    }
+
+    #[test]
+    fn a_runtime_without_redirection_runs_inherited_and_refuses_a_sink() {
+        let rt = Plain;
+        assert_eq!(
+            rt.run_with_output(&spec(), OutputSink::Inherit).unwrap(),
+            ExitStatus::Exited(3)
+        );
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let err = rt
+            .run_with_output(&spec(), OutputSink::Fd(null.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plain runtime cannot send"), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! The `Runtime::run_with_output` seam the builder's progress view reads
+//! RUN output through: the container's stdout and stderr both reach the
+//! sink, nothing reaches ours, and the reader sees EOF when the container
+//! is gone, even if it left a process behind. For the native runtime and
+//! for crun and runc (apt-get install crun runc).
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use engine::runtime::{
+    ContainerSpec, ExitStatus, OutputSink, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
+};
+
+use common::*;
+
+fn busybox_lowers() -> Vec<PathBuf> {
+    let store = engine::Store::open(store_root()).unwrap();
+    let image = store.find_image("busybox").unwrap();
+    engine::layer::unpack_image(&store, &image).unwrap();
+    let mut l: Vec<_> = image
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| store.layer_fs(d))
+        .collect();
+    l.reverse();
+    l
+}
+
+fn spec(dir: &Path, id: &str, script: &str) -> ContainerSpec {
+    ContainerSpec {
+        id: id.to_string(),
+        rootfs: RootfsSpec {
+            lowers: busybox_lowers(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: false,
+        },
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
+        cwd: "/".into(),
+        user: UserSpec {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        },
+        hostname: "sink".into(),
+        mounts: vec![],
+        network: Default::default(),
+        resources: Resources::default(),
+        security: SecuritySpec::default(),
+        tty: false,
+        stdin: false,
+        init: false,
+    }
+}
+
+/// Run `script` with a pipe as its output; returns (status, what the pipe carried).
+fn run_to_pipe(rt: &dyn Runtime, id: &str, script: &str) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir_in(store_root()).unwrap();
+    let s = spec(dir.path(), id, script);
+    let (rd, wr) = runner::sys::pipe().unwrap();
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(move || {
+            let mut text = String::new();
+            std::fs::File::from(rd).read_to_string(&mut text).unwrap();
+            text
+        });
+        let status = rt
+            .run_with_output(&s, OutputSink::Fd(wr))
+            .unwrap_or_else(|e| panic!("{} run_with_output: {e}", rt.name()));
+        (status, reader.join().unwrap())
+    })
+}
+
+fn check(rt: &dyn Runtime, id: &str) {
+    // More than a pipe holds (64 KiB): the runtime must not wait on the reader.
+    let (status, text) = run_to_pipe(
+        rt,
+        id,
+        "echo to-stdout; echo to-stderr >&2; i=0; while [ $i -lt 3000 ]; do \
+         echo ............................................filler; i=$((i+1)); done; \
+         sleep 1000 & echo last; exit 4",
+    );
+    assert_eq!(status, ExitStatus::Exited(4), "{}", rt.name());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"to-stdout"),
+        "{}: {}",
+        rt.name(),
+        &text[..200]
+    );
+    assert_eq!(lines.get(1), Some(&"to-stderr"), "{}", rt.name());
+    assert_eq!(lines.last(), Some(&"last"), "{}", rt.name());
+    assert_eq!(lines.len(), 3003, "{}", rt.name());
+}
+
+#[test]
+fn native_runtime_sends_stdout_and_stderr_to_the_sink() {
+    check(&runner::native::NativeRuntime::new(), "sink-native");
+}
+
+fn require(binary: &str) {
+    assert!(
+        std::process::Command::new(binary)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "{binary} is not installed: apt-get install {binary}"
+    );
+}
+
+#[test]
+fn crun_sends_stdout_and_stderr_to_the_sink() {
+    require("crun");
+    check(&runner::oci::OciRuntime::new("crun"), "sink-crun");
+}
+
+#[test]
+fn runc_sends_stdout_and_stderr_to_the_sink() {
+    require("runc");
+    check(&runner::oci::OciRuntime::new("runc"), "sink-runc");
+}
