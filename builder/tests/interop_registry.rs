@@ -228,6 +228,93 @@ fn basic_auth_with_htpasswd_and_login() {
     rbuild_err(dst2.path(), &["pull", &remote]);
 }
 
+/// `--authfile` / `$RBOX_AUTH_FILE`: one credentials file (here shaped as
+/// Docker's config.json, with a key of its own) for several stores and rrun.
+#[test]
+fn an_auth_file_outside_the_store_serves_several_stores() {
+    let htpasswd = require_tool("htpasswd");
+    let line = run_tool(Command::new(htpasswd).args(["-Bbn", "bob", "pw0"]));
+    let reg = Registry::start(Some(line.trim()));
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("docker/config.json");
+    fs::create_dir(work.path().join("docker")).unwrap();
+    fs::write(
+        &file,
+        r#"{"auths": {}, "HttpHeaders": {"User-Agent": "kept"}}"#,
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let src = busybox_store();
+    let remote = format!("{}/shared/bb:1", reg.host());
+    rbuild_ok(
+        src.path(),
+        &[
+            "login",
+            &reg.host(),
+            "-u",
+            "bob",
+            "-p",
+            "pw0",
+            "--authfile",
+            f,
+        ],
+    );
+    assert!(
+        !src.path().join("auth.json").exists(),
+        "login wrote the store's file, not --authfile"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["HttpHeaders"]["User-Agent"], "kept", "{v}");
+    assert!(v["auths"][reg.host()]["auth"].is_string(), "{v}");
+    let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{f} is readable by others");
+    rbuild_err(src.path(), &["push", "-q", "busybox", &remote]);
+    rbuild_ok(
+        src.path(),
+        &["push", "-q", "busybox", &remote, "--authfile", f],
+    );
+
+    let with_env = |root: &std::path::Path, bin: &std::path::Path, args: &[&str]| {
+        let out = Command::new(bin)
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env("RBOX_AUTH_FILE", &file)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let dst = empty_store();
+    rbuild_err(dst.path(), &["pull", "-q", &remote]);
+    let (ok, text) = with_env(dst.path(), RBUILD.as_ref(), &["pull", "-q", &remote]);
+    assert!(ok, "pull with $RBOX_AUTH_FILE failed: {text}");
+    assert_eq!(resolve(dst.path(), &remote), resolve(src.path(), "busybox"));
+    // rrun's pull-on-run reads the same variable.
+    let run = empty_store();
+    let (ok, text) = with_env(
+        run.path(),
+        &rrun_path(),
+        &["run", "--rm", &remote, "echo", "from the shared file"],
+    );
+    assert!(ok && text.contains("from the shared file"), "{text}");
+
+    rbuild_ok(dst.path(), &["logout", &reg.host(), "--authfile", f]);
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert!(v["auths"].get(reg.host()).is_none(), "{v}");
+    assert_eq!(v["HttpHeaders"]["User-Agent"], "kept", "{v}");
+    let (ok, _) = with_env(
+        empty_store().path(),
+        RBUILD.as_ref(),
+        &["pull", "-q", &remote],
+    );
+    assert!(!ok, "pull succeeded after logout");
+}
+
 /// The tiny registry serves a layout saved by us (gzip layers, as Hub has them).
 fn tiny_layout(work: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
     let src = busybox_store();

@@ -569,6 +569,8 @@ fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
             let opts = PullOptions {
                 platform: None,
                 insecure: a.insecure_registry,
+                // As rbuild's --authfile default: one credentials file for several stores.
+                auth_file: std::env::var_os("RBOX_AUTH_FILE").map(Into::into),
             };
             registry::find_or_pull(store, &a.image, &opts, &progress).map_err(|e| {
                 anyhow::anyhow!(

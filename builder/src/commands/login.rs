@@ -1,8 +1,8 @@
 //! `rbuild login REGISTRY -u USER (-p PASS | --password-stdin)`, `rbuild logout REGISTRY`.
-//! Credentials go to `<store root>/auth.json`, mode 0600.
+//! Credentials go to `<store root>/auth.json` (or `--authfile` / `$RBOX_AUTH_FILE`), mode 0600.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use engine::oci::registry;
@@ -22,11 +22,17 @@ pub struct LoginArgs {
     /// Allow plain http to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
+    /// Credentials file (default: <store root>/auth.json); Docker's ~/.docker/config.json works too
+    #[arg(long, env = "RBOX_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct LogoutArgs {
     pub registry: String,
+    /// Credentials file (default: <store root>/auth.json); Docker's ~/.docker/config.json works too
+    #[arg(long, env = "RBOX_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 pub fn login(root: &Path, args: LoginArgs) -> anyhow::Result<()> {
@@ -48,6 +54,7 @@ pub fn login(root: &Path, args: LoginArgs) -> anyhow::Result<()> {
         &args.username,
         &password,
         args.insecure,
+        args.authfile.as_deref(),
     )
     .with_context(|| format!("cannot log in to {}", args.registry))?;
     println!("Login Succeeded");
@@ -56,7 +63,7 @@ pub fn login(root: &Path, args: LoginArgs) -> anyhow::Result<()> {
 
 pub fn logout(root: &Path, args: LogoutArgs) -> anyhow::Result<()> {
     let store = super::open_store(root)?;
-    if registry::logout(&store, &args.registry)? {
+    if registry::logout(&store, &args.registry, args.authfile.as_deref())? {
         println!("Removed login credentials for {}", args.registry);
     } else {
         println!("Not logged in to {}", args.registry);

@@ -1,6 +1,6 @@
 //! `rbuild pull REF [--platform OS/ARCH] [--insecure] [-q]`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use engine::oci::layout::Platform;
@@ -21,6 +21,9 @@ pub struct PullArgs {
     /// Print nothing on success (no progress, no summary)
     #[arg(short, long)]
     pub quiet: bool,
+    /// Credentials file (default: <store root>/auth.json); Docker's ~/.docker/config.json works too
+    #[arg(long, env = "RBOX_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
@@ -29,6 +32,7 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let opts = PullOptions {
         platform: Some(platform),
         insecure: args.insecure,
+        auth_file: args.authfile,
     };
     let progress = transfer_progress::for_stderr(args.quiet);
     let digest = registry::pull(&store, &args.reference, &opts, progress.as_ref())

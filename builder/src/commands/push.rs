@@ -1,6 +1,6 @@
 //! `rbuild push IMAGE [REF] [--compression zstd|gzip] [--chunk-size N] [--mount-from REPO] [--insecure] [-q]`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use engine::oci::registry::{self, PushOptions};
@@ -31,6 +31,9 @@ pub struct PushArgs {
     /// Print nothing on success (no progress, no summary)
     #[arg(short, long)]
     pub quiet: bool,
+    /// Credentials file (default: <store root>/auth.json); Docker's ~/.docker/config.json works too
+    #[arg(long, env = "RBOX_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<()> {
@@ -45,6 +48,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<()> {
         },
         chunk_size: args.chunk_size,
         mount_from: args.mount_from.clone(),
+        auth_file: args.authfile.clone(),
     };
     let progress = transfer_progress::for_stderr(args.quiet);
     let digest = registry::push(&store, &image, &dest, &opts, progress.as_ref())

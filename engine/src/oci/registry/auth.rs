@@ -1,5 +1,11 @@
-//! Saved registry credentials: `<store root>/auth.json`, mode 0600, in
-//! Docker's `{"auths": {"host": {"auth": base64(user:password)}}}` shape.
+//! Saved registry credentials, in Docker's
+//! `{"auths": {"host": {"auth": base64(user:password)}}}` shape, mode 0600.
+//!
+//! The file is `<store root>/auth.json` unless the caller names another
+//! (`rbuild --authfile`, `$RBOX_AUTH_FILE`, as podman's `--authfile`): one
+//! file can then serve several stores, or be Docker's own
+//! `~/.docker/config.json`, whose other keys (and other fields of an entry)
+//! are kept as they are when we rewrite it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,15 +21,37 @@ use super::RegistryError;
 struct AuthFile {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    /// Whatever else the file holds (Docker: credsStore, HttpHeaders, ...).
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AuthEntry {
+    #[serde(default)]
     auth: String,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The default: beside the store's images.
 pub fn auth_path(store_root: &Path) -> PathBuf {
     store_root.join("auth.json")
+}
+
+/// The keys an entry for `registry` may be under. Docker files Docker Hub
+/// under its old v1 index URL.
+fn keys(registry: &str) -> Vec<&str> {
+    if registry == super::reference::DOCKER_HUB {
+        vec![
+            registry,
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "registry-1.docker.io",
+        ]
+    } else {
+        vec![registry]
+    }
 }
 
 fn read(path: &Path) -> Result<AuthFile, RegistryError> {
@@ -42,15 +70,36 @@ fn read(path: &Path) -> Result<AuthFile, RegistryError> {
     }
 }
 
-fn write(path: &Path, tmp_dir: &Path, file: &AuthFile) -> Result<(), RegistryError> {
+/// Rewrite atomically: the temporary file goes beside the target (it may
+/// be on another filesystem than the store), created 0600 from the start.
+fn write(path: &Path, file: &AuthFile) -> Result<(), RegistryError> {
     let bytes = serde_json::to_vec_pretty(file).expect("auth file serialises");
-    crate::oci::ingest::write_private(tmp_dir, path, &bytes)
-        .map_err(|e| RegistryError::Local(format!("write {}: {e}", path.display())))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let local = |what: &str, e: std::io::Error| {
+        RegistryError::Local(format!("{what} {}: {e}", path.display()))
+    };
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| local("create the directory of", e))?;
+    }
+    crate::oci::ingest::write_private(dir, path, &bytes).map_err(|e| local("write", e))
 }
 
-pub fn lookup(store_root: &Path, registry: &str) -> Result<Option<Credentials>, RegistryError> {
-    let file = read(&auth_path(store_root))?;
-    let Some(entry) = file.auths.get(registry) else {
+/// Credentials for `registry` in the file at `path`, if any.
+pub fn lookup(path: &Path, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+    let file = read(path)?;
+    let Some(entry) = keys(registry)
+        .into_iter()
+        .find_map(|k| file.auths.get(k))
+        .filter(|e| !e.auth.is_empty())
+    else {
         return Ok(None);
     };
     let raw = base64::engine::general_purpose::STANDARD
@@ -58,7 +107,7 @@ pub fn lookup(store_root: &Path, registry: &str) -> Result<Option<Credentials>, 
         .map_err(|e| {
             RegistryError::Local(format!(
                 "{}: entry for {registry} is not base64: {e}",
-                auth_path(store_root).display()
+                path.display()
             ))
         })?;
     let raw = String::from_utf8_lossy(&raw);
@@ -69,27 +118,74 @@ pub fn lookup(store_root: &Path, registry: &str) -> Result<Option<Credentials>, 
     }))
 }
 
-pub fn save(
-    store_root: &Path,
-    tmp_dir: &Path,
-    registry: &str,
-    creds: &Credentials,
-) -> Result<(), RegistryError> {
-    let path = auth_path(store_root);
-    let mut file = read(&path)?;
+pub fn save(path: &Path, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+    let mut file = read(path)?;
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", creds.username, creds.password));
-    file.auths.insert(registry.to_string(), AuthEntry { auth });
-    write(&path, tmp_dir, &file)
+    let entry = file
+        .auths
+        .entry(registry.to_string())
+        .or_insert_with(|| AuthEntry {
+            auth: String::new(),
+            other: serde_json::Map::new(),
+        });
+    entry.auth = auth;
+    write(path, &file)
 }
 
 /// Returns whether there was an entry.
-pub fn remove(store_root: &Path, tmp_dir: &Path, registry: &str) -> Result<bool, RegistryError> {
-    let path = auth_path(store_root);
-    let mut file = read(&path)?;
-    let had = file.auths.remove(registry).is_some();
+pub fn remove(path: &Path, registry: &str) -> Result<bool, RegistryError> {
+    let mut file = read(path)?;
+    let mut had = false;
+    for k in keys(registry) {
+        had |= file.auths.remove(k).is_some();
+    }
     if had {
-        write(&path, tmp_dir, &file)?;
+        write(path, &file)?;
     }
     Ok(had)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_else_a_docker_config_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.json");
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(
+            &path,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw","email":"x@y"}},"HttpHeaders":{"X-A":"b"}}"#,
+        )
+        .unwrap();
+        let hub = lookup(&path, "docker.io").unwrap().unwrap();
+        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("u", "p"));
+        let creds = Credentials {
+            username: "me".into(),
+            password: "s:e".into(),
+        };
+        save(&path, "127.0.0.1:5000", &creds).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["HttpHeaders"]["X-A"], "b");
+        assert_eq!(v["auths"]["https://index.docker.io/v1/"]["email"], "x@y");
+        let got = lookup(&path, "127.0.0.1:5000").unwrap().unwrap();
+        assert_eq!(
+            (got.username.as_str(), got.password.as_str()),
+            ("me", "s:e")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(remove(&path, "docker.io").unwrap());
+        assert!(lookup(&path, "docker.io").unwrap().is_none());
+        assert!(!remove(&path, "docker.io").unwrap());
+        // A file in a directory that is not there yet.
+        let fresh = dir.path().join("new/dir/auth.json");
+        save(&fresh, "r", &creds).unwrap();
+        assert!(lookup(&fresh, "r").unwrap().is_some());
+    }
 }

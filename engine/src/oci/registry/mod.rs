@@ -14,7 +14,7 @@ pub mod client;
 pub mod reference;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use client::{Body, Client, Credentials};
 pub use reference::RemoteRef;
@@ -53,6 +53,8 @@ pub enum RegistryError {
 pub struct PullOptions {
     pub platform: Option<Platform>,
     pub insecure: bool,
+    /// Credentials file; `None`: `<store root>/auth.json`.
+    pub auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,18 +66,25 @@ pub struct PushOptions {
     /// Try a cross-repository mount from this repository (same registry)
     /// first, before the ones the store remembers for each blob.
     pub mount_from: Option<String>,
+    /// Credentials file; `None`: `<store root>/auth.json`.
+    pub auth_file: Option<PathBuf>,
+}
+
+/// The credentials file: the one named, else the store's.
+pub fn auth_file(store: &Store, named: Option<&Path>) -> PathBuf {
+    named.map_or_else(|| auth::auth_path(store.root()), Path::to_path_buf)
 }
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn client_for(
-    store_root: &Path,
+    auth_file: &Path,
     r: &RemoteRef,
     insecure: bool,
     actions: &str,
     extra_scopes: Vec<String>,
 ) -> Result<Client> {
-    let creds = auth::lookup(store_root, &r.registry)?;
+    let creds = auth::lookup(auth_file, &r.registry)?;
     let mut scopes = vec![format!("repository:{}:{actions}", r.repository)];
     scopes.extend(extra_scopes);
     Ok(Client::new(r.api_host(), insecure, scopes, creds))
@@ -152,7 +161,8 @@ pub fn pull(
     progress: &dyn TransferProgress,
 ) -> Result<Digest> {
     let r = RemoteRef::parse(reference)?;
-    let client = client_for(store.root(), &r, opts.insecure, "pull", Vec::new())?;
+    let creds = auth_file(store, opts.auth_file.as_deref());
+    let client = client_for(&creds, &r, opts.insecure, "pull", Vec::new())?;
     let (mut mt, mut bytes, mut digest) = get_manifest(&client, &r.repository, &r.reference())?;
     if is_index_type(&mt) {
         let index: Index = json("image index", &bytes)?;
@@ -245,7 +255,8 @@ pub fn push(
             extra.push(scope);
         }
     }
-    let client = client_for(store.root(), &r, opts.insecure, "pull,push", extra)?;
+    let creds = auth_file(store, opts.auth_file.as_deref());
+    let client = client_for(&creds, &r, opts.insecure, "pull,push", extra)?;
     let pusher = Pusher {
         client: &client,
         store,
@@ -484,13 +495,14 @@ enum Mount {
 }
 
 /// Check credentials against `registry` (GET /v2/ through the auth dance)
-/// and save them in `<store root>/auth.json` (0600).
+/// and save them in `auth_file` (default `<store root>/auth.json`), 0600.
 pub fn login(
     store: &Store,
     registry: &str,
     username: &str,
     password: &str,
     insecure: bool,
+    auth_file: Option<&Path>,
 ) -> Result<()> {
     let host = if registry == reference::DOCKER_HUB {
         "registry-1.docker.io"
@@ -512,8 +524,7 @@ pub fn login(
             e => e,
         })?;
     auth::save(
-        store.root(),
-        store.tmp_dir(),
+        &self::auth_file(store, auth_file),
         registry,
         &Credentials {
             username: username.to_string(),
@@ -523,6 +534,6 @@ pub fn login(
     Ok(())
 }
 
-pub fn logout(store: &Store, registry: &str) -> Result<bool> {
-    Ok(auth::remove(store.root(), store.tmp_dir(), registry)?)
+pub fn logout(store: &Store, registry: &str, auth_file: Option<&Path>) -> Result<bool> {
+    Ok(auth::remove(&self::auth_file(store, auth_file), registry)?)
 }
