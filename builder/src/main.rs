@@ -50,7 +50,7 @@ enum Command {
     Pull(commands::pull::PullArgs),
     /// Push an image to a registry
     Push(commands::push::PushArgs),
-    /// Log in to a registry (credentials saved in <root>/auth.json, mode 0600)
+    /// Log in to a registry (credentials saved in <root>/auth.json or --authfile FILE, mode 0600)
     Login(commands::login::LoginArgs),
     /// Log out from a registry
     Logout(commands::login::LogoutArgs),
