@@ -77,7 +77,10 @@ fn run_to_pipe(rt: &dyn Runtime, id: &str, script: &str) -> (ExitStatus, String)
     })
 }
 
-fn check(rt: &dyn Runtime, id: &str) {
+/// `in_order`: the runtime hands the sink to the container itself, so
+/// stdout and stderr interleave as written (runc relays each through a
+/// pipe and goroutine of its own: only the content is certain).
+fn check(rt: &dyn Runtime, id: &str, in_order: bool) {
     // More than a pipe holds (64 KiB): the runtime must not wait on the reader.
     let (status, text) = run_to_pipe(
         rt,
@@ -86,23 +89,23 @@ fn check(rt: &dyn Runtime, id: &str) {
          echo ............................................filler; i=$((i+1)); done; \
          sleep 1000 & echo last; exit 4",
     );
-    assert_eq!(status, ExitStatus::Exited(4), "{}", rt.name());
+    let name = rt.name();
+    assert_eq!(status, ExitStatus::Exited(4), "{name}");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines.first(),
-        Some(&"to-stdout"),
-        "{}: {}",
-        rt.name(),
-        &text[..200]
-    );
-    assert_eq!(lines.get(1), Some(&"to-stderr"), "{}", rt.name());
-    assert_eq!(lines.last(), Some(&"last"), "{}", rt.name());
-    assert_eq!(lines.len(), 3003, "{}", rt.name());
+    let count = |l: &str| lines.iter().filter(|x| **x == l).count();
+    assert_eq!(count("to-stdout"), 1, "{name}: stdout lost");
+    assert_eq!(count("to-stderr"), 1, "{name}: stderr lost");
+    assert_eq!(count("last"), 1, "{name}: the end lost");
+    assert_eq!(lines.len(), 3003, "{name}");
+    if in_order {
+        assert_eq!(&lines[..2], ["to-stdout", "to-stderr"], "{name}");
+        assert_eq!(lines.last(), Some(&"last"), "{name}");
+    }
 }
 
 #[test]
 fn native_runtime_sends_stdout_and_stderr_to_the_sink() {
-    check(&runner::native::NativeRuntime::new(), "sink-native");
+    check(&runner::native::NativeRuntime::new(), "sink-native", true);
 }
 
 fn require(binary: &str) {
@@ -118,11 +121,11 @@ fn require(binary: &str) {
 #[test]
 fn crun_sends_stdout_and_stderr_to_the_sink() {
     require("crun");
-    check(&runner::oci::OciRuntime::new("crun"), "sink-crun");
+    check(&runner::oci::OciRuntime::new("crun"), "sink-crun", true);
 }
 
 #[test]
 fn runc_sends_stdout_and_stderr_to_the_sink() {
     require("runc");
-    check(&runner::oci::OciRuntime::new("runc"), "sink-runc");
+    check(&runner::oci::OciRuntime::new("runc"), "sink-runc", false);
 }

@@ -202,8 +202,10 @@ impl OciRuntime {
         self.run_to_sink(spec, bundle, forward_signals, OutputSink::Inherit)
     }
 
-    /// `run_with`, the container's stdout and stderr sent to `output`: the
-    /// OCI runtime passes its own stdio on to the container (no terminal).
+    /// `run_with`, the container's stdout and stderr sent to `output` as
+    /// the OCI runtime's own: crun hands them to the container as they
+    /// are, runc relays each through a pipe of its own (so stdout and
+    /// stderr lines may interleave differently than written).
     fn run_to_sink(
         &self,
         spec: &ContainerSpec,
