@@ -17,12 +17,7 @@ pub struct Capture {
 impl Capture {
     /// Record `bytes`; returns the lines they complete (without the '\n').
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.kept.extend(bytes);
-        if self.kept.len() > CAPTURE_BYTES {
-            let excess = self.kept.len() - CAPTURE_BYTES;
-            self.kept.drain(..excess);
-            self.dropped += excess as u64;
-        }
+        self.keep(bytes);
         let mut lines = Vec::new();
         let mut rest = bytes;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
@@ -32,6 +27,16 @@ impl Capture {
         }
         self.partial.extend_from_slice(rest);
         lines
+    }
+
+    /// Record `bytes` for the report only (nothing shows them as lines).
+    pub fn keep(&mut self, bytes: &[u8]) {
+        let skipped = bytes.len().saturating_sub(CAPTURE_BYTES);
+        let bytes = &bytes[skipped..];
+        let excess = (self.kept.len() + bytes.len()).saturating_sub(CAPTURE_BYTES);
+        self.kept.drain(..excess);
+        self.dropped += (skipped + excess) as u64;
+        self.kept.extend(bytes);
     }
 
     /// The unterminated last line, if any (shown live, flushed at the end).
@@ -122,6 +127,23 @@ mod tests {
         assert_eq!(report[1].len(), "line 00000".len());
         let kept: usize = report[1..].iter().map(|l| l.len() + 1).sum();
         assert!(kept <= CAPTURE_BYTES && kept > CAPTURE_BYTES - 20, "{kept}");
+    }
+
+    #[test]
+    fn a_chunk_larger_than_what_is_kept_is_counted() {
+        let mut c = Capture::default();
+        c.keep(b"first\n");
+        let big = "x\n".repeat(CAPTURE_BYTES);
+        c.keep(big.as_bytes());
+        let report = c.report();
+        assert_eq!(
+            report[0],
+            format!(
+                "[{} earlier bytes of output not kept]",
+                6 + CAPTURE_BYTES + 2
+            )
+        );
+        assert_eq!(report.len(), 1 + CAPTURE_BYTES / 2 - 1);
     }
 
     #[test]

@@ -116,6 +116,10 @@ impl<W: Write> Renderer<W> {
             return;
         };
         step.piped = true;
+        if self.style == Style::Quiet {
+            step.capture.keep(bytes);
+            return;
+        }
         let lines = step.capture.push(bytes);
         match self.style {
             Style::Plain => {
