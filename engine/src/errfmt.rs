@@ -61,7 +61,7 @@ mod tests {
     fn distinct_causes_are_all_kept() {
         let e = WithSource {
             path: "a",
-            source: io::Error::new(io::ErrorKind::Other, "b"),
+            source: io::Error::other("b"),
         };
         let wrapped = Outer(e);
         assert_eq!(one_line(chain(&wrapped)), "import failed: write a: b");
