@@ -7,6 +7,9 @@ use std::collections::VecDeque;
 /// How much of a step's output is kept for its failure report.
 pub const CAPTURE_BYTES: usize = 64 * 1024;
 
+/// Longer lines are broken into pieces of this size.
+pub const MAX_LINE: usize = 16 * 1024;
+
 #[derive(Debug, Default)]
 pub struct Capture {
     kept: VecDeque<u8>,
@@ -26,6 +29,13 @@ impl Capture {
             rest = &rest[i + 1..];
         }
         self.partial.extend_from_slice(rest);
+        // A step printing megabytes without a newline (a progress bar, a
+        // binary) must not grow one line without bound: break it.
+        while self.partial.len() > MAX_LINE {
+            let tail = self.partial.split_off(MAX_LINE);
+            lines.push(take_line(&mut self.partial));
+            self.partial = tail;
+        }
         lines
     }
 
@@ -127,6 +137,15 @@ mod tests {
         assert_eq!(report[1].len(), "line 00000".len());
         let kept: usize = report[1..].iter().map(|l| l.len() + 1).sum();
         assert!(kept <= CAPTURE_BYTES && kept > CAPTURE_BYTES - 20, "{kept}");
+    }
+
+    #[test]
+    fn a_line_without_end_is_broken_into_pieces() {
+        let mut c = Capture::default();
+        let lines = c.push(&vec![b'z'; 2 * MAX_LINE + 10]);
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() == MAX_LINE));
+        assert_eq!(c.finish().map(|l| l.len()), Some(10));
     }
 
     #[test]
