@@ -10,6 +10,12 @@
 //! The writers are plain threads blocking on a channel, not a rayon pool:
 //! rayon's idle workers spin (sched_yield) before sleeping, and on a
 //! 2-core machine that spinning takes the CPU the parser needs.
+//!
+//! Bodies travel in slabs: fixed 1 MiB buffers, several small bodies packed
+//! into one, or one piece of a large body. Spent slabs come back to the
+//! unpack's pool, so after the first few nothing is allocated, zeroed or
+//! page-faulted per body (a fresh buffer per file cost a page fault per
+//! 4 KiB and a memset of every body).
 
 use std::fs::File;
 use std::io::Write;
@@ -22,19 +28,22 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use super::entry::Meta;
 use super::error::LayerError;
 
-/// Bytes of file bodies read but not yet written, per unpack.
-const MAX_BYTES_IN_FLIGHT: usize = 64 << 20;
+/// Bytes of file bodies read but not yet written, per unpack: enough to
+/// keep the writers busy; more only costs fresh (page-faulted) slabs.
+const MAX_BYTES_IN_FLIGHT: usize = 16 << 20;
 /// Files open and queued, per unpack (each holds an fd). With a batch being
 /// filled and up to 4 layers at once this stays well under the common
 /// 1024-fd soft limit.
 const MAX_TASKS_IN_FLIGHT: usize = 128;
-/// Bodies larger than this are cut into chunks written with pwrite.
-pub const CHUNK: usize = 4 << 20;
-
-/// Small bodies are sent in batches of up to this many files...
+/// The size of every body buffer; bodies larger than [`SMALL`] are cut
+/// into chunks of this size, written with pwrite.
+pub const SLAB: usize = 1 << 20;
+/// Bodies up to this size are packed into a shared slab (a batch).
+pub const SMALL: usize = SLAB / 4;
+/// A batch holds at most this many files.
 pub const BATCH_FILES: usize = 32;
-/// ...or this many bytes.
-pub const BATCH_BYTES: usize = 1 << 20;
+/// Spent slabs kept for reuse, per unpack (as many as can be in flight).
+const POOL_SLABS: usize = MAX_BYTES_IN_FLIGHT / SLAB + 4;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -82,6 +91,21 @@ struct State {
 pub struct Bodies {
     state: Mutex<State>,
     changed: Condvar,
+    /// Spent slabs (each `SLAB` long, initialised).
+    pool: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Small files whose bodies share one slab: file, start, length.
+pub struct Batch {
+    pub files: Vec<(PendingFile, usize, usize)>,
+    pub slab: Vec<u8>,
+    pub used: usize,
+}
+
+impl Batch {
+    pub fn room(&self) -> usize {
+        self.slab.len() - self.used
+    }
 }
 
 /// A regular file created by the parser, waiting for its body.
@@ -143,6 +167,32 @@ impl Bodies {
         Arc::new(Bodies::default())
     }
 
+    /// A `SLAB`-long buffer: a spent one, or a fresh one (zero pages from
+    /// the kernel, faulted in once).
+    pub fn slab(&self) -> Vec<u8> {
+        let spent = self.pool.lock().expect("slab pool lock").pop();
+        spent.unwrap_or_else(|| vec![0u8; SLAB])
+    }
+
+    fn recycle(&self, slab: Vec<u8>) {
+        if slab.len() != SLAB {
+            return;
+        }
+        let mut pool = self.pool.lock().expect("slab pool lock");
+        if pool.len() < POOL_SLABS {
+            pool.push(slab);
+        }
+    }
+
+    /// An empty batch on a slab from the pool.
+    pub fn batch(&self) -> Batch {
+        Batch {
+            files: Vec::with_capacity(BATCH_FILES),
+            slab: self.slab(),
+            used: 0,
+        }
+    }
+
     /// Take room for `bytes` more if there is some: `Ok(false)` when the
     /// limits are reached (the caller then does the work itself instead of
     /// sleeping, which on a busy machine costs a time slice per wait).
@@ -172,19 +222,18 @@ impl Bodies {
     }
 
     /// Write whole (small) bodies and finish their files, on a writer.
-    pub fn write_batch(
-        self: &Arc<Self>,
-        batch: Vec<(PendingFile, Vec<u8>)>,
-    ) -> Result<(), LayerError> {
-        let n: usize = batch.iter().map(|(_, b)| b.len()).sum();
-        let files = batch.len();
-        if !self.try_reserve(n, files)? {
-            return write_batch_now(batch);
+    pub fn write_batch(self: &Arc<Self>, batch: Batch) -> Result<(), LayerError> {
+        let files = batch.files.len();
+        if !self.try_reserve(SLAB, files)? {
+            let r = write_batch_now(&batch);
+            self.recycle(batch.slab);
+            return r;
         }
         let me = Arc::clone(self);
         spawn(move || {
-            let r = write_batch_now(batch);
-            me.release(n, files, r);
+            let r = write_batch_now(&batch);
+            me.recycle(batch.slab);
+            me.release(SLAB, files, r);
         });
         Ok(())
     }
@@ -196,23 +245,26 @@ impl Bodies {
         })
     }
 
-    /// Write one chunk of a large body at `offset`, on the pool.
+    /// Write the first `len` bytes of `slab` at `offset` of a large body,
+    /// on a writer.
     pub fn write_chunk(
         self: &Arc<Self>,
         f: &Arc<ChunkedFile>,
         offset: u64,
-        chunk: Vec<u8>,
+        slab: Vec<u8>,
+        len: usize,
     ) -> Result<(), LayerError> {
-        let n = chunk.len();
-        if !self.try_reserve(n, 1)? {
-            return write_chunk_now(f, offset, &chunk);
+        if !self.try_reserve(SLAB, 1)? {
+            let r = write_chunk_now(f, offset, &slab[..len]);
+            self.recycle(slab);
+            return r;
         }
         let me = Arc::clone(self);
         let f = Arc::clone(f);
         spawn(move || {
-            let r = write_chunk_now(&f, offset, &chunk);
-            drop(chunk);
-            me.release(n, 1, r);
+            let r = write_chunk_now(&f, offset, &slab[..len]);
+            me.recycle(slab);
+            me.release(SLAB, 1, r);
         });
         Ok(())
     }
@@ -245,10 +297,11 @@ impl Bodies {
     }
 }
 
-fn write_batch_now(batch: Vec<(PendingFile, Vec<u8>)>) -> Result<(), LayerError> {
-    for (f, body) in batch {
+fn write_batch_now(batch: &Batch) -> Result<(), LayerError> {
+    for (f, start, len) in &batch.files {
         let mut file = &f.file;
-        file.write_all(&body).map_err(|e| f.write_err(e))?;
+        file.write_all(&batch.slab[*start..start + len])
+            .map_err(|e| f.write_err(e))?;
         f.finish()?;
     }
     Ok(())

@@ -25,10 +25,10 @@ pub fn unpack_mapped(
         })?;
     let algorithm = opts.algorithm;
     std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<Block>(8);
+        let (tx, rx) = sync_channel::<Block>(AHEAD);
         // Spent blocks go back to be refilled: no allocation, no page
         // faults and no zeroing per block.
-        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(10);
+        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(AHEAD + 2);
         s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx, recycle_rx));
         let mut u = unpack_tar(BlockReader::new(rx, recycle_tx), dest, opts)?;
         u.compression = compression;
@@ -44,6 +44,9 @@ enum Block {
 }
 
 const BLOCK_SIZE: usize = 1 << 20;
+/// Blocks decompressed ahead of the parser: a few smooth out its pauses;
+/// each more is another fresh MiB faulted in per layer.
+const AHEAD: usize = 4;
 
 fn decompress_blocks(
     compression: Compression,

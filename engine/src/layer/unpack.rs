@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::bodies::{Bodies, PendingFile, BATCH_BYTES, BATCH_FILES, CHUNK};
+use super::bodies::{Batch, Bodies, PendingFile, BATCH_FILES, SLAB, SMALL};
 use super::compression::{Compression, HashingRead, StreamHasher};
 use super::creation::Creation;
 use super::entry::{Meta, MetaError, OPAQUE_XATTR};
@@ -146,19 +146,19 @@ pub(super) fn unpack_tar<R: StreamEnd>(
     )
     .map_err(LayerError::io("open", dest))?;
     let mut archive = tar::Archive::new(ExtensionGuard::new(stream));
+    let bodies = Bodies::new();
     let mut u = Unpacker {
         root: LayerRoot::new(root_fd),
         layer: label,
         whiteouts_on: opts.whiteouts,
         creation: Creation::probe(dest)?,
-        bodies: Bodies::new(),
+        batch: bodies.batch(),
+        bodies,
         dirs: HashMap::new(),
         seen: HashSet::new(),
         whiteouts: HashSet::new(),
         entries: 0,
         end_of_last: Some(0),
-        batch: Vec::new(),
-        batch_bytes: 0,
     };
     let parsed = (|| -> Result<(), LayerError> {
         for entry in archive.entries().map_err(corrupt)? {
@@ -246,8 +246,7 @@ struct Unpacker {
     /// archived size we do not track).
     end_of_last: Option<u64>,
     /// Small files read but not yet handed to a writer.
-    batch: Vec<(PendingFile, Vec<u8>)>,
-    batch_bytes: usize,
+    batch: Batch,
 }
 
 impl Unpacker {
@@ -494,14 +493,19 @@ impl Unpacker {
             entry: shown.to_string(),
         };
         let sparse = entry.header().entry_type().is_gnu_sparse();
-        if size <= CHUNK as u64 && !sparse {
-            let body = self.read_body(entry, size as usize, shown)?;
-            if body.len() as u64 != size {
+        if size <= SMALL as u64 && !sparse {
+            let n = size as usize;
+            if self.batch.room() < n {
+                self.flush_batch()?;
+            }
+            let start = self.batch.used;
+            let got = self.read_body(entry, BodyBuf::Batch(start, n))?;
+            if got != n {
                 return Err(self.truncated(shown));
             }
-            self.batch_bytes += body.len();
-            self.batch.push((pending, body));
-            if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+            self.batch.used += n;
+            self.batch.files.push((pending, start, n));
+            if self.batch.files.len() >= BATCH_FILES || self.batch.room() == 0 {
                 self.flush_batch()?;
             }
             return Ok(());
@@ -511,21 +515,21 @@ impl Unpacker {
         let chunks = if sparse {
             usize::MAX
         } else {
-            size.div_ceil(CHUNK as u64) as usize
+            size.div_ceil(SLAB as u64) as usize
         };
         let file = Bodies::chunked(pending, chunks);
         let mut offset = 0u64;
         let mut written_chunks = 0usize;
         loop {
-            let chunk = self.read_body(entry, CHUNK, shown)?;
-            if chunk.is_empty() {
+            let mut slab = self.bodies.slab();
+            let n = self.read_body(entry, BodyBuf::Slab(&mut slab))?;
+            if n == 0 {
                 break;
             }
-            let n = chunk.len() as u64;
             written_chunks += 1;
-            let last = !sparse && offset + n == size;
-            self.bodies.write_chunk(&file, offset, chunk)?;
-            offset += n;
+            let last = !sparse && offset + n as u64 == size;
+            self.bodies.write_chunk(&file, offset, slab, n)?;
+            offset += n as u64;
             if last {
                 break;
             }
@@ -570,22 +574,24 @@ impl Unpacker {
         };
         let chunks: usize = segments
             .iter()
-            .map(|&(_, len)| len.div_ceil(CHUNK as u64) as usize)
+            .map(|&(_, len)| len.div_ceil(SLAB as u64) as usize)
             .sum();
         if chunks == 0 {
-            self.batch.push((pending, Vec::new()));
+            let at = self.batch.used;
+            self.batch.files.push((pending, at, 0));
             return Ok(());
         }
         let file = Bodies::chunked(pending, chunks);
         for (offset, len) in segments {
             let mut done = 0u64;
             while done < len {
-                let want = (len - done).min(CHUNK as u64) as usize;
-                let chunk = self.read_body(entry, want, shown)?;
-                if chunk.len() != want {
+                let want = (len - done).min(SLAB as u64) as usize;
+                let mut slab = self.bodies.slab();
+                let got = self.read_body(entry, BodyBuf::Slab(&mut slab[..want]))?;
+                if got != want {
                     return Err(self.truncated(shown));
                 }
-                self.bodies.write_chunk(&file, offset + done, chunk)?;
+                self.bodies.write_chunk(&file, offset + done, slab, want)?;
                 done += want as u64;
             }
         }
@@ -593,11 +599,11 @@ impl Unpacker {
     }
 
     fn flush_batch(&mut self) -> Result<(), LayerError> {
-        if self.batch.is_empty() {
+        if self.batch.files.is_empty() {
             return Ok(());
         }
-        self.batch_bytes = 0;
-        self.bodies.write_batch(std::mem::take(&mut self.batch))
+        let full = std::mem::replace(&mut self.batch, self.bodies.batch());
+        self.bodies.write_batch(full)
     }
 
     fn truncated(&self, shown: &str) -> LayerError {
@@ -610,22 +616,31 @@ impl Unpacker {
         }
     }
 
-    /// Read up to `max` bytes of the body, fewer only at its end.
+    /// Fill `into` from the body: how many bytes, fewer only at its end.
     fn read_body<R: Read>(
-        &self,
+        &mut self,
         entry: &mut tar::Entry<'_, R>,
-        max: usize,
-        _shown: &str,
-    ) -> Result<Vec<u8>, LayerError> {
-        let mut buf = Vec::with_capacity(max);
-        entry
-            .take(max as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| LayerError::Corrupt {
-                layer: self.layer.to_string(),
-                source: e,
-            })?;
-        Ok(buf)
+        into: BodyBuf<'_>,
+    ) -> Result<usize, LayerError> {
+        let buf = match into {
+            BodyBuf::Batch(start, n) => &mut self.batch.slab[start..start + n],
+            BodyBuf::Slab(s) => s,
+        };
+        let mut filled = 0;
+        while filled < buf.len() {
+            match entry.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(LayerError::Corrupt {
+                        layer: self.layer.to_string(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(filled)
     }
 
     /// Symlinks, devices, FIFOs: created here, owned/moded/timed here.
@@ -752,6 +767,12 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+/// Where a body is read to: a range of the current batch's slab, or a slab.
+enum BodyBuf<'a> {
+    Batch(usize, usize),
+    Slab(&'a mut [u8]),
 }
 
 fn is_at_or_below(p: &[u8], base: &[u8]) -> bool {
