@@ -81,13 +81,22 @@ impl V1Driver {
         let result = (|| {
             for h in &self.hierarchies {
                 let parent = h.mount.join(PARENT);
-                match std::fs::create_dir(&parent) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io_err("create", &parent)(e)),
-                }
                 let dir = parent.join(id);
-                std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+                // The parent exists but on a first start: try the group
+                // first (a mkdir that fails with EEXIST still takes the
+                // directory's lock, which concurrent starts contend for).
+                match std::fs::create_dir(&dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        match std::fs::create_dir(&parent) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                            Err(e) => return Err(io_err("create", &parent)(e)),
+                        }
+                        std::fs::create_dir(&dir)
+                    }
+                    r => r,
+                }
+                .map_err(io_err("create", &dir))?;
                 made.push(dir);
             }
             cg.apply(res)
