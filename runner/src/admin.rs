@@ -32,7 +32,7 @@ fn ago(secs: u64) -> String {
 
 pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
     let dir = containers(root);
-    lifecycle::reap_leftovers(&dir);
+    let _ = lifecycle::reap_leftovers(&dir);
     let mut out = std::io::stdout().lock();
     if !a.quiet {
         writeln!(

@@ -34,10 +34,12 @@ pub enum LifecycleError {
     BadSignal(String),
 }
 
-/// A 256-bit random id, hex (as Docker's).
-/// A container id: 64 hex digits, the first 8 naming the store it belongs
+/// A container id: 64 hex digits, the last 8 naming the store it belongs
 /// to (see `store_tag`), the rest random. Several stores share the cgroup
 /// parent `rbox/`; the tag lets each store's reaper touch only its own.
+/// The tag goes last: the first 12 digits are the short id, the default
+/// name and hostname, and must be random (with the tag first they had 16
+/// random bits, and a start could fail on a name already in use).
 pub fn new_id(store_root: &Path) -> String {
     let mut buf = [0u8; 28];
     let mut filled = 0;
@@ -50,7 +52,7 @@ pub fn new_id(store_root: &Path) -> String {
         }
     }
     let random: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}{random}", store_tag(store_root))
+    format!("{random}{}", store_tag(store_root))
 }
 
 /// 8 hex digits of blake3 of the store's canonical path.
@@ -195,8 +197,10 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
 
 /// At every start: reap containers whose supervisor died, and remove our
 /// cgroups that have no container directory. Cheap: a directory listing
-/// and one small file per container.
-pub fn reap_leftovers(containers: &Path) {
+/// and one small file per container. Returns the names of the containers
+/// still there, so that a start checks its name without reading every
+/// state a second time.
+pub fn reap_leftovers(containers: &Path) -> Vec<String> {
     let driver = CgroupDriver::probe().ok();
     // Groups are listed BEFORE the container directories: a container's
     // directory is created before its group, so a group seen here whose
@@ -205,34 +209,39 @@ pub fn reap_leftovers(containers: &Path) {
     // both new — lost its group to us; its rrun then failed to join it.)
     let groups = driver.as_ref().map(|d| d.list()).unwrap_or_default();
     let Ok(rd) = std::fs::read_dir(containers) else {
-        return;
+        return Vec::new();
     };
     let mut ids = Vec::new();
+    let mut names = Vec::new();
     for e in rd.flatten() {
         let dir = e.path();
         let id = e.file_name().to_string_lossy().into_owned();
-        let needs = State::load(&dir)
-            .map(|s| {
-                s.status != Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false)
-            })
-            .unwrap_or(false);
-        if needs {
-            reap_one(&dir, driver.as_ref());
+        if let Ok(s) = State::load(&dir) {
+            let needs =
+                s.status != Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false);
+            if needs {
+                reap_one(&dir, driver.as_ref());
+            }
+            // A reaped --rm container is gone; any other stays (exited).
+            if !(needs && s.auto_remove) {
+                names.push(s.name);
+            }
         }
         ids.push(id);
     }
-    let Some(driver) = driver else { return };
+    let Some(driver) = driver else { return names };
     let tag = containers.parent().map(store_tag).unwrap_or_default();
     for cg in groups {
-        // Only groups of `rrun run` on THIS store (64-hex ids starting with
+        // Only groups of `rrun run` on THIS store (64-hex ids ending with
         // its tag: another store's containers are not in our directory),
         // and only empty ones: a live group is somebody's.
         if !ids.contains(&cg)
             && cg.len() == 64
-            && cg.starts_with(&tag)
+            && cg.ends_with(&tag)
             && driver.open(&cg).procs().is_empty()
         {
             let _ = driver.open(&cg).remove();
         }
     }
+    names
 }

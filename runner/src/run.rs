@@ -368,7 +368,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     require_root("rrun run")?;
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");
-    lifecycle::reap_leftovers(&containers);
+    let names = lifecycle::reap_leftovers(&containers);
     let image = find_or_pull(&store, &a).map_err(|e| Coded(125, e))?;
     let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
     let cfg = &image.config.config;
@@ -380,10 +380,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     let argv = build_argv(&a, cfg)?;
     let id = lifecycle::new_id(store.root());
     let name = a.name.clone().unwrap_or_else(|| id[..12].to_string());
-    if runner::state::list(&containers)
-        .iter()
-        .any(|(_, s)| s.name == name)
-    {
+    if names.contains(&name) {
         bail!(Coded(125, anyhow!("the container name {name:?} is already in use (remove that container first: rrun rm {name})")));
     }
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
