@@ -135,10 +135,19 @@ pub fn discard_untrusted(dest: &Path, diff_id: &Digest, tmp: &Path) -> io::Resul
     }
     let doomed = tmp.join(fsutil::unique_name("untrusted-layer"));
     match fs::rename(dest, &doomed) {
-        Ok(()) => remove_tree(&doomed),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
     }
+    if trusted(&doomed, diff_id) {
+        // Another process replaced the untrusted layer between our check
+        // and our rename: what we moved is its fresh layer, perhaps in use
+        // already. Put it back, never remove it; if a third one was
+        // published meanwhile, ours stays in tmp until this session ends.
+        let _ = fs::rename(&doomed, dest);
+        return Ok(());
+    }
+    remove_tree(&doomed)
 }
 
 /// Sync every layer published unsynced in this boot whose marker is at
