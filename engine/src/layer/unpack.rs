@@ -758,7 +758,9 @@ impl Unpacker {
                 ResolveError::NotBeneath(e) | ResolveError::Io(e) => err("open directory")(e),
             })?;
             let fd = fd.as_fd();
-            sys::fchown(fd, meta.uid, meta.gid).map_err(err("chown"))?;
+            if self.creation.needs(&meta).0 {
+                sys::fchown(fd, meta.uid, meta.gid).map_err(err("chown"))?;
+            }
             sys::fchmod(fd, meta.mode & 0o7777).map_err(err("chmod"))?;
             for (k, v) in &meta.xattrs {
                 sys::fsetxattr(fd, k, v).map_err(err("set xattr"))?;
