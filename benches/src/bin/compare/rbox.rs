@@ -27,9 +27,19 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
 
 fn build(bin: &str, pkg: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Build into the target dir this binary runs from, where it looks for
+    // the result: without it a compare started outside `cargo run` (no
+    // CARGO_TARGET_DIR) built into one dir and timed a stale binary in another.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let target_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{} has no target dir above it", exe.display()))?;
     eprintln!("compare: building {bin} (cargo build --release -p {pkg} --bin {bin})");
     let out = Command::new(&cargo)
         .args(["build", "--release", "-q", "-p", pkg, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cannot run cargo ({cargo}): {e}"))?;
@@ -41,7 +51,6 @@ fn build(bin: &str, pkg: &str) -> Result<PathBuf, String> {
             .unwrap_or("see cargo's output");
         return Err(format!("{bin} does not build yet ({first})"));
     }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let path = exe.parent().expect("exe has a dir").join(bin);
     if path.exists() {
         Ok(path)

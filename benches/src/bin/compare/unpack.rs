@@ -33,7 +33,67 @@ pub fn run(ctx: &Ctx) -> Section {
         s.tables
             .push(unpack_table(ctx, img, &[None], ctx.runs, ctx.warmup, true));
     }
+    if let Some(debian) = images.iter().find(|i| i.name.starts_with("debian")) {
+        s.tables.push(import_table(ctx, debian));
+    }
     s
+}
+
+/// Issue 2: `rbuild import` of a zstd rootfs tarball against `tar -I zstd
+/// -xf` of the same file. Import does more (hashes the blob, copies it into
+/// the store, makes an image); it must still not be slower.
+fn import_table(ctx: &Ctx, img: &LayeredImage) -> Table {
+    let work = ctx.scratch.mountpoint.join("import");
+    let file = img.zst(0);
+    let mut cs = Vec::new();
+    match rbox::binary("rbuild") {
+        Err(e) => cs.push(Contender::skipped("rbuild import", e)),
+        Ok(rbuild) => {
+            let store = work.join("rbox-store");
+            let mk = {
+                let (store, file) = (store.clone(), file.clone());
+                move || {
+                    let mut c = Command::new(&rbuild);
+                    c.arg("--root").arg(&store).arg("import");
+                    c.arg(&file).arg("bench:latest");
+                    c
+                }
+            };
+            let inputs = vec![file.clone()];
+            cs.push(
+                Contender::new(
+                    "rbuild import",
+                    render(&mk()),
+                    "blake3 of the blob, the blob copied into the store, the layer unpacked beside, an image tagged",
+                    Box::new(move |_| timed(&store, &inputs, &mut mk())),
+                )
+                .rbox(),
+            );
+        }
+    }
+    let target = work.join("tar");
+    let inputs = vec![file.clone()];
+    let cmd = format!(
+        "mkdir -p {t} && tar -I zstd -xf {} -C {t}",
+        file.display(),
+        t = target.display()
+    );
+    cs.push(Contender::new(
+        "tar -I zstd -xf",
+        format!("sh -c '{cmd}'"),
+        "extraction only",
+        Box::new(move |_| timed(&target, &inputs, Command::new("sh").arg("-c").arg(&cmd))),
+    ));
+    interleave(&mut cs, ctx.warmup, ctx.runs, "import");
+    let size = |p: &Path| p.metadata().map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    table(
+        &format!(
+            "import: the minbase rootfs as one tarball, {:.0} MB ({:.0} MB zstd -3)",
+            size(&img.tar(0)),
+            size(&file)
+        ),
+        &cs,
+    )
 }
 
 /// One table: every tool unpacking `img`. `threads` pins rbox's pool (the
