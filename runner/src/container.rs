@@ -281,7 +281,7 @@ fn plan_for(
     cg: &Cgroup,
     launch: &Launch<'_>,
 ) -> Result<ChildPlan, LaunchError> {
-    let mut steps = rootfs::standard_steps(&cg.inner_mounts());
+    let mut steps = rootfs::standard_steps(&cg.inner_mounts(), spec.security.privileged);
     for name in ["hosts", "hostname", "resolv.conf"] {
         steps.push(Step::Bind {
             source: sys::cstring(launch.files_dir.join(name)),

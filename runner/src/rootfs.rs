@@ -527,8 +527,11 @@ fn pivot(root: BorrowedFd<'_>, path: &CStr) -> Result<(), StepError> {
     )
 }
 
-/// The standard container filesystems, as Docker lays them out.
-pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
+/// The standard container filesystems, as Docker lays them out: /sys and
+/// the container's cgroup read-only, unless `privileged` (Docker's
+/// `--privileged` mounts both read-write).
+pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount], privileged: bool) -> Vec<Step> {
+    let ro = if privileged { 0 } else { MOUNT_ATTR_RDONLY };
     fn c(s: &str) -> CString {
         CString::new(s).expect("no NUL")
     }
@@ -606,12 +609,12 @@ pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
         });
     }
     steps.push(Step::Fs {
-        fs: fs("sysfs", &[], SAFE | MOUNT_ATTR_RDONLY),
+        fs: fs("sysfs", &[], SAFE | ro),
         target: c("sys"),
     });
     match cgroup {
         [m] if m.fstype == "cgroup2" => steps.push(Step::Fs {
-            fs: fs("cgroup2", &[], SAFE | MOUNT_ATTR_RDONLY),
+            fs: fs("cgroup2", &[], SAFE | ro),
             target: c("sys/fs/cgroup"),
         }),
         [] => {}
@@ -624,7 +627,7 @@ pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
                 let opts: Vec<(&str, Option<&str>)> =
                     m.options.split(',').map(|o| (o, None)).collect();
                 steps.push(Step::Fs {
-                    fs: fs(m.fstype, &opts, SAFE | MOUNT_ATTR_RDONLY),
+                    fs: fs(m.fstype, &opts, SAFE | ro),
                     target: c(&format!("sys/fs/cgroup/{}", m.target)),
                 });
                 for a in &m.aliases {
@@ -634,9 +637,11 @@ pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
                     });
                 }
             }
-            steps.push(Step::ReadOnly {
-                target: c("sys/fs/cgroup"),
-            });
+            if !privileged {
+                steps.push(Step::ReadOnly {
+                    target: c("sys/fs/cgroup"),
+                });
+            }
         }
     }
     steps

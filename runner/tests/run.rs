@@ -376,6 +376,29 @@ fn dev_proc_and_sys_are_the_containers() {
     assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
 }
 
+/// Docker's `--privileged` mounts /sys and the container's cgroup
+/// read-write; without it both are read-only.
+#[test]
+fn privileged_makes_sys_and_the_cgroup_writable() {
+    let mounts = "grep -E ' /sys(/fs/cgroup)? ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1";
+    let o = rrun(&["run", "--rm", "busybox", "sh", "-c", mounts]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let plain = stdout(&o);
+    assert!(plain.contains("/sys ro"), "{plain}");
+    assert!(
+        !plain.contains(" rw"),
+        "a writable /sys mount without --privileged: {plain}"
+    );
+    let o = rrun(&["run", "--rm", "--privileged", "busybox", "sh", "-c", mounts]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let privileged = stdout(&o);
+    assert!(privileged.contains("/sys rw"), "{privileged}");
+    assert!(
+        !privileged.contains(" ro"),
+        "a read-only /sys mount under --privileged: {privileged}"
+    );
+}
+
 #[test]
 fn signals_to_rrun_reach_the_container() {
     for (sig, code_want) in [
