@@ -151,23 +151,11 @@ fn publish_tree(
     unpack_layer(store, &layer.descriptor(), &layer.diff_id).map(drop)
 }
 
-/// Flush the filesystem holding `dir`, so that a layer marked complete is
-/// complete on disk too (invariant 1). One call for the whole tree instead
-/// of an fsync per file.
-fn sys_syncfs(dir: &Path) -> Result<(), LayerError> {
-    let f = File::open(dir).map_err(LayerError::io("open", dir))?;
-    sys::syncfs(&f).map_err(LayerError::io("syncfs", dir))
-}
-
-/// Publish `staged` (holding `fs/`) as the layer `diff_id`: unsynced with a
-/// marker naming this boot when the boot id is known (`marker`), else
-/// synced first as the design's invariant 1 has it.
+/// Publish `staged` (holding `fs/`) as the layer `diff_id`, unsynced: the
+/// marker names this boot (`marker`); without a boot id the store syncs
+/// it first, as the design's invariant 1 has it.
 fn publish(store: &Store, staged: &Path, diff_id: &Digest) -> Result<PathBuf, LayerError> {
-    let synced = marker::boot_id().is_none();
-    if synced {
-        sys_syncfs(&staged.join("fs"))?;
-    }
-    Ok(store.publish_layer_dir(staged, diff_id, synced)?)
+    Ok(store.publish_layer_dir(staged, diff_id, false)?)
 }
 
 /// Layers published unsynced at least this long ago are synced and marked
