@@ -21,6 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::fsutil::{self, fsync_dir, remove_tree, write_atomic};
@@ -86,7 +87,11 @@ pub struct GcReport {
 pub struct Store {
     root: PathBuf,
     lock: File,
+    /// This process's `tmp/<session>`, made on first use: most `rrun run`s
+    /// never need one, and a mkdir + rmdir in the shared tmp/ per start
+    /// was contended work on the start path.
     session: PathBuf,
+    session_made: OnceLock<()>,
 }
 
 impl Store {
@@ -109,7 +114,12 @@ impl Store {
             "tmp",
         ] {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+            // A stat walks the path without locks; a mkdir of an existing
+            // dir fails with EEXIST only after taking the parent's lock,
+            // which concurrent starts then queue on.
+            if !p.is_dir() {
+                fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+            }
         }
         let lock_path = root.join("lock");
         let lock = OpenOptions::new()
@@ -121,15 +131,26 @@ impl Store {
             .map_err(io_err("open lock", &lock_path))?;
         flock(&lock, libc::LOCK_SH).map_err(io_err("lock (shared)", &lock_path))?;
 
-        let tmp = root.join("tmp");
-        reap_dead_sessions(&tmp);
-        let session = tmp.join(session_name());
-        fs::create_dir(&session).map_err(io_err("create directory", &session))?;
+        reap_dead_sessions(&root.join("tmp"));
         Ok(Store {
             root: root.to_path_buf(),
             lock,
-            session,
+            session: root.join("tmp").join(session_name()),
+            session_made: OnceLock::new(),
         })
+    }
+
+    /// The session directory, created on first use.
+    fn session(&self) -> Result<&Path> {
+        if self.session_made.get().is_none() {
+            match fs::create_dir(&self.session) {
+                // Another thread of this Store made it first.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                r => r.map_err(io_err("create directory", &self.session))?,
+            }
+            let _ = self.session_made.set(());
+        }
+        Ok(&self.session)
     }
 
     pub fn root(&self) -> &Path {
@@ -138,13 +159,18 @@ impl Store {
 
     /// This process's own temp directory inside the store (same filesystem
     /// as everything else, so renames out of it are atomic).
+    ///
+    /// Made on first use; should that fail (a full or read-only store), the
+    /// path is still returned and the caller's own create in it fails,
+    /// naming it. [`Store::new_temp_dir`] reports the mkdir's own error.
     pub fn tmp_dir(&self) -> &Path {
+        let _ = self.session();
         &self.session
     }
 
     /// A fresh, empty directory under this session's temp directory.
     pub fn new_temp_dir(&self, prefix: &str) -> Result<PathBuf> {
-        let p = self.session.join(fsutil::unique_name(prefix));
+        let p = self.session()?.join(fsutil::unique_name(prefix));
         fs::create_dir(&p).map_err(io_err("create directory", &p))?;
         Ok(p)
     }
@@ -164,7 +190,7 @@ impl Store {
 
     /// Start writing a blob; its name is known only when it is committed.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
-        let tmp = self.session.join(fsutil::unique_name("blob"));
+        let tmp = self.session()?.join(fsutil::unique_name("blob"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -182,7 +208,7 @@ impl Store {
 
     pub fn put_blob(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(io_err("write", &self.session))?;
+        w.write_all(bytes).map_err(io_err("write", self.tmp_dir()))?;
         w.commit()
     }
 
@@ -298,7 +324,7 @@ impl Store {
             fsync_dir(staged).map_err(io_err("fsync", staged))?;
         }
         let dest = self.layer_dir(diff_id);
-        crate::layer::marker::discard_untrusted(&dest, diff_id, &self.session)
+        crate::layer::marker::discard_untrusted(&dest, diff_id, self.session()?)
             .map_err(io_err("remove the untrusted layer", &dest))?;
         match fs::rename(staged, &dest) {
             Ok(()) => {}
@@ -389,7 +415,7 @@ impl Store {
         let dir = path.parent().expect("ref path has a parent");
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         write_atomic(
-            &self.session,
+            self.session()?,
             &path,
             format!("{manifest_digest}\n").as_bytes(),
         )
@@ -504,7 +530,7 @@ impl Store {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if !live_layers.contains(name) {
                 // Rename first so that a half-removed layer never looks complete.
-                let doomed = self.session.join(fsutil::unique_name("gc-layer"));
+                let doomed = self.session()?.join(fsutil::unique_name("gc-layer"));
                 fs::rename(&path, &doomed).map_err(io_err("rename", &path))?;
                 remove_tree(&doomed).map_err(io_err("remove", &doomed))?;
                 report.layers_removed += 1;
@@ -516,7 +542,9 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = remove_tree(&self.session);
+        if self.session_made.get().is_some() {
+            let _ = remove_tree(&self.session);
+        }
     }
 }
 
@@ -727,5 +755,19 @@ mod tests {
         let a_tmp = a.tmp_dir().to_path_buf();
         drop(a);
         assert!(!a_tmp.exists());
+    }
+
+    #[test]
+    fn a_store_that_writes_nothing_makes_no_session_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "open made a session dir");
+        let _ = s.resolve(&"x:y".parse().unwrap()).unwrap();
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "a read made a session dir");
+        let staged = s.new_temp_dir("t").unwrap();
+        assert!(staged.starts_with(&tmp) && staged.is_dir());
+        drop(s);
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the session outlived its store");
     }
 }
