@@ -122,6 +122,42 @@ fn sync_layers_marks_this_boots_layers_synced() {
     assert_eq!(walk_count(store.tmp_dir()), 0);
 }
 
+#[test]
+fn one_images_layers_are_checked_and_synced_alone() {
+    require_root();
+    let dir = scratch();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let mut blobs = Vec::new();
+    for name in ["a", "b"] {
+        let tree = dir.path().join(name);
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join(name), name).unwrap();
+        let blob = layer::write_layer(&store, &tree, &WriteOptions::default())
+            .unwrap()
+            .unwrap();
+        layer::unpack_layer(&store, &blob.descriptor(), &blob.diff_id).unwrap();
+        blobs.push(blob);
+    }
+    let (a, b) = (&blobs[0].diff_id, &blobs[1].diff_id);
+    let image = [a.clone()];
+    assert!(
+        !marker::needs_sync(&store, &image, Duration::from_secs(3600)),
+        "too young"
+    );
+    assert!(marker::needs_sync(&store, &image, Duration::ZERO));
+    assert_eq!(
+        marker::sync_image_layers(&store, &image, Duration::ZERO).unwrap(),
+        1
+    );
+    assert!(!marker::needs_sync(&store, &image, Duration::ZERO));
+    assert_eq!(marker::state(&store.layer_dir(a), a), MarkerState::Synced);
+    // The other image's layer was not touched.
+    assert_eq!(
+        marker::state(&store.layer_dir(b), b),
+        MarkerState::UnsyncedThisBoot
+    );
+}
+
 fn walk_count(dir: &std::path::Path) -> usize {
     fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }

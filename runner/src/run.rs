@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use engine::layer::marker;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
@@ -456,17 +457,30 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         let _ = engine::fsutil::remove_tree(&dir);
         Coded(125, e)
     })?;
+    // Layers unpacked long enough ago to be written back are made durable
+    // once the container has ended, off the start path (see
+    // engine::layer::marker): until then a reboot would unpack them again.
+    let diff_ids = &image.config.rootfs.diff_ids;
+    let sync_after =
+        marker::needs_sync(&store, diff_ids, engine::layer::SYNC_AFTER).then(|| diff_ids.clone());
     // The store's shared lock must not be held by a long-running container
     // (gc would wait for it); containers/<id>/image keeps the image alive.
     drop(store);
-    if a.runtime != "native" {
+    let r = if a.runtime != "native" {
         let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
-        return finish_simple(&dir, a.rm, r);
+        finish_simple(&dir, a.rm, r)
+    } else if a.detach {
+        crate::detach::run_detached(&spec, &dir, state)
+    } else {
+        run_foreground(&spec, &dir, state, &a)
+    };
+    if let Some(diff_ids) = sync_after {
+        // Best effort: a failure only leaves them to be unpacked again.
+        if let Ok(store) = Store::open(root) {
+            let _ = marker::sync_image_layers(&store, &diff_ids, engine::layer::SYNC_AFTER);
+        }
     }
-    if a.detach {
-        return crate::detach::run_detached(&spec, &dir, state);
-    }
-    run_foreground(&spec, &dir, state, &a)
+    r
 }
 
 /// Where the container's root is mounted before pivot_root. The native

@@ -376,6 +376,49 @@ fn dev_proc_and_sys_are_the_containers() {
     assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
 }
 
+/// A layer published unsynced long enough ago is made durable once a
+/// container of its image has ended (engine::layer::marker), so it
+/// survives a reboot without being unpacked again.
+#[test]
+fn a_run_makes_its_images_old_unsynced_layers_durable() {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let layers = store_root().join("layers");
+    let mut markers = Vec::new();
+    for entry in std::fs::read_dir(&layers).unwrap() {
+        let dir = entry.unwrap().path();
+        let marker = dir.join("complete");
+        let text = std::fs::read_to_string(&marker).unwrap();
+        let diff_id = text.lines().last().unwrap().to_string();
+        // Atomically, as other tests run containers of this image meanwhile.
+        let tmp = dir.join("complete.test");
+        std::fs::write(&tmp, format!("unsynced-boot {}\n{diff_id}\n", boot.trim())).unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::rename(&tmp, &marker).unwrap();
+        markers.push((marker, diff_id));
+    }
+    assert!(
+        !markers.is_empty(),
+        "no unpacked layer in {}",
+        layers.display()
+    );
+    let o = rrun(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for (marker, diff_id) in markers {
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap(),
+            format!("{diff_id}\n"),
+            "{} is still unsynced after a run",
+            marker.display()
+        );
+    }
+}
+
 /// Docker's `--privileged` mounts /sys and the container's cgroup
 /// read-write; without it both are read-only.
 #[test]

@@ -117,8 +117,13 @@ pub fn inspect(root: &Path, args: InspectArgs) -> anyhow::Result<()> {
 pub fn gc(root: &Path) -> anyhow::Result<()> {
     let store = super::open_store(root)?;
     let report = store.gc()?;
+    // Layers are published before they reach the disk and are not trusted
+    // after a reboot until synced (engine::layer::marker): gc is where a
+    // user tidies the store, so make every kept layer durable too.
+    let synced = engine::layer::marker::sync_layers(&store, std::time::Duration::ZERO)
+        .context("syncing unpacked layers")?;
     println!(
-        "removed {} blobs and {} unpacked layers, freed {}",
+        "removed {} blobs and {} unpacked layers, freed {}; {synced} layers made durable",
         report.blobs_removed,
         report.layers_removed,
         super::human_size(report.bytes_freed)

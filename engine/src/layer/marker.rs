@@ -156,14 +156,43 @@ pub fn discard_untrusted(dest: &Path, diff_id: &Digest, tmp: &Path) -> io::Resul
 /// written and fsynced under the store's tmp and renamed over the old one
 /// (the layer directory fsynced after), so every moment has a valid marker.
 pub fn sync_layers(store: &Store, min_age: Duration) -> io::Result<usize> {
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(store.root().join("layers"))? {
+        dirs.push(entry?.path());
+    }
+    sync_dirs(store, dirs, min_age)
+}
+
+/// [`sync_layers`] for the given layers only (those of one image): what
+/// `rrun` does after its container exits, without reading every marker of
+/// the store.
+pub fn sync_image_layers(
+    store: &Store,
+    diff_ids: &[Digest],
+    min_age: Duration,
+) -> io::Result<usize> {
+    sync_dirs(
+        store,
+        diff_ids.iter().map(|d| store.layer_dir(d)).collect(),
+        min_age,
+    )
+}
+
+/// Whether any of these layers was published unsynced in this boot at
+/// least `min_age` ago: a stat and a small read per layer, so a caller can
+/// decide on its start path whether to [`sync_image_layers`] later.
+pub fn needs_sync(store: &Store, diff_ids: &[Digest], min_age: Duration) -> bool {
+    let dirs = diff_ids.iter().map(|d| store.layer_dir(d)).collect();
+    !unsynced_dirs(dirs, min_age).is_empty()
+}
+
+fn unsynced_dirs(dirs: Vec<PathBuf>, min_age: Duration) -> Vec<(PathBuf, Digest)> {
     let Some(boot) = boot_id() else {
-        return Ok(0); // nothing can have been published unsynced
+        return Vec::new(); // nothing can have been published unsynced
     };
-    let layers = store.root().join("layers");
     let now = SystemTime::now();
     let mut pending: Vec<(PathBuf, Digest)> = Vec::new();
-    for entry in fs::read_dir(&layers)? {
-        let dir = entry?.path();
+    for dir in dirs {
         let marker = dir.join(MARKER);
         let Ok(content) = fs::read(&marker) else {
             continue;
@@ -175,10 +204,16 @@ pub fn sync_layers(store: &Store, min_age: Duration) -> io::Result<usize> {
             .and_then(|m| m.modified())
             .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
             .unwrap_or(false);
-        if old_enough {
+        if old_enough && !pending.iter().any(|(d, _)| *d == dir) {
             pending.push((dir, diff_id));
         }
     }
+    pending
+}
+
+fn sync_dirs(store: &Store, dirs: Vec<PathBuf>, min_age: Duration) -> io::Result<usize> {
+    let layers = store.root().join("layers");
+    let pending = unsynced_dirs(dirs, min_age);
     if pending.is_empty() {
         return Ok(0);
     }

@@ -161,7 +161,7 @@ fn publish(store: &Store, staged: &Path, diff_id: &Digest) -> Result<PathBuf, La
 /// Layers published unsynced at least this long ago are synced and marked
 /// so at the next image unpack: the kernel writes dirty pages back after
 /// 30 s (vm.dirty_expire_centisecs), so by then syncfs has little to do.
-const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+pub const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Unpack one layer blob into `layers/<diff_id>/fs` once; returns that path.
 /// Verifies the uncompressed stream hashes to `diff_id`.
