@@ -208,7 +208,8 @@ impl Store {
 
     pub fn put_blob(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(io_err("write", self.tmp_dir()))?;
+        w.write_all(bytes)
+            .map_err(io_err("write", self.tmp_dir()))?;
         w.commit()
     }
 
@@ -762,12 +763,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tmp = dir.path().join("tmp");
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "open made a session dir");
+        assert_eq!(
+            fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "open made a session dir"
+        );
         let _ = s.resolve(&"x:y".parse().unwrap()).unwrap();
-        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "a read made a session dir");
+        assert_eq!(
+            fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "a read made a session dir"
+        );
         let staged = s.new_temp_dir("t").unwrap();
         assert!(staged.starts_with(&tmp) && staged.is_dir());
         drop(s);
-        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the session outlived its store");
+        assert_eq!(
+            fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "the session outlived its store"
+        );
     }
 }
