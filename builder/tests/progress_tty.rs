@@ -4,78 +4,17 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use fixtures::tmux::Pane;
 
 use common::*;
 
-struct Tmux {
-    socket: String,
-}
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl Tmux {
-    fn start(name: &str, script: &str) -> Tmux {
-        let t = Tmux {
-            socket: format!("rbuild-{name}-{}", std::process::id()),
-        };
-        t.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "120",
-            "-y",
-            "50",
-            "sh",
-            "-c",
-            script,
-        ]);
-        t.cmd(&["set-option", "-g", "status", "off"]);
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let o = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("tmux must be installed for this test: apt-get install tmux");
-        assert!(
-            o.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    /// The screen once `pred` holds for it; panics with the screen.
-    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never saw {what} on the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
+/// A 120×50 tmux pane running `script`.
+fn pane(name: &str, script: &str) -> Pane {
+    Pane::start(&format!("rbuild-{name}"), 120, 50, script)
 }
 
 /// Prints fold-line-1 … fold-line-20, then waits `pause` seconds.
@@ -104,10 +43,10 @@ fn tty_view_folds_a_running_step_and_collapses_it_when_done() {
             twenty_lines("3")
         ),
     )]);
-    let tmux = Tmux::start("fold", &script_for(ctx.path(), "tty:ok"));
+    let tmux = pane("fold", &script_for(ctx.path(), "tty:ok"));
 
     // While the step runs: its header and only its last lines.
-    let live = tmux.wait_screen("the running step's last line", |s| {
+    let live = tmux.wait_screen("the running step's last line", SCREEN_TIMEOUT, |s| {
         shows(s, "=> => # fold-line-20")
     });
     let header = live
@@ -129,7 +68,9 @@ fn tty_view_folds_a_running_step_and_collapses_it_when_done() {
     }
 
     // Done: one line per step, no output left.
-    let done = tmux.wait_screen("the build's end", |s| s.contains("rbuild-exit="));
+    let done = tmux.wait_screen("the build's end", SCREEN_TIMEOUT, |s| {
+        s.contains("rbuild-exit=")
+    });
     assert!(done.contains("rbuild-exit=0"), "{done}");
     for i in 1..=20 {
         assert!(
@@ -158,8 +99,10 @@ fn tty_view_folds_a_running_step_and_collapses_it_when_done() {
     // Built again: the same steps, now CACHED.
     drop(tmux);
     let again = script_for(ctx.path(), "tty:ok").replace(" --no-cache", "");
-    let tmux = Tmux::start("cached", &again);
-    let done = tmux.wait_screen("the build's end", |s| s.contains("rbuild-exit="));
+    let tmux = pane("cached", &again);
+    let done = tmux.wait_screen("the build's end", SCREEN_TIMEOUT, |s| {
+        s.contains("rbuild-exit=")
+    });
     assert!(done.contains("rbuild-exit=0"), "{done}");
     let cached = done
         .lines()
@@ -174,8 +117,10 @@ fn tty_view_shows_all_of_a_failed_steps_output() {
         "Containerfile",
         format!("FROM busybox\n{} && exit 9\n", twenty_lines("0.2")),
     )]);
-    let tmux = Tmux::start("fail", &script_for(ctx.path(), "tty:fail"));
-    let done = tmux.wait_screen("the build's end", |s| s.contains("rbuild-exit="));
+    let tmux = pane("fail", &script_for(ctx.path(), "tty:fail"));
+    let done = tmux.wait_screen("the build's end", SCREEN_TIMEOUT, |s| {
+        s.contains("rbuild-exit=")
+    });
     assert!(done.contains("rbuild-exit=1"), "{done}");
     assert!(
         done.lines()
