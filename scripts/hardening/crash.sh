@@ -35,6 +35,8 @@ tar -C "$(dirname "${BIG_DIR:-/usr/share/doc}")" -czf "$BIG" "$(basename "${BIG_
 rb() { "$RBUILD" --root "$STORE" "$@"; }
 rr() { "$RRUN" --root "$STORE" "$@"; }
 rb import --change 'CMD ["sh"]' "$BASE_TAR" busybox:latest >/dev/null
+# rbox cgroups present before: other rbox users on the host keep theirs.
+cg_before=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort)
 
 fail() { echo "crash.sh: FAIL after kill $i of $kind: $*" >&2; echo "store kept at $STORE" >&2; KEEP=1; exit 1; }
 ms() { date +%s%3N; }
@@ -91,8 +93,6 @@ done
 report
 
 # --- rrun run: killed while it starts, runs or tears down.
-# rbox cgroups present before: other rbox users on the host keep theirs.
-cg_before=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort)
 kind=run i=0; landed=0
 calibrate rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'
 for i in $(seq 1 "$N"); do
@@ -107,11 +107,11 @@ report
 left=$(rr ps -aq | wc -l)
 rr rm -f $(rr ps -aq) >/dev/null 2>&1 || true
 mounts=$(grep -c "$STORE" /proc/self/mountinfo || true)
-# A killed rrun cannot remove its cgroup either: the next start's reaper
-# does (it ran after every kill above), and rm -f just now.
+# A killed rrun or rbuild cannot remove its cgroup either: the next run's
+# or build's reaper does (one ran after every kill above), and rm -f now.
 sleep 1
 cg_left=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort | comm -13 <(echo "$cg_before") - | wc -l)
-echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left"
+echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left (of killed runs and builds)"
 [ "$mounts" = 0 ] || fail "mounts left: $(grep "$STORE" /proc/self/mountinfo)"
 [ "$cg_left" = 0 ] || fail "cgroups left: $(find /sys/fs/cgroup -type d -path '*rbox/*' | comm -13 <(echo "$cg_before") -)"
 check_store

@@ -13,7 +13,10 @@
 mod config;
 mod copy_step;
 mod download;
+mod leftovers;
 mod run_step;
+
+use leftovers::step_container_id;
 pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
@@ -166,6 +169,8 @@ pub fn build(
         progress: Progress::new(opts.progress),
         results: Mutex::new(HashMap::new()),
     };
+    // Groups of RUN steps of killed builds (kill -9 leaves them behind).
+    leftovers::reap_dead_step_groups();
     for unused in exec.cf.unused_build_args() {
         exec.progress.note(&format!(
             "warning: build arg {unused} was given but no ARG declares it"
@@ -374,9 +379,4 @@ impl Executor<'_> {
 
 fn other(e: impl std::fmt::Display) -> BuildError {
     BuildError::Other(e.to_string())
-}
-
-/// A unique id for a step's container.
-fn step_container_id() -> String {
-    engine::fsutil::unique_name("rbuild")
 }
