@@ -75,28 +75,23 @@ echo "concurrent: $n runs ($CONC at a time, $BUILDS builds beside) in $(echo "$t
 
 # Start latency: `rrun run --rm busybox true` end to end, alone (median of
 # 10) against each of 16 started at once (median and max over 5 rounds).
-# On a machine with fewer cores than 16 part of the burst's slowdown is
-# plain CPU: the CPU time all cores spent during each burst (from
-# /proc/stat, so kernel workers such as net namespace cleanup count too)
-# divided by the core count is the earliest the last of the 16 can end
+# On a machine with fewer cores than 16 part of the slowdown is plain CPU:
+# with C the CPU time of one start (rrun and its container: user + sys of
+# the process tree), the last of 16 cannot end before 16 * C / cores even
 # with no lock at all. max / that floor near 1 means no serialisation.
 lat() { local a b; a=$(now); rr run --rm busybox true || echo "load.sh: a latency run failed" >&2; b=$(now); echo "$b - $a" | bc; }
-busy() { awk '/^cpu /{print ($2+$3+$4+$7+$8) / 100}' /proc/stat; }
 alone=$(for i in $(seq 10); do lat; done | sort -n | sed -n 5p)
-cpu_alone=$(b0=$(busy); for i in $(seq 10); do rr run --rm busybox true; done; b1=$(busy); echo "scale=4; ($b1 - $b0) / 10" | bc)
-floors=()
+# `times` in a subshell: its children's user and sys time (getrusage).
+cpu=$( (for i in $(seq 20); do rr run --rm busybox true; done; times) | tail -n 1 \
+  | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.4f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) / 20 }')
 for r in $(seq 5); do
-  b0=$(busy); t0=$(now)
   for i in $(seq 16); do lat > "$WORK/lat.$r.$i" & done; wait
-  t1=$(now); b1=$(busy)
-  floors+=("$(echo "scale=4; ($b1 - $b0) / $(nproc)" | bc)")
-  echo "$(echo "$t1 - $t0" | bc)" > "$WORK/burst.$r"
 done
 burst=$(cat "$WORK"/lat.*.* | sort -n)
 med=$(echo "$burst" | sed -n 40p); max=$(echo "$burst" | tail -1)
-floor=$(printf '%s\n' "${floors[@]}" | sort -n | sed -n 3p)
-echo "latency: alone median ${alone} s (CPU ${cpu_alone} s a run, all cores); among 16 at once median ${med} s, max ${max} s (ratio $(echo "scale=2; $med / $alone" | bc))"
-echo "latency: CPU floor of a 16-burst on $(nproc) cores (median of 5) ${floor} s; max / floor $(echo "scale=2; $max / $floor" | bc)"
+floor=$(echo "scale=4; 16 * $cpu / $(nproc)" | bc)
+echo "latency: alone median ${alone} s; among 16 at once median ${med} s, max ${max} s (median ratio $(echo "scale=2; $med / $alone" | bc))"
+echo "latency: CPU of one start ${cpu} s (mean of 20; getrusage of rrun + container); 16 on $(nproc) cores need ${floor} s of it at least: max / floor $(echo "scale=2; $max / $floor" | bc)"
 
 sleep 3
 after=$(counts)
