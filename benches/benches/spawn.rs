@@ -14,9 +14,7 @@ use criterion::Criterion;
 
 use benches::suite::Env;
 use benches::tools::{clean_dir, run_quiet, run_stdout};
-use engine::runtime::{
-    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
-};
+use engine::runtime::{ContainerSpec, ExitStatus, RootfsSpec, Runtime};
 use engine::store::Store;
 use runner::native::NativeRuntime;
 
@@ -41,30 +39,13 @@ fn rrun() -> Result<PathBuf, String> {
 
 fn spec(lowers: &[PathBuf], dir: &std::path::Path, i: u64) -> ContainerSpec {
     ContainerSpec {
-        id: format!("bench-spawn-{}-{i}", std::process::id()),
-        rootfs: RootfsSpec {
-            lowers: lowers.to_vec(),
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            merged: dir.join("merged"),
-            readonly: false,
-        },
-        args: vec!["/bin/true".into()],
         env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
-        cwd: "/".into(),
-        user: UserSpec {
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-        },
         hostname: "bench".into(),
-        mounts: vec![],
-        network: NetworkMode::None,
-        resources: Resources::default(),
-        security: SecuritySpec::default(),
-        tty: false,
-        stdin: false,
-        init: false,
+        ..ContainerSpec::new(
+            &format!("bench-spawn-{}-{i}", std::process::id()),
+            RootfsSpec::under(dir, lowers.to_vec()),
+            vec!["/bin/true".into()],
+        )
     }
 }
 

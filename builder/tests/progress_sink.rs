@@ -9,9 +9,7 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use engine::runtime::{
-    ContainerSpec, ExitStatus, OutputSink, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
-};
+use engine::runtime::{ContainerSpec, ExitStatus, OutputSink, RootfsSpec, Runtime};
 
 use common::*;
 
@@ -32,30 +30,13 @@ fn busybox_lowers() -> Vec<PathBuf> {
 
 fn spec(dir: &Path, id: &str, script: &str) -> ContainerSpec {
     ContainerSpec {
-        id: id.to_string(),
-        rootfs: RootfsSpec {
-            lowers: busybox_lowers(),
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            merged: dir.join("merged"),
-            readonly: false,
-        },
-        args: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
-        cwd: "/".into(),
-        user: UserSpec {
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-        },
         hostname: "sink".into(),
-        mounts: vec![],
-        network: Default::default(),
-        resources: Resources::default(),
-        security: SecuritySpec::default(),
-        tty: false,
-        stdin: false,
-        init: false,
+        ..ContainerSpec::new(
+            id,
+            RootfsSpec::under(dir, busybox_lowers()),
+            vec!["sh".into(), "-c".into(), script.into()],
+        )
     }
 }
 

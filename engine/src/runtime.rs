@@ -21,6 +21,19 @@ pub struct RootfsSpec {
     pub readonly: bool,
 }
 
+impl RootfsSpec {
+    /// A writable rootfs over `lowers` with upper, work and merged in `dir`.
+    pub fn under(dir: &std::path::Path, lowers: Vec<PathBuf>) -> RootfsSpec {
+        RootfsSpec {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`, up.
@@ -44,7 +57,8 @@ pub struct Resources {
     pub pids_limit: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Default: root (0:0), no supplementary groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserSpec {
     pub uid: u32,
     pub gid: u32,
@@ -90,6 +104,31 @@ pub struct ContainerSpec {
     pub tty: bool,
     pub stdin: bool,
     pub init: bool,
+}
+
+impl ContainerSpec {
+    /// `args` as root in `/` with Docker's defaults otherwise: a fresh net
+    /// namespace with only `lo`, no limits, the default security profile,
+    /// no tty, no stdin, no init, no environment, the id's first 12
+    /// characters as hostname. Set the rest with struct update syntax.
+    pub fn new(id: &str, rootfs: RootfsSpec, args: Vec<String>) -> ContainerSpec {
+        ContainerSpec {
+            id: id.to_string(),
+            rootfs,
+            args,
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: UserSpec::default(),
+            hostname: id.chars().take(12).collect(),
+            mounts: Vec::new(),
+            network: NetworkMode::None,
+            resources: Resources::default(),
+            security: SecuritySpec::default(),
+            tty: false,
+            stdin: false,
+            init: false,
+        }
+    }
 }
 
 /// How a finished container ended.
@@ -175,32 +214,11 @@ mod tests {
     }
 
     fn spec() -> ContainerSpec {
-        ContainerSpec {
-            id: "t".into(),
-            rootfs: RootfsSpec {
-                lowers: vec![],
-                upper: "/u".into(),
-                work: "/w".into(),
-                merged: "/m".into(),
-                readonly: false,
-            },
-            args: vec!["true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            user: UserSpec {
-                uid: 0,
-                gid: 0,
-                additional_gids: vec![],
-            },
-            hostname: "t".into(),
-            mounts: vec![],
-            network: NetworkMode::None,
-            resources: Resources::default(),
-            security: SecuritySpec::default(),
-            tty: false,
-            stdin: false,
-            init: false,
-        }
+        ContainerSpec::new(
+            "t",
+            RootfsSpec::under(std::path::Path::new("/"), vec![]),
+            vec!["true".into()],
+        )
     }
 
     #[test]

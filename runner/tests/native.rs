@@ -3,9 +3,7 @@
 
 mod common;
 
-use engine::runtime::{
-    ContainerSpec, ExitStatus, Resources, RootfsSpec, Runtime, SecuritySpec, UserSpec,
-};
+use engine::runtime::{ContainerSpec, ExitStatus, Resources, RootfsSpec, Runtime, UserSpec};
 use runner::native::NativeRuntime;
 
 use common::*;
@@ -17,33 +15,17 @@ fn spec(
     script: &str,
 ) -> ContainerSpec {
     ContainerSpec {
-        id: id.to_string(),
-        rootfs: RootfsSpec {
-            lowers,
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            merged: dir.join("merged"),
-            readonly: false,
-        },
-        args: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
-        cwd: "/".into(),
-        user: UserSpec {
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-        },
         hostname: "builder".into(),
-        mounts: vec![],
-        network: Default::default(),
         resources: Resources {
             pids_limit: Some(100),
             ..Default::default()
         },
-        security: SecuritySpec::default(),
-        tty: false,
-        stdin: false,
-        init: false,
+        ..ContainerSpec::new(
+            id,
+            RootfsSpec::under(dir, lowers),
+            vec!["sh".into(), "-c".into(), script.into()],
+        )
     }
 }
 
