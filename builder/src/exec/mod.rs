@@ -275,7 +275,13 @@ impl Executor<'_> {
             }
         }
         steps.extend(stage.steps.iter().cloned());
-        let name = stage.display_name();
+        // BuildKit's labels: the `AS` name, else `stage-N`, and none at all
+        // in a build of one unnamed stage (`[2/5]`).
+        let name = match &stage.name {
+            Some(n) => n.clone(),
+            None if self.cf.stages.len() == 1 => String::new(),
+            None => format!("stage-{}", stage.index),
+        };
         let total = steps.len();
         let mut cmd_set_here = false;
         for (n, step) in steps.iter().enumerate() {

@@ -103,7 +103,12 @@ impl Progress {
     pub fn step(&self, stage: &str, n: usize, total: usize, text: &str) -> StepId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let first_line = text.lines().next().unwrap_or("");
-        let header = format!("[{stage} {n}/{total}] {first_line}");
+        // BuildKit: `[2/5]` in a build of one unnamed stage, else `[name 2/5]`.
+        let header = if stage.is_empty() {
+            format!("[{n}/{total}] {first_line}")
+        } else {
+            format!("[{stage} {n}/{total}] {first_line}")
+        };
         self.renderer().begin(id, header, Instant::now());
         StepId(id)
     }
