@@ -457,12 +457,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         let _ = engine::fsutil::remove_tree(&dir);
         Coded(125, e)
     })?;
-    // Layers unpacked long enough ago to be written back are made durable
-    // once the container has ended, off the start path (see
-    // engine::layer::marker): until then a reboot would unpack them again.
-    let diff_ids = &image.config.rootfs.diff_ids;
-    let sync_after =
-        marker::needs_sync(&store, diff_ids, engine::layer::SYNC_AFTER).then(|| diff_ids.clone());
+    let diff_ids = image.config.rootfs.diff_ids.clone();
     // The store's shared lock must not be held by a long-running container
     // (gc would wait for it); containers/<id>/image keeps the image alive.
     drop(store);
@@ -474,8 +469,17 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     } else {
         run_foreground(&spec, &dir, state, &a)
     };
-    if let Some(diff_ids) = sync_after {
-        // Best effort: a failure only leaves them to be unpacked again.
+    // Layers unpacked long enough ago to be written back are made durable
+    // now that the container has ended, off the start path (see
+    // engine::layer::marker): until then a reboot would unpack them again.
+    // Best effort: a failure only leaves them to be unpacked again.
+    let layer_dirs: Vec<PathBuf> = spec
+        .rootfs
+        .lowers
+        .iter()
+        .filter_map(|fs| fs.parent().map(PathBuf::from))
+        .collect();
+    if marker::needs_sync(&layer_dirs, engine::layer::SYNC_AFTER) {
         if let Ok(store) = Store::open(root) {
             let _ = marker::sync_image_layers(&store, &diff_ids, engine::layer::SYNC_AFTER);
         }

@@ -178,12 +178,12 @@ pub fn sync_image_layers(
     )
 }
 
-/// Whether any of these layers was published unsynced in this boot at
-/// least `min_age` ago: a stat and a small read per layer, so a caller can
-/// decide on its start path whether to [`sync_image_layers`] later.
-pub fn needs_sync(store: &Store, diff_ids: &[Digest], min_age: Duration) -> bool {
-    let dirs = diff_ids.iter().map(|d| store.layer_dir(d)).collect();
-    !unsynced_dirs(dirs, min_age).is_empty()
+/// Whether any of these layer directories (`layers/<hex>`) was published
+/// unsynced in this boot at least `min_age` ago: a small read and a stat
+/// per layer, and no store needed, so rrun asks only once its container
+/// has ended and opens the store again only to [`sync_image_layers`].
+pub fn needs_sync(layer_dirs: &[PathBuf], min_age: Duration) -> bool {
+    !unsynced_dirs(layer_dirs.to_vec(), min_age).is_empty()
 }
 
 fn unsynced_dirs(dirs: Vec<PathBuf>, min_age: Duration) -> Vec<(PathBuf, Digest)> {
