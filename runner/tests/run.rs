@@ -476,7 +476,18 @@ fn signals_to_rrun_reach_the_container() {
 
 #[test]
 fn not_root_is_refused_clearly() {
-    let o = rrun_cmd(&["run", "--rm", "busybox", "true"])
+    // A copy anybody can reach: the checkout may sit below a 0700 directory
+    // (a clone into `mktemp -d`), where uid 65534 could not exec rrun.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("rrun");
+    std::fs::copy(RRUN, &exe).unwrap();
+    let o = std::process::Command::new(&exe)
+        .arg("--root")
+        .arg(store_root())
+        .args(["run", "--rm", "busybox", "true"])
+        .stdin(Stdio::null())
         .uid(65534)
         .output()
         .unwrap();
