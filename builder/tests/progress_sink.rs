@@ -41,21 +41,34 @@ fn spec(dir: &Path, id: &str, script: &str) -> ContainerSpec {
 }
 
 /// Run `script` with a pipe as its output; returns (status, what the pipe carried).
+/// One at a time (the runtimes' leftover reaping and pipes of concurrent
+/// runs stay apart), and a reader that gives up after two minutes: a
+/// missing EOF fails the test instead of hanging CI (it hung once in the
+/// cgroup-v2 guest with two of these side by side).
 fn run_to_pipe(rt: &dyn Runtime, id: &str, script: &str) -> (ExitStatus, String) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir_in(store_root()).unwrap();
     let s = spec(dir.path(), id, script);
     let (rd, wr) = runner::sys::pipe().unwrap();
-    std::thread::scope(|sc| {
-        let reader = sc.spawn(move || {
-            let mut text = String::new();
-            std::fs::File::from(rd).read_to_string(&mut text).unwrap();
-            text
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        std::fs::File::from(rd).read_to_string(&mut text).unwrap();
+        let _ = tx.send(text);
+    });
+    let status = rt
+        .run_with_output(&s, OutputSink::Fd(wr))
+        .unwrap_or_else(|e| panic!("{} run_with_output: {e}", rt.name()));
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|_| {
+            panic!(
+                "{}: no EOF on the sink 120 s after the container ended ({status:?})",
+                rt.name()
+            )
         });
-        let status = rt
-            .run_with_output(&s, OutputSink::Fd(wr))
-            .unwrap_or_else(|e| panic!("{} run_with_output: {e}", rt.name()));
-        (status, reader.join().unwrap())
-    })
+    (status, text)
 }
 
 /// `in_order`: the runtime hands the sink to the container itself, so
