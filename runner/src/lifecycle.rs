@@ -235,12 +235,10 @@ pub fn reap_leftovers(containers: &Path) -> Vec<String> {
         // Only groups of `rrun run` on THIS store (64-hex ids ending with
         // its tag: another store's containers are not in our directory),
         // and only empty ones: a live group is somebody's.
-        if !ids.contains(&cg)
-            && cg.len() == 64
-            && cg.ends_with(&tag)
-            && driver.open(&cg).procs().is_empty()
-        {
-            let _ = driver.open(&cg).remove();
+        // (remove_if_empty: the kernel's rmdir checks emptiness atomically;
+        // it never kills a process that joined after a check of ours.)
+        if !ids.contains(&cg) && cg.len() == 64 && cg.ends_with(&tag) {
+            let _ = driver.open(&cg).remove_if_empty();
         }
     }
     names

@@ -44,8 +44,9 @@ pub fn reap_dead_step_groups() -> usize {
         if process_start_time(pid) == Some(start) {
             continue;
         }
-        let group = driver.open(&id);
-        if group.procs().is_empty() && group.remove().is_ok() {
+        // rmdir only: a check of procs() then remove() would SIGKILL a
+        // process that joined in between.
+        if matches!(driver.open(&id).remove_if_empty(), Ok(true)) {
             removed += 1;
         }
     }

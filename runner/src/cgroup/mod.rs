@@ -6,6 +6,7 @@
 //! `/sys/fs/cgroup/unified`, like the CI machine) use the v1 driver: the v2
 //! tree there has no controllers.
 
+pub mod kill;
 pub mod v1;
 pub mod v2;
 
@@ -161,12 +162,29 @@ impl Cgroup {
         }
     }
 
-    /// Kill whatever is left, wait for the group to empty, remove it.
+    /// The owner's teardown of its own container's group: kill whatever
+    /// is still in it (members only, see `kill`), wait for it to empty
+    /// (bounded), remove it. Only for the container's own group: for a
+    /// group found lying around use `remove_if_empty`.
     pub fn remove(&self) -> Result<()> {
         match self {
             Cgroup::V1(c) => c.remove(),
             Cgroup::V2(c) => c.remove(),
         }
+    }
+
+    /// Remove the group if nothing is in it; never signals anybody.
+    /// Returns false (and leaves the group) if it holds a process. For
+    /// groups of owners that are gone: the kernel's rmdir is the emptiness
+    /// check, atomic with the removal, where a `procs()` check followed by
+    /// `remove()` would kill a process that joined in between.
+    pub fn remove_if_empty(&self) -> Result<bool> {
+        for dir in self.paths() {
+            if !rmdir_if_empty(&dir)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// What to mount at /sys/fs/cgroup inside the container's cgroup ns.
@@ -216,29 +234,37 @@ pub(crate) fn read_procs(file: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// rmdir a group, killing stragglers and retrying while it is busy: the
-/// pid namespace's init has exited, but its children may still be dying.
+/// rmdir one group directory: true if it is gone, false if it is busy
+/// (a process or a child group in it).
+pub(crate) fn rmdir_if_empty(dir: &Path) -> Result<bool> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+        Err(e) => Err(io_err("remove", dir)(e)),
+    }
+}
+
+/// rmdir the container's own group, killing stragglers and retrying while
+/// it is busy: the pid namespace's init has exited, and the kernel is
+/// killing the rest of the namespace, but they may still be dying (and
+/// an `rrun exec` process may have joined at the last moment). `kill`
+/// must signal members only. Bounded: 5 s, then `NotEmpty`.
 pub(crate) fn remove_dir_when_empty(dir: &Path, kill: impl Fn()) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut delay = std::time::Duration::from_micros(200);
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                if std::time::Instant::now() > deadline {
-                    return Err(CgroupError::NotEmpty {
-                        path: dir.to_path_buf(),
-                        left: read_procs(&dir.join("cgroup.procs")).len(),
-                    });
-                }
-                kill();
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(io_err("remove", dir)(e)),
+    while !rmdir_if_empty(dir)? {
+        if std::time::Instant::now() > deadline {
+            return Err(CgroupError::NotEmpty {
+                path: dir.to_path_buf(),
+                left: read_procs(&dir.join("cgroup.procs")).len(),
+            });
         }
+        kill();
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(50));
     }
+    Ok(())
 }
 
 /// Docker's mapping of cpu shares (2..262144) to a v2 weight (1..10000).

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use engine::runtime::Resources;
 
 use super::{
-    io_err, read_procs, remove_dir_when_empty, v2::list_dirs, write_file, CgroupError, InnerMount,
-    Result, PARENT,
+    io_err, kill::kill_members, read_procs, remove_dir_when_empty, v2::list_dirs, write_file,
+    CgroupError, InnerMount, Result, PARENT,
 };
 
 const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
@@ -222,15 +222,20 @@ impl V1Cgroup {
         all
     }
 
+    /// Kill the group's members and remove it, hierarchy by hierarchy.
+    /// v1 has no cgroup.kill; freezing first would need every container in
+    /// the freezer hierarchy too (one more join on the start path), and is
+    /// not needed for safety: `kill::kill_members` signals through pidfds
+    /// only processes still listed in this hierarchy's `cgroup.procs`, so a
+    /// pid that was reused or left the group is never hit. A fork bomb
+    /// cannot outrun it either: the container's pid namespace is dying
+    /// (its init has exited), and the kernel refuses forks in it.
     pub fn remove(&self) -> Result<()> {
         let mut first_err = None;
         for d in self.paths() {
             let procs = d.join("cgroup.procs");
             let r = remove_dir_when_empty(&d, || {
-                for pid in read_procs(&procs) {
-                    // SAFETY: kill takes integers only.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
+                kill_members(&procs);
             });
             if let Err(e) = r {
                 first_err.get_or_insert(e);

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use engine::runtime::Resources;
 
-use super::{io_err, read_procs, remove_dir_when_empty, write_file, CgroupError, Result, PARENT};
+use super::{
+    io_err, kill::kill_members, read_procs, remove_dir_when_empty, write_file, CgroupError, Result,
+    PARENT,
+};
 
 #[derive(Debug, Clone)]
 pub struct V2Driver {
@@ -155,14 +158,16 @@ impl V2Cgroup {
         read_procs(&self.path.join("cgroup.procs"))
     }
 
+    /// Kill the group's members and remove it. cgroup.kill (Linux 5.14)
+    /// is the tool: the kernel kills every member, including one forked or
+    /// moved in while it runs, and nobody else. Without it, the pidfd
+    /// rounds of `kill::kill_members` (members only, never a bare pid).
     pub fn remove(&self) -> Result<()> {
         let kill_file = self.path.join("cgroup.kill");
+        let procs = self.path.join("cgroup.procs");
         remove_dir_when_empty(&self.path, || {
             if std::fs::write(&kill_file, "1").is_err() {
-                for pid in self.procs() {
-                    // SAFETY: kill takes integers only.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
+                kill_members(&procs);
             }
         })
     }
