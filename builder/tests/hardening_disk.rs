@@ -168,6 +168,18 @@ fn a_full_store_fails_clearly_stays_consistent_and_frees_with_rmi_gc() {
         imported += 1;
     };
     assert_clear_enospc("rbuild import", &full);
+    // What failed on what: the store file being written, not the source
+    // tarball (it once said "copy into the store <source>").
+    let err = String::from_utf8_lossy(&full.stderr);
+    let store_path = err
+        .split_whitespace()
+        .find(|w| w.starts_with(root.to_str().unwrap()));
+    assert!(
+        store_path.is_some(),
+        "rbuild import on a full disk names no path in the store {}: {}",
+        root.display(),
+        text(&full)
+    );
     assert!(imported >= 1, "not even one import fitted: {}", text(&full));
     fsck(&root);
     eprintln!(

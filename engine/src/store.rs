@@ -56,6 +56,15 @@ pub enum StoreError {
     Reference(#[from] ReferenceError),
     #[error("store {root} uses digest {digest}, but the store keeps only blake3 digests")]
     ForeignDigest { root: PathBuf, digest: Digest },
+    /// Names the store file being written first: on a full disk that is
+    /// the path that matters, not the source.
+    #[error("copy into the store at {to} (from {from}): {source}")]
+    CopyIn {
+        to: PathBuf,
+        from: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -173,6 +182,21 @@ impl Store {
         let p = self.session()?.join(fsutil::unique_name(prefix));
         fs::create_dir(&p).map_err(io_err("create directory", &p))?;
         Ok(p)
+    }
+
+    /// Copy the file `src` to a new name in this session's temp directory
+    /// (for `commit_blob_file`). A failed copy leaves no partial file.
+    pub fn copy_into_temp(&self, src: &Path, prefix: &str) -> Result<PathBuf> {
+        let to = self.session()?.join(fsutil::unique_name(prefix));
+        if let Err(source) = fs::copy(src, &to) {
+            let _ = fs::remove_file(&to);
+            return Err(StoreError::CopyIn {
+                to,
+                from: src.to_path_buf(),
+                source,
+            });
+        }
+        Ok(to)
     }
 
     // ----------------------------------------------------------------- blobs

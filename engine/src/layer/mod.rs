@@ -289,8 +289,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
             h.update(&map);
             let digest = Digest::from_blake3(h.finalize());
             if !store.has_blob(&digest) {
-                let tmp = store.tmp_dir().join(fsutil::unique_name("import"));
-                fs::copy(path, &tmp).map_err(LayerError::io("copy into the store", path))?;
+                let tmp = store.copy_into_temp(path, "import")?;
                 store.commit_blob_file(&tmp, &digest)?;
             }
             Ok((digest, len))
