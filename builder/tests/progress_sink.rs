@@ -15,17 +15,7 @@ use common::*;
 
 fn busybox_lowers() -> Vec<PathBuf> {
     let store = engine::Store::open(store_root()).unwrap();
-    let image = store.find_image("busybox").unwrap();
-    engine::layer::unpack_image(&store, &image).unwrap();
-    let mut l: Vec<_> = image
-        .config
-        .rootfs
-        .diff_ids
-        .iter()
-        .map(|d| store.layer_fs(d))
-        .collect();
-    l.reverse();
-    l
+    fixtures::image_lowerdirs(&store, "busybox").expect("the busybox image's lowerdirs")
 }
 
 fn spec(dir: &Path, id: &str, script: &str) -> ContainerSpec {

@@ -31,16 +31,7 @@ fn spec(
 
 fn busybox_lowers() -> Vec<std::path::PathBuf> {
     let store = engine::Store::open(store_root()).unwrap();
-    let image = store.find_image("busybox").unwrap();
-    let mut l: Vec<_> = image
-        .config
-        .rootfs
-        .diff_ids
-        .iter()
-        .map(|d| store.layer_fs(d))
-        .collect();
-    l.reverse();
-    l
+    fixtures::image_lowerdirs(&store, "busybox").expect("the busybox image's lowerdirs")
 }
 
 #[test]
