@@ -10,6 +10,8 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod native;
 pub mod oci;
+pub mod oci_ctl;
+pub mod oci_seccomp;
 pub mod rootfs;
 pub mod spawn;
 pub mod state;

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod detach;
+mod oci_exec;
 mod oci_run;
 mod run;
 

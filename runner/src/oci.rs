@@ -29,6 +29,15 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no default seccomp profile for {0}: run with --security-opt seccomp=unconfined")]
+    SeccompArch(&'static str),
+    #[error("{binary} {what} {id}: {detail}")]
+    Runtime {
+        binary: String,
+        what: &'static str,
+        id: String,
+        detail: String,
+    },
     #[error("start {binary}: {source} (is it installed? apt-get install {binary})")]
     Spawn {
         binary: String,
@@ -72,7 +81,7 @@ impl OciRuntime {
     }
 
     /// The runtime-spec config for `spec`; `files` holds hosts/hostname/resolv.conf.
-    pub fn config(&self, spec: &ContainerSpec, files: &Path) -> Value {
+    pub fn config(&self, spec: &ContainerSpec, files: &Path) -> Result<Value, OciError> {
         let caps: Vec<String> = if spec.security.privileged {
             crate::security::Cap::ALL
                 .iter()
@@ -168,7 +177,7 @@ impl OciRuntime {
                 cstr_list(crate::security::masked::READONLY_PATHS),
             )
         };
-        json!({
+        let mut config = json!({
             "ociVersion": "1.0.2",
             "process": {
                 "terminal": spec.tty,
@@ -189,7 +198,37 @@ impl OciRuntime {
                 "maskedPaths": masked,
                 "readonlyPaths": readonly
             }
-        })
+        });
+        // seccomp=unconfined and --privileged clear `seccomp` (run.rs).
+        if spec.security.seccomp {
+            config["linux"]["seccomp"] = crate::oci_seccomp::default_profile()
+                .ok_or(OciError::SeccompArch(std::env::consts::ARCH))?;
+        }
+        Ok(config)
+    }
+
+    /// The bundle: `config.json`, the /etc files it binds, and the
+    /// directories of the overlay.
+    pub fn prepare_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<(), OciError> {
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OciError::Io { what, path, source }
+        };
+        let r = &spec.rootfs;
+        for d in [bundle, &r.upper, &r.work, &r.merged] {
+            std::fs::create_dir_all(d).map_err(io("create", d))?;
+        }
+        crate::container::write_etc_files(spec, bundle).map_err(|e| OciError::Io {
+            what: "write /etc files in",
+            path: bundle.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let config = bundle.join("config.json");
+        std::fs::write(
+            &config,
+            serde_json::to_vec_pretty(&self.config(spec, bundle)?).expect("json"),
+        )
+        .map_err(io("write", &config))
     }
 
     /// Run to completion; `forward_signals` needs a single-threaded caller.
@@ -217,39 +256,12 @@ impl OciRuntime {
             let path = path.to_path_buf();
             move |source| OciError::Io { what, path, source }
         };
-        let r = &spec.rootfs;
-        for d in [bundle, &r.upper, &r.work, &r.merged] {
-            std::fs::create_dir_all(d).map_err(io("create", d))?;
-        }
-        crate::container::write_etc_files(spec, bundle).map_err(|e| OciError::Io {
-            what: "write /etc files in",
-            path: bundle.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let config = bundle.join("config.json");
-        std::fs::write(
-            &config,
-            serde_json::to_vec_pretty(&self.config(spec, bundle)).expect("json"),
-        )
-        .map_err(io("write", &config))?;
-        let plan = RootfsPlan {
-            lowers: r.lowers.iter().map(sys::cstring).collect(),
-            upper: sys::cstring(&r.upper),
-            work: sys::cstring(&r.work),
-            merged: sys::cstring(&r.merged),
-            readonly: false,
-            steps: Vec::new(),
-        };
-        let hide_unified = self.binary.ends_with("crun") && hybrid_unified_mounted();
+        self.prepare_bundle(spec, bundle)?;
+        let plan = overlay_plan(spec);
         let state = bundle.join("state");
         let signals = forward_signals.then(ForwardedSignals::block);
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root")
-            .arg(&state)
-            .arg("run")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg(&spec.id);
+        let mut cmd = runtime_command(&self.binary, &state, Some(plan));
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(&spec.id);
         if !spec.stdin {
             cmd.stdin(Stdio::null());
         }
@@ -258,23 +270,6 @@ impl OciRuntime {
                 .try_clone()
                 .map_err(io("duplicate the output sink for", bundle))?;
             cmd.stdout(Stdio::from(fd)).stderr(Stdio::from(err));
-        }
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes syscalls (unshare, mount, umount) on data prepared above.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                    .map_err(std::io::Error::from)?;
-                rootfs::make_private().map_err(|e| std::io::Error::other(e.to_string()))?;
-                if hide_unified {
-                    nix::mount::umount2("/sys/fs/cgroup/unified", nix::mount::MntFlags::MNT_DETACH)
-                        .map_err(std::io::Error::from)?;
-                }
-                rootfs::mount_overlay(&plan).map_err(|e| std::io::Error::other(e.to_string()))?;
-                // SAFETY: prctl with integers: the runtime dies with us.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                Ok(())
-            });
         }
         let child = cmd.spawn().map_err(|source| OciError::Spawn {
             binary: self.binary.clone(),
@@ -296,6 +291,51 @@ impl OciRuntime {
             WaitResult::Signaled(s) => ExitStatus::Signaled(s),
         })
     }
+}
+
+/// The overlay the runtime's process mounts (read-only is the runtime's
+/// `root.readonly`, applied inside).
+pub fn overlay_plan(spec: &ContainerSpec) -> RootfsPlan {
+    let r = &spec.rootfs;
+    RootfsPlan {
+        lowers: r.lowers.iter().map(sys::cstring).collect(),
+        upper: sys::cstring(&r.upper),
+        work: sys::cstring(&r.work),
+        merged: sys::cstring(&r.merged),
+        readonly: false,
+        steps: Vec::new(),
+    }
+}
+
+/// `<binary> --root <state>`, started in a private mount namespace of its
+/// own: there the hybrid host's empty cgroup2 is unmounted for crun (see
+/// the module comment), and `overlay`, if given, is mounted, so that the
+/// container's mount namespace, cloned from this one, holds its root while
+/// the host never sees it. The runtime dies with its caller.
+pub fn runtime_command(binary: &str, state: &Path, overlay: Option<RootfsPlan>) -> Command {
+    let hide_unified = binary.ends_with("crun") && hybrid_unified_mounted();
+    let mut cmd = Command::new(binary);
+    cmd.arg("--root").arg(state);
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes syscalls (unshare, mount, umount, prctl) on data prepared above.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(std::io::Error::from)?;
+            rootfs::make_private().map_err(|e| std::io::Error::other(e.to_string()))?;
+            if hide_unified {
+                nix::mount::umount2("/sys/fs/cgroup/unified", nix::mount::MntFlags::MNT_DETACH)
+                    .map_err(std::io::Error::from)?;
+            }
+            if let Some(plan) = &overlay {
+                rootfs::mount_overlay(plan).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            // SAFETY: prctl with integers.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
+    cmd
 }
 
 /// Whether /sys/fs/cgroup is the v1 tmpfs with a cgroup2 at `unified`.

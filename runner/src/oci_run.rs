@@ -1,46 +1,273 @@
 //! `rrun run --runtime crun|runc|youki`: the same container through an
-//! external OCI runtime (see runner::oci). Foreground only.
+//! external OCI runtime (runner::oci writes the bundle, runner::oci_ctl
+//! drives the runtime). rrun stays the container's supervisor, as on the
+//! native path: in the foreground it waits (forwarding signals, relaying
+//! the terminal with -t, reporting an OOM kill); with -d a double-forked
+//! supervisor does the same with the output in `container.log`, and
+//! `ps`/`stop`/`kill`/`rm`/`logs` work from `state.json` as for native
+//! containers (`exec` goes through the runtime: see oci_exec.rs).
 
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{anyhow, Result};
-use engine::runtime::ContainerSpec;
-use runner::oci::OciRuntime;
+use anyhow::{anyhow, bail, Context, Result};
+use engine::runtime::{ContainerSpec, ExitStatus};
+use runner::cgroup::CgroupDriver;
+use runner::console::Relay;
+use runner::container::Outcome;
+use runner::oci::{overlay_plan, OciRuntime};
+use runner::oci_ctl::{become_subreaper, ConsoleSocket, OciContainer, RUNTIME_FILE};
+use runner::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State, Status};
+use runner::sys;
 
-use crate::run::Coded;
+use crate::run::{report_outcome, Coded};
+
+/// How long the runtime's console connection may take once `create` or
+/// `exec` returned (it is queued by then; this only bounds a broken runtime).
+pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn run(
     runtime: &str,
     spec: &ContainerSpec,
     dir: &Path,
-    mut state: State,
+    state: State,
     detach: bool,
 ) -> Result<i32> {
     if detach {
-        return Err(Coded(
-            125,
-            anyhow!("--runtime {runtime} runs in the foreground only (drop -d)"),
-        )
-        .into());
+        return run_detached(runtime, spec, dir, state);
     }
-    if spec.tty {
-        return Err(Coded(
-            125,
-            anyhow!("--runtime {runtime} does not support -t in rrun yet"),
-        )
-        .into());
+    let state = RefCell::new(state);
+    let mut on_started = |pid: i32| {
+        let mut s = state.borrow_mut();
+        s.pid = ProcessId::of(pid);
+        s.status = Status::Running;
+        let _ = s.save(dir);
+    };
+    let outcome =
+        supervise(runtime, spec, dir, true, &mut on_started).map_err(|e| Coded(125, e))?;
+    let code = report_outcome(&outcome);
+    let mut s = state.into_inner();
+    if !s.auto_remove {
+        record_exit(&mut s, &outcome, code);
+        let _ = s.save(dir);
     }
-    state.status = Status::Running;
-    state.supervisor = Some(ProcessId::current());
-    let _ = state.save(dir);
-    let rt = OciRuntime::new(runtime);
-    let status = rt
-        .run_with(spec, &dir.join("bundle"), true)
-        .map_err(|e| Coded(125, e.into()))?;
-    state.status = Status::Exited;
-    state.exit_code = Some(status.code());
-    state.finished = Some(runner::state::now());
-    let _ = state.save(dir);
-    Ok(status.code())
+    Ok(code)
+}
+
+fn record_exit(s: &mut State, o: &Outcome, code: i32) {
+    s.status = Status::Exited;
+    s.exit_code = Some(code);
+    s.oom_killed = o.status == ExitStatus::OutOfMemory;
+    s.finished = Some(runner::state::now());
+}
+
+/// Create, start and wait for the container, then delete it from the
+/// runtime (on every path once created). `on_started` gets the host pid
+/// of its first process once that runs the command.
+fn supervise(
+    runtime: &str,
+    spec: &ContainerSpec,
+    dir: &Path,
+    forward_signals: bool,
+    on_started: &mut dyn FnMut(i32),
+) -> Result<Outcome> {
+    let bundle = dir.join("bundle");
+    let marker = dir.join(RUNTIME_FILE);
+    std::fs::write(&marker, format!("{runtime}\n"))
+        .with_context(|| format!("write {}", marker.display()))?;
+    OciRuntime::new(runtime).prepare_bundle(spec, &bundle)?;
+    let ctr = OciContainer::new(runtime, &bundle, &spec.id);
+    // Blocked before anything starts (the relay thread inherits the mask):
+    // a signal meanwhile waits for the container instead of killing rrun.
+    let signals = forward_signals.then(ForwardedSignals::block);
+    become_subreaper()?;
+    let console = spec.tty.then(ConsoleSocket::bind).transpose()?;
+    let pid = ctr.create(
+        &bundle,
+        overlay_plan(spec),
+        console.as_ref().map(|c| c.path()),
+        spec.stdin,
+    )?;
+    let waited = (|| -> Result<WaitResult> {
+        let relay = match &console {
+            Some(c) => {
+                let conn: OwnedFd = c.accept(CONSOLE_TIMEOUT)?;
+                let relay = Relay::start(conn.as_fd(), pid, [None; 3], spec.stdin)?;
+                // The command starts with the host's window size.
+                relay.follow_window_size();
+                Some(relay)
+            }
+            None => None,
+        };
+        ctr.start()?;
+        on_started(pid);
+        let waited = match &signals {
+            Some(s) => s.wait(pid, || {
+                if let Some(r) = &relay {
+                    r.follow_window_size();
+                }
+            }),
+            None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait returns")),
+        }
+        .context("wait for the container's process")?;
+        if let Some(r) = relay {
+            r.finish();
+        }
+        Ok(waited)
+    })();
+    if waited.is_err() {
+        let _ = ctr.kill(libc::SIGKILL);
+    }
+    // Before `delete`, which removes the cgroup holding the counter.
+    let oom_kills = CgroupDriver::probe()
+        .map(|d| d.open(&spec.id).oom_kills())
+        .unwrap_or(0);
+    let deleted = ctr.delete();
+    reap_strays();
+    drop(signals);
+    let waited = waited?;
+    deleted?;
+    let _ = engine::fsutil::remove_tree(&bundle);
+    let mut status = match waited {
+        WaitResult::Exited(c) => ExitStatus::Exited(c),
+        WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+    };
+    if status.code() == 137 && oom_kills > 0 {
+        status = ExitStatus::OutOfMemory;
+    }
+    Ok(Outcome {
+        status,
+        memory_limit: spec.resources.memory_bytes,
+    })
+}
+
+/// As a subreaper we may inherit other orphans of the runtime's; none
+/// may stay a zombie.
+fn reap_strays() {
+    // SAFETY: waitpid with a null status pointer, non-blocking.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+}
+
+/// `-d`: as the native runner's detach.rs, a supervisor (double fork, new
+/// session) runs `supervise` with the output in `container.log`; this
+/// rrun waits only until the command started (or failed to), then prints
+/// the id.
+fn run_detached(runtime: &str, spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+    let (rd, wr) = sys::pipe().context("create pipe")?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("container.log"))
+        .context("create container.log")?;
+    let devnull = File::open("/dev/null").context("open /dev/null")?;
+    // SAFETY: rrun is single-threaded here; the child goes on with normal code.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            // SAFETY: as above; the intermediate child only forks and exits.
+            match unsafe { libc::fork() } {
+                0 => {
+                    let code = supervise_detached(runtime, spec, dir, state, wr, log, devnull);
+                    // SAFETY: _exit skips the parent's atexit work.
+                    unsafe { libc::_exit(code) }
+                }
+                // SAFETY: as above.
+                _ => unsafe { libc::_exit(0) },
+            }
+        }
+        child => {
+            drop(wr);
+            let _ = spawn::try_wait(child, true);
+            let mut buf = String::new();
+            let _ = File::from(rd).read_to_string(&mut buf);
+            if buf == "ok" {
+                println!("{}", spec.id);
+                return Ok(0);
+            }
+            let (code, msg) = buf
+                .split_once(' ')
+                .unwrap_or(("125", "the supervisor died before the container started"));
+            bail!(Coded(
+                code.parse().unwrap_or(125),
+                anyhow!("{}", msg.trim())
+            ));
+        }
+    }
+}
+
+fn supervise_detached(
+    runtime: &str,
+    spec: &ContainerSpec,
+    dir: &Path,
+    state: State,
+    report: OwnedFd,
+    log: File,
+    devnull: File,
+) -> i32 {
+    // Our stdio (and so the runtime's and the container's) must not keep
+    // the caller's terminal or pipes open.
+    // SAFETY: dup2 onto 0..2 of descriptors we own.
+    unsafe {
+        libc::dup2(devnull.as_raw_fd(), 0);
+        libc::dup2(log.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
+    }
+    drop(devnull);
+    drop(log);
+    let state = RefCell::new(state);
+    state.borrow_mut().supervisor = Some(ProcessId::current());
+    let _ = state.borrow().save(dir);
+    let report = RefCell::new(Some(report));
+    let mut on_started = |pid: i32| {
+        let mut s = state.borrow_mut();
+        s.pid = ProcessId::of(pid);
+        s.status = Status::Running;
+        let _ = s.save(dir);
+        if let Some(r) = report.borrow_mut().take() {
+            let _ = sys::write_all_fd(r.as_raw_fd(), b"ok");
+        }
+    };
+    let result = supervise(runtime, spec, dir, false, &mut on_started);
+    let mut s = state.into_inner();
+    match result {
+        Err(e) => {
+            // The runtime's own message went to the log, which goes with
+            // the directory: keep its last line for the caller.
+            let said = std::fs::read_to_string(dir.join("container.log"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .map(String::from)
+                });
+            // Clean up before answering: the caller may look right away.
+            let _ = engine::fsutil::remove_tree(dir);
+            if let Some(r) = report.borrow_mut().take() {
+                let mut msg = format!("125 {}", crate::run::one_line(&e));
+                if let Some(said) = said {
+                    msg.push_str(&format!(": {runtime} said: {said}"));
+                }
+                let _ = sys::write_all_fd(r.as_raw_fd(), msg.as_bytes());
+            }
+            125
+        }
+        Ok(o) => {
+            let code = report_outcome(&o);
+            if s.auto_remove {
+                let _ = engine::fsutil::remove_tree(dir);
+            } else {
+                record_exit(&mut s, &o, code);
+                let _ = s.save(dir);
+            }
+            code
+        }
+    }
 }

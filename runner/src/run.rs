@@ -61,7 +61,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Kill(a) => crate::admin::kill(&root, &a),
         Command::Rm(a) => crate::admin::rm(&root, &a),
         Command::Logs(a) => crate::admin::logs(&root, &a),
-        Command::Exec(a) => crate::admin::exec(&root, &a),
+        // A container of an external OCI runtime: through its runtime.
+        Command::Exec(a) => match crate::oci_exec::exec(&root, &a)? {
+            Some(code) => Ok(code),
+            None => crate::admin::exec(&root, &a),
+        },
     }
 }
 

@@ -36,18 +36,18 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: Docker's mask
 /// for `clone` (CLONE_NEWTIME shares its bit with the exit signal there).
-const CLONE_NS_FLAGS: u32 = 0x7e02_0000;
+pub(crate) const CLONE_NS_FLAGS: u32 = 0x7e02_0000;
 /// The same plus CLONE_NEWTIME (0x80), for `unshare`.
-const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
+pub(crate) const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
 /// PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32 and the query
 /// value: Docker's allowed personalities (ADDR_NO_RANDOMIZE is not).
-const SAFE_PERSONALITIES: &[u32] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
-const AF_VSOCK: u32 = 40;
+pub(crate) const SAFE_PERSONALITIES: &[u32] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+pub(crate) const AF_VSOCK: u32 = 40;
 
 /// Syscalls refused outright, with their numbers on x86_64 and i386
 /// (`None`: the ABI has no such call). Numbers from the kernel's
 /// `unistd_64.h`/`unistd_32.h`; `open_tree_attr` (6.15) is 467 on both.
-const DENIED: &[(&str, Option<u32>, Option<u32>)] = &[
+pub(crate) const DENIED: &[(&str, Option<u32>, Option<u32>)] = &[
     // mounting, old and new API
     ("mount", Some(165), Some(21)),
     ("umount", None, Some(22)),

@@ -1,0 +1,283 @@
+//! One container of an external OCI runtime driven in steps — `create`,
+//! `start`, `exec --detach`, `kill`, `delete` — instead of one `run`, so
+//! that rrun itself waits for the container's process: the caller makes
+//! itself a child subreaper (`become_subreaper`), the runtime's `create`
+//! exits once the process is made, and the process is re-parented to the
+//! caller, which gets its exit status from waitpid like the native runner
+//! does. That gives detached containers a supervisor of rrun's own, the
+//! container's pid for `state.json`, and its cgroup still there after the
+//! exit (until `delete`), to read the OOM kill counter from.
+//!
+//! `-t` goes through the runtime's console socket: a unix socket we listen
+//! on, to which the runtime sends the pty master with SCM_RIGHTS.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::oci::{runtime_command, OciError};
+use crate::rootfs::RootfsPlan;
+
+/// A container `binary` knows under `id`, with its state under `root`.
+#[derive(Debug, Clone)]
+pub struct OciContainer {
+    pub binary: String,
+    pub root: PathBuf,
+    pub id: String,
+}
+
+/// A process to start in a running container (`exec`).
+#[derive(Debug, Clone, Default)]
+pub struct OciExec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub tty: bool,
+}
+
+/// The file (in the container's directory) naming the runtime of a
+/// container that an external runtime runs; absent for native ones.
+pub const RUNTIME_FILE: &str = "runtime";
+
+/// Makes the calling process the reaper of its orphaned descendants: a
+/// container process whose runtime exited becomes our child.
+pub fn become_subreaper() -> Result<(), OciError> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(OciError::Io {
+            what: "become a child subreaper (prctl)",
+            path: PathBuf::from("/proc/self"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+impl OciContainer {
+    /// The container `id` of `binary` whose bundle is `bundle` (its
+    /// runtime state lives beside the config, so it goes with the bundle).
+    pub fn new(binary: &str, bundle: &Path, id: &str) -> OciContainer {
+        OciContainer {
+            binary: binary.to_string(),
+            root: bundle.join("state"),
+            id: id.to_string(),
+        }
+    }
+
+    fn command(&self, overlay: Option<RootfsPlan>) -> Command {
+        runtime_command(&self.binary, &self.root, overlay)
+    }
+
+    fn failed(&self, what: &'static str, detail: impl Into<String>) -> OciError {
+        OciError::Runtime {
+            binary: self.binary.clone(),
+            what,
+            id: self.id.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Runs `cmd` to its end; its stderr (if captured) names a failure.
+    fn status(&self, what: &'static str, mut cmd: Command, capture: bool) -> Result<(), OciError> {
+        if capture {
+            cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        }
+        cmd.stdin(Stdio::null());
+        let out = cmd.output().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stderr);
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        Err(self.failed(
+            what,
+            match (last, out.status.code()) {
+                (Some(l), _) => l.trim().to_string(),
+                (None, Some(c)) => format!("exited with {c} (its message is above)"),
+                (None, None) => format!("{}", out.status),
+            },
+        ))
+    }
+
+    /// `create`: the container's process made, stopped before exec, in a
+    /// mount namespace holding `overlay`. Its stdio are ours (`stdin`
+    /// null unless `stdin`); with `console` the runtime sends the pty
+    /// master there instead. Returns the process's host pid.
+    pub fn create(
+        &self,
+        bundle: &Path,
+        overlay: RootfsPlan,
+        console: Option<&Path>,
+        stdin: bool,
+    ) -> Result<i32, OciError> {
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = self.command(Some(overlay));
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file);
+        if let Some(sock) = console {
+            cmd.arg("--console-socket").arg(sock);
+        }
+        cmd.arg(&self.id);
+        if !stdin || console.is_some() {
+            cmd.stdin(Stdio::null());
+        }
+        // Not captured: without a terminal the container inherits the
+        // runtime's stdout and stderr, so its error shows where the
+        // container's output would.
+        let status = cmd.status().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(self.failed(
+                "create",
+                format!("{status} (its message is above, or in the container's log)"),
+            ));
+        }
+        read_pid(&pid_file).map_err(|e| self.failed("create", e))
+    }
+
+    /// `start`: the created process goes on to exec the command.
+    pub fn start(&self) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("start").arg(&self.id);
+        self.status("start", cmd, true)
+    }
+
+    /// `kill`: signal the container's first process.
+    pub fn kill(&self, sig: i32) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("kill").arg(&self.id).arg(sig.to_string());
+        self.status("kill", cmd, true)
+    }
+
+    /// `delete --force`: its runtime state and cgroup go (killing what is
+    /// left in it).
+    pub fn delete(&self) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("delete").arg("--force").arg(&self.id);
+        self.status("delete", cmd, true)
+    }
+
+    /// `exec --detach`: starts `req` in the container and returns its host
+    /// pid once it runs; with a subreaper it is then the caller's child.
+    /// `pid_dir` holds the runtime's pid file meanwhile.
+    pub fn exec(
+        &self,
+        req: &OciExec,
+        pid_dir: &Path,
+        console: Option<&Path>,
+        stdin: bool,
+    ) -> Result<i32, OciError> {
+        let pid_file = pid_dir.join(format!("exec-{}.pid", std::process::id()));
+        let mut cmd = self.command(None);
+        cmd.arg("exec")
+            .arg("--detach")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--cwd")
+            .arg(if req.cwd.is_empty() { "/" } else { &req.cwd })
+            .arg("--user")
+            .arg(format!("{}:{}", req.uid, req.gid));
+        for e in &req.env {
+            cmd.arg("--env").arg(e);
+        }
+        if let Some(sock) = console {
+            cmd.arg("--tty").arg("--console-socket").arg(sock);
+        }
+        cmd.arg(&self.id).args(&req.args);
+        if !stdin || console.is_some() {
+            cmd.stdin(Stdio::null());
+        }
+        // Not captured: the process inherits the runtime's stdio (a pipe
+        // here would be the process's stderr, open until it ends).
+        let status = cmd.status().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(self.failed("exec", format!("{status} (its message is above)")));
+        }
+        let pid = read_pid(&pid_file).map_err(|e| self.failed("exec", e));
+        let _ = std::fs::remove_file(&pid_file);
+        pid
+    }
+}
+
+fn read_pid(path: &Path) -> Result<i32, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: not a pid: {text:?}", path.display()))
+}
+
+/// The listening end of an OCI console socket. Its path is short (a unix
+/// socket path has 108 bytes, a store path may not fit), under /run.
+pub struct ConsoleSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+const CONSOLE_DIR: &str = "/run/rbox/console";
+
+impl ConsoleSocket {
+    pub fn bind() -> Result<ConsoleSocket, OciError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OciError::Io { what, path, source }
+        };
+        let dir = Path::new(CONSOLE_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create", dir))?;
+        let path = dir.join(engine::fsutil::unique_name("c"));
+        let listener = UnixListener::bind(&path).map_err(io("listen on", &path))?;
+        Ok(ConsoleSocket { path, listener })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The runtime's connection, which carries the master; called after
+    /// the runtime's `create`/`exec` returned, so it is queued already
+    /// (a missing one fails after `timeout` instead of hanging).
+    pub fn accept(&self, timeout: Duration) -> Result<OwnedFd, OciError> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let err = |source| OciError::Io {
+            what: "accept the runtime's console connection on",
+            path: self.path.clone(),
+            source,
+        };
+        let mut p = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+        match poll(&mut p, ms) {
+            Ok(0) => return Err(err(std::io::Error::from(std::io::ErrorKind::TimedOut))),
+            Err(e) => return Err(err(e.into())),
+            Ok(_) => {}
+        }
+        let (stream, _) = self.listener.accept().map_err(err)?;
+        Ok(stream.into())
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
