@@ -36,7 +36,7 @@ pub use error::LayerError;
 pub use unpack::{unpack_file, unpack_stream, UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};
-use crate::fsutil::{self, remove_tree};
+use crate::fsutil::remove_tree;
 use crate::image::{media_type, Descriptor};
 use crate::store::{Image, Store, StoreError};
 
