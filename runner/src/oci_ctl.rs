@@ -118,8 +118,14 @@ impl OciContainer {
         stdin: bool,
     ) -> Result<i32, OciError> {
         let pid_file = bundle.join("init.pid");
+        let log = bundle.join("runtime.log");
         let mut cmd = self.command(Some(overlay));
-        cmd.arg("create")
+        // Its error also goes to a file in a known format, for `CreateError`.
+        cmd.arg("--log")
+            .arg(&log)
+            .arg("--log-format")
+            .arg("json")
+            .arg("create")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
@@ -139,10 +145,8 @@ impl OciContainer {
             source,
         })?;
         if !status.success() {
-            return Err(self.failed(
-                "create",
-                format!("{status} (its message is above, or in the container's log)"),
-            ));
+            let said = last_error(&log).unwrap_or_else(|| status.to_string());
+            return Err(self.failed("create", said));
         }
         read_pid(&pid_file).map_err(|e| self.failed("create", e))
     }
@@ -211,6 +215,41 @@ impl OciContainer {
         let pid = read_pid(&pid_file).map_err(|e| self.failed("exec", e));
         let _ = std::fs::remove_file(&pid_file);
         pid
+    }
+}
+
+/// The last error a runtime logged with `--log-format json` (crun and
+/// runc both write `{"level": "error", "msg": ...}` lines).
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["level"] == "error")
+            .then(|| v["msg"].as_str().map(String::from))
+            .flatten()
+    })
+}
+
+/// Docker's exit code for a command the runtime could not start, read
+/// from its message (its wording, crun's and runc's): 127 not found, 126
+/// not executable; `None` for any other failure (125).
+pub fn command_exit_code(e: &OciError) -> Option<i32> {
+    let OciError::Runtime {
+        what: "create",
+        detail,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    if detail.contains("not found in $PATH") || detail.contains("no such file or directory") {
+        Some(127)
+    } else if detail.contains("executable") && detail.to_lowercase().contains("permission denied")
+        || detail.contains("exec: ") && detail.ends_with("permission denied")
+    {
+        Some(126)
+    } else {
+        None
     }
 }
 

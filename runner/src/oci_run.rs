@@ -20,7 +20,9 @@ use runner::cgroup::CgroupDriver;
 use runner::console::Relay;
 use runner::container::Outcome;
 use runner::oci::{overlay_plan, OciRuntime};
-use runner::oci_ctl::{become_subreaper, ConsoleSocket, OciContainer, RUNTIME_FILE};
+use runner::oci_ctl::{
+    become_subreaper, command_exit_code, ConsoleSocket, OciContainer, RUNTIME_FILE,
+};
 use runner::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State, Status};
 use runner::sys;
@@ -48,8 +50,8 @@ pub fn run(
         s.status = Status::Running;
         let _ = s.save(dir);
     };
-    let outcome =
-        supervise(runtime, spec, dir, true, &mut on_started).map_err(|e| Coded(125, e))?;
+    // Errors carry their code (125 unless a Coded one says 126/127).
+    let outcome = supervise(runtime, spec, dir, true, &mut on_started)?;
     let code = report_outcome(&outcome);
     let mut s = state.into_inner();
     if !s.auto_remove {
@@ -87,12 +89,14 @@ fn supervise(
     let signals = forward_signals.then(ForwardedSignals::block);
     become_subreaper()?;
     let console = spec.tty.then(ConsoleSocket::bind).transpose()?;
-    let pid = ctr.create(
-        &bundle,
-        overlay_plan(spec),
-        console.as_ref().map(|c| c.path()),
-        spec.stdin,
-    )?;
+    let pid = ctr
+        .create(
+            &bundle,
+            overlay_plan(spec),
+            console.as_ref().map(|c| c.path()),
+            spec.stdin,
+        )
+        .map_err(|e| command_error(spec, e))?;
     let waited = (|| -> Result<WaitResult> {
         let relay = match &console {
             Some(c) => {
@@ -144,6 +148,21 @@ fn supervise(
         status,
         memory_limit: spec.resources.memory_bytes,
     })
+}
+
+/// The native runner's one line and code for a command that cannot run;
+/// any other failure of `create` as it is (125).
+fn command_error(spec: &ContainerSpec, e: runner::oci::OciError) -> anyhow::Error {
+    let argv0 = spec.args.first().map(String::as_str).unwrap_or("");
+    match command_exit_code(&e) {
+        Some(127) => Coded(
+            127,
+            anyhow!("{argv0:?}: executable file not found in $PATH"),
+        )
+        .into(),
+        Some(code) => Coded(code, anyhow!("{argv0:?}: permission denied")).into(),
+        None => e.into(),
+    }
 }
 
 /// As a subreaper we may inherit other orphans of the runtime's; none
@@ -251,13 +270,16 @@ fn supervise_detached(
             // Clean up before answering: the caller may look right away.
             let _ = engine::fsutil::remove_tree(dir);
             if let Some(r) = report.borrow_mut().take() {
-                let mut msg = format!("125 {}", crate::run::one_line(&e));
-                if let Some(said) = said {
-                    msg.push_str(&format!(": {runtime} said: {said}"));
+                let code = crate::run::exit_code_of(&e);
+                let mut msg = format!("{code} {}", crate::run::one_line(&e));
+                if code == 125 {
+                    if let Some(said) = said {
+                        msg.push_str(&format!(": {runtime} said: {said}"));
+                    }
                 }
                 let _ = sys::write_all_fd(r.as_raw_fd(), msg.as_bytes());
             }
-            125
+            crate::run::exit_code_of(&e)
         }
         Ok(o) => {
             let code = report_outcome(&o);

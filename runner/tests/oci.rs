@@ -89,3 +89,453 @@ fn oci_runtime_leaves_no_mount_or_directory() {
     let o = rrun(&["ps", "-a"]);
     assert!(!stdout(&o).contains("oci-leak"), "{}", stdout(&o));
 }
+
+/// The container's directory in the test store, by its full id.
+fn container_dir(id: &str) -> std::path::PathBuf {
+    store_root().join("containers").join(id)
+}
+
+/// Where the runtime made the container's memory cgroup (gone once deleted).
+fn memory_cgroup(id: &str) -> std::path::PathBuf {
+    if cgroup_v2() {
+        format!("/sys/fs/cgroup/rbox/{id}").into()
+    } else {
+        format!("/sys/fs/cgroup/memory/rbox/{id}").into()
+    }
+}
+
+fn state_of(id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(container_dir(id).join("state.json"))
+        .unwrap_or_else(|e| panic!("state.json of {id}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `ps -a`'s STATUS column for `name`.
+fn ps_status(name: &str) -> String {
+    let ps = stdout(&rrun(&["ps", "-a"]));
+    let line = ps
+        .lines()
+        .find(|l| l.ends_with(&format!(" {name}")))
+        .unwrap_or_else(|| panic!("{name} not in ps -a:\n{ps}"));
+    // Columns: id, image, command (quoted, may hold spaces), created, status, name.
+    let after_cmd = &line[line.rfind('"').unwrap() + 1..];
+    let ago = after_cmd.find(" ago").unwrap() + 4;
+    after_cmd[ago..]
+        .trim()
+        .trim_end_matches(name)
+        .trim()
+        .to_string()
+}
+
+fn wait_for(what: &str, timeout: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// -d through the runtime: rrun returns with the id while the container
+/// runs on under rrun's supervisor; ps, logs, exec, kill, stop and rm
+/// work on it, and nothing is left after rm.
+fn check_detached(rt: &str) {
+    require(rt);
+    let name = format!("oci-detached-{rt}");
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1; exit 9' USR1; echo out; echo err >&2; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "{rt}: not an id: {id:?}");
+    assert_eq!(stderr(&o), "");
+    // Still running after rrun returned: its first process is alive on
+    // the host, and rrun's own state says so.
+    let st = state_of(&id);
+    assert_eq!(st["status"], "running", "{rt}: {st}");
+    let pid = st["pid"]["pid"].as_i64().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(ps_status(&name), "Up");
+    assert!(
+        memory_cgroup(&id).is_dir(),
+        "{rt}: no cgroup {:?}",
+        memory_cgroup(&id)
+    );
+    wait_for(
+        "the output in the log",
+        std::time::Duration::from_secs(10),
+        || stdout(&rrun(&["logs", &name])).lines().count() == 2,
+    );
+    let logs = stdout(&rrun(&["logs", &name]));
+    let mut lines: Vec<&str> = logs.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["err", "out"], "{rt}: {logs:?}");
+
+    // exec: in the container's pid and uts namespaces, its exit code back.
+    let o = rrun(&[
+        "exec",
+        "-e",
+        "Y=2",
+        &name,
+        "sh",
+        "-c",
+        "echo $Y; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "2\n{}\nsh -c trap 'echo got-usr1; exit 9' USR1; echo out; echo err >&2; while :; do sleep 0.1; done \n",
+            &id[..12]
+        ),
+        "{rt}: {}",
+        stderr(&o)
+    );
+    let o = rrun(&["exec", &name, "no-such-cmd"]);
+    assert_eq!(code(&o), 127, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "rrun: \"no-such-cmd\": executable file not found in $PATH\n"
+    );
+
+    // kill -s: the signal reaches PID 1, whose exit rrun records.
+    let o = rrun(&["kill", "-s", "USR1", &name]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, format!("{name}\n")),
+        "{}",
+        stderr(&o)
+    );
+    wait_for(
+        "the exit recorded",
+        std::time::Duration::from_secs(10),
+        || state_of(&id)["status"] == "exited",
+    );
+    let status = ps_status(&name);
+    assert!(status.starts_with("Exited (9) "), "{rt}: {status}");
+    assert!(stdout(&rrun(&["logs", &name])).contains("got-usr1\n"));
+    assert!(
+        !memory_cgroup(&id).exists(),
+        "{rt}: the runtime's cgroup stayed"
+    );
+    assert!(
+        !container_dir(&id).join("bundle").exists(),
+        "{rt}: the bundle stayed after the exit"
+    );
+    let o = rrun(&["exec", &name, "true"]);
+    assert_eq!(code(&o), 1, "{rt}: exec on an exited container");
+    let o = rrun(&["rm", &name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    assert!(!container_dir(&id).exists(), "{rt}: rm left the directory");
+
+    // stop -t 1: PID 1 ignores TERM (no handler), so KILL after the grace.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let t = std::time::Instant::now();
+    let o = rrun(&["stop", "-t", "1", &name]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, format!("{name}\n")),
+        "{}",
+        stderr(&o)
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(8),
+        "{rt}: stop -t 1 took {took:?}"
+    );
+    assert!(ps_status(&name).starts_with("Exited (137) "), "{rt}");
+    assert!(
+        !memory_cgroup(&id).exists(),
+        "{rt}: the runtime's cgroup stayed"
+    );
+    assert_eq!(code(&rrun(&["rm", &name])), 0);
+
+    // rm -f of a running one.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let id = stdout(&o).trim().to_string();
+    let o = rrun(&["rm", &name]);
+    assert_eq!(code(&o), 1, "{rt}: rm of a running container");
+    assert!(
+        stderr(&o).contains("it is running (stop it first, or use rm -f)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rrun(&["rm", "-f", &name]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, format!("{name}\n")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!container_dir(&id).exists());
+    assert!(
+        !memory_cgroup(&id).exists(),
+        "{rt}: the runtime's cgroup stayed"
+    );
+}
+
+#[test]
+fn crun_detached_lifecycle() {
+    check_detached("crun");
+}
+
+#[test]
+fn runc_detached_lifecycle() {
+    check_detached("runc");
+}
+
+/// -m through the runtime: an OOM kill in the cgroup the runtime made is
+/// reported as natively; a plain exit 137 is not mistaken for one.
+fn check_oom(rt: &str) {
+    require(rt);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--runtime",
+        rt,
+        "-m",
+        "32m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_eq!(code(&o), 137, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "rrun: container was killed: out of memory (limit 32 MiB)\n",
+        "{rt}"
+    );
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--runtime",
+        rt,
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 137",
+    ]);
+    assert_eq!((code(&o), stderr(&o)), (137, String::new()), "{rt}");
+    // Detached: the line goes to the log, the exit to the state.
+    let name = format!("oci-oom-{rt}");
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "-m",
+        "32m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    wait_for("the OOM kill", std::time::Duration::from_secs(60), || {
+        state_of(&id)["status"] == "exited"
+    });
+    let st = state_of(&id);
+    assert_eq!(
+        (st["exit_code"].as_i64(), st["oom_killed"].as_bool()),
+        (Some(137), Some(true)),
+        "{rt}: {st}"
+    );
+    assert_eq!(
+        stdout(&rrun(&["logs", &name])),
+        "rrun: container was killed: out of memory (limit 32 MiB)\n"
+    );
+    assert_eq!(code(&rrun(&["rm", &name])), 0);
+}
+
+#[test]
+fn crun_reports_an_oom_kill() {
+    check_oom("crun");
+}
+
+#[test]
+fn runc_reports_an_oom_kill() {
+    check_oom("runc");
+}
+
+/// rbox's default seccomp filter reaches config.json: with CAP_SYS_ADMIN
+/// (which the kernel alone would let mount), mount and a new user
+/// namespace are still refused; seccomp=unconfined lifts exactly that.
+fn check_seccomp(rt: &str) {
+    require(rt);
+    let script = "mount -t tmpfs none /mnt 2>/dev/null; echo mount=$?; \
+                  unshare -U true 2>/dev/null; echo unshare=$?; \
+                  grep ^Seccomp: /proc/self/status";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--runtime", rt, "--cap-add", "SYS_ADMIN"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        rrun(&args)
+    };
+    let o = run(&[]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "mount=1\nunshare=1\nSeccomp:\t2\n", "{rt}");
+    let o = run(&["--security-opt", "seccomp=unconfined"]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "mount=0\nunshare=0\nSeccomp:\t0\n", "{rt}");
+    // Without CAP_SYS_ADMIN and with the filter, as natively.
+    let o = sh(&["--runtime", rt], "unshare -U true 2>/dev/null; echo $?");
+    assert_eq!(stdout(&o), "1\n", "{rt}: {}", stderr(&o));
+}
+
+#[test]
+fn crun_loads_the_default_seccomp_filter() {
+    check_seccomp("crun");
+}
+
+#[test]
+fn runc_loads_the_default_seccomp_filter() {
+    check_seccomp("runc");
+}
+
+/// A command that cannot run: the native runner's codes and last line.
+fn check_command_errors(rt: &str) {
+    require(rt);
+    let last = |o: &std::process::Output| stderr(o).lines().last().unwrap_or("").to_string();
+    let o = rrun(&["run", "--rm", "--runtime", rt, "busybox", "no-such-cmd"]);
+    assert_eq!(code(&o), 127, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        last(&o),
+        "rrun: \"no-such-cmd\": executable file not found in $PATH"
+    );
+    let o = rrun(&["run", "--rm", "--runtime", rt, "busybox", "/etc/passwd"]);
+    assert_eq!(code(&o), 126, "{rt}: {}", stderr(&o));
+    assert_eq!(last(&o), "rrun: \"/etc/passwd\": permission denied");
+    let o = rrun(&["run", "-d", "--runtime", rt, "busybox", "no-such-cmd"]);
+    assert_eq!(code(&o), 127, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "rrun: \"no-such-cmd\": executable file not found in $PATH\n"
+    );
+    let ps = stdout(&rrun(&["ps", "-a"]));
+    assert!(
+        !ps.contains("no-such-cmd"),
+        "{rt}: a failed start left a container: {ps}"
+    );
+}
+
+#[test]
+fn crun_command_errors_exit_126_and_127() {
+    check_command_errors("crun");
+}
+
+#[test]
+fn runc_command_errors_exit_126_and_127() {
+    check_command_errors("runc");
+}
+
+/// `-it` through the runtime's console socket, as a person uses it in a
+/// tmux pane: prompt, typing, the container's own pty, the window size
+/// followed, Ctrl-C to the container's job, the exit code, the terminal
+/// cooked again; then `exec -it` into a detached container the same way.
+fn check_tty(rt: &str) {
+    use fixtures::tmux::Pane;
+    use std::time::Duration;
+    const T: Duration = Duration::from_secs(20);
+    require(rt);
+    let name = format!("oci-tty-{rt}");
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let root = store_root().display().to_string();
+    let script = format!(
+        "{RRUN} --root {root} run -it --rm --runtime {rt} busybox sh; echo rrun-exit=$?; \
+         echo modes: $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '); \
+         {RRUN} --root {root} exec -it {name} sh; echo exec-exit=$?; sleep 600"
+    );
+    let tmux = Pane::start(&format!("oci-tty-{rt}"), 100, 30, &script);
+    let prompt = |l: &str| l.ends_with("# ") || l.ends_with('#');
+    tmux.wait_line("the container's prompt", T, prompt);
+    tmux.type_line("echo hi$((1+1)); tty");
+    tmux.wait_line("hi2", T, |l| l == "hi2");
+    tmux.wait_line("/dev/pts/0 from tty", T, |l| l == "/dev/pts/0");
+    tmux.type_line("stty size");
+    tmux.wait_line("30 100", T, |l| l == "30 100");
+    tmux.cmd(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    assert_eq!(tmux.size(), "40 120");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.type_line("stty size");
+    tmux.wait_line("40 120", T, |l| l == "40 120");
+    tmux.type_line("sleep 30");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.cmd(&["send-keys", "-t", "t", "C-c"]);
+    tmux.type_line("echo after-ctrl-c=$?");
+    tmux.wait_line("after-ctrl-c=130", T, |l| l == "after-ctrl-c=130");
+    tmux.type_line("exit 5");
+    tmux.wait_line("rrun-exit=5", T, |l| l == "rrun-exit=5");
+    let modes = tmux.wait_line("terminal modes", T, |l| l.starts_with("modes:"));
+    assert!(
+        modes.split_whitespace().any(|m| m == "icanon")
+            && modes.split_whitespace().any(|m| m == "echo"),
+        "{rt}: terminal not restored after rrun: {modes}"
+    );
+    // exec -it: a pty of the container's devpts, the pane's size, the
+    // container's pid namespace (sleep is PID 1).
+    tmux.cmd(&["send-keys", "-t", "t", "C-l"]);
+    tmux.wait_line("the exec'd prompt", T, prompt);
+    tmux.type_line("stty size; cat /proc/1/comm; echo in-$((6*7))");
+    tmux.wait_line("in-42", T, |l| l == "in-42");
+    let screen = tmux.screen();
+    assert!(screen.lines().any(|l| l == "40 120"), "{rt}: {screen}");
+    assert!(screen.lines().any(|l| l == "sleep"), "{rt}: {screen}");
+    tmux.type_line("exit 4");
+    tmux.wait_line("exec-exit=4", T, |l| l == "exec-exit=4");
+    assert_eq!(code(&rrun(&["rm", "-f", &name])), 0);
+}
+
+#[test]
+fn crun_interactive_tty_in_tmux() {
+    check_tty("crun");
+}
+
+#[test]
+fn runc_interactive_tty_in_tmux() {
+    check_tty("runc");
+}
