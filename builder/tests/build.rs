@@ -38,6 +38,22 @@ CMD ["sh", "-c", "echo $GREETING; pwd; id -u; cat hello.txt built"]
     assert_eq!(cfg["WorkingDir"], "/app");
 }
 
+/// A RUN step's upper is snapshotted into a synced blob as soon as the
+/// step ends, so its overlay skips syncing it (`volatile`).
+#[test]
+fn run_steps_mount_a_volatile_overlay() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN grep '^overlay / ' /proc/mounts > /root-mount\n",
+    )]);
+    build_ok("volatile:1", ctx.path(), &[]);
+    let out = run_ok("volatile:1", &["cat", "/root-mount"]);
+    assert!(
+        out.starts_with("overlay / ") && out.contains("volatile"),
+        "the RUN step's root overlay is not volatile: {out}"
+    );
+}
+
 #[test]
 fn entrypoint_and_cmd_combine_as_in_docker() {
     let ctx = context(&[(

@@ -19,6 +19,10 @@ pub struct RootfsSpec {
     /// Where the overlay is mounted on the host side.
     pub merged: PathBuf,
     pub readonly: bool,
+    /// The upper dir is thrown away (`--rm`) or read right after the
+    /// container ends (a build step's snapshot): nothing in it has to
+    /// survive a crash, so the overlay may skip syncing it.
+    pub disposable: bool,
 }
 
 impl RootfsSpec {
@@ -30,6 +34,7 @@ impl RootfsSpec {
             work: dir.join("work"),
             merged: dir.join("merged"),
             readonly: false,
+            disposable: false,
         }
     }
 }

@@ -309,6 +309,7 @@ fn plan_for(
             work: sys::cstring(&r.work),
             merged: sys::cstring(&r.merged),
             readonly: r.readonly,
+            volatile: r.disposable,
             steps,
         },
         etc_files: Some(rootfs::EtcFiles {

@@ -303,6 +303,7 @@ pub fn overlay_plan(spec: &ContainerSpec) -> RootfsPlan {
         work: sys::cstring(&r.work),
         merged: sys::cstring(&r.merged),
         readonly: false,
+        volatile: r.disposable,
         steps: Vec::new(),
     }
 }

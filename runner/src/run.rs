@@ -416,6 +416,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             work: dir.join("work"),
             merged: mount_point(&store, &dir, &a.runtime),
             readonly: a.read_only,
+            disposable: a.rm,
         },
         args: argv.clone(),
         env: env.clone(),

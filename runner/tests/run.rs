@@ -167,6 +167,32 @@ fn writes_go_to_the_upper_dir_and_vanish_with_rm() {
     assert_eq!(left, 0, "--rm left a container directory");
 }
 
+/// `--rm` uppers are thrown away, so their overlay skips syncing them
+/// (`volatile`: no journal commit while the exit is reported); a kept
+/// container's upper is synced as usual.
+#[test]
+fn only_rm_containers_get_a_volatile_overlay() {
+    let root_opts = |args: &[&str]| {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "sh", "-c", "grep '^overlay / ' /proc/mounts"]);
+        let o = rrun(&a);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        stdout(&o)
+    };
+    let rm = root_opts(&["--rm"]);
+    assert!(
+        rm.contains("volatile"),
+        "a --rm container's root overlay is not volatile: {rm}"
+    );
+    let kept = root_opts(&["--name", "kept-upper"]);
+    assert!(
+        kept.starts_with("overlay / ") && !kept.contains("volatile"),
+        "a kept container's root overlay is volatile: {kept}"
+    );
+    assert_eq!(code(&rrun(&["rm", "kept-upper"])), 0);
+}
+
 #[test]
 fn exit_codes_pass_through() {
     for (script, want) in [

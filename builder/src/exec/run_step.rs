@@ -164,6 +164,9 @@ pub(super) fn run(
                 work,
                 merged,
                 readonly: false,
+                // Snapshotted into a layer blob (written and synced) as soon
+                // as the step ends; a crash mid-step redoes the step.
+                disposable: true,
             },
             args,
             env,

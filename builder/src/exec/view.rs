@@ -101,6 +101,8 @@ impl MountedView {
             work: cstr(&dir.join("work")),
             merged: cstr(&merged),
             readonly: true,
+            // A throw-away view: nothing in its upper is ever kept.
+            volatile: true,
             steps: Vec::new(),
         };
         runner::rootfs::mount_overlay(&plan).map_err(|e| std::io::Error::other(e.to_string()))?;
