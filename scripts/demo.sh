@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: rbox mounts and creates namespaces and cgroups: run as root" >&2; exit 1; }
 bash scripts/install-deps.sh
-cargo build --release --locked --bins
+bash scripts/build-release.sh
 export PATH=$PWD/target/release:$PATH
 
 work=$(mktemp -d)

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "load.sh: needs root" >&2; exit 1; }
 pick() { local v=$1 name=$2; if [ -n "${!v:-}" ]; then echo "${!v}";
   elif [ -x "target/release/$name" ]; then echo "$PWD/target/release/$name";
-  else command -v "$name" || { echo "load.sh: $name not found (cargo build --release --bins)" >&2; exit 1; }; fi; }
+  else command -v "$name" || { echo "load.sh: $name not found (bash scripts/build-release.sh)" >&2; exit 1; }; fi; }
 RBUILD=$(pick RBUILD rbuild); RRUN=$(pick RRUN rrun); MKF=$(pick MKFIXTURES mkfixtures)
 WORK=${WORK:-$(mktemp -d)}
 STORE=$WORK/store

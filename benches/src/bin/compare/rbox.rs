@@ -35,11 +35,13 @@ fn build(bin: &str, pkg: &str) -> Result<PathBuf, String> {
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| format!("{} has no target dir above it", exe.display()))?;
-    eprintln!("compare: building {bin} (cargo build --release -p {pkg} --bin {bin})");
+    // Linked statically, as scripts/build-release.sh ships it.
+    eprintln!("compare: building {bin} (cargo rustc --release -p {pkg} --bin {bin} -- -C target-feature=+crt-static)");
     let out = Command::new(&cargo)
-        .args(["build", "--release", "-q", "-p", pkg, "--bin", bin])
+        .args(["rustc", "--release", "-q", "-p", pkg, "--bin", bin])
         .arg("--target-dir")
         .arg(target_dir)
+        .args(["--", "-C", "target-feature=+crt-static"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cannot run cargo ({cargo}): {e}"))?;
