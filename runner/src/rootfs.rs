@@ -207,69 +207,82 @@ fn overlay_legacy_with(plan: &RootfsPlan, volatile: bool) -> Result<(), StepErro
     Ok(())
 }
 
-/// Open `rel` beneath `root`, creating it (a directory, or an empty file)
-/// and missing parents if needed. Every lookup stays inside the root:
-/// symlinks resolve as if `root` were `/`, magic links are refused.
+/// Open `rel` beneath `root` (`O_PATH`), creating it (a directory, or an
+/// empty file) and missing parents if needed. Every lookup stays inside the
+/// root: symlinks resolve as if `root` were `/`, magic links are refused.
 pub fn ensure_beneath(root: BorrowedFd<'_>, rel: &CStr, dir: bool) -> io::Result<OwnedFd> {
-    ensure_beneath_depth(root, rel, dir, 0)
+    ensure_beneath_depth(root, rel, dir, libc::O_PATH, 0)
 }
+
+/// As `ensure_beneath` for a directory, opened for `*at` calls in it.
+fn ensure_dir_beneath(root: BorrowedFd<'_>, rel: &CStr) -> io::Result<OwnedFd> {
+    ensure_beneath_depth(root, rel, true, DIR_FD, 0)
+}
+
+/// A directory descriptor `mkdirat`/`mknodat` accept (O_PATH ones they do not).
+const DIR_FD: i32 = libc::O_RDONLY | libc::O_DIRECTORY;
 
 /// A dangling symlink on the way (`/data -> /srv/data`, missing) is
 /// followed the way the kernel would inside the root: its target is
 /// spliced into the path, lexically clamped at the root, and creation
 /// restarts from there. At most 40 links, as the kernel allows.
+///
+/// On the start path of every container (its mount points): one lookup
+/// when `rel` exists, and when only its last component is missing (the
+/// usual case) one more for the parent, one create and one open.
 fn ensure_beneath_depth(
     root: BorrowedFd<'_>,
     rel: &CStr,
     dir: bool,
+    final_flags: i32,
     depth: u32,
 ) -> io::Result<OwnedFd> {
     if depth > 40 {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
-    let flags = libc::O_PATH;
-    match sys::openat2(root, rel, flags, sys::RESOLVE_BENEATH_ROOT) {
+    match sys::openat2(root, rel, final_flags, sys::RESOLVE_BENEATH_ROOT) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
         Err(_) => {}
     }
+    let comps: Vec<&[u8]> = rel
+        .to_bytes()
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let joined = |n: usize| -> CString {
+        if n == 0 {
+            c".".to_owned()
+        } else {
+            CString::new(comps[..n].join(&b'/')).expect("no NUL")
+        }
+    };
+    // The deepest ancestor that exists, tried from the parent upwards.
+    let mut first_missing = comps.len().saturating_sub(1);
+    let mut parent = loop {
+        match sys::openat2(
+            root,
+            &joined(first_missing),
+            DIR_FD,
+            sys::RESOLVE_BENEATH_ROOT,
+        ) {
+            Ok(fd) => break fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && first_missing > 0 => {
+                first_missing -= 1
+            }
+            Err(e) => return Err(e),
+        }
+    };
     // Create component by component, each relative to its (already
     // resolved) parent, so a symlink swapped in cannot redirect us.
-    let bytes = rel.to_bytes();
-    let mut parent = sys::openat2(
-        root,
-        c".",
-        libc::O_PATH | libc::O_DIRECTORY,
-        sys::RESOLVE_BENEATH_ROOT,
-    )?;
-    let comps: Vec<&[u8]> = bytes
-        .split(|b| *b == b'/')
-        .filter(|c| !c.is_empty())
-        .collect();
-    let mut prefix: Vec<u8> = Vec::with_capacity(bytes.len());
-    for (i, comp) in comps.iter().enumerate() {
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(comp);
+    for i in first_missing..comps.len() {
         let last = i + 1 == comps.len();
-        let cprefix = CString::new(prefix.clone()).expect("no NUL");
-        match sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT) {
-            Ok(fd) => {
-                parent = fd;
-                continue;
-            }
-            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
-            Err(_) => {}
-        }
-        let name = CString::new(*comp).expect("no NUL");
-        // The parent was opened O_PATH; mkdirat/mknodat need a real dir fd.
-        let pdir = reopen_dir(parent.as_fd())?;
+        let name = CString::new(comps[i]).expect("no NUL");
         if last && !dir {
-            // SAFETY: pdir is a valid directory fd; name a valid C string.
+            // SAFETY: parent is a valid directory fd; name a valid C string.
             let fd = unsafe {
                 libc::openat(
-                    pdir.as_raw_fd(),
+                    parent.as_raw_fd(),
                     name.as_ptr(),
                     libc::O_CREAT
                         | libc::O_EXCL
@@ -290,7 +303,7 @@ fn ensure_beneath_depth(
             }
         } else {
             // SAFETY: as above.
-            let rc = unsafe { libc::mkdirat(pdir.as_raw_fd(), name.as_ptr(), 0o755) };
+            let rc = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) };
             if rc != 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() != Some(libc::EEXIST) {
@@ -298,11 +311,14 @@ fn ensure_beneath_depth(
                 }
             }
         }
-        match sys::openat2(root, &cprefix, flags, sys::RESOLVE_BENEATH_ROOT) {
+        // Resolved again from the root: what now stands there may be a
+        // symlink (created meanwhile, or there before as a dangling one).
+        let flags = if last { final_flags } else { DIR_FD };
+        match sys::openat2(root, &joined(i + 1), flags, sys::RESOLVE_BENEATH_ROOT) {
             Ok(fd) => parent = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // The name exists but does not resolve: a dangling symlink.
-                let target = nix::fcntl::readlinkat(Some(pdir.as_raw_fd()), name.as_c_str())
+                let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name.as_c_str())
                     .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
                 let target = target.as_encoded_bytes();
                 let mut path: Vec<&[u8]> = if target.starts_with(b"/") {
@@ -323,16 +339,12 @@ fn ensure_beneath_depth(
                     }
                 }
                 let joined = CString::new(path.join(&b'/')).expect("no NUL");
-                return ensure_beneath_depth(root, &joined, dir, depth + 1);
+                return ensure_beneath_depth(root, &joined, dir, final_flags, depth + 1);
             }
             Err(e) => return Err(e),
         }
     }
     Ok(parent)
-}
-
-fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    sys::openat2(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
 /// Split `rel` into its parent (opened beneath root, created if missing)
@@ -344,9 +356,8 @@ fn parent_beneath(root: BorrowedFd<'_>, rel: &CStr) -> io::Result<(OwnedFd, CStr
         None => (&b"."[..], bytes),
     };
     let dir = CString::new(dir).expect("no NUL");
-    let pfd = ensure_beneath(root, &dir, true)?;
     Ok((
-        reopen_dir(pfd.as_fd())?,
+        ensure_dir_beneath(root, &dir)?,
         CString::new(name).expect("no NUL"),
     ))
 }
@@ -670,4 +681,62 @@ pub fn standard_steps(cgroup: &[crate::cgroup::InnerMount], privileged: bool) ->
         }
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    fn root_fd(dir: &Path) -> OwnedFd {
+        std::fs::File::open(dir).expect("open root").into()
+    }
+
+    fn ensure(root: &Path, rel: &str, dir: bool) -> io::Result<OwnedFd> {
+        let fd = root_fd(root);
+        ensure_beneath(fd.as_fd(), &CString::new(rel).unwrap(), dir)
+    }
+
+    #[test]
+    fn missing_parents_are_created_and_existing_paths_reused() {
+        let t = tempfile::tempdir().unwrap();
+        ensure(t.path(), "a/b/c", true).unwrap();
+        assert!(t.path().join("a/b/c").is_dir());
+        ensure(t.path(), "a/b/hosts", false).unwrap();
+        let m = std::fs::metadata(t.path().join("a/b/hosts")).unwrap();
+        assert!(m.is_file() && m.len() == 0);
+        std::fs::write(t.path().join("a/b/hosts"), "kept").unwrap();
+        ensure(t.path(), "a/b/hosts", false).unwrap();
+        assert_eq!(std::fs::read(t.path().join("a/b/hosts")).unwrap(), b"kept");
+        let fd = root_fd(t.path());
+        ensure_dir_beneath(fd.as_fd(), c"a/b/d").unwrap();
+        assert!(t.path().join("a/b/d").is_dir());
+    }
+
+    #[test]
+    fn dangling_symlinks_are_followed_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = t.path();
+        // Absolute: resolved against the container's root, not the host's.
+        symlink(outside.path().join("data"), root.join("data")).unwrap();
+        ensure(root, "data/x", true).unwrap();
+        let inside = root.join(outside.path().strip_prefix("/").unwrap());
+        assert!(
+            inside.join("data/x").is_dir(),
+            "not created beneath the root"
+        );
+        assert!(!outside.path().join("data").exists(), "created on the host");
+        // Relative with more `..` than there are parents: clamped at the root.
+        std::fs::create_dir(root.join("a")).unwrap();
+        symlink("../../../../b", root.join("a/l")).unwrap();
+        ensure(root, "a/l/c", false).unwrap();
+        assert!(root.join("b/c").is_file());
+        // A loop ends in ELOOP instead of recursing forever.
+        symlink("/loop2", root.join("loop1")).unwrap();
+        symlink("/loop1", root.join("loop2")).unwrap();
+        let e = ensure(root, "loop1/x", true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    }
 }
