@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "crash.sh: needs root (rrun, overlayfs)" >&2; exit 1; }
 pick() { local v=$1 name=$2; if [ -n "${!v:-}" ]; then echo "${!v}";
   elif [ -x "target/release/$name" ]; then echo "$PWD/target/release/$name";
-  else command -v "$name" || { echo "crash.sh: $name not found (bash scripts/build-release.sh)" >&2; exit 1; }; fi; }
+  else command -v "$name" || { echo "crash.sh: $name not found (cargo build --release --bins)" >&2; exit 1; }; fi; }
 RBUILD=$(pick RBUILD rbuild); RRUN=$(pick RRUN rrun)
 RANDOM=${SEED:-$$}
 WORK=${WORK:-$(mktemp -d)}
