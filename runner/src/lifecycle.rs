@@ -141,6 +141,7 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
         let _ = signal(st, libc::SIGKILL);
         wait_stopped(dir, Duration::from_secs(10));
     }
+    crate::oci_ctl::delete_leftover(dir, &st.id);
     if let Ok(driver) = CgroupDriver::probe() {
         let _ = driver.open(&st.id).remove();
     }
@@ -174,6 +175,8 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
         // SAFETY: kill takes integers; identity checked by start time.
         unsafe { libc::kill(p.pid, libc::SIGKILL) };
     }
+    // One an external OCI runtime ran: that runtime forgets it too.
+    crate::oci_ctl::delete_leftover(dir, &st.id);
     let probed;
     let driver = match driver {
         Some(d) => Some(d),

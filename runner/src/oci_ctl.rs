@@ -43,6 +43,31 @@ pub struct OciExec {
 /// container that an external runtime runs; absent for native ones.
 pub const RUNTIME_FILE: &str = "runtime";
 
+/// The runtime of the container in `dir`, if an external one runs it.
+/// Only the names `rrun run --runtime` accepts: the file decides what
+/// binary root runs later.
+pub fn runtime_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(RUNTIME_FILE)).ok()?;
+    let name = text.trim();
+    ["crun", "runc", "youki"]
+        .contains(&name)
+        .then(|| name.to_string())
+}
+
+/// For the reaper, after rrun's supervisor of the container in `dir` died:
+/// the runtime deletes what it still holds (its state, and its cgroups in
+/// every v1 hierarchy it used, not only those the native driver knows).
+/// Nothing to do for a native container or one already deleted.
+pub fn delete_leftover(dir: &Path, id: &str) {
+    let Some(runtime) = runtime_of(dir) else {
+        return;
+    };
+    let bundle = dir.join("bundle");
+    if bundle.join("state").join(id).exists() {
+        let _ = OciContainer::new(&runtime, &bundle, id).delete();
+    }
+}
+
 /// Makes the calling process the reaper of its orphaned descendants: a
 /// container process whose runtime exited becomes our child.
 pub fn become_subreaper() -> Result<(), OciError> {

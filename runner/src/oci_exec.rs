@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use engine::runtime::ExitStatus;
 use runner::console::Relay;
-use runner::oci_ctl::{become_subreaper, ConsoleSocket, OciContainer, OciExec, RUNTIME_FILE};
+use runner::oci_ctl::{become_subreaper, ConsoleSocket, OciContainer, OciExec};
 use runner::spawn::{ForwardedSignals, WaitResult};
 
 use crate::cli::ExecArgs;
@@ -24,7 +24,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
     let Ok((dir, s)) = runner::state::find(&root.join("containers"), &a.container) else {
         return Ok(None);
     };
-    let Ok(runtime) = std::fs::read_to_string(dir.join(RUNTIME_FILE)) else {
+    let Some(runtime) = runner::oci_ctl::runtime_of(&dir) else {
         return Ok(None);
     };
     require_root("rrun exec")?;
@@ -70,7 +70,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
             anyhow!("{:?}: executable file not found in $PATH", req.args[0])
         ));
     }
-    let ctr = OciContainer::new(runtime.trim(), &dir.join("bundle"), &s.id);
+    let ctr = OciContainer::new(&runtime, &dir.join("bundle"), &s.id);
     let signals = ForwardedSignals::block();
     become_subreaper()?;
     let console = a.tty.then(ConsoleSocket::bind).transpose()?;

@@ -539,3 +539,125 @@ fn crun_interactive_tty_in_tmux() {
 fn runc_interactive_tty_in_tmux() {
     check_tty("runc");
 }
+
+/// Every cgroup directory named after `id`, in any hierarchy (v1: the
+/// runtime makes one in each controller it finds, not only ours).
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut roots = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    if !cgroup_v2() {
+        roots = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+    }
+    for r in roots {
+        let p = r.join("rbox").join(id);
+        if p.exists() {
+            found.push(p);
+        }
+    }
+    found
+}
+
+fn wait_running(name: &str) -> String {
+    let mut id = String::new();
+    wait_for(
+        "the container running",
+        std::time::Duration::from_secs(20),
+        || {
+            let ps = stdout(&rrun(&["ps"]));
+            match ps.lines().find(|l| l.ends_with(&format!(" {name}"))) {
+                Some(l) => {
+                    id = l[..12].to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let dirs = std::fs::read_dir(store_root().join("containers")).unwrap();
+    dirs.flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|d| d.starts_with(&id))
+        .expect("its directory")
+}
+
+/// Foreground: a signal to rrun reaches the container's PID 1; and when
+/// rrun itself is SIGKILLed, the next rrun reaps what it left: the
+/// container's processes, the runtime's cgroups (in every hierarchy) and
+/// its state.
+fn check_signals_and_reaping(rt: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    require(rt);
+    let name = format!("oci-sig-{rt}");
+    let mut child = rrun_cmd(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+    ])
+    .spawn()
+    .unwrap();
+    wait_running(&name);
+    // SAFETY: kill takes integers; the child is ours and unreaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(7), "{rt}: {st:?}");
+
+    let name = format!("oci-reap-{rt}");
+    let mut child = rrun_cmd(&[
+        "run",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .spawn()
+    .unwrap();
+    let id = wait_running(&name);
+    let pid = state_of(&id)["pid"]["pid"].as_i64().unwrap();
+    assert!(!cgroups_of(&id).is_empty(), "{rt}: no cgroup for {id}");
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // The container outlives its rrun until the next rrun looks.
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let status = ps_status(&name);
+    assert!(status.starts_with("Exited"), "{rt}: {status}");
+    wait_for(
+        "the container's process gone",
+        std::time::Duration::from_secs(10),
+        || {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true)
+        },
+    );
+    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new(), "{rt}");
+    assert!(
+        !container_dir(&id).join("bundle/state").join(&id).exists(),
+        "{rt}: the runtime still knows the container"
+    );
+    assert_eq!(code(&rrun(&["rm", &name])), 0);
+}
+
+#[test]
+fn crun_signals_and_a_killed_rrun() {
+    check_signals_and_reaping("crun");
+}
+
+#[test]
+fn runc_signals_and_a_killed_rrun() {
+    check_signals_and_reaping("runc");
+}
