@@ -80,6 +80,20 @@ fn assert_clear_enospc(what: &str, o: &Output) {
     );
 }
 
+/// What failed on what: the message names the file in the store that
+/// could not be written (any '/' passed `assert_clear_enospc`, and a
+/// source path did).
+fn assert_names_store_path(what: &str, o: &Output, root: &Path) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let root = root.to_str().unwrap();
+    assert!(
+        err.split_whitespace()
+            .any(|w| w.starts_with(root) && w.len() > root.len() + 1),
+        "{what} on a full disk names no path in the store {root}: {}",
+        text(o)
+    );
+}
+
 fn fsck(root: &Path) {
     let o = Command::new(RBUILD)
         .arg("--root")
@@ -168,18 +182,9 @@ fn a_full_store_fails_clearly_stays_consistent_and_frees_with_rmi_gc() {
         imported += 1;
     };
     assert_clear_enospc("rbuild import", &full);
-    // What failed on what: the store file being written, not the source
-    // tarball (it once said "copy into the store <source>").
-    let err = String::from_utf8_lossy(&full.stderr);
-    let store_path = err
-        .split_whitespace()
-        .find(|w| w.starts_with(root.to_str().unwrap()));
-    assert!(
-        store_path.is_some(),
-        "rbuild import on a full disk names no path in the store {}: {}",
-        root.display(),
-        text(&full)
-    );
+    // The store file being written, not the source tarball (it once said
+    // "copy into the store <source>").
+    assert_names_store_path("rbuild import", &full, &root);
     assert!(imported >= 1, "not even one import fitted: {}", text(&full));
     fsck(&root);
     eprintln!(
@@ -258,6 +263,7 @@ fn a_full_store_fails_clearly_stays_consistent_and_frees_with_rmi_gc() {
     );
     let o = rr(&["run", "--rm", "busybox", "true"]);
     assert_clear_enospc("rrun run on a store with 0 bytes free", &o);
+    assert_names_store_path("rrun run on a store with 0 bytes free", &o, &root);
     eprintln!(
         "run with 0 bytes free: {}",
         String::from_utf8_lossy(&o.stderr).trim()

@@ -40,3 +40,80 @@ fn a_tiny_zstd_frame_cannot_reserve_gigabytes() {
         r.unwrap_err()
     );
 }
+
+/// Every input in fuzz/regressions/ (what the fuzzers found, kept once
+/// fixed) through the fuzz targets' properties, so CI replays each one and
+/// not only the fuzz drivers do: the unpacker writes nothing beside its
+/// target, the parser's errors name a line of the file. A panic fails too.
+#[test]
+fn every_committed_fuzz_regression_replays_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let inputs = |target: &str| -> Vec<(String, Vec<u8>)> {
+        let dir = root.join(target);
+        // git keeps no empty directory: none found yet for this target.
+        let rd = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            r => r.unwrap_or_else(|e| panic!("read {}: {e}", dir.display())),
+        };
+        let mut v: Vec<_> = rd
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let unpack = inputs("unpack");
+    let containerfile = inputs("containerfile");
+    assert!(
+        !unpack.is_empty(),
+        "no input in {}/unpack: the replay would test nothing",
+        root.display()
+    );
+    for (name, data) in &unpack {
+        let sandbox = tempfile::tempdir().unwrap();
+        let target = sandbox.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(sandbox.path().join("sibling"), "untouched").unwrap();
+        let _ = engine::layer::unpack_stream(
+            &data[..],
+            &target,
+            &engine::layer::UnpackOptions::layer(name),
+        );
+        let mut beside: Vec<_> = std::fs::read_dir(sandbox.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        beside.sort();
+        assert_eq!(
+            beside,
+            ["sibling", "target"],
+            "{name}: wrote beside its target"
+        );
+        assert_eq!(
+            std::fs::read_to_string(sandbox.path().join("sibling")).unwrap(),
+            "untouched",
+            "{name}: rewrote a file beside its target"
+        );
+    }
+    for (name, data) in &containerfile {
+        let Ok(text) = std::str::from_utf8(data) else {
+            continue;
+        };
+        if let Err(e) = builder::parse::Containerfile::parse("Containerfile", text) {
+            let lines = text.lines().count().max(1);
+            assert!(
+                e.line <= lines + 1,
+                "{name}: the error names line {} of a {lines}-line file: {e}",
+                e.line
+            );
+        }
+    }
+    eprintln!(
+        "replayed {} unpack and {} containerfile regression inputs",
+        unpack.len(),
+        containerfile.len()
+    );
+}

@@ -5,9 +5,12 @@
 //! (reap_leftovers in runner/src/lifecycle.rs) removes every empty
 //! rbox/<64-hex> cgroup that had no directory in *its own* store, but the
 //! rbox cgroup parent is shared by every store on the host, and
-//! Cgroup::remove SIGKILLs whatever joined the group since the emptiness
-//! check. Fixed: groups are listed before directories, and ids carry their
-//! store's tag so a reaper only touches its own store's orphans.
+//! Cgroup::remove SIGKILLed whatever joined the group since the emptiness
+//! check. Fixed: groups are listed before directories, ids carry their
+//! store's tag so a reaper only touches its own store's orphans, and the
+//! reapers remove orphans with Cgroup::remove_if_empty (an rmdir, which
+//! the kernel refuses for a group holding a process; it never kills).
+//! runner/tests/cgroup_remove.rs tests the removal itself.
 
 mod common;
 
