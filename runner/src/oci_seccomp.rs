@@ -37,6 +37,29 @@ fn bits(mask: u32) -> impl Iterator<Item = u32> {
     (0..32).map(|b| 1u32 << b).filter(move |b| mask & b != 0)
 }
 
+/// `personality` is refused unless its argument is one of Docker's
+/// allowed values (0, 8, 0x20000, 0x20008, 0xffffffff). "Not one of
+/// these" needs several comparisons of one argument, which the runtimes
+/// OR (runc and crun add each as a rule of its own), so it is spelt as a
+/// union of single masked comparisons instead, on the low 32 bits as the
+/// native filter reads them:
+/// - bit 31 clear and any bit but 3 and 17 set (1..7, 0x10, ...);
+/// - bit 31 set and any other bit clear (all but 0xffffffff).
+///
+/// What is left is bit 31 clear with only bits 3 and 17: 0, 8, 0x20000,
+/// 0x20008; and 0xffffffff. The test below checks this against the table.
+fn personality_conditions() -> Vec<Value> {
+    const TOP: u32 = 1 << 31;
+    let allowed_bits = SAFE_PERSONALITIES
+        .iter()
+        .filter(|p| **p & TOP == 0)
+        .fold(0, |a, p| a | p);
+    let masked = |mask: u32, value: u32| json!({"index": 0, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"});
+    let low = bits(!(allowed_bits | TOP)).map(|b| masked(b | TOP, b));
+    let high = bits(!TOP).map(|b| masked(b | TOP, TOP));
+    low.chain(high).collect()
+}
+
 /// The profile, or `None` on an architecture the native filter does not
 /// cover either (the caller refuses to run without a filter there).
 pub fn default_profile() -> Option<Value> {
@@ -52,17 +75,10 @@ pub fn default_profile() -> Option<Value> {
             eperm,
             vec![json!({"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"})],
         ),
-        // Refused unless one of Docker's allowed personalities: an AND of
-        // "not equal" over the same argument.
-        errno_rule(
-            &["personality"],
-            eperm,
-            SAFE_PERSONALITIES
-                .iter()
-                .map(|p| json!({"index": 0, "value": p, "op": "SCMP_CMP_NE"}))
-                .collect(),
-        ),
     ];
+    for args in personality_conditions() {
+        syscalls.push(errno_rule(&["personality"], eperm, vec![args]));
+    }
     for (name, mask) in [("clone", CLONE_NS_FLAGS), ("unshare", UNSHARE_NS_FLAGS)] {
         for bit in bits(mask) {
             syscalls.push(errno_rule(
@@ -105,5 +121,38 @@ mod tests {
             unshare.iter().fold(0, |a, b| a | b),
             UNSHARE_NS_FLAGS as u64
         );
+    }
+
+    /// The personality rules, evaluated as libseccomp would (any rule
+    /// matches: refused), decide like the native table for values around
+    /// every allowed one and every single and double bit.
+    #[test]
+    fn personality_rules_refuse_exactly_what_the_native_table_does() {
+        let rules = personality_conditions();
+        let refused = |x: u32| {
+            rules.iter().any(|c| {
+                let (m, v) = (
+                    c["value"].as_u64().unwrap(),
+                    c["valueTwo"].as_u64().unwrap(),
+                );
+                (x as u64) & m == v
+            })
+        };
+        let mut values: Vec<u32> = Vec::new();
+        for &p in SAFE_PERSONALITIES {
+            values.extend([p, p.wrapping_add(1), p.wrapping_sub(1)]);
+        }
+        for a in 0..32 {
+            for b in 0..32 {
+                values.extend([1u32 << a | 1u32 << b, !(1u32 << a | 1u32 << b)]);
+            }
+        }
+        for x in values {
+            assert_eq!(
+                refused(x),
+                !SAFE_PERSONALITIES.contains(&x),
+                "personality({x:#x})"
+            );
+        }
     }
 }
