@@ -2,7 +2,12 @@
 //! (crun, runc, youki). We write a runtime-spec `config.json` whose root is
 //! the merged overlay, which we mount ourselves in a private mount
 //! namespace of the runtime's process (so it vanishes with it), and exec
-//! `<binary> --root <state> run --bundle <dir> <id>`.
+//! `<binary> --root <state> run --bundle <dir> <id>` (the `Runtime` trait's
+//! path; `rrun run --runtime` drives it in steps instead: see oci_ctl).
+//! The config carries rbox's defaults: Docker's capabilities, masked and
+//! read-only paths, and rbox's seccomp filter (oci_seccomp), and puts the
+//! container's cgroup where the native one goes, `rbox/<id>`, so the
+//! native driver reads its OOM counter and the reaper finds it.
 //!
 //! crun 1.8 refuses a hybrid cgroup host (v1 controllers plus an empty
 //! cgroup2 at /sys/fs/cgroup/unified); for crun only we unmount that v2

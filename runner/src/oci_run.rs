@@ -96,7 +96,12 @@ fn supervise(
             console.as_ref().map(|c| c.path()),
             spec.stdin,
         )
-        .map_err(|e| command_error(spec, e))?;
+        .map_err(|e| {
+            // Whatever a failed create left (runc and crun clean up after
+            // themselves; this is for a runtime that does not).
+            let _ = ctr.delete();
+            command_error(spec, e)
+        })?;
     let waited = (|| -> Result<WaitResult> {
         let relay = match &console {
             Some(c) => {

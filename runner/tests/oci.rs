@@ -525,8 +525,13 @@ fn check_tty(rt: &str) {
     );
     // exec -it: a pty of the container's devpts, the pane's size, the
     // container's pid namespace (sleep is PID 1).
-    tmux.cmd(&["send-keys", "-t", "t", "C-l"]);
-    tmux.wait_line("the exec'd prompt", T, prompt);
+    tmux.wait_screen("the exec'd prompt below the modes", T, |screen| {
+        let mut lines = screen
+            .lines()
+            .skip_while(|l| !l.starts_with("modes:"))
+            .skip(1);
+        lines.any(|l| prompt(l.trim_end()))
+    });
     tmux.type_line("stty size; cat /proc/1/comm; echo in-$((6*7))");
     tmux.wait_line("in-42", T, |l| l == "in-42");
     let screen = tmux.screen();
