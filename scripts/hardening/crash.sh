@@ -35,8 +35,20 @@ tar -C "$(dirname "${BIG_DIR:-/usr/share/doc}")" -czf "$BIG" "$(basename "${BIG_
 rb() { "$RBUILD" --root "$STORE" "$@"; }
 rr() { "$RRUN" --root "$STORE" "$@"; }
 rb import --change 'CMD ["sh"]' "$BASE_TAR" busybox:latest >/dev/null
-# rbox cgroups present before: other rbox users on the host keep theirs.
-cg_before=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort)
+# Only this script's cgroups are counted (other rbox users on the host,
+# e.g. tests running beside it, create and remove theirs meanwhile): its
+# containers' ids end with this store's tag (8 hex digits of its path),
+# its builds' RUN steps are rbuild-<pid of a killed build>-….
+rr run --name crash-tag busybox true >/dev/null
+tag=$(ls "$STORE/containers"); tag=${tag: -8}
+rr rm crash-tag >/dev/null
+[[ $tag =~ ^[0-9a-f]{8}$ ]] || { echo "crash.sh: cannot tell this store's container tag (got '$tag')" >&2; exit 1; }
+build_pids=()
+ours() {
+  local args=(-name "*$tag") p
+  for p in "${build_pids[@]}"; do args+=(-o -name "rbuild-$p-*"); done
+  find /sys/fs/cgroup -mindepth 2 -type d -path '*rbox/*' \( "${args[@]}" \) 2>/dev/null | sort
+}
 
 fail() { echo "crash.sh: FAIL after kill $i of $kind: $*" >&2; echo "store kept at $STORE" >&2; KEEP=1; exit 1; }
 ms() { date +%s%3N; }
@@ -61,6 +73,7 @@ kill_at() {
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || rc=$?
   if [ "$rc" = 137 ]; then early=1; else early=0; fi
+  [ "$kind" != build ] || build_pids+=("$pid")
   no_survivors "$pid"
 }
 
@@ -140,8 +153,8 @@ mounts=$(grep -c "$STORE" /proc/self/mountinfo || true)
 # A killed rrun or rbuild cannot remove its cgroup either: the next run's
 # or build's reaper does (one ran after every kill above), and rm -f now.
 sleep 1
-cg_left=$(find /sys/fs/cgroup -type d -path '*rbox/*' 2>/dev/null | sort | comm -13 <(echo "$cg_before") - | wc -l)
+cg_left=$(ours | wc -l)
 echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left (of killed runs and builds)"
 [ "$mounts" = 0 ] || fail "mounts left: $(grep "$STORE" /proc/self/mountinfo)"
-[ "$cg_left" = 0 ] || fail "cgroups left: $(find /sys/fs/cgroup -type d -path '*rbox/*' | comm -13 <(echo "$cg_before") -)"
+[ "$cg_left" = 0 ] || fail "cgroups left: $(ours)"
 check_store
