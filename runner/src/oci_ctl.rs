@@ -106,12 +106,12 @@ impl OciContainer {
         }
     }
 
-    /// Runs `cmd` to its end; its stderr (if captured) names a failure.
-    fn status(&self, what: &'static str, mut cmd: Command, capture: bool) -> Result<(), OciError> {
-        if capture {
-            cmd.stderr(Stdio::piped()).stdout(Stdio::null());
-        }
-        cmd.stdin(Stdio::null());
+    /// Runs `cmd` (one that hands no stdio to a container) to its end;
+    /// the last line of its stderr names a failure.
+    fn status(&self, what: &'static str, mut cmd: Command) -> Result<(), OciError> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let out = cmd.output().map_err(|source| OciError::Spawn {
             binary: self.binary.clone(),
             source,
@@ -123,10 +123,9 @@ impl OciContainer {
         let last = text.lines().rev().find(|l| !l.trim().is_empty());
         Err(self.failed(
             what,
-            match (last, out.status.code()) {
-                (Some(l), _) => l.trim().to_string(),
-                (None, Some(c)) => format!("exited with {c} (its message is above)"),
-                (None, None) => format!("{}", out.status),
+            match last {
+                Some(l) => l.trim().to_string(),
+                None => out.status.to_string(),
             },
         ))
     }
@@ -180,14 +179,14 @@ impl OciContainer {
     pub fn start(&self) -> Result<(), OciError> {
         let mut cmd = self.command(None);
         cmd.arg("start").arg(&self.id);
-        self.status("start", cmd, true)
+        self.status("start", cmd)
     }
 
     /// `kill`: signal the container's first process.
     pub fn kill(&self, sig: i32) -> Result<(), OciError> {
         let mut cmd = self.command(None);
         cmd.arg("kill").arg(&self.id).arg(sig.to_string());
-        self.status("kill", cmd, true)
+        self.status("kill", cmd)
     }
 
     /// `delete --force`: its runtime state and cgroup go (killing what is
@@ -195,7 +194,7 @@ impl OciContainer {
     pub fn delete(&self) -> Result<(), OciError> {
         let mut cmd = self.command(None);
         cmd.arg("delete").arg("--force").arg(&self.id);
-        self.status("delete", cmd, true)
+        self.status("delete", cmd)
     }
 
     /// `exec --detach`: starts `req` in the container and returns its host
