@@ -275,3 +275,38 @@ fn publish_with_clamped_mtimes_unpacks_instead_of_moving() {
         "the tree stays when it cannot be moved as is"
     );
 }
+
+/// With at least as many unpacks side by side as there are cores, each
+/// parser writes its bodies itself instead of handing them to the writer
+/// threads: that path must give the same exact tree.
+#[test]
+fn unpacks_side_by_side_reproduce_the_tree_exactly() {
+    require_root();
+    let dir = scratch();
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    build_tree(&tree);
+    let want = snapshot(&tree);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let blob = layer::write_layer(&store, &tree, &WriteOptions::default())
+        .unwrap()
+        .expect("a non-empty tree gives a layer");
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let start = std::sync::Barrier::new(n);
+    let dests: Vec<_> = (0..n).map(|i| dir.path().join(format!("out{i}"))).collect();
+    std::thread::scope(|s| {
+        for dest in &dests {
+            let (start, store, blob) = (&start, &store, &blob);
+            s.spawn(move || {
+                fs::create_dir(dest).unwrap();
+                start.wait();
+                let opts = layer::UnpackOptions::layer("side-by-side");
+                let got = layer::unpack_file(&store.blob_path(&blob.digest), dest, &opts).unwrap();
+                assert_eq!(got.diff_id, blob.diff_id);
+            });
+        }
+    });
+    for dest in &dests {
+        assert_same_tree(&want, &snapshot(dest));
+    }
+}
