@@ -199,6 +199,22 @@ fn check_detached(rt: &str) {
         "{rt}: {}",
         stderr(&o)
     );
+    // -u, and the container's seccomp filter on the exec'd process too.
+    let o = rrun(&[
+        "exec",
+        "-u",
+        "1000:1000",
+        &name,
+        "sh",
+        "-c",
+        "id -u; grep ^Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo $?",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "1000\nSeccomp:\t2\n1\n".to_string()),
+        "{rt}: {}",
+        stderr(&o)
+    );
     let o = rrun(&["exec", &name, "no-such-cmd"]);
     assert_eq!(code(&o), 127, "{rt}: {}", stderr(&o));
     assert_eq!(
