@@ -36,7 +36,6 @@ pub struct OciExec {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
-    pub tty: bool,
 }
 
 /// The file (in the container's directory) naming the runtime of a
@@ -199,7 +198,8 @@ impl OciContainer {
 
     /// `exec --detach`: starts `req` in the container and returns its host
     /// pid once it runs; with a subreaper it is then the caller's child.
-    /// `pid_dir` holds the runtime's pid file meanwhile.
+    /// `pid_dir` holds the runtime's pid file meanwhile. With `console`, a
+    /// terminal whose master the runtime sends there.
     pub fn exec(
         &self,
         req: &OciExec,

@@ -61,7 +61,6 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
         cwd: a.workdir.clone().unwrap_or_else(|| s.exec.cwd.clone()),
         uid,
         gid,
-        tty: a.tty,
     };
     let pid = s.pid.map(|p| p.pid).unwrap_or(0);
     if !command_exists(pid, &req.args[0], &req.env) {

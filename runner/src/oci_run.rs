@@ -140,8 +140,15 @@ fn supervise(
     reap_strays();
     drop(signals);
     let waited = waited?;
-    deleted?;
-    let _ = engine::fsutil::remove_tree(&bundle);
+    // The command ran: its exit code stands. If the runtime could not
+    // delete the container, its state stays in the bundle for `rrun rm`
+    // to ask again (lifecycle::remove).
+    match deleted {
+        Ok(()) => {
+            let _ = engine::fsutil::remove_tree(&bundle);
+        }
+        Err(e) => eprintln!("rrun: warning: {e}"),
+    }
     let mut status = match waited {
         WaitResult::Exited(c) => ExitStatus::Exited(c),
         WaitResult::Signaled(s) => ExitStatus::Signaled(s),
