@@ -101,7 +101,13 @@ pub struct Outcome {
 /// need no cleanup: they live in the container's own mount namespace.
 pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, LaunchError> {
     let driver = CgroupDriver::probe()?;
-    let cg = driver.create(&spec.id, &spec.resources)?;
+    // Every device with --privileged, Docker's short list otherwise.
+    let devices = if spec.security.privileged {
+        crate::cgroup::Devices::All
+    } else {
+        crate::cgroup::Devices::Default
+    };
+    let cg = driver.create(&spec.id, &spec.resources, devices)?;
     let result = run_in(spec, &cg, &mut launch);
     let removed = cg.remove();
     let outcome = result?;

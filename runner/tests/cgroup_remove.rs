@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use engine::runtime::Resources;
-use runner::cgroup::{kill::kill_listed, Cgroup, CgroupDriver};
+use runner::cgroup::{kill::kill_listed, Cgroup, CgroupDriver, Devices};
 
 fn driver() -> CgroupDriver {
     assert!(
@@ -32,7 +32,7 @@ impl Group {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let cg = d
-            .create(&id, &Resources::default())
+            .create(&id, &Resources::default(), Devices::Default)
             .expect("create a test group");
         Group {
             cg,

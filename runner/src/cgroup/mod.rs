@@ -6,6 +6,7 @@
 //! `/sys/fs/cgroup/unified`, like the CI machine) use the v1 driver: the v2
 //! tree there has no controllers.
 
+pub mod devices;
 pub mod kill;
 pub mod v1;
 pub mod v2;
@@ -14,6 +15,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use engine::runtime::Resources;
+
+pub use devices::Devices;
 
 pub const PARENT: &str = "rbox";
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -105,11 +108,12 @@ impl CgroupDriver {
         }
     }
 
-    /// Create `rbox/<id>` with `res` applied. On error nothing is left.
-    pub fn create(&self, id: &str, res: &Resources) -> Result<Cgroup> {
+    /// Create `rbox/<id>` with `res` applied and device access limited
+    /// to `devices`. On error nothing is left.
+    pub fn create(&self, id: &str, res: &Resources, devices: Devices) -> Result<Cgroup> {
         match self {
-            CgroupDriver::V1(d) => d.create(id, res).map(Cgroup::V1),
-            CgroupDriver::V2(d) => d.create(id, res).map(Cgroup::V2),
+            CgroupDriver::V1(d) => d.create(id, res, devices).map(Cgroup::V1),
+            CgroupDriver::V2(d) => d.create(id, res, devices).map(Cgroup::V2),
         }
     }
 

@@ -1,5 +1,6 @@
 //! cgroup v1: one hierarchy per controller (or a few co-mounted). We use
-//! memory, cpu, cpuacct and pids; each gets `rbox/<id>` under its mount.
+//! memory, cpu, cpuacct, pids and devices; each gets `rbox/<id>` under its
+//! mount.
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +8,10 @@ use engine::runtime::Resources;
 
 use super::{
     io_err, kill::kill_members, read_procs, remove_dir_when_empty, v2::list_dirs, write_file,
-    CgroupError, InnerMount, Result, PARENT,
+    CgroupError, Devices, InnerMount, Result, PARENT,
 };
 
-const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "devices"];
 
 /// One mounted v1 hierarchy we use.
 #[derive(Debug, Clone)]
@@ -60,7 +61,15 @@ impl V1Driver {
                 });
             }
         }
-        for needed in ["memory", "cpu", "pids"] {
+        for (needed, why) in [
+            ("memory", "container limits (cgroup v1)"),
+            ("cpu", "container limits (cgroup v1)"),
+            ("pids", "container limits (cgroup v1)"),
+            (
+                "devices",
+                "the containers' device access control (cgroup v1)",
+            ),
+        ] {
             if !hierarchies
                 .iter()
                 .any(|h| h.controllers.split(',').any(|c| c == needed))
@@ -68,14 +77,14 @@ impl V1Driver {
                 return Err(CgroupError::MissingController {
                     controller: needed,
                     path: root.to_path_buf(),
-                    why: "container limits (cgroup v1)",
+                    why,
                 });
             }
         }
         Ok(V1Driver { hierarchies })
     }
 
-    pub fn create(&self, id: &str, res: &Resources) -> Result<V1Cgroup> {
+    pub fn create(&self, id: &str, res: &Resources, devices: Devices) -> Result<V1Cgroup> {
         let cg = self.open(id);
         let mut made = Vec::new();
         let result = (|| {
@@ -99,7 +108,11 @@ impl V1Driver {
                 .map_err(io_err("create", &dir))?;
                 made.push(dir);
             }
-            cg.apply(res)
+            cg.apply(res)?;
+            let dir = cg
+                .dir_of("devices")
+                .expect("probe requires the devices hierarchy");
+            super::devices::apply_v1(&dir, devices)
         })();
         if result.is_err() {
             for d in made.iter().rev() {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use engine::runtime::Resources;
 
 use super::{
-    io_err, kill::kill_members, read_procs, remove_dir_when_empty, write_file, CgroupError, Result,
-    PARENT,
+    io_err, kill::kill_members, read_procs, remove_dir_when_empty, write_file, CgroupError,
+    Devices, Result, PARENT,
 };
 
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl V2Driver {
         write_file(&file, &line.join(" "))
     }
 
-    pub fn create(&self, id: &str, res: &Resources) -> Result<V2Cgroup> {
+    pub fn create(&self, id: &str, res: &Resources, devices: Devices) -> Result<V2Cgroup> {
         let parent = self.root.join(PARENT);
         let wanted: Vec<&'static str> = CONTROLLERS.to_vec();
         Self::enable_controllers(&self.root, &wanted, "container limits")?;
@@ -68,7 +68,10 @@ impl V2Driver {
         let path = parent.join(id);
         std::fs::create_dir(&path).map_err(io_err("create", &path))?;
         let cg = V2Cgroup { path };
-        if let Err(e) = cg.apply(res) {
+        let applied = cg
+            .apply(res)
+            .and_then(|()| super::devices::apply_v2(&cg.path, devices));
+        if let Err(e) = applied {
             let _ = std::fs::remove_dir(&cg.path);
             return Err(e);
         }
