@@ -34,6 +34,8 @@ enum Command {
     Images(commands::images::ImagesArgs),
     /// Remove one or more images
     Rmi(commands::images::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commands::images::TagArgs),
     /// Display detailed information on an image (config and layers as JSON)
     Inspect(commands::images::InspectArgs),
     /// Remove blobs and unpacked layers no image references
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::import::run(&cli.root, args),
         Command::Images(args) => commands::images::list(&cli.root, args),
         Command::Rmi(args) => commands::images::remove(&cli.root, args),
+        Command::Tag(args) => commands::images::tag(&cli.root, args),
         Command::Inspect(args) => commands::images::inspect(&cli.root, args),
         Command::Gc => commands::images::gc(&cli.root),
         Command::Fsck => commands::images::fsck(&cli.root),

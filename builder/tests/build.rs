@@ -328,3 +328,32 @@ fn add_downloads_urls_and_checks_checksums() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("download failed"), "{}", stderr(&out));
 }
+
+#[test]
+fn tag_adds_a_name_and_rmi_of_it_keeps_the_image() {
+    let o = rbuild(&["tag", "busybox", "tagged/box:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids = |name: &str| -> Vec<String> {
+        stdout(&rbuild(&["images"]))
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids("tagged/box"),
+        ids("busybox"),
+        "the new name is another image"
+    );
+    assert_eq!(run_ok("tagged/box:1", &["echo", "hi"]), "hi\n");
+    assert!(rbuild(&["rmi", "tagged/box:1"]).status.success());
+    assert!(ids("tagged/box").is_empty());
+    assert_eq!(run_ok("busybox", &["echo", "still"]), "still\n");
+
+    let o = rbuild(&["tag", "no-such-image:1", "x:1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no-such-image"), "{}", stderr(&o));
+    let o = rbuild(&["tag", "busybox", "Bad Name"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Bad Name"), "{}", stderr(&o));
+}

@@ -23,6 +23,14 @@ pub struct RmiArgs {
 }
 
 #[derive(clap::Args)]
+pub struct TagArgs {
+    /// Image to tag: NAME[:TAG] or ID
+    pub source: String,
+    /// The new reference, NAME[:TAG]
+    pub target: String,
+}
+
+#[derive(clap::Args)]
 pub struct InspectArgs {
     /// Image, NAME[:TAG] or ID
     pub image: String,
@@ -80,6 +88,20 @@ pub fn remove(root: &Path, args: RmiArgs) -> anyhow::Result<()> {
     if failed {
         bail!("some images were not removed");
     }
+    Ok(())
+}
+
+/// `docker tag`: one more name for an image; an existing TARGET moves.
+pub fn tag(root: &Path, args: TagArgs) -> anyhow::Result<()> {
+    let store = super::open_store(root)?;
+    let target: ImageRef = args
+        .target
+        .parse()
+        .with_context(|| format!("target image name {:?}", args.target))?;
+    let image = store.find_image(&args.source)?;
+    store
+        .tag(&target, &image.manifest_digest)
+        .with_context(|| format!("tag {} as {target}", args.source))?;
     Ok(())
 }
 
