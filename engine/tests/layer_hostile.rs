@@ -328,3 +328,48 @@ fn giant_extension_headers_are_refused_before_they_are_read() {
     assert_eq!(fs::read(a.layer.join(&long)).unwrap(), b"body");
     a.assert_outside_untouched();
 }
+
+/// A byte changed inside a zstd frame that still decompresses: without an
+/// expected diff id, zstd's frame checksum refuses it; with one (a layer
+/// of an image), the unpack skips that checksum and the diff id refuses it.
+#[test]
+fn a_changed_byte_inside_a_zstd_frame_is_refused_with_or_without_its_checksum() {
+    use std::io::Write;
+    let a = arena();
+    // Incompressible bytes: zstd stores them in raw blocks, so a changed
+    // byte decompresses to a changed byte instead of failing to decode.
+    let mut x: u32 = 0x1234_5678;
+    let body: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let tar = tar_of(&[(b"f", F, &body, b"")]);
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    enc.include_checksum(true).unwrap();
+    enc.write_all(&tar).unwrap();
+    let mut blob = enc.finish().unwrap();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x55;
+
+    let e = a.unpack(&blob).unwrap_err();
+    assert!(matches!(e, LayerError::Corrupt { .. }), "{e}");
+    a.assert_outside_untouched();
+
+    let store = Store::open(&a.outer.join("store")).unwrap();
+    let (digest, size) = store.put_blob(&blob).unwrap();
+    let desc = engine::Descriptor {
+        media_type: engine::image::media_type::LAYER_ZSTD.into(),
+        digest,
+        size,
+        annotations: Default::default(),
+    };
+    let diff_id = engine::Digest::blake3_of(&tar);
+    let e = layer::unpack_layer(&store, &desc, &diff_id).unwrap_err();
+    assert!(matches!(e, LayerError::DiffIdMismatch { .. }), "{e}");
+    assert!(!store.has_layer(&diff_id));
+    assert!(listing(store.tmp_dir()).is_empty());
+}

@@ -186,14 +186,8 @@ pub fn unpack_layer(
         fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
         let mut opts = UnpackOptions::layer(blob.digest.to_string());
         opts.algorithm = diff_id.algorithm();
-        let unpacked = unpack_file(&store.blob_path(&blob.digest), &fs_dir, &opts)?;
-        if unpacked.diff_id != *diff_id {
-            return Err(LayerError::DiffIdMismatch {
-                layer: opts.label,
-                expected: diff_id.clone(),
-                actual: unpacked.diff_id,
-            });
-        }
+        opts.expected_diff_id = Some(diff_id.clone());
+        unpack_file(&store.blob_path(&blob.digest), &fs_dir, &opts)?;
         publish(store, &staged, diff_id)
     })();
     if result.is_err() {

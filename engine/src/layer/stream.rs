@@ -24,12 +24,13 @@ pub fn unpack_mapped(
             source: io::Error::new(io::ErrorKind::InvalidData, msg),
         })?;
     let algorithm = opts.algorithm;
+    let check = opts.expected_diff_id.is_none();
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Block>(AHEAD);
         // Spent blocks go back to be refilled: no allocation, no page
         // faults and no zeroing per block.
         let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(AHEAD + 2);
-        s.spawn(move || decompress_blocks(compression, bytes, algorithm, tx, recycle_rx));
+        s.spawn(move || decompress_blocks(compression, bytes, algorithm, check, tx, recycle_rx));
         let mut u = unpack_tar(BlockReader::new(rx, recycle_tx), dest, opts)?;
         u.compression = compression;
         Ok(u)
@@ -52,12 +53,13 @@ fn decompress_blocks(
     compression: Compression,
     bytes: &[u8],
     algorithm: Algorithm,
+    check: bool,
     tx: SyncSender<Block>,
     recycled: Receiver<Vec<u8>>,
 ) {
     let mut hasher = StreamHasher::new(algorithm);
     let mut total = 0u64;
-    let mut decoder = match compression.decoder(bytes) {
+    let mut decoder = match compression.decoder_checked(bytes, check) {
         Ok(d) => d,
         Err(e) => {
             let _ = tx.send(Block::Failed(e));

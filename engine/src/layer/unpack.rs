@@ -44,6 +44,10 @@ pub struct UnpackOptions {
     pub whiteouts: bool,
     /// The algorithm of the returned diff id.
     pub algorithm: Algorithm,
+    /// The diff id the stream must hash to: the unpack fails with
+    /// `DiffIdMismatch` otherwise. Given one, zstd's own frame checksum is
+    /// not computed (the digest of the whole stream already covers it).
+    pub expected_diff_id: Option<Digest>,
 }
 
 impl UnpackOptions {
@@ -53,6 +57,7 @@ impl UnpackOptions {
             label: label.into(),
             whiteouts: true,
             algorithm: Algorithm::Blake3,
+            expected_diff_id: None,
         }
     }
 
@@ -117,7 +122,9 @@ fn unpack_buffered<R: BufRead>(
         layer: opts.label.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, msg),
     })?;
-    let decoder = compression.decoder(input).map_err(corrupt)?;
+    let decoder = compression
+        .decoder_checked(input, opts.expected_diff_id.is_none())
+        .map_err(corrupt)?;
     let hashing = HashingRead {
         inner: decoder,
         hasher: StreamHasher::new(opts.algorithm),
@@ -175,6 +182,15 @@ pub(super) fn unpack_tar<R: StreamEnd>(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
     let (diff_id, tar_size) = rest.into_inner().end();
+    if let Some(expected) = &opts.expected_diff_id {
+        if *expected != diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                layer: opts.label.clone(),
+                expected: expected.clone(),
+                actual: diff_id,
+            });
+        }
+    }
     if let Some(end) = u.end_of_last {
         if tar_size < end + 512 {
             return Err(corrupt(io::Error::new(
