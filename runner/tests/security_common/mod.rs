@@ -145,14 +145,18 @@ impl Child {
         }
     }
 
-    /// Reads to EOF and reaps; kills the child and panics past `timeout`.
+    /// Reaps the child and collects its output; kills it and panics past
+    /// `timeout`. Its end is its exit, not the pipe's EOF: the test binary
+    /// runs tests in threads, and a sibling test that forks while our pipe
+    /// is open gives its (unexec'd) child a copy of our write end, which
+    /// then keeps the pipe open as long as that child lives (waiting for
+    /// EOF timed out once in CI, under load, after the child had exited).
     pub fn finish(mut self, timeout: Duration) -> (WaitStatus, String) {
         let deadline = Instant::now() + timeout;
-        while self.read_some(deadline) {}
         loop {
             match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid") {
                 WaitStatus::StillAlive if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
+                    self.read_some((Instant::now() + Duration::from_millis(10)).min(deadline));
                 }
                 WaitStatus::StillAlive => {
                     let _ = kill(self.pid, Signal::SIGKILL);
@@ -162,7 +166,11 @@ impl Child {
                         self.output
                     );
                 }
-                st => return (st, self.output),
+                st => {
+                    // What it wrote before exiting is in the pipe already.
+                    while self.read_some(Instant::now() + Duration::from_millis(50)) {}
+                    return (st, self.output);
+                }
             }
         }
     }
