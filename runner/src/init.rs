@@ -84,6 +84,15 @@ fn exec_command(argv: &[CString], env: &[CString], original_mask: &SigSet) -> ! 
         Ok(()) | Err(nix::Error::ENOTTY) | Err(nix::Error::ENXIO) => {}
         Err(e) => die(format_args!("taking the terminal's foreground: {e}"), 125),
     }
+    // Default dispositions for the command, whatever PID 1 inherited: a
+    // SIGHUP ignored by whoever started us (nohup) would otherwise make the
+    // command deaf to the SIGHUP we forward.
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: setting a signal's disposition to the default.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(original_mask), None);
     let Some(name) = argv.first() else {
         die(format_args!("no command given"), 125)
