@@ -5,6 +5,7 @@ mod cli;
 mod detach;
 mod oci_exec;
 mod oci_run;
+mod oci_watchdog;
 mod run;
 
 use std::process::ExitCode;

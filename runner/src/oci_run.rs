@@ -27,6 +27,7 @@ use runner::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State, Status};
 use runner::sys;
 
+use crate::oci_watchdog::Watchdog;
 use crate::run::{report_outcome, Coded};
 
 /// How long the runtime's console connection may take once `create` or
@@ -102,6 +103,14 @@ fn supervise(
             let _ = ctr.delete();
             command_error(spec, e)
         })?;
+    // In the foreground the container dies with rrun, as natively.
+    let watchdog = match ProcessId::of(pid).filter(|_| forward_signals) {
+        Some(p) => Watchdog::start(&ctr, p).map(Some).inspect_err(|_| {
+            let _ = ctr.kill(libc::SIGKILL);
+            let _ = ctr.delete();
+        })?,
+        None => None,
+    };
     let waited = (|| -> Result<WaitResult> {
         let relay = match &console {
             Some(c) => {
@@ -129,6 +138,9 @@ fn supervise(
         }
         Ok(waited)
     })();
+    if let Some(w) = watchdog {
+        w.finish();
+    }
     if waited.is_err() {
         let _ = ctr.kill(libc::SIGKILL);
     }

@@ -613,9 +613,9 @@ fn wait_running(name: &str) -> String {
 }
 
 /// Foreground: a signal to rrun reaches the container's PID 1; and when
-/// rrun itself is SIGKILLed, the next rrun reaps what it left: the
-/// container's processes, the runtime's cgroups (in every hierarchy) and
-/// its state.
+/// rrun itself is SIGKILLed, the container dies with it and the runtime
+/// forgets it (its state, its cgroups in every hierarchy); the next rrun
+/// records the exit.
 fn check_signals_and_reaping(rt: &str) {
     use std::os::unix::process::ExitStatusExt;
     require(rt);
@@ -640,8 +640,20 @@ fn check_signals_and_reaping(rt: &str) {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(7), "{rt}: {st:?}");
 
+    // A store of its own: no other test's rrun may reap for us here.
+    let root = std::env::temp_dir().join(format!("rrun-test-oci-reap-{rt}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = engine::Store::open(&root).unwrap();
+    fixtures::ensure_busybox_image(&store, "busybox").expect("the busybox fixture image");
+    drop(store);
+    let own = |args: &[&str]| {
+        let mut c = std::process::Command::new(RRUN);
+        c.arg("--root").arg(&root).args(args);
+        c.stdin(std::process::Stdio::null());
+        c
+    };
     let name = format!("oci-reap-{rt}");
-    let mut child = rrun_cmd(&[
+    let mut child = own(&[
         "run",
         "--name",
         &name,
@@ -651,33 +663,60 @@ fn check_signals_and_reaping(rt: &str) {
         "sleep",
         "1000",
     ])
+    // Its output not ours: a container left running by a failure here
+    // must not hold the harness's pipes open.
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    let id = wait_running(&name);
-    let pid = state_of(&id)["pid"]["pid"].as_i64().unwrap();
+    let state = root.join("containers");
+    let mut id = String::new();
+    wait_for(
+        "the container running",
+        std::time::Duration::from_secs(20),
+        || {
+            let Some(d) = std::fs::read_dir(&state).ok().and_then(|mut d| d.next()) else {
+                return false;
+            };
+            id = d.unwrap().file_name().to_string_lossy().into_owned();
+            std::fs::read_to_string(state.join(&id).join("state.json"))
+                .is_ok_and(|t| t.contains("\"running\""))
+        },
+    );
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let pid = st["pid"]["pid"].as_i64().unwrap();
     assert!(!cgroups_of(&id).is_empty(), "{rt}: no cgroup for {id}");
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
-    // The container outlives its rrun until the next rrun looks.
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let status = ps_status(&name);
-    assert!(status.starts_with("Exited"), "{rt}: {status}");
+    // The container dies with its rrun, as natively, and the runtime
+    // deletes it (its cgroups in every hierarchy) before any rrun looks.
     wait_for(
         "the container's process gone",
         std::time::Duration::from_secs(10),
         || {
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map(|s| s.contains(") Z "))
-                    .unwrap_or(true)
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
         },
     );
-    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new(), "{rt}");
-    assert!(
-        !container_dir(&id).join("bundle/state").join(&id).exists(),
-        "{rt}: the runtime still knows the container"
+    wait_for(
+        "the runtime's cgroups gone",
+        std::time::Duration::from_secs(10),
+        || cgroups_of(&id).is_empty(),
     );
-    assert_eq!(code(&rrun(&["rm", &name])), 0);
+    wait_for(
+        "the runtime forgetting the container",
+        std::time::Duration::from_secs(10),
+        || !state.join(&id).join("bundle/state").join(&id).exists(),
+    );
+    // The next rrun records the exit.
+    let ps = own(&["ps", "-a"]).output().unwrap();
+    assert!(stdout(&ps).contains("Exited (?)"), "{rt}: {}", stdout(&ps));
+    let o = own(&["rm", &name]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
