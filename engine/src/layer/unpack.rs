@@ -3,7 +3,8 @@
 //!
 //! One thread decompresses and parses, creating directories, links and
 //! special files in stream order and regular files empty; file bodies and
-//! their metadata are written by the pool in `bodies`. Directory metadata is
+//! their metadata are written by the pool in `bodies`, or by the parser
+//! itself while every core already runs an unpack. Directory metadata is
 //! applied last, when nothing will touch their mtimes any more.
 //!
 //! Refusals (invariant 2): `..` components; writes through a symlink or a
