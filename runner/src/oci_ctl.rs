@@ -1,5 +1,5 @@
 //! One container of an external OCI runtime driven in steps — `create`,
-//! `start`, `exec --detach`, `kill`, `delete` — instead of one `run`, so
+//! `start`, `exec --detach`, `delete` — instead of one `run`, so
 //! that rrun itself waits for the container's process: the caller makes
 //! itself a child subreaper (`become_subreaper`), the runtime's `create`
 //! exits once the process is made, and the process is re-parented to the
@@ -179,13 +179,6 @@ impl OciContainer {
         let mut cmd = self.command(None);
         cmd.arg("start").arg(&self.id);
         self.status("start", cmd)
-    }
-
-    /// `kill`: signal the container's first process.
-    pub fn kill(&self, sig: i32) -> Result<(), OciError> {
-        let mut cmd = self.command(None);
-        cmd.arg("kill").arg(&self.id).arg(sig.to_string());
-        self.status("kill", cmd)
     }
 
     /// `delete --force`: its runtime state and cgroup go (killing what is

@@ -71,12 +71,14 @@ fn record_exit(s: &mut State, o: &Outcome, code: i32) {
 
 /// Create, start and wait for the container, then delete it from the
 /// runtime (on every path once created). `on_started` gets the host pid
-/// of its first process once that runs the command.
+/// of its first process once that runs the command. `foreground`: rrun's
+/// signals are forwarded to it, and it dies with rrun (the detached
+/// supervisor is in a session of its own, as natively).
 fn supervise(
     runtime: &str,
     spec: &ContainerSpec,
     dir: &Path,
-    forward_signals: bool,
+    foreground: bool,
     on_started: &mut dyn FnMut(i32),
 ) -> Result<Outcome> {
     let bundle = dir.join("bundle");
@@ -87,7 +89,7 @@ fn supervise(
     let ctr = OciContainer::new(runtime, &bundle, &spec.id);
     // Blocked before anything starts (the relay thread inherits the mask):
     // a signal meanwhile waits for the container instead of killing rrun.
-    let signals = forward_signals.then(ForwardedSignals::block);
+    let signals = foreground.then(ForwardedSignals::block);
     become_subreaper()?;
     let console = spec.tty.then(ConsoleSocket::bind).transpose()?;
     let pid = ctr
@@ -104,9 +106,11 @@ fn supervise(
             command_error(spec, e)
         })?;
     // In the foreground the container dies with rrun, as natively.
-    let watchdog = match ProcessId::of(pid).filter(|_| forward_signals) {
+    let watchdog = match ProcessId::of(pid).filter(|_| foreground) {
         Some(p) => Watchdog::start(&ctr, p).map(Some).inspect_err(|_| {
-            let _ = ctr.kill(libc::SIGKILL);
+            // SAFETY: kill takes integers; our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = spawn::try_wait(pid, true);
             let _ = ctr.delete();
         })?,
         None => None,
@@ -142,7 +146,11 @@ fn supervise(
         w.finish();
     }
     if waited.is_err() {
-        let _ = ctr.kill(libc::SIGKILL);
+        // Our child since `create` returned (unreaped, so the pid is
+        // still its own): killed and reaped here.
+        // SAFETY: kill takes integers.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = spawn::try_wait(pid, true);
     }
     // Before `delete`, which removes the cgroup holding the counter.
     let oom_kills = CgroupDriver::probe()
