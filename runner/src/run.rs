@@ -468,7 +468,8 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     drop(store);
     let r = if a.runtime != "native" {
         let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
-        finish_simple(&dir, a.rm, r)
+        // Detached, --rm is the supervisor's to do once the container ends.
+        finish_simple(&dir, a.rm && !a.detach, r)
     } else if a.detach {
         crate::detach::run_detached(&spec, &dir, state)
     } else {

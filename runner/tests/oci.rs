@@ -728,3 +728,79 @@ fn crun_signals_and_a_killed_rrun() {
 fn runc_signals_and_a_killed_rrun() {
     check_signals_and_reaping("runc");
 }
+
+/// The console sockets under /run/rbox/console (named c-PID-N-NANOS by
+/// the rrun that listens on one).
+fn console_sockets() -> Vec<String> {
+    std::fs::read_dir("/run/rbox/console")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every mode leaves nothing: -t (its console socket), -d then rm, and
+/// -d --rm: no cgroup of the runtime's in any hierarchy, no container
+/// directory, no socket of a finished rrun.
+fn check_modes_leave_nothing(rt: &str) {
+    require(rt);
+    let before = console_sockets();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let o = rrun(&["run", "-t", "--rm", "--runtime", rt, "busybox", "true"]);
+        assert_eq!(code(&o), 0, "{rt} -t: {}", stderr(&o));
+        let name = format!("oci-modes-{rt}-{i}");
+        let o = rrun(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--runtime",
+            rt,
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(code(&o), 0, "{rt} -d: {}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        wait_for(
+            "the exit recorded",
+            std::time::Duration::from_secs(10),
+            || state_of(&id)["status"] == "exited",
+        );
+        assert_eq!(code(&rrun(&["rm", &name])), 0);
+        ids.push(id);
+        let o = rrun(&["run", "-d", "--rm", "--runtime", rt, "busybox", "true"]);
+        assert_eq!(code(&o), 0, "{rt} -d --rm: {}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        wait_for(
+            "the --rm container gone",
+            std::time::Duration::from_secs(10),
+            || !container_dir(&id).exists(),
+        );
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(cgroups_of(id), Vec::<std::path::PathBuf>::new(), "{rt}");
+        assert!(!container_dir(id).exists(), "{rt}: {id} left its directory");
+    }
+    // New sockets may belong to other tests' live rruns, never to a dead one.
+    for name in console_sockets().iter().filter(|n| !before.contains(n)) {
+        let pid = name.split('-').nth(1).unwrap();
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{rt}: console socket {name} outlived its rrun"
+        );
+    }
+}
+
+#[test]
+fn crun_modes_leave_nothing() {
+    check_modes_leave_nothing("crun");
+}
+
+#[test]
+fn runc_modes_leave_nothing() {
+    check_modes_leave_nothing("runc");
+}
