@@ -1,7 +1,9 @@
 //! `rrun run -d`: a supervisor (double fork, new session) starts the
 //! container with its output in `containers/<id>/container.log`, records
 //! the exit, and cleans up. The foreground rrun waits only until the
-//! command has started (or failed to), then prints the id.
+//! command has started (or failed to), then prints the id. The native
+//! runner (here) and the external OCI runtimes (oci_run.rs) share the
+//! supervisor; each brings the body that runs the container.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -17,7 +19,63 @@ use runner::sys;
 
 use crate::run::Coded;
 
-pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+/// The supervisor's side of the protocol with the rrun that started it:
+/// one answer on the report pipe (`ok`, or `<code> <reason>`), and the
+/// container's state kept in its directory.
+pub struct Supervisor<'a> {
+    dir: &'a Path,
+    state: RefCell<State>,
+    report: RefCell<Option<OwnedFd>>,
+}
+
+impl Supervisor<'_> {
+    /// The command runs: its pid goes into the state, and the caller is told.
+    pub fn started(&self, pid: i32) {
+        let mut s = self.state.borrow_mut();
+        s.pid = ProcessId::of(pid);
+        s.status = Status::Running;
+        let _ = s.save(self.dir);
+        if let Some(r) = self.report.borrow_mut().take() {
+            let _ = sys::write_all_fd(r.as_raw_fd(), b"ok");
+        }
+    }
+
+    /// It never started: the directory goes first (the caller may look at
+    /// once), then the caller gets the exit code and the reason.
+    pub fn failed(&self, code: i32, reason: &str) -> i32 {
+        let _ = engine::fsutil::remove_tree(self.dir);
+        if let Some(r) = self.report.borrow_mut().take() {
+            let _ = sys::write_all_fd(r.as_raw_fd(), format!("{code} {reason}").as_bytes());
+        }
+        code
+    }
+
+    /// It ended with `code`: keep the record, or nothing with `--rm`.
+    pub fn exited(&self, code: i32, oom_killed: bool) -> i32 {
+        let mut s = self.state.borrow_mut();
+        if s.auto_remove {
+            let _ = engine::fsutil::remove_tree(self.dir);
+        } else {
+            s.status = Status::Exited;
+            s.exit_code = Some(code);
+            s.oom_killed = oom_killed;
+            s.finished = Some(runner::state::now());
+            let _ = s.save(self.dir);
+        }
+        code
+    }
+}
+
+/// Fork the supervisor (in a session of its own, stdin on /dev/null,
+/// output in `container.log`) and run `body` in it; its return value is
+/// the supervisor's exit code. Here: print the id once the command runs,
+/// or fail with the supervisor's code and reason.
+pub fn spawn_supervisor(
+    id: &str,
+    dir: &Path,
+    state: State,
+    body: impl FnOnce(&Supervisor<'_>) -> i32,
+) -> Result<i32> {
     let (rd, wr) = sys::pipe().context("create pipe")?;
     let log = OpenOptions::new()
         .create(true)
@@ -34,7 +92,25 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
             // SAFETY: as above; the intermediate child only forks and exits.
             match unsafe { libc::fork() } {
                 0 => {
-                    let code = supervise(spec, dir, state, wr, log, devnull);
+                    // Our stdio (and so the container's) must not keep the
+                    // caller's terminal or pipes open.
+                    // SAFETY: dup2 onto 0..2 of descriptors we own.
+                    unsafe {
+                        libc::dup2(devnull.as_raw_fd(), 0);
+                        libc::dup2(log.as_raw_fd(), 1);
+                        libc::dup2(log.as_raw_fd(), 2);
+                    }
+                    drop(devnull);
+                    drop(log);
+                    let mut state = state;
+                    state.supervisor = Some(ProcessId::current());
+                    let _ = state.save(dir);
+                    let sup = Supervisor {
+                        dir,
+                        state: RefCell::new(state),
+                        report: RefCell::new(Some(wr)),
+                    };
+                    let code = body(&sup);
                     // SAFETY: _exit skips the parent's atexit work.
                     unsafe { libc::_exit(code) }
                 }
@@ -47,9 +123,8 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
             let _ = runner::spawn::try_wait(child, true);
             let mut buf = String::new();
             let _ = File::from(rd).read_to_string(&mut buf);
-            if let Some(rest) = buf.strip_prefix("ok") {
-                let _ = rest;
-                println!("{}", spec.id);
+            if buf == "ok" {
+                println!("{id}");
                 return Ok(0);
             }
             let (code, msg) = buf
@@ -63,70 +138,26 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
     }
 }
 
-fn supervise(
-    spec: &ContainerSpec,
-    dir: &Path,
-    state: State,
-    report: OwnedFd,
-    log: File,
-    devnull: File,
-) -> i32 {
-    // Our stdio must not keep the caller's terminal or pipes open.
-    // SAFETY: dup2 onto 0..2 of descriptors we own.
-    unsafe {
-        libc::dup2(devnull.as_raw_fd(), 0);
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
-    }
-    drop(devnull);
-    drop(log);
-    let state = RefCell::new(state);
-    state.borrow_mut().supervisor = Some(ProcessId::current());
-    let _ = state.borrow().save(dir);
-    let report = RefCell::new(Some(report));
-    let mut on_started = |pid: i32| {
-        let mut s = state.borrow_mut();
-        s.pid = ProcessId::of(pid);
-        s.status = Status::Running;
-        let _ = s.save(dir);
-        if let Some(r) = report.borrow_mut().take() {
-            let _ = sys::write_all_fd(r.as_raw_fd(), b"ok");
-        }
-    };
-    let mut launch = Launch::new(dir);
-    launch.forward_signals = false;
-    launch.die_with_parent = false;
-    launch.on_started = Some(&mut on_started);
-    let result = container::run(spec, launch);
-    let mut s = state.into_inner();
-    match result {
-        Err(e) => {
-            // Clean up before answering: the caller may look right away.
-            let _ = engine::fsutil::remove_tree(dir);
-            if let Some(r) = report.borrow_mut().take() {
-                let msg = format!("{} {e}", e.exit_code());
-                let _ = sys::write_all_fd(r.as_raw_fd(), msg.as_bytes());
+/// The native runner's `-d`.
+pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+    spawn_supervisor(&spec.id, dir, state, |sup| {
+        let mut on_started = |pid: i32| sup.started(pid);
+        let mut launch = Launch::new(dir);
+        launch.forward_signals = false;
+        launch.die_with_parent = false;
+        launch.on_started = Some(&mut on_started);
+        match container::run(spec, launch) {
+            Err(e) => sup.failed(e.exit_code(), &e.to_string()),
+            Ok(o) => {
+                let oom = o.status == ExitStatus::OutOfMemory;
+                if oom {
+                    eprintln!(
+                        "rrun: container was killed: out of memory (limit {} MiB)",
+                        o.memory_limit.unwrap_or(0) >> 20
+                    );
+                }
+                sup.exited(o.status.code(), oom)
             }
-            e.exit_code()
         }
-        Ok(o) => {
-            let code = o.status.code();
-            if o.status == ExitStatus::OutOfMemory {
-                eprintln!(
-                    "rrun: container was killed: out of memory (limit {} MiB)",
-                    o.memory_limit.unwrap_or(0) >> 20
-                );
-            }
-            if s.auto_remove {
-                let _ = engine::fsutil::remove_tree(dir);
-            } else {
-                s.status = Status::Exited;
-                s.exit_code = Some(code);
-                s.oom_killed = o.status == ExitStatus::OutOfMemory;
-                s.finished = Some(runner::state::now());
-                let _ = s.save(dir);
-            }
-            code
-        }
-    }
+    })
 }

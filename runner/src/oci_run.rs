@@ -8,13 +8,11 @@
 //! containers (`exec` goes through the runtime: see oci_exec.rs).
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
 use runner::cgroup::CgroupDriver;
 use runner::console::Relay;
@@ -25,7 +23,6 @@ use runner::oci_ctl::{
 };
 use runner::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State, Status};
-use runner::sys;
 
 use crate::oci_watchdog::Watchdog;
 use crate::run::{report_outcome, Coded};
@@ -204,124 +201,37 @@ fn reap_strays() {
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
-/// `-d`: as the native runner's detach.rs, a supervisor (double fork, new
-/// session) runs `supervise` with the output in `container.log`; this
-/// rrun waits only until the command started (or failed to), then prints
-/// the id.
+/// `-d`: the native runner's supervisor (detach.rs) with this runtime's
+/// body; this rrun waits only until the command started (or failed to),
+/// then prints the id.
 fn run_detached(runtime: &str, spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
-    let (rd, wr) = sys::pipe().context("create pipe")?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("container.log"))
-        .context("create container.log")?;
-    let devnull = File::open("/dev/null").context("open /dev/null")?;
-    // SAFETY: rrun is single-threaded here; the child goes on with normal code.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => {
-            drop(rd);
-            let _ = nix::unistd::setsid();
-            // SAFETY: as above; the intermediate child only forks and exits.
-            match unsafe { libc::fork() } {
-                0 => {
-                    let code = supervise_detached(runtime, spec, dir, state, wr, log, devnull);
-                    // SAFETY: _exit skips the parent's atexit work.
-                    unsafe { libc::_exit(code) }
-                }
-                // SAFETY: as above.
-                _ => unsafe { libc::_exit(0) },
-            }
-        }
-        child => {
-            drop(wr);
-            let _ = spawn::try_wait(child, true);
-            let mut buf = String::new();
-            let _ = File::from(rd).read_to_string(&mut buf);
-            if buf == "ok" {
-                println!("{}", spec.id);
-                return Ok(0);
-            }
-            let (code, msg) = buf
-                .split_once(' ')
-                .unwrap_or(("125", "the supervisor died before the container started"));
-            bail!(Coded(
-                code.parse().unwrap_or(125),
-                anyhow!("{}", msg.trim())
-            ));
-        }
-    }
-}
-
-fn supervise_detached(
-    runtime: &str,
-    spec: &ContainerSpec,
-    dir: &Path,
-    state: State,
-    report: OwnedFd,
-    log: File,
-    devnull: File,
-) -> i32 {
-    // Our stdio (and so the runtime's and the container's) must not keep
-    // the caller's terminal or pipes open.
-    // SAFETY: dup2 onto 0..2 of descriptors we own.
-    unsafe {
-        libc::dup2(devnull.as_raw_fd(), 0);
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
-    }
-    drop(devnull);
-    drop(log);
-    let state = RefCell::new(state);
-    state.borrow_mut().supervisor = Some(ProcessId::current());
-    let _ = state.borrow().save(dir);
-    let report = RefCell::new(Some(report));
-    let mut on_started = |pid: i32| {
-        let mut s = state.borrow_mut();
-        s.pid = ProcessId::of(pid);
-        s.status = Status::Running;
-        let _ = s.save(dir);
-        if let Some(r) = report.borrow_mut().take() {
-            let _ = sys::write_all_fd(r.as_raw_fd(), b"ok");
-        }
-    };
-    let result = supervise(runtime, spec, dir, false, &mut on_started);
-    let mut s = state.into_inner();
-    match result {
-        Err(e) => {
-            // The runtime's own message went to the log, which goes with
-            // the directory: keep its last line for the caller.
-            let said = std::fs::read_to_string(dir.join("container.log"))
-                .ok()
-                .and_then(|t| {
-                    t.lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .map(String::from)
-                });
-            // Clean up before answering: the caller may look right away.
-            let _ = engine::fsutil::remove_tree(dir);
-            if let Some(r) = report.borrow_mut().take() {
+    crate::detach::spawn_supervisor(&spec.id, dir, state, |sup| {
+        let mut on_started = |pid: i32| sup.started(pid);
+        match supervise(runtime, spec, dir, false, &mut on_started) {
+            Err(e) => {
+                // The runtime's own message went to the log, which goes
+                // with the directory: keep its last line for the caller.
+                let said = std::fs::read_to_string(dir.join("container.log"))
+                    .ok()
+                    .and_then(|t| {
+                        t.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(String::from)
+                    });
                 let code = crate::run::exit_code_of(&e);
-                let mut msg = format!("{code} {}", crate::run::one_line(&e));
+                let mut msg = crate::run::one_line(&e);
                 if code == 125 {
                     if let Some(said) = said {
                         msg.push_str(&format!(": {runtime} said: {said}"));
                     }
                 }
-                let _ = sys::write_all_fd(r.as_raw_fd(), msg.as_bytes());
+                sup.failed(code, &msg)
             }
-            crate::run::exit_code_of(&e)
-        }
-        Ok(o) => {
-            let code = report_outcome(&o);
-            if s.auto_remove {
-                let _ = engine::fsutil::remove_tree(dir);
-            } else {
-                record_exit(&mut s, &o, code);
-                let _ = s.save(dir);
+            Ok(o) => {
+                let code = report_outcome(&o);
+                sup.exited(code, o.status == ExitStatus::OutOfMemory)
             }
-            code
         }
-    }
+    })
 }

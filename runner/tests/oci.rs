@@ -589,29 +589,6 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
-fn wait_running(name: &str) -> String {
-    let mut id = String::new();
-    wait_for(
-        "the container running",
-        std::time::Duration::from_secs(20),
-        || {
-            let ps = stdout(&rrun(&["ps"]));
-            match ps.lines().find(|l| l.ends_with(&format!(" {name}"))) {
-                Some(l) => {
-                    id = l[..12].to_string();
-                    true
-                }
-                None => false,
-            }
-        },
-    );
-    let dirs = std::fs::read_dir(store_root().join("containers")).unwrap();
-    dirs.flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|d| d.starts_with(&id))
-        .expect("its directory")
-}
-
 /// Foreground: a signal to rrun reaches the container's PID 1; and when
 /// rrun itself is SIGKILLed, the container dies with it and the runtime
 /// forgets it (its state, its cgroups in every hierarchy); the next rrun
@@ -630,14 +607,34 @@ fn check_signals_and_reaping(rt: &str) {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+        "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
     ])
+    .stdout(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    wait_running(&name);
+    // Only once the trap is set: PID 1 of a pid namespace ignores a
+    // signal it has no handler for, so an earlier TERM would be lost and
+    // the loop would run forever.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n", "{rt}");
     // SAFETY: kill takes integers; the child is ours and unreaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let st = child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{rt}: SIGTERM to rrun did not end the container within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(st.code(), Some(7), "{rt}: {st:?}");
 
     // A store of its own: no other test's rrun may reap for us here.
