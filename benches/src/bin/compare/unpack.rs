@@ -18,7 +18,7 @@ use crate::{rbox, Ctx};
 pub fn run(ctx: &Ctx) -> Section {
     let mut s = Section::new("unpack", "Image unpack: layer blobs → directories");
     s.intro.push(
-        "rbox unpacks each layer into its own overlay lowerdir (layers side by side, file bodies by a thread pool), verifying each layer's diff id; `umoci unpack` applies the layers in order into one rootfs (and writes its mtree manifest); `buildah pull` imports the OCI layout into containers-storage (overlay driver, one diff dir per layer); `tar` extracts without whiteout handling. Times include process start for every tool (rbox runs as a child process too).".into(),
+        "rbox unpacks each layer into its own overlay lowerdir (layers side by side; file bodies written by the parsing thread when every core already has a layer, else by writer threads), verifying each layer's diff id; `umoci unpack` applies the layers in order into one rootfs (and writes its mtree manifest); `buildah pull` imports the OCI layout into containers-storage (overlay driver, one diff dir per layer); `tar` extracts without whiteout handling. Times include process start for every tool (rbox runs as a child process too).".into(),
     );
     let mut images = Vec::new();
     match benches::corpus::debian(&ctx.cache) {
