@@ -112,15 +112,18 @@ calibrate() { local t0 k=1 w; [ "$1" != -n ] || { k=$2; shift 2; }
     w=$(( ($(ms) - t0) * 3 / 2 )); [ $w -ge $window ] || window=$w; done
   [ $window -ge 5 ] || window=5; window0=$window; }
 
-# A kind where no kill landed before the command finished tested nothing.
-report() { [ "$landed" -gt 0 ] || fail "none of $N kills landed before the command finished (window ${window} ms at the end): nothing was tested"
-  echo "$kind: $N kills ($landed before completion, window ${window0} ms, ${window} ms at the end); fsck consistent and the next $kind succeeded after each"; }
+# Kills per kind: N, and more (up to 3N) while none has landed before its
+# command finished. A kind where none lands tested nothing and fails; with
+# CI's 5 kills that happened by chance now and then.
+more() { [ "$i" -lt "$N" ] || { [ "$landed" = 0 ] && [ "$i" -lt $((3 * N)) ]; }; }
+report() { [ "$landed" -gt 0 ] || fail "none of $i kills landed before the command finished (window ${window} ms at the end): nothing was tested"
+  echo "$kind: $i kills ($landed before completion, window ${window0} ms, ${window} ms at the end); fsck consistent and the next $kind succeeded after each"; }
 
 # --- rbuild import: the layer is removed (rmi + gc) before each try, so
 # every kill can land in the unpack, the blob write or the commit.
 kind=import i=0; landed=0
 calibrate rb import "$BIG" big:cal; rb rmi big:cal >/dev/null; rb gc >/dev/null
-for i in $(seq 1 "$N"); do
+while more; do i=$((i + 1))
   kill_at "$RBUILD" --root "$STORE" import "$BIG" "big:k$i"; landed=$((landed + early))
   check_store
   rb import "$BIG" "big:k$i" >/dev/null 2>&1 || fail "next import failed: $(rb import "$BIG" "big:k$i" 2>&1)"
@@ -135,7 +138,7 @@ kind=build i=0; landed=0
 ctx=$WORK/ctx; mkdir -p "$ctx"; head -c 4M /dev/urandom > "$ctx/blob"
 mkfile() { printf 'FROM busybox\nRUN echo %s > /nonce && dd if=/dev/zero of=/big bs=1M count=20 2>/dev/null\nCOPY blob /blob\n' "$1" > "$ctx/Containerfile"; }
 mkfile cal; calibrate rb build -t b:cal "$ctx"
-for i in $(seq 1 "$N"); do
+while more; do i=$((i + 1))
   mkfile "$RANDOM-$i"
   kill_at "$RBUILD" --root "$STORE" build -t "b:k$i" "$ctx"; landed=$((landed + early))
   check_store
@@ -147,7 +150,7 @@ report
 # --- rrun run: killed while it starts, runs or tears down.
 kind=run i=0; landed=0
 calibrate -n 3 rr run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'
-for i in $(seq 1 "$N"); do
+while more; do i=$((i + 1))
   kill_at "$RRUN" --root "$STORE" run --rm busybox sh -c 'dd if=/dev/zero of=/x bs=1M count=10 2>/dev/null'; landed=$((landed + early))
   check_store
   out=$(rr run --rm busybox echo alive 2>&1) || fail "next run failed: $out"
@@ -163,7 +166,7 @@ mounts=$(grep -c "$STORE" /proc/self/mountinfo || true)
 # or build's reaper does (one ran after every kill above), and rm -f now.
 sleep 1
 cg_left=$(ours | wc -l)
-echo "after $N killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left (of killed runs and builds)"
+echo "after $i killed runs: $left containers listed by ps -a (removed with rm -f), $mounts mounts and $cg_left new rbox cgroups left (of killed runs and builds)"
 [ "$mounts" = 0 ] || fail "mounts left: $(grep "$STORE" /proc/self/mountinfo)"
 [ "$cg_left" = 0 ] || fail "cgroups left: $(ours)"
 check_store
