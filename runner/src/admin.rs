@@ -147,6 +147,23 @@ pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The environment of an `exec`: the container's, with each `-e KEY=VALUE`
+/// (or `-e KEY`, taken from ours, as Docker does) replacing its key.
+pub fn exec_env(base: &[String], given: &[String]) -> Vec<String> {
+    let mut env = base.to_vec();
+    for e in given {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            format!("{e}={}", std::env::var(e).unwrap_or_default())
+        };
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    env
+}
+
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     require_root("rrun exec")?;
     if a.tty && !runner::hooks::tty_available() {
@@ -159,17 +176,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
-    let mut env = s.exec.env.clone();
-    for e in &a.env {
-        let kv = if e.contains('=') {
-            e.clone()
-        } else {
-            format!("{e}={}", std::env::var(e).unwrap_or_default())
-        };
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
+    let env = exec_env(&s.exec.env, &a.env);
     let (uid, gid, groups) = match &a.user {
         None => (s.exec.uid, s.exec.gid, s.exec.groups.clone()),
         Some(u) => {

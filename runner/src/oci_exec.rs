@@ -31,17 +31,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
-    let mut env = s.exec.env.clone();
-    for e in &a.env {
-        let kv = if e.contains('=') {
-            e.clone()
-        } else {
-            format!("{e}={}", std::env::var(e).unwrap_or_default())
-        };
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
+    let mut env = crate::admin::exec_env(&s.exec.env, &a.env);
     if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
