@@ -18,10 +18,19 @@ for line in sys.stdin:
 ')
 [ ${#bins[@]} -gt 0 ] || { echo "vm-lane: no integration test binaries found for ${crates[*]}" >&2; exit 1; }
 status=0
+# 6 GiB: the guest keeps stores on its /tmp tmpfs (half of its memory), and the
+# interop tests export whole trees there. 2 vCPUs (TCG, slow): two tests at a
+# time. 10 minutes at most per binary (the slowest takes ~90 s).
+run_bin() { VM_MEM=${VM_MEM:-6G} VM_TIMEOUT=${VM_TIMEOUT:-600} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$1" "--test-threads=$2"; }
 for bin in "${bins[@]}"; do
   echo "-- $(basename "$bin") in the cgroup-v2 guest"
-  # 6 GiB: the guest keeps stores on its /tmp tmpfs (half of its memory), and the
-  # interop tests export whole trees there. 2 vCPUs (TCG, slow): two tests at a time.
-  VM_MEM=${VM_MEM:-6G} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$bin" --test-threads=2 || status=1
+  if ! run_bin "$bin" 2; then
+    # Twice in two sessions a binary hung in the guest with two tests side by
+    # side never finishing (progress_sink, interop_registry; not reproduced,
+    # cause unknown). One retry, one test at a time, said in the log; a test
+    # that really fails fails again.
+    echo "vm-lane: $(basename "$bin") failed or timed out in the guest; retrying once, one test at a time" >&2
+    run_bin "$bin" 1 || status=1
+  fi
 done
 exit $status
