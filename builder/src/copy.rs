@@ -227,10 +227,20 @@ mod tests {
             PathBuf::from("d/sub"),
             PathBuf::from("d/sub/f"),
         ];
+        // As root the copy is given away to another user; without root
+        // (the lib tests run unprivileged too) to ourselves, which still
+        // takes the same chown path.
+        let (uid, gid) = if nix::unistd::geteuid().is_root() {
+            (1000, 1000)
+        } else {
+            (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+        };
         let own = Ownership {
-            uid: 1000,
-            gid: 1000,
-            mode: Some(0o600),
+            uid,
+            gid,
+            // --chmod applies to directories too: keep them traversable
+            // for an unprivileged run of this test.
+            mode: Some(0o750),
         };
         copy_tree(
             src.path(),
@@ -245,7 +255,7 @@ mod tests {
         let f = layer.path().join("app/sub/f");
         assert_eq!(fs::read_to_string(&f).unwrap(), "hello");
         let m = fs::metadata(&f).unwrap();
-        assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o600));
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (uid, gid, 0o750));
         assert_eq!(
             fs::read_link(layer.path().join("app/link")).unwrap(),
             PathBuf::from("sub/f")

@@ -739,4 +739,116 @@ mod tests {
         let e = ensure(root, "loop1/x", true).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
     }
+
+    fn target_of(s: &Step) -> &str {
+        match s {
+            Step::Fs { target, .. }
+            | Step::Bind { target, .. }
+            | Step::Device { target, .. }
+            | Step::Symlink { target, .. }
+            | Step::ReadOnly { target } => target.to_str().unwrap(),
+        }
+    }
+
+    fn fs_attrs(steps: &[Step], at: &str) -> u64 {
+        steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Fs { fs, target } if target.to_str().unwrap() == at => Some(fs.attrs),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no filesystem planned at {at}"))
+    }
+
+    fn v2() -> Vec<crate::cgroup::InnerMount> {
+        vec![crate::cgroup::InnerMount {
+            fstype: "cgroup2",
+            options: String::new(),
+            target: String::new(),
+            aliases: Vec::new(),
+        }]
+    }
+
+    #[test]
+    fn the_standard_plan_is_dockers_layout_with_sys_read_only() {
+        let steps = standard_steps(&v2(), false);
+        for at in ["proc", "dev/shm", "dev/mqueue", "sys", "sys/fs/cgroup"] {
+            let a = fs_attrs(&steps, at);
+            assert_eq!(a & MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSUID, "{at} not nosuid");
+            assert_eq!(a & MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOEXEC, "{at} not noexec");
+        }
+        assert_ne!(fs_attrs(&steps, "sys") & MOUNT_ATTR_RDONLY, 0);
+        assert_ne!(fs_attrs(&steps, "sys/fs/cgroup") & MOUNT_ATTR_RDONLY, 0);
+        // Only the harmless nodes are made; the rest of /dev is links.
+        let nodes: Vec<&str> = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Device { .. }))
+            .map(target_of)
+            .collect();
+        assert_eq!(
+            nodes,
+            ["dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty"]
+        );
+        // Parents are planned before what is mounted below them.
+        let pos = |at: &str| steps.iter().position(|s| target_of(s) == at).unwrap();
+        assert!(pos("dev") < pos("dev/pts") && pos("sys") < pos("sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn privileged_plans_sys_and_the_cgroup_read_write() {
+        let steps = standard_steps(&v2(), true);
+        assert_eq!(fs_attrs(&steps, "sys") & MOUNT_ATTR_RDONLY, 0);
+        assert_eq!(fs_attrs(&steps, "sys/fs/cgroup") & MOUNT_ATTR_RDONLY, 0);
+    }
+
+    #[test]
+    fn v1_hierarchies_get_a_tmpfs_their_mounts_aliases_and_a_read_only_remount() {
+        let v1 = vec![
+            crate::cgroup::InnerMount {
+                fstype: "cgroup",
+                options: "memory".into(),
+                target: "memory".into(),
+                aliases: Vec::new(),
+            },
+            crate::cgroup::InnerMount {
+                fstype: "cgroup",
+                options: "cpu,cpuacct".into(),
+                target: "cpu,cpuacct".into(),
+                aliases: vec!["cpu".into(), "cpuacct".into()],
+            },
+        ];
+        let steps = standard_steps(&v1, false);
+        let below: Vec<&str> = steps
+            .iter()
+            .map(target_of)
+            .filter(|t| t.starts_with("sys/fs/cgroup"))
+            .collect();
+        assert_eq!(
+            below,
+            [
+                "sys/fs/cgroup",
+                "sys/fs/cgroup/memory",
+                "sys/fs/cgroup/cpu,cpuacct",
+                "sys/fs/cgroup/cpu",
+                "sys/fs/cgroup/cpuacct",
+                "sys/fs/cgroup",
+            ]
+        );
+        assert!(matches!(steps.last(), Some(Step::ReadOnly { .. })));
+        let cpu = steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Fs { fs, target } if target.to_str().unwrap() == "sys/fs/cgroup/cpu,cpuacct" => {
+                    Some(fs)
+                }
+                _ => None,
+            })
+            .unwrap();
+        let opts: Vec<&str> = cpu.options.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(opts, ["cpu", "cpuacct"]);
+        // Privileged: no read-only remount.
+        let steps = standard_steps(&v1, true);
+        assert!(!steps.iter().any(|s| matches!(s, Step::ReadOnly { .. })));
+    }
+
 }

@@ -218,3 +218,99 @@ pub fn find(containers: &Path, key: &str) -> Result<(PathBuf, State), StateError
         _ => Err(StateError::NotFound(key.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: &str, name: &str, created: u64) -> State {
+        State {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_digest: "sha256:00".into(),
+            command: vec!["true".into()],
+            status: Status::Created,
+            pid: None,
+            supervisor: None,
+            created,
+            finished: None,
+            exit_code: None,
+            oom_killed: false,
+            auto_remove: false,
+            detached: false,
+            exec: ExecDefaults::default(),
+        }
+    }
+
+    fn store_of(states: &[State]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for s in states {
+            let dir = t.path().join(&s.id);
+            std::fs::create_dir(&dir).unwrap();
+            s.save(&dir).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn save_replaces_the_state_and_leaves_no_temp_file() {
+        let t = store_of(&[state("abc123", "web", 1)]);
+        let dir = t.path().join("abc123");
+        let mut s = State::load(&dir).unwrap();
+        assert_eq!(s.status, Status::Created);
+        s.status = Status::Exited;
+        s.exit_code = Some(3);
+        s.save(&dir).unwrap();
+        assert_eq!(State::load(&dir).unwrap(), s);
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn a_container_is_found_by_name_id_or_unique_prefix() {
+        let t = store_of(&[
+            state("abc123", "web", 1),
+            state("abd456", "db", 2),
+            state("ffff00", "abc", 3),
+        ]);
+        let found = |k: &str| find(t.path(), k).map(|(_, s)| s.id);
+        assert_eq!(found("web").unwrap(), "abc123");
+        assert_eq!(found("abd456").unwrap(), "abd456");
+        assert_eq!(found("abc1").unwrap(), "abc123");
+        // A name wins over an id prefix it happens to look like.
+        assert_eq!(found("abc").unwrap(), "ffff00");
+        assert!(matches!(find(t.path(), "ab"), Err(StateError::Ambiguous(_))));
+        assert!(matches!(find(t.path(), "zz"), Err(StateError::NotFound(_))));
+        assert!(matches!(find(t.path(), ""), Err(StateError::NotFound(_))));
+    }
+
+    #[test]
+    fn list_is_newest_first_and_skips_unreadable_states() {
+        let t = store_of(&[state("a1", "x", 5), state("b2", "y", 9)]);
+        std::fs::create_dir(t.path().join("broken")).unwrap();
+        std::fs::write(t.path().join("broken/state.json"), "{").unwrap();
+        let ids: Vec<String> = list(t.path()).into_iter().map(|(_, s)| s.id).collect();
+        assert_eq!(ids, ["b2", "a1"]);
+        let err = State::load(&t.path().join("broken")).unwrap_err();
+        assert!(matches!(err, StateError::Json { .. }), "{err}");
+    }
+
+    #[test]
+    fn running_means_the_recorded_process_is_alive() {
+        let mut s = state("a1", "x", 1);
+        s.status = Status::Running;
+        assert!(!s.is_running(), "no pid recorded");
+        s.pid = Some(ProcessId::current());
+        assert!(s.is_running());
+        // Same pid, another start time: a reused pid is not our process.
+        s.pid = Some(ProcessId {
+            pid: std::process::id() as i32,
+            start_time: 1,
+        });
+        assert!(!s.is_running());
+        s.pid = Some(ProcessId::current());
+        s.status = Status::Exited;
+        assert!(!s.is_running());
+    }
+}

@@ -40,6 +40,12 @@ impl V1Driver {
     pub fn probe(root: &Path) -> Result<V1Driver> {
         let text = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(io_err("read", Path::new("/proc/self/cgroup")))?;
+        Self::from_proc_cgroup(root, &text)
+    }
+
+    /// The decision part of `probe`: `text` is a `/proc/<pid>/cgroup`
+    /// listing, `root` the directory the v1 hierarchies are mounted under.
+    pub fn from_proc_cgroup(root: &Path, text: &str) -> Result<V1Driver> {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
@@ -274,5 +280,128 @@ impl V1Cgroup {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver against a temp-dir tree standing in for the v1 mounts:
+    //! what it creates and writes, without root or a cgroup filesystem.
+    use super::*;
+    use std::fs;
+
+    const PROC_CGROUP: &str = "12:memory:/\n11:cpu,cpuacct:/\n10:pids:/\n9:devices:/\n\
+                               8:freezer:/\n1:name=systemd:/init.scope\n0::/init.scope\n";
+
+    /// memory, cpu,cpuacct (with the `cpu` and `cpuacct` links a host
+    /// makes), pids and devices, as mounted under /sys/fs/cgroup.
+    fn fixture() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for d in ["memory", "cpu,cpuacct", "pids", "devices", "freezer"] {
+            fs::create_dir(t.path().join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("cpu,cpuacct", t.path().join("cpu")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", t.path().join("cpuacct")).unwrap();
+        t
+    }
+
+    fn limits() -> Resources {
+        Resources {
+            memory_bytes: Some(64 << 20),
+            cpu_quota_us: Some(50_000),
+            cpu_shares: Some(512),
+            pids_limit: Some(100),
+            ..Resources::default()
+        }
+    }
+
+    fn read(path: std::path::PathBuf) -> String {
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn only_our_controllers_are_used_and_co_mounts_keep_their_name() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        let names: Vec<&str> = d.hierarchies.iter().map(|h| h.controllers.as_str()).collect();
+        assert_eq!(names, ["memory", "cpu,cpuacct", "pids", "devices"]);
+        let cg = d.open("c1");
+        let mounts = cg.inner_mounts();
+        assert_eq!(mounts[1].target, "cpu,cpuacct");
+        assert_eq!(mounts[1].aliases, ["cpu", "cpuacct"]);
+        assert!(mounts[0].aliases.is_empty());
+    }
+
+    #[test]
+    fn a_missing_controller_is_named_with_its_purpose() {
+        let t = fixture();
+        let text = PROC_CGROUP.replace("9:devices:/\n", "");
+        let err = V1Driver::from_proc_cgroup(t.path(), &text).unwrap_err();
+        match err {
+            CgroupError::MissingController { controller, why, .. } => {
+                assert_eq!(controller, "devices");
+                assert!(why.contains("device access"), "{why}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn create_writes_each_limit_in_its_hierarchy() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        let cg = d.create("c1", &limits(), Devices::Default).unwrap();
+        let at = |rel: &str| t.path().join(rel);
+        assert_eq!(read(at("memory/rbox/c1/memory.limit_in_bytes")), "67108864");
+        assert_eq!(read(at("cpu,cpuacct/rbox/c1/cpu.cfs_period_us")), "100000");
+        assert_eq!(read(at("cpu,cpuacct/rbox/c1/cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(at("cpu,cpuacct/rbox/c1/cpu.shares")), "512");
+        assert_eq!(read(at("pids/rbox/c1/pids.max")), "100");
+        // Deny everything, then allow the list one rule per write (a
+        // regular file keeps only the last of them).
+        assert_eq!(read(at("devices/rbox/c1/devices.deny")), "a");
+        let last = super::super::devices::v1_allow_rules().pop().unwrap();
+        assert_eq!(read(at("devices/rbox/c1/devices.allow")), last);
+        assert!(!at("freezer/rbox").exists(), "a hierarchy we do not use was touched");
+        assert_eq!(cg.paths().len(), 4);
+        assert_eq!(d.list(), ["c1"]);
+    }
+
+    #[test]
+    fn privileged_containers_keep_the_parents_device_list() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        d.create("c1", &Resources::default(), Devices::All).unwrap();
+        assert!(!t.path().join("devices/rbox/c1/devices.deny").exists());
+        assert!(!t.path().join("memory/rbox/c1/memory.limit_in_bytes").exists());
+    }
+
+    #[test]
+    fn a_failed_create_leaves_no_group_behind() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        // The pids hierarchy's parent is a file: mkdir below it fails.
+        fs::write(t.path().join("pids/rbox"), "").unwrap();
+        let err = d.create("c1", &limits(), Devices::Default).unwrap_err();
+        assert!(err.to_string().contains("pids/rbox"), "{err}");
+        assert!(!t.path().join("memory/rbox/c1").exists());
+        assert!(!t.path().join("cpu,cpuacct/rbox/c1").exists());
+    }
+
+    #[test]
+    fn oom_kills_and_members_are_read_from_the_groups_files() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        let cg = d.create("c1", &Resources::default(), Devices::All).unwrap();
+        assert_eq!(cg.oom_kills(), 0);
+        fs::write(
+            t.path().join("memory/rbox/c1/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), 3);
+        fs::write(t.path().join("memory/rbox/c1/cgroup.procs"), "7\n5\n").unwrap();
+        fs::write(t.path().join("pids/rbox/c1/cgroup.procs"), "5\n9\n").unwrap();
+        assert_eq!(cg.procs(), [5, 7, 9]);
     }
 }

@@ -175,3 +175,91 @@ impl V2Cgroup {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The driver against a temp-dir tree standing in for cgroup2: which
+    //! controllers it enables and what it writes, without root. The device
+    //! program (a BPF load) needs the kernel: runner/tests/devices.rs.
+    use super::*;
+    use std::fs;
+
+    /// A cgroup2 root offering `controllers`, with our parent group made.
+    fn fixture(controllers: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for dir in [t.path().to_path_buf(), t.path().join(PARENT)] {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+            fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        }
+        t
+    }
+
+    fn read(path: std::path::PathBuf) -> String {
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn create_delegates_controllers_and_writes_v2_limits() {
+        let t = fixture("cpuset cpu io memory hugetlb pids rdma misc");
+        let d = V2Driver::new(t.path().to_path_buf());
+        let res = Resources {
+            memory_bytes: Some(64 << 20),
+            cpu_quota_us: Some(150_000),
+            cpu_period_us: Some(100_000),
+            cpu_shares: Some(1024),
+            pids_limit: Some(64),
+            ..Resources::default()
+        };
+        let cg = d.create("c1", &res, Devices::All).unwrap();
+        assert_eq!(read(t.path().join("cgroup.subtree_control")), "+memory +cpu +pids");
+        assert_eq!(
+            read(t.path().join(PARENT).join("cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+        let dir = t.path().join(PARENT).join("c1");
+        assert_eq!(cg.path(), dir);
+        assert_eq!(read(dir.join("memory.max")), "67108864");
+        assert_eq!(read(dir.join("cpu.max")), "150000 100000");
+        assert_eq!(read(dir.join("cpu.weight")), "39");
+        assert_eq!(read(dir.join("pids.max")), "64");
+        assert_eq!(d.list(), ["c1"]);
+    }
+
+    #[test]
+    fn controllers_already_delegated_are_not_written_again() {
+        let t = fixture("cpu memory pids");
+        fs::write(t.path().join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+        let d = V2Driver::new(t.path().to_path_buf());
+        d.create("c1", &Resources::default(), Devices::All).unwrap();
+        assert_eq!(read(t.path().join("cgroup.subtree_control")), "cpu memory pids\n");
+        assert!(!t.path().join(PARENT).join("c1/memory.max").exists());
+    }
+
+    #[test]
+    fn a_controller_the_host_lacks_is_named() {
+        let t = fixture("cpu memory");
+        let d = V2Driver::new(t.path().to_path_buf());
+        match d.create("c1", &Resources::default(), Devices::All).unwrap_err() {
+            CgroupError::MissingController { controller, .. } => assert_eq!(controller, "pids"),
+            other => panic!("unexpected {other}"),
+        }
+        assert!(!t.path().join(PARENT).join("c1").exists());
+    }
+
+    #[test]
+    fn oom_kills_and_members_are_read_from_the_groups_files() {
+        let t = fixture("cpu memory pids");
+        let d = V2Driver::new(t.path().to_path_buf());
+        let cg = d.create("c1", &Resources::default(), Devices::All).unwrap();
+        assert_eq!(cg.oom_kills(), 0);
+        fs::write(
+            cg.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), 2);
+        fs::write(cg.path().join("cgroup.procs"), "12\n\n40\n").unwrap();
+        assert_eq!(cg.procs(), [12, 40]);
+    }
+}
