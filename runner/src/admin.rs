@@ -166,12 +166,6 @@ pub fn exec_env(base: &[String], given: &[String]) -> Vec<String> {
 
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     require_root("rrun exec")?;
-    if a.tty && !runner::hooks::tty_available() {
-        bail!(Coded(
-            125,
-            anyhow!("-t is not available in this build of rrun")
-        ));
-    }
     let (_, s) = find(root, &a.container)?;
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));

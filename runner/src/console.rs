@@ -3,7 +3,7 @@
 //! container's process exits. SIGWINCH arrives at the waiting thread (it is
 //! blocked everywhere else), which calls `follow_window_size`.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
 use crate::container::LaunchError;
@@ -140,6 +140,5 @@ impl Relay {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = self.master.as_raw_fd();
     }
 }

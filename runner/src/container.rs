@@ -31,8 +31,6 @@ pub enum LaunchError {
     Mount(String, &'static str),
     #[error("security settings: {0}")]
     Security(String),
-    #[error("--init is not available in this build of rrun")]
-    InitUnavailable,
     #[error("terminal: {0}")]
     Tty(String),
 }
@@ -120,9 +118,6 @@ fn run_in(
     cg: &Cgroup,
     launch: &mut Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
-    if spec.init && !crate::hooks::init_available() {
-        return Err(LaunchError::InitUnavailable);
-    }
     let mut plan = plan_for(spec, cg, launch)?;
     // -t: a console socket; the pty is made inside the container.
     let console = if spec.tty {

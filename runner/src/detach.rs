@@ -150,13 +150,7 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
             Err(e) => sup.failed(e.exit_code(), &e.to_string()),
             Ok(o) => {
                 let oom = o.status == ExitStatus::OutOfMemory;
-                if oom {
-                    eprintln!(
-                        "rrun: container was killed: out of memory (limit {} MiB)",
-                        o.memory_limit.unwrap_or(0) >> 20
-                    );
-                }
-                sup.exited(o.status.code(), oom)
+                sup.exited(crate::run::report_outcome(&o), oom)
             }
         }
     })

@@ -31,16 +31,6 @@ pub fn mask_paths(privileged: bool) -> Result<(), String> {
     crate::security::mask_paths(privileged).map_err(|e| e.to_string())
 }
 
-/// Whether `--init` can be honoured.
-pub fn init_available() -> bool {
-    true
-}
-
-/// Whether `-t` can be honoured.
-pub fn tty_available() -> bool {
-    true
-}
-
 /// Become the --init reaper as PID 1, running `argv` as its child. Never returns.
 pub fn run_init(argv: &[std::ffi::CString], envp: &[std::ffi::CString]) -> ! {
     crate::init::run(argv, envp)

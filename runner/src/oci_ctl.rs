@@ -143,7 +143,8 @@ impl OciContainer {
         let pid_file = bundle.join("init.pid");
         let log = bundle.join("runtime.log");
         let mut cmd = self.command(Some(overlay));
-        // Its error also goes to a file in a known format, for `CreateError`.
+        // Its error also goes to a file in a known format, read back by
+        // `last_error` for the message of a failed create.
         cmd.arg("--log")
             .arg(&log)
             .arg("--log-format")

@@ -364,12 +364,6 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             )
         ));
     }
-    if a.tty && !runner::hooks::tty_available() {
-        bail!(Coded(
-            125,
-            anyhow!("-t is not available in this build of rrun")
-        ));
-    }
     require_root("rrun run")?;
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");

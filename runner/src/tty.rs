@@ -12,7 +12,6 @@ use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::termios::{self, SetArg, Termios};
@@ -96,15 +95,6 @@ impl Pty {
         // SAFETY: `s` is a fresh fd nobody else owns.
         let slave = unsafe { OwnedFd::from_raw_fd(s) };
         Ok(Pty { master, slave })
-    }
-
-    /// `/dev/pts/N` as seen in the mount namespace whose devpts made it.
-    pub fn slave_path(&self) -> Result<PathBuf, TtyError> {
-        let mut n: libc::c_uint = 0;
-        // SAFETY: TIOCGPTN writes one unsigned int into `n`.
-        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
-        check(r, "ptsname (TIOCGPTN)")?;
-        Ok(PathBuf::from(format!("/dev/pts/{n}")))
     }
 }
 
