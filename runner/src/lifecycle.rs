@@ -1,5 +1,5 @@
 //! Container lifecycle on the store: ids, signals, stop, remove, and the
-//! reaper of leftovers of a killed rrun (DESIGN.md invariant 3). The reaper
+//! reaper of leftovers of a killed rrun (docs/ARCHITECTURE.md, invariant 3). The reaper
 //! runs at every start, so it reads only each container's small state file
 //! and lists our cgroup parent: no work proportional to image size.
 

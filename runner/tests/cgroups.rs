@@ -1,5 +1,5 @@
 //! cgroup limits for real, on whichever driver this host has (v1 or
-//! hybrid here; v2 in ../shared/tools/run-in-vm.sh).
+//! hybrid here; v2 in the qemu guest of scripts/test.sh).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! sha256 beside blake3 (DESIGN.md, "Store layout"): computed once per blob
+//! sha256 beside blake3 (docs/ARCHITECTURE.md, "The store"): computed once per blob
 //! and per diff id, then looked up.
 //!
 //! ```text

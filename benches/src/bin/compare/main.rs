@@ -3,7 +3,7 @@
 //! ratios; markdown and SVG into benches/results/, and optionally the
 //! README's performance section.
 //!
-//! `cargo run -p benches --release --bin compare -- [--runs N] [--only startup|unpack|build|growth] [--readme]`
+//! `cargo run -p benches --release --bin compare -- [--runs N] [--only startup|unpack|build|growth] [--docs]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,13 +66,14 @@ struct Cli {
     /// Largest synthetic image in the growth part, in MB
     #[arg(long, default_value_t = 1000)]
     growth_max_mb: u64,
-    /// Also rewrite the README's section between <!-- perf:begin --> and <!-- perf:end -->
-    #[arg(long)]
-    readme: bool,
-    /// The README whose perf section --readme rewrites
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))]
-    readme_path: PathBuf,
-    /// Run no part: only rebuild the README section from the results directory (with --readme)
+    /// Also rewrite the section between <!-- perf:begin --> and <!-- perf:end -->
+    /// of docs/benchmarks.md (the README keeps a short headline table by hand)
+    #[arg(long, alias = "readme")]
+    docs: bool,
+    /// The page whose perf section --docs rewrites
+    #[arg(long, alias = "readme-path", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md"))]
+    docs_path: PathBuf,
+    /// Run no part: only rebuild the docs section from the results directory (with --docs)
     #[arg(long)]
     report_only: bool,
     /// Results directory
@@ -126,14 +127,12 @@ fn real_main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cache).with_context(|| format!("create {}", cache.display()))?;
     let scratch = Scratch::mount(&cache, kind).context("mount the scratch filesystem")?;
     let machine = Machine::probe();
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
-        "{}  \nTree: {}.  \nTargets on: {}.  \nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.  \nCommand: `cargo run -p benches --release --bin compare -- {}` (here: `{}`), {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
+        "{}  \nTree: {}.  \nTargets on: {}.  \nPage cache: inputs re-read (`cat > /dev/null`) and `sync` before every timed run, so inputs are warm and no earlier writeback is pending.  \nCommand: `cargo run -p benches --release --bin compare -- {}`, {} warm-up + {} timed runs per tool, interleaved round-robin. Measured {}.",
         machine.markdown(),
         tree_commit(),
-        scratch.describe(),
-        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
-        command,
+        report::portable(&scratch.describe()),
+        report::portable(&std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
         cli.warmup,
         cli.runs,
         utc_now(),
@@ -168,10 +167,10 @@ fn real_main() -> anyhow::Result<()> {
         println!("{md}");
         eprintln!("compare: wrote {}", path.display());
     }
-    if cli.readme {
-        let readme = cli.readme_path.clone();
+    if cli.docs {
+        let readme = cli.docs_path.clone();
         let mut body = String::from(
-            "Reproduce: `bash benches/scripts/install-peers.sh && cargo run -p benches --release --bin compare -- --readme` (as root). Per-part details and plots: [benches/results/](benches/results/).\n\n",
+            "Reproduce: `bash benches/scripts/install-peers.sh && cargo run -p benches --release --bin compare -- --docs` (as root). Per-part details and plots: [benches/results/](../benches/results/).\n\n",
         );
         for p in ALL {
             let f = ctx.out.join(format!("{}.md", p.key()));

@@ -57,7 +57,12 @@ pub fn table(caption: &str, contenders: &[Contender<'_>]) -> Table {
     }
     let mut cmds = String::new();
     for c in contenders.iter().filter(|c| !c.command.is_empty()) {
-        let _ = writeln!(cmds, "- {}: `{}`", c.name, c.command.replace('`', "'"));
+        let _ = writeln!(
+            cmds,
+            "- {}: `{}`",
+            c.name,
+            portable(&c.command).replace('`', "'")
+        );
     }
     if !cmds.is_empty() {
         let _ = write!(
@@ -166,14 +171,57 @@ pub fn readme_digest(text: &str, plots_only: bool) -> String {
                 continue;
             }
         }
-        let _ = writeln!(out, "{}", line.replace("](", "](benches/results/"));
+        let _ = writeln!(out, "{}", line.replace("](", "](../benches/results/"));
     }
     // Collapse the blank runs left where blocks were dropped.
     while out.contains("\n\n\n") {
         out = out.replace("\n\n\n", "\n\n");
     }
     if plots_only {
-        out.push_str("\nTables: [benches/results/growth.md](benches/results/growth.md).\n");
+        out.push_str("\nTables: [benches/results/growth.md](../benches/results/growth.md).\n");
     }
     out
+}
+
+/// A command line as anyone can run it: the repository's root becomes `.`,
+/// the directory of the binaries `target/release`, the scratch directory
+/// `$RBOX_BENCH_DIR` (`/var/tmp/rbox-bench` unless set). Results files
+/// must not carry the paths of the machine that measured them.
+pub fn portable(command: &str) -> String {
+    let mut out = command.to_string();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut replace = |from: Option<std::path::PathBuf>, to: &str| {
+        if let Some(from) = from.and_then(|p| p.canonicalize().ok()) {
+            let from = from.to_string_lossy().into_owned();
+            if from.len() > 1 {
+                out = out.replace(&from, to);
+            }
+        }
+    };
+    replace(
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+        "target/release",
+    );
+    replace(Some(benches::cache_dir()), "$RBOX_BENCH_DIR");
+    replace(Some(repo), ".");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_lose_the_machines_paths() {
+        let exe_dir = std::env::current_exe().unwrap();
+        let exe_dir = exe_dir.parent().unwrap().canonicalize().unwrap();
+        let line = format!("{}/rrun --root /x run", exe_dir.display());
+        assert_eq!(super::portable(&line), "target/release/rrun --root /x run");
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .canonicalize()
+            .unwrap();
+        let line = format!("--readme-path {}/README.md", repo.display());
+        assert_eq!(super::portable(&line), "--readme-path ./README.md");
+    }
 }
