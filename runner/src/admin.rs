@@ -1,15 +1,14 @@
-//! ps, stop, kill, rm, logs, exec.
+//! stop, kill, rm, logs, exec.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use runner::exec::ExecRequest;
 use runner::lifecycle;
-use runner::state::{self, State, Status};
+use runner::state::{self, State};
 
-use crate::cli::{ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::cli::{ExecArgs, KillArgs, LogsArgs, RmArgs, StopArgs};
 use crate::run::{require_root, Coded};
 
 fn containers(root: &Path) -> PathBuf {
@@ -18,66 +17,6 @@ fn containers(root: &Path) -> PathBuf {
 
 fn find(root: &Path, key: &str) -> Result<(PathBuf, State)> {
     state::find(&containers(root), key).map_err(|e| Coded(1, e.into()).into())
-}
-
-fn ago(secs: u64) -> String {
-    let d = state::now().saturating_sub(secs);
-    match d {
-        0..=59 => format!("{d} seconds ago"),
-        60..=3599 => format!("{} minutes ago", d / 60),
-        3600..=86_399 => format!("{} hours ago", d / 3600),
-        _ => format!("{} days ago", d / 86_400),
-    }
-}
-
-pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
-    let dir = containers(root);
-    let _ = lifecycle::reap_leftovers(&dir);
-    let mut out = std::io::stdout().lock();
-    if !a.quiet {
-        writeln!(
-            out,
-            "{:<12}   {:<20} {:<22} {:<16} {:<22} NAMES",
-            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
-        )?;
-    }
-    for (_, s) in state::list(&dir) {
-        let running = s.is_running();
-        if !a.all && !running {
-            continue;
-        }
-        if a.quiet {
-            writeln!(out, "{}", s.short_id())?;
-            continue;
-        }
-        let status = match (s.status, running) {
-            (_, true) => "Up".to_string(),
-            (Status::Created, false) => "Created".to_string(),
-            _ => format!(
-                "Exited ({}) {}",
-                s.exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "?".into()),
-                s.finished.map(ago).unwrap_or_default()
-            ),
-        };
-        let mut cmd = format!("\"{}\"", s.command.join(" "));
-        if cmd.len() > 20 {
-            cmd.truncate(19);
-            cmd.push_str("…\"");
-        }
-        writeln!(
-            out,
-            "{:<12}   {:<20} {:<22} {:<16} {:<22} {}",
-            s.short_id(),
-            s.image,
-            cmd,
-            ago(s.created),
-            status,
-            s.name
-        )?;
-    }
-    Ok(0)
 }
 
 pub fn stop(root: &Path, a: &StopArgs) -> Result<i32> {

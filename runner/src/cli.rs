@@ -35,6 +35,73 @@ pub enum Command {
     Logs(LogsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Return low-level information on containers or images (JSON)
+    Inspect(InspectArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using the given template (e.g. '{{.State.Status}}')
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Return JSON for this type only
+    #[arg(long = "type", value_parser = ["container", "image"])]
+    pub kind: Option<String>,
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub old: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(value_name = "PS_OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -148,6 +215,12 @@ pub struct PsArgs {
     /// Only display container IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Filter output based on conditions provided (status=, name=, id=, label=, ancestor=)
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a template ('table {{.ID}}\t{{.Names}}', '{{.Status}}')
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
 use runner::container::{self, Launch};
-use runner::state::{ProcessId, State, Status};
+use runner::state::{ProcessId, State};
 use runner::sys;
 
 use crate::run::Coded;
@@ -32,9 +32,9 @@ impl Supervisor<'_> {
     /// The command runs: its pid goes into the state, and the caller is told.
     pub fn started(&self, pid: i32) {
         let mut s = self.state.borrow_mut();
-        s.pid = ProcessId::of(pid);
-        s.status = Status::Running;
-        let _ = s.save(self.dir);
+        if let Ok(now) = State::mark_running(self.dir, &s, pid) {
+            *s = now;
+        }
         if let Some(r) = self.report.borrow_mut().take() {
             let _ = sys::write_all_fd(r.as_raw_fd(), b"ok");
         }
@@ -52,15 +52,11 @@ impl Supervisor<'_> {
 
     /// It ended with `code`: keep the record, or nothing with `--rm`.
     pub fn exited(&self, code: i32, oom_killed: bool) -> i32 {
-        let mut s = self.state.borrow_mut();
+        let s = self.state.borrow();
         if s.auto_remove {
             let _ = engine::fsutil::remove_tree(self.dir);
         } else {
-            s.status = Status::Exited;
-            s.exit_code = Some(code);
-            s.oom_killed = oom_killed;
-            s.finished = Some(runner::state::now());
-            let _ = s.save(self.dir);
+            let _ = State::mark_exited(self.dir, &s, code, oom_killed);
         }
         code
     }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod commands;
 mod detach;
 mod oci_exec;
 mod oci_run;

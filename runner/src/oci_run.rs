@@ -22,7 +22,7 @@ use runner::oci_ctl::{
     become_subreaper, command_exit_code, ConsoleSocket, OciContainer, RUNTIME_FILE,
 };
 use runner::spawn::{self, ForwardedSignals, WaitResult};
-use runner::state::{ProcessId, State, Status};
+use runner::state::{ProcessId, State};
 
 use crate::oci_watchdog::Watchdog;
 use crate::run::{report_outcome, Coded};
@@ -44,26 +44,19 @@ pub fn run(
     let state = RefCell::new(state);
     let mut on_started = |pid: i32| {
         let mut s = state.borrow_mut();
-        s.pid = ProcessId::of(pid);
-        s.status = Status::Running;
-        let _ = s.save(dir);
+        if let Ok(now) = State::mark_running(dir, &s, pid) {
+            *s = now;
+        }
     };
     // Errors carry their code (125 unless a Coded one says 126/127).
     let outcome = supervise(runtime, spec, dir, true, &mut on_started)?;
     let code = report_outcome(&outcome);
-    let mut s = state.into_inner();
+    let s = state.into_inner();
     if !s.auto_remove {
-        record_exit(&mut s, &outcome, code);
-        let _ = s.save(dir);
+        let oom = outcome.status == ExitStatus::OutOfMemory;
+        let _ = State::mark_exited(dir, &s, code, oom);
     }
     Ok(code)
-}
-
-fn record_exit(s: &mut State, o: &Outcome, code: i32) {
-    s.status = Status::Exited;
-    s.exit_code = Some(code);
-    s.oom_killed = o.status == ExitStatus::OutOfMemory;
-    s.finished = Some(runner::state::now());
 }
 
 /// Create, start and wait for the container, then delete it from the

@@ -56,7 +56,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = cli.root;
     match cli.command {
         Command::Run(a) => cmd_run(&root, *a),
-        Command::Ps(a) => crate::admin::ps(&root, &a),
+        Command::Ps(a) => crate::commands::ps::ps(&root, &a),
+        Command::Inspect(a) => crate::commands::inspect::inspect(&root, &a),
+        Command::Wait(a) => crate::commands::wait::wait(&root, &a),
+        Command::Rename(a) => crate::commands::rename::rename(&root, &a),
+        Command::Diff(a) => crate::commands::diff::diff(&root, &a),
+        Command::Top(a) => crate::commands::top::top(&root, &a),
+        Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
+            crate::commands::prune::prune(&root, &a)
+        }
         Command::Stop(a) => crate::admin::stop(&root, &a),
         Command::Kill(a) => crate::admin::kill(&root, &a),
         Command::Rm(a) => crate::admin::rm(&root, &a),
@@ -311,7 +319,7 @@ pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>
     Ok(lowers)
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
     chars
         .next()
@@ -451,6 +459,20 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             seccomp: checked.security.seccomp,
             capabilities: checked.security.capabilities.clone(),
         },
+        host: runner::state::HostSettings {
+            memory_bytes: spec.resources.memory_bytes,
+            nano_cpus: spec
+                .resources
+                .cpu_quota_us
+                .map(|q| q * 1_000_000_000 / spec.resources.cpu_period_us.unwrap_or(100_000)),
+            pids_limit: spec.resources.pids_limit,
+            binds: a.volume.clone(),
+            network_mode: a.network.clone(),
+            runtime: a.runtime.clone(),
+            read_only: a.read_only,
+            privileged: checked.security.privileged,
+            hostname: spec.hostname.clone(),
+        },
     };
     create_container_dir(&dir, &spec.rootfs.merged, &state).map_err(|e| {
         let _ = engine::fsutil::remove_tree(&dir);
@@ -528,9 +550,9 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     let state = RefCell::new(state);
     let mut on_started = |pid: i32| {
         let mut s = state.borrow_mut();
-        s.pid = ProcessId::of(pid);
-        s.status = Status::Running;
-        let _ = s.save(dir);
+        if let Ok(now) = State::mark_running(dir, &s, pid) {
+            *s = now;
+        }
     };
     let mut launch = Launch::new(dir);
     launch.forward_signals = true;
@@ -538,7 +560,7 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
     launch.on_started = Some(&mut on_started);
     let result = container::run(spec, launch);
-    let mut s = state.into_inner();
+    let s = state.into_inner();
     match result {
         Err(e) => {
             // A container that never ran leaves nothing behind.
@@ -551,11 +573,8 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
                 engine::fsutil::remove_tree(dir)
                     .with_context(|| format!("remove {}", dir.display()))?;
             } else {
-                s.status = Status::Exited;
-                s.exit_code = Some(code);
-                s.oom_killed = o.status == ExitStatus::OutOfMemory;
-                s.finished = Some(runner::state::now());
-                let _ = s.save(dir);
+                let oom = o.status == ExitStatus::OutOfMemory;
+                let _ = State::mark_exited(dir, &s, code, oom);
             }
             Ok(code)
         }

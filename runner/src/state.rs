@@ -95,6 +95,26 @@ pub struct State {
     pub auto_remove: bool,
     pub detached: bool,
     pub exec: ExecDefaults,
+    /// What `inspect` reports as HostConfig; absent in states written
+    /// before it existed.
+    #[serde(default)]
+    pub host: HostSettings,
+}
+
+/// The run options `inspect` shows (Docker's HostConfig), as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSettings {
+    pub memory_bytes: Option<u64>,
+    /// CPUs in billionths (Docker's NanoCpus).
+    pub nano_cpus: Option<u64>,
+    pub pids_limit: Option<u64>,
+    /// `SRC:DST[:ro]` as given with -v.
+    pub binds: Vec<String>,
+    pub network_mode: String,
+    pub runtime: String,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub hostname: String,
 }
 
 pub fn now() -> u64 {
@@ -154,6 +174,49 @@ impl State {
         placed.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             io("rename into place", &p)(e)
+        })
+    }
+
+    /// Change the state on disk: load the current file under an exclusive
+    /// flock of the container's directory, apply `f`, save. Every writer
+    /// after creation goes through here, so a change made by another
+    /// process meanwhile (a `rename`) is kept, not overwritten with an old
+    /// copy. `known` stands in when the file is unreadable.
+    pub fn update(dir: &Path, known: &State, f: impl FnOnce(&mut State)) -> Result<State, StateError> {
+        let lock = std::fs::File::open(dir).map_err(|source| StateError::Io {
+            op: "open",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| StateError::Io {
+                op: "lock",
+                path: dir.to_path_buf(),
+                source: e.into(),
+            })
+            .and_then(|_guard| {
+                let mut s = State::load(dir).unwrap_or_else(|_| known.clone());
+                f(&mut s);
+                s.save(dir)?;
+                Ok(s)
+            })
+    }
+
+    /// The command runs as `pid` (on the host).
+    pub fn mark_running(dir: &Path, known: &State, pid: i32) -> Result<State, StateError> {
+        State::update(dir, known, |s| {
+            s.pid = ProcessId::of(pid);
+            s.status = Status::Running;
+        })
+    }
+
+    /// The command ended with `code` (and the OOM killer's verdict).
+    pub fn mark_exited(dir: &Path, known: &State, code: i32, oom_killed: bool) -> Result<State, StateError> {
+        State::update(dir, known, |s| {
+            s.status = Status::Exited;
+            s.exit_code = Some(code);
+            s.oom_killed = oom_killed;
+            s.finished = Some(now());
         })
     }
 
@@ -240,6 +303,7 @@ mod tests {
             auto_remove: false,
             detached: false,
             exec: ExecDefaults::default(),
+            host: HostSettings::default(),
         }
     }
 

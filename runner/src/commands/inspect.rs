@@ -1,0 +1,194 @@
+//! `rrun inspect [--type container|image] [-f FORMAT] NAME|IMAGE…`: a JSON
+//! array with Docker's field names for what rbox knows, or one line per
+//! object through `--format`. A name is looked up as a container first,
+//! then as an image, as `docker inspect` does.
+
+use std::path::Path;
+
+use anyhow::Result;
+use engine::image::rfc3339;
+use runner::state::{self, State, Status};
+use serde_json::{json, Value};
+
+use super::format::Template;
+use crate::cli::InspectArgs;
+use crate::run::Coded;
+
+pub fn inspect(root: &Path, a: &InspectArgs) -> Result<i32> {
+    let template = match &a.format {
+        Some(f) => Some(Template::parse(f).map_err(|e| Coded(125, e.into()))?),
+        None => None,
+    };
+    let containers = root.join("containers");
+    let mut found = Vec::new();
+    let mut code = 0;
+    for key in &a.names {
+        let want_container = a.kind.as_deref() != Some("image");
+        let want_image = a.kind.as_deref() != Some("container");
+        let container = if want_container {
+            state::find(&containers, key).ok()
+        } else {
+            None
+        };
+        let value = match container {
+            Some((dir, s)) => Some(container_json(root, &dir, &s)),
+            None if want_image => image_json(root, key),
+            None => None,
+        };
+        match value {
+            Some(v) => found.push(v),
+            None => {
+                eprintln!("rrun: no such object: {key}");
+                code = 1;
+            }
+        }
+    }
+    match template {
+        Some(t) => {
+            for v in &found {
+                println!("{}", t.render(v).map_err(|e| Coded(125, e.into()))?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(found))?),
+    }
+    Ok(code)
+}
+
+fn time(secs: Option<u64>) -> String {
+    secs.map(|s| rfc3339(s as i64))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+/// Docker's `Status` word for a container.
+pub fn status_word(s: &State) -> &'static str {
+    match (s.status, s.is_running()) {
+        (_, true) => "running",
+        (Status::Created, false) => "created",
+        _ => "exited",
+    }
+}
+
+fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
+    let running = s.is_running();
+    let image = engine::Store::open(root)
+        .ok()
+        .and_then(|st| st.find_image(&s.image_digest).ok());
+    let entrypoint = image
+        .as_ref()
+        .and_then(|i| i.config.config.entrypoint.clone())
+        .filter(|e| s.command.starts_with(e));
+    let cmd: Vec<String> = match &entrypoint {
+        Some(e) => s.command[e.len()..].to_vec(),
+        None => s.command.clone(),
+    };
+    let labels = image
+        .as_ref()
+        .map(|i| json!(i.config.config.labels))
+        .unwrap_or_else(|| json!({}));
+    let binds: Vec<Value> = s
+        .host
+        .binds
+        .iter()
+        .map(|b| {
+            let parts: Vec<&str> = b.splitn(3, ':').collect();
+            let rw = parts.get(2) != Some(&"ro");
+            json!({
+                "Type": "bind",
+                "Source": parts.first().copied().unwrap_or(""),
+                "Destination": parts.get(1).copied().unwrap_or(""),
+                "Mode": parts.get(2).copied().unwrap_or(""),
+                "RW": rw,
+                "Propagation": "rprivate",
+            })
+        })
+        .collect();
+    json!({
+        "Id": s.id,
+        "Created": time(Some(s.created)),
+        "Path": s.command.first().cloned().unwrap_or_default(),
+        "Args": s.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status_word(s),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": s.oom_killed,
+            "Dead": false,
+            "Pid": if running { s.pid.map(|p| p.pid).unwrap_or(0) } else { 0 },
+            "ExitCode": s.exit_code.unwrap_or(0),
+            "Error": "",
+            "StartedAt": time(Some(s.created)),
+            "FinishedAt": time(s.finished),
+            "RestartCount": 0,
+        },
+        "Image": s.image_digest,
+        "Name": format!("/{}", s.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "LogPath": if s.detached { dir.join("container.log").display().to_string() } else { String::new() },
+        "HostConfig": {
+            "Binds": s.host.binds,
+            "NetworkMode": s.host.network_mode,
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "AutoRemove": s.auto_remove,
+            "Privileged": s.host.privileged,
+            "ReadonlyRootfs": s.host.read_only,
+            "Memory": s.host.memory_bytes.unwrap_or(0),
+            "NanoCpus": s.host.nano_cpus.unwrap_or(0),
+            "PidsLimit": s.host.pids_limit,
+            "PortBindings": {},
+            "Runtime": s.host.runtime,
+        },
+        "Mounts": binds,
+        "Config": {
+            "Hostname": s.host.hostname,
+            "User": format!("{}:{}", s.exec.uid, s.exec.gid),
+            "Env": s.exec.env,
+            "Cmd": cmd,
+            "Entrypoint": entrypoint,
+            "Image": s.image,
+            "WorkingDir": s.exec.cwd,
+            "Labels": labels,
+        },
+        "NetworkSettings": {"Networks": {}},
+    })
+}
+
+fn image_json(root: &Path, key: &str) -> Option<Value> {
+    let store = engine::Store::open(root).ok()?;
+    let image = store.find_image(key).ok()?;
+    let tags: Vec<String> = store
+        .list_refs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, d)| *d == image.manifest_digest)
+        .map(|(r, _)| r.to_string())
+        .collect();
+    let c = &image.config;
+    let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+    Some(json!({
+        "Id": image.manifest_digest.to_string(),
+        "RepoTags": tags,
+        "Created": c.created.clone().unwrap_or_default(),
+        "Author": c.author.clone().unwrap_or_default(),
+        "Architecture": c.architecture,
+        "Os": c.os,
+        "Config": {
+            "User": c.config.user.clone().unwrap_or_default(),
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": c.config.entrypoint,
+            "WorkingDir": c.config.working_dir.clone().unwrap_or_default(),
+            "Labels": c.config.labels,
+            "ExposedPorts": c.config.exposed_ports.keys().map(|k| (k.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
+            "Volumes": c.config.volumes.keys().map(|k| (k.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
+            "StopSignal": c.config.stop_signal,
+        },
+        "RootFS": {
+            "Type": "layers",
+            "Layers": c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Size": size,
+    }))
+}

@@ -1,0 +1,12 @@
+//! rrun's command handlers that read or tidy containers: one file per
+//! command. (`run`, `exec` and the stop/kill/rm/logs family still live in
+//! run.rs and admin.rs.)
+
+pub mod diff;
+pub mod format;
+pub mod inspect;
+pub mod prune;
+pub mod ps;
+pub mod rename;
+pub mod top;
+pub mod wait;

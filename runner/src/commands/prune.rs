@@ -1,0 +1,103 @@
+//! `rrun container prune [-f]`: remove every stopped container, as
+//! `docker container prune`. Without `-f` it asks first, on a terminal;
+//! with no terminal to ask on it refuses rather than guess.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use runner::{lifecycle, state};
+
+use crate::cli::PruneArgs;
+use crate::run::{require_root, Coded};
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
+    require_root("rrun container prune")?;
+    if !a.force {
+        if !std::io::stdin().is_terminal() {
+            bail!(Coded(
+                1,
+                anyhow!("refusing to remove stopped containers without a terminal to confirm on: use -f")
+            ));
+        }
+        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let containers = root.join("containers");
+    let _ = lifecycle::reap_leftovers(&containers);
+    let mut freed = 0u64;
+    let mut removed = Vec::new();
+    let mut code = 0;
+    for (dir, s) in state::list(&containers) {
+        if s.is_running() {
+            continue;
+        }
+        let size = dir_size(&dir.join("upper"));
+        match lifecycle::remove(&dir, &s, false) {
+            Ok(()) => {
+                freed += size;
+                removed.push(s.id);
+            }
+            Err(e) => {
+                eprintln!("rrun: {e}");
+                code = 1;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Containers:")?;
+        for id in &removed {
+            writeln!(out, "{id}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "Total reclaimed space: {}", human(freed))?;
+    Ok(code)
+}
+
+/// Docker's sizes: decimal units, three significant digits.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        return format!("{bytes}B");
+    }
+    let n = format!("{v:.3}");
+    format!("{}{}", n.trim_end_matches('0').trim_end_matches('.'), UNITS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_dockers() {
+        assert_eq!(super::human(0), "0B");
+        assert_eq!(super::human(999), "999B");
+        assert_eq!(super::human(1_500), "1.5kB");
+        assert_eq!(super::human(12_345_678), "12.346MB");
+        assert_eq!(super::human(2_000_000_000), "2GB");
+    }
+}

@@ -1,0 +1,36 @@
+//! `rrun rename OLD NEW`: a new name for a container, running or not.
+//! Names are unique in a store; the state file is rewritten atomically.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use runner::state;
+
+use crate::cli::RenameArgs;
+use crate::run::{valid_name, Coded};
+
+pub fn rename(root: &Path, a: &RenameArgs) -> Result<i32> {
+    let containers = root.join("containers");
+    if !valid_name(&a.new) {
+        bail!(Coded(
+            1,
+            anyhow!(
+                "invalid container name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                a.new
+            )
+        ));
+    }
+    let (dir, mut s) = state::find(&containers, &a.old).map_err(|e| Coded(1, e.into()))?;
+    if s.name == a.new {
+        bail!(Coded(1, anyhow!("container {} is already named {:?}", a.old, a.new)));
+    }
+    if state::list(&containers).iter().any(|(_, o)| o.name == a.new) {
+        bail!(Coded(
+            1,
+            anyhow!("the container name {:?} is already in use", a.new)
+        ));
+    }
+    s.name = a.new.clone();
+    s.save(&dir).map_err(|e| Coded(1, e.into()))?;
+    Ok(0)
+}

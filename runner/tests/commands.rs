@@ -1,0 +1,140 @@
+//! The everyday inspection commands against real containers: inspect,
+//! wait, rename, diff, top, ps --filter/--format, container prune.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn detached(name: &str, script: &str) {
+    let o = rrun(&["run", "-d", "--name", name, "busybox", "sh", "-c", script]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+fn inspect(args: &[&str]) -> (i32, String) {
+    let mut a = vec!["inspect"];
+    a.extend_from_slice(args);
+    let o = rrun(&a);
+    (code(&o), stdout(&o))
+}
+
+#[test]
+fn inspect_a_running_container_and_an_image() {
+    detached("insp", "sleep 30");
+    let (c, out) = inspect(&["insp"]);
+    assert_eq!(c, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c0 = &v[0];
+    assert_eq!(c0["Name"], "/insp");
+    assert_eq!(c0["State"]["Status"], "running");
+    assert_eq!(c0["State"]["Running"], true);
+    assert!(c0["State"]["Pid"].as_i64().unwrap() > 1);
+    assert_eq!(c0["Config"]["Image"], "busybox");
+    assert_eq!(c0["Config"]["Cmd"], serde_json::json!(["sh", "-c", "sleep 30"]));
+    let (_, f) = inspect(&["-f", "{{.State.Status}} {{.Name}} {{json .Config.Cmd}}", "insp"]);
+    assert_eq!(f, "running /insp [\"sh\",\"-c\",\"sleep 30\"]\n");
+    let (c, img) = inspect(&["--type", "image", "busybox"]);
+    assert_eq!(c, 0);
+    let v: serde_json::Value = serde_json::from_str(&img).unwrap();
+    assert!(v[0]["RepoTags"].as_array().unwrap().iter().any(|t| t == "busybox:latest"), "{img}");
+    assert_eq!(v[0]["RootFS"]["Type"], "layers");
+    let (c, _) = inspect(&["no-such-thing"]);
+    assert_eq!(c, 1);
+    let o = rrun(&["inspect", "-f", "{{.State.Nope}}", "insp"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains(".State.Nope"), "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["rm", "-f", "insp"])), 0);
+}
+
+#[test]
+fn wait_prints_the_exit_code_and_a_rename_survives_the_exit() {
+    detached("waiter", "sleep 1; exit 3");
+    let o = rrun(&["rename", "waiter", "renamed"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // The supervisor records the exit after the rename: the new name stays.
+    let o = rrun(&["wait", "renamed"]);
+    assert_eq!((code(&o), stdout(&o)), (0, "3\n".to_string()), "{}", stderr(&o));
+    let (_, f) = inspect(&["-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}}", "renamed"]);
+    assert_eq!(f, "/renamed exited 3\n");
+    assert_eq!(code(&rrun(&["inspect", "waiter"])), 1);
+    // Names are checked like run's.
+    assert_eq!(code(&rrun(&["rename", "renamed", "bad/name"])), 1);
+    detached("other", "true");
+    let o = rrun(&["rename", "renamed", "other"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["rm", "-f", "renamed", "other"])), 0);
+}
+
+#[test]
+fn diff_lists_added_changed_and_deleted_paths() {
+    let o = rrun(&[
+        "run", "--name", "differ", "busybox", "sh", "-c",
+        "echo x > /new; rm /etc/group; echo y >> /etc/passwd; mkdir -p /tmp/d/e",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["diff", "differ"]);
+    let out = stdout(&o);
+    for line in ["A /new", "D /etc/group", "C /etc/passwd", "C /etc", "A /tmp/d", "A /tmp/d/e"] {
+        assert!(out.lines().any(|l| l == line), "{line:?} missing from:\n{out}");
+    }
+    assert_eq!(code(&rrun(&["rm", "differ"])), 0);
+}
+
+#[test]
+fn top_shows_only_the_containers_processes() {
+    detached("topper", "sleep 31 & sleep 32");
+    wait_for(|| stdout(&rrun(&["top", "topper"])).contains("sleep 32"), "top");
+    let out = stdout(&rrun(&["top", "topper"]));
+    assert!(out.starts_with("UID"), "{out}");
+    assert!(out.contains("sleep 31") && out.contains("sleep 32"), "{out}");
+    assert!(!out.contains("rrun"), "a host process is listed:\n{out}");
+    let out = stdout(&rrun(&["top", "topper", "-o", "pid,comm"]));
+    assert_eq!(out.lines().filter(|l| l.contains("sleep")).count(), 2, "{out}");
+    assert_eq!(code(&rrun(&["rm", "-f", "topper"])), 0);
+    let o = rrun(&["top", "topper"]);
+    assert_eq!(code(&o), 1);
+}
+
+#[test]
+fn ps_filters_formats_and_prune_keeps_running_containers() {
+    detached("ps-up", "sleep 30");
+    let o = rrun(&["run", "--name", "ps-done", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "--format", "{{.Names}} {{.State}}"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = stdout(&rrun(&a))
+            .lines()
+            .filter(|l| l.starts_with("ps-"))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&[]), ["ps-up running"]);
+    assert_eq!(names(&["-a"]), ["ps-done exited", "ps-up running"]);
+    assert_eq!(names(&["--filter", "status=exited"]), ["ps-done exited"]);
+    assert_eq!(names(&["-a", "--filter", "name=done"]), ["ps-done exited"]);
+    assert!(names(&["-a", "--filter", "label=nope"]).is_empty());
+    let o = rrun(&["ps", "--filter", "colour=red"]);
+    assert_eq!(code(&o), 125);
+    let table = stdout(&rrun(&["ps", "--format", "table {{.ID}}\\t{{.Names}}"]));
+    assert!(table.starts_with("ID\tNAMES\n"), "{table}");
+    // Prune: the exited one goes, the running one stays.
+    let o = rrun(&["container", "prune", "-f"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("Total reclaimed space"), "{}", stdout(&o));
+    assert_eq!(names(&["-a"]), ["ps-up running"]);
+    // Without -f and without a terminal it refuses.
+    assert_eq!(code(&rrun(&["container", "prune"])), 1);
+    assert_eq!(code(&rrun(&["rm", "-f", "ps-up"])), 0);
+}
