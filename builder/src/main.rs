@@ -38,6 +38,11 @@ enum Command {
     Tag(commands::images::TagArgs),
     /// Display detailed information on an image (config and layers as JSON)
     Inspect(commands::images::InspectArgs),
+    /// Show the history of an image: its steps, newest first
+    History(commands::history::HistoryArgs),
+    /// Manage the store as a whole
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
     /// Remove blobs and unpacked layers no image references
     Gc,
     /// Check the store: every blob against its digest, every image's references, every unpacked layer's completion marker
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
         Command::Rmi(args) => commands::images::remove(&cli.root, args),
         Command::Tag(args) => commands::images::tag(&cli.root, args),
         Command::Inspect(args) => commands::images::inspect(&cli.root, args),
+        Command::History(args) => commands::history::run(&cli.root, args),
+        Command::System(cmd) => commands::system::run(&cli.root, cmd),
         Command::Gc => commands::images::gc(&cli.root),
         Command::Fsck => commands::images::fsck(&cli.root),
         Command::Save(args) => commands::save::run(&cli.root, args),

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod export;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod load;
@@ -9,6 +10,7 @@ pub mod login;
 pub mod pull;
 pub mod push;
 pub mod save;
+pub mod system;
 
 use std::path::Path;
 

@@ -1,0 +1,52 @@
+//! `rbuild history` and `rbuild system df` on a real build.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn history_lists_each_step_newest_first_with_its_layer() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nENV GREETING=hi\nRUN echo hello > /hello && dd if=/dev/zero of=/blob bs=1k count=300\nCMD [\"cat\", \"/hello\"]\n",
+    )]);
+    build_ok("hist:1", ctx.path(), &["--no-cache"]);
+    let o = rbuild(&["history", "hist:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("IMAGE"), "{out}");
+    assert!(lines[1].contains("CMD"), "newest first:\n{out}");
+    assert!(lines[2].contains("RUN"), "{out}");
+    assert!(lines[3].contains("ENV GREETING=hi"), "{out}");
+    // The RUN layer has a size; metadata steps made none.
+    assert!(!lines[2].contains(" 0B"), "{out}");
+    assert!(lines[1].contains(" 0B") && lines[3].contains(" 0B"), "{out}");
+    // Only the newest row names the image.
+    assert!(!lines[1].starts_with("<missing>") && lines[2].starts_with("<missing>"), "{out}");
+    let q = stdout(&rbuild(&["history", "-q", "hist:1"]));
+    assert_eq!(q.lines().count(), lines.len() - 1);
+    let o = rbuild(&["history", "no-such-image"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no-such-image"), "{}", stderr(&o));
+}
+
+#[test]
+fn system_df_counts_images_and_containers() {
+    let o = rbuild(&["system", "df"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = |name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let images = row("Images");
+    assert!(images[1].parse::<usize>().unwrap() >= 1, "{out}");
+    assert!(images[3].ends_with('B') && images[3] != "0B", "{out}");
+    assert!(row("Containers")[1].parse::<usize>().is_ok(), "{out}");
+    assert_eq!(row("Build")[0], "Build");
+}
