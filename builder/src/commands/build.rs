@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use builder::exec::{build, BuildOptions};
+use builder::exec::{build, BuildOptions, PullPolicy};
 use builder::progress::ProgressMode;
 use engine::runtime::NetworkMode;
 use engine::ImageRef;
@@ -37,6 +37,19 @@ pub struct BuildArgs {
     /// --progress quiet); a failing step's output is still shown
     #[arg(short, long)]
     pub quiet: bool,
+    /// Always pull a newer version of every base image (default: only a
+    /// base that is not in the store); --pull=never never pulls
+    #[arg(long, num_args = 0..=1, default_missing_value = "always", value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
+    /// Allow plain http to a registry that is not on loopback, for base pulls
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Set metadata for the image (KEY=VALUE, repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -56,6 +69,14 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
                 Err(_) => continue, // Docker drops a bare KEY that is not set
             },
         };
+    }
+    let mut labels = BTreeMap::new();
+    for kv in &args.labels {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        if k.is_empty() {
+            bail!("invalid --label {kv:?}: the key is empty (use KEY=VALUE)");
+        }
+        labels.insert(k.to_string(), v.to_string());
     }
     if !args.context.is_dir() {
         bail!(
@@ -81,6 +102,17 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
             NetworkMode::Host
         },
         progress,
+        pull: match args.pull.as_deref() {
+            Some("always") => PullPolicy::Always,
+            Some("never") => PullPolicy::Never,
+            _ => PullPolicy::Missing,
+        },
+        registry: engine::oci::registry::PullOptions {
+            platform: None,
+            insecure: args.insecure_registry,
+            auth_file: std::env::var_os("RBOX_AUTH_FILE").map(Into::into),
+        },
+        labels,
     };
     let store = super::open_store(root)?;
     let runtime = runner::native::NativeRuntime::new();
@@ -88,6 +120,11 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
     let manifest = build(&store, &runtime, &opts)
         .map_err(anyhow::Error::from)
         .context("build failed")?;
+    if let Some(path) = &args.iidfile {
+        // Written with the safe-output rules of save/export (no symlink
+        // followed, nothing half-written).
+        write_iidfile(path, &manifest.to_string())?;
+    }
     if progress == ProgressMode::Quiet {
         println!("{manifest}");
     } else {
@@ -100,6 +137,38 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
             eprintln!("#done tagged {t}");
         }
         println!("{manifest}");
+    }
+    Ok(())
+}
+
+/// `--iidfile`: the image id, written beside the target under a fresh
+/// name (O_EXCL, never through a symlink) and renamed over it.
+fn write_iidfile(path: &Path, id: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("--iidfile {}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(&tmp)
+        .with_context(|| format!("--iidfile: create {}", tmp.display()))?;
+    let written = f.write_all(id.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("--iidfile: write {}", path.display()));
     }
     Ok(())
 }

@@ -75,6 +75,24 @@ pub struct BuildOptions {
     /// RUN's network when a step does not say (Docker's build default: host).
     pub network: NetworkMode,
     pub progress: ProgressMode,
+    /// When to pull a `FROM` image from its registry.
+    pub pull: PullPolicy,
+    /// Registry settings for those pulls.
+    pub registry: engine::oci::registry::PullOptions,
+    /// `--label`: added to the final image's labels (over the Containerfile's).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// When a base image is pulled, as `docker build` does it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only an image the store does not have (Docker's default).
+    #[default]
+    Missing,
+    /// Every base, once per build (`--pull`).
+    Always,
+    /// Never: a missing base is an error.
+    Never,
 }
 
 /// What a stage has built so far.
@@ -132,6 +150,8 @@ pub struct Executor<'a> {
     filter: ContextFilter,
     progress: Progress,
     results: Mutex<HashMap<usize, ImageState>>,
+    /// Bases pulled in this build, so `--pull` pulls each reference once.
+    pulled: Mutex<HashMap<String, Digest>>,
 }
 
 /// Build the image and tag it; returns its manifest digest.
@@ -168,6 +188,7 @@ pub fn build(
         filter,
         progress: Progress::new(opts.progress),
         results: Mutex::new(HashMap::new()),
+        pulled: Mutex::new(HashMap::new()),
     };
     // Groups of RUN steps of killed builds (kill -9 leaves them behind).
     leftovers::reap_dead_step_groups();
@@ -222,7 +243,10 @@ impl Executor<'_> {
                 done.push(i);
             }
         }
-        let state = self.results.lock().expect("results lock")[&target].clone();
+        let mut state = self.results.lock().expect("results lock")[&target].clone();
+        for (k, v) in &self.opts.labels {
+            state.config.config.labels.insert(k.clone(), v.clone());
+        }
         let manifest = self
             .store
             .put_image(&state.config, state.layers.clone())
@@ -245,14 +269,42 @@ impl Executor<'_> {
                 BuildError::Other(format!("stage {i} is used before it was built (a --from naming a variable only the image sets?)"))
             }),
             Base::Image(r) => {
-                let image = self.store.find_image(r).map_err(|e| match step {
-                    Some(s) => BuildError::step(s, format!("{e} (try: rbuild import or rbuild pull)")),
-                    None => BuildError::Other(format!("FROM {r}: {e} (try: rbuild import or rbuild pull)")),
+                let image = self.base_image(r).map_err(|e| match step {
+                    Some(s) => BuildError::step(s, e),
+                    None => BuildError::Other(format!("FROM {r}: {e}")),
                 })?;
                 engine::layer::unpack_image(self.store, &image).map_err(other)?;
                 Ok(ImageState::from_image(&image))
             }
         }
+    }
+
+    /// A base image from the store, pulled from its registry first when
+    /// the pull policy says so. One pull per reference per build, even
+    /// when stages side by side name the same base.
+    fn base_image(&self, r: &str) -> Result<engine::Image, String> {
+        let mut pulled = self.pulled.lock().expect("pulled lock");
+        if let Some(d) = pulled.get(r) {
+            return self.store.image_by_digest(d).map_err(|e| e.to_string());
+        }
+        if self.opts.pull != PullPolicy::Always {
+            match self.store.find_image(r) {
+                Ok(image) => return Ok(image),
+                Err(engine::StoreError::ImageNotFound { .. }) if self.opts.pull != PullPolicy::Never => {}
+                Err(e) => return Err(format!("{e} (try: rbuild pull {r}, or build without --pull=never)")),
+            }
+        }
+        self.progress.note(&format!("pulling {r}"));
+        let transfer: Box<dyn engine::progress::TransferProgress> =
+            if self.opts.progress == ProgressMode::Quiet {
+                Box::new(engine::progress::NoProgress)
+            } else {
+                Box::new(engine::progress::PlainLines::stderr())
+            };
+        let digest = engine::oci::registry::pull(self.store, r, &self.opts.registry, transfer.as_ref())
+            .map_err(|e| format!("{r} is not in the store and pulling it failed: {e} (try: rbuild import, or rbuild pull)"))?;
+        pulled.insert(r.to_string(), digest.clone());
+        self.store.image_by_digest(&digest).map_err(|e| e.to_string())
     }
 
     fn build_stage(&self, index: usize) -> Result<ImageState, BuildError> {
