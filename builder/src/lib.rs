@@ -1,4 +1,5 @@
 pub mod cache;
+pub mod check;
 pub mod context;
 pub mod copy;
 pub mod exec;

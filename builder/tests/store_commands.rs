@@ -50,3 +50,16 @@ fn system_df_counts_images_and_containers() {
     assert!(row("Containers")[1].parse::<usize>().is_ok(), "{out}");
     assert_eq!(row("Build")[0], "Build");
 }
+
+#[test]
+fn build_check_reports_without_building() {
+    let ctx = context(&[("Containerfile", "FROM busybox\nCMD echo hi\nRUN touch /never\n")]);
+    let o = rbuild(&["build", "--check", "-t", "checked:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("Containerfile:2: JSONArgsRecommended"), "{}", stdout(&o));
+    assert!(!rbuild(&["inspect", "checked:1"]).status.success(), "--check built the image");
+    let ctx = context(&[("Containerfile", "FROM busybox\nRUNN x\n")]);
+    let o = rbuild(&["build", "--check", ctx.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("RUNN"), "{}", stderr(&o));
+}

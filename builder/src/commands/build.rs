@@ -50,6 +50,10 @@ pub struct BuildArgs {
     /// Set metadata for the image (KEY=VALUE, repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Check the Containerfile (parse, stages, expansions, lint rules)
+    /// without building; exit 1 on an error or a warning
+    #[arg(long)]
+    pub check: bool,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -114,6 +118,9 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         },
         labels,
     };
+    if args.check {
+        return check(&opts);
+    }
     let store = super::open_store(root)?;
     let runtime = runner::native::NativeRuntime::new();
     let started = std::time::Instant::now();
@@ -171,4 +178,28 @@ fn write_iidfile(path: &Path, id: &str) -> anyhow::Result<()> {
         return Err(e).with_context(|| format!("--iidfile: write {}", path.display()));
     }
     Ok(())
+}
+
+/// `--check`: the Containerfile's errors and lint warnings, no build.
+fn check(opts: &BuildOptions) -> anyhow::Result<()> {
+    let file = match &opts.file {
+        Some(f) => f.clone(),
+        None => builder::parse::find_containerfile(&opts.context)
+            .with_context(|| format!("no Containerfile or Dockerfile in {} (use -f FILE)", opts.context.display()))?,
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| file.display().to_string());
+    let cf = builder::parse::Containerfile::from_bytes(&name, &bytes, &opts.build_args)?;
+    let warnings = builder::check::check(&cf, opts.target.as_deref())?;
+    if warnings.is_empty() {
+        println!("Check complete, no warnings found.");
+        return Ok(());
+    }
+    for w in &warnings {
+        println!("{w}");
+    }
+    bail!("check complete, {} warning(s) found", warnings.len())
 }
