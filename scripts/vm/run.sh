@@ -115,7 +115,7 @@ if [ ! -f "$initrd" ]; then
     esac
     echo "$name" >> "$tree/modules"
   done
-  (cd "$tree" && find . | cpio --quiet -o -H newc) | gzip -1 > "$tree.gz"
+  (cd "$tree" && find . | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -1 > "$tree.gz"
   rm -rf "$tree"
   mv -f "$tree.gz" "$initrd"   # atomic: a concurrent run sees all of it or nothing
   find "$work/cache" -maxdepth 1 -name "initrd-$kver-*" ! -name "${initrd##*/}" -delete
