@@ -29,6 +29,7 @@ for entry in "$@"; do
   took=$((SECONDS - start))
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     say "TIMEOUT: $name still ran after ${limit}s; kernel backtraces of every CPU and blocked task go to the console"
+    ps -eo pid,ppid,stat,wchan:32,etime,args >&2
     echo l > /proc/sysrq-trigger
     echo w > /proc/sysrq-trigger
     say "FAILED: $name timed out; the $(($# - n)) binaries after it did not run"

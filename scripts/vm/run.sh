@@ -220,8 +220,11 @@ if [ "$rc" != 0 ]; then
     echo "---- guest console from line $first (kernel problems)" >&2
     tail -n +"$first" "$run/console.log" | head -n 200 >&2
   fi
-  echo "---- guest console, last 30 lines" >&2
-  tail -n 30 "$run/console.log" >&2
+  lines=$(wc -l < "$run/console.log")
+  if [ -z "$first" ] || [ $((lines - first)) -ge 200 ]; then
+    echo "---- guest console, last 30 lines" >&2
+    tail -n 30 "$run/console.log" >&2
+  fi
   mkdir -p "$work/consoles"
   kept=$work/consoles/$(date -u +%Y%m%dT%H%M%SZ)-$$.log
   cp "$run/console.log" "$kept"
