@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Debian packages rbox's build, tests and demo need (idempotent; run as root).
-#   busybox-static  the base image's userland (fixtures)
-#   zstd            command-line zstd for the tar comparisons in tests
-#   tmux            drives `rrun run -it` like a person would, in the tty test
-#   qemu-system-x86 linux-image-amd64 xz-utils
-#                   the throw-away cgroup-v2 VM (../shared/tools/run-in-vm.sh)
-#   crun runc       peer OCI runtimes behind `rrun run --runtime`
-#   iproute2        `ip` to inspect network namespaces in tests
-#   docker-registry skopeo umoci apache2-utils
-#                   OCI interop tests: a loopback registry, peer image tools, htpasswd
 set -euo pipefail
-pkgs=(busybox-static zstd tmux qemu-system-x86 linux-image-amd64 xz-utils crun runc iproute2 pkg-config docker-registry skopeo umoci apache2-utils)
+pkgs=(
+  busybox-static   # the base image's userland (fixtures); the cgroup-v2 guest's initramfs shell
+  zstd             # command-line zstd for the tar comparisons in tests
+  tmux             # drives `rrun run -it` like a person would, in the tty test
+  gcc libc6-dev    # the escape tests' static C probe (gcc -static)
+  crun runc        # peer OCI runtimes behind `rrun run --runtime`
+  iproute2         # `ip` to inspect network namespaces in tests (and lo up in the guest)
+  pkg-config       # build scripts (zstd-sys) look for system libraries with it
+  docker-registry  # OCI interop tests: a registry on loopback,
+  skopeo umoci     # peer image tools,
+  apache2-utils    # and htpasswd for its auth
+  # The cgroup-v2 lane (scripts/vm-lane.sh, scripts/vm/run.sh):
+  qemu-system-x86    # the throw-away guest (TCG without KVM), 9p shares of the host's /
+  linux-image-amd64  # the guest's kernel (/boot/vmlinuz-X) and its modules (/lib/modules/X)
+  kmod               # modinfo to find the modules the initramfs needs; modprobe in the guest
+  xz-utils           # unpacks xz-compressed kernel modules into the initramfs
+  jq                 # picks the test binaries out of cargo's JSON messages
+)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,36 +1,46 @@
 #!/usr/bin/env bash
-# The cgroup-v2 lane: run the test binaries that touch cgroups and the
-# runtime inside a throw-away pure cgroup-v2 qemu guest (run-in-vm.sh).
-# The guest shares the host's / read-only with a tmpfs on top; /tmp is a
-# fresh tmpfs, so the tests keep their stores there (TMPDIR=/tmp).
+# The cgroup-v2 lane: the integration tests of the crates that touch
+# cgroups, namespaces and overlay, run as root inside one throw-away pure
+# cgroup-v2 qemu guest (scripts/vm/run.sh; the guest side is
+# scripts/vm/lane-guest.sh). The guest keeps test stores on its fresh /tmp
+# tmpfs.
+#
+# Knobs: RBOX_VM_LANE_LIMIT (seconds per test binary, default 600),
+# RBOX_VM_LANE_TOTAL (seconds for all of them, default 2700),
+# RBOX_VM_LANE_THREADS (tests at a time, default 2), and run.sh's RBOX_VM_*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VM=${1:?usage: vm-lane.sh PATH/TO/run-in-vm.sh}
-# Crates whose integration tests exercise cgroups, namespaces and overlay.
 crates=(runner builder)
-mapfile -t bins < <(cargo test --locked --no-run --message-format=json "${crates[@]/#/-p}" 2>/dev/null |
-  python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["executable"])
-')
+per_bin=${RBOX_VM_LANE_LIMIT:-600}
+threads=${RBOX_VM_LANE_THREADS:-2}
+
+# PACKAGE_DIR:BINARY for every integration test binary (cargo runs each in
+# its package's directory; so does the guest).
+artifacts=$(cargo test --locked --no-run --message-format=json "${crates[@]/#/-p}")
+mapfile -t bins < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.kind == ["test"])
+  | (.manifest_path | sub("/[^/]*$"; "")) + ":" + .executable' <<<"$artifacts" | sort)
 [ ${#bins[@]} -gt 0 ] || { echo "vm-lane: no integration test binaries found for ${crates[*]}" >&2; exit 1; }
-status=0
-# 6 GiB: the guest keeps stores on its /tmp tmpfs (half of its memory), and the
-# interop tests export whole trees there. 2 vCPUs (TCG, slow): two tests at a
-# time. 10 minutes at most per binary (the slowest takes ~90 s).
-run_bin() { VM_MEM=${VM_MEM:-6G} VM_TIMEOUT=${VM_TIMEOUT:-600} RBOX_TEST_LANE=cgroup-v2-vm "$VM" "$1" "--test-threads=$2"; }
-for bin in "${bins[@]}"; do
-  echo "-- $(basename "$bin") in the cgroup-v2 guest"
-  if ! run_bin "$bin" 2; then
-    # Twice in two sessions a binary hung in the guest with two tests side by
-    # side never finishing (progress_sink, interop_registry; not reproduced,
-    # cause unknown). One retry, one test at a time, said in the log; a test
-    # that really fails fails again.
-    echo "vm-lane: $(basename "$bin") failed or timed out in the guest; retrying once, one test at a time" >&2
-    run_bin "$bin" 1 || status=1
-  fi
-done
-exit $status
+echo "vm-lane: ${#bins[@]} test binaries of ${crates[*]} in the guest, $threads tests at a time, ${per_bin}s at most each:"
+printf '  %s\n' "${bins[@]##*:}"
+
+# The whole guest's budget: CI's own limit.
+total=${RBOX_VM_LANE_TOTAL:-2700}
+# 6 GiB: half of it is the guest's /tmp, where stores and exported trees live.
+run_lane() {
+  RBOX_VM_MEM=${RBOX_VM_MEM:-6G} RBOX_VM_TIMEOUT=$total \
+    scripts/vm/run.sh scripts/vm/lane-guest.sh "$per_bin" "$threads" "${bins[@]}"
+}
+start=$SECONDS
+rc=0
+run_lane || rc=$?
+if [ "$rc" = 125 ]; then
+  # Only a guest that never started the tests is retried, once, and loudly;
+  # a test that fails or hangs fails the lane.
+  echo "vm-lane: ############################################################" >&2
+  echo "vm-lane: INFRASTRUCTURE FAILURE: the guest did not boot; retrying ONCE" >&2
+  echo "vm-lane: ############################################################" >&2
+  rc=0
+  run_lane || rc=$?
+fi
+echo "vm-lane: status $rc after $((SECONDS - start))s"
+exit "$rc"
