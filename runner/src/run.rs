@@ -487,7 +487,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         .collect();
     if marker::needs_sync(&layer_dirs, engine::layer::SYNC_AFTER) {
         if let Ok(store) = Store::open(root) {
-            let _ = marker::sync_image_layers(&store, &diff_ids, engine::layer::SYNC_AFTER);
+            let _ = store.sync_image_layers(&diff_ids, engine::layer::SYNC_AFTER);
         }
     }
     r

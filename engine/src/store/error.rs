@@ -1,0 +1,57 @@
+//! What can go wrong in the store: one error type for all of its parts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::reference::ReferenceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image {reference:?} not found in {root} (try: rbuild images)")]
+    ImageNotFound { reference: String, root: PathBuf },
+    #[error("blob {digest} is missing from {root} (try: rbuild fsck)")]
+    BlobMissing { digest: Digest, root: PathBuf },
+    #[error("blob {digest} is corrupt: its content hashes to {actual} (try: rbuild fsck)")]
+    BlobCorrupt { digest: Digest, actual: Digest },
+    #[error("{what} {digest}: invalid JSON: {source}")]
+    Json {
+        what: &'static str,
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("store {root} uses digest {digest}, but the store keeps only blake3 digests")]
+    ForeignDigest { root: PathBuf, digest: Digest },
+    /// Names the store file being written first: on a full disk that is
+    /// the path that matters, not the source.
+    #[error("copy into the store at {to} (from {from}): {source}")]
+    CopyIn {
+        to: PathBuf,
+        from: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(super) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
