@@ -508,6 +508,11 @@ fn mount_point(store: &Store, dir: &Path, runtime: &str) -> PathBuf {
 }
 
 fn create_container_dir(dir: &Path, merged: &Path, state: &State) -> Result<()> {
+    // Private, as the store is (engine::store::access); upper and work
+    // inside keep their own modes: the container's root directory.
+    engine::store::private_dir()
+        .create(dir)
+        .with_context(|| format!("create {}", dir.display()))?;
     for p in [dir.join("upper"), dir.join("work"), merged.to_path_buf()] {
         std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
     }

@@ -32,6 +32,16 @@ pub enum StoreError {
     Reference(#[from] ReferenceError),
     #[error("store {root} uses digest {digest}, but the store keeps only blake3 digests")]
     ForeignDigest { root: PathBuf, digest: Digest },
+    /// A world-writable store root: a shared directory such as /tmp.
+    #[error("store root {path} is writable by every user (mode {mode:o}): a store needs a directory of its own (e.g. {path}/rbox), which is made private to root")]
+    SharedRoot { path: PathBuf, mode: u32 },
+    /// A store directory another user owns could be replaced under us.
+    #[error("store directory {path} is owned by uid {owner}, not by this user (uid {euid}): another user could replace what it holds; refusing to use it")]
+    NotOurs {
+        path: PathBuf,
+        owner: u32,
+        euid: u32,
+    },
     /// Names the store file being written first: on a full disk that is
     /// the path that matters, not the source.
     #[error("copy into the store at {to} (from {from}): {source}")]

@@ -11,11 +11,17 @@
 //! lock                   flock: shared for every open Store, exclusive for gc (gc)
 //! ```
 //!
+//! Only root may enter the store ([`access`]): the root and every directory
+//! below it that holds image or container trees are 0700, so no other
+//! user reaches a setuid file or a device node of an image, or one that a
+//! container wrote into its upper dir.
+//!
 //! Writers never need an exclusive lock: everything is written under `tmp/`
 //! and renamed into place, and two processes writing the same content rename
 //! the same bytes. Only `gc`, which deletes, takes the lock exclusively, so
 //! it waits until no other process has the store open.
 
+mod access;
 mod blobs;
 mod error;
 mod gc;
@@ -30,6 +36,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use access::{private_dir, PRIVATE_MODE};
 pub use blobs::BlobWriter;
 pub use error::{Result, StoreError};
 pub use gc::GcReport;
@@ -59,24 +66,11 @@ impl Store {
     }
 
     /// Open (creating if needed) the store at `root`, take the shared lock,
-    /// and remove temp directories left by processes that died.
+    /// and remove temp directories left by processes that died. The store's
+    /// directories are made private to its owner if they were not
+    /// ([`access::ensure_private`]).
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in [
-            "blobs/blake3",
-            "layers",
-            "images",
-            "containers",
-            "cache",
-            "tmp",
-        ] {
-            let p = root.join(sub);
-            // A stat walks the path without locks; a mkdir of an existing
-            // dir fails with EEXIST only after taking the parent's lock,
-            // which concurrent starts then queue on.
-            if !p.is_dir() {
-                fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
-            }
-        }
+        access::ensure_private(root)?;
         let lock_path = root.join("lock");
         let lock = OpenOptions::new()
             .read(true)
@@ -99,7 +93,7 @@ impl Store {
     /// The session directory, created on first use.
     fn session(&self) -> Result<&Path> {
         if self.session_made.get().is_none() {
-            match fs::create_dir(&self.session) {
+            match access::private_dir().create(&self.session) {
                 // Another thread of this Store made it first.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 r => r.map_err(io_err("create directory", &self.session))?,
@@ -125,9 +119,13 @@ impl Store {
     }
 
     /// A fresh, empty directory under this session's temp directory.
+    /// Private (0700) like the session it is in: whatever a caller puts
+    /// in it keeps its own mode.
     pub fn new_temp_dir(&self, prefix: &str) -> Result<PathBuf> {
         let p = self.session()?.join(fsutil::unique_name(prefix));
-        fs::create_dir(&p).map_err(io_err("create directory", &p))?;
+        access::private_dir()
+            .create(&p)
+            .map_err(io_err("create directory", &p))?;
         Ok(p)
     }
 
