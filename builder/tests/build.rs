@@ -357,3 +357,15 @@ fn tag_adds_a_name_and_rmi_of_it_keeps_the_image() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("Bad Name"), "{}", stderr(&o));
 }
+
+/// The store is private to root (engine::store::access), but a RUN step
+/// as a non-root user still walks its root file system: overlayfs reaches
+/// the store's layers with the mounter's credentials.
+#[test]
+fn a_run_step_as_a_non_root_user_reaches_its_root_file_system() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nUSER 1000:1000\nRUN ls / >/dev/null && cat /etc/passwd >/dev/null && id -u\n",
+    )]);
+    build_ok("nonroot-run:1", ctx.path(), &[]);
+}

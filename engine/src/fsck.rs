@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::layer::marker::{self, MarkerState, MARKER};
+use crate::store::marker::{self, MarkerState, MARKER};
 use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,10 +104,10 @@ fn sync_layers_marks_this_boots_layers_synced() {
     );
     // Too young: left alone.
     assert_eq!(
-        marker::sync_layers(&store, Duration::from_secs(3600)).unwrap(),
+        store.sync_layers(Duration::from_secs(3600)).unwrap(),
         0
     );
-    assert_eq!(marker::sync_layers(&store, Duration::ZERO).unwrap(), 1);
+    assert_eq!(store.sync_layers(Duration::ZERO).unwrap(), 1);
     assert_eq!(
         fs::read_to_string(layer_dir.join(MARKER)).unwrap(),
         format!("{}\n", blob.diff_id)
@@ -118,7 +118,7 @@ fn sync_layers_marks_this_boots_layers_synced() {
     );
     assert!(store.has_layer(&blob.diff_id));
     // Nothing left to do; no temp file left behind.
-    assert_eq!(marker::sync_layers(&store, Duration::ZERO).unwrap(), 0);
+    assert_eq!(store.sync_layers(Duration::ZERO).unwrap(), 0);
     assert_eq!(walk_count(store.tmp_dir()), 0);
 }
 
@@ -147,7 +147,7 @@ fn one_images_layers_are_checked_and_synced_alone() {
     );
     assert!(marker::needs_sync(&dirs, Duration::ZERO));
     assert_eq!(
-        marker::sync_image_layers(&store, &image, Duration::ZERO).unwrap(),
+        store.sync_image_layers(&image, Duration::ZERO).unwrap(),
         1
     );
     assert!(!marker::needs_sync(&dirs, Duration::ZERO));

@@ -503,7 +503,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         .collect();
     if marker::needs_sync(&layer_dirs, engine::layer::SYNC_AFTER) {
         if let Ok(store) = Store::open(root) {
-            let _ = marker::sync_image_layers(&store, &diff_ids, engine::layer::SYNC_AFTER);
+            let _ = store.sync_image_layers(&diff_ids, engine::layer::SYNC_AFTER);
         }
     }
     r
@@ -524,6 +524,11 @@ fn mount_point(store: &Store, dir: &Path, runtime: &str) -> PathBuf {
 }
 
 fn create_container_dir(dir: &Path, merged: &Path, state: &State) -> Result<()> {
+    // Private, as the store is (engine::store::access); upper and work
+    // inside keep their own modes: the container's root directory.
+    engine::store::private_dir()
+        .create(dir)
+        .with_context(|| format!("create {}", dir.display()))?;
     for p in [dir.join("upper"), dir.join("work"), merged.to_path_buf()] {
         std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
     }

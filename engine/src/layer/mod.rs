@@ -18,7 +18,6 @@ mod creation;
 mod entry;
 mod error;
 mod guard;
-pub mod marker;
 mod resolve;
 mod sparse;
 mod stream;
@@ -33,6 +32,9 @@ use std::path::{Path, PathBuf};
 
 pub use compression::Compression;
 pub use error::LayerError;
+/// The completion marker of an unpacked layer; it lives with the store's
+/// layers, named here too for callers that knew it under `layer`.
+pub use crate::store::marker;
 pub use unpack::{unpack_file, unpack_stream, UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};
@@ -213,7 +215,7 @@ pub fn unpack_image(store: &Store, image: &Image) -> Result<Vec<PathBuf>, LayerE
     // Earlier unpacks' layers, long since written back: make them durable
     // (cheap now) so they survive the next reboot. Best effort: a failure
     // only leaves them to be unpacked again after a crash.
-    let _ = marker::sync_layers(store, SYNC_AFTER);
+    let _ = store.sync_layers(SYNC_AFTER);
     let mut todo: Vec<(&Descriptor, &Digest)> = Vec::new();
     for (blob, diff_id) in layers.iter().zip(diff_ids) {
         if !store.has_layer(diff_id) && !todo.iter().any(|(_, d)| *d == diff_id) {

@@ -258,12 +258,6 @@ pub fn makedev(major: u32, minor: u32) -> libc::dev_t {
     libc::makedev(major, minor)
 }
 
-/// Flush every dirty page of the filesystem holding `f`.
-pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
-    // SAFETY: plain syscall on an fd we hold.
-    retry(|| unsafe { libc::syncfs(f.as_raw_fd()) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

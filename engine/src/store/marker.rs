@@ -20,17 +20,19 @@
 //! the crash it guards against never passes. The unsynced line comes first
 //! so that no truncation of it reads as the synced form.
 //!
-//! [`sync_layers`] turns unsynced markers of this boot into synced ones
-//! (one syncfs, then each marker rewritten atomically and durably); the
-//! unpacker runs it for markers older than the kernel's writeback delay,
-//! when there is little left to write.
+//! [`Store::sync_layers`] turns unsynced markers of this boot into synced
+//! ones (one syncfs, then each marker rewritten atomically and durably);
+//! the unpacker runs it for markers older than the kernel's writeback
+//! delay, when there is little left to write.
+//!
+//! [`Store::sync_layers`]: super::Store::sync_layers
 //!
 //! Deviation from DESIGN invariant 1 ("fsync'ed, then renamed"): for
 //! unpacked layers the order is renamed, then synced later; what the
 //! invariant protects — nothing half-written is ever *trusted* — holds
 //! through the boot id.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -38,7 +40,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::digest::Digest;
 use crate::fsutil::{self, fsync_dir, remove_tree};
-use crate::store::Store;
 
 pub const MARKER: &str = "complete";
 const UNSYNCED_PREFIX: &str = "unsynced-boot ";
@@ -150,38 +151,13 @@ pub fn discard_untrusted(dest: &Path, diff_id: &Digest, tmp: &Path) -> io::Resul
     remove_tree(&doomed)
 }
 
-/// Sync every layer published unsynced in this boot whose marker is at
-/// least `min_age` old, and mark it synced. Returns how many were marked.
-/// One syncfs for the store's filesystem, then per layer a new marker
-/// written and fsynced under the store's tmp and renamed over the old one
-/// (the layer directory fsynced after), so every moment has a valid marker.
-pub fn sync_layers(store: &Store, min_age: Duration) -> io::Result<usize> {
-    let mut dirs = Vec::new();
-    for entry in fs::read_dir(store.root().join("layers"))? {
-        dirs.push(entry?.path());
-    }
-    sync_dirs(store, dirs, min_age)
-}
-
-/// [`sync_layers`] for the given layers only (those of one image): what
-/// `rrun` does after its container exits, without reading every marker of
-/// the store.
-pub fn sync_image_layers(
-    store: &Store,
-    diff_ids: &[Digest],
-    min_age: Duration,
-) -> io::Result<usize> {
-    sync_dirs(
-        store,
-        diff_ids.iter().map(|d| store.layer_dir(d)).collect(),
-        min_age,
-    )
-}
-
 /// Whether any of these layer directories (`layers/<hex>`) was published
 /// unsynced in this boot at least `min_age` ago: a small read and a stat
 /// per layer, and no store needed, so rrun asks only once its container
-/// has ended and opens the store again only to [`sync_image_layers`].
+/// has ended and opens the store again only to
+/// [`Store::sync_image_layers`].
+///
+/// [`Store::sync_image_layers`]: super::Store::sync_image_layers
 pub fn needs_sync(layer_dirs: &[PathBuf], min_age: Duration) -> bool {
     !unsynced_dirs(layer_dirs.to_vec(), min_age).is_empty()
 }
@@ -211,17 +187,27 @@ fn unsynced_dirs(dirs: Vec<PathBuf>, min_age: Duration) -> Vec<(PathBuf, Digest)
     pending
 }
 
-fn sync_dirs(store: &Store, dirs: Vec<PathBuf>, min_age: Duration) -> io::Result<usize> {
-    let layers = store.root().join("layers");
+/// Sync those of `dirs` (layer directories under `layers`) published
+/// unsynced in this boot whose marker is at least `min_age` old, and mark
+/// them synced. One syncfs for the store's filesystem, then per layer a new
+/// marker written and fsynced under `tmp` and renamed over the old one (the
+/// layer directory fsynced after), so every moment has a valid marker.
+/// Returns how many were marked.
+pub(super) fn sync_dirs(
+    layers: &Path,
+    tmp: &Path,
+    dirs: Vec<PathBuf>,
+    min_age: Duration,
+) -> io::Result<usize> {
     let pending = unsynced_dirs(dirs, min_age);
     if pending.is_empty() {
         return Ok(0);
     }
     // Everything read above was written before this syncfs started.
-    super::sys::syncfs(&File::open(&layers)?)?;
+    fsutil::syncfs(layers)?;
     let mut marked = 0;
     for (dir, diff_id) in pending {
-        let tmp = store.tmp_dir().join(fsutil::unique_name("marker"));
+        let tmp = tmp.join(fsutil::unique_name("marker"));
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(text(&diff_id, true).as_bytes())?;
         f.sync_all()?;
