@@ -17,8 +17,10 @@ mod compression;
 mod creation;
 mod entry;
 mod error;
+mod extract;
 mod guard;
 pub mod marker;
+mod options;
 mod resolve;
 mod sparse;
 mod stream;
@@ -33,7 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub use compression::Compression;
 pub use error::LayerError;
-pub use unpack::{unpack_file, unpack_stream, UnpackOptions, Unpacked};
+pub use extract::{unpack_file, unpack_stream};
+pub use options::{UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::fsutil::remove_tree;
@@ -291,7 +294,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         let unpacked = (|| {
             fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
             let _ = map.advise(memmap2::Advice::Sequential);
-            stream::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))
+            extract::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))
         })();
         let blob = blob.join().expect("the blob thread panicked");
         Ok::<_, LayerError>((blob?, unpacked?))
