@@ -25,7 +25,7 @@ use super::compression::Compression;
 use super::creation::Creation;
 use super::entry::{Meta, MetaError};
 use super::error::LayerError;
-use super::guard::ExtensionGuard;
+use super::guard::{ExtensionGuard, HeaderRefused};
 use super::options::{UnpackOptions, Unpacked};
 use super::resolve::{cstr, remove_at, EntryPath, LayerRoot, PathRefusal, ResolveError};
 use super::stream::StreamEnd;
@@ -78,7 +78,13 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
     // Bodies in flight hold fds into `dest`: let them land (or fail) before
     // returning either way.
     let written = u.bodies.wait_idle();
-    parsed?;
+    parsed.map_err(|e| match e {
+        // The guard's refusals reach here as stream errors of the crate.
+        LayerError::Corrupt { layer, source } if HeaderRefused::is(&source) => {
+            LayerError::HeaderRefused { layer, source }
+        }
+        e => e,
+    })?;
     written?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
