@@ -239,3 +239,50 @@ fn sparse_files_from_gnu_tar_import_with_their_content() {
         assert_same_tree(&snapshot(&tree), &snapshot(&store.layer_fs(&blob.diff_id)));
     }
 }
+
+/// GNU tar's old sparse format chains extension blocks after the header
+/// once a file has more than 4 data segments. The header guard follows
+/// them (it must not lose track of the stream, nor refuse a real map):
+/// a 30-segment sparse file, then an entry with a GNU long name, then
+/// another file, all unpack with their content.
+#[test]
+fn gnu_sparse_maps_with_extension_blocks_unpack() {
+    require_root();
+    let dir = scratch();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let tree = dir.path().join("rootfs");
+    let deep = format!("{}/file", "long-directory-name".repeat(8));
+    fs::create_dir_all(tree.join(&deep).parent().unwrap()).unwrap();
+    let f = fs::File::create(tree.join("a-sparse")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    for i in 0..30u64 {
+        f.write_all_at(format!("segment {i}").as_bytes(), i * (2 << 20) + 4096)
+            .unwrap();
+    }
+    drop(f);
+    fs::write(tree.join(&deep), b"after the sparse map").unwrap();
+    fs::write(tree.join("z-last"), b"last").unwrap();
+    let tarball = dir.path().join("gnu.tar");
+    let st = Command::new("tar")
+        .args(["--format=gnu", "-S", "--numeric-owner", "-C"])
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tarball)
+        .args(["a-sparse", &deep, "z-last"])
+        .status()
+        .expect("GNU tar is needed for this test");
+    assert!(st.success());
+    let raw = fs::read(&tarball).unwrap();
+    let h = tar::Header::from_byte_slice(&raw[..512]);
+    assert!(h.entry_type().is_gnu_sparse(), "GNU tar wrote no sparse entry");
+    assert!(h.as_gnu().unwrap().is_extended(), "no extension blocks");
+    let blob = layer::import_tarball(&store, &tarball).unwrap();
+    let fs_dir = store.layer_fs(&blob.diff_id);
+    assert_eq!(
+        fs::read(fs_dir.join("a-sparse")).unwrap(),
+        fs::read(tree.join("a-sparse")).unwrap()
+    );
+    assert_eq!(fs::read(fs_dir.join(&deep)).unwrap(), b"after the sparse map");
+    assert_eq!(fs::read(fs_dir.join("z-last")).unwrap(), b"last");
+}

@@ -51,6 +51,16 @@ pub enum LayerError {
         source: io::Error,
     },
 
+    /// A tar header the unpacker will not follow: one that would make the
+    /// parser allocate what it claims (an extension body over 1 MiB, a
+    /// sparse map of thousands of blocks), or that it cannot read.
+    #[error("layer {layer}: refused: {source} (a decompression or memory bomb, or a damaged blob)")]
+    HeaderRefused {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("layer {layer}: uncompressed content hashes to {actual}, but the image says its diff id is {expected} (the blob or the image config is corrupt)")]
     DiffIdMismatch {
         layer: String,

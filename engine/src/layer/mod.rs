@@ -17,7 +17,9 @@ mod compression;
 mod creation;
 mod entry;
 mod error;
+mod extract;
 mod guard;
+mod options;
 mod resolve;
 mod sparse;
 mod stream;
@@ -35,7 +37,8 @@ pub use error::LayerError;
 /// The completion marker of an unpacked layer; it lives with the store's
 /// layers, named here too for callers that knew it under `layer`.
 pub use crate::store::marker;
-pub use unpack::{unpack_file, unpack_stream, UnpackOptions, Unpacked};
+pub use extract::{unpack_file, unpack_stream};
+pub use options::{UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::fsutil::remove_tree;
@@ -293,7 +296,7 @@ pub fn import_tarball(store: &Store, path: &Path) -> Result<LayerBlob, LayerErro
         let unpacked = (|| {
             fs::create_dir(&fs_dir).map_err(LayerError::io("create", &fs_dir))?;
             let _ = map.advise(memmap2::Advice::Sequential);
-            stream::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))
+            extract::unpack_mapped(&map, &fs_dir, &UnpackOptions::layer(&label))
         })();
         let blob = blob.join().expect("the blob thread panicked");
         Ok::<_, LayerError>((blob?, unpacked?))

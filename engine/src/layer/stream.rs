@@ -1,40 +1,43 @@
 //! Streams feeding the parser: a mapped blob decompressed and hashed on its
-//! own thread, one block ahead; or any reader, hashed as it is read.
+//! own thread, one block ahead; or any reader, hashed as it is read. Each
+//! knows, once read to its end, the digest and length of what it gave
+//! ([`StreamEnd`]); none knows what reads it.
 
 use std::io::{self, BufReader, Read};
-use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::compression::{Compression, HashingRead, StreamHasher};
-use super::error::LayerError;
-use super::unpack::{unpack_tar, UnpackOptions, Unpacked};
 use crate::digest::{Algorithm, Digest};
 
-/// Unpack a stream that is all in memory (a mapped blob): decompression
-/// and hashing run on their own thread, one block ahead of the parser, so a
-/// big layer's critical path is the slower of the two, not their sum.
-pub fn unpack_mapped(
+/// Run `parse` on the uncompressed stream of `bytes` (a mapped blob):
+/// decompression and hashing run on their own thread, one block ahead of
+/// the parser, so a big layer's critical path is the slower of the two,
+/// not their sum. `check` keeps zstd's frame checksum.
+pub fn mapped<T>(
     bytes: &[u8],
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<Unpacked, LayerError> {
-    let compression =
-        Compression::detect(&bytes[..bytes.len().min(8)]).map_err(|msg| LayerError::Corrupt {
-            layer: opts.label.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, msg),
-        })?;
-    let algorithm = opts.algorithm;
-    let check = opts.expected_diff_id.is_none();
+    compression: Compression,
+    algorithm: Algorithm,
+    check: bool,
+    parse: impl FnOnce(BlockReader) -> T,
+) -> T {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Block>(AHEAD);
         // Spent blocks go back to be refilled: no allocation, no page
         // faults and no zeroing per block.
         let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(AHEAD + 2);
         s.spawn(move || decompress_blocks(compression, bytes, algorithm, check, tx, recycle_rx));
-        let mut u = unpack_tar(BlockReader::new(rx, recycle_tx), dest, opts)?;
-        u.compression = compression;
-        Ok(u)
+        parse(BlockReader::new(rx, recycle_tx))
     })
+}
+
+/// Any reader of the uncompressed stream, hashed and counted as it is read.
+pub fn hashed<R: Read>(uncompressed: R, algorithm: Algorithm) -> BufReader<HashingRead<R>> {
+    let hashing = HashingRead {
+        inner: uncompressed,
+        hasher: StreamHasher::new(algorithm),
+        read: 0,
+    };
+    BufReader::with_capacity(256 << 10, hashing)
 }
 
 enum Block {
@@ -95,7 +98,7 @@ fn decompress_blocks(
 }
 
 /// The parser's side of `decompress_blocks`.
-struct BlockReader {
+pub struct BlockReader {
     rx: Receiver<Block>,
     recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,

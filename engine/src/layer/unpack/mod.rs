@@ -15,128 +15,28 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::bodies::{Batch, Bodies, PendingFile, BATCH_FILES, SLAB, SMALL};
-use super::compression::{Compression, HashingRead, StreamHasher};
+use super::bodies::{Batch, Bodies};
+use super::compression::Compression;
 use super::creation::Creation;
-use super::entry::{Meta, MetaError, OPAQUE_XATTR};
+use super::entry::{Meta, MetaError};
 use super::error::LayerError;
-use super::guard::ExtensionGuard;
+use super::guard::{ExtensionGuard, HeaderRefused};
+use super::options::{UnpackOptions, Unpacked};
 use super::resolve::{cstr, remove_at, EntryPath, LayerRoot, PathRefusal, ResolveError};
-use super::stream::{unpack_mapped, StreamEnd};
+use super::stream::StreamEnd;
 use super::sys;
-use crate::digest::{Algorithm, Digest};
 
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
-/// aufs keeps its own bookkeeping under this prefix; it means nothing here.
-const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
+mod body;
+mod whiteout;
 
-#[derive(Debug, Clone)]
-pub struct UnpackOptions {
-    /// Names the layer in errors: its blob digest, or a tarball's path.
-    pub label: String,
-    /// Turn `.wh.NAME` into overlay whiteouts and `.wh..wh..opq` into the
-    /// opaque xattr (layers); `false` keeps them as files (ADD of a tarball).
-    pub whiteouts: bool,
-    /// The algorithm of the returned diff id.
-    pub algorithm: Algorithm,
-    /// The diff id the stream must hash to: the unpack fails with
-    /// `DiffIdMismatch` otherwise. Given one, zstd's own frame checksum is
-    /// not computed (the digest of the whole stream already covers it).
-    pub expected_diff_id: Option<Digest>,
-}
+use whiteout::WHITEOUT_PREFIX;
 
-impl UnpackOptions {
-    /// For a layer: whiteouts converted, blake3 diff id.
-    pub fn layer(label: impl Into<String>) -> UnpackOptions {
-        UnpackOptions {
-            label: label.into(),
-            whiteouts: true,
-            algorithm: Algorithm::Blake3,
-            expected_diff_id: None,
-        }
-    }
-
-    /// For a plain tarball extracted into a tree (ADD): no whiteout magic.
-    pub fn plain(label: impl Into<String>) -> UnpackOptions {
-        UnpackOptions {
-            whiteouts: false,
-            ..UnpackOptions::layer(label)
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unpacked {
-    /// Digest of the uncompressed tar stream.
-    pub diff_id: Digest,
-    pub compression: Compression,
-    /// Entries applied (extension headers not counted).
-    pub entries: u64,
-    /// Bytes of the uncompressed stream.
-    pub tar_size: u64,
-}
-
-/// Unpack a tar stream (compression detected from its first bytes) into
-/// `dest`, an existing directory. On error, `dest` holds a partial tree the
-/// caller must discard (the store's callers unpack into a staged dir).
-pub fn unpack_stream<R: Read>(
-    reader: R,
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<Unpacked, LayerError> {
-    unpack_buffered(BufReader::with_capacity(1 << 20, reader), dest, opts)
-}
-
-/// Unpack a tarball file (mapped, not read through a buffer).
-pub fn unpack_file(path: &Path, dest: &Path, opts: &UnpackOptions) -> Result<Unpacked, LayerError> {
-    let file = File::open(path).map_err(LayerError::io("open", path))?;
-    let len = file.metadata().map_err(LayerError::io("stat", path))?.len();
-    if len == 0 {
-        return unpack_buffered(&[][..], dest, opts);
-    }
-    // SAFETY: the mapping is read-only and private; a blob is never written
-    // in place once committed (the store renames new files over names), so
-    // the bytes cannot change under us except by a foreign writer, which at
-    // worst makes the stream corrupt, caught by the parser or the digest.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(LayerError::io("map", path))?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    unpack_mapped(&map[..], dest, opts)
-}
-
-fn unpack_buffered<R: BufRead>(
-    mut input: R,
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<Unpacked, LayerError> {
-    let corrupt = |source| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source,
-    };
-    let head = input.fill_buf().map_err(corrupt)?;
-    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, msg),
-    })?;
-    let decoder = compression
-        .decoder_checked(input, opts.expected_diff_id.is_none())
-        .map_err(corrupt)?;
-    let hashing = HashingRead {
-        inner: decoder,
-        hasher: StreamHasher::new(opts.algorithm),
-        read: 0,
-    };
-    let mut u = unpack_tar(BufReader::with_capacity(256 << 10, hashing), dest, opts)?;
-    u.compression = compression;
-    Ok(u)
-}
-
-pub(super) fn unpack_tar<R: StreamEnd>(
+pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
     stream: R,
     dest: &Path,
     opts: &UnpackOptions,
@@ -178,7 +78,13 @@ pub(super) fn unpack_tar<R: StreamEnd>(
     // Bodies in flight hold fds into `dest`: let them land (or fail) before
     // returning either way.
     let written = u.bodies.wait_idle();
-    parsed?;
+    parsed.map_err(|e| match e {
+        // The guard's refusals reach here as stream errors of the crate.
+        LayerError::Corrupt { layer, source } if HeaderRefused::is(&source) => {
+            LayerError::HeaderRefused { layer, source }
+        }
+        e => e,
+    })?;
     written?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
@@ -491,175 +397,6 @@ impl Unpacker {
         Ok(File::from(fd.expect("created")))
     }
 
-    fn regular<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        path: &EntryPath,
-        shown: &str,
-        meta: Meta,
-    ) -> Result<(), LayerError> {
-        let file = self.create_file(path, shown, &meta)?;
-        let size = entry.size();
-        let (chown, chmod) = self.creation.needs(&meta);
-        let pending = PendingFile {
-            chown,
-            chmod,
-            file,
-            meta,
-            layer: Arc::clone(&self.layer),
-            entry: shown.to_string(),
-        };
-        let sparse = entry.header().entry_type().is_gnu_sparse();
-        if size <= SMALL as u64 && !sparse {
-            let n = size as usize;
-            if self.batch.room() < n {
-                self.flush_batch()?;
-            }
-            let start = self.batch.used;
-            let got = self.read_body(entry, BodyBuf::Batch(start, n))?;
-            if got != n {
-                return Err(self.truncated(shown));
-            }
-            self.batch.used += n;
-            self.batch.files.push((pending, start, n));
-            if self.batch.files.len() >= BATCH_FILES || self.batch.room() == 0 {
-                self.flush_batch()?;
-            }
-            return Ok(());
-        }
-        // Large (or sparse, whose expanded size we learn only by reading):
-        // chunks, never a buffer sized by an untrusted header field.
-        let chunks = if sparse {
-            usize::MAX
-        } else {
-            size.div_ceil(SLAB as u64) as usize
-        };
-        let file = Bodies::chunked(pending, chunks);
-        let mut offset = 0u64;
-        let mut written_chunks = 0usize;
-        loop {
-            let mut slab = self.bodies.slab();
-            let n = self.read_body(entry, BodyBuf::Slab(&mut slab))?;
-            if n == 0 {
-                break;
-            }
-            written_chunks += 1;
-            let last = !sparse && offset + n as u64 == size;
-            self.bodies.write_chunk(&file, offset, slab, n)?;
-            offset += n as u64;
-            if last {
-                break;
-            }
-        }
-        if !sparse && offset != size {
-            return Err(self.truncated(shown));
-        }
-        if sparse {
-            // Tell the chunk counter how many chunks there really were; an
-            // empty sparse file gets a zero-length write to finish it.
-            Bodies::settle_chunks(&self.bodies, &file, written_chunks)?;
-        }
-        Ok(())
-    }
-
-    /// A PAX sparse 1.0 file: map, then segments written at their offsets
-    /// into a file of the real size.
-    fn pax_sparse<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        path: &EntryPath,
-        shown: &str,
-        meta: Meta,
-        realsize: u64,
-    ) -> Result<(), LayerError> {
-        let corrupt = |source| LayerError::Corrupt {
-            layer: self.layer.to_string(),
-            source,
-        };
-        let (segments, _) = super::sparse::read_map(entry, realsize).map_err(corrupt)?;
-        let file = self.create_file(path, shown, &meta)?;
-        file.set_len(realsize)
-            .map_err(self.io_err(shown, "set size"))?;
-        let (chown, chmod) = self.creation.needs(&meta);
-        let pending = PendingFile {
-            chown,
-            chmod,
-            file,
-            meta,
-            layer: Arc::clone(&self.layer),
-            entry: shown.to_string(),
-        };
-        let chunks: usize = segments
-            .iter()
-            .map(|&(_, len)| len.div_ceil(SLAB as u64) as usize)
-            .sum();
-        if chunks == 0 {
-            let at = self.batch.used;
-            self.batch.files.push((pending, at, 0));
-            return Ok(());
-        }
-        let file = Bodies::chunked(pending, chunks);
-        for (offset, len) in segments {
-            let mut done = 0u64;
-            while done < len {
-                let want = (len - done).min(SLAB as u64) as usize;
-                let mut slab = self.bodies.slab();
-                let got = self.read_body(entry, BodyBuf::Slab(&mut slab[..want]))?;
-                if got != want {
-                    return Err(self.truncated(shown));
-                }
-                self.bodies.write_chunk(&file, offset + done, slab, want)?;
-                done += want as u64;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush_batch(&mut self) -> Result<(), LayerError> {
-        if self.batch.files.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut self.batch, self.bodies.batch());
-        self.bodies.write_batch(full)
-    }
-
-    fn truncated(&self, shown: &str) -> LayerError {
-        LayerError::Corrupt {
-            layer: self.layer.to_string(),
-            source: io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the stream ends inside the body of {shown:?}"),
-            ),
-        }
-    }
-
-    /// Fill `into` from the body: how many bytes, fewer only at its end.
-    fn read_body<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        into: BodyBuf<'_>,
-    ) -> Result<usize, LayerError> {
-        let buf = match into {
-            BodyBuf::Batch(start, n) => &mut self.batch.slab[start..start + n],
-            BodyBuf::Slab(s) => s,
-        };
-        let mut filled = 0;
-        while filled < buf.len() {
-            match entry.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(LayerError::Corrupt {
-                        layer: self.layer.to_string(),
-                        source: e,
-                    })
-                }
-            }
-        }
-        Ok(filled)
-    }
-
     /// Symlinks, devices, FIFOs: created here, owned/moded/timed here.
     fn special(
         &mut self,
@@ -726,44 +463,6 @@ impl Unpacker {
         Ok(())
     }
 
-    fn whiteout(&mut self, path: &EntryPath, shown: &str, meta: &Meta) -> Result<(), LayerError> {
-        let layer = Arc::clone(&self.layer);
-        let name = path.name();
-        if name == OPAQUE_MARKER {
-            let dir = self
-                .root
-                .parent_dir(path.parent())
-                .map_err(|e| resolve_err(&layer, shown, e))?;
-            return sys::fsetxattr(dir, &cstr(OPAQUE_XATTR.as_bytes()), b"y")
-                .map_err(self.io_err(shown, "set trusted.overlay.opaque"));
-        }
-        if name.starts_with(AUFS_META_PREFIX) {
-            return Ok(());
-        }
-        let hidden = &name[WHITEOUT_PREFIX.len()..];
-        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
-            return Err(self.refused(shown, "whiteout names no file"));
-        }
-        let target = path.sibling(hidden);
-        if self.seen.contains(target.as_bytes()) || self.dirs.contains_key(target.as_bytes()) {
-            // Docker's rule: a whiteout hides a path of the layers below. One
-            // hiding a path this same layer creates is ambiguous; refused.
-            return Err(self.refused(shown, "whiteout for a path this same layer creates"));
-        }
-        let meta = meta.clone();
-        let r = self.special(&target, shown, &meta, |dir, name| {
-            sys::mknodat(
-                dir,
-                name,
-                libc::S_IFCHR | (meta.mode & 0o777),
-                sys::makedev(0, 0),
-            )
-        });
-        self.seen.remove(target.as_bytes());
-        self.whiteouts.insert(target.as_bytes().to_vec());
-        r
-    }
-
     /// Owner, mode, xattrs and times of every directory, last: no entry is
     /// created any more, so no mtime can change after this.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
@@ -786,12 +485,6 @@ impl Unpacker {
         }
         Ok(())
     }
-}
-
-/// Where a body is read to: a range of the current batch's slab, or a slab.
-enum BodyBuf<'a> {
-    Batch(usize, usize),
-    Slab(&'a mut [u8]),
 }
 
 fn is_at_or_below(p: &[u8], base: &[u8]) -> bool {
