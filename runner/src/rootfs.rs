@@ -12,6 +12,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use engine::layer::stack::OVERLAY_MAX_LOWERS;
+
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Where a step failed, for the one-line error the parent prints.
@@ -127,6 +129,22 @@ pub fn make_private() -> Result<(), StepError> {
 /// Mount the overlay at `plan.merged`: the new mount API with one
 /// `lowerdir+` per layer (no one-page options limit), else mount(2).
 pub fn mount_overlay(plan: &RootfsPlan) -> Result<(), StepError> {
+    if plan.lowers.len() > OVERLAY_MAX_LOWERS {
+        // The kernel's own refusal reads "No such file or directory" or
+        // "Invalid argument"; say what is wrong instead.
+        return step(
+            "mount overlay at",
+            &plan.merged,
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the image has {} distinct layers and overlayfs stacks at most {OVERLAY_MAX_LOWERS} \
+                     (flatten it: rbuild export, then rbuild import)",
+                    plan.lowers.len()
+                ),
+            )),
+        );
+    }
     match overlay_fsopen(plan) {
         Ok(mnt) => step(
             "attach overlay at",

@@ -5,6 +5,7 @@
 //! - [`unpack_layer`] / [`unpack_image`]: blob -> `layers/<diff_id>/fs`,
 //!   once, staged under the store's tmp and renamed into place whole.
 //! - [`import_tarball`]: a rootfs tarball stored as-is and unpacked.
+//! - [`stack`]: the lowerdir stack of an image (repeated layers, limit).
 //! - [`unpack_stream`] / [`unpack_file`]: the confined extractor itself,
 //!   for the builder's ADD of local tarballs.
 //!
@@ -21,6 +22,7 @@ mod guard;
 pub mod marker;
 mod resolve;
 mod sparse;
+pub mod stack;
 mod stream;
 mod sys;
 mod tarfmt;
