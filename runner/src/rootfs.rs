@@ -12,6 +12,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use engine::layer::stack::OVERLAY_MAX_LOWERS;
+
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Where a step failed, for the one-line error the parent prints.
@@ -127,6 +129,22 @@ pub fn make_private() -> Result<(), StepError> {
 /// Mount the overlay at `plan.merged`: the new mount API with one
 /// `lowerdir+` per layer (no one-page options limit), else mount(2).
 pub fn mount_overlay(plan: &RootfsPlan) -> Result<(), StepError> {
+    if plan.lowers.len() > OVERLAY_MAX_LOWERS {
+        // The kernel's own refusal reads "No such file or directory" or
+        // "Invalid argument"; say what is wrong instead.
+        return step(
+            "mount overlay at",
+            &plan.merged,
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the image has {} distinct layers and overlayfs stacks at most {OVERLAY_MAX_LOWERS} \
+                     (flatten it: rbuild export, then rbuild import)",
+                    plan.lowers.len()
+                ),
+            )),
+        );
+    }
     match overlay_fsopen(plan) {
         Ok(mnt) => step(
             "attach overlay at",
@@ -159,25 +177,111 @@ fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
     sys::fs_create_mount(fs.as_fd(), 0)
 }
 
-/// Kernels before 6.8: `lowerdir=a:b:c`. Only reached on old kernels; the
-/// options string must then fit in a page.
-fn overlay_legacy(plan: &RootfsPlan) -> Result<(), StepError> {
-    match overlay_legacy_with(plan, plan.volatile) {
+/// Kernels before 6.8 (no `lowerdir+`): one `lowerdir=a:b:c` string,
+/// which mount(2) takes only up to a page. Store paths are long enough
+/// that this would stop at about 40 layers, so each lower is opened
+/// (`O_PATH`) and named by its descriptor number, relative to
+/// `/proc/self/fd` made this thread's working directory for the call
+/// (`lowerdir=7:8:9`): the kernel follows those links to the directories,
+/// and the string fits overlayfs's 500 layers. Public for the tests that
+/// drive this path on kernels that have `lowerdir+`.
+pub fn overlay_legacy(plan: &RootfsPlan) -> Result<(), StepError> {
+    let absolute = |p: &CStr| p.to_bytes().first() == Some(&b'/');
+    if ![&plan.upper, &plan.work, &plan.merged].iter().all(|p| absolute(p)) {
+        // Relative to the working directory we would change: as given.
+        return overlay_legacy_paths(plan);
+    }
+    let lowers = plan
+        .lowers
+        .iter()
+        .map(|l| step("open overlay lower", l, open_path_dir(l)))
+        .collect::<Result<Vec<OwnedFd>, _>>()?;
+    let in_fd_dir = step(
+        "enter /proc/self/fd to name the overlay's lowers at",
+        &plan.merged,
+        ProcFdCwd::enter(),
+    )?;
+    let names: Vec<Vec<u8>> = lowers
+        .iter()
+        .map(|l| l.as_raw_fd().to_string().into_bytes())
+        .collect();
+    let r = overlay_legacy_named(plan, &names);
+    drop(in_fd_dir);
+    r
+}
+
+/// The lowers by their paths as given (short ones, or relative).
+fn overlay_legacy_paths(plan: &RootfsPlan) -> Result<(), StepError> {
+    let names: Vec<Vec<u8>> = plan.lowers.iter().map(|l| l.to_bytes().to_vec()).collect();
+    overlay_legacy_named(plan, &names)
+}
+
+fn overlay_legacy_named(plan: &RootfsPlan, lowers: &[Vec<u8>]) -> Result<(), StepError> {
+    match overlay_legacy_with(plan, lowers, plan.volatile) {
         // `volatile` is from Linux 5.10: older kernels sync the upper.
         Err(e) if plan.volatile && e.source.raw_os_error() == Some(libc::EINVAL) => {
-            overlay_legacy_with(plan, false)
+            overlay_legacy_with(plan, lowers, false)
         }
         r => r,
     }
 }
 
-fn overlay_legacy_with(plan: &RootfsPlan, volatile: bool) -> Result<(), StepError> {
+fn open_path_dir(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: a valid C string; the returned descriptor is checked below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by open and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// This thread's working directory is `/proc/self/fd` while it lives; the
+/// previous one is restored on drop. The thread first gets its own
+/// filesystem context (`unshare(CLONE_FS)`), so no other thread of the
+/// process (the builder mounts views from several) sees the change.
+struct ProcFdCwd {
+    previous: OwnedFd,
+}
+
+impl ProcFdCwd {
+    fn enter() -> io::Result<ProcFdCwd> {
+        // SAFETY: unshare with a flag, no pointers.
+        if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let previous = open_path_dir(c".")?;
+        // SAFETY: a valid C string.
+        if unsafe { libc::chdir(c"/proc/self/fd".as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ProcFdCwd { previous })
+    }
+}
+
+impl Drop for ProcFdCwd {
+    fn drop(&mut self) {
+        // SAFETY: `previous` is an open directory descriptor we own.
+        unsafe { libc::fchdir(self.previous.as_raw_fd()) };
+    }
+}
+
+fn overlay_legacy_with(
+    plan: &RootfsPlan,
+    lowers: &[Vec<u8>],
+    volatile: bool,
+) -> Result<(), StepError> {
     let mut opts = b"lowerdir=".to_vec();
-    for (i, l) in plan.lowers.iter().enumerate() {
+    for (i, l) in lowers.iter().enumerate() {
         if i > 0 {
             opts.push(b':');
         }
-        opts.extend_from_slice(l.to_bytes());
+        opts.extend_from_slice(l);
     }
     opts.extend_from_slice(b",upperdir=");
     opts.extend_from_slice(plan.upper.to_bytes());

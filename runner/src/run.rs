@@ -304,19 +304,16 @@ fn build_argv(a: &RunArgs, cfg: &engine::image::RunConfig) -> Result<Vec<String>
     Ok(argv)
 }
 
-/// Overlay lowerdirs, top layer first. Layers already unpacked cost one
-/// stat each; only missing ones are unpacked.
+/// Overlay lowerdirs, top layer first, a repeated layer once (at its
+/// topmost position: `engine::layer::stack`). Layers already unpacked cost
+/// one stat each; only missing ones are unpacked.
 pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>> {
     let ids = &image.config.rootfs.diff_ids;
-    let mut lowers: Vec<PathBuf> = Vec::with_capacity(ids.len());
-    if ids.iter().all(|d| store.has_layer(d)) {
-        lowers.extend(ids.iter().map(|d| store.layer_fs(d)));
-    } else {
-        lowers = engine::layer::unpack_image(store, image)
+    if !ids.iter().all(|d| store.has_layer(d)) {
+        engine::layer::unpack_image(store, image)
             .with_context(|| format!("unpack the layers of {}", image.manifest_digest))?;
     }
-    lowers.reverse();
-    Ok(lowers)
+    Ok(engine::layer::stack::lowerdirs(store, ids))
 }
 
 pub(crate) fn valid_name(n: &str) -> bool {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use builder::exec::view::{LayerStack, MountedView};
+
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// Image to export (NAME[:TAG] or id)
@@ -24,9 +26,13 @@ pub fn run(root: &Path, args: ExportArgs) -> anyhow::Result<()> {
         .with_extension(format!("partial-{}", std::process::id()));
     let result = (|| -> anyhow::Result<()> {
         let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let w = engine::oci::flatten::export_rootfs(
-            &store,
-            &image,
+        engine::layer::unpack_image(&store, &image)?;
+        // The layers merged by overlayfs (read-only view, throw-away upper).
+        let stack = LayerStack::of(&store, &image.config.rootfs.diff_ids);
+        let view = MountedView::mount(&store, &stack)
+            .context("cannot mount the image's layers as an overlay")?;
+        let w = engine::oci::flatten::write_rootfs(
+            view.root(),
             BufWriter::with_capacity(1 << 20, f),
         )?;
         let f = w.into_inner().map_err(|e| e.into_error())?;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use engine::Store;
 
-/// The unpacked layers of an image, top layer first.
+/// The unpacked layers of an image, top layer first, a repeated layer only
+/// at its topmost position (overlayfs refuses a lower twice; see
+/// `engine::layer::stack` for why that is the same merged view).
 #[derive(Debug, Clone, Default)]
 pub struct LayerStack {
     pub lowers: Vec<PathBuf>,
@@ -19,7 +21,7 @@ pub struct LayerStack {
 impl LayerStack {
     pub fn of(store: &Store, diff_ids: &[engine::Digest]) -> LayerStack {
         LayerStack {
-            lowers: diff_ids.iter().rev().map(|d| store.layer_fs(d)).collect(),
+            lowers: engine::layer::stack::lowerdirs(store, diff_ids),
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`unpack_layer`] / [`unpack_image`]: blob -> `layers/<diff_id>/fs`,
 //!   once, staged under the store's tmp and renamed into place whole.
 //! - [`import_tarball`]: a rootfs tarball stored as-is and unpacked.
+//! - [`stack`]: the lowerdir stack of an image (repeated layers, limit).
+//! - [`write_tree_tar`]: any tree as a plain tar (`rbuild export`).
 //! - [`unpack_stream`] / [`unpack_file`]: the confined extractor itself,
 //!   for the builder's ADD of local tarballs.
 //!
@@ -22,6 +24,7 @@ mod guard;
 mod options;
 mod resolve;
 mod sparse;
+pub mod stack;
 mod stream;
 mod sys;
 mod tarfmt;
@@ -122,6 +125,16 @@ pub fn write_layer(
         publish_tree(store, tree, &layer, walked.tree_differs)?;
     }
     Ok(Some(layer))
+}
+
+/// Any directory tree (`rbuild export`'s merged view of an image) as an
+/// uncompressed tar, written as layers are: hard links (same device and
+/// inode) become link entries after the first path, xattrs and owners are
+/// kept, names starting with `.wh.` are refused.
+pub fn write_tree_tar<W: io::Write>(tree: &Path, out: W) -> Result<W, LayerError> {
+    write::TreeWriter::new(out, None)
+        .write_tree(tree)
+        .map(|(out, _)| out)
 }
 
 /// Make `tree` the unpacked form of `layer`: by rename when it is exact and

@@ -39,6 +39,8 @@ pub struct TreeWriter<W: Write> {
     source_date_epoch: Option<i64>,
     links: HashMap<(u64, u64), Vec<u8>>,
     walked: Walked,
+    /// The tree being written (for error messages).
+    tree: std::path::PathBuf,
     buf: Vec<u8>,
 }
 
@@ -49,12 +51,14 @@ impl<W: Write> TreeWriter<W> {
             source_date_epoch,
             links: HashMap::new(),
             walked: Walked::default(),
+            tree: Default::default(),
             buf: Vec::new(),
         }
     }
 
     /// Write every entry below `tree` and the end-of-archive marker.
     pub fn write_tree(mut self, tree: &Path) -> Result<(W, Walked), LayerError> {
+        self.tree = tree.to_path_buf();
         self.walk(tree, b"")?;
         tarfmt::finish(&mut self.out).map_err(LayerError::io("write layer of", tree))?;
         Ok((self.out, self.walked))
@@ -124,6 +128,9 @@ impl<W: Write> TreeWriter<W> {
         self.walked.entries += 1;
 
         if ft.is_dir() {
+            if relp[name_start(&relp)..].starts_with(WHITEOUT_PREFIX) {
+                return Err(reserved_name(&self.tree, &relp));
+            }
             relp.push(b'/');
             let e = TarEntry {
                 path: &relp,
@@ -147,13 +154,17 @@ impl<W: Write> TreeWriter<W> {
 
         if ft.is_char_device() && md.rdev() == 0 {
             // An overlay whiteout: `.wh.NAME` beside where NAME was.
-            let cut = relp.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-            relp.splice(cut..cut, b".wh.".iter().copied());
+            let cut = name_start(&relp);
+            relp.splice(cut..cut, WHITEOUT_PREFIX.iter().copied());
             let e = TarEntry {
                 path: &relp,
                 ..base
             };
             return tarfmt::write_header(&mut self.out, &e).map_err(err("write header for"));
+        }
+
+        if relp[name_start(&relp)..].starts_with(WHITEOUT_PREFIX) {
+            return Err(reserved_name(&self.tree, &relp));
         }
 
         if md.nlink() > 1 {
@@ -237,6 +248,31 @@ impl<W: Write> TreeWriter<W> {
             left -= n as u64;
         }
         Ok(())
+    }
+}
+
+/// The prefix that makes a layer entry a whiteout (OCI image-spec,
+/// layer.md): every consumer of the tar deletes NAME for `.wh.NAME`.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+
+/// Where the last component of a tar path starts.
+fn name_start(relp: &[u8]) -> usize {
+    relp.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)
+}
+
+/// A file or directory whose own name begins with `.wh.`: in a layer tar
+/// it would read as a whiteout (`.wh.x` deletes `x`, `.wh..wh..opq` makes
+/// its directory opaque) to us after a save and load, and to every other
+/// tool. The image spec says a tree with such names cannot be expressed
+/// as a layer, so the write is refused, naming the path.
+fn reserved_name(tree: &Path, relp: &[u8]) -> LayerError {
+    LayerError::Refused {
+        layer: format!("written from {}", tree.display()),
+        entry: String::from_utf8_lossy(relp).into_owned(),
+        reason: "names beginning with \".wh.\" mark deletions (whiteouts) in the layer format, \
+                 so a file or directory by that name cannot be stored in a layer; rename or \
+                 remove it"
+            .into(),
     }
 }
 
