@@ -87,10 +87,15 @@ pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
 }
 
 /// The environment of an `exec`: the container's, with each `-e KEY=VALUE`
-/// (or `-e KEY`, taken from ours, as Docker does) replacing its key.
-pub fn exec_env(base: &[String], given: &[String]) -> Vec<String> {
+/// (or `-e KEY`, taken from ours, as Docker does) replacing its key. An
+/// entry with an empty name (`-e =x`) is refused.
+pub fn exec_env(
+    base: &[String],
+    given: &[String],
+) -> Result<Vec<String>, runner::envvars::EnvError> {
     let mut env = base.to_vec();
     for e in given {
+        runner::envvars::check_entry(e)?;
         let kv = if e.contains('=') {
             e.clone()
         } else {
@@ -100,7 +105,7 @@ pub fn exec_env(base: &[String], given: &[String]) -> Vec<String> {
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(kv);
     }
-    env
+    Ok(env)
 }
 
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
@@ -109,7 +114,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
-    let env = exec_env(&s.exec.env, &a.env);
+    let env = exec_env(&s.exec.env, &a.env).map_err(|e| Coded(125, e.into()))?;
     let (uid, gid, groups) = match &a.user {
         None => (s.exec.uid, s.exec.gid, s.exec.groups.clone()),
         Some(u) => {

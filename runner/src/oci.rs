@@ -36,6 +36,8 @@ pub enum OciError {
     },
     #[error("no default seccomp profile for {0}: run with --security-opt seccomp=unconfined")]
     SeccompArch(&'static str),
+    #[error(transparent)]
+    Capabilities(#[from] crate::security::CapError),
     #[error("{binary} {what} {id}: {detail}")]
     Runtime {
         binary: String,
@@ -206,8 +208,10 @@ impl OciRuntime {
         });
         // seccomp=unconfined and --privileged clear `seccomp` (run.rs).
         if spec.security.seccomp {
-            config["linux"]["seccomp"] = crate::oci_seccomp::default_profile()
-                .ok_or(OciError::SeccompArch(std::env::consts::ARCH))?;
+            let bounding = crate::security::capabilities::parse_list(&caps)?;
+            config["linux"]["seccomp"] =
+                crate::oci_seccomp::default_profile(crate::security::CapSet::of(&bounding))
+                    .ok_or(OciError::SeccompArch(std::env::consts::ARCH))?;
         }
         Ok(config)
     }

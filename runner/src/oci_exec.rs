@@ -31,7 +31,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
-    let mut env = crate::admin::exec_env(&s.exec.env, &a.env);
+    let mut env = crate::admin::exec_env(&s.exec.env, &a.env).map_err(|e| Coded(125, e.into()))?;
     if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }

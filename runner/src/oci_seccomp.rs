@@ -1,16 +1,20 @@
 //! rbox's default seccomp filter as an OCI runtime-spec profile, for
 //! `config.json` (`linux.seccomp`), so crun and runc refuse what the native
-//! runner refuses. The tables are security::seccomp's own; only the shape
-//! differs: a deny list on top of `SCMP_ACT_ALLOW`, for the same two ABIs.
+//! runner refuses. The policy is security::seccomp's own (the allow list,
+//! the capability-conditional calls and the argument conditions); only
+//! the shape differs: rules of a libseccomp profile on top of
+//! `SCMP_ACT_ERRNO` (EPERM), for the same two ABIs.
 //!
-//! "Any of these flag bits set" has no single libseccomp comparison, so
-//! `clone` and `unshare` get one rule per namespace bit (rules for one
-//! syscall are OR'd; the comparisons inside one rule are AND'd).
+//! Rules for one syscall are OR'd by the runtimes, and the comparisons
+//! inside one rule AND'd, so "any family but 38 and 40" is three rules
+//! (below 38, 39, above 40) and "one of Docker's personalities" five, as
+//! in Docker's own profile.
 
 use serde_json::{json, Value};
 
+use crate::security::capabilities::{Cap, CapSet};
 use crate::security::seccomp::{
-    AF_VSOCK, CLONE_NS_FLAGS, DENIED, SAFE_PERSONALITIES, UNSHARE_NS_FLAGS,
+    ALLOWED, ALLOWED_NATIVE, BY_CAP, CLONE_NS_FLAGS, REFUSED_FAMILIES, SAFE_PERSONALITIES,
 };
 
 /// libseccomp's names of the ABIs the native filter covers (its x86_64 and
@@ -25,73 +29,52 @@ fn architectures() -> Option<[&'static str; 2]> {
     }
 }
 
-fn errno_rule(names: &[&str], errno: i32, args: Vec<Value>) -> Value {
-    let mut rule = json!({"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": errno});
+fn allow(names: &[&str], args: Vec<Value>) -> Value {
+    let mut rule = json!({"names": names, "action": "SCMP_ACT_ALLOW"});
     if !args.is_empty() {
         rule["args"] = Value::Array(args);
     }
     rule
 }
 
-fn bits(mask: u32) -> impl Iterator<Item = u32> {
-    (0..32).map(|b| 1u32 << b).filter(move |b| mask & b != 0)
+fn arg0(op: &str, value: u32) -> Vec<Value> {
+    vec![json!({"index": 0, "value": value, "op": op})]
 }
 
-/// `personality` is refused unless its argument is one of Docker's
-/// allowed values (0, 8, 0x20000, 0x20008, 0xffffffff). "Not one of
-/// these" needs several comparisons of one argument, which the runtimes
-/// OR (runc and crun add each as a rule of its own), so it is spelt as a
-/// union of single masked comparisons instead, on the low 32 bits as the
-/// native filter reads them:
-/// - bit 31 clear and any bit but 3 and 17 set (1..7, 0x10, ...);
-/// - bit 31 set and any other bit clear (all but 0xffffffff).
-///
-/// What is left is bit 31 clear with only bits 3 and 17: 0, 8, 0x20000,
-/// 0x20008; and 0xffffffff. The test below checks this against the table.
-fn personality_conditions() -> Vec<Value> {
-    const TOP: u32 = 1 << 31;
-    let allowed_bits = SAFE_PERSONALITIES
-        .iter()
-        .filter(|p| **p & TOP == 0)
-        .fold(0, |a, p| a | p);
-    let masked = |mask: u32, value: u32| json!({"index": 0, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"});
-    let low = bits(!(allowed_bits | TOP)).map(|b| masked(b | TOP, b));
-    let high = bits(!TOP).map(|b| masked(b | TOP, TOP));
-    low.chain(high).collect()
-}
-
-/// The profile, or `None` on an architecture the native filter does not
-/// cover either (the caller refuses to run without a filter there).
-pub fn default_profile() -> Option<Value> {
+/// The profile for a container whose bounding set is `caps`, or `None` on
+/// an architecture the native filter does not cover either (the caller
+/// refuses to run without a filter there).
+pub fn default_profile(caps: CapSet) -> Option<Value> {
     let arches = architectures()?;
-    let eperm = libc::EPERM;
-    let denied: Vec<&str> = DENIED.iter().map(|d| d.0).collect();
-    let mut syscalls = vec![
-        errno_rule(&denied, eperm, Vec::new()),
-        // ENOSYS, so libc falls back to clone(2), whose flags are visible.
-        errno_rule(&["clone3"], libc::ENOSYS, Vec::new()),
-        errno_rule(
-            &["socket"],
-            eperm,
-            vec![json!({"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"})],
-        ),
-    ];
-    for args in personality_conditions() {
-        syscalls.push(errno_rule(&["personality"], eperm, vec![args]));
-    }
-    for (name, mask) in [("clone", CLONE_NS_FLAGS), ("unshare", UNSHARE_NS_FLAGS)] {
-        for bit in bits(mask) {
-            syscalls.push(errno_rule(
-                &[name],
-                eperm,
-                vec![
-                    json!({"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}),
-                ],
-            ));
+    let mut names: Vec<&str> = ALLOWED.iter().chain(ALLOWED_NATIVE).copied().collect();
+    for (cap, extra) in BY_CAP {
+        if caps.contains(*cap) {
+            names.extend(extra.iter().copied());
         }
     }
+    names.sort_unstable();
+    names.dedup();
+    let mut syscalls = vec![allow(&names, Vec::new())];
+    if !caps.contains(Cap::SysAdmin) {
+        syscalls.push(allow(
+            &["clone"],
+            vec![json!({"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"})],
+        ));
+        // ENOSYS, so libc falls back to clone(2), whose flags are visible.
+        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+    }
+    // Any family but the refused ones, which must be two apart (38, 40).
+    let [lo, hi] = [REFUSED_FAMILIES[0], REFUSED_FAMILIES[1]];
+    debug_assert_eq!(lo + 2, hi);
+    syscalls.push(allow(&["socket"], arg0("SCMP_CMP_LT", lo)));
+    syscalls.push(allow(&["socket"], arg0("SCMP_CMP_EQ", lo + 1)));
+    syscalls.push(allow(&["socket"], arg0("SCMP_CMP_GT", hi)));
+    for &p in SAFE_PERSONALITIES {
+        syscalls.push(allow(&["personality"], arg0("SCMP_CMP_EQ", p)));
+    }
     Some(json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": libc::EPERM,
         "architectures": arches,
         "syscalls": syscalls,
     }))
@@ -100,58 +83,76 @@ pub fn default_profile() -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::capabilities::DEFAULT_CAPS;
 
-    #[test]
-    fn profile_denies_the_native_list_and_every_namespace_bit() {
-        let p = default_profile().expect("x86_64");
-        let rules = p["syscalls"].as_array().unwrap();
-        let names = rules[0]["names"].as_array().unwrap();
-        assert_eq!(names.len(), DENIED.len());
-        for n in ["mount", "umount2", "keyctl", "bpf", "setns", "kexec_load"] {
-            assert!(names.iter().any(|v| v == n), "{n} missing");
-        }
-        assert_eq!(rules[0]["errnoRet"], libc::EPERM);
-        let unshare: Vec<u64> = rules
+    fn names_of(p: &Value) -> Vec<String> {
+        p["syscalls"][0]["names"]
+            .as_array()
+            .unwrap()
             .iter()
-            .filter(|r| r["names"][0] == "unshare")
-            .map(|r| r["args"][0]["value"].as_u64().unwrap())
-            .collect();
-        assert!(unshare.contains(&(libc::CLONE_NEWUSER as u64)));
-        assert_eq!(
-            unshare.iter().fold(0, |a, b| a | b),
-            UNSHARE_NS_FLAGS as u64
-        );
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
     }
 
-    /// The personality rules, evaluated as libseccomp would (any rule
-    /// matches: refused), decide like the native table for values around
-    /// every allowed one and every single and double bit.
     #[test]
-    fn personality_rules_refuse_exactly_what_the_native_table_does() {
-        let rules = personality_conditions();
-        let refused = |x: u32| {
-            rules.iter().any(|c| {
-                let (m, v) = (
-                    c["value"].as_u64().unwrap(),
-                    c["valueTwo"].as_u64().unwrap(),
-                );
-                (x as u64) & m == v
+    fn profile_is_the_allow_list() {
+        let p = default_profile(CapSet::of(&DEFAULT_CAPS)).expect("x86_64");
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(p["defaultErrnoRet"], libc::EPERM);
+        let names = names_of(&p);
+        for n in ["read", "execve", "futex", "arch_prctl", "chroot", "ptrace"] {
+            assert!(names.iter().any(|v| v == n), "{n} missing");
+        }
+        for n in ["mount", "umount2", "keyctl", "bpf", "setns", "kexec_load", "unshare", "clone", "socket"] {
+            assert!(!names.iter().any(|v| v == n), "{n} allowed unconditionally");
+        }
+        let rules = p["syscalls"].as_array().unwrap();
+        let clone: Vec<&Value> = rules.iter().filter(|r| r["names"][0] == "clone").collect();
+        assert_eq!(clone.len(), 1);
+        assert_eq!(clone[0]["args"][0]["value"], CLONE_NS_FLAGS);
+        assert_eq!(clone[0]["args"][0]["valueTwo"], 0);
+        let clone3 = rules.iter().find(|r| r["names"][0] == "clone3").unwrap();
+        assert_eq!(clone3["errnoRet"], libc::ENOSYS);
+    }
+
+    #[test]
+    fn sys_admin_opens_mount_and_namespaces() {
+        let caps = CapSet(CapSet::of(&DEFAULT_CAPS).0 | CapSet::of(&[Cap::SysAdmin]).0);
+        let p = default_profile(caps).unwrap();
+        let names = names_of(&p);
+        for n in ["mount", "setns", "unshare", "clone", "clone3"] {
+            assert!(names.iter().any(|v| v == n), "{n} missing");
+        }
+        let rules = p["syscalls"].as_array().unwrap();
+        assert!(!rules.iter().any(|r| r["action"] == "SCMP_ACT_ERRNO"));
+    }
+
+    /// The socket and personality rules, evaluated as libseccomp would (a
+    /// rule matches: allowed), allow exactly what the native filter does.
+    #[test]
+    fn argument_rules_allow_what_the_native_filter_allows() {
+        let p = default_profile(CapSet::of(&DEFAULT_CAPS)).unwrap();
+        let rules = p["syscalls"].as_array().unwrap();
+        let allowed = |name: &str, x: u64| {
+            rules.iter().filter(|r| r["names"][0] == name).any(|r| {
+                let a = &r["args"][0];
+                let v = a["value"].as_u64().unwrap();
+                match a["op"].as_str().unwrap() {
+                    "SCMP_CMP_LT" => x < v,
+                    "SCMP_CMP_EQ" => x == v,
+                    "SCMP_CMP_GT" => x > v,
+                    op => panic!("unexpected {op}"),
+                }
             })
         };
-        let mut values: Vec<u32> = Vec::new();
-        for &p in SAFE_PERSONALITIES {
-            values.extend([p, p.wrapping_add(1), p.wrapping_sub(1)]);
+        for f in 0..64u64 {
+            assert_eq!(allowed("socket", f), !REFUSED_FAMILIES.contains(&(f as u32)), "AF {f}");
         }
-        for a in 0..32 {
-            for b in 0..32 {
-                values.extend([1u32 << a | 1u32 << b, !(1u32 << a | 1u32 << b)]);
-            }
-        }
-        for x in values {
+        for x in [0u64, 1, 7, 8, 9, 0x20000, 0x20008, 0x40000, 0xffff_fffe, 0xffff_ffff] {
             assert_eq!(
-                refused(x),
-                !SAFE_PERSONALITIES.contains(&x),
-                "personality({x:#x})"
+                allowed("personality", x),
+                SAFE_PERSONALITIES.contains(&(x as u32)),
+                "personality {x:#x}"
             );
         }
     }

@@ -245,22 +245,18 @@ fn build_env(a: &RunArgs, image_env: &[String], hostname: &str, home: &str) -> R
         env.retain(|e| e.split('=').next() != Some(key.as_str()));
         env.push(kv);
     };
+    let bad_env = |e: runner::envvars::EnvError| Coded(125, e.into());
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| Coded(125, anyhow!("open env file {}: {e}", f.display())))?;
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if line.contains('=') {
-                set(line.to_string());
-            } else if let Ok(v) = std::env::var(line) {
-                set(format!("{line}={v}"));
+        for entry in runner::envvars::read_env_file(f).map_err(bad_env)? {
+            if entry.contains('=') {
+                set(entry);
+            } else if let Ok(v) = std::env::var(&entry) {
+                set(format!("{entry}={v}"));
             }
         }
     }
     for e in &a.env {
+        runner::envvars::check_entry(e).map_err(bad_env)?;
         if e.contains('=') {
             set(e.clone());
         } else if let Ok(v) = std::env::var(e) {
@@ -316,13 +312,27 @@ pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>
     Ok(engine::layer::stack::lowerdirs(store, ids))
 }
 
-pub(crate) fn valid_name(n: &str) -> bool {
+/// The longest container name: a DNS name's length, well inside a path
+/// component's 255 bytes (names become directory names in the store).
+const MAX_NAME: usize = 253;
+
+/// Docker's rule for names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, and at most
+/// MAX_NAME bytes: no '/', NUL, "." or "..", so a name is always one safe
+/// path component.
+pub(crate) fn name_problem(n: &str) -> Option<String> {
     let mut chars = n.chars();
-    chars
+    let ok = chars
         .next()
         .map(|c| c.is_ascii_alphanumeric())
         .unwrap_or(false)
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        Some("only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into())
+    } else if n.len() > MAX_NAME {
+        Some(format!("{} characters, at most {MAX_NAME} are allowed", n.len()))
+    } else {
+        None
+    }
 }
 
 fn mib(bytes: u64) -> String {
@@ -349,11 +359,10 @@ pub fn report_outcome(o: &Outcome) -> i32 {
 fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     let checked = check_options(&a).map_err(|e| Coded(125, e.into()))?;
     if let Some(n) = &a.name {
-        if !valid_name(n) {
-            bail!(Coded(
-                125,
-                anyhow!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-            ));
+        if let Some(why) = name_problem(n) {
+            let shown: String = n.chars().take(64).collect();
+            let more = if shown.len() < n.len() { "..." } else { "" };
+            bail!(Coded(125, anyhow!("invalid container name {shown:?}{more}: {why}")));
         }
     }
     if a.workdir

@@ -287,6 +287,57 @@ fn bad_options_exit_125_with_the_reason_and_leave_nothing() {
     assert_eq!(leftovers(), 0, "a failed start left a container directory");
 }
 
+/// Names and env entries are checked before anything is created, and
+/// the message says what was wrong without echoing a huge value back.
+#[test]
+fn bad_names_and_env_entries_exit_125_naming_what_is_wrong() {
+    let long = "a".repeat(5000);
+    let nul_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(nul_file.path(), b"A=1\nB=x\0y\n").unwrap();
+    let utf8_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(utf8_file.path(), b"\xffA=1\n").unwrap();
+    let nul_path = nul_file.path().to_str().unwrap();
+    let utf8_path = utf8_file.path().to_str().unwrap();
+    let nul_msg = format!("rrun: env file {nul_path}, line 2: contains a NUL byte\n");
+    let utf8_msg = format!("rrun: env file {utf8_path}, line 1: is not valid UTF-8 (at byte 0)\n");
+    let cases: [(Vec<&str>, &str); 6] = [
+        (
+            vec!["--name", &long],
+            "5000 characters, at most 253 are allowed",
+        ),
+        (vec!["--name", "../x"], "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        (vec!["--name", "a/b"], "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        (
+            vec!["--name", "bad-env", "-e", "=x"],
+            "rrun: invalid environment variable \"=x\": the name before '=' is empty\n",
+        ),
+        (vec!["--name", "bad-env", "--env-file", nul_path], &nul_msg),
+        (vec!["--name", "bad-env", "--env-file", utf8_path], &utf8_msg),
+    ];
+    for (args, needle) in cases {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args.iter());
+        a.extend(["busybox", "true"]);
+        let o = rrun(&a);
+        assert_eq!(code(&o), 125, "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(stderr(&o).len() < 300, "echoes too much: {}", stderr(&o).len());
+    }
+    let left = std::fs::read_dir(store_root().join("containers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("state.json"))
+                .map(|s| s.contains("\"bad-env\"") || s.contains(&long))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(left, 0, "a refused run left a container directory");
+    // The longest allowed name runs.
+    let o = rrun(&["run", "--rm", "--name", &"b".repeat(253), "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
 #[test]
 fn env_workdir_and_user_follow_docker() {
     let envfile = tempfile::NamedTempFile::new().unwrap();

@@ -102,7 +102,7 @@ impl Progress {
     /// A step starts: `[stage n/total] first line of its instruction`.
     pub fn step(&self, stage: &str, n: usize, total: usize, text: &str) -> StepId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let first_line = text.lines().next().unwrap_or("");
+        let first_line = shorten(text.lines().next().unwrap_or(""), MAX_HEADER);
         // BuildKit: `[2/5]` in a build of one unnamed stage, else `[name 2/5]`.
         let header = if stage.is_empty() {
             format!("[{n}/{total}] {first_line}")
@@ -174,6 +174,22 @@ impl Drop for Progress {
     }
 }
 
+/// The most of an instruction's first line a step header shows, in
+/// characters: a generated Containerfile can hold a line of megabytes
+/// (a base64 blob in an ENV or LABEL), which no log should repeat.
+pub const MAX_HEADER: usize = 200;
+
+/// `line` cut to `max` characters, saying how much was left out.
+fn shorten(line: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match line.char_indices().nth(max) {
+        None => line.into(),
+        Some((cut, _)) => {
+            let rest = line.len() - cut;
+            format!("{}... ({rest} more bytes)", &line[..cut]).into()
+        }
+    }
+}
+
 /// A panic on one stage's thread must not silence the others.
 fn lock(m: &Shared) -> MutexGuard<'_, Renderer<Box<dyn Write + Send>>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -194,3 +210,20 @@ fn terminal_width() -> usize {
 
 #[cfg(test)]
 mod fold_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_instruction_lines_are_cut_in_headers() {
+        assert_eq!(shorten("RUN true", 200), "RUN true");
+        let exact = "x".repeat(200);
+        assert_eq!(shorten(&exact, 200), exact);
+        let long = format!("LABEL a={}", "é".repeat(1000));
+        let cut = shorten(&long, 200);
+        assert_eq!(cut.chars().count(), 200 + "... (1616 more bytes)".len());
+        assert!(cut.starts_with("LABEL a=é"), "{cut}");
+        assert!(cut.ends_with("é... (1616 more bytes)"), "{cut}");
+    }
+}

@@ -7,18 +7,12 @@ use anyhow::{anyhow, bail, Result};
 use runner::state;
 
 use crate::cli::RenameArgs;
-use crate::run::{valid_name, Coded};
+use crate::run::{name_problem, Coded};
 
 pub fn rename(root: &Path, a: &RenameArgs) -> Result<i32> {
     let containers = root.join("containers");
-    if !valid_name(&a.new) {
-        bail!(Coded(
-            1,
-            anyhow!(
-                "invalid container name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                a.new
-            )
-        ));
+    if let Some(why) = name_problem(&a.new) {
+        bail!(Coded(1, anyhow!("invalid container name {:?}: {why}", a.new)));
     }
     let (dir, mut s) = state::find(&containers, &a.old).map_err(|e| Coded(1, e.into()))?;
     if s.name == a.new {

@@ -1,7 +1,9 @@
-//! A tiny classic-BPF writer for a seccomp *deny list*: each rule names a
-//! syscall number, an optional test on one argument, and the errno to
-//! return; everything else is allowed. Kept separate from the table so the
-//! jump arithmetic is in one place and unit-tested against an interpreter.
+//! A tiny classic-BPF writer for a seccomp filter: each rule names a
+//! syscall number, an optional test on one argument, and what to return
+//! when the rule matches (a rule whose test fails allows the call); a
+//! number no rule names gets the block's default action (EPERM for rbox's
+//! allow list). Kept separate from the policy so the jump arithmetic is in
+//! one place and unit-tested against an interpreter.
 
 /// One seccomp-BPF instruction, laid out as `struct sock_filter`.
 pub type Insn = libc::sock_filter;
@@ -50,8 +52,8 @@ pub enum ArgTest {
     None,
     /// The low 32 bits of the argument have any bit of the mask set.
     AnyBits { arg: u8, mask: u32 },
-    /// The low 32 bits of the argument equal the value.
-    Equals { arg: u8, value: u32 },
+    /// The low 32 bits of the argument are one of the values.
+    AnyOf { arg: u8, values: &'static [u32] },
     /// The low 32 bits of the argument are none of the values.
     NotIn { arg: u8, values: &'static [u32] },
 }
@@ -84,13 +86,14 @@ impl Item {
 }
 
 /// Emits the rules of one architecture, assuming the accumulator holds the
-/// syscall number on entry. Numbers refused alike and adjacent become one
-/// range, and the items are laid out as a binary search tree on the number.
-/// Why it matters: at load time the kernel converts and JITs the program
-/// and runs it for every syscall number (its action cache); the flat list
-/// we started with (280 instructions) took ~170 µs to load, this ~80 µs
-/// (a one-instruction filter: ~10 µs).
-pub fn emit_rules(out: &mut Vec<Insn>, rules: &[Rule]) {
+/// syscall number on entry; numbers no rule names get `default`. Numbers
+/// decided alike and adjacent become one range, and the items are laid
+/// out as a binary search tree on the number.
+/// Why a tree: a syscall walks about log2(items) comparisons instead of
+/// up to one per rule, and at load time the kernel runs the program for
+/// every syscall number of both ABIs (to fill its cache of calls allowed
+/// whatever their arguments), so the load costs in proportion too.
+pub fn emit_rules(out: &mut Vec<Insn>, rules: &[Rule], default: u32) {
     let mut sorted = rules.to_vec();
     sorted.sort_by_key(|r| r.nr);
     for w in sorted.windows(2) {
@@ -112,28 +115,28 @@ pub fn emit_rules(out: &mut Vec<Insn>, rules: &[Rule]) {
             _ => items.push(Item::Rule(r)),
         }
     }
-    emit_tree(out, &items);
+    emit_tree(out, &items, default);
 }
 
-fn emit_tree(out: &mut Vec<Insn>, items: &[Item]) {
+fn emit_tree(out: &mut Vec<Insn>, items: &[Item], default: u32) {
     if items.len() <= LEAF {
-        emit_leaf(out, items);
+        emit_leaf(out, items, default);
         return;
     }
     let mid = items.len() / 2;
     let mut left = Vec::new();
-    emit_tree(&mut left, &items[..mid]);
+    emit_tree(&mut left, &items[..mid], default);
     // nr >= items[mid].lo: go right, over the `ja` and the left subtree,
     // which a 32-bit `ja` can always jump (jt/jf are only 8 bits).
     out.push(jump(JMP_JGE_K, items[mid].lo(), 0, 1));
     out.push(stmt(JMP_JA, left.len() as u32));
     out.extend(left);
-    emit_tree(out, &items[mid..]);
+    emit_tree(out, &items[mid..], default);
 }
 
 /// A linear scan of a few items; each block's jumps stay inside it, and
-/// the leaf ends with "allow".
-fn emit_leaf(out: &mut Vec<Insn>, items: &[Item]) {
+/// the leaf ends with the default action (no item named the number).
+fn emit_leaf(out: &mut Vec<Insn>, items: &[Item], default: u32) {
     for item in items {
         let r = match *item {
             Item::Range { lo, hi, action } if lo == hi => {
@@ -161,12 +164,17 @@ fn emit_leaf(out: &mut Vec<Insn>, items: &[Item]) {
                 // this syscall is decided here.
                 out.push(stmt(RET_K, RET_ALLOW));
             }
-            ArgTest::Equals { arg, value } => {
-                out.push(jump(JMP_JEQ_K, r.nr, 0, 4));
+            ArgTest::AnyOf { arg, values } => {
+                let n = values.len();
+                assert!(n < 250, "AnyOf list too long for 8-bit jumps");
+                out.push(jump(JMP_JEQ_K, r.nr, 0, (n + 3) as u8));
                 out.push(stmt(LD_W_ABS, off_arg_lo(arg)));
-                out.push(jump(JMP_JEQ_K, value, 0, 1));
-                out.push(stmt(RET_K, r.action));
+                for (i, v) in values.iter().enumerate() {
+                    // On a match, skip the rest of the list and the allow.
+                    out.push(jump(JMP_JEQ_K, *v, (n - i) as u8, 0));
+                }
                 out.push(stmt(RET_K, RET_ALLOW));
+                out.push(stmt(RET_K, r.action));
             }
             ArgTest::NotIn { arg, values } => {
                 let n = values.len();
@@ -182,7 +190,7 @@ fn emit_leaf(out: &mut Vec<Insn>, items: &[Item]) {
             }
         }
     }
-    out.push(stmt(RET_K, RET_ALLOW));
+    out.push(stmt(RET_K, default));
 }
 
 /// One architecture's part of the program.
@@ -193,6 +201,8 @@ pub struct ArchBlock<'a> {
     pub reject_bits: u32,
     pub reject_bits_action: u32,
     pub rules: &'a [Rule],
+    /// For numbers no rule names.
+    pub default: u32,
 }
 
 /// The whole program: dispatch on `seccomp_data.arch`, one block per
@@ -207,7 +217,7 @@ pub fn program(blocks: &[ArchBlock<'_>]) -> Vec<Insn> {
             body.push(jump(JMP_JSET_K, b.reject_bits, 0, 1));
             body.push(stmt(RET_K, b.reject_bits_action));
         }
-        emit_rules(&mut body, b.rules);
+        emit_rules(&mut body, b.rules, b.default);
         // jeq arch → fall into `ja 1` skip... laid out as:
         //   jeq ARCH, jt=1, jf=0 ; ja over-body ; body...
         out.push(jump(JMP_JEQ_K, b.audit_arch, 1, 0));
@@ -247,14 +257,14 @@ pub fn interpret(prog: &[Insn], arch: u32, nr: u32, args_lo: [u32; 6]) -> u32 {
 }
 
 /// What a rule list decides, computed directly (the tests' reference).
-pub fn reference(rules: &[Rule], nr: u32, args_lo: [u32; 6]) -> u32 {
+pub fn reference(rules: &[Rule], default: u32, nr: u32, args_lo: [u32; 6]) -> u32 {
     let Some(r) = rules.iter().find(|r| r.nr == nr) else {
-        return RET_ALLOW;
+        return default;
     };
     let matched = match r.test {
         ArgTest::None => true,
         ArgTest::AnyBits { arg, mask } => args_lo[arg as usize] & mask != 0,
-        ArgTest::Equals { arg, value } => args_lo[arg as usize] == value,
+        ArgTest::AnyOf { arg, values } => values.contains(&args_lo[arg as usize]),
         ArgTest::NotIn { arg, values } => !values.contains(&args_lo[arg as usize]),
     };
     if matched {
@@ -280,30 +290,45 @@ mod tests {
                     nr: (i as u32) + (i as u32 / 4) * 3 + 2,
                     test: match i % 7 {
                         1 => ArgTest::AnyBits { arg: 0, mask: 0x10 },
-                        3 => ArgTest::Equals { arg: 1, value: 5 },
+                        3 => ArgTest::AnyOf {
+                            arg: 1,
+                            values: &[5, 7],
+                        },
                         5 => ArgTest::NotIn {
                             arg: 2,
                             values: VALUES,
                         },
                         _ => ArgTest::None,
                     },
-                    action: ret_errno(if (i / 6) % 2 == 0 { 38 } else { 1 }),
+                    action: match (i / 6) % 3 {
+                        0 => ret_errno(38),
+                        1 => ret_errno(1),
+                        _ => RET_ALLOW,
+                    },
                 })
                 .rev() // unsorted input
                 .collect();
-            let prog = program(&[ArchBlock {
-                audit_arch: 7,
-                reject_bits: 0,
-                reject_bits_action: 0,
-                rules: &rules,
-            }]);
-            for nr in 0..(count as u32 * 2 + 10) {
-                for args in [[0; 6], [0x10, 5, 3, 0, 0, 0], [0x11, 6, 4, 0, 0, 0]] {
-                    assert_eq!(
-                        interpret(&prog, 7, nr, args),
-                        reference(&rules, nr, args),
-                        "count {count} nr {nr} args {args:?}"
-                    );
+            for default in [RET_ALLOW, ret_errno(1)] {
+                let prog = program(&[ArchBlock {
+                    audit_arch: 7,
+                    reject_bits: 0,
+                    reject_bits_action: 0,
+                    rules: &rules,
+                    default,
+                }]);
+                for nr in 0..(count as u32 * 2 + 10) {
+                    for args in [
+                        [0; 6],
+                        [0x10, 5, 3, 0, 0, 0],
+                        [0x11, 6, 4, 0, 0, 0],
+                        [0, 7, 9, 0, 0, 0],
+                    ] {
+                        assert_eq!(
+                            interpret(&prog, 7, nr, args),
+                            reference(&rules, default, nr, args),
+                            "count {count} nr {nr} args {args:?} default {default:#x}"
+                        );
+                    }
                 }
             }
         }

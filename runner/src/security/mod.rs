@@ -18,8 +18,8 @@
 //! effective set, so the final `capset` comes after it. Loading a seccomp
 //! filter needs no_new_privs or CAP_SYS_ADMIN: with no_new_privs we load it
 //! last, so only `execve` runs under it; without, it must be loaded while
-//! we still hold CAP_SYS_ADMIN (runc does the same), which the deny list
-//! allows since it refuses none of setuid/capset/prctl/execve.
+//! we still hold CAP_SYS_ADMIN (runc does the same), so what runs after it
+//! (setgroups/setgid/setuid, capset, prctl, execve) is on its allow list.
 //!
 //! Capabilities follow moby's `SetCapabilities`: uid 0 gets the list in
 //! the bounding, permitted and effective sets; any other uid gets it in the
@@ -31,6 +31,7 @@ pub mod bpf;
 pub mod capabilities;
 pub mod masked;
 pub mod seccomp;
+pub mod syscalls;
 
 use engine::runtime::SecuritySpec;
 use thiserror::Error;
@@ -87,7 +88,7 @@ impl SecurityPlan {
             }
         };
         let seccomp = if spec.seccomp && !spec.privileged {
-            Some(SeccompProgram::default_filter()?)
+            Some(SeccompProgram::default_filter(caps)?)
         } else {
             None
         };

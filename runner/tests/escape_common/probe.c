@@ -82,6 +82,15 @@ static int status(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "status")) return status();
+    if (argc > 1 && !strcmp(argv[1], "nr")) {
+        /* `probe nr N...`: syscall N with zero arguments, `nr_N=<result>`. */
+        for (int i = 2; i < argc; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "nr_%s", argv[i]);
+            report(name, syscall(atol(argv[i]), 0, 0, 0, 0, 0, 0));
+        }
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "control")) {
         /* Harmless even where allowed (--privileged): shows the probe can
          * tell success from refusal. */
