@@ -90,8 +90,10 @@ impl OciRuntime {
     /// The runtime-spec config for `spec`; `files` holds hosts/hostname/resolv.conf.
     pub fn config(&self, spec: &ContainerSpec, files: &Path) -> Result<Value, OciError> {
         let caps: Vec<String> = if spec.security.privileged {
+            let held = crate::security::CapSet::bounding();
             crate::security::Cap::ALL
                 .iter()
+                .filter(|c| held.contains(**c))
                 .map(|c| c.name().to_string())
                 .collect()
         } else {
@@ -140,20 +142,12 @@ impl OciRuntime {
             namespaces.push(json!({"type": "network"}));
         }
         let r = &spec.resources;
-        let mut resources = json!({
-            "devices": [
-                {"allow": false, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 136, "access": "rwm"}
-            ]
-        });
+        let devices = if spec.security.privileged {
+            crate::cgroup::Devices::All
+        } else {
+            crate::cgroup::Devices::Default
+        };
+        let mut resources = json!({ "devices": crate::cgroup::devices::oci_rules(devices) });
         if let Some(m) = r.memory_bytes {
             let swap = match r.memory_swap_bytes {
                 Some(-1) => -1,

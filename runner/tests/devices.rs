@@ -63,3 +63,28 @@ fn privileged_opens_any_device() {
         stderr(&o2)
     );
 }
+
+/// The same policy through an external OCI runtime: the bundle's device
+/// rules (before, they ignored --privileged and had no mknod rules).
+#[test]
+fn oci_runtimes_get_the_same_device_rules() {
+    for runtime in ["crun", "runc"] {
+        let o = rrun(&["run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", PROBE]);
+        assert_eq!(code(&o), 0, "{runtime}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "mknod-ok\nfuse-refused\nnull2-usable\nfull2-usable\n8\n",
+            "{runtime}: {}",
+            stderr(&o)
+        );
+        let o = rrun(&[
+            "run", "--rm", "--runtime", runtime, "--privileged", "busybox", "sh", "-c",
+            "mknod /tmp/fuse c 10 229; exec 3<>/tmp/fuse",
+        ]);
+        assert!(
+            !stderr(&o).contains("Operation not permitted"),
+            "{runtime} --privileged was refused a device: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -47,6 +47,29 @@ pub fn v1_allow_rules() -> Vec<String> {
     rules
 }
 
+/// The same policy as OCI runtime-spec `linux.resources.devices` rules,
+/// for `--runtime crun|runc`: deny everything, then allow mknod of any
+/// node and the list above; or allow everything (`--privileged`).
+pub fn oci_rules(devices: Devices) -> serde_json::Value {
+    use serde_json::json;
+    if devices == Devices::All {
+        return json!([{"allow": true, "access": "rwm"}]);
+    }
+    let mut rules = vec![
+        json!({"allow": false, "access": "rwm"}),
+        json!({"allow": true, "type": "c", "access": "m"}),
+        json!({"allow": true, "type": "b", "access": "m"}),
+    ];
+    for (major, minor) in ALLOWED_CHAR {
+        let mut r = json!({"allow": true, "type": "c", "major": major, "access": "rwm"});
+        if let Some(m) = minor {
+            r["minor"] = json!(m);
+        }
+        rules.push(r);
+    }
+    serde_json::Value::Array(rules)
+}
+
 /// v1: restrict the group at `dir` (in the devices hierarchy) to the
 /// default list. One rule per write: the kernel parses one per call.
 pub fn apply_v1(dir: &Path, devices: Devices) -> Result<()> {
@@ -331,5 +354,18 @@ mod tests {
         assert!(r.contains(&"c 136:* rwm".to_string()));
         assert!(r.contains(&"c 1:3 rwm".to_string()));
         assert_eq!(r.len(), 2 + ALLOWED_CHAR.len());
+    }
+
+    #[test]
+    fn oci_rules_say_what_the_v1_lists_say() {
+        let r = oci_rules(Devices::Default);
+        let r = r.as_array().unwrap();
+        assert_eq!(r[0], serde_json::json!({"allow": false, "access": "rwm"}));
+        assert_eq!(r[1], serde_json::json!({"allow": true, "type": "c", "access": "m"}));
+        assert_eq!(r.len(), v1_allow_rules().len() + 1);
+        assert!(r.contains(&serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})));
+        assert!(r.contains(&serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"})));
+        let all = oci_rules(Devices::All);
+        assert_eq!(all, serde_json::json!([{"allow": true, "access": "rwm"}]));
     }
 }

@@ -142,6 +142,20 @@ impl CapSet {
     pub fn contains(self, cap: Cap) -> bool {
         self.0 & cap.bit() != 0
     }
+
+    /// The capabilities in this process's bounding set: what a privileged
+    /// container can be given here (a runtime asked for more fails in
+    /// capset, as on hosts that are themselves containers).
+    pub fn bounding() -> CapSet {
+        CapSet::of(
+            &Cap::ALL
+                .iter()
+                .copied()
+                // SAFETY: PR_CAPBSET_READ takes an integer and touches no memory.
+                .filter(|c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, *c as u8 as libc::c_ulong, 0, 0, 0) } == 1)
+                .collect::<Vec<_>>(),
+        )
+    }
 }
 
 /// Parses a list of names (as in `SecuritySpec::capabilities`), rejecting
