@@ -1,7 +1,6 @@
 //! mount: overlay assemble and teardown for 1, 4 and 16 lower layers, as
-//! the container start path does it: the engine's OverlaySnapshotter
-//! describes the mount (fresh upper + work), mount(2) performs it, then
-//! umount and removal of upper/work.
+//! the container start path does it: a fresh upper and work dir, mount(2)
+//! of the overlay, then umount and removal of upper/work.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +10,6 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use benches::corpus;
 use benches::suite::Env;
 use benches::tools::clean_dir;
-use engine::snapshot::{OverlaySnapshotter, Snapshotter};
 
 const MAX_LAYERS: usize = 16;
 
@@ -35,37 +33,27 @@ fn layers(env: &Env) -> Result<Vec<PathBuf>, String> {
 
 /// Assemble, then tear down; what `rrun` does around every container.
 fn cycle(dir: &Path, lowers: &[PathBuf]) -> Result<(), String> {
-    let specs = OverlaySnapshotter
-        .prepare(dir, lowers)
-        .map_err(|e| e.to_string())?;
-    let spec = &specs[0];
-    // mount(2) takes one options string; lowerdir+= needs fsconfig(2), so
-    // the lowers are joined the classic way (top first).
-    let lowerdir: Vec<String> = spec
-        .options
-        .iter()
-        .filter_map(|o| o.strip_prefix("lowerdir+="))
-        .map(str::to_string)
-        .collect();
-    let mut opts = vec![format!("lowerdir={}", lowerdir.join(":"))];
-    opts.extend(
-        spec.options
-            .iter()
-            .filter(|o| !o.starts_with("lowerdir+="))
-            .cloned(),
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
     );
-    std::fs::create_dir_all(&spec.target).map_err(|e| e.to_string())?;
     mount(
         Some("overlay"),
-        &spec.target,
+        &merged,
         Some("overlay"),
         MsFlags::empty(),
-        Some(opts.join(",").as_str()),
+        Some(opts.as_str()),
     )
-    .map_err(|e| format!("mount overlay on {}: {e}", spec.target.display()))?;
-    umount2(&spec.target, MntFlags::empty())
-        .map_err(|e| format!("umount {}: {e}", spec.target.display()))?;
-    OverlaySnapshotter.remove(dir).map_err(|e| e.to_string())?;
+    .map_err(|e| format!("mount overlay on {}: {e}", merged.display()))?;
+    umount2(&merged, MntFlags::empty()).map_err(|e| format!("umount {}: {e}", merged.display()))?;
+    engine::fsutil::remove_tree(dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())
 }
 

@@ -1,8 +1,9 @@
 //! rbox's engine: the shared library under `rbuild` and `rrun`.
 //!
 //! It knows about digests, the content-addressed store, the OCI image model,
-//! the layer format (write and unpack), and the plug-in seams (`Runtime`,
-//! `Snapshotter`). It never depends on the runner or the builder.
+//! the layer format (write and unpack), OCI interop and the registry
+//! client, and the `Runtime` seam the builder runs its steps through. It
+//! never depends on the runner or the builder (docs/ARCHITECTURE.md).
 
 pub mod digest;
 pub mod errfmt;
@@ -20,4 +21,4 @@ pub mod layer;
 pub mod oci;
 pub mod progress;
 pub mod runtime;
-pub mod snapshot;
+pub mod mount;

@@ -6,7 +6,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use crate::snapshot::MountSpec;
+use crate::mount::MountSpec;
 
 /// How the container's root filesystem is assembled.
 #[derive(Debug, Clone, PartialEq, Eq)]

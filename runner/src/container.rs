@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
-use engine::snapshot::MountSpec;
+use engine::mount::MountSpec;
 
 use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
 use crate::rootfs::{self, FsMount, RootfsPlan, Step};

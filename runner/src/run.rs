@@ -10,7 +10,7 @@ use engine::layer::marker;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
-use engine::snapshot::MountSpec;
+use engine::mount::MountSpec;
 use engine::Store;
 use runner::container::{self, Launch, LaunchError, Outcome};
 use runner::lifecycle;

@@ -10,7 +10,7 @@ use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, OutputSink, Resources, RootfsSpec, SecuritySpec,
     UserSpec,
 };
-use engine::snapshot::MountSpec;
+use engine::mount::MountSpec;
 
 use super::view::MountedView;
 use super::{config, other, BuildError, Executor, ImageState};
