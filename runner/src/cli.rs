@@ -252,6 +252,12 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    /// Follow log output until the container stops
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for every line)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

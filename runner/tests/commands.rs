@@ -138,3 +138,18 @@ fn ps_filters_formats_and_prune_keeps_running_containers() {
     assert_eq!(code(&rrun(&["container", "prune"])), 1);
     assert_eq!(code(&rrun(&["rm", "-f", "ps-up"])), 0);
 }
+
+#[test]
+fn logs_tail_and_follow() {
+    detached("logger", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo late");
+    wait_for(|| stdout(&rrun(&["logs", "logger"])).contains("line5"), "first lines");
+    assert_eq!(stdout(&rrun(&["logs", "--tail", "2", "logger"])), "line4\nline5\n");
+    // -f returns once the container has stopped, with everything it wrote.
+    let o = rrun(&["logs", "-f", "-n", "1", "logger"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.ends_with("late\n"), "{out}");
+    assert!(!out.contains("line4"), "{out}");
+    assert_eq!(code(&rrun(&["logs", "--tail", "x", "logger"])), 125);
+    assert_eq!(code(&rrun(&["rm", "logger"])), 0);
+}
