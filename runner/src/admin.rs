@@ -43,8 +43,14 @@ pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
     let sig = lifecycle::parse_signal(&a.signal).map_err(|e| Coded(1, e.into()))?;
     let mut code = 0;
     for c in &a.containers {
-        let r = find(root, c)
-            .and_then(|(_, s)| lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into()));
+        let r = find(root, c).and_then(|(dir, s)| {
+            // As Docker: killed with SIGKILL or the stop signal, it stays
+            // down whatever its restart policy; other signals are messages.
+            if sig == libc::SIGKILL || sig == libc::SIGTERM {
+                lifecycle::keep_down(&dir, &s);
+            }
+            lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into())
+        });
         match r {
             Ok(()) => println!("{c}"),
             Err(e) => {

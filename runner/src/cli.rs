@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Restart policy when the container exits: no, on-failure[:N], always, unless-stopped (needs -d)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
