@@ -241,6 +241,27 @@ pub fn short_id(id: &str) -> &str {
     }
 }
 
+/// Decimal units as Docker prints sizes (`docker images`, `system df`):
+/// `12.346MB`, `0B`.
+pub fn human_size_decimal(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
+    }
+}
+
 /// Binary units, one decimal: `12.3 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

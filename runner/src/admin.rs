@@ -1,5 +1,6 @@
 //! stop, kill, rm, logs, exec.
 
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,8 +43,14 @@ pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
     let sig = lifecycle::parse_signal(&a.signal).map_err(|e| Coded(1, e.into()))?;
     let mut code = 0;
     for c in &a.containers {
-        let r = find(root, c)
-            .and_then(|(_, s)| lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into()));
+        let r = find(root, c).and_then(|(dir, s)| {
+            // As Docker: killed with SIGKILL or the stop signal, it stays
+            // down whatever its restart policy; other signals are messages.
+            if sig == libc::SIGKILL || sig == libc::SIGTERM {
+                lifecycle::keep_down(&dir, &s);
+            }
+            lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into())
+        });
         match r {
             Ok(()) => println!("{c}"),
             Err(e) => {
@@ -74,14 +81,71 @@ pub fn rm(root: &Path, a: &RmArgs) -> Result<i32> {
 }
 
 pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" => None,
+        n => Some(n.parse().map_err(|_| {
+            Coded(125, anyhow!("invalid --tail {n:?}: a number of lines, or \"all\""))
+        })?),
+    };
     let (dir, _) = find(root, &a.container)?;
     let p = dir.join("container.log");
-    match std::fs::File::open(&p) {
-        Ok(mut f) => {
-            std::io::copy(&mut f, &mut std::io::stdout().lock()).context("write logs")?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let mut f = match std::fs::File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => bail!(Coded(1, anyhow!("read {}: {e}", p.display()))),
+    };
+    let mut out = std::io::stdout().lock();
+    if let Some(n) = tail {
+        let start = tail_offset(&mut f, n).with_context(|| format!("read {}", p.display()))?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+    }
+    std::io::copy(&mut f, &mut out).context("write logs")?;
+    if a.follow {
+        // Until the container has stopped and everything it wrote is out.
+        loop {
+            let running = State::load(&dir).map(|s| s.is_running()).unwrap_or(false);
+            let n = std::io::copy(&mut f, &mut out).context("write logs")?;
+            if n == 0 && !running {
+                break;
+            }
+            if n == 0 {
+                out.flush()?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Where the last `n` lines of `f` start (a final line without a
+/// newline counts), reading backwards in blocks.
+fn tail_offset(f: &mut std::fs::File, n: usize) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut pos = len;
+    let mut newlines = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_byte = true;
+    while pos > 0 {
+        let step = (pos as usize).min(buf.len());
+        pos -= step as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..step])?;
+        for i in (0..step).rev() {
+            if buf[i] == b'\n' {
+                // The file's own final newline ends the last line.
+                if !(last_byte && pos + i as u64 == len - 1) {
+                    newlines += 1;
+                    if newlines == n {
+                        return Ok(pos + i as u64 + 1);
+                    }
+                }
+            }
+            last_byte = false;
+        }
     }
     Ok(0)
 }
@@ -141,4 +205,30 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     };
     let status = runner::exec::exec(&s, &req)?;
     Ok(status.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    fn tail(text: &str, n: usize) -> String {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let at = super::tail_offset(&mut f, n).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn tail_takes_whole_lines_from_the_end() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a\nb\n", 5), "a\nb\n");
+        assert_eq!(tail("a\nb\n", 0), "");
+        assert_eq!(tail("", 3), "");
+        let big: String = (0..100_000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(tail(&big, 2), "99998\n99999\n");
+    }
 }

@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Restart policy when the container exits: no, on-failure[:N], always, unless-stopped (needs -d)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -252,6 +255,12 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    /// Follow log output until the container stops
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for every line)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

@@ -10,11 +10,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
 use runner::container::{self, Launch};
-use runner::state::{ProcessId, State};
+use runner::state::{ProcessId, State, Status};
 use runner::sys;
 
 use crate::run::Coded;
@@ -48,6 +49,51 @@ impl Supervisor<'_> {
             let _ = sys::write_all_fd(r.as_raw_fd(), format!("{code} {reason}").as_bytes());
         }
         code
+    }
+
+    /// Whether the command, which ended with `code`, runs again under
+    /// the restart policy; if so, wait the back-off first (Docker's: 100
+    /// ms doubling to a minute, from 100 ms again after a run of 10 s or
+    /// more). False as soon as stop, kill or rm asks it to stay down.
+    fn restart_after(&self, code: i32, oom_killed: bool, ran: Duration, delay: &mut Duration) -> bool {
+        let known = self.state.borrow().clone();
+        if !known.restart.restarts(code, known.restart_count) {
+            return false;
+        }
+        let Ok(s) = State::update(self.dir, &known, |s| {
+            s.status = Status::Exited;
+            s.exit_code = Some(code);
+            s.oom_killed = oom_killed;
+            s.finished = Some(runner::state::now());
+        }) else {
+            return false;
+        };
+        if ran >= Duration::from_secs(10) {
+            *delay = Duration::from_millis(100);
+        }
+        let until = Instant::now() + *delay;
+        *delay = (*delay * 2).min(Duration::from_secs(60));
+        let mut current = s;
+        while Instant::now() < until {
+            if current.stop_requested {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+            match State::load(self.dir) {
+                Ok(s) => current = s,
+                Err(_) => return false, // removed
+            }
+        }
+        if current.stop_requested {
+            return false;
+        }
+        match State::update(self.dir, &current, |s| s.restart_count += 1) {
+            Ok(s) => {
+                *self.state.borrow_mut() = s;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// It ended with `code`: keep the record, or nothing with `--rm`.
@@ -134,20 +180,53 @@ pub fn spawn_supervisor(
     }
 }
 
+/// How one run of a detached container ended.
+pub enum Ended {
+    /// It never started the command: exit code and reason.
+    Failed(i32, String),
+    /// The command ran and exited with this code (OOM-killed or not).
+    Exited(i32, bool),
+}
+
+/// Run the container with `once` as often as its restart policy says,
+/// then record the end. A restart that cannot even start the command
+/// counts as an exit with that code (Docker too keeps trying).
+pub fn supervise_restarts(sup: &Supervisor<'_>, mut once: impl FnMut() -> Ended) -> i32 {
+    let mut delay = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let (code, oom) = match once() {
+            Ended::Failed(code, msg) if first => return sup.failed(code, &msg),
+            Ended::Failed(code, msg) => {
+                eprintln!("rrun: restart failed: {msg}");
+                (code, false)
+            }
+            Ended::Exited(code, oom) => (code, oom),
+        };
+        first = false;
+        if !sup.restart_after(code, oom, started.elapsed(), &mut delay) {
+            return sup.exited(code, oom);
+        }
+    }
+}
+
 /// The native runner's `-d`.
 pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
     spawn_supervisor(&spec.id, dir, state, |sup| {
-        let mut on_started = |pid: i32| sup.started(pid);
-        let mut launch = Launch::new(dir);
-        launch.forward_signals = false;
-        launch.die_with_parent = false;
-        launch.on_started = Some(&mut on_started);
-        match container::run(spec, launch) {
-            Err(e) => sup.failed(e.exit_code(), &e.to_string()),
-            Ok(o) => {
-                let oom = o.status == ExitStatus::OutOfMemory;
-                sup.exited(crate::run::report_outcome(&o), oom)
+        supervise_restarts(sup, || {
+            let mut on_started = |pid: i32| sup.started(pid);
+            let mut launch = Launch::new(dir);
+            launch.forward_signals = false;
+            launch.die_with_parent = false;
+            launch.on_started = Some(&mut on_started);
+            match container::run(spec, launch) {
+                Err(e) => Ended::Failed(e.exit_code(), e.to_string()),
+                Ok(o) => {
+                    let oom = o.status == ExitStatus::OutOfMemory;
+                    Ended::Exited(crate::run::report_outcome(&o), oom)
+                }
             }
-        }
+        })
     })
 }

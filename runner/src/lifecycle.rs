@@ -118,14 +118,24 @@ pub fn wait_stopped(dir: &Path, timeout: Duration) -> bool {
     }
 }
 
-/// Docker's stop: SIGTERM, wait `grace`, then SIGKILL.
+/// Tell the detached supervisor the container is to stay down (no
+/// restart), as Docker's manual stop does.
+pub fn keep_down(dir: &Path, st: &State) {
+    let _ = State::update(dir, st, |s| s.stop_requested = true);
+}
+
+/// Docker's stop: SIGTERM, wait `grace`, then SIGKILL. No restart after.
 pub fn stop(dir: &Path, st: &State, grace: Duration) -> Result<(), LifecycleError> {
+    keep_down(dir, st);
     if !st.is_running() {
         return Ok(());
     }
     let _ = signal(st, libc::SIGTERM);
     if !wait_stopped(dir, grace) {
-        let _ = signal(st, libc::SIGKILL);
+        // The process now running (a restart may have begun just before
+        // the stop was asked for).
+        let current = State::load(dir).unwrap_or_else(|_| st.clone());
+        let _ = signal(&current, libc::SIGKILL);
         wait_stopped(dir, Duration::from_secs(10));
     }
     reap_one(dir, None);
@@ -138,6 +148,7 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
         if !force {
             return Err(LifecycleError::Running(st.name.clone()));
         }
+        keep_down(dir, st);
         let _ = signal(st, libc::SIGKILL);
         wait_stopped(dir, Duration::from_secs(10));
     }

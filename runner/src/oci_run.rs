@@ -24,6 +24,8 @@ use runner::oci_ctl::{
 use runner::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State};
 
+use crate::detach::Ended;
+
 use crate::oci_watchdog::Watchdog;
 use crate::run::{report_outcome, Coded};
 
@@ -199,6 +201,7 @@ fn reap_strays() {
 /// then prints the id.
 fn run_detached(runtime: &str, spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
     crate::detach::spawn_supervisor(&spec.id, dir, state, |sup| {
+        crate::detach::supervise_restarts(sup, || {
         let mut on_started = |pid: i32| sup.started(pid);
         match supervise(runtime, spec, dir, false, &mut on_started) {
             Err(e) => {
@@ -219,12 +222,13 @@ fn run_detached(runtime: &str, spec: &ContainerSpec, dir: &Path, state: State) -
                         msg.push_str(&format!(": {runtime} said: {said}"));
                     }
                 }
-                sup.failed(code, &msg)
+                Ended::Failed(code, msg)
             }
             Ok(o) => {
                 let code = report_outcome(&o);
-                sup.exited(code, o.status == ExitStatus::OutOfMemory)
+                Ended::Exited(code, o.status == ExitStatus::OutOfMemory)
             }
         }
+        })
     })
 }

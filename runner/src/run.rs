@@ -93,6 +93,7 @@ struct Checked {
     mounts: Vec<MountSpec>,
     network: NetworkMode,
     security: SecuritySpec,
+    restart: runner::state::RestartPolicy,
 }
 
 fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
@@ -228,11 +229,22 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         "native" | "crun" | "runc" | "youki" => {}
         other => return Err(bad(other, "--runtime", "use native, crun, runc or youki")),
     }
+    let restart = runner::state::RestartPolicy::parse(&a.restart)
+        .map_err(|why| bad(&a.restart, "--restart", &why))?;
+    if restart != runner::state::RestartPolicy::No {
+        if a.rm {
+            return Err(bad(&a.restart, "--restart", "conflicts with --rm (a removed container cannot restart)"));
+        }
+        if !a.detach {
+            return Err(bad(&a.restart, "--restart", "needs -d: the detached supervisor is what restarts the container"));
+        }
+    }
     Ok(Checked {
         resources: r,
         mounts,
         network,
         security,
+        restart,
     })
 }
 
@@ -479,6 +491,9 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             privileged: checked.security.privileged,
             hostname: spec.hostname.clone(),
         },
+        restart: checked.restart.clone(),
+        restart_count: 0,
+        stop_requested: false,
     };
     create_container_dir(&dir, &spec.rootfs.merged, &state).map_err(|e| {
         let _ = engine::fsutil::remove_tree(&dir);

@@ -99,6 +99,68 @@ pub struct State {
     /// before it existed.
     #[serde(default)]
     pub host: HostSettings,
+    /// `--restart`, kept by the detached supervisor.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// How many times the supervisor restarted the command.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Set by stop, kill and rm -f: the supervisor must not restart it.
+    #[serde(default)]
+    pub stop_requested: bool,
+}
+
+/// Docker's restart policies. What happens at a reboot: nothing comes
+/// back (rbox has no daemon to start containers at boot); `always` and
+/// `unless-stopped` differ only there in Docker, so they act alike here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max` times (0: no limit).
+    OnFailure { max: u32 },
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+        match s.split_once(':') {
+            None => match s {
+                "no" | "" => Ok(RestartPolicy::No),
+                "always" => Ok(RestartPolicy::Always),
+                "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+                "on-failure" => Ok(RestartPolicy::OnFailure { max: 0 }),
+                _ => Err(format!("invalid restart policy {s:?} (no, on-failure[:N], always, unless-stopped)")),
+            },
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(|max| RestartPolicy::OnFailure { max })
+                .map_err(|_| format!("invalid restart count {n:?}: a whole number")),
+            Some((p, _)) => Err(format!("restart policy {p:?} takes no count (only on-failure:N does)")),
+        }
+    }
+
+    /// Docker's name for it (`inspect`'s HostConfig.RestartPolicy.Name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+
+    /// Whether a command that exited with `code`, after `restarts`
+    /// restarts, runs again.
+    pub fn restarts(&self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max } => code != 0 && (*max == 0 || restarts < *max),
+        }
+    }
 }
 
 /// The run options `inspect` shows (Docker's HostConfig), as given.
@@ -304,6 +366,9 @@ mod tests {
             detached: false,
             exec: ExecDefaults::default(),
             host: HostSettings::default(),
+            restart: RestartPolicy::No,
+            restart_count: 0,
+            stop_requested: false,
         }
     }
 
@@ -358,6 +423,26 @@ mod tests {
         assert_eq!(ids, ["b2", "a1"]);
         let err = State::load(&t.path().join("broken")).unwrap_err();
         assert!(matches!(err, StateError::Json { .. }), "{err}");
+    }
+
+    #[test]
+    fn restart_policies_parse_and_decide_like_dockers() {
+        assert_eq!(RestartPolicy::parse("no"), Ok(RestartPolicy::No));
+        assert_eq!(RestartPolicy::parse("on-failure:3"), Ok(RestartPolicy::OnFailure { max: 3 }));
+        assert!(RestartPolicy::parse("always:2").is_err());
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        let p = RestartPolicy::OnFailure { max: 2 };
+        assert!(p.restarts(1, 0) && p.restarts(1, 1) && !p.restarts(1, 2) && !p.restarts(0, 0));
+        assert!(RestartPolicy::Always.restarts(0, 1000));
+        assert!(!RestartPolicy::No.restarts(1, 0));
+        // Old state files have no restart fields.
+        let mut v = serde_json::to_value(state("a1", "x", 1)).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("restart");
+        o.remove("restart_count");
+        let s: State = serde_json::from_value(v).unwrap();
+        assert_eq!(s.restart, RestartPolicy::No);
     }
 
     #[test]

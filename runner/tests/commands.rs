@@ -138,3 +138,60 @@ fn ps_filters_formats_and_prune_keeps_running_containers() {
     assert_eq!(code(&rrun(&["container", "prune"])), 1);
     assert_eq!(code(&rrun(&["rm", "-f", "ps-up"])), 0);
 }
+
+#[test]
+fn logs_tail_and_follow() {
+    detached("logger", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo late");
+    wait_for(|| stdout(&rrun(&["logs", "logger"])).contains("line5"), "first lines");
+    assert_eq!(stdout(&rrun(&["logs", "--tail", "2", "logger"])), "line4\nline5\n");
+    // -f returns once the container has stopped, with everything it wrote.
+    let o = rrun(&["logs", "-f", "-n", "1", "logger"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.ends_with("late\n"), "{out}");
+    assert!(!out.contains("line4"), "{out}");
+    assert_eq!(code(&rrun(&["logs", "--tail", "x", "logger"])), 125);
+    assert_eq!(code(&rrun(&["rm", "logger"])), 0);
+}
+
+#[test]
+fn restart_policies_restart_until_the_limit_or_a_stop() {
+    // on-failure:2: the first run and two restarts, then it stays exited.
+    detached_with(&["--restart", "on-failure:2"], "flaky", "echo run; exit 3");
+    let o = rrun(&["wait", "flaky"]);
+    assert_eq!(stdout(&o), "3\n", "{}", stderr(&o));
+    wait_for(|| stdout(&rrun(&["logs", "flaky"])) == "run\nrun\nrun\n", "three runs");
+    wait_for(
+        || inspect(&["-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]).1 == "2 exited\n",
+        "two restarts",
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(stdout(&rrun(&["logs", "flaky"])), "run\nrun\nrun\n", "a fourth run");
+    let (_, p) = inspect(&["-f", "{{json .HostConfig.RestartPolicy}}", "flaky"]);
+    assert_eq!(p, "{\"MaximumRetryCount\":2,\"Name\":\"on-failure\"}\n");
+    // always: it keeps coming back until stopped, then stays down.
+    detached_with(&["--restart", "always"], "phoenix", "sleep 0.2");
+    wait_for(
+        || inspect(&["-f", "{{.RestartCount}}", "phoenix"]).1.trim().parse::<u32>().unwrap_or(0) >= 2,
+        "restarts of an always container",
+    );
+    assert_eq!(code(&rrun(&["stop", "-t", "1", "phoenix"])), 0);
+    let after = inspect(&["-f", "{{.RestartCount}}", "phoenix"]).1;
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(inspect(&["-f", "{{.RestartCount}} {{.State.Status}}", "phoenix"]).1, format!("{} exited\n", after.trim()));
+    // Refused combinations.
+    let o = rrun(&["run", "--rm", "-d", "--restart", "always", "busybox", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--rm"), "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["run", "--restart", "always", "busybox", "true"])), 125);
+    assert_eq!(code(&rrun(&["run", "-d", "--restart", "sometimes", "busybox", "true"])), 125);
+    assert_eq!(code(&rrun(&["rm", "-f", "flaky", "phoenix"])), 0);
+}
+
+fn detached_with(opts: &[&str], name: &str, script: &str) {
+    let mut a = vec!["run", "-d", "--name", name];
+    a.extend_from_slice(opts);
+    a.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let o = rrun(&a);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

@@ -70,34 +70,18 @@ pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
         }
         writeln!(out)?;
     }
-    writeln!(out, "Total reclaimed space: {}", human(freed))?;
+    writeln!(out, "Total reclaimed space: {}", engine::progress::human_size_decimal(freed))?;
     Ok(code)
-}
-
-/// Docker's sizes: decimal units, three significant digits.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        return format!("{bytes}B");
-    }
-    let n = format!("{v:.3}");
-    format!("{}{}", n.trim_end_matches('0').trim_end_matches('.'), UNITS[i])
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn sizes_read_like_dockers() {
-        assert_eq!(super::human(0), "0B");
-        assert_eq!(super::human(999), "999B");
-        assert_eq!(super::human(1_500), "1.5kB");
-        assert_eq!(super::human(12_345_678), "12.346MB");
-        assert_eq!(super::human(2_000_000_000), "2GB");
+        assert_eq!(engine::progress::human_size_decimal(0), "0B");
+        assert_eq!(engine::progress::human_size_decimal(999), "999B");
+        assert_eq!(engine::progress::human_size_decimal(1_500), "1.5kB");
+        assert_eq!(engine::progress::human_size_decimal(12_345_678), "12.346MB");
+        assert_eq!(engine::progress::human_size_decimal(2_000_000_000), "2GB");
     }
 }
