@@ -214,7 +214,7 @@ fi
 echo "$me: exit status $rc after ${took}s" >&2
 if [ "$rc" != 0 ]; then
   # The kernel's complaints first (with their backtraces), then the end.
-  problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|TIMED OUT|BOOT FAILED'
+  problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|sysrq: Show|TIMED OUT|BOOT FAILED'
   first=$(grep -n -m 1 -E "$problems" "$run/console.log" | cut -d: -f1 || true)
   if [ -n "$first" ]; then
     echo "---- guest console from line $first (kernel problems)" >&2
