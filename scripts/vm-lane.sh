@@ -5,8 +5,8 @@
 # scripts/vm/lane-guest.sh). The guest keeps test stores on its fresh /tmp
 # tmpfs.
 #
-# Knobs: RBOX_VM_LANE_LIMIT (seconds per test binary, default 900: hardening_crash
-# took 637 s in the guest on a host at load 20-40),
+# Knobs: RBOX_VM_LANE_LIMIT (seconds per test binary, default 900: the
+# hardening binaries are slow under TCG on a busy host),
 # RBOX_VM_LANE_TOTAL (seconds for all of them, default 2700),
 # RBOX_VM_LANE_THREADS (tests at a time, default 2), and run.sh's RBOX_VM_*.
 set -euo pipefail
