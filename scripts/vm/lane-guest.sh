@@ -6,9 +6,10 @@
 #   lane-guest.sh LIMIT THREADS PACKAGE_DIR:BINARY...
 #
 # A binary still running after LIMIT seconds is a failure, not something to
-# retry: the kernel's backtraces of every CPU and blocked task go to the
-# console (which run.sh prints on failure), and the lane stops there because
-# whatever hung may still hold the kernel.
+# retry: before it is killed, its processes (with their kernel stacks when
+# running or blocked) go to stderr, and the kernel's backtraces of every CPU
+# and blocked task go to the console (which run.sh prints on failure); the
+# lane stops there because whatever hung may still hold the kernel.
 set -uo pipefail
 limit=${1:?usage: lane-guest.sh LIMIT THREADS PACKAGE_DIR:BINARY...}
 threads=${2:?usage: lane-guest.sh LIMIT THREADS PACKAGE_DIR:BINARY...}
@@ -24,17 +25,29 @@ for entry in "$@"; do
   name=${bin##*/}
   say "[$n/$#] ${dir##*/}: $name --test-threads=$threads"
   start=$SECONDS
-  (cd "$dir" && exec timeout -k 10 "$limit" "$bin" --test-threads="$threads")
-  rc=$?
-  took=$((SECONDS - start))
-  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-    say "TIMEOUT: $name still ran after ${limit}s; kernel backtraces of every CPU and blocked task go to the console"
-    ps -eo pid,ppid,stat,wchan:32,etime,args >&2
+  (cd "$dir" && exec "$bin" --test-threads="$threads") &
+  pid=$!
+  sleep "$limit" &
+  dog=$!
+  wait -n "$pid" "$dog"
+  if ! kill -0 "$dog" 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+    # Out of time: first what everything was doing, then kill it.
+    say "TIMEOUT: $name still runs after ${limit}s; its processes, then the kernel's backtraces of every CPU and blocked task (console)"
+    ps --ppid 2 -p 2 --deselect -o pid,ppid,stat,wchan:32,etime,args:160 >&2
+    for t in /proc/[0-9]*/task/*; do
+      case $(cut -d' ' -f3 "$t/stat" 2>/dev/null) in R | D) echo "--- $t $(cat "$t/comm")"; cat "$t/stack"; esac
+    done >&2 2>/dev/null
     echo l > /proc/sysrq-trigger
     echo w > /proc/sysrq-trigger
+    kill -KILL "$pid"
     say "FAILED: $name timed out; the $(($# - n)) binaries after it did not run"
     exit 124
-  elif [ "$rc" != 0 ]; then
+  fi
+  wait "$pid"
+  rc=$?
+  kill "$dog" 2>/dev/null
+  took=$((SECONDS - start))
+  if [ "$rc" != 0 ]; then
     say "FAILED: $name exited with status $rc after ${took}s"
     failed+=("$name")
   else

@@ -50,6 +50,7 @@ command -v qemu-system-x86_64 >/dev/null || infra "qemu-system-x86_64 not found 
 # ---- the guest kernel: Debian's, with its modules on the host
 if [ -n "${RBOX_VM_KERNEL:-}" ]; then
   kernel=$RBOX_VM_KERNEL
+  [[ $kernel == */vmlinuz-* ]] || infra "RBOX_VM_KERNEL must name a /boot/vmlinuz-VERSION file, not '$kernel'"
   kver=${kernel##*/vmlinuz-}
 else
   kver=$(for d in /lib/modules/*/; do d=${d%/}; d=${d##*/}; [ -f "/boot/vmlinuz-$d" ] && echo "$d"; done |
@@ -80,17 +81,22 @@ ldd "$busybox" >/dev/null 2>&1 && infra "$busybox is linked dynamically: the ini
 
 declare -A seen=()
 mods=()
-# add_mod NAME: NAME's dependencies first, then NAME (skipped when built in).
+# add_mod NAME [optional]: NAME's dependencies first, then NAME (skipped
+# when built in).
 add_mod() {
   local file dep
   [ -z "${seen[$1]:-}" ] || return 0
   seen[$1]=1
-  file=$(modinfo -k "$kver" -n "$1" 2>/dev/null) || infra "kernel $kver has no module $1"
+  if ! file=$(modinfo -k "$kver" -n "$1" 2>/dev/null); then
+    [ "$2" = optional ] && return 0
+    infra "kernel $kver has no module $1"
+  fi
   [[ $file == /* ]] || return 0
   for dep in $(modinfo -k "$kver" -F depends "$1" | tr , ' '); do add_mod "$dep"; done
   mods+=("$1=$file")
 }
-for m in virtio_pci 9pnet_virtio 9p overlay virtio_rng; do add_mod "$m"; done
+for m in virtio_pci 9pnet_virtio 9p overlay; do add_mod "$m"; done
+add_mod virtio_rng optional   # entropy for getrandom() early on
 
 key=$({ echo "$kver"; stat -c '%n %s %Y' "$kernel" "$busybox"; printf '%s\n' "${mods[@]}";
         cat "$here/init.sh" "$here/stage2.sh"; } | sha256sum | cut -c1-16)
@@ -180,7 +186,9 @@ qemu_args=(
   -device virtio-rng-pci
 )
 
-echo "$me: kernel $kver, $accel, $cpus CPUs, $mem; at most ${limit}s: $*" >&2
+shown=$*
+[ ${#shown} -le 200 ] || shown="${shown:0:200}..."
+echo "$me: kernel $kver, $accel, $cpus CPUs, $mem; at most ${limit}s: $shown" >&2
 start=$SECONDS
 # Boot and power-off take well under 5 minutes even under TCG on a busy host;
 # beyond that the guest's own watchdog did not get to report.
@@ -214,7 +222,7 @@ fi
 echo "$me: exit status $rc after ${took}s" >&2
 if [ "$rc" != 0 ]; then
   # The kernel's complaints first (with their backtraces), then the end.
-  problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|TIMED OUT|BOOT FAILED'
+  problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|sysrq: Show|TIMED OUT|BOOT FAILED'
   first=$(grep -n -m 1 -E "$problems" "$run/console.log" | cut -d: -f1 || true)
   if [ -n "$first" ]; then
     echo "---- guest console from line $first (kernel problems)" >&2
