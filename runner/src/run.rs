@@ -591,6 +591,9 @@ fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
         Err(_) => {
             eprintln!("Unable to find image '{}' locally; pulling it", a.image);
             // The same plain lines as `rbuild pull` off a terminal, one per blob and layer.
+            // Killed while pulling: remove the session's temp names first.
+            // Dropped before the container starts (which forwards signals).
+            let _cleanup = engine::interrupt::install().ok();
             let progress = engine::progress::PlainLines::stderr();
             let opts = PullOptions {
                 platform: None,

@@ -1,11 +1,11 @@
 //! `rbuild export IMAGE -o rootfs.tar`: the image's flattened tree (layers
 //! merged by overlayfs, whiteouts applied), as `docker export` gives it.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use engine::outfile::OutputFile;
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -19,23 +19,18 @@ pub struct ExportArgs {
 pub fn run(root: &Path, args: ExportArgs) -> anyhow::Result<()> {
     let store = super::open_store(root)?;
     let image = store.find_image(&args.image)?;
-    let tmp = args
-        .output
-        .with_extension(format!("partial-{}", std::process::id()));
     let result = (|| -> anyhow::Result<()> {
-        let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        // A random O_EXCL temp name beside the target, renamed over it at
+        // the end; a device or fifo (-o /dev/stdout) is written in place.
+        let mut out = OutputFile::create(&args.output)?;
         let w = engine::oci::flatten::export_rootfs(
             &store,
             &image,
-            BufWriter::with_capacity(1 << 20, f),
+            BufWriter::with_capacity(1 << 20, out.file()),
         )?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &args.output)?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        out.commit()?;
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("cannot export {} to {}", args.image, args.output.display()))
 }

@@ -98,6 +98,8 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 r => r.map_err(io_err("create directory", &self.session))?,
             }
+            // Removed should a signal end the process (crate::interrupt).
+            crate::interrupt::register(&self.session);
             let _ = self.session_made.set(());
         }
         Ok(&self.session)
@@ -149,6 +151,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         if self.session_made.get().is_some() {
             let _ = remove_tree(&self.session);
+            crate::interrupt::unregister(&self.session);
         }
     }
 }
