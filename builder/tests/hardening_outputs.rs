@@ -60,7 +60,11 @@ fn save_and_export_never_write_through_a_planted_symlink() {
     lchown(&out, Some(65534), Some(65534)).unwrap();
     let o = rbuild(&["save", "busybox", "-o", out.to_str().unwrap()]);
     assert!(!o.status.success(), "saved through a planted symlink");
-    assert!(stderr(&o).contains("symlink of uid 65534"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("symlink of uid 65534"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     // Nothing else was left in the directory (the planted links are not
     // ours to remove).
@@ -85,9 +89,19 @@ fn an_oci_layout_dir_is_never_written_through_a_planted_symlink() {
     symlink(&victim, &planted).unwrap();
     lchown(&planted, Some(65534), Some(65534)).unwrap();
     let o = rbuild(&["save", "busybox", "-o", &target]);
-    assert!(!o.status.success(), "saved through a planted oci-layout symlink");
-    assert!(stderr(&o).contains("symlink of uid 65534"), "{}", stderr(&o));
-    assert!(fs::read(&victim).unwrap() == b"precious", "oci-layout was written through");
+    assert!(
+        !o.status.success(),
+        "saved through a planted oci-layout symlink"
+    );
+    assert!(
+        stderr(&o).contains("symlink of uid 65534"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        fs::read(&victim).unwrap() == b"precious",
+        "oci-layout was written through"
+    );
     // At the temp names the layout's files had before: never touched.
     fs::remove_file(&planted).unwrap();
     plant_partial_links(&layout.path().join("index.json"), &victim);
@@ -100,8 +114,13 @@ fn an_oci_layout_dir_is_never_written_through_a_planted_symlink() {
     }
     let o = rbuild(&["save", "busybox", "-o", &target]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(fs::read(&victim).unwrap() == b"precious", "index.json's temp was written through");
-    assert!(fs::symlink_metadata(layout.path().join("index.json")).unwrap().is_file());
+    assert!(
+        fs::read(&victim).unwrap() == b"precious",
+        "index.json's temp was written through"
+    );
+    assert!(fs::symlink_metadata(layout.path().join("index.json"))
+        .unwrap()
+        .is_file());
 }
 
 #[test]
@@ -120,9 +139,16 @@ fn save_to_a_device_writes_it_in_place() {
         let o = rbuild(&[cmd, "busybox", "-o", null.to_str().unwrap()]);
         assert!(o.status.success(), "rbuild {cmd}: {}", stderr(&o));
         let m = fs::symlink_metadata(&null).unwrap();
-        assert!(m.file_type().is_char_device(), "{cmd} replaced the device: {m:?}");
+        assert!(
+            m.file_type().is_char_device(),
+            "{cmd} replaced the device: {m:?}"
+        );
     }
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "a temp file was left");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "a temp file was left"
+    );
 }
 
 #[test]
@@ -131,7 +157,10 @@ fn save_to_dev_stdout_writes_the_pipe() {
     assert!(o.status.success(), "{}", stderr(&o));
     // A tar: "ustar" at offset 257 of the first header.
     assert!(o.stdout.len() > 1024 && &o.stdout[257..262] == b"ustar");
-    assert!(fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata("/dev/stdout")
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 /// Entries of the store's tmp/ that belong to process `pid`.
@@ -148,8 +177,14 @@ fn a_build_ended_by_a_signal_removes_its_temp_files() {
     use nix::sys::signal::{kill, Signal};
     use std::os::unix::process::ExitStatusExt;
     let _ = store_root();
-    for (i, sig) in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP].into_iter().enumerate() {
-        let ctx = context(&[("Containerfile", format!("FROM busybox\nRUN sleep 60 # {i}\n"))]);
+    for (i, sig) in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]
+        .into_iter()
+        .enumerate()
+    {
+        let ctx = context(&[(
+            "Containerfile",
+            format!("FROM busybox\nRUN sleep 60 # {i}\n"),
+        )]);
         let mut child = Command::new(RBUILD)
             .arg("--root")
             .arg(store_root())
@@ -188,6 +223,9 @@ fn a_build_ended_by_a_signal_removes_its_temp_files() {
             "{sig} left the session {session}"
         );
         let images = stdout(&rbuild(&["images"]));
-        assert!(!images.contains("killed"), "{sig}: a killed build tagged its image");
+        assert!(
+            !images.contains("killed"),
+            "{sig}: a killed build tagged its image"
+        );
     }
 }

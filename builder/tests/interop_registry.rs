@@ -440,13 +440,19 @@ fn a_pull_ended_by_a_signal_removes_its_temp_files() {
         loop {
             let writing = fs::read_dir(&tmp).into_iter().flatten().flatten().any(|s| {
                 fs::read_dir(s.path())
-                    .map(|rd| rd.flatten().any(|f| f.metadata().is_ok_and(|m| m.len() > 0)))
+                    .map(|rd| {
+                        rd.flatten()
+                            .any(|f| f.metadata().is_ok_and(|m| m.len() > 0))
+                    })
                     .unwrap_or(false)
             });
             if writing {
                 break;
             }
-            assert!(Instant::now() < deadline, "{cmd}: the pull never started writing");
+            assert!(
+                Instant::now() < deadline,
+                "{cmd}: the pull never started writing"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();

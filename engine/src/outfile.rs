@@ -112,10 +112,10 @@ impl OutputFile {
         if f.metadata()?.is_file() {
             // Swapped for a regular file since we looked: never truncate
             // in place what the temp route would have replaced.
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!("{} changed while it was being opened", dest.display()),
-            ));
+            return Err(io::Error::other(format!(
+                "{} changed while it was being opened",
+                dest.display()
+            )));
         }
         Ok(OutputFile {
             dest: dest.to_path_buf(),
@@ -200,7 +200,10 @@ mod tests {
         write(&out, b"one").unwrap();
         write(&out, b"two").unwrap();
         assert_eq!(fs::read(&out).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.tar")]);
         // Dropped before commit: the target is untouched, no temp is left.
         let mut o = OutputFile::create(&out).unwrap();
@@ -213,7 +216,10 @@ mod tests {
     #[test]
     fn dev_null_stays_a_device() {
         write(Path::new("/dev/null"), b"discarded").unwrap();
-        assert!(fs::symlink_metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 
     #[test]
@@ -234,7 +240,10 @@ mod tests {
         let mine = dir.path().join("mine.tar");
         symlink(&victim, &mine).unwrap();
         write(&mine, b"image").unwrap();
-        assert!(fs::symlink_metadata(&mine).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&mine)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read(&victim).unwrap(), b"image");
     }
 }

@@ -198,7 +198,9 @@ pub fn save_dir(
     }
     put(&image.config_descriptor.digest, &image.config)?;
     put(&image.manifest_descriptor.digest, &image.manifest)?;
-    write_via_tmp(&dir.join("oci-layout"), |f| f.write_all(LAYOUT_FILE.as_bytes()))?;
+    write_via_tmp(&dir.join("oci-layout"), |f| {
+        f.write_all(LAYOUT_FILE.as_bytes())
+    })?;
     let index_path = dir.join("index.json");
     let mut index = match fs::read(&index_path) {
         Ok(b) => json::<Index>(&format!("{}", index_path.display()), &b)?,

@@ -118,9 +118,9 @@ fn ensure_dir(dir: &Path) -> Result<bool> {
         Err(e) => return Err(io_err("stat", dir)(e)),
     };
     if !meta.is_dir() {
-        return Err(io_err("open store directory", dir)(io::Error::from_raw_os_error(
-            libc::ENOTDIR,
-        )));
+        return Err(io_err("open store directory", dir)(
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
     }
     // SAFETY: geteuid cannot fail and touches no memory.
     let euid = unsafe { libc::geteuid() };
@@ -168,11 +168,20 @@ mod tests {
         for d in [layer.join("fs"), container.join("upper")] {
             fs::create_dir_all(&d).unwrap();
         }
-        for d in [&root, &root.join("layers"), &root.join("containers"), &layer, &container] {
+        for d in [
+            &root,
+            &root.join("layers"),
+            &root.join("containers"),
+            &layer,
+            &container,
+        ] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        fs::set_permissions(root.join("layers/abc/fs"), fs::Permissions::from_mode(0o755))
-            .unwrap();
+        fs::set_permissions(
+            root.join("layers/abc/fs"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         let s = Store::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(&root.join("layers")), 0o700);
@@ -192,7 +201,9 @@ mod tests {
         let root = dir.path().join("store");
         fs::create_dir(&root).unwrap();
         std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
-        let e = Store::open(&root).err().expect("opened a store another user owns");
+        let e = Store::open(&root)
+            .err()
+            .expect("opened a store another user owns");
         assert!(matches!(e, StoreError::NotOurs { owner: 65534, .. }), "{e}");
         assert!(e.to_string().contains("owned by uid 65534"), "{e}");
     }
@@ -201,8 +212,14 @@ mod tests {
     fn a_world_writable_root_is_refused_not_made_private() {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-        let e = Store::open(dir.path()).err().expect("opened a shared directory as a store");
+        let e = Store::open(dir.path())
+            .err()
+            .expect("opened a shared directory as a store");
         assert!(matches!(e, StoreError::SharedRoot { .. }), "{e}");
-        assert_eq!(mode(dir.path()), 0o1777, "the shared directory's mode was changed");
+        assert_eq!(
+            mode(dir.path()),
+            0o1777,
+            "the shared directory's mode was changed"
+        );
     }
 }
