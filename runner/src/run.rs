@@ -304,6 +304,10 @@ pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>
     if ids.iter().all(|d| store.has_layer(d)) {
         lowers.extend(ids.iter().map(|d| store.layer_fs(d)));
     } else {
+        // Killed while unpacking: remove the session's temp names first
+        // (engine::interrupt); the old handlers are back before the
+        // container starts.
+        let _cleanup = engine::interrupt::install().ok();
         lowers = engine::layer::unpack_image(store, image)
             .with_context(|| format!("unpack the layers of {}", image.manifest_digest))?;
     }

@@ -7,6 +7,7 @@
 //! images/<name>/<tag>    ref -> manifest digest                          (images)
 //! containers/<id>/...    the runner's; containers/<id>/image names the manifest it uses
 //! cache/                 the builder's step cache (cache/steps/<key> -> manifest digest)
+//! mnt/                   the mount point of containers' and RUN steps' roots (each in its own mount namespace)
 //! tmp/<session>/         temp names, one session directory per open Store (session)
 //! lock                   flock: shared for every open Store, exclusive for gc (gc)
 //! ```
