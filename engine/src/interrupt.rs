@@ -115,6 +115,9 @@ fn cleaner() -> io::Result<()> {
                     if n == 1 {
                         die_cleanly(sig[0] as i32);
                     }
+                    if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                        return; // the pipe is gone: never spin on it
+                    }
                 }
             });
         let _ = nix::sys::signal::pthread_sigmask(
