@@ -82,6 +82,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // SIGTERM, SIGINT or SIGHUP: remove this process's temp names (its
+    // store session, an output's temp file), then die of the signal.
+    let _cleanup = match engine::interrupt::install() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("rbuild: warning: cannot install signal handlers (temp files are then left to the next run): {e}");
+            None
+        }
+    };
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&cli.root, args),
         Command::Import(args) => commands::import::run(&cli.root, args),

@@ -395,6 +395,83 @@ fn a_registry_that_goes_away_mid_pull_leaves_no_image() {
     );
 }
 
+/// SIGTERM, SIGINT or SIGHUP in the middle of a pull (rbuild pull, and
+/// rrun run pulling a missing image): the session's temp files are removed
+/// before the process dies of the signal, and nothing is stored.
+#[test]
+fn a_pull_ended_by_a_signal_removes_its_temp_files() {
+    use nix::sys::signal::{kill, Signal};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let work = tempfile::tempdir().unwrap();
+    let (_src, layout) = tiny_layout(work.path());
+    let cases = [
+        (RBUILD.to_string(), "pull", Signal::SIGTERM),
+        (rrun_path().display().to_string(), "run", Signal::SIGTERM),
+        (RBUILD.to_string(), "pull", Signal::SIGINT),
+        (rrun_path().display().to_string(), "run", Signal::SIGHUP),
+    ];
+    for (bin, cmd, sig) in cases {
+        // One registry per pull: it serves one connection at a time.
+        let tiny = TinyRegistry::start(TinyConfig {
+            layout: layout.clone(),
+            bearer: None,
+            fault: Fault::Stall,
+        });
+        let dst = empty_store();
+        let remote = format!("{}/tiny/app", tiny.host());
+        let mut c = Command::new(&bin);
+        c.arg("--root").arg(dst.path()).arg(cmd);
+        if cmd == "run" {
+            c.args(["--rm", &remote, "true"]);
+        } else {
+            c.args(["-q", &remote]);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let tmp = dst.path().join("tmp");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Wait until a blob is half written into the session dir.
+        loop {
+            let writing = fs::read_dir(&tmp).into_iter().flatten().flatten().any(|s| {
+                fs::read_dir(s.path())
+                    .map(|rd| {
+                        rd.flatten()
+                            .any(|f| f.metadata().is_ok_and(|m| m.len() > 0))
+                    })
+                    .unwrap_or(false)
+            });
+            if writing {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd}: the pull never started writing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(sig as i32), "{cmd} {sig}: {status:?}");
+        assert_eq!(
+            fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "{cmd} {sig}: temp files left behind"
+        );
+        // Whole blobs may have landed (the manifest, the config); no image.
+        assert_eq!(
+            fs::read_dir(dst.path().join("images")).unwrap().count(),
+            0,
+            "{cmd} {sig}: an image was tagged"
+        );
+    }
+}
+
 #[test]
 fn a_blob_with_a_wrong_digest_is_refused_and_nothing_stored() {
     let work = tempfile::tempdir().unwrap();

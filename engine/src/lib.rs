@@ -9,6 +9,8 @@ pub mod digest;
 pub mod errfmt;
 pub mod fsutil;
 pub mod image;
+pub mod interrupt;
+pub mod outfile;
 pub mod reference;
 pub mod store;
 

@@ -18,7 +18,14 @@ use layer_common::require_root;
 /// with that exec), so it execs `env`, which execs `argv` as plain nobody.
 fn as_nobody(argv: &[&str]) -> Output {
     Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
         .args(["env", "--"])
         .args(argv)
         .output()
@@ -57,7 +64,8 @@ fn hostile_layer_tar(to: &Path) {
     let mut h = header(tar::EntryType::Char, 0o666);
     h.set_device_major(1).unwrap();
     h.set_device_minor(3).unwrap();
-    b.append_data(&mut h, "dev/null-ish", std::io::empty()).unwrap();
+    b.append_data(&mut h, "dev/null-ish", std::io::empty())
+        .unwrap();
     b.into_inner().unwrap();
 }
 
@@ -87,13 +95,25 @@ fn another_user_reaches_nothing_an_image_carries() {
         show(&o)
     );
     let o = as_nobody(&["head", "-c", "0", dev.to_str().unwrap()]);
-    assert!(!o.status.success(), "nobody opened the layer's device node: {}", show(&o));
+    assert!(
+        !o.status.success(),
+        "nobody opened the layer's device node: {}",
+        show(&o)
+    );
     let o = as_nobody(&["ls", root.to_str().unwrap()]);
     assert!(!o.status.success(), "nobody listed the store: {}", show(&o));
     let o = as_nobody(&["ls", root.join("layers").to_str().unwrap()]);
-    assert!(!o.status.success(), "nobody listed the layers: {}", show(&o));
+    assert!(
+        !o.status.success(),
+        "nobody listed the layers: {}",
+        show(&o)
+    );
     // The sanity check that makes the refusals mean something: nobody can
     // run things at all (setpriv works, the parent is reachable).
     let o = as_nobody(&["ls", dir.path().to_str().unwrap()]);
-    assert!(o.status.success(), "nobody cannot even list the parent: {}", show(&o));
+    assert!(
+        o.status.success(),
+        "nobody cannot even list the parent: {}",
+        show(&o)
+    );
 }

@@ -318,6 +318,10 @@ fn build_argv(a: &RunArgs, cfg: &engine::image::RunConfig) -> Result<Vec<String>
 pub fn image_lowers(store: &Store, image: &engine::Image) -> Result<Vec<PathBuf>> {
     let ids = &image.config.rootfs.diff_ids;
     if !ids.iter().all(|d| store.has_layer(d)) {
+        // Killed while unpacking: remove the session's temp names first
+        // (engine::interrupt); the old handlers are back before the
+        // container starts.
+        let _cleanup = engine::interrupt::install().ok();
         engine::layer::unpack_image(store, image)
             .with_context(|| format!("unpack the layers of {}", image.manifest_digest))?;
     }
@@ -625,6 +629,9 @@ fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
         Err(_) => {
             eprintln!("Unable to find image '{}' locally; pulling it", a.image);
             // The same plain lines as `rbuild pull` off a terminal, one per blob and layer.
+            // Killed while pulling: remove the session's temp names first.
+            // Dropped before the container starts (which forwards signals).
+            let _cleanup = engine::interrupt::install().ok();
             let progress = engine::progress::PlainLines::stderr();
             let opts = PullOptions {
                 platform: None,

@@ -15,7 +15,14 @@ use common::*;
 /// effective (they go with that exec), `env` execs `argv` as plain nobody.
 fn as_nobody(argv: &[&str]) -> Output {
     Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
         .args(["env", "--"])
         .args(argv)
         .output()
@@ -47,8 +54,13 @@ fn another_user_cannot_run_a_setuid_file_a_container_wrote() {
     let new: Vec<PathBuf> = containers().difference(&before).cloned().collect();
     assert_eq!(new.len(), 1, "expected one new container dir: {new:?}");
     let sus = new[0].join("upper/sus");
-    let mode = fs::metadata(&sus).expect("the container's file").permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777, 0o4755);
+    let mode = fs::metadata(&sus)
+        .expect("the container's file")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+        0o4755
+    );
 
     let o = as_nobody(&[sus.to_str().unwrap(), "-u"]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -142,7 +142,8 @@ pub fn gc(root: &Path) -> anyhow::Result<()> {
     // Layers are published before they reach the disk and are not trusted
     // after a reboot until synced (engine::layer::marker): gc is where a
     // user tidies the store, so make every kept layer durable too.
-    let synced = store.sync_layers(std::time::Duration::ZERO)
+    let synced = store
+        .sync_layers(std::time::Duration::ZERO)
         .context("syncing unpacked layers")?;
     println!(
         "removed {} blobs and {} unpacked layers, freed {}; {synced} layers made durable",

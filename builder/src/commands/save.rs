@@ -1,11 +1,11 @@
 //! `rbuild save IMAGE -o FILE|oci:DIR[:TAG] [--format oci|docker-archive] [--compression zstd|gzip]`.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use engine::oci::{self, ExportCompression};
+use engine::outfile::OutputFile;
 use engine::ImageRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -70,10 +70,12 @@ pub fn run(root: &Path, args: SaveArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let out = Path::new(&args.output);
-    let tmp = out.with_extension(format!("partial-{}", std::process::id()));
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // A random O_EXCL temp name beside the target, renamed over it at the
+    // end; a device or fifo (-o /dev/stdout) is written in place.
+    let mut file =
+        OutputFile::create(out).with_context(|| format!("cannot write {}", out.display()))?;
     let result = (|| -> anyhow::Result<()> {
-        let w = BufWriter::with_capacity(1 << 20, file);
+        let w = BufWriter::with_capacity(1 << 20, file.file());
         let w = match args.format {
             Format::Oci => oci::layout::save_tar(
                 &exported,
@@ -83,14 +85,11 @@ pub fn run(root: &Path, args: SaveArgs) -> anyhow::Result<()> {
             )?,
             Format::DockerArchive => oci::archive::save(&store, &exported, w, full.as_deref())?,
         };
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, out)?;
+        w.into_inner().map_err(|e| e.into_error())?;
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    // An error drops `file`, and its temp file with it.
+    let result = result.and_then(|()| Ok(file.commit()?));
     result.with_context(|| format!("cannot write {}", out.display()))
 }
 

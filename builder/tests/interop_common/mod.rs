@@ -295,6 +295,9 @@ pub enum Fault {
     Truncate,
     /// Layer blobs: one byte flipped.
     Corrupt,
+    /// Layer blobs: the full Content-Length, half the bytes, then nothing
+    /// for a minute (a pull that hangs mid-blob, to be killed).
+    Stall,
 }
 
 /// A read-only registry of our own serving one OCI layout (GET manifests
@@ -475,6 +478,17 @@ fn serve_one(
                     conn.write_all(&body[..body.len() / 2])?;
                     conn.flush()?;
                     // The registry "goes away": the connection is cut mid-body.
+                    return conn.shutdown(std::net::Shutdown::Both);
+                }
+                Fault::Stall if is_layer => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    conn.write_all(head.as_bytes())?;
+                    conn.write_all(&body[..body.len() / 2])?;
+                    conn.flush()?;
+                    std::thread::sleep(std::time::Duration::from_secs(60));
                     return conn.shutdown(std::net::Shutdown::Both);
                 }
                 _ => {}

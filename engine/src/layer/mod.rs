@@ -35,8 +35,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-pub use compression::Compression;
-pub use error::LayerError;
 /// The completion marker of an unpacked layer; it lives with the store's
 /// layers, named here too for callers that knew it under `layer`.
 pub use crate::store::marker;

@@ -370,22 +370,10 @@ pub fn finish_image(
     Ok(store.put_image(&config, descriptors)?)
 }
 
-/// Write `bytes` to `dest` atomically with mode 0600 (credentials).
-pub(crate) fn write_private(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = tmp_dir.join(fsutil::unique_name("private"));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dest)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Write `bytes` to `dest` atomically with mode 0600 (credentials),
+/// through a random O_EXCL temp name beside it ([`crate::outfile`]).
+pub(crate) fn write_private(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut out = crate::outfile::OutputFile::create_mode(dest, 0o600)?;
+    out.file().write_all(bytes)?;
+    out.commit()
 }

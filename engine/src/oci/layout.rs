@@ -198,8 +198,9 @@ pub fn save_dir(
     }
     put(&image.config_descriptor.digest, &image.config)?;
     put(&image.manifest_descriptor.digest, &image.manifest)?;
-    fs::write(dir.join("oci-layout"), LAYOUT_FILE)
-        .map_err(io_err("write", dir.join("oci-layout")))?;
+    write_via_tmp(&dir.join("oci-layout"), |f| {
+        f.write_all(LAYOUT_FILE.as_bytes())
+    })?;
     let index_path = dir.join("index.json");
     let mut index = match fs::read(&index_path) {
         Ok(b) => json::<Index>(&format!("{}", index_path.display()), &b)?,
@@ -215,17 +216,14 @@ pub fn save_dir(
     write_via_tmp(&index_path, |f| f.write_all(&bytes))
 }
 
+/// Write `dest` whole or not at all, through a random O_EXCL temp name
+/// beside it (the layout directory may be one other users write to).
 fn write_via_tmp(dest: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
-    let tmp = dest.with_extension(format!("tmp-{}", std::process::id()));
     let r = (|| {
-        let mut f = File::create(&tmp)?;
-        fill(&mut f)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dest)
+        let mut out = crate::outfile::OutputFile::create(dest)?;
+        fill(out.file())?;
+        out.commit()
     })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     r.map_err(io_err("write", dest))
 }
 

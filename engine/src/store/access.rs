@@ -56,16 +56,9 @@ pub fn private_dir() -> DirBuilder {
 /// replace what it holds); make any that is open to others private, and
 /// then the layer and container directories of that old store too.
 pub fn ensure_private(root: &Path) -> Result<()> {
-    refuse_shared_root(root)?;
-    let mut repaired = false;
-    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
-        }
-    }
-    repaired |= ensure_dir(root)?;
+    let mut repaired = ensure_dir(root, true)?;
     for sub in LAYOUT {
-        repaired |= ensure_dir(&root.join(sub))?;
+        repaired |= ensure_dir(&root.join(sub), false)?;
     }
     if repaired {
         for holder in TREE_HOLDERS {
@@ -86,27 +79,24 @@ pub fn ensure_private(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A root others may write to (/tmp, say) is a shared directory, not a
-/// store of its own: making it private would break everybody else's use.
-fn refuse_shared_root(root: &Path) -> Result<()> {
-    match fs::metadata(root) {
-        Ok(m) if m.is_dir() && m.mode() & 0o002 != 0 => Err(StoreError::SharedRoot {
-            path: root.to_path_buf(),
-            mode: m.mode() & 0o7777,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Make `dir` exist as a private directory of ours; returns whether its
-/// mode had to be repaired.
-fn ensure_dir(dir: &Path) -> Result<bool> {
+/// mode had to be repaired. The store's root (`is_root`) gets its parents
+/// made if missing, and is refused if every user may write to it: that is
+/// a shared directory (/tmp, say), not a store of its own, and making it
+/// private would break everybody else's use of it.
+fn ensure_dir(dir: &Path, is_root: bool) -> Result<bool> {
     // A stat walks the path without locks; a mkdir of an existing dir
     // fails with EEXIST only after taking the parent's lock, which
     // concurrent starts then queue on.
     let meta = match fs::metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir
+                .parent()
+                .filter(|p| is_root && !p.as_os_str().is_empty())
+            {
+                fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            }
             match private_dir().create(dir) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                     return Err(io_err("create directory", dir)(e))
@@ -118,9 +108,9 @@ fn ensure_dir(dir: &Path) -> Result<bool> {
         Err(e) => return Err(io_err("stat", dir)(e)),
     };
     if !meta.is_dir() {
-        return Err(io_err("open store directory", dir)(io::Error::from_raw_os_error(
-            libc::ENOTDIR,
-        )));
+        return Err(io_err("open store directory", dir)(
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
     }
     // SAFETY: geteuid cannot fail and touches no memory.
     let euid = unsafe { libc::geteuid() };
@@ -129,6 +119,12 @@ fn ensure_dir(dir: &Path) -> Result<bool> {
             path: dir.to_path_buf(),
             owner: meta.uid(),
             euid,
+        });
+    }
+    if is_root && meta.mode() & 0o002 != 0 {
+        return Err(StoreError::SharedRoot {
+            path: dir.to_path_buf(),
+            mode: meta.mode() & 0o7777,
         });
     }
     if meta.mode() & 0o7077 == 0 {
@@ -154,7 +150,8 @@ mod tests {
     #[test]
     fn a_new_store_is_private_and_an_old_one_is_repaired_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
+        // Missing parents are made too.
+        let root = dir.path().join("parent/store");
         drop(Store::open(&root).unwrap());
         assert_eq!(mode(&root), 0o700);
         for sub in LAYOUT {
@@ -168,11 +165,20 @@ mod tests {
         for d in [layer.join("fs"), container.join("upper")] {
             fs::create_dir_all(&d).unwrap();
         }
-        for d in [&root, &root.join("layers"), &root.join("containers"), &layer, &container] {
+        for d in [
+            &root,
+            &root.join("layers"),
+            &root.join("containers"),
+            &layer,
+            &container,
+        ] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        fs::set_permissions(root.join("layers/abc/fs"), fs::Permissions::from_mode(0o755))
-            .unwrap();
+        fs::set_permissions(
+            root.join("layers/abc/fs"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         let s = Store::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(&root.join("layers")), 0o700);
@@ -192,7 +198,9 @@ mod tests {
         let root = dir.path().join("store");
         fs::create_dir(&root).unwrap();
         std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
-        let e = Store::open(&root).err().expect("opened a store another user owns");
+        let e = Store::open(&root)
+            .err()
+            .expect("opened a store another user owns");
         assert!(matches!(e, StoreError::NotOurs { owner: 65534, .. }), "{e}");
         assert!(e.to_string().contains("owned by uid 65534"), "{e}");
     }
@@ -201,8 +209,14 @@ mod tests {
     fn a_world_writable_root_is_refused_not_made_private() {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-        let e = Store::open(dir.path()).err().expect("opened a shared directory as a store");
+        let e = Store::open(dir.path())
+            .err()
+            .expect("opened a shared directory as a store");
         assert!(matches!(e, StoreError::SharedRoot { .. }), "{e}");
-        assert_eq!(mode(dir.path()), 0o1777, "the shared directory's mode was changed");
+        assert_eq!(
+            mode(dir.path()),
+            0o1777,
+            "the shared directory's mode was changed"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! images/<name>/<tag>    ref -> manifest digest                          (images)
 //! containers/<id>/...    the runner's; containers/<id>/image names the manifest it uses
 //! cache/                 the builder's step cache (cache/steps/<key> -> manifest digest)
+//! mnt/                   the mount point of containers' and RUN steps' roots (each in its own mount namespace)
 //! tmp/<session>/         temp names, one session directory per open Store (session)
 //! lock                   flock: shared for every open Store, exclusive for gc (gc)
 //! ```
@@ -98,6 +99,8 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 r => r.map_err(io_err("create directory", &self.session))?,
             }
+            // Removed should a signal end the process (crate::interrupt).
+            crate::interrupt::register(&self.session);
             let _ = self.session_made.set(());
         }
         Ok(&self.session)
@@ -149,6 +152,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         if self.session_made.get().is_some() {
             let _ = remove_tree(&self.session);
+            crate::interrupt::unregister(&self.session);
         }
     }
 }

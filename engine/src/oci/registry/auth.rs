@@ -89,7 +89,7 @@ fn write(path: &Path, file: &AuthFile) -> Result<(), RegistryError> {
             .create(dir)
             .map_err(|e| local("create the directory of", e))?;
     }
-    crate::oci::ingest::write_private(dir, path, &bytes).map_err(|e| local("write", e))
+    crate::oci::ingest::write_private(path, &bytes).map_err(|e| local("write", e))
 }
 
 /// Credentials for `registry` in the file at `path`, if any.
