@@ -19,6 +19,7 @@ mod entry;
 mod error;
 mod extract;
 mod guard;
+mod limits;
 pub mod marker;
 mod options;
 mod resolve;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 pub use compression::Compression;
 pub use error::LayerError;
 pub use extract::{unpack_file, unpack_stream};
+pub use limits::{LimitError, UnpackLimits, ENV_MAX_BYTES, ENV_MAX_ENTRIES};
 pub use options::{UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};
