@@ -72,6 +72,9 @@ fn every_committed_fuzz_regression_replays_cleanly() {
         "no input in {}/unpack: the replay would test nothing",
         root.display()
     );
+    // The header and expansion bombs among them claim 512 MiB to 1 TiB;
+    // replaying all of them must not cost a fraction of that.
+    let peak_before = vm_peak_kib();
     for (name, data) in &unpack {
         let sandbox = tempfile::tempdir().unwrap();
         let target = sandbox.path().join("target");
@@ -96,6 +99,11 @@ fn every_committed_fuzz_regression_replays_cleanly() {
             std::fs::read_to_string(sandbox.path().join("sibling")).unwrap(),
             "untouched",
             "{name}: rewrote a file beside its target"
+        );
+        let grew_mib = (vm_peak_kib() - peak_before) / 1024;
+        assert!(
+            grew_mib < 512,
+            "{name}: the unpacker's peak memory grew by {grew_mib} MiB"
         );
     }
     for (name, data) in &containerfile {

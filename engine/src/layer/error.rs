@@ -6,6 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::limits::LimitError;
 use crate::digest::Digest;
 use crate::store::StoreError;
 
@@ -54,7 +55,9 @@ pub enum LayerError {
     /// A tar header the unpacker will not follow: one that would make the
     /// parser allocate what it claims (an extension body over 1 MiB, a
     /// sparse map of thousands of blocks), or that it cannot read.
-    #[error("layer {layer}: refused: {source} (a decompression or memory bomb, or a damaged blob)")]
+    #[error(
+        "layer {layer}: refused: {source} (a decompression or memory bomb, or a damaged blob)"
+    )]
     HeaderRefused {
         layer: String,
         #[source]
@@ -67,6 +70,21 @@ pub enum LayerError {
         expected: Digest,
         actual: Digest,
     },
+
+    /// The layer expands past one of its limits (`limits`): a
+    /// decompression bomb, or a genuine layer bigger than they allow.
+    #[error("layer {layer}: entry {entry:?}: {what} exceeds the limit of {limit} (refused as a possible decompression bomb; if the layer is genuine, raise the limit with {env}=<n>)")]
+    LimitExceeded {
+        layer: String,
+        entry: String,
+        what: &'static str,
+        /// As shown: `64 GiB (68719476736 bytes)`, `2097152 entries`.
+        limit: String,
+        env: &'static str,
+    },
+
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 
     #[error(
         "image {image}: manifest lists {layers} layers but the config lists {diff_ids} diff ids"

@@ -86,6 +86,11 @@ impl<R: Read> ExtensionGuard<R> {
         }
     }
 
+    /// Bytes read through the guard so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     pub fn into_inner(self) -> R {
         self.inner
     }
@@ -121,7 +126,9 @@ impl<R: Read> ExtensionGuard<R> {
             if in_block + take == BLOCK as usize {
                 match self.expect {
                     Expect::Header => self.header_done()?,
-                    Expect::SparseExtension { count, data } => self.sparse_block_done(count, data)?,
+                    Expect::SparseExtension { count, data } => {
+                        self.sparse_block_done(count, data)?
+                    }
                 }
             }
         }
@@ -137,7 +144,8 @@ impl<R: Read> ExtensionGuard<R> {
             self.watching = false;
             return Ok(());
         }
-        let bad = |why: String| HeaderRefused::error(format!("tar header at offset {header_at}: {why}"));
+        let bad =
+            |why: String| HeaderRefused::error(format!("tar header at offset {header_at}: {why}"));
         // The crate's checksum: unsigned bytes, the field itself as spaces.
         let sum = h.as_bytes()[..148]
             .iter()

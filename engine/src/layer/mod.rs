@@ -21,6 +21,7 @@ mod entry;
 mod error;
 mod extract;
 mod guard;
+mod limits;
 mod options;
 mod resolve;
 mod sparse;
@@ -38,7 +39,10 @@ use std::path::{Path, PathBuf};
 /// The completion marker of an unpacked layer; it lives with the store's
 /// layers, named here too for callers that knew it under `layer`.
 pub use crate::store::marker;
+pub use compression::Compression;
+pub use error::LayerError;
 pub use extract::{unpack_file, unpack_stream};
+pub use limits::{LimitError, UnpackLimits, ENV_MAX_BYTES, ENV_MAX_ENTRIES};
 pub use options::{UnpackOptions, Unpacked};
 
 use crate::digest::{Digest, HashingWriter};

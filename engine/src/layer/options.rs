@@ -3,6 +3,7 @@
 //! unpacker itself.
 
 use super::compression::Compression;
+use super::limits::UnpackLimits;
 use crate::digest::{Algorithm, Digest};
 
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct UnpackOptions {
     /// `DiffIdMismatch` otherwise. Given one, zstd's own frame checksum is
     /// not computed (the digest of the whole stream already covers it).
     pub expected_diff_id: Option<Digest>,
+    /// How big the layer may expand; `None`: the defaults, or what the
+    /// environment sets (`RBOX_MAX_LAYER_BYTES`, `RBOX_MAX_LAYER_ENTRIES`).
+    pub limits: Option<UnpackLimits>,
 }
 
 impl UnpackOptions {
@@ -28,6 +32,7 @@ impl UnpackOptions {
             whiteouts: true,
             algorithm: Algorithm::Blake3,
             expected_diff_id: None,
+            limits: None,
         }
     }
 

@@ -20,7 +20,14 @@ impl Unpacker {
         meta: Meta,
     ) -> Result<(), LayerError> {
         let file = self.create_file(path, shown, &meta)?;
+        // A GNU sparse entry's size is its full size, holes included.
         let size = entry.size();
+        let sparse = entry.header().entry_type().is_gnu_sparse();
+        if sparse {
+            // The crate reads the map's holes as zeros: the file is made
+            // its full size here, and slabs of zeros are left holes.
+            file.set_len(size).map_err(self.io_err(shown, "set size"))?;
+        }
         let (chown, chmod) = self.creation.needs(&meta);
         let pending = PendingFile {
             chown,
@@ -30,7 +37,6 @@ impl Unpacker {
             layer: Arc::clone(&self.layer),
             entry: shown.to_string(),
         };
-        let sparse = entry.header().entry_type().is_gnu_sparse();
         if size <= SMALL as u64 && !sparse {
             let n = size as usize;
             if self.batch.room() < n {
@@ -48,7 +54,7 @@ impl Unpacker {
             }
             return Ok(());
         }
-        // Large (or sparse, whose expanded size we learn only by reading):
+        // Large (or sparse, whose segments we learn only by reading):
         // chunks, never a buffer sized by an untrusted header field.
         let chunks = if sparse {
             usize::MAX
@@ -58,11 +64,17 @@ impl Unpacker {
         let file = Bodies::chunked(pending, chunks);
         let mut offset = 0u64;
         let mut written_chunks = 0usize;
+        let mut spare = None;
         loop {
-            let mut slab = self.bodies.slab();
+            let mut slab = spare.take().unwrap_or_else(|| self.bodies.slab());
             let n = self.read_body(entry, BodyBuf::Slab(&mut slab))?;
             if n == 0 {
                 break;
+            }
+            if sparse && slab[..n].iter().all(|&b| b == 0) {
+                offset += n as u64;
+                spare = Some(slab);
+                continue;
             }
             written_chunks += 1;
             let last = !sparse && offset + n as u64 == size;

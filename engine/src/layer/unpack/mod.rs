@@ -26,6 +26,7 @@ use super::creation::Creation;
 use super::entry::{Meta, MetaError};
 use super::error::LayerError;
 use super::guard::{ExtensionGuard, HeaderRefused};
+use super::limits::{UnpackLimits, ENV_MAX_BYTES, ENV_MAX_ENTRIES};
 use super::options::{UnpackOptions, Unpacked};
 use super::resolve::{cstr, remove_at, EntryPath, LayerRoot, PathRefusal, ResolveError};
 use super::stream::StreamEnd;
@@ -53,6 +54,10 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
         0,
     )
     .map_err(LayerError::io("open", dest))?;
+    let limits = match opts.limits {
+        Some(l) => l,
+        None => UnpackLimits::from_env()?,
+    };
     let mut archive = tar::Archive::new(ExtensionGuard::new(stream));
     let bodies = Bodies::new();
     let mut u = Unpacker {
@@ -67,6 +72,8 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
         whiteouts: HashSet::new(),
         entries: 0,
         end_of_last: Some(0),
+        limits,
+        expanded: 0,
     };
     let parsed = (|| -> Result<(), LayerError> {
         for entry in archive.entries().map_err(corrupt)? {
@@ -87,7 +94,17 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
     })?;
     written?;
     let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    // What follows the end-of-archive blocks is hashed, not parsed: read
+    // it only up to the limit.
+    let allowed = limits.max_bytes.saturating_sub(rest.position());
+    io::copy(
+        &mut (&mut rest).take(allowed.saturating_add(1)),
+        &mut io::sink(),
+    )
+    .map_err(corrupt)?;
+    if rest.position() > limits.max_bytes {
+        return Err(u.too_big("(after the end-of-archive blocks)", Limit::Stream));
+    }
     let (diff_id, tar_size) = rest.into_inner().end();
     if let Some(expected) = &opts.expected_diff_id {
         if *expected != diff_id {
@@ -170,6 +187,17 @@ struct Unpacker {
     end_of_last: Option<u64>,
     /// Small files read but not yet handed to a writer.
     batch: Batch,
+    limits: UnpackLimits,
+    /// The sizes of the regular files so far (sparse ones at full size).
+    expanded: u64,
+}
+
+/// Which of [`UnpackLimits`] a layer went past.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Stream,
+    Files,
+    Entries,
 }
 
 impl Unpacker {
@@ -185,6 +213,34 @@ impl Unpacker {
         io_err(&self.layer, entry, op)
     }
 
+    fn too_big(&self, entry: &str, which: Limit) -> LayerError {
+        let bytes = |n: u64| format!("{} ({n} bytes)", super::limits::show_bytes(n));
+        let (what, limit, env) = match which {
+            Limit::Stream => (
+                "the uncompressed stream",
+                bytes(self.limits.max_bytes),
+                ENV_MAX_BYTES,
+            ),
+            Limit::Files => (
+                "the total size of the files",
+                bytes(self.limits.max_bytes),
+                ENV_MAX_BYTES,
+            ),
+            Limit::Entries => (
+                "the number of entries",
+                format!("{} entries", self.limits.max_entries),
+                ENV_MAX_ENTRIES,
+            ),
+        };
+        LayerError::LimitExceeded {
+            layer: self.layer.to_string(),
+            entry: entry.to_string(),
+            what,
+            limit,
+            env,
+        }
+    }
+
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
@@ -192,6 +248,13 @@ impl Unpacker {
         self.end_of_last = if ty.is_gnu_sparse() {
             None
         } else {
+            // Before the crate reads or skips the body: a header may claim
+            // any size. (A GNU sparse entry's data is at most its full
+            // size, which the file limit bounds below.)
+            let end = entry.raw_file_position().saturating_add(entry.size());
+            if end > self.limits.max_bytes {
+                return Err(self.too_big(&shown, Limit::Stream));
+            }
             Some(entry.raw_file_position() + entry.size().div_ceil(512) * 512)
         };
         if ty.is_pax_global_extensions() {
@@ -262,6 +325,18 @@ impl Unpacker {
             }
         };
         self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(self.too_big(&shown, Limit::Entries));
+        }
+        if let Kind::Regular = kind {
+            // A GNU sparse entry's size is its full size; a PAX sparse
+            // one's is in its records.
+            let size = sparse_size.unwrap_or(entry.size());
+            self.expanded = self.expanded.saturating_add(size);
+            if self.expanded > self.limits.max_bytes {
+                return Err(self.too_big(&shown, Limit::Files));
+            }
+        }
 
         if path.is_root() {
             return match kind {
