@@ -292,3 +292,42 @@ fn add_of_a_tarball_with_whiteout_names_is_refused() {
         "a refused build must not tag an image"
     );
 }
+
+/// Peak resident memory of a finished child, in KiB (its own, not the
+/// maximum over every child this test binary has waited for).
+fn wait_peak_rss_kib(child: std::process::Child) -> (std::process::ExitStatus, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+/// Loading an image of 600 layers works one bounded group of layers at
+/// a time: each layer in flight holds buffers and an unpack thread.
+#[test]
+fn loading_600_layers_takes_bounded_memory() {
+    let store = store();
+    many_layers(&store, 600, "many/l600:1");
+    let w = tempfile::tempdir().unwrap();
+    let tar = w.path().join("many.tar");
+    let o = rbuild(&["save", "many/l600:1", "-o", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let child = Command::new(RBUILD)
+        .arg("--root")
+        .arg(w.path().join("store"))
+        .args(["load", "-q", "-i", tar.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = wait_peak_rss_kib(child);
+    assert!(status.success(), "rbuild load of 600 layers failed");
+    assert!(peak < 256 << 10, "rbuild load of 600 layers peaked at {peak} KiB");
+    let loaded = Store::open(&w.path().join("store")).unwrap();
+    let image = loaded.find_image("many/l600:1").unwrap();
+    assert_eq!(image.config.rootfs.diff_ids.len(), 600 + store.find_image("busybox").unwrap().config.rootfs.diff_ids.len());
+}
