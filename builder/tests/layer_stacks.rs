@@ -130,8 +130,11 @@ fn stack_with_a_repeated_layer(store: &Store, tag: &str) {
 fn a_layer_repeated_with_content_between_gives_the_in_order_view() {
     let store = store();
     stack_with_a_repeated_layer(&store, "repeat/between:1");
-    // rrun (native)
+    // rrun (native), and through an OCI runtime's bundle
     assert_eq!(run_ok("repeat/between:1", &["sh", "-c", SHOW]), EXPECTED);
+    let o = rrun(&["run", "--rm", "--runtime", "crun", "repeat/between:1", "sh", "-c", SHOW]);
+    assert!(o.status.success(), "rrun --runtime crun:\n{}", stderr(&o));
+    assert_eq!(stdout(&o), EXPECTED);
     // a RUN step on top of it
     let ctx = context(&[(
         "Containerfile",
