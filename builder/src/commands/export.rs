@@ -31,10 +31,8 @@ pub fn run(root: &Path, args: ExportArgs) -> anyhow::Result<()> {
         let stack = LayerStack::of(&store, &image.config.rootfs.diff_ids);
         let view = MountedView::mount(&store, &stack)
             .context("cannot mount the image's layers as an overlay")?;
-        let w = engine::oci::flatten::write_rootfs(
-            view.root(),
-            BufWriter::with_capacity(1 << 20, f),
-        )?;
+        let w =
+            engine::oci::flatten::write_rootfs(view.root(), BufWriter::with_capacity(1 << 20, f))?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &args.output)?;

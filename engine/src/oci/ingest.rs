@@ -92,8 +92,11 @@ pub fn import_manifest(
             config.rootfs.diff_ids.len()
         )));
     }
-    let pairs: Vec<(&Descriptor, &Digest)> =
-        manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
+    let pairs: Vec<(&Descriptor, &Digest)> = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .collect();
     // A layer listed twice is imported once.
     let mut unique: Vec<(&Descriptor, &Digest)> = Vec::with_capacity(pairs.len());
     for p in &pairs {
@@ -135,14 +138,11 @@ const IMPORT_WIDTH: usize = 8;
 
 /// `f` over `items` on at most `width` threads, results in `items`' order.
 /// After the first error no new item is started, and that error is returned.
-fn bounded_parallel<T: Sync, R: Send>(
+fn bounded_parallel<T: Sync + Copy, R: Send>(
     items: &[T],
     width: usize,
     f: impl Fn(T) -> Result<R> + Sync,
-) -> Result<Vec<R>>
-where
-    T: Copy,
-{
+) -> Result<Vec<R>> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
