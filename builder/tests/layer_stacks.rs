@@ -122,7 +122,11 @@ fn stack_with_a_repeated_layer(store: &Store, tag: &str) {
     ] {
         write(&m.join(p), c);
     }
-    let (lb, la, lm) = (layer_of(store, &b), layer_of(store, &a), layer_of(store, &m));
+    let (lb, la, lm) = (
+        layer_of(store, &b),
+        layer_of(store, &a),
+        layer_of(store, &m),
+    );
     image_on_busybox(store, &[&lb, &la, &lm, &la], tag);
 }
 
@@ -130,8 +134,20 @@ fn stack_with_a_repeated_layer(store: &Store, tag: &str) {
 fn a_layer_repeated_with_content_between_gives_the_in_order_view() {
     let store = store();
     stack_with_a_repeated_layer(&store, "repeat/between:1");
-    // rrun (native)
+    // rrun (native), and through an OCI runtime's bundle
     assert_eq!(run_ok("repeat/between:1", &["sh", "-c", SHOW]), EXPECTED);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "crun",
+        "repeat/between:1",
+        "sh",
+        "-c",
+        SHOW,
+    ]);
+    assert!(o.status.success(), "rrun --runtime crun:\n{}", stderr(&o));
+    assert_eq!(stdout(&o), EXPECTED);
     // a RUN step on top of it
     let ctx = context(&[(
         "Containerfile",
@@ -151,7 +167,13 @@ fn a_layer_repeated_with_content_between_gives_the_in_order_view() {
     assert_eq!(under_t, ["t/f", "t/keep", "t/mid", "t/o/", "t/o/a"]);
     let x = w.path().join("x");
     fs::create_dir(&x).unwrap();
-    let o = Command::new("tar").arg("-C").arg(&x).arg("-xf").arg(&tar).output().unwrap();
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&x)
+        .arg("-xf")
+        .arg(&tar)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read_to_string(x.join("t/f")).unwrap(), "f-A");
 }
@@ -169,8 +191,15 @@ fn copy_of_the_same_file_twice_then_run() {
     let image = store().find_image("repeat/copy:1").unwrap();
     let ids = &image.config.rootfs.diff_ids;
     let n = ids.len();
-    assert_eq!(ids[n - 4], ids[n - 2], "the two COPY layers should be one blob");
-    assert_eq!(run_ok("repeat/copy:1", &["cat", "/both"]), "same bytes\nmid\n");
+    assert_eq!(
+        ids[n - 4],
+        ids[n - 2],
+        "the two COPY layers should be one blob"
+    );
+    assert_eq!(
+        run_ok("repeat/copy:1", &["cat", "/both"]),
+        "same bytes\nmid\n"
+    );
     let w = tempfile::tempdir().unwrap();
     export("repeat/copy:1", &w.path().join("x.tar"));
 }
@@ -198,7 +227,10 @@ fn an_image_of_150_layers_runs_and_exports() {
     let tar = w.path().join("x.tar");
     export("many/l150:1", &tar);
     let names = tar_names(&tar);
-    assert_eq!(names.iter().filter(|n| n.starts_with("many/0")).count(), 150);
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("many/0")).count(),
+        150
+    );
 }
 
 #[test]
@@ -216,7 +248,11 @@ fn more_layers_than_overlayfs_stacks_is_a_clear_error() {
     let tar = w.path().join("x.tar");
     let o = rbuild(&["export", "many/l501:1", "-o", tar.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("overlayfs stacks at most 500"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("overlayfs stacks at most 500"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!tar.exists());
 }
 
@@ -229,10 +265,20 @@ fn export_keeps_hard_links_as_links() {
     let size = fs::metadata(&tar).unwrap().len();
     let x = w.path().join("x");
     fs::create_dir(&x).unwrap();
-    let o = Command::new("tar").arg("-C").arg(&x).arg("-xf").arg(&tar).output().unwrap();
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&x)
+        .arg("-xf")
+        .arg(&tar)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let sh = fs::metadata(x.join("bin/sh")).unwrap();
-    assert!(sh.nlink() > 100, "bin/sh has {} links after export", sh.nlink());
+    assert!(
+        sh.nlink() > 100,
+        "bin/sh has {} links after export",
+        sh.nlink()
+    );
     assert!(
         size < 3 * sh.len() + (4 << 20),
         "export of busybox is {size} bytes for a {}-byte binary",
@@ -256,11 +302,25 @@ fn hard_links_made_by_run_stay_links_in_layer_save_and_export() {
     let size = fs::metadata(&tar).unwrap().len();
     assert!(size < limit, "export is {size} bytes");
     let saved = w.path().join("s.tar");
-    let o = rbuild(&["save", "links/run:1", "-o", saved.to_str().unwrap(), "--format", "docker-archive"]);
+    let o = rbuild(&[
+        "save",
+        "links/run:1",
+        "-o",
+        saved.to_str().unwrap(),
+        "--format",
+        "docker-archive",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let size = fs::metadata(&saved).unwrap().len();
     assert!(size < limit, "docker-archive save is {size} bytes");
-    let out = run_ok("links/run:1", &["sh", "-c", "stat -c %h /big; cmp /big /big.100 && echo same"]);
+    let out = run_ok(
+        "links/run:1",
+        &[
+            "sh",
+            "-c",
+            "stat -c %h /big; cmp /big /big.100 && echo same",
+        ],
+    );
     assert_eq!(out, "101\nsame\n");
 }
 
@@ -283,12 +343,73 @@ fn add_of_a_tarball_with_whiteout_names_is_refused() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    let o = rbuild(&["build", "--progress", "plain", "-t", "wh/add:1", ctx.path().to_str().unwrap()]);
+    let o = rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "wh/add:1",
+        ctx.path().to_str().unwrap(),
+    ]);
     let err = stderr(&o);
-    assert!(!o.status.success(), "the build should refuse the .wh. names:\n{err}");
+    assert!(
+        !o.status.success(),
+        "the build should refuse the .wh. names:\n{err}"
+    );
     assert!(err.contains(".wh.") && err.contains("whiteouts"), "{err}");
     assert!(
         store().find_image("wh/add:1").is_err(),
         "a refused build must not tag an image"
+    );
+}
+
+/// Peak resident memory of a finished child, in KiB (its own, not the
+/// maximum over every child this test binary has waited for).
+fn wait_peak_rss_kib(child: std::process::Child) -> (std::process::ExitStatus, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+/// Loading an image of 600 layers works one bounded group of layers at
+/// a time: each layer in flight holds buffers and an unpack thread.
+#[test]
+fn loading_600_layers_takes_bounded_memory() {
+    let store = store();
+    many_layers(&store, 600, "many/l600:1");
+    let w = tempfile::tempdir().unwrap();
+    let tar = w.path().join("many.tar");
+    let o = rbuild(&["save", "many/l600:1", "-o", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let child = Command::new(RBUILD)
+        .arg("--root")
+        .arg(w.path().join("store"))
+        .args(["load", "-q", "-i", tar.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = wait_peak_rss_kib(child);
+    assert!(status.success(), "rbuild load of 600 layers failed");
+    assert!(
+        peak < 256 << 10,
+        "rbuild load of 600 layers peaked at {peak} KiB"
+    );
+    let loaded = Store::open(&w.path().join("store")).unwrap();
+    let image = loaded.find_image("many/l600:1").unwrap();
+    assert_eq!(
+        image.config.rootfs.diff_ids.len(),
+        600 + store
+            .find_image("busybox")
+            .unwrap()
+            .config
+            .rootfs
+            .diff_ids
+            .len()
     );
 }

@@ -187,7 +187,10 @@ fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
 /// drive this path on kernels that have `lowerdir+`.
 pub fn overlay_legacy(plan: &RootfsPlan) -> Result<(), StepError> {
     let absolute = |p: &CStr| p.to_bytes().first() == Some(&b'/');
-    if ![&plan.upper, &plan.work, &plan.merged].iter().all(|p| absolute(p)) {
+    if ![&plan.upper, &plan.work, &plan.merged]
+        .iter()
+        .all(|p| absolute(p))
+    {
         // Relative to the working directory we would change: as given.
         return overlay_legacy_paths(plan);
     }

@@ -58,8 +58,15 @@ fn legacy_mount_takes_500_layers_with_long_paths() {
     let cwd = std::env::current_dir().unwrap();
     overlay_legacy(&plan).unwrap_or_else(|e| panic!("{e}"));
     let _m = Mounted(&merged);
-    assert_eq!(std::env::current_dir().unwrap(), cwd, "the working directory is restored");
-    assert_eq!(fs::read_to_string(merged.join("top")).unwrap(), (n - 1).to_string());
+    assert_eq!(
+        std::env::current_dir().unwrap(),
+        cwd,
+        "the working directory is restored"
+    );
+    assert_eq!(
+        fs::read_to_string(merged.join("top")).unwrap(),
+        (n - 1).to_string()
+    );
     assert_eq!(fs::read_dir(&merged).unwrap().count(), n + 1);
     // The upper works: writes land there.
     fs::write(merged.join("new"), b"x").unwrap();

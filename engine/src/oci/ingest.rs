@@ -92,30 +92,86 @@ pub fn import_manifest(
             config.rootfs.diff_ids.len()
         )));
     }
-    let results: Vec<Result<LayerBlob>> = std::thread::scope(|s| {
-        let handles: Vec<_> = manifest
-            .layers
+    let pairs: Vec<(&Descriptor, &Digest)> = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .collect();
+    // A layer listed twice is imported once.
+    let mut unique: Vec<(&Descriptor, &Digest)> = Vec::with_capacity(pairs.len());
+    for p in &pairs {
+        if !unique
             .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(desc, diff_id)| {
-                s.spawn(move || {
-                    let id = desc.digest.to_string();
-                    if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
-                        watch.progress.note(watch.phase, &id, &Note::Exists);
-                        return Ok(have);
+            .any(|u| u.0.digest == p.0.digest && u.1 == p.1)
+        {
+            unique.push(*p);
+        }
+    }
+    let import = |(desc, diff_id): (&Descriptor, &Digest)| -> Result<LayerBlob> {
+        let id = desc.digest.to_string();
+        if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
+            watch.progress.note(watch.phase, &id, &Note::Exists);
+            return Ok(have);
+        }
+        let reader = src.fetch(desc)?;
+        ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
+    };
+    let imported = bounded_parallel(&unique, IMPORT_WIDTH, import)?;
+    let layers = pairs
+        .iter()
+        .map(|p| {
+            let i = unique
+                .iter()
+                .position(|u| u.0.digest == p.0.digest && u.1 == p.1)
+                .expect("every layer is in the unique list");
+            imported[i].clone()
+        })
+        .collect();
+    finish_image(store, config, layers)
+}
+
+/// Layers imported at once. Each holds its copy and unpack buffers and an
+/// unpack thread (about a megabyte even for a tiny layer), so an image of
+/// hundreds of layers must not start them all together; Docker, too, pulls
+/// a few layers at a time.
+const IMPORT_WIDTH: usize = 8;
+
+/// `f` over `items` on at most `width` threads, results in `items`' order.
+/// After the first error no new item is started, and that error is returned.
+fn bounded_parallel<T: Sync + Copy, R: Send>(
+    items: &[T],
+    width: usize,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let width = width.clamp(1, items.len().max(1));
+    let mut done: Vec<(usize, Result<R>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..width)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(*item);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        done.push((i, r));
                     }
-                    let reader = src.fetch(desc)?;
-                    ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
+                    done
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a layer import thread panicked"))
+            .flat_map(|h| h.join().expect("a layer import thread panicked"))
             .collect()
     });
-    let layers = results.into_iter().collect::<Result<Vec<_>>>()?;
-    finish_image(store, config, layers)
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Fetch a small blob (config, manifest) whole and verify it.
@@ -376,4 +432,43 @@ pub(crate) fn write_private(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut out = crate::outfile::OutputFile::create_mode(dest, 0o600)?;
     out.file().write_all(bytes)?;
     out.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bounded_parallel, OciError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn bounded_parallel_keeps_order_and_width() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let items: Vec<usize> = (0..40).collect();
+        let out = bounded_parallel(&items, 3, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(i * 2)
+        })
+        .unwrap();
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 3);
+    }
+
+    #[test]
+    fn bounded_parallel_stops_starting_after_an_error() {
+        let started = AtomicUsize::new(0);
+        let items: Vec<usize> = (0..1000).collect();
+        let r = bounded_parallel(&items, 2, |i| {
+            started.fetch_add(1, Ordering::SeqCst);
+            if i == 3 {
+                return Err(OciError::Format("layer 3 is bad".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok(i)
+        });
+        assert!(matches!(r, Err(OciError::Format(m)) if m == "layer 3 is bad"));
+        assert!(started.load(Ordering::SeqCst) < 20);
+    }
 }
