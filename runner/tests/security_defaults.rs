@@ -16,22 +16,23 @@ const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
 const STATUS_SCRIPT: &str =
     "grep -E '^(Uid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status";
 
-/// mount(NULL, NULL, NULL, 0, NULL) through the 32-bit `int 0x80` entry,
-/// which a 64-bit process can use: unfiltered the kernel says EFAULT; a
-/// deny list that only knows x86_64 numbers would let it through.
+/// i386 syscall `nr` with null arguments through the 32-bit `int 0x80`
+/// entry, which a 64-bit process can use; returns its errno. mount (21)
+/// says EFAULT unfiltered; a filter that only knew x86_64 numbers would
+/// let it through.
 #[cfg(target_arch = "x86_64")]
-fn mount_via_i386_abi() -> i32 {
+fn i386_syscall(nr: i64) -> i32 {
     let ret: i64;
-    // SAFETY: i386 syscall 21 (mount) with null arguments; the kernel reads
-    // no memory before failing. rbx (the first argument) is reserved by
-    // LLVM, so it is saved and zeroed by hand.
+    // SAFETY: the probed i386 syscalls (mount, an unknown number) fail on
+    // null arguments without reading memory. rbx (the first argument) is
+    // reserved by LLVM, so it is saved and zeroed by hand.
     unsafe {
         std::arch::asm!(
             "push rbx",
             "xor ebx, ebx",
             "int 0x80",
             "pop rbx",
-            inlateout("rax") 21i64 => ret,
+            inlateout("rax") nr => ret,
             in("rcx") 0i64, in("rdx") 0i64, in("rsi") 0i64, in("rdi") 0i64,
         );
     }
@@ -119,7 +120,10 @@ fn probe_syscalls() {
     };
     for (name, e) in results
         .into_iter()
-        .chain([("mount_i386", mount_via_i386_abi())])
+        .chain([
+            ("mount_i386", i386_syscall(21)),
+            ("nr_1000_i386", i386_syscall(1000)),
+        ])
     {
         say(&format!("{name}={e}\n"));
     }
@@ -187,6 +191,7 @@ fn default_profile_refuses_mount_userns_keyctl_and_bounds_caps_like_docker() {
         "userfaultfd",
         "nr_471",
         "nr_1000",
+        "nr_1000_i386",
     ] {
         assert_eq!(
             field(&out, refused),
@@ -233,7 +238,7 @@ fn without_the_setup_the_same_probes_succeed() {
             "{allowed} should work for unconfined root:\n{out}"
         );
     }
-    for unknown in ["nr_471", "nr_1000"] {
+    for unknown in ["nr_471", "nr_1000", "nr_1000_i386"] {
         assert_eq!(
             field(&out, unknown),
             libc::ENOSYS,

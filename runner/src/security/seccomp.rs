@@ -6,7 +6,7 @@
 //! The policy is data in this file: the calls every container may make
 //! (`ALLOWED`), those allowed only with a capability (`BY_CAP`: mount and
 //! friends with CAP_SYS_ADMIN, ptrace's relatives with CAP_SYS_PTRACE …),
-//! and four calls decided on an argument:
+//! and a few calls decided otherwise:
 //! - `clone` without CAP_SYS_ADMIN: refused when the flags ask for a new
 //!   namespace; `clone3` answers ENOSYS (its flags are behind a pointer),
 //!   so libc falls back to `clone`;
@@ -33,7 +33,7 @@
 
 use super::bpf::{self, ArchBlock, ArgTest, Insn, Rule};
 use super::capabilities::{Cap, CapSet};
-use super::syscalls::number;
+use super::syscalls::{number, numbers_of, pick, Numbers};
 
 /// A compiled filter, ready to load.
 #[derive(Clone)]
@@ -129,6 +129,10 @@ pub(crate) const ALLOWED: &[&str] = &[
 /// Allowed on the native ABI only (Docker: amd64 and x32, not x86).
 pub(crate) const ALLOWED_NATIVE: &[&str] = &["arch_prctl"];
 
+/// `ALLOWED`'s numbers, looked up when rrun is compiled (a misspelt name
+/// fails the build).
+const ALLOWED_NUMBERS: [Numbers; ALLOWED.len()] = numbers_of(ALLOWED);
+
 /// Calls allowed only when the container holds the capability (in its
 /// bounding set), as Docker's profile `includes.caps`.
 pub(crate) const BY_CAP: &[(Cap, &[&str])] = &[
@@ -172,16 +176,25 @@ pub(crate) const BY_CAP: &[(Cap, &[&str])] = &[
 /// The rules of one ABI for a container holding `caps`.
 pub(crate) fn rules_for(i386: bool, caps: CapSet) -> Vec<Rule> {
     let eperm = bpf::ret_errno(libc::EPERM);
-    let mut by_nr = std::collections::BTreeMap::new();
-    // A later rule for the same number replaces an earlier one.
+    let allow = |nr| Rule {
+        nr,
+        test: ArgTest::None,
+        action: bpf::RET_ALLOW,
+    };
+    let mut rules: Vec<Rule> = ALLOWED_NUMBERS
+        .iter()
+        .filter_map(|n| pick(*n, i386))
+        .map(allow)
+        .collect();
     let mut add = |name: &str, test: ArgTest, action: u32| {
         if let Some(nr) = number(name, i386) {
-            by_nr.insert(nr, Rule { nr, test, action });
+            rules.push(Rule { nr, test, action });
         }
     };
-    let native_only: &[&str] = if i386 { &[] } else { ALLOWED_NATIVE };
-    for name in ALLOWED.iter().chain(native_only) {
-        add(name, ArgTest::None, bpf::RET_ALLOW);
+    if !i386 {
+        for name in ALLOWED_NATIVE {
+            add(name, ArgTest::None, bpf::RET_ALLOW);
+        }
     }
     if !caps.contains(Cap::SysAdmin) {
         add(
@@ -217,7 +230,17 @@ pub(crate) fn rules_for(i386: bool, caps: CapSet) -> Vec<Rule> {
             }
         }
     }
-    by_nr.into_values().collect()
+    // A later rule for the same number replaces an earlier one (the sort
+    // is stable).
+    rules.sort_by_key(|r| r.nr);
+    let mut out: Vec<Rule> = Vec::with_capacity(rules.len());
+    for r in rules {
+        match out.last_mut() {
+            Some(last) if last.nr == r.nr => *last = r,
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 impl SeccompProgram {

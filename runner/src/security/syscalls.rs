@@ -422,17 +422,60 @@ pub(crate) const SYSCALLS: &[(&str, Option<u32>, Option<u32>)] = &[
     ("writev", Some(20), Some(146)),
 ];
 
-/// The number of `name` on one ABI, `None` when that ABI has no such
-/// call. Panics on a name missing from the table: a typo in the policy.
+/// `(x86_64, i386)` numbers of a syscall, `None` where the ABI has none.
+pub(crate) type Numbers = (Option<u32>, Option<u32>);
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The numbers of `name`. In a `const` the lookup happens at compile
+/// time, and a name missing from the table (a typo in the policy) fails
+/// the build; at run time it panics.
+pub(crate) const fn numbers(name: &str) -> Numbers {
+    let mut i = 0;
+    while i < SYSCALLS.len() {
+        if same(SYSCALLS[i].0, name) {
+            return (SYSCALLS[i].1, SYSCALLS[i].2);
+        }
+        i += 1;
+    }
+    panic!("a syscall name of the policy is not in the table")
+}
+
+/// The numbers of each name, in order (for a `const` table).
+pub(crate) const fn numbers_of<const N: usize>(names: &[&str]) -> [Numbers; N] {
+    assert!(names.len() == N);
+    let mut out = [(None, None); N];
+    let mut i = 0;
+    while i < N {
+        out[i] = numbers(names[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The number of `name` on one ABI, `None` when that ABI has no such call.
 pub(crate) fn number(name: &str, i386: bool) -> Option<u32> {
-    let i = SYSCALLS
-        .binary_search_by(|row| row.0.cmp(name))
-        .unwrap_or_else(|_| panic!("syscall {name:?} is not in the table"));
-    let (_, x86_64, x86) = SYSCALLS[i];
+    pick(numbers(name), i386)
+}
+
+pub(crate) fn pick(n: Numbers, i386: bool) -> Option<u32> {
     if i386 {
-        x86
+        n.1
     } else {
-        x86_64
+        n.0
     }
 }
 
