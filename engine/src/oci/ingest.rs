@@ -42,7 +42,16 @@ impl Watch<'static> {
 /// Where an importer gets blobs from, by descriptor.
 pub trait BlobFetch: Sync {
     fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// How many layers to fetch and unpack at once.
+    fn parallel(&self) -> usize {
+        16
+    }
 }
+
+/// The most layers an image may have: overlayfs stacks at most 500 layers
+/// (the kernel's `OVL_MAX_STACK`), so a bigger image could never run.
+pub const MAX_LAYERS: usize = 500;
 
 /// Parse a manifest (OCI or Docker v2 schema 2) and refuse what is not an image.
 pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
@@ -54,6 +63,12 @@ pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
                 "{what}: media type {other} is not an image manifest"
             )))
         }
+    }
+    if m.layers.len() > MAX_LAYERS {
+        return Err(OciError::Unsupported(format!(
+            "{what}: {} layers; overlayfs stacks at most {MAX_LAYERS}",
+            m.layers.len()
+        )));
     }
     if m.schema_version != 2 {
         return Err(OciError::Unsupported(format!(
@@ -74,8 +89,8 @@ pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
 
 /// Import a whole image whose manifest is `manifest_bytes` (already
 /// verified by the caller against its own digest, if it has one). Layers are
-/// fetched, verified and unpacked side by side. Returns the blake3 manifest
-/// digest of the stored image (untagged).
+/// fetched, verified and unpacked side by side, [`BlobFetch::parallel`] at
+/// a time. Returns the blake3 manifest digest of the stored image (untagged).
 pub fn import_manifest(
     store: &Store,
     src: &dyn BlobFetch,
@@ -92,29 +107,17 @@ pub fn import_manifest(
             config.rootfs.diff_ids.len()
         )));
     }
-    let results: Vec<Result<LayerBlob>> = std::thread::scope(|s| {
-        let handles: Vec<_> = manifest
-            .layers
-            .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(desc, diff_id)| {
-                s.spawn(move || {
-                    let id = desc.digest.to_string();
-                    if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
-                        watch.progress.note(watch.phase, &id, &Note::Exists);
-                        return Ok(have);
-                    }
-                    let reader = src.fetch(desc)?;
-                    ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a layer import thread panicked"))
-            .collect()
-    });
-    let layers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let pairs: Vec<(&Descriptor, &Digest)> =
+        manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
+    let layers = super::parallel::map_bounded(&pairs, src.parallel(), |&(desc, diff_id)| {
+        let id = desc.digest.to_string();
+        if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
+            watch.progress.note(watch.phase, &id, &Note::Exists);
+            return Ok(have);
+        }
+        let reader = src.fetch(desc)?;
+        ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
+    })?;
     finish_image(store, config, layers)
 }
 
