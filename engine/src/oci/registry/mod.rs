@@ -21,7 +21,7 @@ pub use reference::RemoteRef;
 
 use super::export::{export_image, ExportCompression};
 use super::ingest::{import_manifest, parse_manifest, BlobFetch, Watch};
-use super::layout::{is_index_type, select_platform, Index, Platform};
+use super::layout::{is_index_type, resolve_platform, Index, IndexEntry, Platform};
 use super::sources;
 use super::{json, verify_bytes, OciError, Result};
 use crate::digest::Digest;
@@ -167,11 +167,22 @@ pub fn pull(
     if is_index_type(&mt) {
         let index: Index = json("image index", &bytes)?;
         let platform = opts.platform.clone().unwrap_or_else(Platform::linux_amd64);
-        let chosen = select_platform(&index, &platform)?.digest.to_string();
-        (mt, bytes, digest) = get_manifest(&client, &r.repository, &chosen)?;
+        let mut open = |e: &IndexEntry| -> Result<Index> {
+            let (mt, bytes, _) = get_manifest(&client, &r.repository, &e.digest.to_string())?;
+            if !is_index_type(&mt) {
+                return Err(OciError::Format(format!(
+                    "{reference}: {} is listed as an image index but is {mt}",
+                    e.digest
+                )));
+            }
+            json("nested image index", &bytes)
+        };
+        let chosen = resolve_platform(&index, &platform, &mut open)?;
+        (mt, bytes, digest) = get_manifest(&client, &r.repository, &chosen.digest.to_string())?;
         if is_index_type(&mt) {
-            return Err(OciError::Unsupported(format!(
-                "{reference}: nested image indexes are not supported"
+            return Err(OciError::Format(format!(
+                "{reference}: {} is listed as an image manifest but is an image index",
+                chosen.digest
             )));
         }
     }
