@@ -22,12 +22,21 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// What the server answers on one path.
 #[derive(Clone)]
 enum Reply {
-    Ok { content_type: String, body: Vec<u8> },
+    Ok {
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// `total` zero bytes, announced with this Content-Length (or none:
     /// the body ends when the connection closes).
-    Flood { announce: Option<u64>, total: u64 },
+    Flood {
+        announce: Option<u64>,
+        total: u64,
+    },
     /// The body (with its true Content-Length), one byte every `gap`.
-    Drip { body: Vec<u8>, gap: Duration },
+    Drip {
+        body: Vec<u8>,
+        gap: Duration,
+    },
     /// Accept the request, never answer.
     Silent,
     /// 401 with this `WWW-Authenticate` (`{port}`: the server's own port).
@@ -123,7 +132,9 @@ fn answer(
     port: u16,
 ) -> std::io::Result<()> {
     let head = |status: &str, extra: &str, len: Option<u64>| {
-        let len = len.map(|l| format!("Content-Length: {l}\r\n")).unwrap_or_default();
+        let len = len
+            .map(|l| format!("Content-Length: {l}\r\n"))
+            .unwrap_or_default();
         format!("HTTP/1.1 {status}\r\n{len}{extra}Connection: close\r\n\r\n")
     };
     match reply {
@@ -204,7 +215,8 @@ fn test_image(layers: usize) -> TestImage {
         h.set_gid(0);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("f{i}"), data.as_bytes()).unwrap();
+        b.append_data(&mut h, format!("f{i}"), data.as_bytes())
+            .unwrap();
         let tar = b.into_inner().unwrap();
         let d = Digest::sha256_of(&tar);
         diff_ids.push(d.to_string());
@@ -250,7 +262,12 @@ fn quick_limits() -> Limits {
 
 /// Pull on a thread; give up (failing the test) if it has not ended
 /// within `patience`: a pull that hangs is the bug.
-fn pull(store_root: &Path, reference: &str, limits: Limits, patience: Duration) -> (Result<Digest, String>, Duration) {
+fn pull(
+    store_root: &Path,
+    reference: &str,
+    limits: Limits,
+    patience: Duration,
+) -> (Result<Digest, String>, Duration) {
     let (tx, rx) = mpsc::channel();
     let (root, name) = (store_root.to_path_buf(), reference.to_string());
     let start = Instant::now();
@@ -272,7 +289,9 @@ fn pull(store_root: &Path, reference: &str, limits: Limits, patience: Duration) 
 /// Nothing left in the store: no blob, no layer, no temp file.
 fn assert_nothing_kept(root: &Path) {
     for sub in ["blobs/blake3", "layers", "images"] {
-        let n = std::fs::read_dir(root.join(sub)).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(root.join(sub))
+            .map(|d| d.count())
+            .unwrap_or(0);
         assert_eq!(n, 0, "{sub} is not empty after a refused pull");
     }
     let mut left = Vec::new();
@@ -324,9 +343,14 @@ fn a_blob_longer_than_its_descriptor_is_cut_at_the_descriptor_size() {
         // we hung up; nowhere near the 256 MiB.
         std::thread::sleep(Duration::from_millis(200));
         let sent = server.stats.sent.load(Ordering::SeqCst);
-        assert!(sent < 32 << 20, "the client read {sent} bytes of a 118-byte blob");
+        assert!(
+            sent < 32 << 20,
+            "the client read {sent} bytes of a 118-byte blob"
+        );
         assert_nothing_kept(store.path());
-        eprintln!("announce {announce:?}: refused in {took:?} after the server sent {sent} bytes: {err}");
+        eprintln!(
+            "announce {announce:?}: refused in {took:?} after the server sent {sent} bytes: {err}"
+        );
     }
 }
 
@@ -396,7 +420,10 @@ fn a_dripping_or_silent_registry_times_out_by_the_deadline() {
         Duration::from_secs(20),
     );
     let err = r.expect_err("a silent registry was accepted");
-    assert!(took < Duration::from_secs(6), "gave up only after {took:?}: {err}");
+    assert!(
+        took < Duration::from_secs(6),
+        "gave up only after {took:?}: {err}"
+    );
     eprintln!("silent: gave up after {took:?}: {err}");
 }
 
@@ -462,8 +489,10 @@ fn a_nested_index_resolves_to_its_platform_manifest() {
         e
     };
     let index = |entries: Vec<serde_json::Value>| {
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": entries}))
+        serde_json::to_vec(
+            &serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": entries}),
+        )
         .unwrap()
     };
     let missing_arm = "sha256:".to_string() + &"ab".repeat(32);
@@ -478,11 +507,14 @@ fn a_nested_index_resolves_to_its_platform_manifest() {
     let top = index(vec![entry(OCI_INDEX, &outer, None)]);
     for (name, body) in [("inner", &inner), ("outer", &outer)] {
         let d = Digest::sha256_of(body);
-        img.routes.insert(manifest_path(&d.to_string()), ok(OCI_INDEX, body));
+        img.routes
+            .insert(manifest_path(&d.to_string()), ok(OCI_INDEX, body));
         eprintln!("{name}: {d}");
     }
-    img.routes.insert(manifest_path("latest"), ok(OCI_INDEX, &top));
-    img.routes.insert(manifest_path("outer"), ok(OCI_INDEX, &outer));
+    img.routes
+        .insert(manifest_path("latest"), ok(OCI_INDEX, &top));
+    img.routes
+        .insert(manifest_path("outer"), ok(OCI_INDEX, &outer));
     // A chain of six indexes, each the only entry of the one above.
     let mut chain = inner.clone();
     for _ in 0..6 {
@@ -493,7 +525,8 @@ fn a_nested_index_resolves_to_its_platform_manifest() {
         );
         chain = up;
     }
-    img.routes.insert(manifest_path("deep"), ok(OCI_INDEX, &chain));
+    img.routes
+        .insert(manifest_path("deep"), ok(OCI_INDEX, &chain));
     let server = Server::start(img.routes, Duration::ZERO);
     let store = tempfile::tempdir().unwrap();
     for tag in ["latest", "outer"] {
@@ -514,7 +547,10 @@ fn a_nested_index_resolves_to_its_platform_manifest() {
         Duration::from_secs(60),
     );
     let err = r.expect_err("an index chain 7 deep was followed");
-    assert!(err.contains("nested more than 4 deep"), "unclear error: {err}");
+    assert!(
+        err.contains("nested more than 4 deep"),
+        "unclear error: {err}"
+    );
 
     // A platform none of them has: the error names the one there is
     // (once, though an index and a manifest both claim it).
@@ -528,7 +564,9 @@ fn a_nested_index_resolves_to_its_platform_manifest() {
             limits: quick_limits(),
             ..Default::default()
         };
-        let _ = tx.send(registry::pull(&store, &reference, &opts, &NoProgress).map_err(|e| e.to_string()));
+        let _ = tx.send(
+            registry::pull(&store, &reference, &opts, &NoProgress).map_err(|e| e.to_string()),
+        );
     });
     let err = rx
         .recv_timeout(Duration::from_secs(60))

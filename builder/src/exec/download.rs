@@ -144,8 +144,8 @@ mod tests {
             parallel_blobs: 1,
         };
         let start = std::time::Instant::now();
-        let err = fetch_with(&format!("http://127.0.0.1:{port}/f"), &dest, None, &limits)
-            .unwrap_err();
+        let err =
+            fetch_with(&format!("http://127.0.0.1:{port}/f"), &dest, None, &limits).unwrap_err();
         assert!(err.contains("stalled"), "{err}");
         assert!(
             start.elapsed() < std::time::Duration::from_secs(5),

@@ -107,8 +107,11 @@ pub fn import_manifest(
             config.rootfs.diff_ids.len()
         )));
     }
-    let pairs: Vec<(&Descriptor, &Digest)> =
-        manifest.layers.iter().zip(&config.rootfs.diff_ids).collect();
+    let pairs: Vec<(&Descriptor, &Digest)> = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .collect();
     let layers = super::parallel::map_bounded(&pairs, src.parallel(), |&(desc, diff_id)| {
         let id = desc.digest.to_string();
         if let Some(have) = stored_layer(store, &desc.digest, diff_id) {

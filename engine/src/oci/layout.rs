@@ -164,7 +164,11 @@ fn search(
     let (open_these, skipped): (Vec<&IndexEntry>, Vec<&IndexEntry>) = nested
         .into_iter()
         .partition(|e| e.platform.is_none() || platform_matches(e.platform.as_ref(), platform));
-    for p in manifests.iter().chain(&skipped).filter_map(|m| m.platform.as_ref()) {
+    for p in manifests
+        .iter()
+        .chain(&skipped)
+        .filter_map(|m| m.platform.as_ref())
+    {
         let name = platform_name(p);
         if !have.contains(&name) {
             have.push(name);

@@ -178,14 +178,15 @@ impl Client {
                     f.seek(SeekFrom::Start(*off))
                         .map_err(|e| RegistryError::Local(format!("seek {}: {e}", p.display())))?;
                     let what = format!("upload of {}", p.display());
-                    req.set("Content-Length", &len.to_string()).send(Progress::new(
-                        Reporting {
-                            inner: f.take(*len),
-                            on_sent: *on_sent,
-                        },
-                        what,
-                        &self.limits,
-                    ))
+                    req.set("Content-Length", &len.to_string())
+                        .send(Progress::new(
+                            Reporting {
+                                inner: f.take(*len),
+                                on_sent: *on_sent,
+                            },
+                            what,
+                            &self.limits,
+                        ))
                 }
             };
             match result {
@@ -300,8 +301,13 @@ impl Client {
             url: token_url.clone(),
             detail,
         };
-        check_length(resp.header("content-length"), "token answer", None, TOKEN_LIMIT)
-            .map_err(|e| unreadable(e.to_string()))?;
+        check_length(
+            resp.header("content-length"),
+            "token answer",
+            None,
+            TOKEN_LIMIT,
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
         let body = Progress::new(resp.into_reader(), "token answer", &self.limits);
         let text = read_limited(body, "token answer", TOKEN_LIMIT)
             .map_err(|e| unreadable(format!("reading the token answer: {e}")))?;

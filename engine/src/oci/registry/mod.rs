@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use client::{Body, Client, Credentials};
 pub use reference::RemoteRef;
-pub use transfer::{Limits, TransferError};
 use transfer::{check_length, read_limited, Exact, Progress};
+pub use transfer::{Limits, TransferError};
 
 use super::export::{export_image, ExportCompression};
 use super::ingest::{import_manifest, parse_manifest, BlobFetch, Watch};
@@ -119,8 +119,13 @@ impl BlobFetch for RegistryBlobs<'_> {
         let path = format!("/v2/{}/blobs/{}", self.repository, desc.digest);
         let what = format!("blob {}", desc.digest);
         let resp = self.client.get_stream(&path)?;
-        check_length(resp.header("content-length"), &what, Some(desc.size), u64::MAX)
-            .map_err(RegistryError::from)?;
+        check_length(
+            resp.header("content-length"),
+            &what,
+            Some(desc.size),
+            u64::MAX,
+        )
+        .map_err(RegistryError::from)?;
         let body = Progress::new(resp.into_reader(), what.clone(), &self.client.limits);
         Ok(Box::new(Exact::new(body, what, desc.size)))
     }
@@ -154,10 +159,11 @@ fn get_manifest(
     check_length(resp.header("content-length"), &what, None, MANIFEST_LIMIT)
         .map_err(RegistryError::from)?;
     let body = Progress::new(resp.into_reader(), what.clone(), &client.limits);
-    let bytes = read_limited(body, &what, MANIFEST_LIMIT).map_err(|e| RegistryError::Transport {
-        url: client.url(&path),
-        detail: format!("reading the manifest: {e}"),
-    })?;
+    let bytes =
+        read_limited(body, &what, MANIFEST_LIMIT).map_err(|e| RegistryError::Transport {
+            url: client.url(&path),
+            detail: format!("reading the manifest: {e}"),
+        })?;
     let actual = Digest::sha256_of(&bytes);
     let expected = match reference.parse::<Digest>() {
         Ok(d) => Some(d),

@@ -120,7 +120,12 @@ impl<R: Read> Read for Progress<R> {
         let n = match self.inner.read(buf) {
             Ok(n) => n,
             // The socket timeout: nothing at all for a whole window.
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
                 return Err(self.stalled())
             }
             Err(e) => return Err(e),
@@ -266,7 +271,11 @@ mod tests {
         let err = Exact::new(&[7u8; 10][..], "blob", 4)
             .read_to_end(&mut out)
             .unwrap_err();
-        assert_eq!(out.len(), 4, "more than the descriptor's size was handed on");
+        assert_eq!(
+            out.len(),
+            4,
+            "more than the descriptor's size was handed on"
+        );
         assert!(err.to_string().contains("more than the 4 bytes"), "{err}");
         let err = Exact::new(&[7u8; 3][..], "blob", 4)
             .read_to_end(&mut Vec::new())
