@@ -638,6 +638,7 @@ fn find_or_pull(store: &Store, a: &RunArgs) -> anyhow::Result<engine::Image> {
                 insecure: a.insecure_registry,
                 // As rbuild's --authfile default: one credentials file for several stores.
                 auth_file: std::env::var_os("RBOX_AUTH_FILE").map(Into::into),
+                limits: Default::default(),
             };
             registry::find_or_pull(store, &a.image, &opts, &progress).map_err(|e| {
                 anyhow::anyhow!(

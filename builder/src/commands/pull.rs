@@ -33,6 +33,7 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
         platform: Some(platform),
         insecure: args.insecure,
         auth_file: args.authfile,
+        limits: Default::default(),
     };
     let progress = transfer_progress::for_stderr(args.quiet);
     let digest = registry::pull(&store, &args.reference, &opts, progress.as_ref())

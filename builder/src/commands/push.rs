@@ -49,6 +49,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<()> {
         chunk_size: args.chunk_size,
         mount_from: args.mount_from.clone(),
         auth_file: args.authfile.clone(),
+        limits: Default::default(),
     };
     let progress = transfer_progress::for_stderr(args.quiet);
     let digest = registry::push(&store, &image, &dest, &opts, progress.as_ref())

@@ -42,7 +42,16 @@ impl Watch<'static> {
 /// Where an importer gets blobs from, by descriptor.
 pub trait BlobFetch: Sync {
     fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// How many layers to fetch and unpack at once.
+    fn parallel(&self) -> usize {
+        16
+    }
 }
+
+/// The most layers an image may have: overlayfs stacks at most 500 layers
+/// (the kernel's `OVL_MAX_STACK`), so a bigger image could never run.
+pub const MAX_LAYERS: usize = 500;
 
 /// Parse a manifest (OCI or Docker v2 schema 2) and refuse what is not an image.
 pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
@@ -54,6 +63,12 @@ pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
                 "{what}: media type {other} is not an image manifest"
             )))
         }
+    }
+    if m.layers.len() > MAX_LAYERS {
+        return Err(OciError::Unsupported(format!(
+            "{what}: {} layers; overlayfs stacks at most {MAX_LAYERS}",
+            m.layers.len()
+        )));
     }
     if m.schema_version != 2 {
         return Err(OciError::Unsupported(format!(
@@ -74,8 +89,8 @@ pub fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
 
 /// Import a whole image whose manifest is `manifest_bytes` (already
 /// verified by the caller against its own digest, if it has one). Layers are
-/// fetched, verified and unpacked side by side. Returns the blake3 manifest
-/// digest of the stored image (untagged).
+/// fetched, verified and unpacked side by side, [`BlobFetch::parallel`] at
+/// a time. Returns the blake3 manifest digest of the stored image (untagged).
 pub fn import_manifest(
     store: &Store,
     src: &dyn BlobFetch,
@@ -107,7 +122,7 @@ pub fn import_manifest(
             unique.push(*p);
         }
     }
-    let import = |(desc, diff_id): (&Descriptor, &Digest)| -> Result<LayerBlob> {
+    let imported = super::parallel::map_bounded(&unique, src.parallel(), |&(desc, diff_id)| {
         let id = desc.digest.to_string();
         if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
             watch.progress.note(watch.phase, &id, &Note::Exists);
@@ -115,8 +130,7 @@ pub fn import_manifest(
         }
         let reader = src.fetch(desc)?;
         ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
-    };
-    let imported = bounded_parallel(&unique, IMPORT_WIDTH, import)?;
+    })?;
     let layers = pairs
         .iter()
         .map(|p| {
@@ -128,50 +142,6 @@ pub fn import_manifest(
         })
         .collect();
     finish_image(store, config, layers)
-}
-
-/// Layers imported at once. Each holds its copy and unpack buffers and an
-/// unpack thread (about a megabyte even for a tiny layer), so an image of
-/// hundreds of layers must not start them all together; Docker, too, pulls
-/// a few layers at a time.
-const IMPORT_WIDTH: usize = 8;
-
-/// `f` over `items` on at most `width` threads, results in `items`' order.
-/// After the first error no new item is started, and that error is returned.
-fn bounded_parallel<T: Sync + Copy, R: Send>(
-    items: &[T],
-    width: usize,
-    f: impl Fn(T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let width = width.clamp(1, items.len().max(1));
-    let mut done: Vec<(usize, Result<R>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..width)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        let r = f(*item);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        done.push((i, r));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a layer import thread panicked"))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Fetch a small blob (config, manifest) whole and verify it.
@@ -432,43 +402,4 @@ pub(crate) fn write_private(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut out = crate::outfile::OutputFile::create_mode(dest, 0o600)?;
     out.file().write_all(bytes)?;
     out.commit()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{bounded_parallel, OciError};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn bounded_parallel_keeps_order_and_width() {
-        let running = AtomicUsize::new(0);
-        let most = AtomicUsize::new(0);
-        let items: Vec<usize> = (0..40).collect();
-        let out = bounded_parallel(&items, 3, |i| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            running.fetch_sub(1, Ordering::SeqCst);
-            Ok(i * 2)
-        })
-        .unwrap();
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert!(most.load(Ordering::SeqCst) <= 3);
-    }
-
-    #[test]
-    fn bounded_parallel_stops_starting_after_an_error() {
-        let started = AtomicUsize::new(0);
-        let items: Vec<usize> = (0..1000).collect();
-        let r = bounded_parallel(&items, 2, |i| {
-            started.fetch_add(1, Ordering::SeqCst);
-            if i == 3 {
-                return Err(OciError::Format("layer 3 is bad".into()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            Ok(i)
-        });
-        assert!(matches!(r, Err(OciError::Format(m)) if m == "layer 3 is bad"));
-        assert!(started.load(Ordering::SeqCst) < 20);
-    }
 }

@@ -94,44 +94,106 @@ pub fn is_index_type(mt: &str) -> bool {
     mt == media_type::INDEX || mt == media_type::DOCKER_MANIFEST_LIST
 }
 
-/// The manifest of an index meant for `platform` (variant matched only when asked for).
-pub fn select_platform<'a>(index: &'a Index, platform: &Platform) -> Result<&'a IndexEntry> {
-    index
+/// Nested indexes followed below the one we start from, at most.
+pub const MAX_INDEX_DEPTH: usize = 4;
+/// Nested indexes opened while looking for one platform, at most (an index
+/// may list many indexes; each costs a fetch).
+pub const MAX_INDEXES_OPENED: usize = 16;
+
+fn platform_matches(have: Option<&Platform>, want: &Platform) -> bool {
+    have.is_some_and(|p| {
+        p.os == want.os
+            && p.architecture == want.architecture
+            && (want.variant.is_none() || p.variant == want.variant)
+    })
+}
+
+fn platform_name(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// The manifest entry of `index` meant for `platform` (variant matched only
+/// when asked for). An entry that is itself an index is looked into
+/// (through `open`) when the index has no manifest for the platform and the
+/// entry's platform matches or is not given, [`MAX_INDEX_DEPTH`] deep and
+/// [`MAX_INDEXES_OPENED`] indexes in all.
+pub fn resolve_platform(
+    index: &Index,
+    platform: &Platform,
+    open: &mut dyn FnMut(&IndexEntry) -> Result<Index>,
+) -> Result<IndexEntry> {
+    let mut have = Vec::new();
+    let mut budget = MAX_INDEXES_OPENED;
+    if let Some(e) = search(index, platform, open, 0, &mut budget, &mut have)? {
+        return Ok(e);
+    }
+    Err(OciError::Unsupported(format!(
+        "no image for platform {} in the index (it has: {}; try: --platform)",
+        platform_name(platform),
+        if have.is_empty() {
+            "no image with a platform".to_string()
+        } else {
+            have.join(", ")
+        }
+    )))
+}
+
+fn search(
+    index: &Index,
+    platform: &Platform,
+    open: &mut dyn FnMut(&IndexEntry) -> Result<Index>,
+    depth: usize,
+    budget: &mut usize,
+    have: &mut Vec<String>,
+) -> Result<Option<IndexEntry>> {
+    let (nested, manifests): (Vec<&IndexEntry>, Vec<&IndexEntry>) = index
         .manifests
         .iter()
-        .filter(|m| !is_index_type(&m.media_type))
-        .find(|m| match &m.platform {
-            Some(p) => {
-                p.os == platform.os
-                    && p.architecture == platform.architecture
-                    && (platform.variant.is_none() || p.variant == platform.variant)
-            }
-            None => false,
-        })
-        .ok_or_else(|| {
-            let have: Vec<String> = index
-                .manifests
-                .iter()
-                .filter_map(|m| m.platform.as_ref())
-                .map(|p| {
-                    format!(
-                        "{}/{}{}",
-                        p.os,
-                        p.architecture,
-                        p.variant
-                            .as_ref()
-                            .map(|v| format!("/{v}"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            OciError::Unsupported(format!(
-                "no image for platform {}/{} in the index (it has: {}; try: --platform)",
-                platform.os,
-                platform.architecture,
-                have.join(", ")
-            ))
-        })
+        .partition(|m| is_index_type(&m.media_type));
+    if let Some(e) = manifests
+        .iter()
+        .find(|m| platform_matches(m.platform.as_ref(), platform))
+    {
+        return Ok(Some((*e).clone()));
+    }
+    // For the error: what the images here are for, and what the indexes
+    // not looked into say theirs are for.
+    let (open_these, skipped): (Vec<&IndexEntry>, Vec<&IndexEntry>) = nested
+        .into_iter()
+        .partition(|e| e.platform.is_none() || platform_matches(e.platform.as_ref(), platform));
+    for p in manifests
+        .iter()
+        .chain(&skipped)
+        .filter_map(|m| m.platform.as_ref())
+    {
+        let name = platform_name(p);
+        if !have.contains(&name) {
+            have.push(name);
+        }
+    }
+    for e in open_these {
+        if depth == MAX_INDEX_DEPTH {
+            return Err(OciError::Unsupported(format!(
+                "image indexes nested more than {MAX_INDEX_DEPTH} deep (at {})",
+                e.digest
+            )));
+        }
+        if *budget == 0 {
+            return Err(OciError::Unsupported(format!(
+                "more than {MAX_INDEXES_OPENED} nested image indexes to look through (at {})",
+                e.digest
+            )));
+        }
+        *budget -= 1;
+        let inner = open(e)?;
+        if let Some(found) = search(&inner, platform, open, depth + 1, budget, have)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// What a layout names an image: the full name if it carries one, else the tag.
@@ -361,7 +423,11 @@ pub fn load(
         let mut bytes = super::ingest::read_small(&src, &manifest_desc, "manifest")?;
         if is_index_type(&e.media_type) {
             let nested: Index = json("nested index", &bytes)?;
-            manifest_desc = select_platform(&nested, platform)?.descriptor();
+            let mut open = |e: &IndexEntry| -> Result<Index> {
+                let bytes = super::ingest::read_small(&src, &e.descriptor(), "image index")?;
+                json("nested index", &bytes)
+            };
+            manifest_desc = resolve_platform(&nested, platform, &mut open)?.descriptor();
             bytes = super::ingest::read_small(&src, &manifest_desc, "manifest")?;
         }
         verify_bytes("manifest", &bytes, &manifest_desc.digest)?;

@@ -20,6 +20,7 @@ pub mod export;
 pub mod flatten;
 pub mod ingest;
 pub mod layout;
+pub mod parallel;
 pub mod registry;
 pub mod sources;
 pub mod tarindex;

@@ -8,6 +8,12 @@
 //! Auth: requests go out with whatever we have; a 401 carries
 //! `WWW-Authenticate`. `Basic` → credentials; `Bearer realm=…,service=…,scope=…`
 //! → GET a token from the realm (with credentials if we have them) → retry.
+//!
+//! Bounds ([`Limits`]): every socket read and write gives up after a
+//! window of silence, every body is read through [`Progress`] (a floor on
+//! bytes per window), requests other than blob transfers have a whole-request
+//! deadline, redirects are followed [`MAX_REDIRECTS`] deep, and small bodies
+//! (tokens, error texts) are read up to a limit.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,7 +23,15 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::reference::scheme_for;
+use super::transfer::{check_length, read_limited, Limits, Progress};
 use super::RegistryError;
+
+/// Redirects followed per request (registries send blob GETs to object
+/// stores: one hop, sometimes two).
+pub const MAX_REDIRECTS: u32 = 5;
+
+/// The most a token answer may hold (JWTs are a few KiB).
+const TOKEN_LIMIT: u64 = 1 << 20;
 
 pub struct Credentials {
     pub username: String,
@@ -68,6 +82,7 @@ pub struct Client {
     scopes: Vec<String>,
     creds: Option<Credentials>,
     authorization: Mutex<Option<String>>,
+    pub limits: Limits,
 }
 
 pub type Response = ureq::Response;
@@ -78,10 +93,13 @@ impl Client {
         insecure: bool,
         scopes: Vec<String>,
         creds: Option<Credentials>,
+        limits: Limits,
     ) -> Client {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(60))
+            .timeout_read(limits.window)
+            .timeout_write(limits.window)
+            .redirects(MAX_REDIRECTS)
             .build();
         Client {
             agent,
@@ -89,6 +107,7 @@ impl Client {
             scopes,
             creds,
             authorization: Mutex::new(None),
+            limits,
         }
     }
 
@@ -103,6 +122,8 @@ impl Client {
 
     /// Send a request, authenticating and retrying once on 401. Non-2xx
     /// answers are `RegistryError::Status` (with the registry's error text).
+    /// Unless it uploads a file, the whole request, answer included, has
+    /// [`Limits::small_request`] to finish.
     pub fn send(
         &self,
         method: &str,
@@ -110,9 +131,30 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Body<'_>,
     ) -> Result<Response, RegistryError> {
+        let whole = !matches!(body, Body::File(..));
+        self.request(method, path, headers, body, whole)
+    }
+
+    /// GET a blob: no whole-request deadline (a layer may be gigabytes);
+    /// the caller reads the body through [`Progress`].
+    pub fn get_stream(&self, path: &str) -> Result<Response, RegistryError> {
+        self.request("GET", path, &[], &Body::None, false)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Body<'_>,
+        whole_deadline: bool,
+    ) -> Result<Response, RegistryError> {
         let url = self.url(path);
         for attempt in 0..2 {
             let mut req = self.agent.request(method, &url);
+            if whole_deadline {
+                req = req.timeout(self.limits.small_request());
+            }
             for (k, v) in headers {
                 req = req.set(k, v);
             }
@@ -135,10 +177,16 @@ impl Client {
                         .map_err(|e| RegistryError::Local(format!("open {}: {e}", p.display())))?;
                     f.seek(SeekFrom::Start(*off))
                         .map_err(|e| RegistryError::Local(format!("seek {}: {e}", p.display())))?;
-                    req.set("Content-Length", &len.to_string()).send(Reporting {
-                        inner: f.take(*len),
-                        on_sent: *on_sent,
-                    })
+                    let what = format!("upload of {}", p.display());
+                    req.set("Content-Length", &len.to_string())
+                        .send(Progress::new(
+                            Reporting {
+                                inner: f.take(*len),
+                                on_sent: *on_sent,
+                            },
+                            what,
+                            &self.limits,
+                        ))
                 }
             };
             match result {
@@ -149,7 +197,9 @@ impl Client {
                 }
                 Err(ureq::Error::Status(code, resp)) => {
                     let mut text = String::new();
-                    let _ = resp.into_reader().take(4096).read_to_string(&mut text);
+                    let _ = Progress::new(resp.into_reader(), "error text", &self.limits)
+                        .take(4096)
+                        .read_to_string(&mut text);
                     return Err(RegistryError::Status {
                         method: method.to_string(),
                         url,
@@ -172,7 +222,11 @@ impl Client {
     }
 
     fn authenticate(&self, url: &str, challenge: &str) -> Result<(), RegistryError> {
-        let (scheme, params) = parse_challenge(challenge);
+        let (scheme, params) =
+            parse_challenge(challenge).map_err(|detail| RegistryError::Unauthorized {
+                url: url.to_string(),
+                detail,
+            })?;
         let header = match scheme.to_ascii_lowercase().as_str() {
             "basic" => match &self.creds {
                 Some(c) => c.basic(),
@@ -206,6 +260,10 @@ impl Client {
                 url: url.to_string(),
                 detail: "Bearer challenge without a realm".into(),
             })?;
+        check_realm(&self.base, realm).map_err(|detail| RegistryError::Unauthorized {
+            url: url.to_string(),
+            detail,
+        })?;
         let mut query = Vec::new();
         if let Some(s) = params.get("service") {
             query.push(format!("service={}", encode(s)));
@@ -228,7 +286,10 @@ impl Client {
                 query.join("&")
             )
         };
-        let mut req = self.agent.get(&token_url);
+        let mut req = self
+            .agent
+            .get(&token_url)
+            .timeout(self.limits.small_request());
         if let Some(c) = &self.creds {
             req = req.set("Authorization", &c.basic());
         }
@@ -236,10 +297,22 @@ impl Client {
             url: token_url.clone(),
             detail: format!("the token server refused: {e} (try: rbuild login)"),
         })?;
-        let mut text = String::new();
-        let _ = resp.into_reader().take(1 << 20).read_to_string(&mut text);
+        let unreadable = |detail: String| RegistryError::Unauthorized {
+            url: token_url.clone(),
+            detail,
+        };
+        check_length(
+            resp.header("content-length"),
+            "token answer",
+            None,
+            TOKEN_LIMIT,
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
+        let body = Progress::new(resp.into_reader(), "token answer", &self.limits);
+        let text = read_limited(body, "token answer", TOKEN_LIMIT)
+            .map_err(|e| unreadable(format!("reading the token answer: {e}")))?;
         let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| RegistryError::Unauthorized {
+            serde_json::from_slice(&text).map_err(|e| RegistryError::Unauthorized {
                 url: token_url.clone(),
                 detail: format!("token answer is not JSON: {e}"),
             })?;
@@ -254,9 +327,29 @@ impl Client {
     }
 }
 
+/// A token realm must be an http(s) URL, and not plain http when the
+/// registry is https (credentials go there).
+fn check_realm(base: &str, realm: &str) -> Result<(), String> {
+    let rest = realm
+        .strip_prefix("https://")
+        .or_else(|| realm.strip_prefix("http://"))
+        .ok_or_else(|| format!("the token realm {realm:?} is not an http(s) URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || realm.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the token realm {realm:?} is not a valid URL"));
+    }
+    if base.starts_with("https://") && realm.starts_with("http://") {
+        return Err(format!(
+            "the registry is https but its token realm {realm:?} is plain http; refusing to send credentials there"
+        ));
+    }
+    Ok(())
+}
+
 /// `Bearer realm="https://x/token",service="reg",scope="repository:a:pull,push"`
-/// → ("Bearer", {realm, service, scope}). Quoted values may hold commas.
-pub fn parse_challenge(h: &str) -> (String, BTreeMap<String, String>) {
+/// → ("Bearer", {realm, service, scope}). Quoted values may hold commas; a
+/// quote left open is an error, not a value running to the end.
+pub fn parse_challenge(h: &str) -> Result<(String, BTreeMap<String, String>), String> {
     let h = h.trim();
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
     let mut params = BTreeMap::new();
@@ -269,22 +362,32 @@ pub fn parse_challenge(h: &str) -> (String, BTreeMap<String, String>) {
         if key.is_empty() {
             break;
         }
+        let key = key.trim().to_ascii_lowercase();
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
             chars.next();
+            let mut closed = false;
             while let Some(c) = chars.next() {
                 match c {
                     '\\' => value.extend(chars.next()),
-                    '"' => break,
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
                     c => value.push(c),
                 }
+            }
+            if !closed {
+                return Err(format!(
+                    "malformed authentication challenge {h:?}: the quoted {key} has no closing quote"
+                ));
             }
         } else {
             value = chars.by_ref().take_while(|&c| c != ',').collect();
         }
-        params.insert(key.trim().to_ascii_lowercase(), value);
+        params.insert(key, value);
     }
-    (scheme.to_string(), params)
+    Ok((scheme.to_string(), params))
 }
 
 /// Percent-encoding for query values (RFC 3986 unreserved kept).
@@ -308,12 +411,13 @@ mod tests {
     fn parses_bearer_challenge_with_commas_in_scope() {
         let (s, p) = parse_challenge(
             r#"Bearer realm="http://127.0.0.1:1/token",service="reg",scope="repository:a/b:pull,push""#,
-        );
+        )
+        .unwrap();
         assert_eq!(s, "Bearer");
         assert_eq!(p["realm"], "http://127.0.0.1:1/token");
         assert_eq!(p["service"], "reg");
         assert_eq!(p["scope"], "repository:a/b:pull,push");
-        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
         assert_eq!(
             (s.as_str(), p["realm"].as_str()),
             ("Basic", "Registry Realm")
@@ -322,5 +426,17 @@ mod tests {
             encode("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"
         );
+    }
+
+    #[test]
+    fn refuses_an_unterminated_quote_and_odd_realms() {
+        let err = parse_challenge(r#"Bearer realm="http://127.0.0.1:1/token"#).unwrap_err();
+        assert!(err.contains("no closing quote"), "{err}");
+        assert!(check_realm("http://r", "http://127.0.0.1:1/token").is_ok());
+        assert!(check_realm("https://r", "https://auth.example/token?x=1").is_ok());
+        assert!(check_realm("https://r", "http://auth.example/token").is_err());
+        assert!(check_realm("http://r", "file:///etc/passwd").is_err());
+        assert!(check_realm("http://r", "http:///token").is_err());
+        assert!(check_realm("http://r", "http://a b/token").is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! The OCI distribution spec, client side: pull, push, login.
 //!
 //! Pull verifies every manifest, config and layer against its digest before
-//! anything is committed, unpacks each layer while it streams in (one
-//! thread per layer), and tags the image only once all of it is in place: a registry
-//! that goes away mid-pull leaves no image, only blobs `gc` collects.
+//! anything is committed, unpacks each layer while it streams in (a few
+//! layers at a time, [`Limits::parallel_blobs`]), and tags the image only
+//! once all of it is in place: a registry that goes away mid-pull leaves no
+//! image, only blobs `gc` collects. Nothing from the network is read
+//! without a bound ([`transfer`]): a blob stops at its descriptor's size,
+//! a manifest at [`MANIFEST_LIMIT`], every transfer at a stall.
 //!
 //! Push skips blobs the registry has (HEAD) and, before uploading, asks for
 //! a cross-repository mount from any repository of the same registry we
@@ -12,16 +15,19 @@
 pub mod auth;
 pub mod client;
 pub mod reference;
+pub mod transfer;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use client::{Body, Client, Credentials};
 pub use reference::RemoteRef;
+use transfer::{check_length, read_limited, Exact, Progress};
+pub use transfer::{Limits, TransferError};
 
 use super::export::{export_image, ExportCompression};
 use super::ingest::{import_manifest, parse_manifest, BlobFetch, Watch};
-use super::layout::{is_index_type, select_platform, Index, Platform};
+use super::layout::{is_index_type, resolve_platform, Index, IndexEntry, Platform};
 use super::sources;
 use super::{json, verify_bytes, OciError, Result};
 use crate::digest::Digest;
@@ -47,6 +53,8 @@ pub enum RegistryError {
     Unauthorized { url: String, detail: String },
     #[error("{0}")]
     Local(String),
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,6 +63,8 @@ pub struct PullOptions {
     pub insecure: bool,
     /// Credentials file; `None`: `<store root>/auth.json`.
     pub auth_file: Option<PathBuf>,
+    /// Stall window, rate floor, parallel downloads.
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,12 +78,18 @@ pub struct PushOptions {
     pub mount_from: Option<String>,
     /// Credentials file; `None`: `<store root>/auth.json`.
     pub auth_file: Option<PathBuf>,
+    /// Stall window and rate floor.
+    pub limits: Limits,
 }
 
 /// The credentials file: the one named, else the store's.
 pub fn auth_file(store: &Store, named: Option<&Path>) -> PathBuf {
     named.map_or_else(|| auth::auth_path(store.root()), Path::to_path_buf)
 }
+
+/// The most a manifest or index may be (real ones are a few KiB; an
+/// index of every platform stays far below).
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -83,11 +99,12 @@ fn client_for(
     insecure: bool,
     actions: &str,
     extra_scopes: Vec<String>,
+    limits: Limits,
 ) -> Result<Client> {
     let creds = auth::lookup(auth_file, &r.registry)?;
     let mut scopes = vec![format!("repository:{}:{actions}", r.repository)];
     scopes.extend(extra_scopes);
-    Ok(Client::new(r.api_host(), insecure, scopes, creds))
+    Ok(Client::new(r.api_host(), insecure, scopes, creds, limits))
 }
 
 struct RegistryBlobs<'a> {
@@ -96,10 +113,25 @@ struct RegistryBlobs<'a> {
 }
 
 impl BlobFetch for RegistryBlobs<'_> {
+    /// The body stops at the descriptor's size (one byte more is an
+    /// error), and must keep up [`Limits`]' rate.
     fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let path = format!("/v2/{}/blobs/{}", self.repository, desc.digest);
-        let resp = self.client.send("GET", &path, &[], &Body::None)?;
-        Ok(Box::new(resp.into_reader()))
+        let what = format!("blob {}", desc.digest);
+        let resp = self.client.get_stream(&path)?;
+        check_length(
+            resp.header("content-length"),
+            &what,
+            Some(desc.size),
+            u64::MAX,
+        )
+        .map_err(RegistryError::from)?;
+        let body = Progress::new(resp.into_reader(), what.clone(), &self.client.limits);
+        Ok(Box::new(Exact::new(body, what, desc.size)))
+    }
+
+    fn parallel(&self) -> usize {
+        self.client.limits.parallel_blobs
     }
 }
 
@@ -123,11 +155,12 @@ fn get_manifest(
         .unwrap_or("")
         .trim()
         .to_string();
-    let mut bytes = Vec::new();
-    resp.into_reader()
-        .take(4 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::Transport {
+    let what = format!("manifest {repository}:{reference}");
+    check_length(resp.header("content-length"), &what, None, MANIFEST_LIMIT)
+        .map_err(RegistryError::from)?;
+    let body = Progress::new(resp.into_reader(), what.clone(), &client.limits);
+    let bytes =
+        read_limited(body, &what, MANIFEST_LIMIT).map_err(|e| RegistryError::Transport {
             url: client.url(&path),
             detail: format!("reading the manifest: {e}"),
         })?;
@@ -162,16 +195,27 @@ pub fn pull(
 ) -> Result<Digest> {
     let r = RemoteRef::parse(reference)?;
     let creds = auth_file(store, opts.auth_file.as_deref());
-    let client = client_for(&creds, &r, opts.insecure, "pull", Vec::new())?;
+    let client = client_for(&creds, &r, opts.insecure, "pull", Vec::new(), opts.limits)?;
     let (mut mt, mut bytes, mut digest) = get_manifest(&client, &r.repository, &r.reference())?;
     if is_index_type(&mt) {
         let index: Index = json("image index", &bytes)?;
         let platform = opts.platform.clone().unwrap_or_else(Platform::linux_amd64);
-        let chosen = select_platform(&index, &platform)?.digest.to_string();
-        (mt, bytes, digest) = get_manifest(&client, &r.repository, &chosen)?;
+        let mut open = |e: &IndexEntry| -> Result<Index> {
+            let (mt, bytes, _) = get_manifest(&client, &r.repository, &e.digest.to_string())?;
+            if !is_index_type(&mt) {
+                return Err(OciError::Format(format!(
+                    "{reference}: {} is listed as an image index but is {mt}",
+                    e.digest
+                )));
+            }
+            json("nested image index", &bytes)
+        };
+        let chosen = resolve_platform(&index, &platform, &mut open)?;
+        (mt, bytes, digest) = get_manifest(&client, &r.repository, &chosen.digest.to_string())?;
         if is_index_type(&mt) {
-            return Err(OciError::Unsupported(format!(
-                "{reference}: nested image indexes are not supported"
+            return Err(OciError::Format(format!(
+                "{reference}: {} is listed as an image manifest but is an image index",
+                chosen.digest
             )));
         }
     }
@@ -256,7 +300,7 @@ pub fn push(
         }
     }
     let creds = auth_file(store, opts.auth_file.as_deref());
-    let client = client_for(&creds, &r, opts.insecure, "pull,push", extra)?;
+    let client = client_for(&creds, &r, opts.insecure, "pull,push", extra, opts.limits)?;
     let pusher = Pusher {
         client: &client,
         store,
@@ -267,21 +311,10 @@ pub fn push(
     // Authenticate once before the parallel uploads, so they share a token.
     let _ = client.send("GET", "/v2/", &[], &Body::None);
     let (config, layers) = blobs.split_last().expect("the config is always there");
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = layers
-            .iter()
-            .zip(&candidates)
-            .map(|((desc, src), from)| {
-                let pusher = &pusher;
-                s.spawn(move || pusher.blob(desc, src, from))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an upload thread panicked"))
-            .collect()
-    });
-    results.into_iter().collect::<Result<Vec<_>>>()?;
+    let jobs: Vec<_> = layers.iter().zip(&candidates).collect();
+    super::parallel::map_bounded(&jobs, opts.limits.parallel_blobs, |((desc, src), from)| {
+        pusher.blob(desc, src, from)
+    })?;
     pusher.blob(
         config.0,
         &config.1,
@@ -513,7 +546,7 @@ pub fn login(
         username: username.to_string(),
         password: password.to_string(),
     };
-    let client = Client::new(host, insecure, Vec::new(), Some(creds));
+    let client = Client::new(host, insecure, Vec::new(), Some(creds), Limits::default());
     client
         .send("GET", "/v2/", &[], &Body::None)
         .map_err(|e| match e {
