@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod console;
 pub mod container;
 pub mod exec;
+pub mod exeseal;
 pub mod hooks;
 pub mod lifecycle;
 pub mod native;

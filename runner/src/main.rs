@@ -31,6 +31,14 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    // Before anything else: everything that may start or join a container
+    // runs from a read-only clone of this binary (CVE-2019-5736).
+    if matches!(cli.command, cli::Command::Run(_) | cli::Command::Exec(_)) {
+        if let Err(e) = runner::exeseal::reexec_sealed() {
+            eprintln!("rrun: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let code = match run::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
