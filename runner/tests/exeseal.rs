@@ -334,3 +334,39 @@ fn running_from(bin: &Path) -> bool {
         .filter_map(|e| std::fs::metadata(e.path().join("exe")).ok())
         .any(|x| x.dev() == m.dev() && x.ino() == m.ino())
 }
+
+/// `--init`'s PID 1 never execs, so close-on-exec leaves it every
+/// descriptor rrun had: host files in the container, and under `run -d`
+/// the pipe whose EOF the foreground rrun waits for (it then returned only
+/// when the container ended).
+#[test]
+fn init_pid1_holds_no_host_descriptors() {
+    let name = "exeseal-init-fds";
+    let start = Instant::now();
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--init",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        "ls /proc/1/fd | tr '\\n' ' '; echo; sleep 4",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut log = String::new();
+    wait_until("the listing", Duration::from_secs(10), || {
+        log = logs(name);
+        log.contains('\n')
+    });
+    let _ = rrun(&["rm", "-f", name]);
+    assert!(
+        took < Duration::from_secs(3),
+        "`run -d --init` returned only after {took:?}: the container held its pipe"
+    );
+    assert_eq!(log.trim(), "0 1 2", "descriptors of the container's PID 1");
+}
