@@ -65,6 +65,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Build(_)) {
+        // RUN steps are containers: from here on this process runs from a
+        // read-only clone of its binary (CVE-2019-5736). First: it re-executes.
+        if let Err(e) = runner::exeseal::reexec_sealed() {
+            eprintln!("rbuild: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if matches!(cli.command, Command::Build(_) | Command::Export(_)) {
         // Views of stages are mounted by this process: in a mount namespace
         // of its own they vanish with it, even when it is killed. This must

@@ -141,6 +141,10 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         return Err(io("fork")(io::Error::last_os_error()));
     }
     if child == 0 {
+        // Not dumpable from its first instruction: it is visible in the
+        // container's /proc from the fork on.
+        // SAFETY: prctl with integers.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         drop(sync_wr);
         drop(rep_rd);
         let rep = rep_wr.as_raw_fd();
@@ -156,8 +160,6 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
             // SAFETY: _exit never returns.
             unsafe { libc::_exit(125) };
         }
-        // SAFETY: prctl with integers.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         for f in &tasks {
             if let Err(e) = sys::write_all_fd(f.as_raw_fd(), b"0") {
                 fail(125, format!("join the container's cgroup: {e}"));

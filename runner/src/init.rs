@@ -42,6 +42,14 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub fn run(argv: &[CString], env: &[CString]) -> ! {
     // SAFETY: integer arguments only. See the module comment (CVE-2019-5736).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+    // PID 1 never execs, so close-on-exec does not close what rrun had
+    // open: close it. Otherwise the container's PID 1 holds host files
+    // (whatever rrun inherited) and, under `run -d`, the pipe on which
+    // the foreground rrun waits for EOF, so that rrun would wait for the
+    // container to end.
+    // SAFETY: close_range takes only integers; nothing here uses a
+    // descriptor above 2 from now on.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
 
     // `ps` in the container shows what PID 1 is, as docker-init does.
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.

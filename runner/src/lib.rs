@@ -7,6 +7,7 @@ pub mod console;
 pub mod container;
 pub mod envvars;
 pub mod exec;
+pub mod exeseal;
 pub mod hooks;
 pub mod lifecycle;
 pub mod native;

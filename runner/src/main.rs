@@ -16,6 +16,15 @@ use clap::Parser;
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // Before anything else, even the parse (it would run twice): what may
+    // start or join a container runs from a read-only clone of this
+    // binary (CVE-2019-5736).
+    if may_enter_a_container(std::env::args_os().skip(1)) {
+        if let Err(e) = runner::exeseal::reexec_sealed() {
+            eprintln!("rrun: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -40,4 +49,49 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Whether the subcommand may be `run` or `exec`: every subcommand but the
+/// few that never enter a container, found without clap (`--root` is the
+/// only option taking a value before it). A misspelt command is sealed
+/// too, and then refused by clap.
+fn may_enter_a_container(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    while let Some(a) = args.next() {
+        let a = a.as_bytes();
+        if a == b"--root" {
+            args.next();
+        } else if !a.starts_with(b"-") {
+            return !matches!(a, b"ps" | b"stop" | b"kill" | b"rm" | b"logs");
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_enter_a_container;
+
+    fn check(line: &str) -> bool {
+        may_enter_a_container(line.split_whitespace().map(Into::into))
+    }
+
+    #[test]
+    fn run_exec_and_anything_unknown_are_sealed() {
+        assert!(check("run --rm busybox true"));
+        assert!(check("--root /x exec c sh"));
+        assert!(check("--root=/x run busybox"));
+        assert!(check("--root ps run busybox"));
+        assert!(check("-- run busybox"));
+        assert!(check("runn busybox"));
+    }
+
+    #[test]
+    fn commands_that_never_enter_a_container_are_not() {
+        assert!(!check("ps -a"));
+        assert!(!check("--root /x logs c"));
+        assert!(!check("rm -f run"));
+        assert!(!check("--help"));
+        assert!(!check(""));
+    }
 }
