@@ -115,6 +115,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
             platform: None,
             insecure: args.insecure_registry,
             auth_file: std::env::var_os("RBOX_AUTH_FILE").map(Into::into),
+            limits: Default::default(),
         },
         labels,
     };
