@@ -185,7 +185,22 @@ fn a_build_ended_by_a_signal_removes_its_temp_files() {
             "Containerfile",
             format!("FROM busybox\nRUN sleep 60 # {i}\n"),
         )]);
-        let mut child = Command::new(RBUILD)
+        let mut cmd = Command::new(RBUILD);
+        // A test run from a non-interactive shell's background job (the
+        // cgroup-v2 lane) inherits SIGINT ignored, which rbuild keeps, as
+        // programs should: give it the default a terminal user has.
+        // SAFETY: pre_exec runs between fork and exec; signal(2) is
+        // async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("--root")
             .arg(store_root())
             .args(["build", "--progress", "plain", "-t", "killed:1"])
