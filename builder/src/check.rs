@@ -19,7 +19,11 @@ pub struct Warning {
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file, self.line, self.rule, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.rule, self.message
+        )
     }
 }
 
@@ -88,7 +92,8 @@ mod tests {
     fn run(text: &str, target: Option<&str>) -> Result<Vec<String>, String> {
         let mut args = BTreeMap::new();
         args.insert("NOPE".to_string(), "1".to_string());
-        let cf = Containerfile::parse_with_args("Containerfile", text, &args).map_err(|e| e.to_string())?;
+        let cf = Containerfile::parse_with_args("Containerfile", text, &args)
+            .map_err(|e| e.to_string())?;
         check(&cf, target)
             .map(|w| w.iter().map(|w| w.to_string()).collect())
             .map_err(|e| e.to_string())
@@ -96,7 +101,11 @@ mod tests {
 
     #[test]
     fn lints_and_errors_without_building() {
-        let w = run("FROM busybox\nMAINTAINER me\nCMD echo hi\nENTRYPOINT [\"sh\"]\n", None).unwrap();
+        let w = run(
+            "FROM busybox\nMAINTAINER me\nCMD echo hi\nENTRYPOINT [\"sh\"]\n",
+            None,
+        )
+        .unwrap();
         assert_eq!(
             w,
             [

@@ -233,7 +233,10 @@ mod tests {
         let (uid, gid) = if nix::unistd::geteuid().is_root() {
             (1000, 1000)
         } else {
-            (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
         };
         let own = Ownership {
             uid,

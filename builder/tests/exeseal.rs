@@ -27,7 +27,14 @@ fn build_runs_from_a_read_only_clone_of_rbuild() {
     let child = Command::new(RBUILD)
         .arg("--root")
         .arg(store_root())
-        .args(["build", "--progress", "plain", "--no-cache", "-t", "exeseal:1"])
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--no-cache",
+            "-t",
+            "exeseal:1",
+        ])
         .arg(ctx.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -50,7 +57,11 @@ fn build_runs_from_a_read_only_clone_of_rbuild() {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         read_only,
         "rbuild ran its build from the writable binary, not a read-only clone"

@@ -213,13 +213,20 @@ fn a_huge_instruction_line_is_cut_in_the_progress_output() {
     let blob = "x".repeat(4 << 20);
     let file = format!("FROM busybox\nLABEL blob={blob}\nRUN echo after-blob\n");
     let out = build(&["--progress", "plain"], "pp:huge", &file);
-    assert!(out.status.success(), "{}", &stderr(&out)[..2000.min(stderr(&out).len())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        &stderr(&out)[..2000.min(stderr(&out).len())]
+    );
     let err = stderr(&out);
     assert!(err.len() < 4096, "progress echoed {} bytes", err.len());
     let cut = 200 - "LABEL blob=".len();
     let more = blob.len() - cut;
     assert!(
-        err.contains(&format!("LABEL blob={}... ({more} more bytes)", &blob[..cut])),
+        err.contains(&format!(
+            "LABEL blob={}... ({more} more bytes)",
+            &blob[..cut]
+        )),
         "{err}"
     );
     assert!(

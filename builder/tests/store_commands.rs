@@ -21,9 +21,15 @@ fn history_lists_each_step_newest_first_with_its_layer() {
     assert!(lines[3].contains("ENV GREETING=hi"), "{out}");
     // The RUN layer has a size; metadata steps made none.
     assert!(!lines[2].contains(" 0B"), "{out}");
-    assert!(lines[1].contains(" 0B") && lines[3].contains(" 0B"), "{out}");
+    assert!(
+        lines[1].contains(" 0B") && lines[3].contains(" 0B"),
+        "{out}"
+    );
     // Only the newest row names the image.
-    assert!(!lines[1].starts_with("<missing>") && lines[2].starts_with("<missing>"), "{out}");
+    assert!(
+        !lines[1].starts_with("<missing>") && lines[2].starts_with("<missing>"),
+        "{out}"
+    );
     let q = stdout(&rbuild(&["history", "-q", "hist:1"]));
     assert_eq!(q.lines().count(), lines.len() - 1);
     let o = rbuild(&["history", "no-such-image"]);
@@ -53,11 +59,27 @@ fn system_df_counts_images_and_containers() {
 
 #[test]
 fn build_check_reports_without_building() {
-    let ctx = context(&[("Containerfile", "FROM busybox\nCMD echo hi\nRUN touch /never\n")]);
-    let o = rbuild(&["build", "--check", "-t", "checked:1", ctx.path().to_str().unwrap()]);
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nCMD echo hi\nRUN touch /never\n",
+    )]);
+    let o = rbuild(&[
+        "build",
+        "--check",
+        "-t",
+        "checked:1",
+        ctx.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("Containerfile:2: JSONArgsRecommended"), "{}", stdout(&o));
-    assert!(!rbuild(&["inspect", "checked:1"]).status.success(), "--check built the image");
+    assert!(
+        stdout(&o).contains("Containerfile:2: JSONArgsRecommended"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !rbuild(&["inspect", "checked:1"]).status.success(),
+        "--check built the image"
+    );
     let ctx = context(&[("Containerfile", "FROM busybox\nRUNN x\n")]);
     let o = rbuild(&["build", "--check", ctx.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));

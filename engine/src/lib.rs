@@ -20,7 +20,7 @@ pub use reference::ImageRef;
 pub use store::{Image, Store, StoreError};
 pub mod fsck;
 pub mod layer;
+pub mod mount;
 pub mod oci;
 pub mod progress;
 pub mod runtime;
-pub mod mount;

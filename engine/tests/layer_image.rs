@@ -275,7 +275,10 @@ fn gnu_sparse_maps_with_extension_blocks_unpack() {
     assert!(st.success());
     let raw = fs::read(&tarball).unwrap();
     let h = tar::Header::from_byte_slice(&raw[..512]);
-    assert!(h.entry_type().is_gnu_sparse(), "GNU tar wrote no sparse entry");
+    assert!(
+        h.entry_type().is_gnu_sparse(),
+        "GNU tar wrote no sparse entry"
+    );
     assert!(h.as_gnu().unwrap().is_extended(), "no extension blocks");
     let blob = layer::import_tarball(&store, &tarball).unwrap();
     let fs_dir = store.layer_fs(&blob.diff_id);
@@ -283,6 +286,9 @@ fn gnu_sparse_maps_with_extension_blocks_unpack() {
         fs::read(fs_dir.join("a-sparse")).unwrap(),
         fs::read(tree.join("a-sparse")).unwrap()
     );
-    assert_eq!(fs::read(fs_dir.join(&deep)).unwrap(), b"after the sparse map");
+    assert_eq!(
+        fs::read(fs_dir.join(&deep)).unwrap(),
+        b"after the sparse map"
+    );
     assert_eq!(fs::read(fs_dir.join("z-last")).unwrap(), b"last");
 }

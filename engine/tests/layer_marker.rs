@@ -103,10 +103,7 @@ fn sync_layers_marks_this_boots_layers_synced() {
         MarkerState::UnsyncedThisBoot
     );
     // Too young: left alone.
-    assert_eq!(
-        store.sync_layers(Duration::from_secs(3600)).unwrap(),
-        0
-    );
+    assert_eq!(store.sync_layers(Duration::from_secs(3600)).unwrap(), 0);
     assert_eq!(store.sync_layers(Duration::ZERO).unwrap(), 1);
     assert_eq!(
         fs::read_to_string(layer_dir.join(MARKER)).unwrap(),
@@ -146,10 +143,7 @@ fn one_images_layers_are_checked_and_synced_alone() {
         "too young"
     );
     assert!(marker::needs_sync(&dirs, Duration::ZERO));
-    assert_eq!(
-        store.sync_image_layers(&image, Duration::ZERO).unwrap(),
-        1
-    );
+    assert_eq!(store.sync_image_layers(&image, Duration::ZERO).unwrap(), 1);
     assert!(!marker::needs_sync(&dirs, Duration::ZERO));
     assert_eq!(marker::state(&store.layer_dir(a), a), MarkerState::Synced);
     // The other image's layer was not touched.

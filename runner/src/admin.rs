@@ -84,7 +84,10 @@ pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
     let tail: Option<usize> = match a.tail.as_str() {
         "all" => None,
         n => Some(n.parse().map_err(|_| {
-            Coded(125, anyhow!("invalid --tail {n:?}: a number of lines, or \"all\""))
+            Coded(
+                125,
+                anyhow!("invalid --tail {n:?}: a number of lines, or \"all\""),
+            )
         })?),
     };
     let (dir, _) = find(root, &a.container)?;

@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
 use engine::mount::MountSpec;
+use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
 
 use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
 use crate::rootfs::{self, FsMount, RootfsPlan, Step};

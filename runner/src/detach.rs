@@ -55,7 +55,13 @@ impl Supervisor<'_> {
     /// the restart policy; if so, wait the back-off first (Docker's: 100
     /// ms doubling to a minute, from 100 ms again after a run of 10 s or
     /// more). False as soon as stop, kill or rm asks it to stay down.
-    fn restart_after(&self, code: i32, oom_killed: bool, ran: Duration, delay: &mut Duration) -> bool {
+    fn restart_after(
+        &self,
+        code: i32,
+        oom_killed: bool,
+        ran: Duration,
+        delay: &mut Duration,
+    ) -> bool {
         let known = self.state.borrow().clone();
         if !known.restart.restarts(code, known.restart_count) {
             return false;

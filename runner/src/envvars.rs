@@ -71,8 +71,12 @@ fn parse_env_file(path: &Path, bytes: &[u8]) -> Result<Vec<String>, EnvError> {
         if raw.contains(&0) {
             return Err(bad(n, "contains a NUL byte".into()));
         }
-        let text = std::str::from_utf8(raw)
-            .map_err(|e| bad(n, format!("is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            bad(
+                n,
+                format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            )
+        })?;
         let text = if n == 1 {
             text.trim_start_matches('\u{feff}')
         } else {

@@ -232,7 +232,6 @@ fn cstring(s: OsString) -> CString {
     CString::new(s.into_vec()).unwrap_or_default()
 }
 
-
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;

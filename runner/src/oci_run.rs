@@ -202,33 +202,33 @@ fn reap_strays() {
 fn run_detached(runtime: &str, spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
     crate::detach::spawn_supervisor(&spec.id, dir, state, |sup| {
         crate::detach::supervise_restarts(sup, || {
-        let mut on_started = |pid: i32| sup.started(pid);
-        match supervise(runtime, spec, dir, false, &mut on_started) {
-            Err(e) => {
-                // The runtime's own message went to the log, which goes
-                // with the directory: keep its last line for the caller.
-                let said = std::fs::read_to_string(dir.join("container.log"))
-                    .ok()
-                    .and_then(|t| {
-                        t.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
-                            .map(String::from)
-                    });
-                let code = crate::run::exit_code_of(&e);
-                let mut msg = crate::run::one_line(&e);
-                if code == 125 {
-                    if let Some(said) = said {
-                        msg.push_str(&format!(": {runtime} said: {said}"));
+            let mut on_started = |pid: i32| sup.started(pid);
+            match supervise(runtime, spec, dir, false, &mut on_started) {
+                Err(e) => {
+                    // The runtime's own message went to the log, which goes
+                    // with the directory: keep its last line for the caller.
+                    let said = std::fs::read_to_string(dir.join("container.log"))
+                        .ok()
+                        .and_then(|t| {
+                            t.lines()
+                                .rev()
+                                .find(|l| !l.trim().is_empty())
+                                .map(String::from)
+                        });
+                    let code = crate::run::exit_code_of(&e);
+                    let mut msg = crate::run::one_line(&e);
+                    if code == 125 {
+                        if let Some(said) = said {
+                            msg.push_str(&format!(": {runtime} said: {said}"));
+                        }
                     }
+                    Ended::Failed(code, msg)
                 }
-                Ended::Failed(code, msg)
+                Ok(o) => {
+                    let code = report_outcome(&o);
+                    Ended::Exited(code, o.status == ExitStatus::OutOfMemory)
+                }
             }
-            Ok(o) => {
-                let code = report_outcome(&o);
-                Ended::Exited(code, o.status == ExitStatus::OutOfMemory)
-            }
-        }
         })
     })
 }

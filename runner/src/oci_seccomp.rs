@@ -61,7 +61,9 @@ pub fn default_profile(caps: CapSet) -> Option<Value> {
             vec![json!({"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"})],
         ));
         // ENOSYS, so libc falls back to clone(2), whose flags are visible.
-        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+        syscalls.push(
+            json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+        );
     }
     // Any family but the refused ones, which must be two apart (38, 40).
     let [lo, hi] = [REFUSED_FAMILIES[0], REFUSED_FAMILIES[1]];
@@ -103,7 +105,17 @@ mod tests {
         for n in ["read", "execve", "futex", "arch_prctl", "chroot", "ptrace"] {
             assert!(names.iter().any(|v| v == n), "{n} missing");
         }
-        for n in ["mount", "umount2", "keyctl", "bpf", "setns", "kexec_load", "unshare", "clone", "socket"] {
+        for n in [
+            "mount",
+            "umount2",
+            "keyctl",
+            "bpf",
+            "setns",
+            "kexec_load",
+            "unshare",
+            "clone",
+            "socket",
+        ] {
             assert!(!names.iter().any(|v| v == n), "{n} allowed unconditionally");
         }
         let rules = p["syscalls"].as_array().unwrap();
@@ -146,9 +158,24 @@ mod tests {
             })
         };
         for f in 0..64u64 {
-            assert_eq!(allowed("socket", f), !REFUSED_FAMILIES.contains(&(f as u32)), "AF {f}");
+            assert_eq!(
+                allowed("socket", f),
+                !REFUSED_FAMILIES.contains(&(f as u32)),
+                "AF {f}"
+            );
         }
-        for x in [0u64, 1, 7, 8, 9, 0x20000, 0x20008, 0x40000, 0xffff_fffe, 0xffff_ffff] {
+        for x in [
+            0u64,
+            1,
+            7,
+            8,
+            9,
+            0x20000,
+            0x20008,
+            0x40000,
+            0xffff_fffe,
+            0xffff_ffff,
+        ] {
             assert_eq!(
                 allowed("personality", x),
                 SAFE_PERSONALITIES.contains(&(x as u32)),

@@ -894,7 +894,14 @@ mod tests {
             .collect();
         assert_eq!(
             nodes,
-            ["dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty"]
+            [
+                "dev/null",
+                "dev/zero",
+                "dev/full",
+                "dev/random",
+                "dev/urandom",
+                "dev/tty"
+            ]
         );
         // Parents are planned before what is mounted below them.
         let pos = |at: &str| steps.iter().position(|s| target_of(s) == at).unwrap();
@@ -945,17 +952,22 @@ mod tests {
         let cpu = steps
             .iter()
             .find_map(|s| match s {
-                Step::Fs { fs, target } if target.to_str().unwrap() == "sys/fs/cgroup/cpu,cpuacct" => {
+                Step::Fs { fs, target }
+                    if target.to_str().unwrap() == "sys/fs/cgroup/cpu,cpuacct" =>
+                {
                     Some(fs)
                 }
                 _ => None,
             })
             .unwrap();
-        let opts: Vec<&str> = cpu.options.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        let opts: Vec<&str> = cpu
+            .options
+            .iter()
+            .map(|(k, _)| k.to_str().unwrap())
+            .collect();
         assert_eq!(opts, ["cpu", "cpuacct"]);
         // Privileged: no read-only remount.
         let steps = standard_steps(&v1, true);
         assert!(!steps.iter().any(|s| matches!(s, Step::ReadOnly { .. })));
     }
-
 }

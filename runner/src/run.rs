@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::layer::marker;
+use engine::mount::MountSpec;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
-use engine::mount::MountSpec;
 use engine::Store;
 use runner::container::{self, Launch, LaunchError, Outcome};
 use runner::lifecycle;
@@ -233,10 +233,18 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         .map_err(|why| bad(&a.restart, "--restart", &why))?;
     if restart != runner::state::RestartPolicy::No {
         if a.rm {
-            return Err(bad(&a.restart, "--restart", "conflicts with --rm (a removed container cannot restart)"));
+            return Err(bad(
+                &a.restart,
+                "--restart",
+                "conflicts with --rm (a removed container cannot restart)",
+            ));
         }
         if !a.detach {
-            return Err(bad(&a.restart, "--restart", "needs -d: the detached supervisor is what restarts the container"));
+            return Err(bad(
+                &a.restart,
+                "--restart",
+                "needs -d: the detached supervisor is what restarts the container",
+            ));
         }
     }
     Ok(Checked {
@@ -345,7 +353,10 @@ pub(crate) fn name_problem(n: &str) -> Option<String> {
     if !ok {
         Some("only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into())
     } else if n.len() > MAX_NAME {
-        Some(format!("{} characters, at most {MAX_NAME} are allowed", n.len()))
+        Some(format!(
+            "{} characters, at most {MAX_NAME} are allowed",
+            n.len()
+        ))
     } else {
         None
     }
@@ -378,7 +389,10 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         if let Some(why) = name_problem(n) {
             let shown: String = n.chars().take(64).collect();
             let more = if shown.len() < n.len() { "..." } else { "" };
-            bail!(Coded(125, anyhow!("invalid container name {shown:?}{more}: {why}")));
+            bail!(Coded(
+                125,
+                anyhow!("invalid container name {shown:?}{more}: {why}")
+            ));
         }
     }
     if a.workdir

@@ -119,7 +119,9 @@ pub enum RestartPolicy {
     #[default]
     No,
     /// Restart after a non-zero exit, at most `max` times (0: no limit).
-    OnFailure { max: u32 },
+    OnFailure {
+        max: u32,
+    },
     Always,
     UnlessStopped,
 }
@@ -132,13 +134,17 @@ impl RestartPolicy {
                 "always" => Ok(RestartPolicy::Always),
                 "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
                 "on-failure" => Ok(RestartPolicy::OnFailure { max: 0 }),
-                _ => Err(format!("invalid restart policy {s:?} (no, on-failure[:N], always, unless-stopped)")),
+                _ => Err(format!(
+                    "invalid restart policy {s:?} (no, on-failure[:N], always, unless-stopped)"
+                )),
             },
             Some(("on-failure", n)) => n
                 .parse()
                 .map(|max| RestartPolicy::OnFailure { max })
                 .map_err(|_| format!("invalid restart count {n:?}: a whole number")),
-            Some((p, _)) => Err(format!("restart policy {p:?} takes no count (only on-failure:N does)")),
+            Some((p, _)) => Err(format!(
+                "restart policy {p:?} takes no count (only on-failure:N does)"
+            )),
         }
     }
 
@@ -244,7 +250,11 @@ impl State {
     /// after creation goes through here, so a change made by another
     /// process meanwhile (a `rename`) is kept, not overwritten with an old
     /// copy. `known` stands in when the file is unreadable.
-    pub fn update(dir: &Path, known: &State, f: impl FnOnce(&mut State)) -> Result<State, StateError> {
+    pub fn update(
+        dir: &Path,
+        known: &State,
+        f: impl FnOnce(&mut State),
+    ) -> Result<State, StateError> {
         let lock = std::fs::File::open(dir).map_err(|source| StateError::Io {
             op: "open",
             path: dir.to_path_buf(),
@@ -273,7 +283,12 @@ impl State {
     }
 
     /// The command ended with `code` (and the OOM killer's verdict).
-    pub fn mark_exited(dir: &Path, known: &State, code: i32, oom_killed: bool) -> Result<State, StateError> {
+    pub fn mark_exited(
+        dir: &Path,
+        known: &State,
+        code: i32,
+        oom_killed: bool,
+    ) -> Result<State, StateError> {
         State::update(dir, known, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(code);
@@ -392,7 +407,11 @@ mod tests {
         s.exit_code = Some(3);
         s.save(&dir).unwrap();
         assert_eq!(State::load(&dir).unwrap(), s);
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, ["state.json"]);
     }
 
@@ -409,7 +428,10 @@ mod tests {
         assert_eq!(found("abc1").unwrap(), "abc123");
         // A name wins over an id prefix it happens to look like.
         assert_eq!(found("abc").unwrap(), "ffff00");
-        assert!(matches!(find(t.path(), "ab"), Err(StateError::Ambiguous(_))));
+        assert!(matches!(
+            find(t.path(), "ab"),
+            Err(StateError::Ambiguous(_))
+        ));
         assert!(matches!(find(t.path(), "zz"), Err(StateError::NotFound(_))));
         assert!(matches!(find(t.path(), ""), Err(StateError::NotFound(_))));
     }
@@ -428,7 +450,10 @@ mod tests {
     #[test]
     fn restart_policies_parse_and_decide_like_dockers() {
         assert_eq!(RestartPolicy::parse("no"), Ok(RestartPolicy::No));
-        assert_eq!(RestartPolicy::parse("on-failure:3"), Ok(RestartPolicy::OnFailure { max: 3 }));
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3"),
+            Ok(RestartPolicy::OnFailure { max: 3 })
+        );
         assert!(RestartPolicy::parse("always:2").is_err());
         assert!(RestartPolicy::parse("sometimes").is_err());
         assert!(RestartPolicy::parse("on-failure:x").is_err());

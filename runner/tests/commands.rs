@@ -38,13 +38,27 @@ fn inspect_a_running_container_and_an_image() {
     assert_eq!(c0["State"]["Running"], true);
     assert!(c0["State"]["Pid"].as_i64().unwrap() > 1);
     assert_eq!(c0["Config"]["Image"], "busybox");
-    assert_eq!(c0["Config"]["Cmd"], serde_json::json!(["sh", "-c", "sleep 30"]));
-    let (_, f) = inspect(&["-f", "{{.State.Status}} {{.Name}} {{json .Config.Cmd}}", "insp"]);
+    assert_eq!(
+        c0["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "sleep 30"])
+    );
+    let (_, f) = inspect(&[
+        "-f",
+        "{{.State.Status}} {{.Name}} {{json .Config.Cmd}}",
+        "insp",
+    ]);
     assert_eq!(f, "running /insp [\"sh\",\"-c\",\"sleep 30\"]\n");
     let (c, img) = inspect(&["--type", "image", "busybox"]);
     assert_eq!(c, 0);
     let v: serde_json::Value = serde_json::from_str(&img).unwrap();
-    assert!(v[0]["RepoTags"].as_array().unwrap().iter().any(|t| t == "busybox:latest"), "{img}");
+    assert!(
+        v[0]["RepoTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "busybox:latest"),
+        "{img}"
+    );
     assert_eq!(v[0]["RootFS"]["Type"], "layers");
     let (c, _) = inspect(&["no-such-thing"]);
     assert_eq!(c, 1);
@@ -61,8 +75,17 @@ fn wait_prints_the_exit_code_and_a_rename_survives_the_exit() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // The supervisor records the exit after the rename: the new name stays.
     let o = rrun(&["wait", "renamed"]);
-    assert_eq!((code(&o), stdout(&o)), (0, "3\n".to_string()), "{}", stderr(&o));
-    let (_, f) = inspect(&["-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}}", "renamed"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "3\n".to_string()),
+        "{}",
+        stderr(&o)
+    );
+    let (_, f) = inspect(&[
+        "-f",
+        "{{.Name}} {{.State.Status}} {{.State.ExitCode}}",
+        "renamed",
+    ]);
     assert_eq!(f, "/renamed exited 3\n");
     assert_eq!(code(&rrun(&["inspect", "waiter"])), 1);
     // Names are checked like run's.
@@ -77,14 +100,29 @@ fn wait_prints_the_exit_code_and_a_rename_survives_the_exit() {
 #[test]
 fn diff_lists_added_changed_and_deleted_paths() {
     let o = rrun(&[
-        "run", "--name", "differ", "busybox", "sh", "-c",
+        "run",
+        "--name",
+        "differ",
+        "busybox",
+        "sh",
+        "-c",
         "echo x > /new; rm /etc/group; echo y >> /etc/passwd; mkdir -p /tmp/d/e",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = rrun(&["diff", "differ"]);
     let out = stdout(&o);
-    for line in ["A /new", "D /etc/group", "C /etc/passwd", "C /etc", "A /tmp/d", "A /tmp/d/e"] {
-        assert!(out.lines().any(|l| l == line), "{line:?} missing from:\n{out}");
+    for line in [
+        "A /new",
+        "D /etc/group",
+        "C /etc/passwd",
+        "C /etc",
+        "A /tmp/d",
+        "A /tmp/d/e",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line:?} missing from:\n{out}"
+        );
     }
     assert_eq!(code(&rrun(&["rm", "differ"])), 0);
 }
@@ -92,13 +130,23 @@ fn diff_lists_added_changed_and_deleted_paths() {
 #[test]
 fn top_shows_only_the_containers_processes() {
     detached("topper", "sleep 31 & sleep 32");
-    wait_for(|| stdout(&rrun(&["top", "topper"])).contains("sleep 32"), "top");
+    wait_for(
+        || stdout(&rrun(&["top", "topper"])).contains("sleep 32"),
+        "top",
+    );
     let out = stdout(&rrun(&["top", "topper"]));
     assert!(out.starts_with("UID"), "{out}");
-    assert!(out.contains("sleep 31") && out.contains("sleep 32"), "{out}");
+    assert!(
+        out.contains("sleep 31") && out.contains("sleep 32"),
+        "{out}"
+    );
     assert!(!out.contains("rrun"), "a host process is listed:\n{out}");
     let out = stdout(&rrun(&["top", "topper", "-o", "pid,comm"]));
-    assert_eq!(out.lines().filter(|l| l.contains("sleep")).count(), 2, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("sleep")).count(),
+        2,
+        "{out}"
+    );
     assert_eq!(code(&rrun(&["rm", "-f", "topper"])), 0);
     let o = rrun(&["top", "topper"]);
     assert_eq!(code(&o), 1);
@@ -135,9 +183,18 @@ fn ps_filters_formats_and_prune_keeps_running_containers() {
 
 #[test]
 fn logs_tail_and_follow() {
-    detached("logger", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo late");
-    wait_for(|| stdout(&rrun(&["logs", "logger"])).contains("line5"), "first lines");
-    assert_eq!(stdout(&rrun(&["logs", "--tail", "2", "logger"])), "line4\nline5\n");
+    detached(
+        "logger",
+        "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo late",
+    );
+    wait_for(
+        || stdout(&rrun(&["logs", "logger"])).contains("line5"),
+        "first lines",
+    );
+    assert_eq!(
+        stdout(&rrun(&["logs", "--tail", "2", "logger"])),
+        "line4\nline5\n"
+    );
     // -f returns once the container has stopped, with everything it wrote.
     let o = rrun(&["logs", "-f", "-n", "1", "logger"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -154,31 +211,69 @@ fn restart_policies_restart_until_the_limit_or_a_stop() {
     detached_with(&["--restart", "on-failure:2"], "flaky", "echo run; exit 3");
     let o = rrun(&["wait", "flaky"]);
     assert_eq!(stdout(&o), "3\n", "{}", stderr(&o));
-    wait_for(|| stdout(&rrun(&["logs", "flaky"])) == "run\nrun\nrun\n", "three runs");
+    wait_for(
+        || stdout(&rrun(&["logs", "flaky"])) == "run\nrun\nrun\n",
+        "three runs",
+    );
     wait_for(
         || inspect(&["-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]).1 == "2 exited\n",
         "two restarts",
     );
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(stdout(&rrun(&["logs", "flaky"])), "run\nrun\nrun\n", "a fourth run");
+    assert_eq!(
+        stdout(&rrun(&["logs", "flaky"])),
+        "run\nrun\nrun\n",
+        "a fourth run"
+    );
     let (_, p) = inspect(&["-f", "{{json .HostConfig.RestartPolicy}}", "flaky"]);
     assert_eq!(p, "{\"MaximumRetryCount\":2,\"Name\":\"on-failure\"}\n");
     // always: it keeps coming back until stopped, then stays down.
     detached_with(&["--restart", "always"], "phoenix", "sleep 0.2");
     wait_for(
-        || inspect(&["-f", "{{.RestartCount}}", "phoenix"]).1.trim().parse::<u32>().unwrap_or(0) >= 2,
+        || {
+            inspect(&["-f", "{{.RestartCount}}", "phoenix"])
+                .1
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(0)
+                >= 2
+        },
         "restarts of an always container",
     );
     assert_eq!(code(&rrun(&["stop", "-t", "1", "phoenix"])), 0);
     let after = inspect(&["-f", "{{.RestartCount}}", "phoenix"]).1;
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(inspect(&["-f", "{{.RestartCount}} {{.State.Status}}", "phoenix"]).1, format!("{} exited\n", after.trim()));
+    assert_eq!(
+        inspect(&["-f", "{{.RestartCount}} {{.State.Status}}", "phoenix"]).1,
+        format!("{} exited\n", after.trim())
+    );
     // Refused combinations.
-    let o = rrun(&["run", "--rm", "-d", "--restart", "always", "busybox", "true"]);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "-d",
+        "--restart",
+        "always",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("--rm"), "{}", stderr(&o));
-    assert_eq!(code(&rrun(&["run", "--restart", "always", "busybox", "true"])), 125);
-    assert_eq!(code(&rrun(&["run", "-d", "--restart", "sometimes", "busybox", "true"])), 125);
+    assert_eq!(
+        code(&rrun(&["run", "--restart", "always", "busybox", "true"])),
+        125
+    );
+    assert_eq!(
+        code(&rrun(&[
+            "run",
+            "-d",
+            "--restart",
+            "sometimes",
+            "busybox",
+            "true"
+        ])),
+        125
+    );
     assert_eq!(code(&rrun(&["rm", "-f", "flaky", "phoenix"])), 0);
 }
 

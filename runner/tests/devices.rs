@@ -69,7 +69,16 @@ fn privileged_opens_any_device() {
 #[test]
 fn oci_runtimes_get_the_same_device_rules() {
     for runtime in ["crun", "runc"] {
-        let o = rrun(&["run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", PROBE]);
+        let o = rrun(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "busybox",
+            "sh",
+            "-c",
+            PROBE,
+        ]);
         assert_eq!(code(&o), 0, "{runtime}: {}", stderr(&o));
         assert_eq!(
             stdout(&o),
@@ -78,7 +87,14 @@ fn oci_runtimes_get_the_same_device_rules() {
             stderr(&o)
         );
         let o = rrun(&[
-            "run", "--rm", "--runtime", runtime, "--privileged", "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--privileged",
+            "busybox",
+            "sh",
+            "-c",
             "mknod /tmp/fuse c 10 229; exec 3<>/tmp/fuse",
         ]);
         assert!(

@@ -144,7 +144,16 @@ fn exec_of_proc_self_exe_cannot_write_rrun() {
     let (bin, before) = second_rrun("exec");
     let size = before.len().to_string();
     let name = "exeseal-exec";
-    let o = rrun(&["run", "-d", "--name", name, image, "/attacker", "watch", &size]);
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        image,
+        "/attacker",
+        "watch",
+        &size,
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     for _ in 0..60 {
         // The exec'd copy of rrun gets "-c true" as its arguments and
@@ -329,9 +338,11 @@ fn init_pid1_exe_cannot_write_rrun() {
     recv.wait_handle();
     let _ = rrun(&["rm", "-f", name]);
     // The -d supervisor (running `bin`) is gone once its container is.
-    wait_until("the container's supervisor to exit", Duration::from_secs(10), || {
-        !running_from(&bin)
-    });
+    wait_until(
+        "the container's supervisor to exit",
+        Duration::from_secs(10),
+        || !running_from(&bin),
+    );
     let log = recv.finish();
     assert_unchanged(&bin, &before, &log);
     assert!(log.contains("reopen EROFS"), "receiver log:\n{log}");

@@ -27,7 +27,11 @@ fn prune_removes_stopped_containers_and_keeps_running_ones() {
     let o = rrun(&["container", "prune", "-f"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("Deleted Containers:"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("Total reclaimed space"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Total reclaimed space"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(names(), ["up"]);
     assert_eq!(code(&rrun(&["rm", "-f", "up"])), 0);
 }

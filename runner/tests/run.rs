@@ -305,14 +305,23 @@ fn bad_names_and_env_entries_exit_125_naming_what_is_wrong() {
             vec!["--name", &long],
             "5000 characters, at most 253 are allowed",
         ),
-        (vec!["--name", "../x"], "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-        (vec!["--name", "a/b"], "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        (
+            vec!["--name", "../x"],
+            "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+        ),
+        (
+            vec!["--name", "a/b"],
+            "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+        ),
         (
             vec!["--name", "bad-env", "-e", "=x"],
             "rrun: invalid environment variable \"=x\": the name before '=' is empty\n",
         ),
         (vec!["--name", "bad-env", "--env-file", nul_path], &nul_msg),
-        (vec!["--name", "bad-env", "--env-file", utf8_path], &utf8_msg),
+        (
+            vec!["--name", "bad-env", "--env-file", utf8_path],
+            &utf8_msg,
+        ),
     ];
     for (args, needle) in cases {
         let mut a = vec!["run", "--rm"];
@@ -321,7 +330,11 @@ fn bad_names_and_env_entries_exit_125_naming_what_is_wrong() {
         let o = rrun(&a);
         assert_eq!(code(&o), 125, "{}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{}", stderr(&o));
-        assert!(stderr(&o).len() < 300, "echoes too much: {}", stderr(&o).len());
+        assert!(
+            stderr(&o).len() < 300,
+            "echoes too much: {}",
+            stderr(&o).len()
+        );
     }
     let left = std::fs::read_dir(store_root().join("containers"))
         .unwrap()

@@ -33,7 +33,13 @@ fn workload_binary() -> &'static Path {
         std::fs::write(&src, WORKLOAD_SRC).unwrap();
         let out = dir.join("workload");
         let o = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-            .args(["--edition", "2021", "-C", "target-feature=+crt-static", "-o"])
+            .args([
+                "--edition",
+                "2021",
+                "-C",
+                "target-feature=+crt-static",
+                "-o",
+            ])
             .arg(&out)
             .arg(&src)
             .output()
@@ -96,7 +102,14 @@ fn unconfined_and_privileged_lift_the_filter() {
         let got = probe(extra);
         assert_eq!(got[0], ("nr_471".into(), "ENOSYS".into()), "{extra:?}");
         assert_eq!(got[1], ("nr_1000".into(), "ENOSYS".into()), "{extra:?}");
-        let o = rrun(&[&["run", "--rm"][..], extra, &["busybox", "grep", "^Seccomp:", "/proc/self/status"]].concat());
+        let o = rrun(
+            &[
+                &["run", "--rm"][..],
+                extra,
+                &["busybox", "grep", "^Seccomp:", "/proc/self/status"],
+            ]
+            .concat(),
+        );
         assert_eq!(stdout(&o), "Seccomp:\t0\n", "{extra:?}: {}", stderr(&o));
     }
 }
@@ -109,7 +122,11 @@ fn oci_runtimes_refuse_what_the_list_does_not_name() {
     for rt in ["crun", "runc"] {
         for (name, result) in probe(&["--runtime", rt]) {
             let unknown = name == "nr_471" || name == "nr_1000";
-            let want = if rt == "runc" && unknown { "ENOSYS" } else { "EPERM" };
+            let want = if rt == "runc" && unknown {
+                "ENOSYS"
+            } else {
+                "EPERM"
+            };
             assert_eq!(result, want, "{name} under {rt}");
         }
     }
@@ -141,7 +158,12 @@ fn busybox_workloads_run_under_the_filter() {
 /// refused with EPERM.
 #[test]
 fn a_debian_userland_runs_under_the_filter() {
-    for tool in ["/usr/bin/bash", "/usr/bin/python3", "/usr/bin/perl", "/usr/lib64"] {
+    for tool in [
+        "/usr/bin/bash",
+        "/usr/bin/python3",
+        "/usr/bin/perl",
+        "/usr/lib64",
+    ] {
         assert!(
             Path::new(tool).exists(),
             "{tool} missing on the host: apt-get install bash python3 perl"
@@ -149,7 +171,13 @@ fn a_debian_userland_runs_under_the_filter() {
     }
     let run = |extra: &[&str], args: &[&str]| {
         let mut a = vec![
-            "run", "--rm", "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v",
+            "run",
+            "--rm",
+            "-v",
+            "/usr:/usr:ro",
+            "-v",
+            "/usr/lib:/lib:ro",
+            "-v",
             "/usr/lib64:/lib64:ro",
         ];
         a.extend_from_slice(extra);
@@ -184,7 +212,10 @@ fn a_debian_userland_runs_under_the_filter() {
     let out = run(&[], &["/usr/bin/python3", "-c", py]);
     assert_eq!(out, "2d711642 0\nping\ninet ok\n40 1\n38 1\n");
     // The control: unfiltered, neither family answers EPERM.
-    let out = run(&["--security-opt", "seccomp=unconfined"], &["/usr/bin/python3", "-c", py]);
+    let out = run(
+        &["--security-opt", "seccomp=unconfined"],
+        &["/usr/bin/python3", "-c", py],
+    );
     assert!(!out.contains("40 1\n") && !out.contains("38 1\n"), "{out}");
     let out = run(
         &[],
@@ -209,7 +240,14 @@ fn a_static_threaded_program_runs_under_the_filter() {
     assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
     // clone3 says ENOSYS, and threads still start (glibc falls back to clone).
     assert_eq!(stdout(&o), expect(libc::ENOSYS));
-    let o = rrun(&["run", "--rm", "--security-opt", "seccomp=unconfined", image(), "/workload"]);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        image(),
+        "/workload",
+    ]);
     assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), expect(libc::EINVAL));
 }

@@ -118,13 +118,10 @@ fn probe_syscalls() {
             ("getpid", errno_of(libc::getpid() as libc::c_long)),
         ]
     };
-    for (name, e) in results
-        .into_iter()
-        .chain([
-            ("mount_i386", i386_syscall(21)),
-            ("nr_1000_i386", i386_syscall(1000)),
-        ])
-    {
+    for (name, e) in results.into_iter().chain([
+        ("mount_i386", i386_syscall(21)),
+        ("nr_1000_i386", i386_syscall(1000)),
+    ]) {
         say(&format!("{name}={e}\n"));
     }
     // fork (clone without namespace flags) still works under the filter.
@@ -330,7 +327,11 @@ fn cap_add_and_drop_reach_the_kernel() {
     assert_eq!(status_field(&out, "CapBnd"), "00000000a82405fb");
     assert_eq!(field(&out, "mount"), 0, "{out}");
     assert_eq!(field(&out, "unshare_net"), 0, "{out}");
-    assert_eq!(field(&out, "clone3"), libc::EINVAL, "clone3 reaches the kernel:\n{out}");
+    assert_eq!(
+        field(&out, "clone3"),
+        libc::EINVAL,
+        "clone3 reaches the kernel:\n{out}"
+    );
     assert_eq!(field(&out, "keyctl"), libc::EPERM, "{out}");
     assert_eq!(field(&out, "nr_1000"), libc::EPERM, "{out}");
 }

@@ -173,7 +173,9 @@ fn write_iidfile(path: &Path, id: &str) -> anyhow::Result<()> {
         .mode(0o644)
         .open(&tmp)
         .with_context(|| format!("--iidfile: create {}", tmp.display()))?;
-    let written = f.write_all(id.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
+    let written = f
+        .write_all(id.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("--iidfile: write {}", path.display()));
@@ -185,8 +187,12 @@ fn write_iidfile(path: &Path, id: &str) -> anyhow::Result<()> {
 fn check(opts: &BuildOptions) -> anyhow::Result<()> {
     let file = match &opts.file {
         Some(f) => f.clone(),
-        None => builder::parse::find_containerfile(&opts.context)
-            .with_context(|| format!("no Containerfile or Dockerfile in {} (use -f FILE)", opts.context.display()))?,
+        None => builder::parse::find_containerfile(&opts.context).with_context(|| {
+            format!(
+                "no Containerfile or Dockerfile in {} (use -f FILE)",
+                opts.context.display()
+            )
+        })?,
     };
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file

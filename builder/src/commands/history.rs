@@ -20,7 +20,10 @@ pub struct HistoryArgs {
 }
 
 /// One row of the table: (created, created by, layer size, comment).
-pub fn rows(config: &engine::image::ImageConfig, layer_sizes: &[u64]) -> Vec<(String, String, u64, String)> {
+pub fn rows(
+    config: &engine::image::ImageConfig,
+    layer_sizes: &[u64],
+) -> Vec<(String, String, u64, String)> {
     let mut sizes = layer_sizes.iter();
     let mut rows: Vec<_> = config
         .history
@@ -125,7 +128,11 @@ mod tests {
     #[test]
     fn rows_pair_layers_with_their_steps_newest_first() {
         let mut c = ImageConfig::scratch();
-        for (by, empty) in [("ADD rootfs", false), ("ENV A=b", true), ("RUN make", false)] {
+        for (by, empty) in [
+            ("ADD rootfs", false),
+            ("ENV A=b", true),
+            ("RUN make", false),
+        ] {
             c.history.push(History {
                 created: Some("2026-01-02T03:04:05Z".into()),
                 created_by: Some(by.into()),
@@ -137,7 +144,10 @@ mod tests {
         let got: Vec<(&str, u64)> = r.iter().map(|(_, b, s, _)| (b.as_str(), *s)).collect();
         assert_eq!(got, [("RUN make", 7), ("ENV A=b", 0), ("ADD rootfs", 100)]);
         assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
-        assert_eq!(parse_rfc3339(&engine::image::rfc3339(1_700_000_000)), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339(&engine::image::rfc3339(1_700_000_000)),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

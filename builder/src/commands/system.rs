@@ -40,7 +40,10 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
     let refs = store.list_refs()?;
     let images: HashSet<String> = refs.iter().map(|(_, d)| d.to_string()).collect();
     let containers = runner::state::list(&root.join("containers"));
-    let used: HashSet<&str> = containers.iter().map(|(_, s)| s.image_digest.as_str()).collect();
+    let used: HashSet<&str> = containers
+        .iter()
+        .map(|(_, s)| s.image_digest.as_str())
+        .collect();
     let active_images = images.iter().filter(|d| used.contains(d.as_str())).count();
     let image_bytes = du(&root.join("blobs")) + du(&root.join("layers"));
     let running = containers.iter().filter(|(_, s)| s.is_running()).count();

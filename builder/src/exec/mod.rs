@@ -290,8 +290,13 @@ impl Executor<'_> {
         if self.opts.pull != PullPolicy::Always {
             match self.store.find_image(r) {
                 Ok(image) => return Ok(image),
-                Err(engine::StoreError::ImageNotFound { .. }) if self.opts.pull != PullPolicy::Never => {}
-                Err(e) => return Err(format!("{e} (try: rbuild pull {r}, or build without --pull=never)")),
+                Err(engine::StoreError::ImageNotFound { .. })
+                    if self.opts.pull != PullPolicy::Never => {}
+                Err(e) => {
+                    return Err(format!(
+                        "{e} (try: rbuild pull {r}, or build without --pull=never)"
+                    ))
+                }
             }
         }
         self.progress.note(&format!("pulling {r}"));
@@ -304,7 +309,9 @@ impl Executor<'_> {
         let digest = engine::oci::registry::pull(self.store, r, &self.opts.registry, transfer.as_ref())
             .map_err(|e| format!("{r} is not in the store and pulling it failed: {e} (try: rbuild import, or rbuild pull)"))?;
         pulled.insert(r.to_string(), digest.clone());
-        self.store.image_by_digest(&digest).map_err(|e| e.to_string())
+        self.store
+            .image_by_digest(&digest)
+            .map_err(|e| e.to_string())
     }
 
     fn build_stage(&self, index: usize) -> Result<ImageState, BuildError> {

@@ -6,11 +6,11 @@ use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::PathBuf;
 
 use engine::layer::{LayerBlob, WriteOptions};
+use engine::mount::MountSpec;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, OutputSink, Resources, RootfsSpec, SecuritySpec,
     UserSpec,
 };
-use engine::mount::MountSpec;
 
 use super::view::MountedView;
 use super::{config, other, BuildError, Executor, ImageState};

@@ -361,9 +361,14 @@ mod tests {
         let r = oci_rules(Devices::Default);
         let r = r.as_array().unwrap();
         assert_eq!(r[0], serde_json::json!({"allow": false, "access": "rwm"}));
-        assert_eq!(r[1], serde_json::json!({"allow": true, "type": "c", "access": "m"}));
+        assert_eq!(
+            r[1],
+            serde_json::json!({"allow": true, "type": "c", "access": "m"})
+        );
         assert_eq!(r.len(), v1_allow_rules().len() + 1);
-        assert!(r.contains(&serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})));
+        assert!(r.contains(
+            &serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})
+        ));
         assert!(r.contains(&serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"})));
         let all = oci_rules(Devices::All);
         assert_eq!(all, serde_json::json!([{"allow": true, "access": "rwm"}]));

@@ -323,7 +323,11 @@ mod tests {
     fn only_our_controllers_are_used_and_co_mounts_keep_their_name() {
         let t = fixture();
         let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
-        let names: Vec<&str> = d.hierarchies.iter().map(|h| h.controllers.as_str()).collect();
+        let names: Vec<&str> = d
+            .hierarchies
+            .iter()
+            .map(|h| h.controllers.as_str())
+            .collect();
         assert_eq!(names, ["memory", "cpu,cpuacct", "pids", "devices"]);
         let cg = d.open("c1");
         let mounts = cg.inner_mounts();
@@ -338,7 +342,9 @@ mod tests {
         let text = PROC_CGROUP.replace("9:devices:/\n", "");
         let err = V1Driver::from_proc_cgroup(t.path(), &text).unwrap_err();
         match err {
-            CgroupError::MissingController { controller, why, .. } => {
+            CgroupError::MissingController {
+                controller, why, ..
+            } => {
                 assert_eq!(controller, "devices");
                 assert!(why.contains("device access"), "{why}");
             }
@@ -362,7 +368,10 @@ mod tests {
         assert_eq!(read(at("devices/rbox/c1/devices.deny")), "a");
         let last = super::super::devices::v1_allow_rules().pop().unwrap();
         assert_eq!(read(at("devices/rbox/c1/devices.allow")), last);
-        assert!(!at("freezer/rbox").exists(), "a hierarchy we do not use was touched");
+        assert!(
+            !at("freezer/rbox").exists(),
+            "a hierarchy we do not use was touched"
+        );
         assert_eq!(cg.paths().len(), 4);
         assert_eq!(d.list(), ["c1"]);
     }
@@ -373,7 +382,10 @@ mod tests {
         let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
         d.create("c1", &Resources::default(), Devices::All).unwrap();
         assert!(!t.path().join("devices/rbox/c1/devices.deny").exists());
-        assert!(!t.path().join("memory/rbox/c1/memory.limit_in_bytes").exists());
+        assert!(!t
+            .path()
+            .join("memory/rbox/c1/memory.limit_in_bytes")
+            .exists());
     }
 
     #[test]

@@ -212,7 +212,10 @@ mod tests {
             ..Resources::default()
         };
         let cg = d.create("c1", &res, Devices::All).unwrap();
-        assert_eq!(read(t.path().join("cgroup.subtree_control")), "+memory +cpu +pids");
+        assert_eq!(
+            read(t.path().join("cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
         assert_eq!(
             read(t.path().join(PARENT).join("cgroup.subtree_control")),
             "+memory +cpu +pids"
@@ -232,7 +235,10 @@ mod tests {
         fs::write(t.path().join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
         let d = V2Driver::new(t.path().to_path_buf());
         d.create("c1", &Resources::default(), Devices::All).unwrap();
-        assert_eq!(read(t.path().join("cgroup.subtree_control")), "cpu memory pids\n");
+        assert_eq!(
+            read(t.path().join("cgroup.subtree_control")),
+            "cpu memory pids\n"
+        );
         assert!(!t.path().join(PARENT).join("c1/memory.max").exists());
     }
 
@@ -240,7 +246,10 @@ mod tests {
     fn a_controller_the_host_lacks_is_named() {
         let t = fixture("cpu memory");
         let d = V2Driver::new(t.path().to_path_buf());
-        match d.create("c1", &Resources::default(), Devices::All).unwrap_err() {
+        match d
+            .create("c1", &Resources::default(), Devices::All)
+            .unwrap_err()
+        {
             CgroupError::MissingController { controller, .. } => assert_eq!(controller, "pids"),
             other => panic!("unexpected {other}"),
         }

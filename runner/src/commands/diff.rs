@@ -77,7 +77,8 @@ pub fn changes(upper: &Path, layers: &[PathBuf]) -> Vec<(char, PathBuf)> {
 }
 
 pub fn diff(root: &Path, a: &DiffArgs) -> Result<i32> {
-    let (dir, s) = state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
+    let (dir, s) =
+        state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
     let store = engine::Store::open(root).map_err(|e| Coded(1, e.into()))?;
     let image = store
         .find_image(&s.image_digest)
@@ -120,7 +121,13 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            ["C /etc", "A /etc/new", "C /etc/passwd", "C /hostetc", "A /hostetc/passwd"]
+            [
+                "C /etc",
+                "A /etc/new",
+                "C /etc/passwd",
+                "C /hostetc",
+                "A /hostetc/passwd"
+            ]
         );
     }
 }

@@ -25,7 +25,9 @@ pub struct Template {
 pub enum FormatError {
     #[error("template: unclosed action: {0:?}")]
     Unclosed(String),
-    #[error("template: unsupported action {{{{{0}}}}}: use {{{{.Field.Sub}}}} or {{{{json .Field}}}}")]
+    #[error(
+        "template: unsupported action {{{{{0}}}}}: use {{{{.Field.Sub}}}} or {{{{json .Field}}}}"
+    )]
     Unsupported(String),
     #[error("template: {path}: no such field (known here: {known})")]
     NoField { path: String, known: String },
@@ -89,10 +91,9 @@ impl Template {
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.clone(),
-                Piece::Field { path, .. } => path
-                    .last()
-                    .map(|s| s.to_uppercase())
-                    .unwrap_or_default(),
+                Piece::Field { path, .. } => {
+                    path.last().map(|s| s.to_uppercase()).unwrap_or_default()
+                }
             })
             .collect()
     }
@@ -134,17 +135,28 @@ mod tests {
     fn fields_json_and_literal_text() {
         let v = json!({"State": {"Status": "running", "Pid": 42, "Running": true},
                        "Config": {"Cmd": ["sh", "-c", "x"]}, "Name": "/web"});
-        let t = Template::parse("{{.Name}} {{.State.Status}} pid={{.State.Pid}} {{.State.Running}}").unwrap();
+        let t =
+            Template::parse("{{.Name}} {{.State.Status}} pid={{.State.Pid}} {{.State.Running}}")
+                .unwrap();
         assert_eq!(t.render(&v).unwrap(), "/web running pid=42 true");
         let t = Template::parse("{{json .Config.Cmd}}\\t{{ .State.Status }}").unwrap();
         assert_eq!(t.render(&v).unwrap(), "[\"sh\",\"-c\",\"x\"]\trunning");
-        assert_eq!(Template::parse("{{json .}}").unwrap().render(&json!({"a":1})).unwrap(), "{\"a\":1}");
+        assert_eq!(
+            Template::parse("{{json .}}")
+                .unwrap()
+                .render(&json!({"a":1}))
+                .unwrap(),
+            "{\"a\":1}"
+        );
     }
 
     #[test]
     fn mistakes_are_named() {
         let v = json!({"State": {"Status": "running"}});
-        let e = Template::parse("{{.State.Stat}}").unwrap().render(&v).unwrap_err();
+        let e = Template::parse("{{.State.Stat}}")
+            .unwrap()
+            .render(&v)
+            .unwrap_err();
         assert_eq!(
             e,
             FormatError::NoField {
@@ -152,9 +164,18 @@ mod tests {
                 known: "Status".into()
             }
         );
-        assert!(matches!(Template::parse("{{.A"), Err(FormatError::Unclosed(_))));
-        assert!(matches!(Template::parse("{{range .A}}"), Err(FormatError::Unsupported(_))));
-        assert!(matches!(Template::parse("{{..A}}"), Err(FormatError::Unsupported(_))));
+        assert!(matches!(
+            Template::parse("{{.A"),
+            Err(FormatError::Unclosed(_))
+        ));
+        assert!(matches!(
+            Template::parse("{{range .A}}"),
+            Err(FormatError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Template::parse("{{..A}}"),
+            Err(FormatError::Unsupported(_))
+        ));
     }
 
     #[test]

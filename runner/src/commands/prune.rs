@@ -70,7 +70,11 @@ pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
         }
         writeln!(out)?;
     }
-    writeln!(out, "Total reclaimed space: {}", engine::progress::human_size_decimal(freed))?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        engine::progress::human_size_decimal(freed)
+    )?;
     Ok(code)
 }
 

@@ -54,12 +54,25 @@ impl Filters {
                 .ok_or_else(|| format!("bad format of filter (expected name=value): {f:?}"))?;
             match k {
                 "status" => {
-                    if !matches!(val, "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead") {
+                    if !matches!(
+                        val,
+                        "created"
+                            | "running"
+                            | "exited"
+                            | "paused"
+                            | "restarting"
+                            | "removing"
+                            | "dead"
+                    ) {
                         return Err(format!("invalid filter 'status={val}'"));
                     }
                 }
                 "name" | "id" | "label" | "ancestor" => {}
-                other => return Err(format!("invalid filter {other:?} (known: status, name, id, label, ancestor)")),
+                other => {
+                    return Err(format!(
+                        "invalid filter {other:?} (known: status, name, id, label, ancestor)"
+                    ))
+                }
             }
             v.push((k.to_string(), val.to_string()));
         }
@@ -75,7 +88,12 @@ impl Filters {
     pub fn matches(&self, s: &State, labels: &dyn Fn() -> Vec<(String, String)>) -> bool {
         let keys = ["status", "name", "id", "label", "ancestor"];
         keys.iter().all(|key| {
-            let mut vals = self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).peekable();
+            let mut vals = self
+                .0
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .peekable();
             if vals.peek().is_none() {
                 return true;
             }

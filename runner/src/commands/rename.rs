@@ -12,13 +12,22 @@ use crate::run::{name_problem, Coded};
 pub fn rename(root: &Path, a: &RenameArgs) -> Result<i32> {
     let containers = root.join("containers");
     if let Some(why) = name_problem(&a.new) {
-        bail!(Coded(1, anyhow!("invalid container name {:?}: {why}", a.new)));
+        bail!(Coded(
+            1,
+            anyhow!("invalid container name {:?}: {why}", a.new)
+        ));
     }
     let (dir, mut s) = state::find(&containers, &a.old).map_err(|e| Coded(1, e.into()))?;
     if s.name == a.new {
-        bail!(Coded(1, anyhow!("container {} is already named {:?}", a.old, a.new)));
+        bail!(Coded(
+            1,
+            anyhow!("container {} is already named {:?}", a.old, a.new)
+        ));
     }
-    if state::list(&containers).iter().any(|(_, o)| o.name == a.new) {
+    if state::list(&containers)
+        .iter()
+        .any(|(_, o)| o.name == a.new)
+    {
         bail!(Coded(
             1,
             anyhow!("the container name {:?} is already in use", a.new)

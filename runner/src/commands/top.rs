@@ -20,11 +20,16 @@ pub fn filter(ps_output: &str, pids: &HashSet<i32>) -> Result<String, String> {
     let col = header
         .split_whitespace()
         .position(|h| h == "PID")
-        .ok_or_else(|| format!("ps output has no PID column: {header:?} (keep PID in the -o list)"))?;
+        .ok_or_else(|| {
+            format!("ps output has no PID column: {header:?} (keep PID in the -o list)")
+        })?;
     let mut out = String::from(header);
     out.push('\n');
     for l in lines {
-        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             out.push_str(l);
             out.push('\n');
@@ -34,7 +39,8 @@ pub fn filter(ps_output: &str, pids: &HashSet<i32>) -> Result<String, String> {
 }
 
 pub fn top(root: &Path, a: &TopArgs) -> Result<i32> {
-    let (_, s) = state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
+    let (_, s) =
+        state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
@@ -52,11 +58,18 @@ pub fn top(root: &Path, a: &TopArgs) -> Result<i32> {
     if !o.status.success() {
         bail!(Coded(
             1,
-            anyhow!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())
+            anyhow!(
+                "ps {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )
         ));
     }
     let text = String::from_utf8_lossy(&o.stdout);
-    print!("{}", filter(&text, &pids).map_err(|e| Coded(1, anyhow!(e)))?);
+    print!(
+        "{}",
+        filter(&text, &pids).map_err(|e| Coded(1, anyhow!(e)))?
+    );
     Ok(0)
 }
 
@@ -70,6 +83,8 @@ mod tests {
             super::filter(ps, &pids).unwrap(),
             "UID PID PPID C STIME TTY TIME CMD\nroot 42 1 0 10:01 ? 00:00:00 sleep 9\n"
         );
-        assert!(super::filter("USER CMD\n", &pids).unwrap_err().contains("no PID column"));
+        assert!(super::filter("USER CMD\n", &pids)
+            .unwrap_err()
+            .contains("no PID column"));
     }
 }

@@ -539,8 +539,7 @@ mod tests {
         let mut checked = 0;
         for &(name, a, b) in SYSCALLS {
             // uretprobe (6.11) took a free number below the headers' newest.
-            if a.is_some_and(|n| n > max64) || b.is_some_and(|n| n > max32) || name == "uretprobe"
-            {
+            if a.is_some_and(|n| n > max64) || b.is_some_and(|n| n > max32) || name == "uretprobe" {
                 continue;
             }
             assert_eq!(find(&h64, name), a, "x86_64 number of {name}");
