@@ -15,6 +15,9 @@ if ! cargo build --workspace --all-targets --locked >"$build_log" 2>&1; then
   exit 1
 fi
 tail -n 1 "$build_log"; rm -f "$build_log"
+echo "== cargo fmt --check and clippy (warnings are errors) =="
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "== library unit tests as an unprivileged user =="
 bash scripts/unit-unprivileged.sh
 echo "== host lane ($(scripts/cgroup-mode.sh)) =="

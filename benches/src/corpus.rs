@@ -104,7 +104,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -113,7 +113,7 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -121,7 +121,7 @@ impl Rng {
 fn fill(rng: &mut Rng, buf: &mut [u8]) {
     const TABLE: &[u8; 16] = b"eettaoinshr \n_/x";
     for chunk in buf.chunks_mut(16) {
-        let mut r = rng.next();
+        let mut r = rng.next_u64();
         for b in chunk.iter_mut() {
             *b = TABLE[(r & 15) as usize];
             r >>= 4;

@@ -69,7 +69,12 @@ pub fn cgroup_mode() -> String {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let magic = |p: &str| {
         nix::sys::statfs::statfs(Path::new(p))
-            .map(|s| s.filesystem_type().0 as i64)
+            // The magic's C type differs between architectures.
+            .map(|s| {
+                #[allow(clippy::unnecessary_cast)]
+                let m = s.filesystem_type().0 as i64;
+                m
+            })
             .ok()
     };
     if magic("/sys/fs/cgroup") == Some(CGROUP2_SUPER_MAGIC) {

@@ -6,6 +6,31 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+/// Bytes of disk the regular files under `dir` take (allocated blocks,
+/// hard links counted once; symlinks and special files not followed).
+/// Unreadable parts count as empty: this is for reports such as `system
+/// df` and `container prune`, never for a decision.
+pub fn disk_usage(dir: &Path) -> u64 {
+    use std::collections::HashSet;
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut total = 0;
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                total += walk(&e.path(), seen);
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += m.blocks() * 512;
+            }
+        }
+        total
+    }
+    walk(dir, &mut HashSet::new())
+}
+
 /// fsync a directory, so that a rename into it survives a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

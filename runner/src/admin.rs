@@ -153,9 +153,10 @@ fn tail_offset(f: &mut std::fs::File, n: usize) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// The environment of an `exec`: the container's, with each `-e KEY=VALUE`
-/// (or `-e KEY`, taken from ours, as Docker does) replacing its key. An
-/// entry with an empty name (`-e =x`) is refused.
+/// The environment of an `exec`: the container's, with each `-e` applied
+/// as `run -e` applies it ([`runner::envvars::apply`]: a bare `-e KEY` is
+/// taken from ours and left out when we have none). An entry with an
+/// empty name (`-e =x`) is refused.
 pub fn exec_env(
     base: &[String],
     given: &[String],
@@ -163,14 +164,7 @@ pub fn exec_env(
     let mut env = base.to_vec();
     for e in given {
         runner::envvars::check_entry(e)?;
-        let kv = if e.contains('=') {
-            e.clone()
-        } else {
-            format!("{e}={}", std::env::var(e).unwrap_or_default())
-        };
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
+        runner::envvars::apply(&mut env, e, |k| std::env::var(k).ok());
     }
     Ok(env)
 }

@@ -48,6 +48,25 @@ pub fn check_entry(entry: &str) -> Result<(), EnvError> {
     }
 }
 
+/// Apply one entry to `env`, as Docker does for `run -e` and `exec -e`:
+/// `NAME=value` replaces any `NAME`; a bare `NAME` takes the value from
+/// `lookup` (our own environment, in the binaries) and is left out, not
+/// set empty, when `lookup` has none. The entry must have passed
+/// [`check_entry`] or come from [`read_env_file`].
+pub fn apply(env: &mut Vec<String>, entry: &str, lookup: impl Fn(&str) -> Option<String>) {
+    let kv = if entry.contains('=') {
+        entry.to_string()
+    } else {
+        match lookup(entry) {
+            Some(v) => format!("{entry}={v}"),
+            None => return,
+        }
+    };
+    let key = kv.split('=').next().unwrap_or("");
+    env.retain(|e| e.split('=').next() != Some(key));
+    env.push(kv);
+}
+
 /// The entries of an env file, in order: `NAME=value` lines, and bare
 /// `NAME` lines (the caller takes those from its own environment). Blank
 /// lines and `#` comments are skipped; surrounding whitespace is trimmed.
@@ -141,5 +160,19 @@ mod tests {
         assert!(check_entry("A=").is_ok());
         assert!(check_entry("A==b").is_ok());
         assert!(check_entry("PATH").is_ok());
+    }
+
+    #[test]
+    fn apply_replaces_by_name_and_leaves_out_an_unset_bare_name() {
+        let lookup = |k: &str| (k == "HOSTVAR").then(|| "from-host".to_string());
+        let mut env = vec!["A=1".to_string(), "B=2".to_string()];
+        apply(&mut env, "A=3", lookup);
+        apply(&mut env, "HOSTVAR", lookup);
+        apply(&mut env, "UNSET", lookup);
+        apply(&mut env, "B", lookup);
+        // An unset bare name leaves what the image had.
+        assert_eq!(env, ["B=2", "A=3", "HOSTVAR=from-host"]);
+        apply(&mut env, "C==x", lookup);
+        assert_eq!(env.last().unwrap(), "C==x");
     }
 }

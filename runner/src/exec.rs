@@ -102,16 +102,8 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     .map_err(ExecError::Security)?;
     let argv: Vec<CString> = req.args.iter().map(sys::cstring).collect();
     let envp: Vec<CString> = req.env.iter().map(sys::cstring).collect();
-    let argv_p: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp_p: Vec<*const libc::c_char> = envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    let argv_p = sys::pointer_array(&argv);
+    let envp_p = sys::pointer_array(&envp);
     let path = req.env.iter().rev().find_map(|kv| kv.strip_prefix("PATH="));
     let candidates =
         spawn::exec_candidates(req.args.first().map(String::as_str).unwrap_or(""), path);

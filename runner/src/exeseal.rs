@@ -36,7 +36,7 @@ use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 /// Set in the environment of the re-executed process only.
 pub const MARKER: &str = "RBOX_EXESEAL";
@@ -154,26 +154,18 @@ fn memfd_clone() -> Result<OwnedFd, ExesealError> {
 /// execveat(fd, "", AT_EMPTY_PATH) with our argv and environment plus the
 /// marker. Returns only on failure.
 fn exec_fd(fd: &OwnedFd, kind: &str) -> io::Error {
-    let argv: Vec<CString> = std::env::args_os().map(cstring).collect();
+    let argv: Vec<CString> = std::env::args_os().map(crate::sys::cstring).collect();
     let mut envp: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
             let mut kv = k;
             kv.push("=");
             kv.push(v);
-            cstring(kv)
+            crate::sys::cstring(kv)
         })
         .collect();
-    envp.push(cstring(format!("{MARKER}={kind}").into()));
-    let argv_p: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp_p: Vec<*const libc::c_char> = envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    envp.push(crate::sys::cstring(format!("{MARKER}={kind}")));
+    let argv_p = crate::sys::pointer_array(&argv);
+    let envp_p = crate::sys::pointer_array(&envp);
     // SAFETY: execveat with our descriptor, an empty path, and
     // NULL-terminated arrays of NUL-terminated strings that outlive the call.
     unsafe {
@@ -220,16 +212,11 @@ fn name_after_argv0() {
         return;
     };
     let base = arg0.as_bytes().rsplit(|b| *b == b'/').next().unwrap_or(b"");
-    let name = cstring(OsString::from(std::ffi::OsStr::from_bytes(
+    let name = crate::sys::cstring(OsString::from(std::ffi::OsStr::from_bytes(
         &base[..base.len().min(15)],
     )));
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-}
-
-fn cstring(s: OsString) -> CString {
-    // Arguments and environment strings from the kernel hold no NUL.
-    CString::new(s.into_vec()).unwrap_or_default()
 }
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;

@@ -234,17 +234,8 @@ impl OciRuntime {
         .map_err(io("write", &config))
     }
 
-    /// Run to completion; `forward_signals` needs a single-threaded caller.
-    pub fn run_with(
-        &self,
-        spec: &ContainerSpec,
-        bundle: &Path,
-        forward_signals: bool,
-    ) -> Result<ExitStatus, OciError> {
-        self.run_to_sink(spec, bundle, forward_signals, OutputSink::Inherit)
-    }
-
-    /// `run_with`, the container's stdout and stderr sent to `output` as
+    /// Run to completion (`forward_signals` needs a single-threaded
+    /// caller), the container's stdout and stderr sent to `output` as
     /// the OCI runtime's own: crun hands them to the container as they
     /// are, runc relays each through a pipe of its own (so stdout and
     /// stderr lines may interleave differently than written).

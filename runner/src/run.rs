@@ -260,28 +260,16 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
 /// PATH, HOSTNAME, HOME (and TERM with -t) when missing.
 fn build_env(a: &RunArgs, image_env: &[String], hostname: &str, home: &str) -> Result<Vec<String>> {
     let mut env: Vec<String> = image_env.to_vec();
-    let mut set = |kv: String| {
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    };
     let bad_env = |e: runner::envvars::EnvError| Coded(125, e.into());
+    let host = |k: &str| std::env::var(k).ok();
     for f in &a.env_file {
         for entry in runner::envvars::read_env_file(f).map_err(bad_env)? {
-            if entry.contains('=') {
-                set(entry);
-            } else if let Ok(v) = std::env::var(&entry) {
-                set(format!("{entry}={v}"));
-            }
+            runner::envvars::apply(&mut env, &entry, host);
         }
     }
     for e in &a.env {
         runner::envvars::check_entry(e).map_err(bad_env)?;
-        if e.contains('=') {
-            set(e.clone());
-        } else if let Ok(v) = std::env::var(e) {
-            set(format!("{e}={v}"));
-        }
+        runner::envvars::apply(&mut env, e, host);
     }
     let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
     if !has(&env, "PATH") {

@@ -23,8 +23,8 @@ pub struct ChildPlan {
     /// own (see `rootfs::EtcFiles`).
     pub etc_files: Option<rootfs::EtcFiles>,
     pub hostname: CString,
-    /// Absolute path inside the container.
-    /// Relative to the container's root (`.` for `/`).
+    /// The working directory, relative to the container's root (`.` for
+    /// `/`): resolved beneath the root after the pivot.
     pub workdir: CString,
     pub uid: u32,
     pub gid: u32,
@@ -137,19 +137,8 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
         source,
     })?;
     // Pointer arrays built here: the child must not allocate.
-    let argv: Vec<*const libc::c_char> = plan
-        .argv
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = plan
-        .envp
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let parent_pid = std::process::id() as libc::pid_t;
+    let argv = sys::pointer_array(&plan.argv);
+    let envp = sys::pointer_array(&plan.envp);
     let mut flags =
         (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
     if plan.new_net {
@@ -162,7 +151,7 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
         Ok(sys::Forked::Child) => {
             drop(sync_wr);
             drop(report_rd);
-            child_main(plan, parent_pid, sync_rd, report_wr, &argv, &envp)
+            child_main(plan, sync_rd, report_wr, &argv, &envp)
         }
         Ok(sys::Forked::Parent(pid)) => Ok(Started {
             pid,
@@ -185,7 +174,6 @@ fn fail(report: RawFd, code: u8, msg: std::fmt::Arguments<'_>) -> ! {
 
 fn child_main(
     plan: &ChildPlan,
-    _parent_pid: libc::pid_t,
     sync: OwnedFd,
     report: OwnedFd,
     argv: &[*const libc::c_char],

@@ -230,6 +230,16 @@ pub fn cstring(s: impl AsRef<std::ffi::OsStr>) -> CString {
     CString::new(s.as_ref().as_bytes()).unwrap_or_else(|_| CString::new("\u{fffd}").unwrap())
 }
 
+/// The NULL-terminated pointer array execve wants, over `strings` (which
+/// must outlive it). Built before a fork: the child must not allocate.
+pub fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect()
+}
+
 /// Raw write of a whole buffer (no allocation; usable in the child).
 pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {

@@ -14,7 +14,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// the store's tag, so tests of other stores running meanwhile (another
 /// test binary, a helper on a dev machine) do not count.
 fn our_cgroups() -> Vec<String> {
-    let tag = runner::lifecycle::store_tag(&store_root());
+    let tag = runner::lifecycle::store_tag(store_root());
     let mut bases = vec![std::path::PathBuf::from("/sys/fs/cgroup/rbox")];
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
         bases.extend(rd.flatten().map(|e| e.path().join("rbox")));

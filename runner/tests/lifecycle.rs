@@ -52,6 +52,23 @@ fn detached_run_ps_logs_exec_stop_rm() {
     assert_eq!(l[1].trim(), "sleep 3600");
     assert_eq!(l[2], "hi");
     assert_ne!(l[3], "0", "exec is not in the container's cgroup: {out}");
+    // exec -e as run -e: a bare name unset here is left out, not set empty.
+    let o = rrun_cmd(&[
+        "exec",
+        "-e",
+        "RBOX_TEST_UNSET_VAR",
+        "-e",
+        "GREETING",
+        "svc",
+        "sh",
+        "-c",
+        "echo ${RBOX_TEST_UNSET_VAR-left out} ${GREETING-gone}",
+    ])
+    .env_remove("RBOX_TEST_UNSET_VAR")
+    .env_remove("GREETING")
+    .output()
+    .unwrap();
+    assert_eq!(stdout(&o), "left out hi\n", "{}", stderr(&o));
     assert_eq!(code(&rrun(&["exec", "svc", "sh", "-c", "exit 7"])), 7);
     assert_eq!(code(&rrun(&["exec", "svc", "nope"])), 127);
 

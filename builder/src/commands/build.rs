@@ -153,34 +153,12 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
 /// name (O_EXCL, never through a symlink) and renamed over it.
 fn write_iidfile(path: &Path, id: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("--iidfile {}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o644)
-        .open(&tmp)
-        .with_context(|| format!("--iidfile: create {}", tmp.display()))?;
-    let written = f
+    let mut out = engine::outfile::OutputFile::create_mode(path, 0o644)
+        .with_context(|| format!("--iidfile {}", path.display()))?;
+    out.file()
         .write_all(id.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("--iidfile: write {}", path.display()));
-    }
-    Ok(())
+        .and_then(|()| out.commit())
+        .with_context(|| format!("--iidfile: write {}", path.display()))
 }
 
 /// `--check`: the Containerfile's errors and lint warnings, no build.

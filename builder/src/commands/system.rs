@@ -13,27 +13,6 @@ pub enum SystemCommand {
     Df,
 }
 
-/// Bytes of regular files under `dir` (hard links counted once).
-pub fn du(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    fn walk(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return 0;
-        };
-        let mut total = 0;
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                total += walk(&e.path(), seen);
-            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
-                total += m.blocks() * 512;
-            }
-        }
-        total
-    }
-    walk(dir, &mut HashSet::new())
-}
-
 pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
     let SystemCommand::Df = cmd;
     let store = super::open_store(root)?;
@@ -45,12 +24,13 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
         .map(|(_, s)| s.image_digest.as_str())
         .collect();
     let active_images = images.iter().filter(|d| used.contains(d.as_str())).count();
-    let image_bytes = du(&root.join("blobs")) + du(&root.join("layers"));
+    let image_bytes = engine::fsutil::disk_usage(&root.join("blobs"))
+        + engine::fsutil::disk_usage(&root.join("layers"));
     let running = containers.iter().filter(|(_, s)| s.is_running()).count();
     let mut container_bytes = 0;
     let mut stopped_bytes = 0;
     for (dir, s) in &containers {
-        let b = du(&dir.join("upper"));
+        let b = engine::fsutil::disk_usage(&dir.join("upper"));
         container_bytes += b;
         if !s.is_running() {
             stopped_bytes += b;
@@ -59,7 +39,7 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
     let cache_entries = std::fs::read_dir(root.join("cache/steps"))
         .map(|rd| rd.count())
         .unwrap_or(0);
-    let pct = |part: u64, all: u64| if all == 0 { 0 } else { part * 100 / all };
+    let pct = |part: u64, all: u64| (part * 100).checked_div(all).unwrap_or(0);
     println!(
         "{:<16} {:<8} {:<8} {:<12} RECLAIMABLE",
         "TYPE", "TOTAL", "ACTIVE", "SIZE"

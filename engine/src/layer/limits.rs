@@ -101,7 +101,7 @@ pub fn parse_limit(var: &'static str, value: &str) -> Result<u64, LimitError> {
 /// `1536 MiB`, `1000 bytes`.
 pub fn show_bytes(n: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }

@@ -59,13 +59,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// `$RBOX_ROOT`, else `/var/lib/rbox`.
-    pub fn default_root() -> PathBuf {
-        std::env::var_os("RBOX_ROOT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
-    }
-
     /// Open (creating if needed) the store at `root`, take the shared lock,
     /// and remove temp directories left by processes that died. The store's
     /// directories are made private to its owner if they were not

@@ -11,19 +11,6 @@ use runner::{lifecycle, state};
 use crate::cli::PruneArgs;
 use crate::run::{require_root, Coded};
 
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
     require_root("rrun container prune")?;
     if !a.force {
@@ -50,7 +37,7 @@ pub fn prune(root: &Path, a: &PruneArgs) -> Result<i32> {
         if s.is_running() {
             continue;
         }
-        let size = dir_size(&dir.join("upper"));
+        let size = engine::fsutil::disk_usage(&dir.join("upper"));
         match lifecycle::remove(&dir, &s, false) {
             Ok(()) => {
                 freed += size;

@@ -135,7 +135,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         _ => {}
     }
     for (_, s) in state::list(&dir) {
-        if !(a.all || filters.wants_all()) && !s.is_running() {
+        if !(a.all || filters.wants_all() || s.is_running()) {
             continue;
         }
         let labels = || -> Vec<(String, String)> {

@@ -19,8 +19,6 @@ pub enum CapError {
     Capset { what: String, source: nix::Error },
     #[error("clearing the ambient capability set failed: {0}")]
     Ambient(nix::Error),
-    #[error("PR_SET_KEEPCAPS failed: {0}")]
-    KeepCaps(nix::Error),
 }
 
 macro_rules! caps {
@@ -238,16 +236,6 @@ pub fn drop_bounding(keep: CapSet) -> Result<(), CapError> {
                 source: nix::Error::last(),
             });
         }
-    }
-    Ok(())
-}
-
-/// PR_SET_KEEPCAPS: whether the permitted set survives setuid to non-root.
-pub fn set_keep_caps(on: bool) -> Result<(), CapError> {
-    // SAFETY: integer arguments only.
-    let r = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) };
-    if r < 0 {
-        return Err(CapError::KeepCaps(nix::Error::last()));
     }
     Ok(())
 }

@@ -92,6 +92,6 @@ pub fn code(o: &Output) -> i32 {
 
 pub fn cgroup_v2() -> bool {
     nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .map(|s| s.filesystem_type().0 as i64 == 0x6367_7270)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }

@@ -284,7 +284,7 @@ fn startup_size(ctx: &Ctx, s: &mut Section) {
         let mut cs = vec![rrun_contender(ctx, "rrun", &pairs, &format!("sized{mb}"))];
         interleave(
             &mut cs,
-            ctx.warmup.min(1).max(1),
+            1, // one warm-up: the probe already unpacked the layers
             ctx.runs,
             &format!("startup {mb} MB"),
         );

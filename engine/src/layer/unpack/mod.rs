@@ -48,7 +48,7 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
         source,
     };
     let root_fd = sys::openat(
-        rustix_cwd(),
+        cwd_fd(),
         &cstr(dest.as_os_str().as_encoded_bytes()),
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
@@ -132,7 +132,7 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
     })
 }
 
-fn rustix_cwd() -> BorrowedFd<'static> {
+fn cwd_fd() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is a constant the kernel accepts wherever a
     // directory fd is expected; it is never closed.
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
