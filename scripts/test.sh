@@ -2,6 +2,14 @@
 # The test command (README "Tests"): every test for real, as root, on this
 # host's cgroup layout and again inside a throw-away pure cgroup-v2 VM.
 set -euo pipefail
+# Signals ignored where we were started (nohup, a script's background job)
+# stay ignored in every rrun and rbuild the tests start, as they should;
+# the tests send those signals and expect the dispositions a terminal
+# user's shell gives. Start over with every signal at its default.
+if [ "${RBOX_TEST_SIGNALS_RESET:-}" != 1 ]; then
+  exec env --default-signal RBOX_TEST_SIGNALS_RESET=1 bash "$0" "$@"
+fi
+
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: the tests mount, clone namespaces and create cgroups: run as root" >&2; exit 1; }
 

@@ -25,7 +25,9 @@ for entry in "$@"; do
   name=${bin##*/}
   say "[$n/$#] ${dir##*/}: $name --test-threads=$threads"
   start=$SECONDS
-  (cd "$dir" && exec "$bin" --test-threads="$threads") &
+  # A background job of a script starts with SIGINT and SIGQUIT ignored:
+  # give the tests the dispositions a terminal user's shell has.
+  (cd "$dir" && exec env --default-signal "$bin" --test-threads="$threads") &
   pid=$!
   sleep "$limit" &
   dog=$!
