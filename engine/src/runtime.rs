@@ -46,6 +46,10 @@ pub enum NetworkMode {
     None,
     /// Share the host's network namespace.
     Host,
+    /// A new network namespace with `lo` and an `eth0` on rbox's default
+    /// bridge network: outbound access through NAT, no way to the host's
+    /// loopback (runner's `network` module).
+    Bridge,
 }
 
 /// cgroup limits; `None` means unlimited.

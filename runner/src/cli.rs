@@ -152,14 +152,13 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Connect a container to a network (none|host)
-    #[arg(
-        long = "network",
-        alias = "net",
-        value_name = "network",
-        default_value = "none"
-    )]
-    pub network: String,
+    /// Connect a container to a network: bridge (the default: its own
+    /// network namespace with outbound access through rbox's bridge and
+    /// NAT, no way to the host's loopback), none (only lo), or host (the
+    /// host's network namespace, no isolation). With --runtime crun, runc
+    /// or youki the default is none.
+    #[arg(long = "network", alias = "net", value_name = "network")]
+    pub network: Option<String>,
     /// Memory limit
     #[arg(short = 'm', long, value_name = "bytes")]
     pub memory: Option<String>,

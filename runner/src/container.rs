@@ -33,6 +33,8 @@ pub enum LaunchError {
     Security(String),
     #[error("terminal: {0}")]
     Tty(String),
+    #[error("network: {0}")]
+    Network(#[from] crate::network::NetworkError),
 }
 
 impl LaunchError {
@@ -140,6 +142,20 @@ fn run_in(
     let signals = launch.forward_signals.then(ForwardedSignals::block);
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
     drop(into);
+    // The child waits in its new network namespace: put it on the network
+    // before it goes on. Dropping the attachment gives the address back.
+    let attachment = match spec.network {
+        NetworkMode::Bridge => {
+            match crate::network::attach(&crate::network::Network::default_bridge(), &spec.id, started.pid) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    started.abort();
+                    return Err(e.into());
+                }
+            }
+        }
+        NetworkMode::None | NetworkMode::Host => None,
+    };
     // Our copy of the child's end must close, or a child that dies early
     // would leave us waiting for the master forever.
     let console = console.map(|(parent_end, child_end)| {
@@ -179,6 +195,7 @@ fn run_in(
         r.finish();
     }
     drop(signals);
+    drop(attachment);
     let mut status = match waited {
         WaitResult::Exited(c) => ExitStatus::Exited(c),
         WaitResult::Signaled(s) => ExitStatus::Signaled(s),
@@ -201,6 +218,7 @@ fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
     let resolv = match spec.network {
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         NetworkMode::None => String::new(),
+        NetworkMode::Bridge => crate::network::resolv::for_bridge(),
     };
     [
         ("hosts", hosts),
@@ -328,7 +346,7 @@ fn plan_for(
         argv: spec.args.iter().map(sys::cstring).collect(),
         envp: spec.env.iter().map(sys::cstring).collect(),
         exec_candidates: spawn::exec_candidates(argv0, env_path),
-        new_net: spec.network == NetworkMode::None,
+        new_net: spec.network != NetworkMode::Host,
         security,
         privileged: spec.security.privileged,
         init: spec.init,

@@ -11,6 +11,7 @@ pub mod exeseal;
 pub mod hooks;
 pub mod lifecycle;
 pub mod native;
+pub mod network;
 pub mod oci;
 pub mod oci_ctl;
 pub mod oci_seccomp;

@@ -45,6 +45,8 @@ pub enum OciError {
         id: String,
         detail: String,
     },
+    #[error("--network bridge is not available with --runtime {0} yet: use --network none or host")]
+    Bridge(String),
     #[error("start {binary}: {source} (is it installed? apt-get install {binary})")]
     Spawn {
         binary: String,
@@ -138,8 +140,10 @@ impl OciRuntime {
             json!({"type": "mount"}),
             json!({"type": "cgroup"}),
         ];
-        if spec.network == NetworkMode::None {
-            namespaces.push(json!({"type": "network"}));
+        match spec.network {
+            NetworkMode::None => namespaces.push(json!({"type": "network"})),
+            NetworkMode::Host => {}
+            NetworkMode::Bridge => return Err(OciError::Bridge(self.binary.clone())),
         }
         let r = &spec.resources;
         let devices = if spec.security.privileged {

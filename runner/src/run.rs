@@ -156,10 +156,19 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             r.pids_limit = Some(v as u64);
         }
     }
-    let network = match a.network.as_str() {
+    let default_network = if a.runtime == "native" { "bridge" } else { "none" };
+    let network = match a.network.as_deref().unwrap_or(default_network) {
+        "bridge" if a.runtime == "native" => NetworkMode::Bridge,
+        "bridge" => {
+            return Err(bad(
+                "bridge",
+                "--network",
+                "not available with an OCI runtime yet: use none or host",
+            ))
+        }
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
-        other => return Err(bad(other, "--network", "only none and host are supported")),
+        other => return Err(bad(other, "--network", "use bridge, none or host")),
     };
     let mut mounts = Vec::new();
     for v in &a.volume {

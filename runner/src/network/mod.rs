@@ -1,0 +1,166 @@
+//! Bridge networking: a container's own network namespace with an `eth0`
+//! on a Linux bridge of the host, an address from the network's IPAM, a
+//! default route through the bridge and outbound NAT, and no way to the
+//! host's loopback.
+//!
+//! The API is two calls: `attach` a started container's network
+//! namespace to a network (→ an `Attachment` holding its address lease)
+//! and drop the attachment when the container is gone. Per container,
+//! everything is in-process netlink: one request creates the veth pair
+//! with the container's end already inside its namespace, two more give
+//! it its address and route. Nothing per container needs removing: the
+//! kernel deletes the veth pair with the namespace, and a lease whose
+//! container process is gone is free (see `ipam`). Per network, the
+//! bridge and its nftables table are made once (see `bridge`, `nat`).
+//!
+//! Network state (leases) lives in `STATE_DIR`, on the host's /run: a
+//! bridge is an object of the host's network namespace shared by every
+//! rbox store, and like it the leases go away at reboot.
+
+pub mod bridge;
+pub mod ipam;
+pub mod nat;
+pub mod netlink;
+pub mod resolv;
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use ipam::{Holder, Ipam, IpamError, Subnet};
+use netlink::Netlink;
+
+/// Where networks keep their leases.
+pub const STATE_DIR: &str = "/run/rbox/networks";
+
+/// The default network: Docker's `bridge`, on rbox's own bridge device.
+pub const DEFAULT_NAME: &str = "bridge";
+pub const DEFAULT_BRIDGE: &str = "rbox0";
+pub const DEFAULT_SUBNET: &str = "10.87.0.0/16";
+
+/// The container's end of the veth pair.
+pub const CONTAINER_IF: &str = "eth0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    #[error(transparent)]
+    Nat(#[from] nat::NatError),
+    #[error("{what} {name}: {source}")]
+    Netlink {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("set {what}: {source}")]
+    Sysctl {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the container's process {0} is gone before its network was set up")]
+    Gone(i32),
+}
+
+/// A bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub name: String,
+    /// The bridge device in the host's network namespace.
+    pub bridge: String,
+    pub subnet: Subnet,
+}
+
+impl Network {
+    /// The default network (`bridge`).
+    pub fn default_bridge() -> Network {
+        Network {
+            name: DEFAULT_NAME.into(),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet: DEFAULT_SUBNET.parse().expect("valid default subnet"),
+        }
+    }
+
+    pub fn ipam(&self) -> Ipam {
+        Ipam::new(PathBuf::from(STATE_DIR).join(&self.name), self.subnet)
+    }
+}
+
+/// A container on a network; dropping it gives the address back.
+#[derive(Debug)]
+pub struct Attachment {
+    pub address: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    ipam: Ipam,
+    container: String,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.ipam.release(self.address, &self.container);
+    }
+}
+
+/// The host side's name: unique per container process, at most 15 bytes.
+fn host_veth_name(container: &str, pid: i32) -> String {
+    let d = engine::Digest::blake3_of(format!("{container}/{pid}").as_bytes());
+    format!("rbx{}", &d.hex()[..12])
+}
+
+/// A locally administered MAC derived from the address (as Docker does),
+/// so that a reused address keeps its MAC in the neighbours' caches.
+fn mac_for(a: Ipv4Addr) -> [u8; 6] {
+    let o = a.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Put the network namespace of `pid` (a container's first process, not
+/// yet running its command) on `net`.
+pub fn attach(net: &Network, container: &str, pid: i32) -> Result<Attachment, NetworkError> {
+    let ns_path = format!("/proc/{pid}/ns/net");
+    let netns = File::open(&ns_path).map_err(|_| NetworkError::Gone(pid))?;
+    let holder = Holder::of(container, pid).ok_or(NetworkError::Gone(pid))?;
+    let mut nl = Netlink::open().map_err(|source| NetworkError::Netlink {
+        what: "open netlink socket for",
+        name: net.name.clone(),
+        source,
+    })?;
+    let ipam = net.ipam();
+    let mut lock = ipam.lock()?;
+    let bridge = bridge::ensure(&mut nl, net)?;
+    let address = ipam.lease(&mut lock, &holder)?;
+    drop(lock);
+    let att = Attachment {
+        address,
+        gateway: net.subnet.gateway(),
+        prefix: net.subnet.prefix,
+        ipam,
+        container: container.to_string(),
+    };
+    let host = host_veth_name(container, pid);
+    let ctx = |what: &'static str, name: &str| {
+        let name = name.to_string();
+        move |source: io::Error| NetworkError::Netlink { what, name, source }
+    };
+    nl.add_veth(&host, bridge, CONTAINER_IF, mac_for(address), netns.as_fd())
+        .map_err(ctx("create veth pair", &host))?;
+    let mut inner = Netlink::open_in(netns.as_fd())
+        .map_err(ctx("open netlink socket in the network namespace of", &ns_path))?;
+    let eth0 = inner
+        .link(CONTAINER_IF)
+        .map_err(ctx("look up", CONTAINER_IF))?
+        .ok_or_else(|| ctx("look up", CONTAINER_IF)(io::Error::from_raw_os_error(libc::ENODEV)))?;
+    inner.set_up(eth0.index).map_err(ctx("bring up", CONTAINER_IF))?;
+    inner
+        .add_address(eth0.index, address, net.subnet.prefix)
+        .map_err(ctx("add address to", CONTAINER_IF))?;
+    inner
+        .add_default_route(att.gateway, eth0.index)
+        .map_err(ctx("add default route via", CONTAINER_IF))?;
+    Ok(att)
+}
