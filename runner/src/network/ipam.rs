@@ -130,10 +130,23 @@ impl Holder {
         })
     }
 
+    /// Still running: a zombie counts as gone, since its namespaces (the
+    /// network namespace with the address) went when it exited, and an
+    /// orphan's zombie may wait a while for its new parent to reap it.
     pub fn alive(&self) -> bool {
         self.boot == boot_id()
-            && engine::fsutil::process_start_time(self.pid as u32) == Some(self.start_time)
+            && matches!(process_state(self.pid), Some((state, start))
+                if start == self.start_time && state != 'Z' && state != 'X')
     }
+}
+
+/// The state letter and start time of `pid`, from /proc/<pid>/stat.
+fn process_state(pid: i32) -> Option<(char, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and ')'.
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 fn boot_id() -> String {
@@ -244,6 +257,28 @@ impl Ipam {
         if let Ok(s) = fs::read_to_string(&path) {
             if Holder::parse(&s).map(|h| h.container == container) == Some(true) {
                 let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Remove the leases whose holders are gone (a killed rrun's), under
+    /// the lock the caller holds. One small read per lease, like the
+    /// container reaper's one state file per container.
+    pub fn reap(&self, _lock: &mut Locked) {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_str().and_then(|n| n.parse::<Ipv4Addr>().ok()).is_none() {
+                continue;
+            }
+            let alive = fs::read_to_string(e.path())
+                .ok()
+                .and_then(|s| Holder::parse(&s))
+                .map(|h| h.alive())
+                .unwrap_or(false);
+            if !alive {
+                let _ = fs::remove_file(e.path());
             }
         }
     }

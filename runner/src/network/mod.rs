@@ -133,6 +133,7 @@ pub fn attach(net: &Network, container: &str, pid: i32) -> Result<Attachment, Ne
     let ipam = net.ipam();
     let mut lock = ipam.lock()?;
     let bridge = bridge::ensure(&mut nl, net)?;
+    ipam.reap(&mut lock);
     let address = ipam.lease(&mut lock, &holder)?;
     drop(lock);
     let att = Attachment {
