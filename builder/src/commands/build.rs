@@ -27,8 +27,12 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     pub no_cache: bool,
-    /// Networking mode for the RUN instructions during build
-    #[arg(long, default_value = "host", value_parser = ["host", "none", "default"])]
+    /// Network of the RUN instructions: default (an isolated network
+    /// namespace with outbound access through rbox's bridge and NAT, and
+    /// no way to the host's loopback services), none (only lo), or host
+    /// (the host's network, loopback services included: the opt-in, and
+    /// the only way a RUN --network=host in the Containerfile is honored)
+    #[arg(long, default_value = "default", value_parser = ["default", "host", "none"])]
     pub network: String,
     /// Type of progress output
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
@@ -100,10 +104,10 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
-        network: if args.network == "none" {
-            NetworkMode::None
-        } else {
-            NetworkMode::Host
+        network: match args.network.as_str() {
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            _ => NetworkMode::Bridge,
         },
         progress,
         pull: match args.pull.as_deref() {

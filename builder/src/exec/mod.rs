@@ -72,7 +72,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
-    /// RUN's network when a step does not say (Docker's build default: host).
+    /// RUN's network when a step does not say (BuildKit's default: an
+    /// isolated namespace, here on rbox's bridge). `Host` is also the
+    /// opt-in without which `RUN --network=host` is refused.
     pub network: NetworkMode,
     pub progress: ProgressMode,
     /// When to pull a `FROM` image from its registry.
