@@ -29,7 +29,9 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "== library unit tests as an unprivileged user =="
 bash scripts/unit-unprivileged.sh
 echo "== host lane ($(scripts/cgroup-mode.sh)) =="
-cargo test --workspace --locked -- --test-threads=2
+# In a network namespace of its own: containers and RUN steps default to
+# rbox's bridge, which must not be made in the machine's namespace.
+scripts/in-netns.sh cargo test --workspace --locked -- --test-threads=2
 
 if [ "${RBOX_SKIP_VM:-0}" = 1 ]; then
   echo "== cgroup-v2 lane: SKIPPED because RBOX_SKIP_VM=1 =="
