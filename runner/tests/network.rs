@@ -88,6 +88,13 @@ fn leases() -> Vec<String> {
     v
 }
 
+/// rbox's host-side veths in this network namespace (from /proc: /sys is
+/// the launcher's).
+fn host_veths() -> usize {
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    dev.lines().filter(|l| l.trim_start().starts_with("rbx")).count()
+}
+
 #[test]
 fn containers_get_their_own_addresses_and_give_them_back() {
     if !netns::own_netns("containers_get_their_own_addresses_and_give_them_back") {
@@ -103,6 +110,7 @@ fn containers_get_their_own_addresses_and_give_them_back() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let first = leases();
+    assert_eq!(host_veths(), 1, "no host-side veth for the first container");
     let o = sh(
         &[],
         &format!("ip -4 -o addr show eth0; sleep 0.2; nc -w 3 {} 7000 </dev/null", first[0]),
@@ -113,20 +121,12 @@ fn containers_get_their_own_addresses_and_give_them_back() {
     assert!(server.wait().unwrap().success());
     // Both gone: no lease left, and no veth left on the host side.
     assert_eq!(leases(), Vec::<String>::new());
-    let links = std::fs::read_dir("/sys/class/net").unwrap().flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("rbx"))
-        .count();
     // The kernel deletes the pairs with the namespaces, asynchronously.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut left = links;
-    while left > 0 && std::time::Instant::now() < deadline {
+    while host_veths() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        left = std::fs::read_dir("/sys/class/net").unwrap().flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("rbx"))
-            .count();
     }
-    assert_eq!(left, 0, "host-side veths outlived their containers");
+    assert_eq!(host_veths(), 0, "host-side veths outlived their containers");
 
     // A killed rrun: its container dies with it, and the next rrun takes
     // the lease back.
