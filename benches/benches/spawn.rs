@@ -129,6 +129,8 @@ fn main() {
         let out = run_stdout(Command::new(&rrun).arg("--root").arg(&store).args([
             "run",
             "--rm",
+            "--network",
+            "none",
             "busybox",
             "/bin/sh",
             "-c",
@@ -152,6 +154,8 @@ fn main() {
                     run_quiet(Command::new(&rrun).arg("--root").arg(&store).args([
                         "run",
                         "--rm",
+                        "--network",
+                        "none",
                         "busybox",
                         "/bin/true",
                     ]))

@@ -26,7 +26,7 @@ pub fn ensure(nl: &mut Netlink, net: &Network) -> Result<u32, NetworkError> {
         }
     }
     if nl.link(&net.bridge).map_err(ctx("look up bridge"))?.is_none() {
-        match nl.add_bridge(&net.bridge) {
+        match nl.add_bridge(&net.bridge, super::mac_for(net.subnet.gateway())) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             r => r.map_err(ctx("create bridge"))?,
         }

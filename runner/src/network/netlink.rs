@@ -136,10 +136,14 @@ impl Netlink {
         }
     }
 
-    /// `ip link add NAME type bridge` (down).
-    pub fn add_bridge(&mut self, name: &str) -> io::Result<()> {
+    /// `ip link add NAME address MAC type bridge` (down). With its MAC set,
+    /// a bridge keeps it; otherwise it takes its lowest port's, which
+    /// changes as containers come and go and leaves them with a stale
+    /// neighbour entry for their gateway.
+    pub fn add_bridge(&mut self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(LinkAttribute::Address(mac.to_vec()));
         m.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
         self.request(

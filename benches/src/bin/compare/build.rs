@@ -70,7 +70,8 @@ fn rbuild_contenders<'a>(
         probe
             .arg("--root")
             .arg(&store)
-            .args(["build", "-t", "rbox-bench-built"])
+            // The host's network, as buildah below (rbuild's default is its bridge).
+            .args(["build", "--network", "host", "-t", "rbox-bench-built"])
             .arg(ctxdir);
         run_quiet(&mut probe).map_err(|e| format!("rbuild build does not work yet: {e}"))?;
         Ok(rbuild)

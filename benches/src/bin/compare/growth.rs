@@ -150,7 +150,7 @@ fn rrun_contender<'a>(
                 let mut c = Command::new(&rrun);
                 c.arg("--root")
                     .arg(&store)
-                    .args(["run", "--rm", &name, "/bin/true"]);
+                    .args(["run", "--rm", "--network", "none", &name, "/bin/true"]);
                 c
             };
             let shown = render(&mk());

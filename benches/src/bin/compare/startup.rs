@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx) -> Section {
                 let mut c = Command::new(&rrun);
                 c.arg("--root")
                     .arg(&store)
-                    .args(["run", "--rm", "busybox"])
+                    .args(["run", "--rm", "--network", "none", "busybox"])
                     .args(args);
                 c
             };
