@@ -30,7 +30,10 @@ fn run_steps_go_out_but_never_reach_host_loopback() {
         got.contains(&format!("hello from outside, you are {HOST_ADDR_OUTSIDE}")),
         "a RUN step did not reach the outside through NAT: {got:?}"
     );
-    assert!(!got.contains(SECRET), "a RUN step read the host's loopback service: {got:?}");
+    assert!(
+        !got.contains(SECRET),
+        "a RUN step read the host's loopback service: {got:?}"
+    );
 
     // --network host is the opt-in that reaches it (so the test can tell).
     build_ok("net:host", ctx.path(), &["--network", "host", "--no-cache"]);
@@ -41,10 +44,21 @@ fn run_steps_go_out_but_never_reach_host_loopback() {
         "Containerfile",
         format!("FROM busybox\nRUN --network=host {probe}\n"),
     )]);
-    let o = rbuild(&["build", "--progress", "plain", "-t", "net:own", own.path().to_str().unwrap()]);
-    assert!(!o.status.success(), "RUN --network=host ran without the opt-in");
+    let o = rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "net:own",
+        own.path().to_str().unwrap(),
+    ]);
     assert!(
-        stderr(&o).contains("RUN --network=host needs the builder's opt-in: rbuild build --network host"),
+        !o.status.success(),
+        "RUN --network=host ran without the opt-in"
+    );
+    assert!(
+        stderr(&o)
+            .contains("RUN --network=host needs the builder's opt-in: rbuild build --network host"),
         "{}",
         stderr(&o)
     );

@@ -52,6 +52,17 @@ pub enum NetworkMode {
     Bridge,
 }
 
+impl NetworkMode {
+    /// The name `--network` takes and `inspect` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Bridge => "bridge",
+        }
+    }
+}
+
 /// cgroup limits; `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {

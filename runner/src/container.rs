@@ -146,7 +146,11 @@ fn run_in(
     // before it goes on. Dropping the attachment gives the address back.
     let attachment = match spec.network {
         NetworkMode::Bridge => {
-            match crate::network::attach(&crate::network::Network::default_bridge(), &spec.id, started.pid) {
+            match crate::network::attach(
+                &crate::network::Network::default_bridge(),
+                &spec.id,
+                started.pid,
+            ) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     started.abort();

@@ -45,7 +45,9 @@ pub enum OciError {
         id: String,
         detail: String,
     },
-    #[error("--network bridge is not available with --runtime {0} yet: use --network none or host")]
+    #[error(
+        "--network bridge is not available with --runtime {0} yet: use --network none or host"
+    )]
     Bridge(String),
     #[error("start {binary}: {source} (is it installed? apt-get install {binary})")]
     Spawn {

@@ -156,7 +156,11 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             r.pids_limit = Some(v as u64);
         }
     }
-    let default_network = if a.runtime == "native" { "bridge" } else { "none" };
+    let default_network = if a.runtime == "native" {
+        "bridge"
+    } else {
+        "none"
+    };
     let network = match a.network.as_deref().unwrap_or(default_network) {
         "bridge" if a.runtime == "native" => NetworkMode::Bridge,
         "bridge" => {
@@ -500,7 +504,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
                 .map(|q| q * 1_000_000_000 / spec.resources.cpu_period_us.unwrap_or(100_000)),
             pids_limit: spec.resources.pids_limit,
             binds: a.volume.clone(),
-            network_mode: a.network.clone(),
+            network_mode: checked.network.name().to_string(),
             runtime: a.runtime.clone(),
             read_only: a.read_only,
             privileged: checked.security.privileged,

@@ -27,14 +27,23 @@ fn bridge_goes_out_through_nat_but_never_reaches_host_loopback() {
     let o = sh(&[], &script);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}\n{}", stderr(&o));
-    assert!(out.contains("inet 10.87."), "no bridge address on eth0: {out}");
-    assert!(out.contains("default via 10.87.0.1 dev eth0"), "no default route: {out}");
+    assert!(
+        out.contains("inet 10.87."),
+        "no bridge address on eth0: {out}"
+    );
+    assert!(
+        out.contains("default via 10.87.0.1 dev eth0"),
+        "no default route: {out}"
+    );
     // Outbound works, and the outside sees the host's address (NAT).
     assert!(
         out.contains(&format!("hello from outside, you are {HOST_ADDR_OUTSIDE}")),
         "no masqueraded connection to the outside namespace: {out}"
     );
-    assert!(!out.contains(SECRET), "a bridged container read the host's loopback service: {out}");
+    assert!(
+        !out.contains(SECRET),
+        "a bridged container read the host's loopback service: {out}"
+    );
     assert!(out.contains("loopback=1"), "{out}");
 
     // An attacker with CAP_NET_ADMIN in its namespace routes 127.0.0.1 to
@@ -50,11 +59,22 @@ fn bridge_goes_out_through_nat_but_never_reaches_host_loopback() {
              nc -w 2 127.0.0.1 {port} </dev/null; echo loopback=$?"
         ),
     );
-    assert!(!stdout(&o).contains(SECRET), "the host's loopback service answered: {}", stdout(&o));
+    assert!(
+        !stdout(&o).contains(SECRET),
+        "the host's loopback service answered: {}",
+        stdout(&o)
+    );
 
     // The same service is what --network host reaches: the test can tell.
-    let o = sh(&["--network", "host"], &format!("nc -w 2 127.0.0.1 {port} </dev/null"));
-    assert!(stdout(&o).contains(SECRET), "the test's loopback service is not there: {}", stderr(&o));
+    let o = sh(
+        &["--network", "host"],
+        &format!("nc -w 2 127.0.0.1 {port} </dev/null"),
+    );
+    assert!(
+        stdout(&o).contains(SECRET),
+        "the test's loopback service is not there: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -92,7 +112,9 @@ fn leases() -> Vec<String> {
 /// the launcher's).
 fn host_veths() -> usize {
     let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
-    dev.lines().filter(|l| l.trim_start().starts_with("rbx")).count()
+    dev.lines()
+        .filter(|l| l.trim_start().starts_with("rbx"))
+        .count()
 }
 
 #[test]
@@ -101,23 +123,47 @@ fn containers_get_their_own_addresses_and_give_them_back() {
         return;
     }
     // Two at once: distinct addresses, and they reach each other.
-    let mut server = rrun_cmd(&["run", "--rm", "busybox", "nc", "-l", "-p", "7000", "-e", "echo", "peer-here"])
-        .spawn()
-        .unwrap();
+    let mut server = rrun_cmd(&[
+        "run",
+        "--rm",
+        "busybox",
+        "nc",
+        "-l",
+        "-p",
+        "7000",
+        "-e",
+        "echo",
+        "peer-here",
+    ])
+    .spawn()
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while leases().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no lease for the first container");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lease for the first container"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let first = leases();
     assert_eq!(host_veths(), 1, "no host-side veth for the first container");
     let o = sh(
         &[],
-        &format!("ip -4 -o addr show eth0; sleep 0.2; nc -w 3 {} 7000 </dev/null", first[0]),
+        &format!(
+            "ip -4 -o addr show eth0; sleep 0.2; nc -w 3 {} 7000 </dev/null",
+            first[0]
+        ),
     );
     let out = stdout(&o);
-    assert!(out.contains("peer-here"), "containers on the bridge do not reach each other: {out} {}", stderr(&o));
-    assert!(!out.contains(&format!("inet {}/", first[0])), "the same address twice: {out}");
+    assert!(
+        out.contains("peer-here"),
+        "containers on the bridge do not reach each other: {out} {}",
+        stderr(&o)
+    );
+    assert!(
+        !out.contains(&format!("inet {}/", first[0])),
+        "the same address twice: {out}"
+    );
     assert!(server.wait().unwrap().success());
     // Both gone: no lease left, and no veth left on the host side.
     assert_eq!(leases(), Vec::<String>::new());
@@ -130,13 +176,22 @@ fn containers_get_their_own_addresses_and_give_them_back() {
 
     // A killed rrun: its container dies with it, and the next rrun takes
     // the lease back.
-    let mut victim = rrun_cmd(&["run", "--rm", "busybox", "sleep", "600"]).spawn().unwrap();
+    let mut victim = rrun_cmd(&["run", "--rm", "busybox", "sleep", "600"])
+        .spawn()
+        .unwrap();
     while leases().is_empty() {
-        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(10), "no lease");
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "no lease"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let stale = leases();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     victim.wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(leases(), stale, "the lease went before anyone reaped it?");
@@ -145,7 +200,13 @@ fn containers_get_their_own_addresses_and_give_them_back() {
     let left = leases();
     let detail: Vec<String> = left
         .iter()
-        .map(|l| std::fs::read_to_string(format!("/run/rbox/networks/bridge/{l}")).unwrap_or_default())
+        .map(|l| {
+            std::fs::read_to_string(format!("/run/rbox/networks/bridge/{l}")).unwrap_or_default()
+        })
         .collect();
-    assert_eq!(left, Vec::<String>::new(), "the killed rrun's lease was not reaped: {detail:?}");
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "the killed rrun's lease was not reaped: {detail:?}"
+    );
 }

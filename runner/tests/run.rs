@@ -92,7 +92,10 @@ fn hostname_is_the_containers_own() {
 #[test]
 fn only_lo_up_in_the_network_namespace() {
     // (The default, bridge, is tested in network.rs, in a namespace of its own.)
-    let o = sh(&["--network", "none"], "ls /sys/class/net; cat /sys/class/net/lo/flags");
+    let o = sh(
+        &["--network", "none"],
+        "ls /sys/class/net; cat /sys/class/net/lo/flags",
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout(&o),

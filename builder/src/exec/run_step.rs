@@ -151,20 +151,19 @@ pub(super) fn run(
             }
         }
 
-        let network = match run.network {
-            Some(Network::None) => NetworkMode::None,
-            // A Containerfile cannot give itself the host's network (and
-            // its loopback services): the person building must (BuildKit's
-            // network.host entitlement).
-            Some(Network::Host) if exec.opts.network == NetworkMode::Host => NetworkMode::Host,
-            Some(Network::Host) => {
-                return Err(BuildError::step(
+        let network =
+            match run.network {
+                Some(Network::None) => NetworkMode::None,
+                // A Containerfile cannot give itself the host's network (and
+                // its loopback services): the person building must (BuildKit's
+                // network.host entitlement).
+                Some(Network::Host) if exec.opts.network == NetworkMode::Host => NetworkMode::Host,
+                Some(Network::Host) => return Err(BuildError::step(
                     step,
                     "RUN --network=host needs the builder's opt-in: rbuild build --network host",
-                ))
-            }
-            Some(Network::Default) | None => exec.opts.network,
-        };
+                )),
+                Some(Network::Default) | None => exec.opts.network,
+            };
         let spec = ContainerSpec {
             id: super::step_container_id(),
             rootfs: RootfsSpec {

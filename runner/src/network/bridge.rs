@@ -25,7 +25,11 @@ pub fn ensure(nl: &mut Netlink, net: &Network) -> Result<u32, NetworkError> {
             return Ok(l.index);
         }
     }
-    if nl.link(&net.bridge).map_err(ctx("look up bridge"))?.is_none() {
+    if nl
+        .link(&net.bridge)
+        .map_err(ctx("look up bridge"))?
+        .is_none()
+    {
         match nl.add_bridge(&net.bridge, super::mac_for(net.subnet.gateway())) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             r => r.map_err(ctx("create bridge"))?,

@@ -70,7 +70,10 @@ impl std::str::FromStr for Subnet {
             .ok_or_else(|| format!("{s:?}: the prefix must be a number from 8 to 30"))?;
         let subnet = Subnet { network, prefix };
         if u32::from(network) & !subnet.mask() != 0 {
-            return Err(format!("{s:?}: host bits are set (did you mean {}/{prefix}?)", Ipv4Addr::from(u32::from(network) & subnet.mask())));
+            return Err(format!(
+                "{s:?}: host bits are set (did you mean {}/{prefix}?)",
+                Ipv4Addr::from(u32::from(network) & subnet.mask())
+            ));
         }
         Ok(subnet)
     }
@@ -117,7 +120,10 @@ impl Holder {
     }
 
     fn line(&self) -> String {
-        format!("{} {} {} {}\n", self.container, self.pid, self.start_time, self.boot)
+        format!(
+            "{} {} {} {}\n",
+            self.container, self.pid, self.start_time, self.boot
+        )
     }
 
     fn parse(s: &str) -> Option<Holder> {
@@ -269,7 +275,11 @@ impl Ipam {
             return;
         };
         for e in rd.flatten() {
-            if e.file_name().to_str().and_then(|n| n.parse::<Ipv4Addr>().ok()).is_none() {
+            if e.file_name()
+                .to_str()
+                .and_then(|n| n.parse::<Ipv4Addr>().ok())
+                .is_none()
+            {
                 continue;
             }
             let alive = fs::read_to_string(e.path())
@@ -306,10 +316,22 @@ mod tests {
     fn subnets_parse_and_reject_nonsense() {
         let s: Subnet = "10.87.0.0/16".parse().unwrap();
         assert_eq!(s.gateway(), Ipv4Addr::new(10, 87, 0, 1));
-        assert_eq!(s.hosts(), (u32::from(Ipv4Addr::new(10, 87, 0, 2)), u32::from(Ipv4Addr::new(10, 87, 255, 254))));
+        assert_eq!(
+            s.hosts(),
+            (
+                u32::from(Ipv4Addr::new(10, 87, 0, 2)),
+                u32::from(Ipv4Addr::new(10, 87, 255, 254))
+            )
+        );
         assert!(s.contains(Ipv4Addr::new(10, 87, 3, 4)));
         assert!(!s.contains(Ipv4Addr::new(10, 88, 0, 1)));
-        for bad in ["10.87.0.1/16", "10.87.0.0", "10.87.0.0/31", "x/16", "10.87.0.0/7"] {
+        for bad in [
+            "10.87.0.1/16",
+            "10.87.0.0",
+            "10.87.0.0/31",
+            "x/16",
+            "10.87.0.0/7",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad} accepted");
         }
     }
@@ -320,16 +342,26 @@ mod tests {
         let ipam = Ipam::new(dir.path().join("net"), "192.0.2.0/29".parse().unwrap());
         let me = Holder::of("me", std::process::id() as i32).unwrap();
         let mut lock = ipam.lock().unwrap();
-        let got: Vec<Ipv4Addr> = (0..5).map(|_| ipam.lease(&mut lock, &me).unwrap()).collect();
+        let got: Vec<Ipv4Addr> = (0..5)
+            .map(|_| ipam.lease(&mut lock, &me).unwrap())
+            .collect();
         assert_eq!(
             got,
-            (2..=6).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect::<Vec<_>>()
+            (2..=6)
+                .map(|i| Ipv4Addr::new(192, 0, 2, i))
+                .collect::<Vec<_>>()
         );
-        assert!(matches!(ipam.lease(&mut lock, &me), Err(IpamError::Exhausted(_))));
+        assert!(matches!(
+            ipam.lease(&mut lock, &me),
+            Err(IpamError::Exhausted(_))
+        ));
         // Released: free again; the next goes on from the last one given.
         ipam.release(Ipv4Addr::new(192, 0, 2, 3), "me");
         ipam.release(Ipv4Addr::new(192, 0, 2, 4), "someone else");
-        assert_eq!(ipam.lease(&mut lock, &me).unwrap(), Ipv4Addr::new(192, 0, 2, 3));
+        assert_eq!(
+            ipam.lease(&mut lock, &me).unwrap(),
+            Ipv4Addr::new(192, 0, 2, 3)
+        );
         // A lease of a process that is gone (a killed rrun's) is taken back.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
@@ -341,7 +373,10 @@ mod tests {
         });
         child.wait().unwrap();
         fs::write(dir.path().join("net/192.0.2.5"), dead.line()).unwrap();
-        assert_eq!(ipam.lease(&mut lock, &me).unwrap(), Ipv4Addr::new(192, 0, 2, 5));
+        assert_eq!(
+            ipam.lease(&mut lock, &me).unwrap(),
+            Ipv4Addr::new(192, 0, 2, 5)
+        );
         assert_eq!(ipam.in_use().len(), 5);
     }
 }

@@ -150,13 +150,17 @@ pub fn attach(net: &Network, container: &str, pid: i32) -> Result<Attachment, Ne
     };
     nl.add_veth(&host, bridge, CONTAINER_IF, mac_for(address), netns.as_fd())
         .map_err(ctx("create veth pair", &host))?;
-    let mut inner = Netlink::open_in(netns.as_fd())
-        .map_err(ctx("open netlink socket in the network namespace of", &ns_path))?;
+    let mut inner = Netlink::open_in(netns.as_fd()).map_err(ctx(
+        "open netlink socket in the network namespace of",
+        &ns_path,
+    ))?;
     let eth0 = inner
         .link(CONTAINER_IF)
         .map_err(ctx("look up", CONTAINER_IF))?
         .ok_or_else(|| ctx("look up", CONTAINER_IF)(io::Error::from_raw_os_error(libc::ENODEV)))?;
-    inner.set_up(eth0.index).map_err(ctx("bring up", CONTAINER_IF))?;
+    inner
+        .set_up(eth0.index)
+        .map_err(ctx("bring up", CONTAINER_IF))?;
     inner
         .add_address(eth0.index, address, net.subnet.prefix)
         .map_err(ctx("add address to", CONTAINER_IF))?;

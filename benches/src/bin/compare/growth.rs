@@ -148,9 +148,14 @@ fn rrun_contender<'a>(
             let name = name.to_string();
             let mk = move || {
                 let mut c = Command::new(&rrun);
-                c.arg("--root")
-                    .arg(&store)
-                    .args(["run", "--rm", "--network", "none", &name, "/bin/true"]);
+                c.arg("--root").arg(&store).args([
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    &name,
+                    "/bin/true",
+                ]);
                 c
             };
             let shown = render(&mk());
