@@ -5,8 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: rbox mounts and creates namespaces and cgroups: run as root" >&2; exit 1; }
-bash scripts/install-deps.sh
-bash scripts/build-release.sh
+# The demo's containers run in a network namespace of its own
+# (scripts/in-netns.sh): rbuild's RUN steps and rrun's containers default
+# to rbox's bridge network, whose bridge and NAT table the demo must not
+# leave in this machine's network. Outside the demo they are made in the
+# host's, as Docker makes docker0.
+if [ "${RBOX_IN_NETNS:-}" != 1 ]; then
+  bash scripts/install-deps.sh
+  bash scripts/build-release.sh
+  exec scripts/in-netns.sh bash scripts/demo.sh
+fi
 export PATH=$PWD/target/release:$PATH
 
 work=$(mktemp -d)

@@ -13,6 +13,11 @@
 set -euo pipefail
 N=${1:-50}
 cd "$(dirname "$0")/../.."
+# In a network namespace of its own: containers and RUN steps default to
+# rbox's bridge, which this script must not make in the machine's own.
+if [ "${RBOX_IN_NETNS:-}" != 1 ]; then
+  exec scripts/in-netns.sh bash "scripts/hardening/crash.sh" "$@"
+fi
 [ "$(id -u)" = 0 ] || { echo "crash.sh: needs root (rrun, overlayfs)" >&2; exit 1; }
 pick() { local v=$1 name=$2; if [ -n "${!v:-}" ]; then echo "${!v}";
   elif [ -x "target/release/$name" ]; then echo "$PWD/target/release/$name";

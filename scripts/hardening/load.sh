@@ -12,6 +12,11 @@
 set -euo pipefail
 SEQ=${1:-1000}; CONC=${2:-8}; ROUNDS=${3:-125}; BUILDS=${4:-2}
 cd "$(dirname "$0")/../.."
+# In a network namespace of its own: containers and RUN steps default to
+# rbox's bridge, which this script must not make in the machine's own.
+if [ "${RBOX_IN_NETNS:-}" != 1 ]; then
+  exec scripts/in-netns.sh bash "scripts/hardening/load.sh" "$@"
+fi
 [ "$(id -u)" = 0 ] || { echo "load.sh: needs root" >&2; exit 1; }
 pick() { local v=$1 name=$2; if [ -n "${!v:-}" ]; then echo "${!v}";
   elif [ -x "target/release/$name" ]; then echo "$PWD/target/release/$name";

@@ -128,6 +128,8 @@ fn rrun_contender<'a>(
         let out = benches::tools::run_stdout(Command::new(&rrun).arg("--root").arg(&store).args([
             "run",
             "--rm",
+            "--network",
+            "none",
             name,
             "/bin/sh",
             "-c",
