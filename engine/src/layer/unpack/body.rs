@@ -28,15 +28,7 @@ impl Unpacker {
             // its full size here, and slabs of zeros are left holes.
             file.set_len(size).map_err(self.io_err(shown, "set size"))?;
         }
-        let (chown, chmod) = self.creation.needs(&meta);
-        let pending = PendingFile {
-            chown,
-            chmod,
-            file,
-            meta,
-            layer: Arc::clone(&self.layer),
-            entry: shown.to_string(),
-        };
+        let pending = self.pending(file, meta, shown);
         if size <= SMALL as u64 && !sparse {
             let n = size as usize;
             if self.batch.room() < n {
@@ -113,15 +105,7 @@ impl Unpacker {
         let file = self.create_file(path, shown, &meta)?;
         file.set_len(realsize)
             .map_err(self.io_err(shown, "set size"))?;
-        let (chown, chmod) = self.creation.needs(&meta);
-        let pending = PendingFile {
-            chown,
-            chmod,
-            file,
-            meta,
-            layer: Arc::clone(&self.layer),
-            entry: shown.to_string(),
-        };
+        let pending = self.pending(file, meta, shown);
         let chunks: usize = segments
             .iter()
             .map(|&(_, len)| len.div_ceil(SLAB as u64) as usize)
@@ -154,6 +138,19 @@ impl Unpacker {
         }
         let full = std::mem::replace(&mut self.batch, self.bodies.batch());
         self.bodies.write_batch(full)
+    }
+
+    /// A created file whose body, owner and mode are still to be written.
+    fn pending(&self, file: std::fs::File, meta: Meta, shown: &str) -> PendingFile {
+        let (chown, chmod) = self.creation.needs(&meta);
+        PendingFile {
+            chown,
+            chmod,
+            file,
+            meta,
+            layer: Arc::clone(&self.layer),
+            entry: shown.to_string(),
+        }
     }
 
     fn truncated(&self, shown: &str) -> LayerError {
