@@ -54,6 +54,11 @@ pub struct BuildArgs {
     /// Set metadata for the image (KEY=VALUE, repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Write the built stage's files out: type=local,dest=DIR (or DIR),
+    /// type=tar,dest=FILE (or - for a tar on standard output). The image
+    /// is stored (and tagged with -t) as well
+    #[arg(short, long, value_name = "SPEC")]
+    pub output: Option<String>,
     /// Check the Containerfile (parse, stages, expansions, lint rules)
     /// without building; exit 1 on an error or a warning
     #[arg(long)]
@@ -126,6 +131,11 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
     if args.check {
         return check(&opts);
     }
+    let output = args
+        .output
+        .as_deref()
+        .map(super::output::Output::parse)
+        .transpose()?;
     let store = super::open_store(root)?;
     let runtime = runner::native::NativeRuntime::new();
     let started = std::time::Instant::now();
@@ -137,8 +147,16 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         // followed, nothing half-written).
         write_iidfile(path, &manifest.to_string())?;
     }
+    if let Some(out) = &output {
+        let image = store.find_image(&manifest.to_string())?;
+        out.write(&store, &image)?;
+    }
+    // A tar on standard output leaves no room for the image id there.
+    let print_id = !output.as_ref().is_some_and(|o| o.is_stdout());
     if progress == ProgressMode::Quiet {
-        println!("{manifest}");
+        if print_id {
+            println!("{manifest}");
+        }
     } else {
         eprintln!(
             "#done built {} in {:.2}s",
@@ -148,7 +166,12 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         for t in &opts.tags {
             eprintln!("#done tagged {t}");
         }
-        println!("{manifest}");
+        if let Some(out) = &output {
+            eprintln!("#done output {}", out.describe());
+        }
+        if print_id {
+            println!("{manifest}");
+        }
     }
     Ok(())
 }

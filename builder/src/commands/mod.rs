@@ -7,6 +7,7 @@ pub mod images;
 pub mod import;
 pub mod load;
 pub mod login;
+pub mod output;
 pub mod pull;
 pub mod push;
 pub mod save;
