@@ -54,6 +54,11 @@ pub struct BuildArgs {
     /// Set metadata for the image (KEY=VALUE, repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// A secret RUN --mount=type=secret,id=ID may read, in that step only
+    /// (never in a layer, the cache key or the history):
+    /// id=ID,src=FILE or id=ID,env=VAR (repeatable)
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
     /// Write the built stage's files out: type=local,dest=DIR (or DIR),
     /// type=tar,dest=FILE (or - for a tar on standard output). The image
     /// is stored (and tagged with -t) as well
@@ -127,6 +132,8 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
             limits: Default::default(),
         },
         labels,
+        secrets: builder::exec::secrets::Secrets::from_specs(&args.secrets)
+            .map_err(anyhow::Error::msg)?,
     };
     if args.check {
         return check(&opts);

@@ -15,6 +15,7 @@ mod copy_step;
 mod download;
 mod leftovers;
 mod run_step;
+pub mod secrets;
 
 use leftovers::step_container_id;
 pub mod view;
@@ -83,6 +84,8 @@ pub struct BuildOptions {
     pub registry: engine::oci::registry::PullOptions,
     /// `--label`: added to the final image's labels (over the Containerfile's).
     pub labels: BTreeMap<String, String>,
+    /// `--secret`: what `RUN --mount=type=secret` steps may read.
+    pub secrets: secrets::Secrets,
 }
 
 /// When a base image is pulled, as `docker build` does it.

@@ -39,6 +39,7 @@ pub(super) fn run(
         for d in [&upper, &work, &empty] {
             fs::create_dir(d).map_err(other)?;
         }
+        let mut secrets = super::secrets::StepSecrets::new(dir.join("secrets"));
         let mut lowers = stack.lowers.clone();
         if lowers.is_empty() {
             lowers.push(empty); // FROM scratch
@@ -97,8 +98,48 @@ pub(super) fn run(
         // Views of other stages must stay mounted until the step ends.
         let mut views: Vec<MountedView> = Vec::new();
         let mut mounts = Vec::new();
+        let mut secret_env = Vec::new();
         for m in &run.mounts {
             match m.kind {
+                MountKind::Secret => {
+                    let id = m.secret_id();
+                    let Some(value) = exec.opts.secrets.get(id) else {
+                        if m.required {
+                            return Err(BuildError::step(
+                                step,
+                                format!("secret {id:?} is required but was not given: rbuild build --secret id={id},src=FILE"),
+                            ));
+                        }
+                        continue; // BuildKit skips a missing optional secret
+                    };
+                    if let Some(var) = &m.env {
+                        let text = std::str::from_utf8(value)
+                            .ok()
+                            .filter(|t| !t.contains('\0'))
+                            .ok_or_else(|| {
+                                BuildError::step(
+                                    step,
+                                    format!("secret {id:?} cannot be the variable {var}: it is not UTF-8 text without NUL"),
+                                )
+                            })?;
+                        secret_env.push(format!("{var}={text}"));
+                    }
+                    if let Some(target) = m.secret_target() {
+                        let file = secrets
+                            .stage(
+                                value,
+                                &target,
+                                &lowers,
+                                m.mode.unwrap_or(0o400),
+                                m.uid.unwrap_or(0),
+                                m.gid.unwrap_or(0),
+                            )
+                            .map_err(|e| {
+                                BuildError::step(step, format!("stage secret {id:?}: {e}"))
+                            })?;
+                        mounts.push(MountSpec::bind(file, &target, true));
+                    }
+                }
                 MountKind::Cache => {
                     let id = blake3::hash(m.cache_id().as_bytes()).to_hex().to_string();
                     let cache_dir = store.root().join("cache/mounts").join(id);
@@ -177,7 +218,9 @@ pub(super) fn run(
                 disposable: true,
             },
             args,
-            env,
+            // Secrets given as variables reach this process only (the
+            // cache key and the history never see `env`).
+            env: env.into_iter().chain(secret_env).collect(),
             cwd: state
                 .config
                 .config
@@ -218,6 +261,10 @@ pub(super) fn run(
                 })
             }
         }
+        secrets.remove_stubs(&upper).map_err(|e| {
+            BuildError::step(step, format!("remove the secrets' mount points: {e}"))
+        })?;
+        drop(secrets);
         let opts = WriteOptions {
             source_date_epoch: source_date_epoch(),
             publish_unpacked: true,

@@ -136,6 +136,8 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
         uid: None,
         gid: None,
         size: None,
+        required: false,
+        env: None,
     };
     let mut readonly: Option<bool> = None;
     let mut sharing = None;
@@ -147,12 +149,11 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
                 "bind" => MountKind::Bind,
                 "cache" => MountKind::Cache,
                 "tmpfs" => MountKind::Tmpfs,
-                "secret" | "ssh" => {
-                    return Err(format!("type={t} mounts are not supported by rbuild"))
-                }
+                "secret" => MountKind::Secret,
+                "ssh" => return Err(format!("type={t} mounts are not supported by rbuild")),
                 other => {
                     return Err(format!(
-                        "unknown mount type {other:?}: use bind, cache or tmpfs"
+                        "unknown mount type {other:?}: use bind, cache, tmpfs or secret"
                     ))
                 }
             };
@@ -198,11 +199,24 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
             "uid" => m.uid = Some(parse_num("uid", value)?),
             "gid" => m.gid = Some(parse_num("gid", value)?),
             "size" => m.size = Some(parse_size(&need()?)?),
+            "required" => m.required = parse_bool(value)?,
+            "env" => m.env = Some(need()?),
             other => return Err(format!("unknown mount option {other:?}")),
         }
     }
-    if m.target.is_empty() {
+    if kind == MountKind::Secret {
+        if m.id.is_none() && m.target.is_empty() {
+            return Err("a secret mount needs id= or target=".to_string());
+        }
+        if m.from.is_some() || m.source.is_some() || m.size.is_some() || readonly == Some(false) {
+            return Err(
+                "type=secret takes id, target, env, required, mode, uid and gid".to_string(),
+            );
+        }
+    } else if m.target.is_empty() {
         return Err("a mount needs target=PATH".to_string());
+    } else if m.required || m.env.is_some() {
+        return Err("required= and env= apply only to type=secret".to_string());
     }
     if sharing.is_some() && kind != MountKind::Cache {
         return Err("sharing= applies only to type=cache".to_string());
@@ -415,10 +429,29 @@ mod tests {
         assert_eq!(m.target, "/a,b");
         assert_eq!(m.mode, Some(0o700));
         assert_eq!(m.uid, Some(1000));
+        let m = parse_mount("type=secret,id=tok").unwrap();
+        assert_eq!(m.kind, MountKind::Secret);
+        assert_eq!(
+            (m.secret_id(), m.secret_target().as_deref()),
+            ("tok", Some("/run/secrets/tok"))
+        );
+        assert_eq!(
+            m.mode, None,
+            "0400 is applied when mounted, not written back"
+        );
+        let m = parse_mount("type=secret,target=/etc/key,required,uid=5").unwrap();
+        assert_eq!((m.secret_id(), m.required, m.uid), ("key", true, Some(5)));
+        let m = parse_mount("type=secret,id=tok,env=TOKEN").unwrap();
+        assert_eq!((m.secret_target(), m.env.as_deref()), (None, Some("TOKEN")));
+        assert_eq!(m.to_string(), "--mount=type=secret,id=tok,env=TOKEN");
         for bad in [
             "type=cache",
             "type=nfs,target=/x",
-            "type=secret,id=x",
+            "type=secret",
+            "type=secret,id=x,from=a",
+            "type=secret,id=x,rw",
+            "target=/x,required",
+            "type=ssh,target=/x",
             "type=cache,target=/x,sharing=weird",
             "type=bind,target=/x,sharing=locked",
             "type=tmpfs,target=/x,from=a",

@@ -37,6 +37,9 @@ pub enum MountKind {
     Bind,
     Cache,
     Tmpfs,
+    /// A build secret (`rbuild build --secret`), readable in this step
+    /// only: see `exec/secrets.rs`.
+    Secret,
 }
 
 /// One `RUN --mount=...`.
@@ -59,9 +62,34 @@ pub struct Mount {
     pub gid: Option<u32>,
     /// tmpfs size in bytes.
     pub size: Option<u64>,
+    /// Secrets: the build fails when the secret was not given.
+    pub required: bool,
+    /// Secrets: also (or only, without target=) set this variable.
+    pub env: Option<String>,
 }
 
 impl Mount {
+    /// A secret's id: `id=`, or else the target's last component, as
+    /// BuildKit does.
+    pub fn secret_id(&self) -> &str {
+        match &self.id {
+            Some(id) => id,
+            None => self.target.rsplit('/').next().unwrap_or(&self.target),
+        }
+    }
+
+    /// Where a secret appears: `target=`, or `/run/secrets/ID`; `None`
+    /// for a secret given only as `env=`.
+    pub fn secret_target(&self) -> Option<String> {
+        if !self.target.is_empty() {
+            Some(self.target.clone())
+        } else if self.env.is_some() {
+            None
+        } else {
+            Some(format!("/run/secrets/{}", self.secret_id()))
+        }
+    }
+
     /// The cache id: `id=` or else the target, as BuildKit does.
     pub fn cache_id(&self) -> &str {
         self.id.as_deref().unwrap_or(&self.target)
@@ -258,8 +286,12 @@ impl fmt::Display for Mount {
             MountKind::Bind => "bind",
             MountKind::Cache => "cache",
             MountKind::Tmpfs => "tmpfs",
+            MountKind::Secret => "secret",
         };
-        write!(f, "--mount=type={kind},target={}", q(&self.target))?;
+        write!(f, "--mount=type={kind}")?;
+        if !self.target.is_empty() {
+            write!(f, ",target={}", q(&self.target))?;
+        }
         let opt = |f: &mut fmt::Formatter<'_>, k: &str, v: &Option<String>| match v {
             Some(v) => write!(f, ",{k}={}", q(v)),
             None => Ok(()),
@@ -275,9 +307,13 @@ impl fmt::Display for Mount {
             };
             write!(f, ",sharing={s}")?;
         }
-        if self.kind != MountKind::Tmpfs {
+        if !matches!(self.kind, MountKind::Tmpfs | MountKind::Secret) {
             f.write_str(if self.readonly { ",ro" } else { ",rw" })?;
         }
+        if self.required {
+            f.write_str(",required")?;
+        }
+        opt(f, "env", &self.env)?;
         if let Some(m) = self.mode {
             write!(f, ",mode={m:o}")?;
         }

@@ -47,11 +47,14 @@ pub(crate) fn expand_instruction(
         Instruction::Run(r) => {
             let mut r = r.clone();
             for m in &mut r.mounts {
+                // A secret may have no target (its default, or env= only).
+                let given = !m.target.is_empty();
                 m.target = w(&m.target)?;
                 m.source = opt(&m.source)?;
                 m.from = opt(&m.from)?;
                 m.id = opt(&m.id)?;
-                if m.target.is_empty() {
+                m.env = opt(&m.env)?;
+                if m.target.is_empty() && (given || m.kind != MountKind::Secret) {
                     return Err(invalid(kw, "a --mount target expanded to nothing".into()));
                 }
             }
