@@ -35,6 +35,8 @@ pub enum LaunchError {
     Tty(String),
     #[error("network: {0}")]
     Network(#[from] crate::network::NetworkError),
+    #[error("published ports (-p) need --network bridge")]
+    Ports,
 }
 
 impl LaunchError {
@@ -74,6 +76,8 @@ pub struct Launch<'a> {
     pub on_started: Option<&'a mut dyn FnMut(i32)>,
     /// Called on SIGWINCH (with forward_signals).
     pub on_winch: Option<&'a mut dyn FnMut()>,
+    /// Ports to publish (`-p`, host ports chosen), with `NetworkMode::Bridge`.
+    pub ports: &'a [crate::network::ports::PortMapping],
 }
 
 impl Launch<'_> {
@@ -86,6 +90,7 @@ impl Launch<'_> {
             controlling_tty: false,
             on_started: None,
             on_winch: None,
+            ports: &[],
         }
     }
 }
@@ -150,6 +155,7 @@ fn run_in(
                 &crate::network::Network::default_bridge(),
                 &spec.id,
                 started.pid,
+                launch.ports,
             ) {
                 Ok(a) => Some(a),
                 Err(e) => {
@@ -157,6 +163,10 @@ fn run_in(
                     return Err(e.into());
                 }
             }
+        }
+        NetworkMode::None | NetworkMode::Host if !launch.ports.is_empty() => {
+            started.abort();
+            return Err(LaunchError::Ports);
         }
         NetworkMode::None | NetworkMode::Host => None,
     };

@@ -119,14 +119,14 @@ impl Holder {
         })
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "{} {} {} {}\n",
             self.container, self.pid, self.start_time, self.boot
         )
     }
 
-    fn parse(s: &str) -> Option<Holder> {
+    pub(crate) fn parse(s: &str) -> Option<Holder> {
         let mut it = s.split_whitespace();
         Some(Holder {
             container: it.next()?.to_string(),

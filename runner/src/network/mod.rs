@@ -12,6 +12,9 @@
 //! kernel deletes the veth pair with the namespace, and a lease whose
 //! container process is gone is free (see `ipam`). Per network, the
 //! bridge and its nftables table are made once (see `bridge`, `nat`).
+//! Published ports (`-p`) are the exception: per container, elements of
+//! the network's nftables maps, deleted when the attachment is dropped
+//! and reaped like leases when its container is gone (see `ports`).
 //!
 //! Network state (leases) lives in `STATE_DIR`, on the host's /run: a
 //! bridge is an object of the host's network namespace shared by every
@@ -21,6 +24,7 @@ pub mod bridge;
 pub mod ipam;
 pub mod nat;
 pub mod netlink;
+pub mod ports;
 pub mod resolv;
 
 use std::fs::File;
@@ -64,6 +68,15 @@ pub enum NetworkError {
     },
     #[error("the container's process {0} is gone before its network was set up")]
     Gone(i32),
+    #[error("cannot publish host port {port}: it is already published by container {by}")]
+    PortTaken { port: String, by: String },
+    #[error("{what} {path}: {source}")]
+    Record {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A bridge network.
@@ -98,10 +111,13 @@ pub struct Attachment {
     pub prefix: u8,
     ipam: Ipam,
     container: String,
+    published: Option<ports::Published>,
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        // The ports first: no traffic for the address once it is free.
+        drop(self.published.take());
         self.ipam.release(self.address, &self.container);
     }
 }
@@ -120,8 +136,14 @@ fn mac_for(a: Ipv4Addr) -> [u8; 6] {
 }
 
 /// Put the network namespace of `pid` (a container's first process, not
-/// yet running its command) on `net`.
-pub fn attach(net: &Network, container: &str, pid: i32) -> Result<Attachment, NetworkError> {
+/// yet running its command) on `net`, with `ports` published (their host
+/// ports chosen).
+pub fn attach(
+    net: &Network,
+    container: &str,
+    pid: i32,
+    ports: &[ports::PortMapping],
+) -> Result<Attachment, NetworkError> {
     let ns_path = format!("/proc/{pid}/ns/net");
     let netns = File::open(&ns_path).map_err(|_| NetworkError::Gone(pid))?;
     let holder = Holder::of(container, pid).ok_or(NetworkError::Gone(pid))?;
@@ -134,15 +156,27 @@ pub fn attach(net: &Network, container: &str, pid: i32) -> Result<Attachment, Ne
     let mut lock = ipam.lock()?;
     let bridge = bridge::ensure(&mut nl, net)?;
     ipam.reap(&mut lock);
+    ports::reap(&ipam, &net.bridge, &mut lock);
     let address = ipam.lease(&mut lock, &holder)?;
-    drop(lock);
-    let att = Attachment {
+    let mut att = Attachment {
         address,
         gateway: net.subnet.gateway(),
         prefix: net.subnet.prefix,
-        ipam,
+        ipam: ipam.clone(),
         container: container.to_string(),
+        published: None,
     };
+    if !ports.is_empty() {
+        att.published = Some(ports::publish(
+            &ipam,
+            &net.bridge,
+            &mut lock,
+            &holder,
+            address,
+            ports,
+        )?);
+    }
+    drop(lock);
     let host = host_veth_name(container, pid);
     let ctx = |what: &'static str, name: &str| {
         let name = name.to_string();

@@ -9,11 +9,25 @@
 //!   services even if someone else turns it on.
 //! - forward: containers may go out; only replies come back in.
 //! - postrouting: what leaves through another interface is masqueraded.
+//! - published ports (`rrun run -p`, see `ports`): two maps from host
+//!   address (`ports_ip`; `ports` for every address), protocol and port
+//!   to a container's address and port, with one element per published
+//!   port, added and deleted per container. Looked up (DNAT) for packets
+//!   to a local address arriving from anywhere (prerouting, which also
+//!   covers containers reaching a published port: hairpin, masqueraded
+//!   so that replies come back the same way) and for the host's own
+//!   connections (output) except those to 127.0.0.0/8: loopback traffic
+//!   cannot be routed to the bridge without `route_localnet`, which rbox
+//!   never sets, so `127.0.0.1:PORT` on the host does not reach a
+//!   published port (the host's other addresses do).
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
+use std::net::Ipv4Addr;
+
 use super::ipam::Subnet;
+use super::ports::PortMapping;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatError {
@@ -36,19 +50,37 @@ pub fn ruleset(bridge: &str, subnet: Subnet) -> String {
         r#"table ip {t}
 delete table ip {t}
 table ip {t} {{
+	map ports {{
+		type inet_proto . inet_service : ipv4_addr . inet_service
+	}}
+	map ports_ip {{
+		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+	}}
 	chain prerouting {{
 		type filter hook prerouting priority raw; policy accept;
 		iifname "{bridge}" ip daddr 127.0.0.0/8 drop
+	}}
+	chain publish {{
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
+	}}
+	chain publish_local {{
+		type nat hook output priority -100; policy accept;
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
 		iifname "{bridge}" accept
 		oifname "{bridge}" ct state established,related accept
+		oifname "{bridge}" ct status dnat accept
 		oifname "{bridge}" drop
 	}}
 	chain postrouting {{
 		type nat hook postrouting priority srcnat; policy accept;
 		ip saddr {subnet} oifname != "{bridge}" masquerade
+		ip saddr {subnet} oifname "{bridge}" ct status dnat masquerade
 	}}
 }}
 "#
@@ -85,4 +117,48 @@ pub fn apply(bridge: &str, subnet: Subnet) -> Result<(), NatError> {
 pub fn remove(bridge: &str) -> Result<(), NatError> {
     let t = table_name(bridge);
     nft(&format!("table ip {t}\ndelete table ip {t}\n"), &t)
+}
+
+/// The map and key of a published port.
+fn element_key(p: &PortMapping) -> (&'static str, String) {
+    match p.host_ip {
+        Some(ip) => ("ports_ip", format!("{ip} . {} . {}", p.proto, p.host_port)),
+        None => ("ports", format!("{} . {}", p.proto, p.host_port)),
+    }
+}
+
+/// Add the elements of `ports`, published at the container's `address`.
+/// An element left by a container that is gone (whose record went
+/// without it) is replaced.
+pub fn publish(bridge: &str, address: Ipv4Addr, ports: &[PortMapping]) -> Result<(), NatError> {
+    let t = table_name(bridge);
+    let mut add = String::new();
+    for p in ports {
+        let (map, key) = element_key(p);
+        add += &format!(
+            "add element ip {t} {map} {{ {key} : {address} . {} }}\n",
+            p.container_port
+        );
+    }
+    if add.is_empty() || nft(&add, &t).is_ok() {
+        return Ok(());
+    }
+    unpublish(bridge, ports);
+    nft(&add, &t)
+}
+
+/// Delete the elements of `ports`, as far as they are there.
+pub fn unpublish(bridge: &str, ports: &[PortMapping]) {
+    let t = table_name(bridge);
+    let delete = |p: &PortMapping| {
+        let (map, key) = element_key(p);
+        format!("delete element ip {t} {map} {{ {key} }}\n")
+    };
+    let all: String = ports.iter().map(delete).collect();
+    // One transaction: if one element is missing, none is deleted.
+    if !all.is_empty() && nft(&all, &t).is_err() {
+        for p in ports {
+            let _ = nft(&delete(p), &t);
+        }
+    }
 }
