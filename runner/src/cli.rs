@@ -45,6 +45,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -99,6 +101,15 @@ pub struct TopArgs {
         allow_hyphen_values = true
     )]
     pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Only this one: PRIVATE_PORT[/PROTO] (tcp by default)
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub private: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +170,13 @@ pub struct RunArgs {
     /// or youki the default is none.
     #[arg(long = "network", alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Publish a container's port to the host:
+    /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
+    /// no HOSTPORT: a free one, see rrun port). Needs --network bridge
+    /// (refused with none or host). The host's own connections reach it
+    /// through its addresses other than 127.0.0.1
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
     /// Memory limit
     #[arg(short = 'm', long, value_name = "bytes")]
     pub memory: Option<String>,

@@ -219,6 +219,7 @@ pub fn supervise_restarts(sup: &Supervisor<'_>, mut once: impl FnMut() -> Ended)
 
 /// The native runner's `-d`.
 pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+    let ports = state.host.ports.clone();
     spawn_supervisor(&spec.id, dir, state, |sup| {
         supervise_restarts(sup, || {
             let mut on_started = |pid: i32| sup.started(pid);
@@ -226,6 +227,7 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
             launch.forward_signals = false;
             launch.die_with_parent = false;
             launch.on_started = Some(&mut on_started);
+            launch.ports = &ports;
             match container::run(spec, launch) {
                 Err(e) => Ended::Failed(e.exit_code(), e.to_string()),
                 Ok(o) => {

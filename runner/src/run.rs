@@ -62,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rename(a) => crate::commands::rename::rename(&root, &a),
         Command::Diff(a) => crate::commands::diff::diff(&root, &a),
         Command::Top(a) => crate::commands::top::top(&root, &a),
+        Command::Port(a) => crate::commands::port::port(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }
@@ -92,6 +93,7 @@ struct Checked {
     resources: Resources,
     mounts: Vec<MountSpec>,
     network: NetworkMode,
+    ports: Vec<runner::network::ports::PortMapping>,
     security: SecuritySpec,
     restart: runner::state::RestartPolicy,
 }
@@ -174,6 +176,18 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         "host" => NetworkMode::Host,
         other => return Err(bad(other, "--network", "use bridge, none or host")),
     };
+    let ports = runner::network::ports::parse_all(&a.publish)
+        .map_err(|(value, why)| bad(&value, "-p, --publish", &why))?;
+    if let (Some(p), false) = (a.publish.first(), network == NetworkMode::Bridge) {
+        return Err(bad(
+            p,
+            "-p, --publish",
+            &format!(
+                "publishing ports needs --network bridge, not {}",
+                network.name()
+            ),
+        ));
+    }
     let mut mounts = Vec::new();
     for v in &a.volume {
         let parts: Vec<&str> = v.split(':').collect();
@@ -264,6 +278,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         resources: r,
         mounts,
         network,
+        ports,
         security,
         restart,
     })
@@ -385,7 +400,7 @@ pub fn report_outcome(o: &Outcome) -> i32 {
 }
 
 fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
-    let checked = check_options(&a).map_err(|e| Coded(125, e.into()))?;
+    let mut checked = check_options(&a).map_err(|e| Coded(125, e.into()))?;
     if let Some(n) = &a.name {
         if let Some(why) = name_problem(n) {
             let shown: String = n.chars().take(64).collect();
@@ -410,6 +425,8 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         ));
     }
     require_root("rrun run")?;
+    runner::network::ports::choose_host_ports(&mut checked.ports)
+        .map_err(|e| Coded(125, anyhow!("choose a free host port for -p: {e}")))?;
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");
     let names = lifecycle::reap_leftovers(&containers);
@@ -509,6 +526,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
             read_only: a.read_only,
             privileged: checked.security.privileged,
             hostname: spec.hostname.clone(),
+            ports: checked.ports.clone(),
         },
         restart: checked.restart.clone(),
         restart_count: 0,
@@ -604,6 +622,8 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     launch.die_with_parent = true;
     launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
     launch.on_started = Some(&mut on_started);
+    let ports = state.borrow().host.ports.clone();
+    launch.ports = &ports;
     let result = container::run(spec, launch);
     let s = state.into_inner();
     match result {

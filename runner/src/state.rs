@@ -183,6 +183,9 @@ pub struct HostSettings {
     pub read_only: bool,
     pub privileged: bool,
     pub hostname: String,
+    /// `-p`, with the host ports chosen for `-p CONTAINERPORT`.
+    #[serde(default)]
+    pub ports: Vec<crate::network::ports::PortMapping>,
 }
 
 pub fn now() -> u64 {

@@ -102,6 +102,19 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             })
         })
         .collect();
+    // Docker's shape: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}.
+    let port_map = |ports: &[runner::network::ports::PortMapping], any_ip: &str| {
+        let mut m = serde_json::Map::new();
+        for p in ports {
+            let ip = p.host_ip.map(|a| a.to_string()).unwrap_or(any_ip.into());
+            if let Value::Array(v) = m.entry(p.private()).or_insert_with(|| json!([])) {
+                v.push(json!({"HostIp": ip, "HostPort": p.host_port.to_string()}));
+            }
+        }
+        Value::Object(m)
+    };
+    let live_ports: &[runner::network::ports::PortMapping] =
+        if running { &s.host.ports } else { &[] };
     json!({
         "Id": s.id,
         "Created": time(Some(s.created)),
@@ -143,7 +156,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "Memory": s.host.memory_bytes.unwrap_or(0),
             "NanoCpus": s.host.nano_cpus.unwrap_or(0),
             "PidsLimit": s.host.pids_limit,
-            "PortBindings": {},
+            "PortBindings": port_map(&s.host.ports, ""),
             "Runtime": s.host.runtime,
         },
         "Mounts": binds,
@@ -157,7 +170,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "WorkingDir": s.exec.cwd,
             "Labels": labels,
         },
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": {}, "Ports": port_map(live_ports, "0.0.0.0")},
     })
 }
 

@@ -41,6 +41,19 @@ fn status_text(s: &State) -> String {
     }
 }
 
+/// Docker's PORTS text: `0.0.0.0:8080->80/tcp, ...` while running.
+fn ports_text(s: &State) -> String {
+    if !s.is_running() {
+        return String::new();
+    }
+    s.host
+        .ports
+        .iter()
+        .map(|p| format!("{}:{}->{}", p.host_ip_shown(), p.host_port, p.private()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Parsed `--filter` values, by key.
 #[derive(Debug, Default)]
 pub struct Filters(Vec<(String, String)>);
@@ -129,8 +142,8 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         (Some(t), false) if t.table => writeln!(out, "{}", t.header())?,
         (None, false) => writeln!(
             out,
-            "{:<12}   {:<20} {:<22} {:<16} {:<22} NAMES",
-            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
+            "{:<12}   {:<20} {:<22} {:<16} {:<22} {:<20} NAMES",
+            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
         )?,
         _ => {}
     }
@@ -163,6 +176,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
                 "Status": status_text(&s),
                 "State": status_word(&s),
                 "Names": s.name,
+                "Ports": ports_text(&s),
                 "Labels": labels().into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             });
             writeln!(out, "{}", t.render(&row).map_err(|e| Coded(125, e.into()))?)?;
@@ -173,12 +187,13 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         }
         writeln!(
             out,
-            "{:<12}   {:<20} {:<22} {:<16} {:<22} {}",
+            "{:<12}   {:<20} {:<22} {:<16} {:<22} {:<20} {}",
             s.short_id(),
             s.image,
             cmd,
             ago(s.created),
             status_text(&s),
+            ports_text(&s),
             s.name
         )?;
     }
