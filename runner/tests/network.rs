@@ -100,7 +100,7 @@ fn leases() -> Vec<String> {
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "lock")
+                .filter(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
                 .collect()
         })
         .unwrap_or_default();
@@ -209,4 +209,185 @@ fn containers_get_their_own_addresses_and_give_them_back() {
         Vec::<String>::new(),
         "the killed rrun's lease was not reaped: {detail:?}"
     );
+}
+
+/// The elements of the network's published-port maps (nft's listing).
+fn published_elements() -> String {
+    let mut all = String::new();
+    for map in ["ports", "ports_ip"] {
+        let o = std::process::Command::new("nft")
+            .args(["list", "map", "ip", "rbox-rbox0", map])
+            .output()
+            .expect("run nft");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        all += &text
+            .lines()
+            .filter(|l| l.contains(':') && !l.contains("type "))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    all
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_until_it_is_gone() {
+    if !netns::own_netns("published_ports_reach_the_container_until_it_is_gone") {
+        return;
+    }
+    let outside = Outside::new();
+    // -ll: a persistent server (one process per connection).
+    let server = "nc -ll -p 80 -e echo hi-from-80 & nc -ll -p 81 -e echo hi-from-81 & wait";
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1::81",
+        "-p",
+        "9090:90/udp",
+        "busybox",
+        "sh",
+        "-c",
+        server,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // From the outside namespace to the host's address facing it.
+    let got = wait_for("the published port from outside", || {
+        outside
+            .fetch(HOST_ADDR_OUTSIDE, 8080)
+            .ok()
+            .filter(|s| s.contains("hi-from-80"))
+    });
+    assert_eq!(got.trim(), "hi-from-80");
+    // From the host itself, to one of its addresses.
+    let got = netns::fetch(HOST_ADDR_OUTSIDE, 8080).expect("the published port from the host");
+    assert_eq!(got.trim(), "hi-from-80");
+    // From another container, through the host's address (hairpin).
+    let o = sh(&[], &format!("nc -w 3 {HOST_ADDR_OUTSIDE} 8080 </dev/null"));
+    assert_eq!(stdout(&o).trim(), "hi-from-80", "{}", stderr(&o));
+
+    // rrun port, as docker port.
+    let o = rrun(&["port", "web"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], "80/tcp -> 0.0.0.0:8080");
+    let chosen: u16 = lines[1]
+        .strip_prefix("81/tcp -> 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(chosen, 0);
+    assert_eq!(lines[2], "90/udp -> 0.0.0.0:9090");
+    assert_eq!(stdout(&rrun(&["port", "web", "80/tcp"])), "0.0.0.0:8080\n");
+    assert_eq!(stdout(&rrun(&["port", "web", "90/udp"])), "0.0.0.0:9090\n");
+    let o = rrun(&["port", "web", "82"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("no public port '82/tcp'"),
+        "{}",
+        stderr(&o)
+    );
+    let ps = stdout(&rrun(&["ps", "--format", "{{.Ports}}"]));
+    assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    let inspect = stdout(&rrun(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Ports}} {{.HostConfig.PortBindings}}",
+        "web",
+    ]));
+    assert!(inspect.contains("8080"), "{inspect}");
+
+    // Bound to 127.0.0.1: not on the host's other addresses.
+    assert!(
+        outside.fetch(HOST_ADDR_OUTSIDE, chosen).is_err(),
+        "a port published on 127.0.0.1 answered on another address"
+    );
+    let elements = published_elements();
+    assert!(elements.contains("tcp . 8080 : 10.87."), "{elements}");
+    assert!(elements.contains("udp . 9090 : 10.87."), "{elements}");
+    assert!(
+        elements.contains(&format!("127.0.0.1 . tcp . {chosen}")),
+        "{elements}"
+    );
+
+    // A host port is one container's.
+    let o = sh(&["-p", "8080:80"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("already published by container"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Removed with the container.
+    let o = rrun(&["rm", "-f", "web"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for("the elements to go", || {
+        published_elements().is_empty().then_some(String::new())
+    });
+    let e = outside.fetch(HOST_ADDR_OUTSIDE, 8080).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+
+    // A killed rrun's ports are reaped by the next container that joins.
+    let mut victim = rrun_cmd(&["run", "--rm", "-p", "8081:80", "busybox", "sleep", "600"])
+        .spawn()
+        .unwrap();
+    wait_for("the victim's element", || {
+        published_elements()
+            .contains("8081")
+            .then_some(String::new())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    victim.wait().unwrap();
+    let o = sh(&[], "true");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        published_elements(),
+        "",
+        "a killed rrun's port was not reaped"
+    );
+}
+
+#[test]
+fn bad_publish_specs_are_refused() {
+    for (args, says) in [
+        (&["-p", "0"][..], "\"0\""),
+        (&["-p", "70000:80"], "70000"),
+        (&["-p", "1.2.3:80:80"], "1.2.3"),
+        (&["-p", "80/sctp"], "sctp"),
+        (&["-p", "8000-8001:80"], "port ranges"),
+        (&["-p", "80", "--network", "none"], "needs --network bridge"),
+        (&["-p", "80", "--network", "host"], "needs --network bridge"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let o = rrun(&a);
+        assert_eq!(code(&o), 125, "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(says) && stderr(&o).contains("-p, --publish"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
 }
