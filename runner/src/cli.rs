@@ -173,8 +173,8 @@ pub struct RunArgs {
     /// Publish a container's port to the host:
     /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
     /// no HOSTPORT: a free one, see rrun port). Needs --network bridge
-    /// (refused with none or host). The host's own connections reach it
-    /// through its addresses other than 127.0.0.1
+    /// (refused with none or host). The host itself reaches it at its own
+    /// addresses too, at 127.0.0.1 through a relay in rrun (TCP only)
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
     /// Memory limit

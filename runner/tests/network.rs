@@ -277,6 +277,9 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     // From the host itself, to one of its addresses.
     let got = netns::fetch(HOST_ADDR_OUTSIDE, 8080).expect("the published port from the host");
     assert_eq!(got.trim(), "hi-from-80");
+    // And at 127.0.0.1, through the relay (DNAT cannot go there).
+    let got = netns::fetch(std::net::Ipv4Addr::LOCALHOST, 8080).expect("127.0.0.1:8080");
+    assert_eq!(got.trim(), "hi-from-80");
     // From another container, through the host's address (hairpin).
     let o = sh(&[], &format!("nc -w 3 {HOST_ADDR_OUTSIDE} 8080 </dev/null"));
     assert_eq!(stdout(&o).trim(), "hi-from-80", "{}", stderr(&o));
@@ -313,6 +316,8 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     ]));
     assert!(inspect.contains("8080"), "{inspect}");
 
+    let got = netns::fetch(std::net::Ipv4Addr::LOCALHOST, chosen).expect("127.0.0.1:chosen");
+    assert_eq!(got.trim(), "hi-from-81");
     // Bound to 127.0.0.1: not on the host's other addresses.
     assert!(
         outside.fetch(HOST_ADDR_OUTSIDE, chosen).is_err(),
@@ -335,6 +340,24 @@ fn published_ports_reach_the_container_until_it_is_gone() {
         stderr(&o)
     );
 
+    // A port a host service listens on is not taken over.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let o = sh(&["-p", &format!("{busy_port}:80")], "true");
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains(&format!("0.0.0.0:{busy_port}/tcp")),
+        "{}",
+        stderr(&o)
+    );
+    drop(busy);
+    assert_eq!(
+        published_elements().matches(" : ").count(),
+        3,
+        "{}",
+        published_elements()
+    );
+
     // Removed with the container.
     let o = rrun(&["rm", "-f", "web"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -342,6 +365,8 @@ fn published_ports_reach_the_container_until_it_is_gone() {
         published_elements().is_empty().then_some(String::new())
     });
     let e = outside.fetch(HOST_ADDR_OUTSIDE, 8080).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    let e = netns::fetch(std::net::Ipv4Addr::LOCALHOST, 8080).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
 
     // A killed rrun's ports are reaped by the next container that joins.

@@ -14,7 +14,9 @@
 //! bridge and its nftables table are made once (see `bridge`, `nat`).
 //! Published ports (`-p`) are the exception: per container, elements of
 //! the network's nftables maps, deleted when the attachment is dropped
-//! and reaped like leases when its container is gone (see `ports`).
+//! and reaped like leases when its container is gone (see `ports`), and
+//! for TCP a listener relaying the host's own connections to 127.0.0.1
+//! (see `proxy`), which ends with the attachment.
 //!
 //! Network state (leases) lives in `STATE_DIR`, on the host's /run: a
 //! bridge is an object of the host's network namespace shared by every
@@ -25,6 +27,7 @@ pub mod ipam;
 pub mod nat;
 pub mod netlink;
 pub mod ports;
+pub mod proxy;
 pub mod resolv;
 
 use std::fs::File;
@@ -70,6 +73,12 @@ pub enum NetworkError {
     Gone(i32),
     #[error("cannot publish host port {port}: it is already published by container {by}")]
     PortTaken { port: String, by: String },
+    #[error("cannot publish {port}: listen on the host: {source}")]
+    Listen {
+        port: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{what} {path}: {source}")]
     Record {
         what: &'static str,
@@ -112,11 +121,13 @@ pub struct Attachment {
     ipam: Ipam,
     container: String,
     published: Option<ports::Published>,
+    proxy: Option<proxy::Proxy>,
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
         // The ports first: no traffic for the address once it is free.
+        drop(self.proxy.take());
         drop(self.published.take());
         self.ipam.release(self.address, &self.container);
     }
@@ -165,6 +176,7 @@ pub fn attach(
         ipam: ipam.clone(),
         container: container.to_string(),
         published: None,
+        proxy: None,
     };
     if !ports.is_empty() {
         att.published = Some(ports::publish(
@@ -177,6 +189,14 @@ pub fn attach(
         )?);
     }
     drop(lock);
+    if !ports.is_empty() {
+        let p =
+            proxy::Proxy::start(address, ports).map_err(|(p, source)| NetworkError::Listen {
+                port: format!("{}:{}/{}", p.host_ip_shown(), p.host_port, p.proto),
+                source,
+            })?;
+        att.proxy = Some(p);
+    }
     let host = host_veth_name(container, pid);
     let ctx = |what: &'static str, name: &str| {
         let name = name.to_string();

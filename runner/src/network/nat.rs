@@ -18,8 +18,7 @@
 //!   so that replies come back the same way) and for the host's own
 //!   connections (output) except those to 127.0.0.0/8: loopback traffic
 //!   cannot be routed to the bridge without `route_localnet`, which rbox
-//!   never sets, so `127.0.0.1:PORT` on the host does not reach a
-//!   published port (the host's other addresses do).
+//!   never sets: a userspace relay takes those (see `proxy`).
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
