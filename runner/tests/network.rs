@@ -284,6 +284,28 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     let o = sh(&[], &format!("nc -w 3 {HOST_ADDR_OUTSIDE} 8080 </dev/null"));
     assert_eq!(stdout(&o).trim(), "hi-from-80", "{}", stderr(&o));
 
+    // UDP, from the outside: busybox has no UDP server, but the
+    // container's network namespace counts datagrams to closed ports.
+    let udp_no_ports = || {
+        let o = rrun(&["exec", "web", "cat", "/proc/net/snmp"]);
+        let out = stdout(&o);
+        let udp: Vec<Vec<&str>> = out
+            .lines()
+            .filter(|l| l.starts_with("Udp:"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let i = udp[0].iter().position(|f| *f == "NoPorts").unwrap();
+        udp[1][i].parse::<u64>().unwrap()
+    };
+    let before = udp_no_ports();
+    outside.within(|| {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.send_to(b"ping", (HOST_ADDR_OUTSIDE, 9090)).unwrap();
+    });
+    wait_for("the datagram to reach the container", || {
+        (udp_no_ports() > before).then_some(String::new())
+    });
+
     // rrun port, as docker port.
     let o = rrun(&["port", "web"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
