@@ -229,6 +229,20 @@ fn published_elements() -> String {
     all
 }
 
+/// A counter of /proc/net/snmp in the network namespace of a container.
+fn snmp(container: &str, table: &str, field: &str) -> u64 {
+    let o = rrun(&["exec", container, "cat", "/proc/net/snmp"]);
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with(table))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out} {}", stderr(&o));
+    let i = rows[0].iter().position(|f| *f == field).unwrap();
+    rows[1][i].parse().unwrap()
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
@@ -286,17 +300,7 @@ fn published_ports_reach_the_container_until_it_is_gone() {
 
     // UDP, from the outside: busybox has no UDP server, but the
     // container's network namespace counts datagrams to closed ports.
-    let udp_no_ports = || {
-        let o = rrun(&["exec", "web", "cat", "/proc/net/snmp"]);
-        let out = stdout(&o);
-        let udp: Vec<Vec<&str>> = out
-            .lines()
-            .filter(|l| l.starts_with("Udp:"))
-            .map(|l| l.split_whitespace().collect())
-            .collect();
-        let i = udp[0].iter().position(|f| *f == "NoPorts").unwrap();
-        udp[1][i].parse::<u64>().unwrap()
-    };
+    let udp_no_ports = || snmp("web", "Udp:", "NoPorts");
     let before = udp_no_ports();
     outside.within(|| {
         let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -344,6 +348,20 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     assert!(
         outside.fetch(HOST_ADDR_OUTSIDE, chosen).is_err(),
         "a port published on 127.0.0.1 answered on another address"
+    );
+    // Nor for a neighbour that routes 127.0.0.1 to the host (the
+    // outside namespace is the test's: its loopback may go).
+    outside.sh("ip route del local 127.0.0.0/8 dev lo table local; \
+         ip route del local 127.0.0.1 dev lo table local; \
+         echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; \
+         echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; \
+         ip route add 127.0.0.1/32 via 192.0.2.254 dev eth0");
+    let segments = snmp("web", "Tcp:", "InSegs");
+    let sneaked = outside.fetch(std::net::Ipv4Addr::LOCALHOST, chosen);
+    assert_eq!(
+        snmp("web", "Tcp:", "InSegs"),
+        segments,
+        "a neighbour's packets for 127.0.0.1 reached the container ({sneaked:?})"
     );
     let elements = published_elements();
     assert!(elements.contains("tcp . 8080 : 10.87."), "{elements}");

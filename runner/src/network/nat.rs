@@ -19,6 +19,9 @@
 //!   connections (output) except those to 127.0.0.0/8: loopback traffic
 //!   cannot be routed to the bridge without `route_localnet`, which rbox
 //!   never sets: a userspace relay takes those (see `proxy`).
+//!   Prerouting never translates 127.0.0.0/8 either: a neighbour that
+//!   sends packets for 127.0.0.1 to the host must not reach a port
+//!   published on 127.0.0.1 only (the kernel drops them as martians).
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
@@ -61,8 +64,8 @@ table ip {t} {{
 	}}
 	chain publish {{
 		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
-		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
 	}}
 	chain publish_local {{
 		type nat hook output priority -100; policy accept;
