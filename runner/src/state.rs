@@ -390,6 +390,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn host_settings_without_ports_still_load() {
+        let h: HostSettings = serde_json::from_str(
+            r#"{"memory_bytes":null,"nano_cpus":null,"pids_limit":null,"binds":[],
+                "network_mode":"bridge","runtime":"native","read_only":false,
+                "privileged":false,"hostname":"h"}"#,
+        )
+        .unwrap();
+        assert!(h.ports.is_empty());
+    }
+
     fn store_of(states: &[State]) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         for s in states {

@@ -52,3 +52,61 @@ pub fn port(root: &Path, a: &PortArgs) -> Result<i32> {
         Err(e) => bail!(Coded(1, anyhow!(e))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner::network::ports::parse;
+    use runner::state::{ExecDefaults, HostSettings, ProcessId, RestartPolicy, Status};
+
+    fn running_with(specs: &[&str]) -> State {
+        State {
+            id: "0123456789ab".into(),
+            name: "web".into(),
+            image: "busybox".into(),
+            image_digest: "sha256:00".into(),
+            command: vec!["true".into()],
+            status: Status::Running,
+            // This process: alive, so the container counts as running.
+            pid: Some(ProcessId::current()),
+            supervisor: None,
+            created: 0,
+            finished: None,
+            exit_code: None,
+            oom_killed: false,
+            auto_remove: false,
+            detached: true,
+            exec: ExecDefaults::default(),
+            host: HostSettings {
+                ports: specs.iter().map(|s| parse(s).unwrap()).collect(),
+                ..HostSettings::default()
+            },
+            restart: RestartPolicy::No,
+            restart_count: 0,
+            stop_requested: false,
+        }
+    }
+
+    #[test]
+    fn lines_are_dockers() {
+        let s = running_with(&["8080:80", "127.0.0.1:5353:53/udp", "9000:80/udp"]);
+        assert_eq!(
+            lines(&s, None).unwrap(),
+            [
+                "80/tcp -> 0.0.0.0:8080",
+                "53/udp -> 127.0.0.1:5353",
+                "80/udp -> 0.0.0.0:9000"
+            ]
+        );
+        assert_eq!(lines(&s, Some("80")).unwrap(), ["0.0.0.0:8080"]);
+        assert_eq!(lines(&s, Some("80/udp")).unwrap(), ["0.0.0.0:9000"]);
+        let e = lines(&s, Some("53")).unwrap_err();
+        assert_eq!(e, "no public port '53/tcp' published for web");
+        assert!(lines(&s, Some("x/tcp")).is_err());
+        assert!(lines(&s, Some("53/sctp")).is_err());
+        // Not running: no ports, as docker port.
+        let mut stopped = s.clone();
+        stopped.status = Status::Exited;
+        assert_eq!(lines(&stopped, None).unwrap(), Vec::<String>::new());
+    }
+}
