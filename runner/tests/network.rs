@@ -456,3 +456,54 @@ fn bad_publish_specs_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_restarted_container_keeps_its_published_port() {
+    if !netns::own_netns("a_restarted_container_keeps_its_published_port") {
+        return;
+    }
+    let outside = Outside::new();
+    // Serves one connection, then exits 1: --restart always starts it
+    // again, on a new attachment (and, in turn, a new address).
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        "again",
+        "-p",
+        "8090:80",
+        "busybox",
+        "sh",
+        "-c",
+        "nc -l -p 80 -e echo served; exit 1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for round in 0..3 {
+        let got = wait_for(&format!("round {round}"), || {
+            outside
+                .fetch(HOST_ADDR_OUTSIDE, 8090)
+                .ok()
+                .filter(|s| s.contains("served"))
+        });
+        assert_eq!(got.trim(), "served");
+    }
+    let restarts = stdout(&rrun(&["inspect", "-f", "{{.RestartCount}}", "again"]));
+    assert!(
+        restarts.trim().parse::<u32>().unwrap() >= 2,
+        "restarts: {restarts}"
+    );
+    // Between runs the port is unpublished; while one runs, one element.
+    wait_for("one element while it runs", || {
+        let n = published_elements().matches(" : ").count();
+        assert!(n <= 1, "{}", published_elements());
+        (n == 1 && stdout(&rrun(&["port", "again", "80"])) == "0.0.0.0:8090\n")
+            .then_some(String::new())
+    });
+    let o = rrun(&["rm", "-f", "again"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for("the element to go", || {
+        published_elements().is_empty().then_some(String::new())
+    });
+}
