@@ -369,3 +369,58 @@ fn a_run_step_as_a_non_root_user_reaches_its_root_file_system() {
     )]);
     build_ok("nonroot-run:1", ctx.path(), &[]);
 }
+
+#[test]
+fn no_cache_filter_rebuilds_only_the_named_stages() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox AS first\nRUN cat /proc/sys/kernel/random/uuid > /a\nFROM busybox AS second\nRUN cat /proc/sys/kernel/random/uuid > /b\nCOPY --from=first /a /a\n",
+    )]);
+    let net = ["--network", "none"];
+    build_ok("ncf:1", ctx.path(), &net);
+    let before = run_ok("ncf:1", &["cat", "/a", "/b"]);
+    let o = build_ok(
+        "ncf:2",
+        ctx.path(),
+        &["--network", "none", "--no-cache-filter", "SECOND"],
+    );
+    assert_eq!(
+        cached_steps(&o),
+        1,
+        "only the first stage's RUN is cached:\n{}",
+        stderr(&o)
+    );
+    let after = run_ok("ncf:2", &["cat", "/a", "/b"]);
+    let (b1, a1) = (
+        before.lines().collect::<Vec<_>>(),
+        after.lines().collect::<Vec<_>>(),
+    );
+    assert_eq!(b1[0], a1[0], "stage first was rebuilt");
+    assert_ne!(b1[1], a1[1], "stage second came from the cache");
+    // By index too; an unknown stage is refused naming it.
+    let o = build_ok(
+        "ncf:3",
+        ctx.path(),
+        &["--network", "none", "--no-cache-filter", "0"],
+    );
+    // Stage 0 rebuilt: the second stage's RUN stays cached, its COPY of
+    // the new /a does not.
+    assert!(
+        stderr(&o).contains("[second 1/2] RUN cat /proc/sys/kernel/random/uuid > /b\n#2 CACHED"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(cached_steps(&o), 1, "{}", stderr(&o));
+    let o = rbuild(&[
+        "build",
+        "--no-cache-filter",
+        "third",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--no-cache-filter third: Containerfile has no such stage"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -27,6 +27,10 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not use the cache for these stages (names or indexes; repeatable
+    /// or comma-separated)
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
     /// Network of the RUN instructions: default (an isolated network
     /// namespace with outbound access through rbox's bridge and NAT, and
     /// no way to the host's loopback services), none (only lo), or host
@@ -114,6 +118,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         network: match args.network.as_str() {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,

@@ -73,6 +73,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names, or indexes from 0) built
+    /// without the step cache, as BuildKit's flag.
+    pub no_cache_filter: Vec<String>,
     /// RUN's network when a step does not say (BuildKit's default: an
     /// isolated namespace, here on rbox's bridge). `Host` is also the
     /// opt-in without which `RUN --network=host` is refused.
@@ -183,6 +186,13 @@ pub fn build(
     let text = String::from_utf8(text)
         .map_err(|_| BuildError::Other(format!("{}: not UTF-8 text", file.display())))?;
     let cf = Containerfile::parse_with_args(&name, &text, &opts.build_args)?;
+    if let Some(f) = opts.no_cache_filter.iter().find(|f| {
+        cf.stage_index(f).is_none() && f.parse::<usize>().map_or(true, |i| i >= cf.stages.len())
+    }) {
+        return Err(BuildError::Other(format!(
+            "--no-cache-filter {f}: {name} has no such stage"
+        )));
+    }
     let filter =
         ContextFilter::load(&opts.context).map_err(|e| BuildError::Other(e.to_string()))?;
     let exec = Executor {
@@ -347,6 +357,11 @@ impl Executor<'_> {
             None => format!("stage-{}", stage.index),
         };
         let total = steps.len();
+        let uncached = self.opts.no_cache
+            || self.opts.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
+                    || f.parse() == Ok(stage.index)
+            });
         let mut cmd_set_here = false;
         for (n, step) in steps.iter().enumerate() {
             let inst = step.expand(&ex)?;
@@ -398,7 +413,7 @@ impl Executor<'_> {
                     _ => None,
                 };
                 let key = key.finish();
-                if !self.opts.no_cache {
+                if !uncached {
                     if let Some(m) = cache::lookup(self.store, &key) {
                         let image = self.store.image_by_digest(&m).map_err(other)?;
                         engine::layer::unpack_image(self.store, &image).map_err(other)?;
