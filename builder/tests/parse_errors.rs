@@ -54,6 +54,8 @@ const CASES: &[(&str, &str)] = &[
     ("FROM x\nONBUILD FROM y\n", "Containerfile:2: ONBUILD: FROM is not allowed as an ONBUILD trigger"),
     ("FROM x\nONBUILD RUNN y\n", "Containerfile:2: unknown instruction \"RUNN\" (did you mean RUN?)"),
     ("FROM x\nRUN --mount=type=cache a\n", "Containerfile:2: RUN: --mount: a mount needs target=PATH"),
+    // BuildKit's testfiles/escapes: two words, the first an unterminated quote.
+    ("FROM x\nADD \\conf\\\\\" /.znc\n", "Containerfile:2: ADD: bad variable syntax: unterminated double quote in \"\\\\conf\\\\\\\\\\\"\""),
     ("FROM x\nRUN --mount=type=ssh,target=/s a\n", "Containerfile:2: RUN: --mount: type=ssh mounts are not supported by rbuild"),
     ("FROM x\nRUN --mount=type=secret,id=x,from=y a\n", "Containerfile:2: RUN: --mount: type=secret takes id, target, env, required, mode, uid and gid"),
     ("FROM x\nRUN --mount=type=cache,target=/y,sharing=x a\n", "Containerfile:2: RUN: --mount: sharing=\"x\": use shared, private or locked"),

@@ -429,7 +429,13 @@ fn escape_directive() {
     let Instruction::Copy(c) = s[1].expand(&ex).unwrap() else {
         panic!()
     };
-    assert_eq!(c.sources, vec![Source::Path("a b".into())]);
+    // As BuildKit: COPY's shell form splits on whitespace before any
+    // escape or quote is read (a name with a space needs the JSON form),
+    // and a trailing escape is dropped.
+    assert_eq!(
+        c.sources,
+        vec![Source::Path("a".into()), Source::Path("b".into())]
+    );
     // `# syntax=` is recognised and ignored; directives can be combined.
     let cf = parse("# syntax=docker/dockerfile:1.7\n# escape=`\nFROM x\n");
     assert_eq!(cf.escape, '`');

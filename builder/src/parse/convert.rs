@@ -219,9 +219,10 @@ pub(crate) fn convert(ll: &LogicalLine, escape: char) -> Result<Parsed, ErrorKin
         }
         "VOLUME" => {
             none()?;
+            // Whitespace-split, as COPY (see `copy`).
             let vols = match parse_json_array(rest) {
                 Some(v) => v,
-                None => split_words(rest, escape),
+                None => rest.split_whitespace().map(String::from).collect(),
             };
             if vols.is_empty() || vols.iter().any(|v| v.trim().is_empty()) {
                 return Err(bad(kw, "a volume path cannot be empty"));
@@ -331,9 +332,12 @@ fn copy(
     if let Some(m) = f.value("chmod").filter(|m| literal(m)) {
         parse_mode(&m).map_err(|e| bad_flag(kw, "chmod", e))?;
     }
+    // As BuildKit: the shell form splits on whitespace only; quotes are
+    // the expander's business, word by word (so `COPY "a b" /x` is two
+    // unterminated quotes, and `ADD \conf\\" /.znc` two words).
     let words: Vec<String> = match parse_json_array(rest) {
         Some(v) => v,
-        None => split_words(rest, escape),
+        None => rest.split_whitespace().map(String::from).collect(),
     };
     let mut heredocs = ll.heredocs.iter();
     let mut sources = Vec::new();
