@@ -1,4 +1,5 @@
 pub mod cache;
+pub mod cache_transfer;
 pub mod check;
 pub mod context;
 pub mod copy;

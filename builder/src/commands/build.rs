@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use builder::cache_transfer::CacheLocation;
 use builder::exec::{build, BuildOptions, PullPolicy};
 use builder::progress::ProgressMode;
 use engine::runtime::NetworkMode;
@@ -63,6 +64,14 @@ pub struct BuildArgs {
     /// id=ID,src=FILE or id=ID,env=VAR (repeatable)
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
+    /// Load cached steps first: type=local,src=DIR (what --cache-to wrote
+    /// on this or another machine; repeatable)
+    #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
+    pub cache_from: Vec<String>,
+    /// After the build, write the steps it used or made:
+    /// type=local,dest=DIR (an OCI layout, added to)
+    #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+    pub cache_to: Option<String>,
     /// Write the built stage's files out: type=local,dest=DIR (or DIR),
     /// type=tar,dest=FILE (or - for a tar on standard output). The image
     /// is stored (and tagged with -t) as well
@@ -139,6 +148,22 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         labels,
         secrets: builder::exec::secrets::Secrets::from_specs(&args.secrets)
             .map_err(anyhow::Error::msg)?,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|s| match CacheLocation::parse("--cache-from", "src", s)? {
+                CacheLocation::Local(dir) => Ok(dir),
+            })
+            .collect::<Result<_, String>>()
+            .map_err(anyhow::Error::msg)?,
+        cache_to: match args.cache_to.as_deref() {
+            Some(s) => {
+                match CacheLocation::parse("--cache-to", "dest", s).map_err(anyhow::Error::msg)? {
+                    CacheLocation::Local(dir) => Some(dir),
+                }
+            }
+            None => None,
+        },
     };
     if args.check {
         return check(&opts);

@@ -89,6 +89,11 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--secret`: what `RUN --mount=type=secret` steps may read.
     pub secrets: secrets::Secrets,
+    /// `--cache-from type=local,src=DIR`: step caches to load first.
+    pub cache_from: Vec<PathBuf>,
+    /// `--cache-to type=local,dest=DIR`: where the steps this build used
+    /// or made are written after it succeeds.
+    pub cache_to: Option<PathBuf>,
 }
 
 /// When a base image is pulled, as `docker build` does it.
@@ -160,6 +165,9 @@ pub struct Executor<'a> {
     results: Mutex<HashMap<usize, ImageState>>,
     /// Bases pulled in this build, so `--pull` pulls each reference once.
     pulled: Mutex<HashMap<String, Digest>>,
+    /// Every (cache key, step image) this build used or made, for
+    /// `--cache-to`.
+    steps: Mutex<Vec<(Digest, Digest)>>,
 }
 
 /// Build the image and tag it; returns its manifest digest.
@@ -204,6 +212,7 @@ pub fn build(
         progress: Progress::new(opts.progress),
         results: Mutex::new(HashMap::new()),
         pulled: Mutex::new(HashMap::new()),
+        steps: Mutex::new(Vec::new()),
     };
     // Groups of RUN steps of killed builds (kill -9 leaves them behind).
     leftovers::reap_dead_step_groups();
@@ -212,10 +221,30 @@ pub fn build(
             "warning: build arg {unused} was given but no ARG declares it"
         ));
     }
-    exec.run()
+    for src in &opts.cache_from {
+        let n = crate::cache_transfer::import(store, src).map_err(BuildError::Other)?;
+        exec.progress
+            .note(&format!("imported {n} cached steps from {}", src.display()));
+    }
+    let built = exec.run()?;
+    if let Some(dest) = &opts.cache_to {
+        let steps = std::mem::take(&mut *exec.steps.lock().expect("steps lock"));
+        let n = crate::cache_transfer::export(store, &steps, dest).map_err(BuildError::Other)?;
+        exec.progress
+            .note(&format!("exported {n} cached steps to {}", dest.display()));
+    }
+    Ok(built)
 }
 
 impl Executor<'_> {
+    /// A step this build used (cached) or made, for `--cache-to`.
+    fn note_step(&self, key: &Digest, manifest: &Digest) {
+        if self.opts.cache_to.is_some() {
+            let mut steps = self.steps.lock().expect("steps lock");
+            steps.push((key.clone(), manifest.clone()));
+        }
+    }
+
     fn run(&self) -> Result<Digest, BuildError> {
         let needed = self.cf.stages_needed(self.opts.target.as_deref())?;
         let target = *needed.last().expect("at least the target stage");
@@ -415,6 +444,7 @@ impl Executor<'_> {
                 let key = key.finish();
                 if !uncached {
                     if let Some(m) = cache::lookup(self.store, &key) {
+                        self.note_step(&key, &m);
                         let image = self.store.image_by_digest(&m).map_err(other)?;
                         engine::layer::unpack_image(self.store, &image).map_err(other)?;
                         state = ImageState::from_image(&image);
@@ -444,6 +474,7 @@ impl Executor<'_> {
                     .put_image(&state.config, state.layers.clone())
                     .map_err(other)?;
                 cache::record(self.store, &key, &manifest).map_err(other)?;
+                self.note_step(&key, &manifest);
                 state.chain = key.to_string();
                 ex.apply(&inst);
                 Ok(End::Done)
