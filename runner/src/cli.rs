@@ -47,6 +47,8 @@ pub enum Command {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Display a live stream of containers' resource usage
+    Stats(StatsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -101,6 +103,20 @@ pub struct TopArgs {
         allow_hyphen_values = true
     )]
     pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Containers (default: every running one)
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Print one sample and exit, instead of refreshing every half second
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Go template: {{.ID}} {{.Name}} {{.CPUPerc}} {{.MemUsage}}
+    /// {{.MemPerc}} {{.NetIO}} {{.BlockIO}} {{.PIDs}}, or "table ..."
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -63,6 +63,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Diff(a) => crate::commands::diff::diff(&root, &a),
         Command::Top(a) => crate::commands::top::top(&root, &a),
         Command::Port(a) => crate::commands::port::port(&root, &a),
+        Command::Stats(a) => crate::commands::stats::stats(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }

@@ -284,3 +284,45 @@ fn detached_with(opts: &[&str], name: &str, script: &str) {
     let o = rrun(&a);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[test]
+fn stats_reads_cpu_memory_and_pids_from_the_cgroup() {
+    // One busy loop, a sleeper beside it, a 64 MiB limit.
+    detached_with(
+        &["-m", "64m", "--network", "none"],
+        "statsy",
+        "sleep 300 & while :; do :; done",
+    );
+    wait_for(
+        || stdout(&rrun(&["top", "statsy"])).contains("sleep 300"),
+        "the sleeper",
+    );
+    let o = rrun(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}|{{.NetIO}}",
+        "statsy",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let line = stdout(&o);
+    let f: Vec<&str> = line.trim().split('|').collect();
+    assert_eq!(f[0], "statsy", "{line}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
+    // A busy loop: well above zero even on a loaded 2-core machine or a
+    // TCG guest (a broken sample reads 0 or nonsense).
+    assert!(
+        cpu > 5.0 && cpu < 250.0,
+        "a busy loop at {cpu}% CPU: {line}"
+    );
+    assert!(f[2].ends_with(" / 64MiB"), "{line}");
+    assert_eq!(f[3], "2", "sh (running the loop) and sleep: {line}");
+    assert_eq!(f[4], "0B / 0B", "--network none: {line}");
+    // The default table lists every running container, with a header.
+    let all = stdout(&rrun(&["stats", "--no-stream"]));
+    assert!(all.starts_with("CONTAINER ID"), "{all}");
+    assert!(all.lines().any(|l| l.contains("statsy")), "{all}");
+    assert_eq!(code(&rrun(&["rm", "-f", "statsy"])), 0);
+    let o = rrun(&["stats", "--no-stream", "statsy"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}

@@ -288,3 +288,36 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10_000);
     }
 }
+
+/// What a group has used, as `rrun stats` shows it; `None` where this
+/// host's layout does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time of all members, nanoseconds.
+    pub cpu_ns: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// `None`: no limit.
+    pub memory_limit: Option<u64>,
+    pub pids: Option<u64>,
+    /// Bytes read and written on block devices.
+    pub block_read: Option<u64>,
+    pub block_written: Option<u64>,
+}
+
+impl Cgroup {
+    /// The group's usage, read from its control files.
+    pub fn usage(&self) -> Usage {
+        match self {
+            Cgroup::V1(c) => c.usage(),
+            Cgroup::V2(c) => v2::usage_at(c.path()),
+        }
+    }
+}
+
+/// A control file holding one number (`max` and values of 2^62 and up,
+/// v1's "no limit", read as `None`).
+pub(crate) fn read_number(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: u64 = text.trim().parse().ok()?;
+    (v < 1 << 62).then_some(v)
+}

@@ -219,6 +219,21 @@ impl V1Cgroup {
             .collect()
     }
 
+    /// Usage from the memory, cpuacct and pids hierarchies (v1 does not
+    /// put containers in blkio: block I/O is not known here).
+    pub fn usage(&self) -> super::Usage {
+        let at = |ctrl: &str, file: &str| self.dir_of(ctrl).map(|d| d.join(file));
+        let num = |ctrl: &str, file: &str| at(ctrl, file).and_then(|p| super::read_number(&p));
+        super::Usage {
+            cpu_ns: num("cpuacct", "cpuacct.usage"),
+            memory_bytes: num("memory", "memory.usage_in_bytes"),
+            memory_limit: num("memory", "memory.limit_in_bytes"),
+            pids: num("pids", "pids.current"),
+            block_read: None,
+            block_written: None,
+        }
+    }
+
     pub fn oom_kills(&self) -> u64 {
         let Some(dir) = self.dir_of("memory") else {
             return 0;

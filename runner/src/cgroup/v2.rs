@@ -176,6 +176,37 @@ impl V2Cgroup {
     }
 }
 
+/// The usage of the v2 group at `dir` (`cpu.stat`, `memory.current`,
+/// `memory.max`, `pids.current`, `io.stat`).
+pub fn usage_at(dir: &Path) -> super::Usage {
+    let cpu_ns = std::fs::read_to_string(dir.join("cpu.stat"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .map(|us| us * 1000);
+    // io.stat: a line per device, `rbytes=N wbytes=N ...`; no file, no
+    // io controller in the group.
+    let io = std::fs::read_to_string(dir.join("io.stat")).ok().map(|t| {
+        let sum = |key: &str| -> u64 {
+            t.split_whitespace()
+                .filter_map(|f| f.strip_prefix(key)?.parse::<u64>().ok())
+                .sum()
+        };
+        (sum("rbytes="), sum("wbytes="))
+    });
+    super::Usage {
+        cpu_ns,
+        memory_bytes: super::read_number(&dir.join("memory.current")),
+        memory_limit: super::read_number(&dir.join("memory.max")),
+        pids: super::read_number(&dir.join("pids.current")),
+        block_read: io.map(|(r, _)| r),
+        block_written: io.map(|(_, w)| w),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The driver against a temp-dir tree standing in for cgroup2: which
@@ -270,5 +301,33 @@ mod tests {
         assert_eq!(cg.oom_kills(), 2);
         fs::write(cg.path().join("cgroup.procs"), "12\n\n40\n").unwrap();
         assert_eq!(cg.procs(), [12, 40]);
+    }
+
+    #[test]
+    fn usage_reads_the_v2_control_files() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |f: &str, t: &str| std::fs::write(d.path().join(f), t).unwrap();
+        w("cpu.stat", "usage_usec 1500\nuser_usec 1000\n");
+        w("memory.current", "4096\n");
+        w("memory.max", "max\n");
+        w("pids.current", "3\n");
+        w(
+            "io.stat",
+            "8:0 rbytes=100 wbytes=7 rios=1\n8:16 rbytes=1 wbytes=0\n",
+        );
+        let u = usage_at(d.path());
+        assert_eq!(
+            u,
+            crate::cgroup::Usage {
+                cpu_ns: Some(1_500_000),
+                memory_bytes: Some(4096),
+                memory_limit: None,
+                pids: Some(3),
+                block_read: Some(101),
+                block_written: Some(7),
+            }
+        );
+        w("memory.max", "1048576\n");
+        assert_eq!(usage_at(d.path()).memory_limit, Some(1 << 20));
     }
 }

@@ -87,12 +87,22 @@ impl Template {
 
     /// The header line of a `table` template: each field's last name.
     pub fn header(&self) -> String {
+        self.header_named(&[])
+    }
+
+    /// The header line, with the column titles `names` gives for some
+    /// fields (Docker's `CPU %` for `CPUPerc`), the others upper-cased.
+    pub fn header_named(&self, names: &[(&str, &str)]) -> String {
         self.pieces
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.clone(),
                 Piece::Field { path, .. } => {
-                    path.last().map(|s| s.to_uppercase()).unwrap_or_default()
+                    let last = path.last().map(String::as_str).unwrap_or_default();
+                    match names.iter().find(|(f, _)| *f == last) {
+                        Some((_, title)) => title.to_string(),
+                        None => last.to_uppercase(),
+                    }
                 }
             })
             .collect()

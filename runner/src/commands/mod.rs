@@ -9,5 +9,6 @@ pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod rename;
+pub mod stats;
 pub mod top;
 pub mod wait;
