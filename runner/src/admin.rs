@@ -175,6 +175,12 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !s.is_running() {
         bail!(Coded(1, anyhow!("container {} is not running", s.name)));
     }
+    if lifecycle::paused(&s) {
+        bail!(Coded(
+            1,
+            anyhow!("container {} is paused: unpause it before exec", s.name)
+        ));
+    }
     let env = exec_env(&s.exec.env, &a.env).map_err(|e| Coded(125, e.into()))?;
     let (uid, gid, groups) = match &a.user {
         None => (s.exec.uid, s.exec.gid, s.exec.groups.clone()),

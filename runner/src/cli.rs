@@ -49,6 +49,10 @@ pub enum Command {
     Port(PortArgs),
     /// Display a live stream of containers' resource usage
     Stats(StatsArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -103,6 +107,12 @@ pub struct TopArgs {
         allow_hyphen_values = true
     )]
     pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]

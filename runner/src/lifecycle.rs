@@ -32,6 +32,14 @@ pub enum LifecycleError {
     },
     #[error("invalid signal {0:?} (use a name like TERM or SIGKILL, or a number)")]
     BadSignal(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("container {0} is paused: unpause it first")]
+    Paused(String),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
 }
 
 /// A container id: 64 hex digits, the last 8 naming the store it belongs
@@ -80,7 +88,41 @@ pub fn parse_signal(s: &str) -> Result<i32, LifecycleError> {
         .map_err(|_| LifecycleError::BadSignal(s.to_string()))
 }
 
-/// Send `sig` to the container's first process (PID 1 inside).
+/// Whether the container is paused (its cgroup frozen, `rrun pause`).
+pub fn paused(st: &State) -> bool {
+    st.is_running()
+        && CgroupDriver::probe()
+            .map(|d| d.open(&st.id).is_frozen())
+            .unwrap_or(false)
+}
+
+/// `rrun pause`: freeze every process of the container.
+pub fn pause(st: &State) -> Result<(), LifecycleError> {
+    if !st.is_running() {
+        return Err(LifecycleError::NotRunning(st.name.clone()));
+    }
+    let group = CgroupDriver::probe()?.open(&st.id);
+    if group.is_frozen() {
+        return Err(LifecycleError::AlreadyPaused(st.name.clone()));
+    }
+    Ok(group.freeze()?)
+}
+
+/// `rrun unpause`.
+pub fn unpause(st: &State) -> Result<(), LifecycleError> {
+    if !st.is_running() {
+        return Err(LifecycleError::NotRunning(st.name.clone()));
+    }
+    let group = CgroupDriver::probe()?.open(&st.id);
+    if !group.is_frozen() {
+        return Err(LifecycleError::NotPaused(st.name.clone()));
+    }
+    Ok(group.thaw()?)
+}
+
+/// Send `sig` to the container's first process (PID 1 inside). A paused
+/// container is thawed after the signal is sent, so that it is handled
+/// (as Docker's stop and kill of a paused container).
 pub fn signal(st: &State, sig: i32) -> Result<(), LifecycleError> {
     let Some(p) = st.pid.filter(|p| p.alive() && st.status == Status::Running) else {
         return Err(LifecycleError::NotRunning(st.name.clone()));
@@ -92,6 +134,12 @@ pub fn signal(st: &State, sig: i32) -> Result<(), LifecycleError> {
             what: st.name.clone(),
             source: std::io::Error::last_os_error(),
         });
+    }
+    if let Ok(driver) = CgroupDriver::probe() {
+        let group = driver.open(&st.id);
+        if group.is_frozen() {
+            group.thaw()?;
+        }
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Top(a) => crate::commands::top::top(&root, &a),
         Command::Port(a) => crate::commands::port::port(&root, &a),
         Command::Stats(a) => crate::commands::stats::stats(&root, &a),
+        Command::Pause(a) => crate::commands::pause::pause(&root, &a),
+        Command::Unpause(a) => crate::commands::pause::unpause(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }

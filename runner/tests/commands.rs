@@ -326,3 +326,56 @@ fn stats_reads_cpu_memory_and_pids_from_the_cgroup() {
     let o = rrun(&["stats", "--no-stream", "statsy"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
 }
+
+#[test]
+fn pause_freezes_every_process_until_unpause() {
+    detached_with(
+        &["--network", "none"],
+        "pausy",
+        "trap 'exit 0' TERM; while :; do cat /proc/uptime > /tick; usleep 20000; done",
+    );
+    let id = stdout(&rrun(&["inspect", "--format", "{{.Id}}", "pausy"]));
+    let tick = store_root()
+        .join("containers")
+        .join(id.trim())
+        .join("upper/tick");
+    let read = || std::fs::read_to_string(&tick).unwrap_or_default();
+    wait_for(|| !read().is_empty(), "the first tick");
+    let o = rrun(&["pause", "pausy"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Frozen: the loop writes nothing more.
+    let frozen = read();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read(), frozen, "the container still runs while paused");
+    assert!(stdout(&rrun(&["ps"])).contains("Up (Paused)"));
+    let st = stdout(&rrun(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Paused}}",
+        "pausy",
+    ]));
+    assert_eq!(st.trim(), "paused true");
+    let o = rrun(&["pause", "pausy"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("already paused"), "{}", stderr(&o));
+    let o = rrun(&["exec", "pausy", "true"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("is paused"), "{}", stderr(&o));
+
+    assert_eq!(code(&rrun(&["unpause", "pausy"])), 0);
+    wait_for(|| read() != frozen, "a tick after unpause");
+    let o = rrun(&["unpause", "pausy"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
+
+    // A paused container still stops (thawed after the signal).
+    assert_eq!(code(&rrun(&["pause", "pausy"])), 0);
+    let t = Instant::now();
+    assert_eq!(code(&rrun(&["stop", "-t", "5", "pausy"])), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SIGTERM was not handled"
+    );
+    assert!(stdout(&rrun(&["ps", "-a"])).contains("Exited"));
+    assert_eq!(code(&rrun(&["rm", "pausy"])), 0);
+}

@@ -305,6 +305,28 @@ pub struct Usage {
 }
 
 impl Cgroup {
+    /// Pause every member (`rrun pause`): v2's cgroup.freeze, v1's freezer.
+    pub fn freeze(&self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.freeze(),
+            Cgroup::V2(c) => c.freeze(),
+        }
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.thaw(),
+            Cgroup::V2(c) => c.thaw(),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match self {
+            Cgroup::V1(c) => c.is_frozen(),
+            Cgroup::V2(c) => c.is_frozen(),
+        }
+    }
+
     /// The group's usage, read from its control files.
     pub fn usage(&self) -> Usage {
         match self {
@@ -320,4 +342,23 @@ pub(crate) fn read_number(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: u64 = text.trim().parse().ok()?;
     (v < 1 << 62).then_some(v)
+}
+
+/// Poll `file` until `done` accepts its text (5 s at most): the kernel
+/// freezes a group asynchronously.
+pub(crate) fn wait_until(file: &Path, done: impl Fn(&str) -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(file).map_err(io_err("read", file))?;
+        if done(&text) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io_err("wait for", file)(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still {:?} after 5 s", text.trim()),
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

@@ -25,11 +25,16 @@ pub struct Hierarchy {
 #[derive(Debug, Clone)]
 pub struct V1Driver {
     hierarchies: Vec<Hierarchy>,
+    /// The freezer hierarchy's mount, if the host has one. Containers join
+    /// it only when paused (`V1Cgroup::freeze`): joining at start would
+    /// cost every start a write for a command few use.
+    freezer: Option<PathBuf>,
 }
 
 #[derive(Debug)]
 pub struct V1Cgroup {
     hierarchies: Vec<Hierarchy>,
+    freezer: Option<PathBuf>,
     id: String,
 }
 
@@ -47,11 +52,15 @@ impl V1Driver {
     /// listing, `root` the directory the v1 hierarchies are mounted under.
     pub fn from_proc_cgroup(root: &Path, text: &str) -> Result<V1Driver> {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        let mut freezer = None;
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, Some(ctrls), _) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
+            if ctrls == "freezer" && root.join("freezer").is_dir() {
+                freezer = Some(root.join("freezer"));
+            }
             if ctrls.is_empty() || !ctrls.split(',').any(|c| CONTROLLERS.contains(&c)) {
                 continue;
             }
@@ -87,7 +96,10 @@ impl V1Driver {
                 });
             }
         }
-        Ok(V1Driver { hierarchies })
+        Ok(V1Driver {
+            hierarchies,
+            freezer,
+        })
     }
 
     pub fn create(&self, id: &str, res: &Resources, devices: Devices) -> Result<V1Cgroup> {
@@ -131,6 +143,7 @@ impl V1Driver {
     pub fn open(&self, id: &str) -> V1Cgroup {
         V1Cgroup {
             hierarchies: self.hierarchies.clone(),
+            freezer: self.freezer.as_ref().map(|m| m.join(PARENT).join(id)),
             id: id.to_string(),
         }
     }
@@ -155,11 +168,73 @@ impl V1Cgroup {
             .map(|h| h.mount.join(PARENT).join(&self.id))
     }
 
+    /// The group's directories: one per hierarchy, and the freezer's once
+    /// the container has been paused.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.hierarchies
             .iter()
             .map(|h| h.mount.join(PARENT).join(&self.id))
+            .chain(self.freezer.clone().filter(|f| f.is_dir()))
             .collect()
+    }
+
+    /// Pause: move every member into the freezer group (again until none
+    /// is left outside: a member may fork meanwhile; children of moved
+    /// members are born inside), then freeze it and wait until the kernel
+    /// says FROZEN.
+    pub fn freeze(&self) -> Result<()> {
+        let dir = self
+            .freezer
+            .as_ref()
+            .ok_or(CgroupError::MissingController {
+                controller: "freezer",
+                path: PathBuf::from("/sys/fs/cgroup"),
+                why: "rrun pause (cgroup v1)",
+            })?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io_err("create", dir)(e))
+            }
+            _ => {}
+        }
+        let procs = dir.join("cgroup.procs");
+        for _ in 0..100 {
+            let inside: std::collections::HashSet<i32> = read_procs(&procs).into_iter().collect();
+            let outside: Vec<i32> = self
+                .hierarchies
+                .iter()
+                .flat_map(|h| read_procs(&h.mount.join(PARENT).join(&self.id).join("cgroup.procs")))
+                .filter(|p| !inside.contains(p))
+                .collect();
+            if outside.is_empty() {
+                write_file(&dir.join("freezer.state"), "FROZEN")?;
+                return super::wait_until(&dir.join("freezer.state"), |t| t.trim() == "FROZEN");
+            }
+            for pid in outside {
+                // A member that exited meanwhile is not an error.
+                let _ = std::fs::write(&procs, pid.to_string());
+            }
+        }
+        Err(io_err("fill", dir)(std::io::Error::other(
+            "members kept appearing outside the freezer group",
+        )))
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        match &self.freezer {
+            Some(dir) if dir.is_dir() => write_file(&dir.join("freezer.state"), "THAWED"),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.freezer.as_ref().is_some_and(|d| {
+            std::fs::read_to_string(d.join("freezer.state"))
+                .is_ok_and(|t| matches!(t.trim(), "FROZEN" | "FREEZING"))
+        })
     }
 
     fn apply(&self, res: &Resources) -> Result<()> {
@@ -265,6 +340,8 @@ impl V1Cgroup {
     /// cannot outrun it either: the container's pid namespace is dying
     /// (its init has exited), and the kernel refuses forks in it.
     pub fn remove(&self) -> Result<()> {
+        // A frozen task cannot die on v1 until thawed.
+        let _ = self.thaw();
         let mut first_err = None;
         for d in self.paths() {
             let procs = d.join("cgroup.procs");

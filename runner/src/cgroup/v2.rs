@@ -161,6 +161,23 @@ impl V2Cgroup {
         read_procs(&self.path.join("cgroup.procs"))
     }
 
+    /// Pause: cgroup.freeze, then wait until cgroup.events says frozen.
+    pub fn freeze(&self) -> Result<()> {
+        write_file(&self.path.join("cgroup.freeze"), "1")?;
+        super::wait_until(&self.path.join("cgroup.events"), |t| {
+            t.lines().any(|l| l.trim() == "frozen 1")
+        })
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        write_file(&self.path.join("cgroup.freeze"), "0")
+    }
+
+    /// Paused (asked to freeze), as `ps` and `inspect` report it.
+    pub fn is_frozen(&self) -> bool {
+        std::fs::read_to_string(self.path.join("cgroup.freeze")).is_ok_and(|t| t.trim() == "1")
+    }
+
     /// Kill the group's members and remove it. cgroup.kill (Linux 5.14)
     /// is the tool: the kernel kills every member, including one forked or
     /// moved in while it runs, and nobody else. Without it, the pidfd

@@ -62,6 +62,7 @@ fn time(secs: Option<u64>) -> String {
 /// Docker's `Status` word for a container.
 pub fn status_word(s: &State) -> &'static str {
     match (s.status, s.is_running()) {
+        (_, true) if runner::lifecycle::paused(s) => "paused",
         (_, true) => "running",
         (Status::Created, false) => "created",
         _ => "exited",
@@ -123,7 +124,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
         "State": {
             "Status": status_word(s),
             "Running": running,
-            "Paused": false,
+            "Paused": running && runner::lifecycle::paused(s),
             "Restarting": false,
             "OOMKilled": s.oom_killed,
             "Dead": false,

@@ -29,6 +29,7 @@ pub fn ago(secs: u64) -> String {
 
 fn status_text(s: &State) -> String {
     match (s.status, s.is_running()) {
+        (_, true) if runner::lifecycle::paused(s) => "Up (Paused)".to_string(),
         (_, true) => "Up".to_string(),
         (Status::Created, false) => "Created".to_string(),
         _ => format!(
