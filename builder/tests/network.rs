@@ -69,3 +69,51 @@ fn run_steps_go_out_but_never_reach_host_loopback() {
     build_ok("net:none", ctx.path(), &["--network", "none", "--no-cache"]);
     assert_eq!(run_ok("net:none", &["cat", "/got"]), "");
 }
+
+/// Parallel stages start their RUN steps side by side on the bridge: a
+/// step's child was once cloned while another thread held the network's
+/// lock file open, kept that lock alive, and the build hung for good
+/// (seen in CI). Each build must end within a minute.
+#[test]
+fn parallel_run_steps_on_the_bridge_never_deadlock() {
+    if !netns::own_netns("parallel_run_steps_on_the_bridge_never_deadlock") {
+        return;
+    }
+    let mut file = String::new();
+    for s in ["a", "b", "c", "d"] {
+        file.push_str(&format!("FROM busybox AS {s}\nRUN echo {s} > /{s}\n"));
+    }
+    file.push_str("FROM busybox\n");
+    for s in ["a", "b", "c", "d"] {
+        file.push_str(&format!("COPY --from={s} /{s} /{s}\n"));
+    }
+    let ctx = context(&[("Containerfile", file)]);
+    for round in 0..6 {
+        let mut child = std::process::Command::new(RBUILD)
+            .arg("--root")
+            .arg(store_root())
+            .args(["build", "--progress", "plain", "--no-cache", "-t", "par:1"])
+            .arg(ctx.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("round {round}: the build hung (parallel RUN steps on the bridge)");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+    assert_eq!(
+        run_ok("par:1", &["cat", "/a", "/b", "/c", "/d"]),
+        "a\nb\nc\nd\n"
+    );
+}

@@ -144,9 +144,16 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
     if plan.new_net {
         flags |= libc::CLONE_NEWNET as u64;
     }
+    // No other thread of ours holds a lock file open across the clone
+    // (see `sys::NO_INHERIT`).
+    let no_inherit = sys::NO_INHERIT.write().unwrap_or_else(|e| e.into_inner());
     // SAFETY: fork semantics; the child runs only `child_main`, which
     // makes syscalls on data prepared above and never returns.
-    match unsafe { sys::clone3(flags, cgroup_fd) } {
+    let cloned = unsafe { sys::clone3(flags, cgroup_fd) };
+    if let Ok(sys::Forked::Parent(_)) | Err(_) = cloned {
+        drop(no_inherit);
+    }
+    match cloned {
         Err(e) => Err(SpawnError::Clone(e)),
         Ok(sys::Forked::Child) => {
             drop(sync_wr);

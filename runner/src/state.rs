@@ -258,6 +258,8 @@ impl State {
         known: &State,
         f: impl FnOnce(&mut State),
     ) -> Result<State, StateError> {
+        // No child may be cloned holding the lock (see sys::NO_INHERIT).
+        let _no_inherit = crate::sys::hold_no_inherit();
         let lock = std::fs::File::open(dir).map_err(|source| StateError::Io {
             op: "open",
             path: dir.to_path_buf(),

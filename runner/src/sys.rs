@@ -289,3 +289,18 @@ pub fn set_ids_this_thread(
     }
     Ok(())
 }
+
+/// Keeps flocks out of cloned children. A child of `spawn` shares its
+/// parent's open files until its final execve (O_CLOEXEC does not help
+/// before then), and a flock belongs to the open file: a child cloned
+/// while another thread held one kept the lock alive after that thread
+/// closed its copy, and the next attach waited on the child, which waited
+/// on that attach (two RUN steps of parallel stages, seen in CI). Code
+/// that holds a flock takes this shared for as long as the file is open
+/// ([`hold_no_inherit`]); `spawn` takes it exclusively around the clone.
+pub static NO_INHERIT: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// The shared side of [`NO_INHERIT`], held while a lock file is open.
+pub fn hold_no_inherit() -> std::sync::RwLockReadGuard<'static, ()> {
+    NO_INHERIT.read().unwrap_or_else(|e| e.into_inner())
+}

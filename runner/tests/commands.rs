@@ -277,6 +277,16 @@ fn restart_policies_restart_until_the_limit_or_a_stop() {
     assert_eq!(code(&rrun(&["rm", "-f", "flaky", "phoenix"])), 0);
 }
 
+/// Removes the container when the test ends, passed or not (a failed
+/// assertion must not leave a busy loop running).
+struct RemoveOnDrop(&'static str);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = rrun(&["rm", "-f", self.0]);
+    }
+}
+
 fn detached_with(opts: &[&str], name: &str, script: &str) {
     let mut a = vec!["run", "-d", "--name", name];
     a.extend_from_slice(opts);
@@ -288,6 +298,7 @@ fn detached_with(opts: &[&str], name: &str, script: &str) {
 #[test]
 fn stats_reads_cpu_memory_and_pids_from_the_cgroup() {
     // One busy loop, a sleeper beside it, a 64 MiB limit.
+    let _rm = RemoveOnDrop("statsy");
     detached_with(
         &["-m", "64m", "--network", "none"],
         "statsy",
@@ -329,6 +340,7 @@ fn stats_reads_cpu_memory_and_pids_from_the_cgroup() {
 
 #[test]
 fn pause_freezes_every_process_until_unpause() {
+    let _rm = RemoveOnDrop("pausy");
     detached_with(
         &["--network", "none"],
         "pausy",

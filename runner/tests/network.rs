@@ -507,3 +507,55 @@ fn a_restarted_container_keeps_its_published_port() {
         published_elements().is_empty().then_some(String::new())
     });
 }
+
+/// A container's first process is cloned without exec and waits, sharing
+/// its parent's open files, until the parent has put it on the network.
+/// One cloned while another thread held the network's lock file kept
+/// that flock alive after the thread let go, so the parent's attach
+/// waited on the child and the child on the attach: builds with parallel
+/// RUN steps hung (seen in CI). The clone now waits until no lock file is
+/// open (`sys::NO_INHERIT`).
+#[test]
+fn a_container_cloned_while_the_network_is_locked_still_starts() {
+    use engine::runtime::{ContainerSpec, NetworkMode, RootfsSpec, Runtime};
+    use std::time::{Duration, Instant};
+    if !netns::own_netns("a_container_cloned_while_the_network_is_locked_still_starts") {
+        return;
+    }
+    let store = engine::Store::open(store_root()).unwrap();
+    let lowers = fixtures::image_lowerdirs(&store, "busybox").unwrap();
+    let dir = tempfile::tempdir_in(store_root()).unwrap();
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let ipam = runner::network::Network::default_bridge().ipam();
+        let lock = ipam.lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(lock);
+    });
+    held.recv().unwrap();
+    let mut spec = ContainerSpec::new(
+        "inherit-1",
+        RootfsSpec::under(dir.path(), lowers),
+        vec!["true".into()],
+    );
+    spec.env = vec![format!("PATH={}", runner::DEFAULT_PATH)];
+    spec.network = NetworkMode::Bridge;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(runner::native::NativeRuntime::new().run(&spec));
+    });
+    holder.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(r) = done.try_recv() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container never started: its first process holds the network's lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.unwrap(), engine::runtime::ExitStatus::Exited(0));
+}

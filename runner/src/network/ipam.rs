@@ -170,7 +170,9 @@ pub struct Ipam {
 
 /// The exclusive lock of a network's state, held while it lives.
 pub struct Locked {
+    /// Closed before `_no_inherit` is released (fields drop in order).
     file: File,
+    _no_inherit: std::sync::RwLockReadGuard<'static, ()>,
 }
 
 impl Locked {
@@ -200,6 +202,8 @@ impl Ipam {
 
     /// Take the network's lock (created with its directory, root only).
     pub fn lock(&self) -> Result<Locked, IpamError> {
+        // Before the file is opened: no child may be cloned holding it.
+        let no_inherit = crate::sys::hold_no_inherit();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -225,7 +229,10 @@ impl Ipam {
                 return Err(io_err("lock", &path)(e));
             }
         }
-        Ok(Locked { file })
+        Ok(Locked {
+            file,
+            _no_inherit: no_inherit,
+        })
     }
 
     /// A free address for `holder`, under the lock the caller holds.
