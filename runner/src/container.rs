@@ -369,6 +369,10 @@ fn plan_for(
         console: None,
         die_with_parent: launch.die_with_parent,
         cgroup_tasks: Vec::new(),
+        new_cgroup_ns: true,
+        masked: None,
+        rlimits: Vec::new(),
+        start_gate: None,
     })
 }
 

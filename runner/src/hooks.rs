@@ -15,6 +15,11 @@ pub fn security_plan(spec: &SecuritySpec, uid: u32) -> Result<SecurityPlan, Stri
 }
 
 impl SecurityPlan {
+    /// A plan decided elsewhere (an OCI bundle's capability sets).
+    pub fn from_plan(plan: crate::security::SecurityPlan) -> SecurityPlan {
+        SecurityPlan(plan)
+    }
+
     /// In the child, as root, before setgroups/setgid/setuid.
     pub fn before_setuid(&self) -> Result<(), String> {
         self.0.apply_before_setuid().map_err(|e| e.to_string())

@@ -91,6 +91,10 @@ pub struct EtcFiles {
 /// Everything the child needs to build the rootfs.
 #[derive(Debug, Clone)]
 pub struct RootfsPlan {
+    /// The overlay's lowers. Empty: no overlay; `merged` is a directory
+    /// used as it is (an OCI bundle's `root.path`), bound onto itself so
+    /// that it is a mount point pivot_root accepts; `upper`, `work` and
+    /// `volatile` are then unused.
     pub lowers: Vec<CString>,
     pub upper: CString,
     pub work: CString,
@@ -615,7 +619,11 @@ fn write_etc_files(e: &EtcFiles) -> Result<(), StepError> {
 /// `etc`: written after the overlay, before the steps that bind them.
 pub fn assemble_and_pivot(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<(), StepError> {
     make_private()?;
-    mount_overlay(plan)?;
+    if plan.lowers.is_empty() {
+        bind_root(&plan.merged)?;
+    } else {
+        mount_overlay(plan)?;
+    }
     let root = step(
         "open rootfs",
         &plan.merged,
@@ -643,6 +651,16 @@ pub fn assemble_and_pivot(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<(
         )?;
     }
     pivot(root.as_fd(), &plan.merged)
+}
+
+/// `path` bound (recursively) onto itself.
+fn bind_root(path: &CStr) -> Result<(), StepError> {
+    let tree = step("open rootfs", path, sys::open_tree_clone(path))?;
+    step(
+        "bind rootfs onto itself at",
+        path,
+        sys::move_mount_path(tree.as_fd(), path),
+    )
 }
 
 /// pivot_root(".", "."): the old root ends up stacked on the new one, and

@@ -54,6 +54,21 @@ pub struct ChildPlan {
     /// each to join its group itself, which spares the kernel's global
     /// threadgroup lock that moving it from outside takes.
     pub cgroup_tasks: Vec<RawFd>,
+    /// Unshare a cgroup namespace rooted at the container's group (rrun
+    /// always; an OCI bundle when it lists a `cgroup` namespace).
+    pub new_cgroup_ns: bool,
+    /// Masked and read-only paths other than Docker's (an OCI bundle's
+    /// `linux.maskedPaths` and `linux.readonlyPaths`); `None`: Docker's.
+    pub masked: Option<(Vec<CString>, Vec<CString>)>,
+    /// setrlimit(resource, soft, hard) for each, as root before setuid.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// The create/start split of an OCI runtime: a descriptor of the
+    /// container's `exec.fifo`, opened read-write by the parent. With it,
+    /// the child does everything up to execve, tells the parent it is
+    /// ready (one 0 byte on the report pipe, which it then closes) and
+    /// blocks reading one byte from this fifo, written by `start`. Exec
+    /// failures after that go to the container's stderr.
+    pub start_gate: Option<RawFd>,
 }
 
 /// How the child failed before its command ran.
@@ -106,7 +121,9 @@ impl Started {
                 source,
             })?);
         let _ = f.read_to_end(&mut buf);
-        if buf.is_empty() {
+        // Empty: exec'ed. One 0 byte: waiting at its start gate (exit
+        // codes of failures are never 0).
+        if buf.is_empty() || buf == [0] {
             return Ok(self.pid);
         }
         // The child failed: reap it so nothing is left behind.
@@ -227,8 +244,10 @@ fn child_main(
         unsafe { libc::close(*fd) };
     }
     // Now in our cgroup: a new cgroup namespace rooted at it.
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
-        fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
+    if plan.new_cgroup_ns {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+            fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
+        }
     }
     if plan.console.is_none() {
         // Our own session: terminal signals reach rrun, which forwards them.
@@ -243,13 +262,23 @@ fn child_main(
             );
         }
     }
-    if let Err(e) = nix::unistd::sethostname(plan.hostname.to_str().unwrap_or("container")) {
-        fail(rep, 125, format_args!("set hostname: {e}"));
+    // Empty: keep the new UTS namespace's copy of the host's name (an
+    // OCI bundle without `hostname`).
+    if !plan.hostname.is_empty() {
+        if let Err(e) = nix::unistd::sethostname(plan.hostname.to_str().unwrap_or("container")) {
+            fail(rep, 125, format_args!("set hostname: {e}"));
+        }
     }
     if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs, plan.etc_files.as_ref()) {
         fail(rep, 125, format_args!("{e}"));
     }
-    if let Err(e) = crate::hooks::mask_paths(plan.privileged) {
+    let masked = match &plan.masked {
+        None => crate::hooks::mask_paths(plan.privileged),
+        Some((masked, readonly)) => {
+            crate::security::masked::mask_listed(masked, readonly).map_err(|e| e.to_string())
+        }
+    };
+    if let Err(e) = masked {
         fail(rep, 125, format_args!("mask paths: {e}"));
     }
     if let Some((fd, ws)) = &plan.console {
@@ -311,6 +340,23 @@ fn child_main(
             );
         }
     }
+    for &(resource, soft, hard) in &plan.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: lim lives across the call.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            fail(
+                rep,
+                125,
+                format_args!(
+                    "setrlimit {resource} to {soft}:{hard}: {}",
+                    io::Error::last_os_error()
+                ),
+            );
+        }
+    }
     if let Err(e) = plan.security.before_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));
     }
@@ -327,11 +373,52 @@ fn child_main(
     // SAFETY: umask takes an integer. Docker's default for the command.
     unsafe { libc::umask(0o022) };
     reset_signals();
+    if let Some(gate) = plan.start_gate {
+        // Ready: the parent (`create`) returns; `start` writes the byte.
+        if sys::write_all_fd(rep, &[0]).is_err() {
+            // SAFETY: the parent is gone; _exit never returns.
+            unsafe { libc::_exit(125) };
+        }
+        drop(report);
+        let n = loop {
+            // SAFETY: reading one byte into a stack buffer from our gate fd.
+            let n = unsafe { libc::read(gate, go.as_mut_ptr().cast(), 1) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        if n != 1 {
+            // SAFETY: nobody will start us; _exit never returns.
+            unsafe { libc::_exit(125) };
+        }
+        // Failures from here on are the command's: on its stderr.
+        exec_or_fail(plan, -1, argv, envp);
+    }
     if plan.init {
         // The reaper reports exec failures itself (exit 126/127).
         drop(report);
         crate::hooks::run_init(&plan.argv, &plan.envp);
     }
+    let _keep = report;
+    exec_or_fail(plan, rep, argv, envp)
+}
+
+/// Try each exec candidate; on failure report to `rep`, or print to
+/// stderr when `rep` is -1 (after the start gate).
+fn exec_or_fail(
+    plan: &ChildPlan,
+    rep: RawFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> ! {
+    let fail = |code: u8, msg: std::fmt::Arguments<'_>| -> ! {
+        if rep < 0 {
+            let _ = sys::write_all_fd(2, format!("rbox-runtime: exec: {msg}\n").as_bytes());
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(code as i32) }
+        }
+        fail(rep, code, msg)
+    };
     let mut eacces: Option<&CString> = None;
     for cand in &plan.exec_candidates {
         // SAFETY: cand, argv and envp are NUL-terminated and outlive the call.
@@ -343,7 +430,7 @@ fn child_main(
                 eacces.get_or_insert(cand);
                 continue;
             }
-            _ => fail(rep, 126, format_args!("{:?}: {err}", cand)),
+            _ => fail(126, format_args!("{:?}: {err}", cand)),
         }
     }
     let name = plan
@@ -352,17 +439,12 @@ fn child_main(
         .map(|a| a.to_string_lossy())
         .unwrap_or_default();
     if let Some(c) = eacces {
-        fail(rep, 126, format_args!("{:?}: permission denied", c));
+        fail(126, format_args!("{:?}: permission denied", c));
     }
     if name.contains('/') {
-        fail(
-            rep,
-            127,
-            format_args!("{name:?}: no such file or directory"),
-        );
+        fail(127, format_args!("{name:?}: no such file or directory"));
     }
     fail(
-        rep,
         127,
         format_args!("{name:?}: executable file not found in $PATH"),
     )

@@ -115,7 +115,7 @@ impl Cap {
             .ok_or_else(|| CapError::Unknown(name.to_string()))
     }
 
-    fn bit(self) -> u64 {
+    pub fn bit(self) -> u64 {
         1u64 << (self as u8)
     }
 }

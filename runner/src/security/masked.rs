@@ -126,9 +126,23 @@ pub fn mask_paths(privileged: bool) -> Result<(), SecurityError> {
     if privileged {
         return Ok(());
     }
+    mask_listed(MASKED_PATHS, READONLY_PATHS)
+}
+
+/// As `mask_paths` with lists of our own (an OCI bundle's
+/// `linux.maskedPaths` and `linux.readonlyPaths`): absolute paths in the
+/// container, missing ones skipped.
+pub fn mask_listed<M: AsRef<CStr>, R: AsRef<CStr>>(
+    masked: &[M],
+    readonly: &[R],
+) -> Result<(), SecurityError> {
+    if masked.is_empty() && readonly.is_empty() {
+        return Ok(());
+    }
     let null = verified_dev_null()?;
     let null_path = FdPath::new(null.as_raw_fd());
-    for &path in MASKED_PATHS {
+    for path in masked {
+        let path = path.as_ref();
         let Some(target) = open_path(path)? else {
             continue;
         };
@@ -155,7 +169,8 @@ pub fn mask_paths(privileged: bool) -> Result<(), SecurityError> {
             .map_err(mount_err(path, "bind /dev/null over"))?;
         }
     }
-    for &path in READONLY_PATHS {
+    for path in readonly {
+        let path = path.as_ref();
         let Some(target) = open_path(path)? else {
             continue;
         };

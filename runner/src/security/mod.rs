@@ -73,9 +73,35 @@ pub struct SecurityPlan {
     pub no_new_privs: bool,
     pub seccomp: Option<SeccompProgram>,
     pub privileged: bool,
+    /// An OCI bundle's five sets, used as given instead of the Docker
+    /// scheme above (`caps` is then the bounding set).
+    pub oci: Option<OciCaps>,
+}
+
+/// `process.capabilities` of an OCI runtime-spec config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OciCaps {
+    pub bounding: CapSet,
+    pub effective: CapSet,
+    pub permitted: CapSet,
+    pub inheritable: CapSet,
+    pub ambient: CapSet,
 }
 
 impl SecurityPlan {
+    /// For an OCI bundle: its capability sets and no_new_privs, no
+    /// seccomp filter (bundles with `linux.seccomp` are refused before).
+    pub fn oci(caps: OciCaps, no_new_privs: bool, uid: u32) -> SecurityPlan {
+        SecurityPlan {
+            caps: caps.bounding,
+            root: uid == 0,
+            no_new_privs,
+            seccomp: None,
+            privileged: false,
+            oci: Some(caps),
+        }
+    }
+
     /// `uid` is the user the command runs as. Unknown capability names in
     /// `spec.capabilities` are refused here, before anything starts.
     pub fn new(spec: &SecuritySpec, uid: u32) -> Result<SecurityPlan, SecurityError> {
@@ -98,11 +124,22 @@ impl SecurityPlan {
             no_new_privs: spec.no_new_privileges,
             seccomp,
             privileged: spec.privileged,
+            oci: None,
         })
     }
 
     /// In the child, still full root, before setgroups/setgid/setuid.
     pub fn apply_before_setuid(&self) -> Result<(), SecurityError> {
+        if let Some(oci) = &self.oci {
+            capabilities::drop_bounding(oci.bounding)?;
+            if !self.root && oci.permitted.0 != 0 {
+                // Keep the permitted set across setuid to a non-root uid;
+                // the final capset then trims it to what was asked.
+                // SAFETY: integer arguments only.
+                unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong, 0, 0, 0) };
+            }
+            return Ok(());
+        }
         if !self.privileged {
             capabilities::drop_bounding(self.caps)?;
         }
@@ -114,6 +151,35 @@ impl SecurityPlan {
 
     /// In the child, after setuid, immediately before execve.
     pub fn apply_after_setuid(&self) -> Result<(), SecurityError> {
+        if let Some(oci) = &self.oci {
+            let held = capabilities::current_permitted()?.0;
+            let permitted = CapSet(oci.permitted.0 & held);
+            let effective = CapSet(oci.effective.0 & permitted.0);
+            capabilities::set_process_caps(effective, permitted, oci.inheritable)?;
+            capabilities::clear_ambient()?;
+            // The kernel keeps an ambient capability only if it is both
+            // permitted and inheritable (runc and crun skip the others too).
+            let ambient = oci.ambient.0 & permitted.0 & oci.inheritable.0;
+            for cap in Cap::ALL.iter().filter(|c| ambient & c.bit() != 0) {
+                // SAFETY: integer arguments only.
+                let r = unsafe {
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        *cap as u8 as libc::c_ulong,
+                        0,
+                        0,
+                    )
+                };
+                if r < 0 {
+                    return Err(CapError::Ambient(nix::Error::last()).into());
+                }
+            }
+            if self.no_new_privs {
+                set_no_new_privs()?;
+            }
+            return Ok(());
+        }
         // Capabilities rrun itself lacks (say, a host that withholds one)
         // cannot be granted; they are left out rather than failing the run,
         // as they are already absent from the bounding set.
