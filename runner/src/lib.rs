@@ -15,6 +15,7 @@ pub mod network;
 pub mod oci;
 pub mod oci_ctl;
 pub mod oci_seccomp;
+pub mod ocispec;
 pub mod rootfs;
 pub mod spawn;
 pub mod state;

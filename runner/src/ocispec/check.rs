@@ -1,0 +1,164 @@
+//! What of a config.json rbox-runtime supports, as a tree of allowed keys.
+//! Anything else that is set (not null, not an empty list or map) is
+//! refused with an error naming it: nothing is silently ignored. The
+//! values of allowed keys are checked where they are translated (`mod.rs`).
+
+use serde_json::Value;
+
+/// One node of the tree of allowed keys.
+enum Allow {
+    /// Any value (checked by the translation).
+    Leaf,
+    /// A map with arbitrary keys (annotations).
+    AnyMap,
+    Obj(&'static [(&'static str, Allow)]),
+    Arr(&'static Allow),
+}
+
+use Allow::{AnyMap, Arr, Leaf, Obj};
+
+const MOUNT: Allow = Obj(&[
+    ("destination", Leaf),
+    ("type", Leaf),
+    ("source", Leaf),
+    ("options", Leaf),
+]);
+
+const CAPS: Allow = Obj(&[
+    ("bounding", Leaf),
+    ("effective", Leaf),
+    ("inheritable", Leaf),
+    ("permitted", Leaf),
+    ("ambient", Leaf),
+]);
+
+const PROCESS: Allow = Obj(&[
+    ("terminal", Leaf),
+    ("consoleSize", Obj(&[("height", Leaf), ("width", Leaf)])),
+    (
+        "user",
+        Obj(&[("uid", Leaf), ("gid", Leaf), ("additionalGids", Leaf)]),
+    ),
+    ("args", Leaf),
+    ("env", Leaf),
+    ("cwd", Leaf),
+    ("capabilities", CAPS),
+    (
+        "rlimits",
+        Arr(&Obj(&[("type", Leaf), ("hard", Leaf), ("soft", Leaf)])),
+    ),
+    ("noNewPrivileges", Leaf),
+]);
+
+const RESOURCES: Allow = Obj(&[
+    (
+        "devices",
+        Arr(&Obj(&[
+            ("allow", Leaf),
+            ("type", Leaf),
+            ("major", Leaf),
+            ("minor", Leaf),
+            ("access", Leaf),
+        ])),
+    ),
+    ("memory", Obj(&[("limit", Leaf), ("swap", Leaf)])),
+    (
+        "cpu",
+        Obj(&[("shares", Leaf), ("quota", Leaf), ("period", Leaf)]),
+    ),
+    ("pids", Obj(&[("limit", Leaf)])),
+]);
+
+const LINUX: Allow = Obj(&[
+    ("namespaces", Arr(&Obj(&[("type", Leaf)]))),
+    ("resources", RESOURCES),
+    ("maskedPaths", Leaf),
+    ("readonlyPaths", Leaf),
+    ("rootfsPropagation", Leaf),
+]);
+
+const SPEC: Allow = Obj(&[
+    ("ociVersion", Leaf),
+    ("root", Obj(&[("path", Leaf), ("readonly", Leaf)])),
+    ("mounts", Arr(&MOUNT)),
+    ("process", PROCESS),
+    ("hostname", Leaf),
+    ("annotations", AnyMap),
+    ("linux", LINUX),
+]);
+
+/// The first key set in `config` that rbox-runtime does not support, as
+/// its JSON path (`linux.seccomp`, `mounts[2].uidMappings`).
+pub fn first_unsupported(config: &Value) -> Option<String> {
+    walk(config, &SPEC, "")
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn walk(v: &Value, allow: &Allow, path: &str) -> Option<String> {
+    match (allow, v) {
+        (Leaf | AnyMap, _) | (_, Value::Null) => None,
+        (Obj(fields), Value::Object(map)) => {
+            for (k, child) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match fields.iter().find(|(name, _)| name == k) {
+                    Some((_, a)) => {
+                        if let Some(bad) = walk(child, a, &p) {
+                            return Some(bad);
+                        }
+                    }
+                    None if is_empty(child) => {}
+                    None => return Some(p),
+                }
+            }
+            None
+        }
+        (Arr(item), Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| walk(x, item, &format!("{path}[{i}]"))),
+        // A wrong type is the typed parse's to report.
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_named() {
+        let ok = json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}], "sysctl": {}, "uidMappings": []},
+            "annotations": {"a.b": "c"}});
+        assert_eq!(first_unsupported(&ok), None);
+        let bad = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}});
+        assert_eq!(first_unsupported(&bad).as_deref(), Some("linux.seccomp"));
+        let bad =
+            json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "net", "path": "/x"}]}});
+        assert_eq!(
+            first_unsupported(&bad).as_deref(),
+            Some("linux.namespaces[1].path")
+        );
+        let bad = json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
+        assert_eq!(first_unsupported(&bad).as_deref(), Some("hooks"));
+        let bad = json!({"process": {"apparmorProfile": "x"}});
+        assert_eq!(
+            first_unsupported(&bad).as_deref(),
+            Some("process.apparmorProfile")
+        );
+    }
+}

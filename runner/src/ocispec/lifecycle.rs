@@ -1,0 +1,361 @@
+//! create, start, kill, delete and run of a runc-compatible runtime, on
+//! rbox's native spawn path.
+//!
+//! `create` clones the container's first process, which does everything
+//! up to execve (rootfs, pivot_root, masks, rlimits, capabilities, user)
+//! and then blocks reading one byte from `<state>/exec.fifo` (the
+//! `start_gate` of `spawn::ChildPlan`); `create` then exits, so that
+//! nothing of rbox stays between the caller (a subreaper such as
+//! containerd's shim or conmon) and the container process. `start` writes
+//! that byte and removes the fifo.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::{CgroupDriver, Devices};
+use crate::rootfs::RootfsPlan;
+use crate::spawn::{self, ChildPlan};
+use crate::sys;
+
+use super::state::{self, Saved, Status};
+use super::{io_err, Bundle, OciError, Result};
+
+pub struct CreateOpts<'a> {
+    pub root: &'a Path,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+}
+
+/// Create the container and return its record; its first process waits
+/// for `start`. On error nothing is left (state, cgroup, process).
+pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
+    state::check_id(o.id)?;
+    let bundle = super::load(o.bundle)?;
+    match (bundle.terminal, o.console_socket) {
+        (true, None) => {
+            return Err(OciError::Invalid {
+                field: "process.terminal".into(),
+                why: "true needs --console-socket".into(),
+            })
+        }
+        (false, Some(_)) => {
+            return Err(OciError::Other(
+                "--console-socket given but process.terminal is false".into(),
+            ))
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(o.root).map_err(io_err("create state root", o.root))?;
+    let d = state::dir(o.root, o.id);
+    match std::fs::create_dir(&d) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(OciError::Exists(o.id.to_string()))
+        }
+        Err(e) => return Err(io_err("create", &d)(e)),
+    }
+    let r = create_in(o, &bundle);
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    r
+}
+
+fn create_in(o: &CreateOpts<'_>, bundle: &Bundle) -> Result<Saved> {
+    let driver = CgroupDriver::probe()?;
+    let cg = driver.create(o.id, &bundle.resources, Devices::Default)?;
+    let r = spawn_waiting(o, bundle, &cg);
+    if r.is_err() {
+        let _ = cg.remove();
+    }
+    r
+}
+
+fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup) -> Result<Saved> {
+    let fifo = state::fifo(o.root, o.id);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
+    // Read-write: opening does not block, and the child's read blocks
+    // until `start` writes (or the caller kills it).
+    let gate: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .map_err(io_err("open", &fifo))?
+        .into();
+    let console = match o.console_socket {
+        Some(p) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(p)
+                .map_err(io_err("connect to console socket", p))?,
+        )),
+        None => None,
+    };
+    let into = cg.clone_into_fd();
+    let tasks = cg.self_join_files()?;
+    let plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
+    let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
+    drop(console);
+    let pid = started.release()?;
+    let saved = (|| {
+        let (_, start_time) = state::proc_stat(pid).ok_or_else(|| {
+            OciError::Other(format!("container process {pid} vanished during create"))
+        })?;
+        let saved = Saved {
+            id: o.id.to_string(),
+            pid,
+            start_time,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: now_rfc3339(),
+            annotations: bundle.annotations.clone(),
+        };
+        state::save(o.root, &saved)?;
+        if let Some(p) = o.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        Ok(saved)
+    })();
+    if saved.is_err() {
+        // SAFETY: kill takes integers; pid is our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = spawn::try_wait(pid, true);
+    }
+    saved
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    engine::image::rfc3339(secs)
+}
+
+/// Temp name then rename, so a reader never sees a partial pid.
+fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+    let abs = std::path::absolute(p).map_err(io_err("resolve", p))?;
+    let tmp = PathBuf::from(format!("{}.rbox-tmp", abs.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(pid.to_string().as_bytes())
+        .map_err(io_err("write", &tmp))?;
+    std::fs::rename(&tmp, &abs).map_err(io_err("rename into", &abs))
+}
+
+fn child_plan(
+    b: &Bundle,
+    cg: &crate::cgroup::Cgroup,
+    gate: &OwnedFd,
+    console: Option<&OwnedFd>,
+    tasks: &[std::fs::File],
+) -> Result<ChildPlan> {
+    let caps = crate::security::SecurityPlan::oci(b.caps, b.no_new_privs, b.uid);
+    let env_path = b.env.iter().rev().find_map(|kv| kv.strip_prefix("PATH="));
+    let rel = b.cwd.trim_start_matches('/');
+    let cs = |v: &[String]| -> Vec<CString> { v.iter().map(sys::cstring).collect() };
+    Ok(ChildPlan {
+        rootfs: RootfsPlan {
+            lowers: Vec::new(),
+            upper: CString::default(),
+            work: CString::default(),
+            merged: sys::cstring(&b.rootfs),
+            readonly: b.readonly,
+            volatile: false,
+            steps: b.steps(&cg.inner_mounts()),
+        },
+        etc_files: None,
+        hostname: sys::cstring(b.hostname.as_deref().unwrap_or("")),
+        workdir: sys::cstring(if rel.is_empty() { "." } else { rel }),
+        uid: b.uid,
+        gid: b.gid,
+        groups: b.groups.clone(),
+        argv: cs(&b.args),
+        envp: cs(&b.env),
+        exec_candidates: spawn::exec_candidates(&b.args[0], env_path),
+        new_net: b.new_net,
+        security: crate::hooks::SecurityPlan::from_plan(caps),
+        privileged: false,
+        init: false,
+        stdio: [None, None, None],
+        controlling_tty: false,
+        console: console.map(|c| {
+            (
+                c.as_raw_fd(),
+                b.console_size.map(|(rows, cols)| libc::winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                }),
+            )
+        }),
+        die_with_parent: false,
+        cgroup_tasks: tasks.iter().map(|f| f.as_raw_fd()).collect(),
+        new_cgroup_ns: b.new_cgroup_ns,
+        masked: Some((cs(&b.masked), cs(&b.readonly_paths))),
+        rlimits: b.rlimits.clone(),
+        start_gate: Some(gate.as_raw_fd()),
+    })
+}
+
+/// The record and status of `id`.
+pub fn state(root: &Path, id: &str) -> Result<(Option<Saved>, Status)> {
+    let saved = state::load(root, id)?;
+    let status = state::status(root, saved.as_ref());
+    Ok((saved, status))
+}
+
+/// Let a created container run its command.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let (saved, status) = state(root, id)?;
+    if status != Status::Created || saved.is_none() {
+        return Err(OciError::WrongState {
+            id: id.to_string(),
+            status: status.as_str(),
+            what: "only a created container can be started",
+        });
+    }
+    let fifo = state::fifo(root, id);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .map_err(io_err("open", &fifo))?;
+    std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+    (&f).write_all(b"s").map_err(io_err("write", &fifo))
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Send `sig` to the container's first process, or with `all` to every
+/// process in its cgroup.
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let (saved, status) = state(root, id)?;
+    let Some(saved) = saved.filter(|_| matches!(status, Status::Created | Status::Running)) else {
+        return Err(OciError::WrongState {
+            id: id.to_string(),
+            status: status.as_str(),
+            what: "it has no process to signal",
+        });
+    };
+    let pids = if all {
+        CgroupDriver::probe()?.open(id).procs()
+    } else {
+        vec![saved.pid]
+    };
+    for pid in pids {
+        // SAFETY: kill takes integers.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(OciError::Other(format!(
+                    "kill {pid} with signal {sig}: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove a stopped (or created) container's cgroup and state; a running
+/// one only with `force`, after killing every process in its group.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let (_, status) = match state(root, id) {
+        Err(OciError::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
+    if matches!(status, Status::Running | Status::Creating) && !force {
+        return Err(OciError::WrongState {
+            id: id.to_string(),
+            status: status.as_str(),
+            what: "stop it first, or delete --force",
+        });
+    }
+    // Kills whatever is left in the group, waits for it to empty (5 s at
+    // most), removes it.
+    let cg = CgroupDriver::probe()?.open(id);
+    cg.remove()?;
+    let d = state::dir(root, id);
+    std::fs::remove_dir_all(&d).map_err(io_err("remove", &d))
+}
+
+/// `run`: create, start and wait in this process (the container is our
+/// child), forwarding signals; then delete. The command's exit code, or
+/// 128 + the signal that killed it.
+pub fn run(o: &CreateOpts<'_>) -> Result<i32> {
+    let fwd = spawn::ForwardedSignals::block();
+    let saved = create(o)?;
+    let waited = start(o.root, o.id).and_then(|()| {
+        fwd.wait(saved.pid, || {})
+            .map_err(|e| OciError::Other(format!("wait for the container: {e}")))
+    });
+    let deleted = delete(o.root, o.id, true);
+    let code = match waited? {
+        spawn::WaitResult::Exited(c) => c,
+        spawn::WaitResult::Signaled(s) => 128 + s,
+    };
+    deleted?;
+    Ok(code)
+}
+
+/// A signal by number or name, with or without `SIG` (`9`, `KILL`, `SIGKILL`).
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let sig = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return None,
+    };
+    Some(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals_by_number_and_name() {
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("KILL"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("sigterm"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("NOPE"), None);
+    }
+}

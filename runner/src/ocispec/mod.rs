@@ -1,0 +1,513 @@
+//! OCI runtime-spec bundles for `rbox-runtime`: a bundle's config.json
+//! (parsed with the `oci-spec` crate) translated into what the native
+//! spawn path needs (`spawn::ChildPlan`), and the container lifecycle of
+//! a runc-compatible runtime (create, start, state, kill, delete) on top
+//! of rbox's own rootfs, security and cgroup code.
+//!
+//! What is not supported is refused with an error naming the field
+//! (`check.rs`), never ignored.
+
+pub mod check;
+pub mod lifecycle;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use engine::runtime::Resources;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::rootfs::{FsMount, Step};
+use crate::security::{Cap, CapSet, OciCaps};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("{field}: not supported by rbox-runtime yet{}", if .why.is_empty() { String::new() } else { format!(" ({})", .why) })]
+    Unsupported { field: String, why: String },
+    #[error("{field}: {why}")]
+    Invalid { field: String, why: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parse {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("container {id:?} is {status}: {what}")]
+    WrongState {
+        id: String,
+        status: &'static str,
+        what: &'static str,
+    },
+    #[error("{0}")]
+    Other(String),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("{0}")]
+    Spawn(#[from] crate::spawn::SpawnError),
+}
+
+pub type Result<T, E = OciError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> OciError + 'a {
+    move |source| OciError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn unsupported(field: impl Into<String>, why: impl Into<String>) -> OciError {
+    OciError::Unsupported {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+fn invalid(field: impl Into<String>, why: impl Into<String>) -> OciError {
+    OciError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// A bundle's config, checked and translated; nothing host-specific yet
+/// (the cgroup layout is applied in `steps`).
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    /// `root.path`, absolute.
+    pub rootfs: PathBuf,
+    pub readonly: bool,
+    pub mounts: Vec<MountPlan>,
+    pub hostname: Option<String>,
+    pub new_net: bool,
+    pub new_cgroup_ns: bool,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub caps: OciCaps,
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub masked: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub resources: Resources,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One entry of `mounts`, translated.
+#[derive(Debug, Clone)]
+pub enum MountPlan {
+    Step(Step),
+    /// `type: cgroup` at /sys/fs/cgroup: the host's layout, read-only or not.
+    Cgroup {
+        readonly: bool,
+    },
+}
+
+/// Read and translate `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| OciError::Parse {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    if let Some(field) = check::first_unsupported(&raw) {
+        return Err(unsupported(field, ""));
+    }
+    let spec: Spec = serde_json::from_value(raw).map_err(|e| OciError::Parse {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    translate(&spec, bundle)
+}
+
+/// Translate a parsed spec whose keys passed `check`.
+pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
+    let dir = std::path::absolute(bundle).map_err(io_err("resolve bundle", bundle))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "required"))?;
+    let rootfs = dir.join(root.path());
+    if !rootfs.is_dir() {
+        return Err(invalid(
+            "root.path",
+            format!("{} is not a directory", rootfs.display()),
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "required"))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(invalid("process.args", "must not be empty"));
+    }
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        return Err(invalid("process.cwd", "must be an absolute path"));
+    }
+    let user = process.user();
+    let caps = match process.capabilities() {
+        None => OciCaps::default(),
+        Some(c) => {
+            let set =
+                |field: &str, s: &Option<oci_spec::runtime::Capabilities>| -> Result<CapSet> {
+                    let mut bits = 0u64;
+                    for cap in s.iter().flatten() {
+                        let name = cap.to_string();
+                        let c = Cap::parse(&name).map_err(|_| {
+                            invalid(
+                                format!("process.capabilities.{field}"),
+                                format!("unknown capability {name}"),
+                            )
+                        })?;
+                        bits |= c.bit();
+                    }
+                    Ok(CapSet(bits))
+                };
+            OciCaps {
+                bounding: set("bounding", c.bounding())?,
+                effective: set("effective", c.effective())?,
+                permitted: set("permitted", c.permitted())?,
+                inheritable: set("inheritable", c.inheritable())?,
+                ambient: set("ambient", c.ambient())?,
+            }
+        }
+    };
+    let mut rlimits = Vec::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        let name = r.typ().to_string();
+        let res = rlimit_resource(&name).ok_or_else(|| {
+            invalid(
+                format!("process.rlimits[{i}].type"),
+                format!("unknown limit {name}"),
+            )
+        })?;
+        rlimits.push((res, r.soft(), r.hard()));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    let console_size = process.console_size().map(|b| {
+        (
+            b.height().min(u16::MAX as u64) as u16,
+            b.width().min(u16::MAX as u64) as u16,
+        )
+    });
+
+    let linux = spec.linux().as_ref();
+    let mut have = Vec::new();
+    for ns in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .iter()
+        .copied()
+        .flatten()
+    {
+        have.push(ns.typ());
+    }
+    for (t, name) in [
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Mount, "mount"),
+        (LinuxNamespaceType::Ipc, "ipc"),
+        (LinuxNamespaceType::Uts, "uts"),
+    ] {
+        if !have.contains(&t) {
+            return Err(unsupported(
+                "linux.namespaces",
+                format!("running in the host's {name} namespace; list {{\"type\": \"{name}\"}}"),
+            ));
+        }
+    }
+    for t in &have {
+        if matches!(t, LinuxNamespaceType::User | LinuxNamespaceType::Time) {
+            return Err(unsupported(
+                "linux.namespaces",
+                format!("a new {} namespace", format!("{t:?}").to_lowercase()),
+            ));
+        }
+    }
+    let new_net = have.contains(&LinuxNamespaceType::Network);
+    let new_cgroup_ns = have.contains(&LinuxNamespaceType::Cgroup);
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        if !matches!(p, "private" | "rprivate") {
+            return Err(unsupported(
+                "linux.rootfsPropagation",
+                format!("{p:?}; only private and rprivate"),
+            ));
+        }
+    }
+    let resources = match linux.and_then(|l| l.resources().as_ref()) {
+        None => Resources::default(),
+        Some(r) => translate_resources(r)?,
+    };
+    let mut mounts = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts.push(translate_mount(i, m, &dir)?);
+    }
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    if hostname.is_some() && !have.contains(&LinuxNamespaceType::Uts) {
+        return Err(invalid("hostname", "needs a new uts namespace"));
+    }
+    Ok(Bundle {
+        rootfs,
+        readonly: root.readonly().unwrap_or(false),
+        mounts,
+        hostname,
+        new_net,
+        new_cgroup_ns,
+        args,
+        env: process.env().clone().unwrap_or_default(),
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        caps,
+        rlimits,
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        terminal,
+        console_size,
+        masked: linux
+            .and_then(|l| l.masked_paths().clone())
+            .unwrap_or_default(),
+        readonly_paths: linux
+            .and_then(|l| l.readonly_paths().clone())
+            .unwrap_or_default(),
+        resources,
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        dir,
+    })
+}
+
+fn rlimit_resource(name: &str) -> Option<u32> {
+    let r = match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    };
+    #[allow(clippy::unnecessary_cast)]
+    Some(r as u32)
+}
+
+fn positive(v: Option<i64>) -> Option<u64> {
+    v.filter(|v| *v > 0).map(|v| v as u64)
+}
+
+fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resources> {
+    // Devices: Docker's default list is what rbox enforces; a bundle may
+    // only ask for that (the deny-all rule `runc spec` and `crun spec`
+    // write, on top of which both allow the same standard nodes).
+    for (i, d) in r.devices().iter().flatten().enumerate() {
+        let deny_all = !d.allow()
+            && d.typ().is_none_or(|t| t.as_str() == "a")
+            && d.major().is_none()
+            && d.minor().is_none()
+            && d.access().as_deref().is_none_or(|a| a == "rwm");
+        if !deny_all {
+            return Err(unsupported(
+                format!("linux.resources.devices[{i}]"),
+                "only the deny-all rule; rbox allows its default device list on top",
+            ));
+        }
+    }
+    let mut res = Resources::default();
+    if let Some(m) = r.memory() {
+        res.memory_bytes = positive(m.limit());
+        res.memory_swap_bytes = m.swap().filter(|s| *s != 0);
+    }
+    if let Some(c) = r.cpu() {
+        res.cpu_shares = c.shares().filter(|s| *s > 0);
+        res.cpu_quota_us = positive(c.quota());
+        res.cpu_period_us = c.period().filter(|p| *p > 0);
+        for (field, set) in [
+            ("cpus", c.cpus().is_some()),
+            ("mems", c.mems().is_some()),
+            ("realtimeRuntime", c.realtime_runtime().is_some()),
+            ("realtimePeriod", c.realtime_period().is_some()),
+            ("idle", c.idle().is_some()),
+            ("burst", c.burst().is_some()),
+        ] {
+            if set {
+                return Err(unsupported(format!("linux.resources.cpu.{field}"), ""));
+            }
+        }
+    }
+    if let Some(p) = r.pids() {
+        res.pids_limit = positive(Some(p.limit()));
+    }
+    Ok(res)
+}
+
+fn rel_target(i: usize, dest: &Path) -> Result<CString> {
+    let s = dest.to_string_lossy();
+    let rel = s.trim_start_matches('/');
+    if !s.starts_with('/') || rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return Err(invalid(
+            format!("mounts[{i}].destination"),
+            format!("{s:?}: must be an absolute path below / without '..'"),
+        ));
+    }
+    Ok(sys::cstring(rel.trim_end_matches('/')))
+}
+
+fn translate_mount(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
+    let target = rel_target(i, m.destination())?;
+    let opts = m.options().clone().unwrap_or_default();
+    let fstype = m.typ().clone().unwrap_or_default();
+    let is_bind = fstype == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+    let mut attrs = 0u64;
+    let mut fs_opts: Vec<(CString, Option<CString>)> = Vec::new();
+    for o in &opts {
+        match o.as_str() {
+            "ro" => attrs |= MOUNT_ATTR_RDONLY,
+            "rw" => attrs &= !MOUNT_ATTR_RDONLY,
+            "nosuid" => attrs |= MOUNT_ATTR_NOSUID,
+            "suid" => attrs &= !MOUNT_ATTR_NOSUID,
+            "nodev" => attrs |= MOUNT_ATTR_NODEV,
+            "dev" => attrs &= !MOUNT_ATTR_NODEV,
+            "noexec" => attrs |= MOUNT_ATTR_NOEXEC,
+            "exec" => attrs &= !MOUNT_ATTR_NOEXEC,
+            "relatime" => {}
+            "strictatime" => attrs |= MOUNT_ATTR_STRICTATIME,
+            "noatime" => attrs |= MOUNT_ATTR_NOATIME,
+            "nodiratime" => attrs |= MOUNT_ATTR_NODIRATIME,
+            // Every mount lives in the container's own private namespace.
+            "private" | "rprivate" => {}
+            "bind" | "rbind" if is_bind => {}
+            o if !is_bind => match o.split_once('=') {
+                Some((k, v)) => fs_opts.push((sys::cstring(k), Some(sys::cstring(v)))),
+                None => fs_opts.push((sys::cstring(o), None)),
+            },
+            o => {
+                return Err(unsupported(
+                    format!("mounts[{i}].options"),
+                    format!("{o:?} on a bind mount"),
+                ))
+            }
+        }
+    }
+    if is_bind {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| invalid(format!("mounts[{i}].source"), "required for a bind mount"))?;
+        let src = bundle.join(src);
+        let meta = std::fs::metadata(&src).map_err(io_err("bind source", &src))?;
+        if attrs & !MOUNT_ATTR_RDONLY != 0 {
+            return Err(unsupported(
+                format!("mounts[{i}].options"),
+                "nosuid, nodev, noexec or atime options on a bind mount",
+            ));
+        }
+        return Ok(MountPlan::Step(Step::Bind {
+            source: sys::cstring(&src),
+            target,
+            dir: meta.is_dir(),
+            readonly: attrs & MOUNT_ATTR_RDONLY != 0,
+        }));
+    }
+    match fstype.as_str() {
+        "proc" | "tmpfs" | "devpts" | "mqueue" | "sysfs" => {}
+        "cgroup" | "cgroup2" => {
+            if target.as_bytes() != b"sys/fs/cgroup" {
+                return Err(unsupported(
+                    format!("mounts[{i}].destination"),
+                    "a cgroup filesystem anywhere but /sys/fs/cgroup",
+                ));
+            }
+            return Ok(MountPlan::Cgroup {
+                readonly: attrs & MOUNT_ATTR_RDONLY != 0,
+            });
+        }
+        "" => return Err(invalid(format!("mounts[{i}].type"), "required")),
+        t => {
+            return Err(unsupported(
+                format!("mounts[{i}].type"),
+                format!("{t:?}; proc, tmpfs, devpts, mqueue, sysfs, cgroup and bind are"),
+            ))
+        }
+    }
+    Ok(MountPlan::Step(Step::Fs {
+        fs: FsMount {
+            fstype: sys::cstring(&fstype),
+            options: fs_opts,
+            attrs,
+        },
+        target,
+    }))
+}
+
+impl Bundle {
+    /// The rootfs steps for this host's cgroup layout: the bundle's mounts
+    /// in order, then the standard nodes and links of /dev (as runc and
+    /// crun make them).
+    pub fn steps(&self, cgroup: &[crate::cgroup::InnerMount]) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for m in &self.mounts {
+            match m {
+                MountPlan::Step(s) => steps.push(s.clone()),
+                MountPlan::Cgroup { readonly } => steps.extend(
+                    crate::rootfs::standard_steps(cgroup, !readonly)
+                        .into_iter()
+                        .filter(|s| step_target(s).starts_with(b"sys/fs/cgroup")),
+                ),
+            }
+        }
+        steps.extend(
+            crate::rootfs::standard_steps(&[], false)
+                .into_iter()
+                .filter(|s| matches!(s, Step::Device { .. } | Step::Symlink { .. })),
+        );
+        steps
+    }
+}
+
+fn step_target(s: &Step) -> &[u8] {
+    match s {
+        Step::Fs { target, .. }
+        | Step::Bind { target, .. }
+        | Step::Device { target, .. }
+        | Step::Symlink { target, .. }
+        | Step::ReadOnly { target } => target.to_bytes(),
+    }
+}
