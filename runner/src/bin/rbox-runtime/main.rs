@@ -1,0 +1,113 @@
+//! rbox-runtime: a runc-compatible OCI runtime on rbox's native runtime
+//! (first slice). Callers (containerd's shim, conmon, docker) run
+//! `rbox-runtime [global flags] create --bundle B ID`, then `start`,
+//! `state`, `kill` and `delete`. The library side is `runner::ocispec`.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod log;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rbox-runtime",
+    about = "A runc-compatible OCI runtime on rbox's native runtime",
+    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0"),
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory for the containers' state.
+    #[arg(long, global = true, default_value = "/run/rbox-runtime")]
+    pub root: PathBuf,
+    /// Write log messages (and errors) to this file too.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of --log: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Log debug messages too.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Manage cgroups through systemd (not supported: refused).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Print the version.
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(create::CreateArgs),
+    /// Run a created container's process.
+    Start(start::Args),
+    /// Print a container's state as runtime-spec JSON.
+    State(state::Args),
+    /// Send a signal to a container's process (default SIGTERM).
+    Kill(kill::Args),
+    /// Remove a stopped container's cgroup and state.
+    Delete(delete::Args),
+    /// Create, start and wait for a container; exit with its status.
+    Run(run::RunArgs),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// Print what this runtime supports, as JSON.
+    Features,
+    /// List containers.
+    #[command(alias = "ps")]
+    List(list::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
+    };
+    log::init(cli.log.as_deref(), &cli.log_format, cli.debug);
+    if cli.systemd_cgroup {
+        log::error(
+            "--systemd-cgroup is not supported by rbox-runtime yet (it manages cgroupfs directly)",
+        );
+        return ExitCode::from(1);
+    }
+    let r = match &cli.cmd {
+        Cmd::Create(a) => create::run(&cli, a).map(|()| 0),
+        Cmd::Start(a) => start::run(&cli, a).map(|()| 0),
+        Cmd::State(a) => state::run(&cli, a).map(|()| 0),
+        Cmd::Kill(a) => kill::run(&cli, a).map(|()| 0),
+        Cmd::Delete(a) => delete::run(&cli, a).map(|()| 0),
+        Cmd::Run(a) => run::run(&cli, a),
+        Cmd::Spec(a) => spec::run(a).map(|()| 0),
+        Cmd::Features => features::run().map(|()| 0),
+        Cmd::List(a) => list::run(&cli, a).map(|()| 0),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            log::error(&e.to_string());
+            ExitCode::from(1)
+        }
+    }
+}
