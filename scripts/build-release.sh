@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The release binaries as rbox ships and benchmarks them, in target/release
 # (or $CARGO_TARGET_DIR/release): every binary as `cargo build --release`
-# makes it, then rrun and rbuild linked again statically (glibc static-pie).
+# makes it, then rrun, rbuild and rbox-runtime linked again statically
+# (glibc static-pie).
 # A static rrun skips the dynamic loader on every container start: 0.3-0.5 ms
 # of CPU per `rrun run --rm busybox true` (about 9%, perf stat -r 60, README
-# "Container startup"). crt-static is set for these two binaries only
+# "Container startup"); rbox-runtime's create pays the same. crt-static is
+# set for these three binaries only
 # (`cargo rustc`): as a global RUSTFLAG it would also apply to proc-macro
 # crates, which cannot be static.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bins "$@"
-for bin in runner:rrun builder:rbuild; do
+for bin in runner:rrun runner:rbox-runtime builder:rbuild; do
   cargo rustc --release --locked -p "${bin%%:*}" --bin "${bin##*:}" "$@" -- -C target-feature=+crt-static
 done
