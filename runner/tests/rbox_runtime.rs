@@ -140,11 +140,16 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// The container's group, under any v1 hierarchy or the v2 root.
+/// The container's group `rbox/<id>`, under any v1 hierarchy or the v2 root.
 fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_dirs_at(&format!("rbox/{id}"))
+}
+
+/// A group at `rel` below the cgroup root(s).
+fn cgroup_dirs_at(rel: &str) -> Vec<PathBuf> {
     let mut v = Vec::new();
     for h in ["", "memory", "pids", "cpu,cpuacct", "devices"] {
-        let p = Path::new("/sys/fs/cgroup").join(h).join("rbox").join(id);
+        let p = Path::new("/sys/fs/cgroup").join(h).join(rel);
         if p.exists() {
             v.push(p);
         }
@@ -172,7 +177,11 @@ fn create_start_state_kill_delete() {
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     assert_eq!(rc, 0);
     let id = &uniq("lifecycle");
+    // The group where the bundle says, as containerd's `/default/<id>`.
+    let parent = uniq("rbox-runtime-test");
+    let group = format!("{parent}/{id}");
     let b = bundle(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{group}"));
         c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
         c["linux"]["resources"]["pids"] = json!({"limit": 42});
         c["annotations"] = json!({"org.example.k": "v"});
@@ -201,8 +210,9 @@ fn create_start_state_kill_delete() {
     // Not started yet: still rbox-runtime's image, not sleep.
     assert!(!cmdline(pid).starts_with("sleep"), "{}", cmdline(pid));
     // Its limits are on its group.
-    let dirs = cgroup_dirs(id);
-    assert!(!dirs.is_empty(), "no cgroup for {id}");
+    let dirs = cgroup_dirs_at(&group);
+    assert!(!dirs.is_empty(), "no cgroup at {group}");
+    assert!(cgroup_dirs(id).is_empty(), "cgroupsPath not followed");
     let read = |f: &str| {
         dirs.iter()
             .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
@@ -240,7 +250,10 @@ fn create_start_state_kill_delete() {
     let o = b.rt(&["delete", id]);
     assert!(o.status.success(), "delete: {}", err(&o));
     assert!(!b.root.join(id).exists(), "state left behind");
-    assert!(cgroup_dirs(id).is_empty(), "cgroup left behind");
+    assert!(cgroup_dirs_at(&group).is_empty(), "cgroup left behind");
+    for d in cgroup_dirs_at(&parent) {
+        std::fs::remove_dir(&d).unwrap();
+    }
     assert!(!b.rt(&["state", id]).status.success());
 }
 

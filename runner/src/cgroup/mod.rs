@@ -101,6 +101,15 @@ impl CgroupDriver {
         }
     }
 
+    /// Groups under `parent` (relative to the cgroup root) instead of
+    /// `rbox`: an OCI bundle's `linux.cgroupsPath` minus its last part.
+    pub fn with_parent(self, parent: &Path) -> CgroupDriver {
+        match self {
+            CgroupDriver::V1(d) => CgroupDriver::V1(d.with_parent(parent)),
+            CgroupDriver::V2(d) => CgroupDriver::V2(d.with_parent(parent)),
+        }
+    }
+
     pub fn version(&self) -> u8 {
         match self {
             CgroupDriver::V1(_) => 1,

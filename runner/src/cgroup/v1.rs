@@ -29,16 +29,26 @@ pub struct V1Driver {
     /// it only when paused (`V1Cgroup::freeze`): joining at start would
     /// cost every start a write for a command few use.
     freezer: Option<PathBuf>,
+    /// Where groups go, relative to each hierarchy's root (`rbox`).
+    parent: PathBuf,
 }
 
 #[derive(Debug)]
 pub struct V1Cgroup {
     hierarchies: Vec<Hierarchy>,
     freezer: Option<PathBuf>,
+    parent: PathBuf,
     id: String,
 }
 
 impl V1Driver {
+    /// Groups under `parent` (relative to each hierarchy's root) instead
+    /// of `rbox`: an OCI bundle's `linux.cgroupsPath`.
+    pub fn with_parent(mut self, parent: &Path) -> V1Driver {
+        self.parent = parent.to_path_buf();
+        self
+    }
+
     /// Find the hierarchies of our controllers: their names come from
     /// /proc/self/cgroup, their mounts are `root/<controller>` (on hosts
     /// that co-mount, a symlink to the co-mounted directory).
@@ -99,6 +109,7 @@ impl V1Driver {
         Ok(V1Driver {
             hierarchies,
             freezer,
+            parent: PathBuf::from(PARENT),
         })
     }
 
@@ -107,14 +118,14 @@ impl V1Driver {
         let mut made = Vec::new();
         let result = (|| {
             for h in &self.hierarchies {
-                let parent = h.mount.join(PARENT);
+                let parent = h.mount.join(&self.parent);
                 let dir = parent.join(id);
                 // The parent exists but on a first start: try the group
                 // first (a mkdir that fails with EEXIST still takes the
                 // directory's lock, which concurrent starts contend for).
                 match std::fs::create_dir(&dir) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        match std::fs::create_dir(&parent) {
+                        match std::fs::create_dir_all(&parent) {
                             Ok(()) => {}
                             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                             Err(e) => return Err(io_err("create", &parent)(e)),
@@ -143,7 +154,8 @@ impl V1Driver {
     pub fn open(&self, id: &str) -> V1Cgroup {
         V1Cgroup {
             hierarchies: self.hierarchies.clone(),
-            freezer: self.freezer.as_ref().map(|m| m.join(PARENT).join(id)),
+            freezer: self.freezer.as_ref().map(|m| m.join(&self.parent).join(id)),
+            parent: self.parent.clone(),
             id: id.to_string(),
         }
     }
@@ -152,7 +164,7 @@ impl V1Driver {
         let mut ids: Vec<String> = self
             .hierarchies
             .iter()
-            .flat_map(|h| list_dirs(&h.mount.join(PARENT)))
+            .flat_map(|h| list_dirs(&h.mount.join(&self.parent)))
             .collect();
         ids.sort();
         ids.dedup();
@@ -165,7 +177,7 @@ impl V1Cgroup {
         self.hierarchies
             .iter()
             .find(|h| h.controllers.split(',').any(|c| c == controller))
-            .map(|h| h.mount.join(PARENT).join(&self.id))
+            .map(|h| h.mount.join(&self.parent).join(&self.id))
     }
 
     /// The group's directories: one per hierarchy, and the freezer's once
@@ -173,7 +185,7 @@ impl V1Cgroup {
     pub fn paths(&self) -> Vec<PathBuf> {
         self.hierarchies
             .iter()
-            .map(|h| h.mount.join(PARENT).join(&self.id))
+            .map(|h| h.mount.join(&self.parent).join(&self.id))
             .chain(self.freezer.clone().filter(|f| f.is_dir()))
             .collect()
     }
@@ -206,7 +218,14 @@ impl V1Cgroup {
             let outside: Vec<i32> = self
                 .hierarchies
                 .iter()
-                .flat_map(|h| read_procs(&h.mount.join(PARENT).join(&self.id).join("cgroup.procs")))
+                .flat_map(|h| {
+                    read_procs(
+                        &h.mount
+                            .join(&self.parent)
+                            .join(&self.id)
+                            .join("cgroup.procs"),
+                    )
+                })
                 .filter(|p| !inside.contains(p))
                 .collect();
             if outside.is_empty() {

@@ -13,6 +13,8 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct V2Driver {
     root: PathBuf,
+    /// Where groups go, relative to the root (`rbox`).
+    parent: PathBuf,
 }
 
 #[derive(Debug)]
@@ -24,7 +26,17 @@ const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 
 impl V2Driver {
     pub fn new(root: PathBuf) -> V2Driver {
-        V2Driver { root }
+        V2Driver {
+            root,
+            parent: PathBuf::from(PARENT),
+        }
+    }
+
+    /// Groups under `parent` (relative to the root) instead of `rbox`:
+    /// an OCI bundle's `linux.cgroupsPath`.
+    pub fn with_parent(mut self, parent: &Path) -> V2Driver {
+        self.parent = parent.to_path_buf();
+        self
     }
 
     /// Make sure `dir` delegates our controllers to its children. Reads
@@ -56,15 +68,19 @@ impl V2Driver {
     }
 
     pub fn create(&self, id: &str, res: &Resources, devices: Devices) -> Result<V2Cgroup> {
-        let parent = self.root.join(PARENT);
         let wanted: Vec<&'static str> = CONTROLLERS.to_vec();
         Self::enable_controllers(&self.root, &wanted, "container limits")?;
-        match std::fs::create_dir(&parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err("create", &parent)(e)),
+        // Each level down to the parent exists and delegates our controllers.
+        let mut parent = self.root.clone();
+        for level in self.parent.components() {
+            parent.push(level);
+            match std::fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &parent)(e)),
+            }
+            Self::enable_controllers(&parent, &wanted, "container limits")?;
         }
-        Self::enable_controllers(&parent, &wanted, "container limits")?;
         let path = parent.join(id);
         std::fs::create_dir(&path).map_err(io_err("create", &path))?;
         let cg = V2Cgroup { path };
@@ -80,12 +96,12 @@ impl V2Driver {
 
     pub fn open(&self, id: &str) -> V2Cgroup {
         V2Cgroup {
-            path: self.root.join(PARENT).join(id),
+            path: self.root.join(&self.parent).join(id),
         }
     }
 
     pub fn list(&self) -> Vec<String> {
-        list_dirs(&self.root.join(PARENT))
+        list_dirs(&self.root.join(&self.parent))
     }
 }
 

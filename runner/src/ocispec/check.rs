@@ -75,6 +75,7 @@ const LINUX: Allow = Obj(&[
     ("maskedPaths", Leaf),
     ("readonlyPaths", Leaf),
     ("rootfsPropagation", Leaf),
+    ("cgroupsPath", Leaf),
 ]);
 
 const SPEC: Allow = Obj(&[

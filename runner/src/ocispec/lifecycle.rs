@@ -14,7 +14,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::{CgroupDriver, Devices};
+use crate::cgroup::Devices;
 use crate::rootfs::RootfsPlan;
 use crate::spawn::{self, ChildPlan};
 use crate::sys;
@@ -66,8 +66,8 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
 }
 
 fn create_in(o: &CreateOpts<'_>, bundle: &Bundle) -> Result<Saved> {
-    let driver = CgroupDriver::probe()?;
-    let cg = driver.create(o.id, &bundle.resources, Devices::Default)?;
+    let (driver, name) = super::cgroup_for(bundle.cgroups_path.as_deref(), o.id)?;
+    let cg = driver.create(&name, &bundle.resources, Devices::Default)?;
     let r = spawn_waiting(o, bundle, &cg);
     if r.is_err() {
         let _ = cg.remove();
@@ -112,6 +112,7 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
             rootfs: bundle.rootfs.clone(),
             created: now_rfc3339(),
             annotations: bundle.annotations.clone(),
+            cgroups_path: bundle.cgroups_path.clone(),
         };
         state::save(o.root, &saved)?;
         if let Some(p) = o.pid_file {
@@ -242,7 +243,8 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         });
     };
     let pids = if all {
-        CgroupDriver::probe()?.open(id).procs()
+        let (driver, name) = super::cgroup_for(saved.cgroups_path.as_deref(), id)?;
+        driver.open(&name).procs()
     } else {
         vec![saved.pid]
     };
@@ -263,7 +265,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
 /// Remove a stopped (or created) container's cgroup and state; a running
 /// one only with `force`, after killing every process in its group.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let (_, status) = match state(root, id) {
+    let (saved, status) = match state(root, id) {
         Err(OciError::NotFound(_)) if force => return Ok(()),
         r => r?,
     };
@@ -276,8 +278,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     // Kills whatever is left in the group, waits for it to empty (5 s at
     // most), removes it.
-    let cg = CgroupDriver::probe()?.open(id);
-    cg.remove()?;
+    let cgroups_path = saved.and_then(|s| s.cgroups_path);
+    let (driver, name) = super::cgroup_for(cgroups_path.as_deref(), id)?;
+    driver.open(&name).remove()?;
     let d = state::dir(root, id);
     std::fs::remove_dir_all(&d).map_err(io_err("remove", &d))
 }

@@ -113,6 +113,8 @@ pub struct Bundle {
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub resources: Resources,
+    /// `linux.cgroupsPath`, relative to the cgroup root(s); `None`: `rbox/<id>`.
+    pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -262,6 +264,10 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         None => Resources::default(),
         Some(r) => translate_resources(r)?,
     };
+    let cgroups_path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
+        None => None,
+        Some(p) => Some(cgroups_path(&p.to_string_lossy())?),
+    };
     let mut mounts = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts.push(translate_mount(i, m, &dir)?);
@@ -295,6 +301,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .and_then(|l| l.readonly_paths().clone())
             .unwrap_or_default(),
         resources,
+        cgroups_path,
         annotations: spec
             .annotations()
             .clone()
@@ -302,6 +309,45 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .into_iter()
             .collect(),
         dir,
+    })
+}
+
+/// `linux.cgroupsPath` as a path relative to the cgroup root: absolute
+/// or relative alike (a runtime may choose where relative ones go), no
+/// `..`, not systemd's `slice:prefix:name` form.
+fn cgroups_path(p: &str) -> Result<String> {
+    if p.contains(':') {
+        return Err(unsupported(
+            "linux.cgroupsPath",
+            format!("{p:?}: systemd's slice:prefix:name form (cgroupfs paths only)"),
+        ));
+    }
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return Err(invalid(
+            "linux.cgroupsPath",
+            format!("{p:?}: a path below the cgroup root without '..'"),
+        ));
+    }
+    Ok(parts.join("/"))
+}
+
+/// The driver for a container's group and the group's last path part:
+/// `rbox/<id>` by default, else the bundle's `linux.cgroupsPath`.
+pub fn cgroup_for(
+    cgroups_path: Option<&str>,
+    id: &str,
+) -> Result<(crate::cgroup::CgroupDriver, String)> {
+    let driver = crate::cgroup::CgroupDriver::probe()?;
+    Ok(match cgroups_path {
+        None => (driver, id.to_string()),
+        Some(p) => {
+            let (parent, leaf) = p.rsplit_once('/').unwrap_or(("", p));
+            (driver.with_parent(Path::new(parent)), leaf.to_string())
+        }
     })
 }
 

@@ -27,6 +27,9 @@ pub struct Saved {
     pub rootfs: PathBuf,
     pub created: String,
     pub annotations: BTreeMap<String, String>,
+    /// `linux.cgroupsPath` as translated; `None`: `rbox/<id>`.
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
