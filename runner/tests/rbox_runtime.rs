@@ -432,3 +432,58 @@ fn spec_features_and_version() {
     let o = b.rt(&["--systemd-cgroup", "state", "x"]);
     assert!(err(&o).contains("--systemd-cgroup"), "{}", err(&o));
 }
+
+/// Receive the one descriptor `create` sends over the console socket.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg on the console socket");
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no descriptor on the console socket");
+}
+
+#[test]
+fn terminal_through_the_console_socket() {
+    let id = &uniq("tty");
+    let b = bundle(&["sh", "-c", "tty; stty size; echo on-tty"], |c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    });
+    let path = b.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (ok, e) = b.create(id, &["--console-socket", &path.to_string_lossy()]);
+    assert!(ok, "create: {e}");
+    let (sock, _) = listener.accept().unwrap();
+    let master = std::fs::File::from(recv_fd(&sock));
+    assert!(b.rt(&["start", id]).status.success());
+    // Read until the slave side is gone (EIO once the container exited).
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match std::io::Read::read(&mut &master, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    assert_eq!(text, "/dev/pts/0\n33 101\non-tty\n");
+    wait_until("the container stops", || b.state(id)["status"] == "stopped");
+    assert!(b.rt(&["delete", id]).status.success());
+    // Without a console socket, a terminal is refused before anything starts.
+    let (ok, e) = b.create(&uniq("tty2"), &[]);
+    assert!(!ok && e.contains("process.terminal"), "{e}");
+}
