@@ -373,6 +373,7 @@ fn plan_for(
         masked: None,
         rlimits: Vec::new(),
         start_gate: None,
+        join_ns: Vec::new(),
     })
 }
 

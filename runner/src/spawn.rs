@@ -69,6 +69,10 @@ pub struct ChildPlan {
     /// blocks reading one byte from this fifo, written by `start`. Exec
     /// failures after that go to the container's stderr.
     pub start_gate: Option<RawFd>,
+    /// Namespaces to join (setns) instead of the new ones: descriptors
+    /// of `/proc/<pid>/ns/*` or bind-mounted namespace files, opened by
+    /// the parent, with their CLONE_NEW* type (net, ipc, uts only).
+    pub join_ns: Vec<(RawFd, libc::c_int)>,
 }
 
 /// How the child failed before its command ran.
@@ -247,6 +251,16 @@ fn child_main(
     if plan.new_cgroup_ns {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
             fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
+        }
+    }
+    for &(fd, nstype) in &plan.join_ns {
+        // SAFETY: setns with a descriptor the parent opened for us.
+        if unsafe { libc::setns(fd, nstype) } != 0 {
+            fail(
+                rep,
+                125,
+                format_args!("join namespace: {}", io::Error::last_os_error()),
+            );
         }
     }
     if plan.console.is_none() {

@@ -487,3 +487,42 @@ fn terminal_through_the_console_socket() {
     let (ok, e) = b.create(&uniq("tty2"), &[]);
     assert!(!ok && e.contains("process.terminal"), "{e}");
 }
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    // A holds a new network namespace (created, waiting for start).
+    let a_id = &uniq("ns-holder");
+    let a = bundle(&["sleep", "1000"], |_| {});
+    let (ok, e) = a.create(a_id, &[]);
+    assert!(ok, "create holder: {e}");
+    let a_pid = a.state(a_id)["pid"].as_i64().unwrap();
+    let ns = format!("/proc/{a_pid}/ns/net");
+    let want = std::fs::read_link(&ns).unwrap();
+    assert_ne!(
+        want,
+        std::fs::read_link("/proc/self/ns/net").unwrap(),
+        "the holder is in the host's network namespace"
+    );
+    // B joins it by path, as a CNI-made netns is joined.
+    let b = bundle(&["readlink", "/proc/self/ns/net"], |c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(ns);
+            }
+        }
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("ns-joiner")]);
+    assert_eq!(out(&o).trim(), want.to_string_lossy(), "{}", err(&o));
+    // Joining a pid namespace is refused by name.
+    let c = bundle(&["true"], |c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = json!(format!("/proc/{a_pid}/ns/pid"));
+            }
+        }
+    });
+    let o = c.rt(&["run", "--bundle", &c.bundle_arg(), &uniq("ns-pid")]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("linux.namespaces[0].path"), "{}", err(&o));
+    assert!(a.rt(&["delete", "--force", a_id]).status.success());
+}

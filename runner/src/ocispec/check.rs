@@ -70,7 +70,7 @@ const RESOURCES: Allow = Obj(&[
 ]);
 
 const LINUX: Allow = Obj(&[
-    ("namespaces", Arr(&Obj(&[("type", Leaf)]))),
+    ("namespaces", Arr(&Obj(&[("type", Leaf), ("path", Leaf)]))),
     ("resources", RESOURCES),
     ("maskedPaths", Leaf),
     ("readonlyPaths", Leaf),

@@ -96,7 +96,13 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
     };
     let into = cg.clone_into_fd();
     let tasks = cg.self_join_files()?;
-    let plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
+    let mut join = Vec::new();
+    for (p, t) in &bundle.join_ns {
+        let f = std::fs::File::open(p).map_err(io_err("open namespace", p))?;
+        join.push((f, *t));
+    }
+    let mut plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
+    plan.join_ns = join.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
     drop(console);
     let pid = started.release()?;
@@ -199,6 +205,7 @@ fn child_plan(
         masked: Some((cs(&b.masked), cs(&b.readonly_paths))),
         rlimits: b.rlimits.clone(),
         start_gate: Some(gate.as_raw_fd()),
+        join_ns: Vec::new(),
     })
 }
 

@@ -99,6 +99,8 @@ pub struct Bundle {
     pub hostname: Option<String>,
     pub new_net: bool,
     pub new_cgroup_ns: bool,
+    /// Namespaces joined by path: (file, CLONE_NEW* type).
+    pub join_ns: Vec<(PathBuf, libc::c_int)>,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
@@ -221,12 +223,41 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
 
     let linux = spec.linux().as_ref();
     let mut have = Vec::new();
-    for ns in linux
+    let mut join_ns = Vec::new();
+    for (i, ns) in linux
         .and_then(|l| l.namespaces().as_ref())
         .iter()
         .copied()
         .flatten()
+        .enumerate()
     {
+        if let Some(p) = ns.path() {
+            let flag = match ns.typ() {
+                LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+                LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+                LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+                t => {
+                    return Err(unsupported(
+                        format!("linux.namespaces[{i}].path"),
+                        format!(
+                            "joining a {} namespace; only network, ipc and uts",
+                            format!("{t:?}").to_lowercase()
+                        ),
+                    ))
+                }
+            };
+            if !p.exists() || p.is_dir() {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} is not a namespace file", p.display()),
+                ));
+            }
+            join_ns.push((p.clone(), flag));
+            // Joined, not new (the clone's own ipc/uts are left for it).
+            if ns.typ() == LinuxNamespaceType::Network {
+                continue;
+            }
+        }
         have.push(ns.typ());
     }
     for (t, name) in [
@@ -251,6 +282,12 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         }
     }
     let new_net = have.contains(&LinuxNamespaceType::Network);
+    if hostname_set_in_joined_uts(spec, &join_ns) {
+        return Err(invalid(
+            "hostname",
+            "would rename a joined uts namespace (leave hostname out)",
+        ));
+    }
     let new_cgroup_ns = have.contains(&LinuxNamespaceType::Cgroup);
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         if !matches!(p, "private" | "rprivate") {
@@ -283,6 +320,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         hostname,
         new_net,
         new_cgroup_ns,
+        join_ns,
         args,
         env: process.env().clone().unwrap_or_default(),
         cwd,
@@ -349,6 +387,11 @@ pub fn cgroup_for(
             (driver.with_parent(Path::new(parent)), leaf.to_string())
         }
     })
+}
+
+fn hostname_set_in_joined_uts(spec: &Spec, join: &[(PathBuf, libc::c_int)]) -> bool {
+    spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && join.iter().any(|(_, t)| *t == libc::CLONE_NEWUTS)
 }
 
 fn rlimit_resource(name: &str) -> Option<u32> {
