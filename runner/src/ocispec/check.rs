@@ -148,11 +148,10 @@ mod tests {
         assert_eq!(first_unsupported(&ok), None);
         let bad = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}});
         assert_eq!(first_unsupported(&bad).as_deref(), Some("linux.seccomp"));
-        let bad =
-            json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "net", "path": "/x"}]}});
+        let bad = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "net", "flags": 1}]}});
         assert_eq!(
             first_unsupported(&bad).as_deref(),
-            Some("linux.namespaces[1].path")
+            Some("linux.namespaces[1].flags")
         );
         let bad = json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
         assert_eq!(first_unsupported(&bad).as_deref(), Some("hooks"));
