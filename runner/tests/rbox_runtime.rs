@@ -526,3 +526,42 @@ fn joins_a_network_namespace_by_path() {
     assert!(err(&o).contains("linux.namespaces[0].path"), "{}", err(&o));
     assert!(a.rt(&["delete", "--force", a_id]).status.success());
 }
+
+#[test]
+fn device_rules_within_the_default_are_taken_and_enforced() {
+    // containerd's default shape: deny all, mknod of anything, the usual nodes.
+    let rules = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "access": "m"},
+        {"allow": true, "type": "b", "access": "m"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 136, "access": "rwm"}
+    ]);
+    let script = "echo x > /dev/null && echo null-ok; mknod /dev/mem1 c 1 1 && echo made; \
+                  head -c1 /dev/mem1 >/dev/null 2>&1 || echo mem-denied";
+    let b = bundle(&["sh", "-c", script], |c| {
+        c["linux"]["resources"]["devices"] = rules.clone();
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+        }
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("devices")]);
+    assert_eq!(out(&o), "null-ok\nmade\nmem-denied\n", "{}", err(&o));
+    // A rule wider than rbox's policy is refused by its index.
+    let b = bundle(&["true"], |c| {
+        c["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+        ]);
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("devices-wide")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("linux.resources.devices[1]"),
+        "{}",
+        err(&o)
+    );
+}

@@ -25,7 +25,7 @@ pub enum Devices {
 }
 
 /// Character devices usable for read and write: (major, minor; None = any).
-const ALLOWED_CHAR: [(u32, Option<u32>); 9] = [
+pub const ALLOWED_CHAR: [(u32, Option<u32>); 9] = [
     (1, Some(3)), // null
     (1, Some(5)), // zero
     (1, Some(7)), // full

@@ -27,6 +27,28 @@ const MOUNT_ATTR_NOATIME: u64 = 0x10;
 const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 
+#[cfg(test)]
+mod tests {
+    use super::device_rule_within_default as within;
+
+    #[test]
+    fn device_rules_within_rbox_default_policy() {
+        let c = || Some("c".to_string());
+        assert!(within(false, None, None, None, Some("rwm")));
+        assert!(within(true, c(), None, None, Some("m")));
+        assert!(within(true, Some("b".into()), None, None, Some("m")));
+        assert!(within(true, c(), Some(1), Some(3), Some("rwm")));
+        assert!(within(true, c(), Some(136), None, Some("rwm")));
+        assert!(within(true, c(), Some(136), Some(4), Some("rw")));
+        // Wider than the default, or a deny the default would not enforce.
+        assert!(!within(true, None, None, None, Some("rwm")));
+        assert!(!within(true, c(), Some(10), Some(229), Some("rwm")));
+        assert!(!within(true, c(), Some(1), None, Some("rw")));
+        assert!(!within(true, Some("b".into()), Some(8), Some(0), Some("r")));
+        assert!(!within(false, c(), Some(5), Some(1), Some("rwm")));
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
     #[error("{field}: not supported by rbox-runtime yet{}", if .why.is_empty() { String::new() } else { format!(" ({})", .why) })]
@@ -423,19 +445,27 @@ fn positive(v: Option<i64>) -> Option<u64> {
 }
 
 fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resources> {
-    // Devices: Docker's default list is what rbox enforces; a bundle may
-    // only ask for that (the deny-all rule `runc spec` and `crun spec`
-    // write, on top of which both allow the same standard nodes).
+    // Devices: rbox enforces Docker's default list (mknod of anything,
+    // read/write of the usual harmless character devices). A bundle's
+    // rules are accepted when that policy already grants them: the
+    // deny-all rule, mknod-only rules, and allows within the list
+    // (containerd's and podman's defaults are of this shape). Anything
+    // wider or narrower is refused by name rather than not enforced.
     for (i, d) in r.devices().iter().flatten().enumerate() {
-        let deny_all = !d.allow()
-            && d.typ().is_none_or(|t| t.as_str() == "a")
-            && d.major().is_none()
-            && d.minor().is_none()
-            && d.access().as_deref().is_none_or(|a| a == "rwm");
-        if !deny_all {
+        if !device_rule_within_default(
+            d.allow(),
+            d.typ().map(|t| t.as_str().to_string()),
+            d.major(),
+            d.minor(),
+            d.access().as_deref(),
+        ) {
             return Err(unsupported(
                 format!("linux.resources.devices[{i}]"),
-                "only the deny-all rule; rbox allows its default device list on top",
+                format!(
+                    "{d}: only rules within rbox's default device list (the deny-all rule, \
+                     mknod, and read/write of null, zero, full, random, urandom, tty, \
+                     console, ptmx, pts)"
+                ),
             ));
         }
     }
@@ -465,6 +495,37 @@ fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resource
         res.pids_limit = positive(Some(p.limit()));
     }
     Ok(res)
+}
+
+/// Whether a `linux.resources.devices` rule is what rbox's default
+/// device policy does anyway (`cgroup::devices`).
+fn device_rule_within_default(
+    allow: bool,
+    typ: Option<String>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: Option<&str>,
+) -> bool {
+    let access = access.unwrap_or("rwm");
+    let typ = typ.unwrap_or_else(|| "a".into());
+    if !allow {
+        return typ == "a" && major.is_none() && minor.is_none() && access == "rwm";
+    }
+    if access.chars().all(|c| c == 'm') {
+        return true;
+    }
+    if typ != "c" || !access.chars().all(|c| "rwm".contains(c)) {
+        return false;
+    }
+    let Some(major) = major else { return false };
+    crate::cgroup::devices::ALLOWED_CHAR.iter().any(|(ma, mi)| {
+        i64::from(*ma) == major
+            && match (mi, minor) {
+                (None, _) => true,
+                (Some(m), Some(n)) => i64::from(*m) == n,
+                (Some(_), None) => false,
+            }
+    })
 }
 
 fn rel_target(i: usize, dest: &Path) -> Result<CString> {
