@@ -565,3 +565,30 @@ fn device_rules_within_the_default_are_taken_and_enforced() {
         err(&o)
     );
 }
+
+#[test]
+fn linux_devices_of_the_default_list_are_made() {
+    let b = bundle(
+        &[
+            "sh",
+            "-c",
+            "ls -l /dev/console /dev/null | cut -c1-10; echo hi > /dev/null && echo ok",
+        ],
+        |c| {
+            c["linux"]["devices"] = json!([
+                {"path": "/dev/console", "type": "c", "major": 5, "minor": 1},
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3,
+                 "fileMode": 438, "uid": 0, "gid": 0}
+            ]);
+        },
+    );
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("devnodes")]);
+    assert_eq!(out(&o), "crw-rw-rw-\ncrw-rw-rw-\nok\n", "{}", err(&o));
+    let b = bundle(&["true"], |c| {
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("devnodes-fuse")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("linux.devices[0]"), "{}", err(&o));
+}

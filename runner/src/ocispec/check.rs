@@ -76,6 +76,18 @@ const LINUX: Allow = Obj(&[
     ("readonlyPaths", Leaf),
     ("rootfsPropagation", Leaf),
     ("cgroupsPath", Leaf),
+    (
+        "devices",
+        Arr(&Obj(&[
+            ("path", Leaf),
+            ("type", Leaf),
+            ("major", Leaf),
+            ("minor", Leaf),
+            ("fileMode", Leaf),
+            ("uid", Leaf),
+            ("gid", Leaf),
+        ])),
+    ),
 ]);
 
 const SPEC: Allow = Obj(&[

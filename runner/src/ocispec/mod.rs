@@ -136,6 +136,8 @@ pub struct Bundle {
     pub console_size: Option<(u16, u16)>,
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `linux.devices`: nodes made in the container's /dev.
+    pub devices: Vec<Step>,
     pub resources: Resources,
     /// `linux.cgroupsPath`, relative to the cgroup root(s); `None`: `rbox/<id>`.
     pub cgroups_path: Option<String>,
@@ -323,6 +325,16 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         None => Resources::default(),
         Some(r) => translate_resources(r)?,
     };
+    let mut devices = Vec::new();
+    for (i, d) in linux
+        .and_then(|l| l.devices().as_ref())
+        .iter()
+        .copied()
+        .flatten()
+        .enumerate()
+    {
+        devices.push(device_node(i, d)?);
+    }
     let cgroups_path = match linux.and_then(|l| l.cgroups_path().as_ref()) {
         None => None,
         Some(p) => Some(cgroups_path(&p.to_string_lossy())?),
@@ -361,6 +373,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .and_then(|l| l.readonly_paths().clone())
             .unwrap_or_default(),
         resources,
+        devices,
         cgroups_path,
         annotations: spec
             .annotations()
@@ -528,6 +541,55 @@ fn device_rule_within_default(
     })
 }
 
+/// One `linux.devices` entry as a node step: a character device that
+/// rbox's device policy lets the container use, mode 0666, owned by root
+/// (what the node steps make); anything else is refused by index.
+fn device_node(i: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<Step> {
+    let field = format!("linux.devices[{i}]");
+    let p = d.path().to_string_lossy().into_owned();
+    let rel = p.trim_start_matches('/');
+    if !p.starts_with("/dev/") || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(invalid(
+            format!("{field}.path"),
+            format!("{p:?}: a path below /dev"),
+        ));
+    }
+    let is_char = matches!(d.typ().as_str(), "c" | "u");
+    let allowed = is_char
+        && device_rule_within_default(
+            true,
+            Some("c".into()),
+            Some(d.major()),
+            Some(d.minor()),
+            Some("rw"),
+        );
+    if !allowed {
+        return Err(unsupported(
+            field,
+            format!(
+                "{} {}:{} at {p}; only character devices of rbox's default list",
+                d.typ().as_str(),
+                d.major(),
+                d.minor()
+            ),
+        ));
+    }
+    if d.file_mode().is_some_and(|m| m & 0o7777 != 0o666)
+        || d.uid().is_some_and(|u| u != 0)
+        || d.gid().is_some_and(|g| g != 0)
+    {
+        return Err(unsupported(
+            field,
+            "a fileMode other than 0666 or an owner other than root",
+        ));
+    }
+    Ok(Step::Device {
+        target: sys::cstring(rel),
+        major: d.major() as u32,
+        minor: d.minor() as u32,
+    })
+}
+
 fn rel_target(i: usize, dest: &Path) -> Result<CString> {
     let s = dest.to_string_lossy();
     let rel = s.trim_start_matches('/');
@@ -643,11 +705,16 @@ impl Bundle {
                 ),
             }
         }
+        // The standard nodes and links, but not where the bundle puts a
+        // device of its own.
+        let own: Vec<&[u8]> = self.devices.iter().map(step_target).collect();
         steps.extend(
             crate::rootfs::standard_steps(&[], false)
                 .into_iter()
-                .filter(|s| matches!(s, Step::Device { .. } | Step::Symlink { .. })),
+                .filter(|s| matches!(s, Step::Device { .. } | Step::Symlink { .. }))
+                .filter(|s| !own.contains(&step_target(s))),
         );
+        steps.extend(self.devices.iter().cloned());
         steps
     }
 }
