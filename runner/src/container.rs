@@ -275,6 +275,8 @@ fn mount_step(m: &MountSpec) -> Result<Step, LaunchError> {
             target,
             dir: meta.is_dir(),
             readonly: ro,
+            attrs: 0,
+            recursive: true,
         });
     }
     let mut attrs = if m.fstype == "tmpfs" {
@@ -321,6 +323,8 @@ fn plan_for(
             target: sys::cstring(format!("etc/{name}")),
             dir: false,
             readonly: false,
+            attrs: 0,
+            recursive: true,
         });
     }
     for m in &spec.mounts {

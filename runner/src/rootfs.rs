@@ -60,6 +60,11 @@ pub enum Step {
         target: CString,
         dir: bool,
         readonly: bool,
+        /// More MOUNT_ATTR_* to set (nosuid, nodev, noexec), on every
+        /// mount of the bound tree.
+        attrs: u64,
+        /// With the mounts below `source` (rbind), or just its own.
+        recursive: bool,
     },
     /// A character device node (major, minor) at `target`, mode 0666.
     Device {
@@ -507,13 +512,20 @@ pub fn apply_step(root: BorrowedFd<'_>, s: &Step) -> Result<(), StepError> {
             target,
             dir,
             readonly,
+            attrs,
+            recursive,
         } => {
-            let tree = step("open bind source", source, sys::open_tree_clone(source))?;
-            if *readonly {
+            let tree = step(
+                "open bind source",
+                source,
+                sys::open_tree_clone_with(source, *recursive),
+            )?;
+            let set = attrs | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            if set != 0 {
                 step(
-                    "make read-only",
+                    "set mount attributes of",
                     source,
-                    sys::mount_setattr(tree.as_fd(), MOUNT_ATTR_RDONLY, true),
+                    sys::mount_setattr(tree.as_fd(), set, true),
                 )?;
             }
             let at = step(

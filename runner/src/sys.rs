@@ -125,13 +125,20 @@ pub fn move_mount_path(from: BorrowedFd<'_>, path: &CStr) -> io::Result<()> {
 
 /// A detached recursive copy of the mount tree at `path` (a bind source).
 pub fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
+    open_tree_clone_with(path, true)
+}
+
+/// A detached copy of the mount at `path`, with the mounts below it
+/// (`recursive`: rbind) or without (bind).
+pub fn open_tree_clone_with(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: path is a valid C string.
     owned(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
         )
     })
 }

@@ -592,3 +592,50 @@ fn linux_devices_of_the_default_list_are_made() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("linux.devices[0]"), "{}", err(&o));
 }
+
+#[test]
+fn bind_and_rbind_mounts_with_their_options() {
+    // A host dir with a tmpfs mounted below it: `bind` takes only the
+    // dir, `rbind` the tmpfs too.
+    let host = tempfile::tempdir().unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(host.path().join("top.txt"), "top\n").unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    std::fs::write(sub.join("inner.txt"), "inner\n").unwrap();
+    let src = host.path().to_string_lossy().into_owned();
+    let script = "cat /flat/top.txt; cat /flat/sub/inner.txt 2>/dev/null || echo flat-empty; \
+                  cat /deep/sub/inner.txt; touch /deep/x 2>/dev/null || echo deep-ro; \
+                  grep ' /deep ' /proc/self/mountinfo | grep -o 'ro,nosuid,nodev,noexec'";
+    let b = bundle(&["sh", "-c", script], |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(json!({"destination": "/flat", "type": "bind", "source": src,
+                      "options": ["bind", "rw"]}));
+        m.push(json!({"destination": "/deep", "type": "bind", "source": src,
+                      "options": ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]}));
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("binds")]);
+    nix::mount::umount2(&sub, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert_eq!(
+        out(&o),
+        "top\nflat-empty\ninner\ndeep-ro\nro,nosuid,nodev,noexec\n",
+        "{}",
+        err(&o)
+    );
+    // Propagation other than private is refused by name.
+    let b = bundle(&["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["rbind", "rslave"]}),
+        );
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("binds-slave")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("mounts[") && err(&o).contains("rslave"), "{}", err(&o));
+}

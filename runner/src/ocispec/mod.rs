@@ -606,7 +606,8 @@ fn translate_mount(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Res
     let target = rel_target(i, m.destination())?;
     let opts = m.options().clone().unwrap_or_default();
     let fstype = m.typ().clone().unwrap_or_default();
-    let is_bind = fstype == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+    let is_bind =
+        fstype == "bind" || fstype == "rbind" || opts.iter().any(|o| o == "bind" || o == "rbind");
     let mut attrs = 0u64;
     let mut fs_opts: Vec<(CString, Option<CString>)> = Vec::new();
     for o in &opts {
@@ -625,6 +626,12 @@ fn translate_mount(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Res
             "nodiratime" => attrs |= MOUNT_ATTR_NODIRATIME,
             // Every mount lives in the container's own private namespace.
             "private" | "rprivate" => {}
+            o @ ("shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable") => {
+                return Err(unsupported(
+                    format!("mounts[{i}].options"),
+                    format!("{o:?}: mount propagation other than private"),
+                ))
+            }
             "bind" | "rbind" if is_bind => {}
             o if !is_bind => match o.split_once('=') {
                 Some((k, v)) => fs_opts.push((sys::cstring(k), Some(sys::cstring(v)))),
@@ -645,10 +652,11 @@ fn translate_mount(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Res
             .ok_or_else(|| invalid(format!("mounts[{i}].source"), "required for a bind mount"))?;
         let src = bundle.join(src);
         let meta = std::fs::metadata(&src).map_err(io_err("bind source", &src))?;
-        if attrs & !MOUNT_ATTR_RDONLY != 0 {
+        const ATIME: u64 = MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME | MOUNT_ATTR_NODIRATIME;
+        if attrs & ATIME != 0 {
             return Err(unsupported(
                 format!("mounts[{i}].options"),
-                "nosuid, nodev, noexec or atime options on a bind mount",
+                "atime options on a bind mount",
             ));
         }
         return Ok(MountPlan::Step(Step::Bind {
@@ -656,6 +664,8 @@ fn translate_mount(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Res
             target,
             dir: meta.is_dir(),
             readonly: attrs & MOUNT_ATTR_RDONLY != 0,
+            attrs: attrs & !MOUNT_ATTR_RDONLY,
+            recursive: fstype == "rbind" || opts.iter().any(|o| o == "rbind"),
         }));
     }
     match fstype.as_str() {
