@@ -228,6 +228,16 @@ fn create_start_state_kill_delete() {
         cmdline(pid).starts_with("sleep 1000")
     });
     assert_eq!(b.state(id)["status"], "running");
+    let o = b.rt(&["ps", "--format", "json", id]);
+    let pids: Vec<i32> = serde_json::from_slice(&o.stdout).expect("ps --format json");
+    assert_eq!(pids, [pid], "{}", err(&o));
+    // The state dir is root's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(b.root.join(id))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     // A second start is refused.
     assert!(!b.rt(&["start", id]).status.success());
     // Running: delete needs --force.
@@ -616,10 +626,14 @@ fn bind_and_rbind_mounts_with_their_options() {
                   grep ' /deep ' /proc/self/mountinfo | grep -o 'ro,nosuid,nodev,noexec'";
     let b = bundle(&["sh", "-c", script], |c| {
         let m = c["mounts"].as_array_mut().unwrap();
-        m.push(json!({"destination": "/flat", "type": "bind", "source": src,
-                      "options": ["bind", "rw"]}));
-        m.push(json!({"destination": "/deep", "type": "bind", "source": src,
-                      "options": ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]}));
+        m.push(
+            json!({"destination": "/flat", "type": "bind", "source": src,
+                      "options": ["bind", "rw"]}),
+        );
+        m.push(
+            json!({"destination": "/deep", "type": "bind", "source": src,
+                      "options": ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]}),
+        );
     });
     let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("binds")]);
     nix::mount::umount2(&sub, nix::mount::MntFlags::MNT_DETACH).unwrap();
@@ -637,5 +651,9 @@ fn bind_and_rbind_mounts_with_their_options() {
     });
     let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("binds-slave")]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("mounts[") && err(&o).contains("rslave"), "{}", err(&o));
+    assert!(
+        err(&o).contains("mounts[") && err(&o).contains("rslave"),
+        "{}",
+        err(&o)
+    );
 }

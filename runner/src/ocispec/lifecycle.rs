@@ -49,9 +49,14 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
         }
         _ => {}
     }
-    std::fs::create_dir_all(o.root).map_err(io_err("create state root", o.root))?;
+    // Root's only, as every directory of rbox's (invariant 6).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(o.root)
+        .map_err(io_err("create state root", o.root))?;
     let d = state::dir(o.root, o.id);
-    match std::fs::create_dir(&d) {
+    match std::fs::DirBuilder::new().mode(0o700).create(&d) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(OciError::Exists(o.id.to_string()))
@@ -236,7 +241,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     (&f).write_all(b"s").map_err(io_err("write", &fifo))
 }
 
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 /// Send `sig` to the container's first process, or with `all` to every
 /// process in its cgroup.
@@ -267,6 +272,20 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The pids of every process in the container's cgroup.
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let (saved, status) = state(root, id)?;
+    let Some(saved) = saved else {
+        return Err(OciError::WrongState {
+            id: id.to_string(),
+            status: status.as_str(),
+            what: "it has no processes yet",
+        });
+    };
+    let (driver, name) = super::cgroup_for(saved.cgroups_path.as_deref(), id)?;
+    Ok(driver.open(&name).procs())
 }
 
 /// Remove a stopped (or created) container's cgroup and state; a running

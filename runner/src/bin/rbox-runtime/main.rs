@@ -9,6 +9,7 @@ mod features;
 mod kill;
 mod list;
 mod log;
+mod ps;
 mod run;
 mod spec;
 mod start;
@@ -68,8 +69,9 @@ pub enum Cmd {
     /// Print what this runtime supports, as JSON.
     Features,
     /// List containers.
-    #[command(alias = "ps")]
     List(list::Args),
+    /// The pids of a container's processes (--format json: a JSON array).
+    Ps(ps::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Cmd::Spec(a) => spec::run(a).map(|()| 0),
         Cmd::Features => features::run().map(|()| 0),
         Cmd::List(a) => list::run(&cli, a).map(|()| 0),
+        Cmd::Ps(a) => ps::run(&cli, a).map(|()| 0),
     };
     match r {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
