@@ -657,3 +657,18 @@ fn bind_and_rbind_mounts_with_their_options() {
         err(&o)
     );
 }
+
+#[test]
+fn a_missing_command_fails_after_start_with_127_and_debug_logs_in_text() {
+    let b = bundle(&["/no/such/cmd"], |_| {});
+    let log = b.dir.join("log.txt");
+    let o = b
+        .cmd(&["--log", &log.to_string_lossy(), "--debug"])
+        .args(["run", "--bundle", &b.bundle_arg(), &uniq("nocmd")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert!(err(&o).contains("/no/such/cmd"), "{}", err(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(" debug: "), "{text}");
+}

@@ -20,5 +20,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32, OciError> {
             "run --detach is not supported by rbox-runtime yet (use create and start)".into(),
         ));
     }
-    lifecycle::run(&crate::create::opts(cli, &a.create)?)
+    let code = lifecycle::run(&crate::create::opts(cli, &a.create)?)?;
+    crate::log::debug(&format!("{} exited with status {code}", a.create.id));
+    Ok(code)
 }
