@@ -378,6 +378,8 @@ fn plan_for(
         rlimits: Vec::new(),
         start_gate: None,
         join_ns: Vec::new(),
+        sysctl: Vec::new(),
+        oom_score_adj: None,
     })
 }
 

@@ -73,6 +73,12 @@ pub struct ChildPlan {
     /// of `/proc/<pid>/ns/*` or bind-mounted namespace files, opened by
     /// the parent, with their CLONE_NEW* type (net, ipc, uts only).
     pub join_ns: Vec<(RawFd, libc::c_int)>,
+    /// Written after the pivot, before /proc/sys is made read-only:
+    /// (path below /proc/sys, value); namespaced keys only (the caller
+    /// checks).
+    pub sysctl: Vec<(CString, Vec<u8>)>,
+    /// Written to /proc/self/oom_score_adj before dropping privileges.
+    pub oom_score_adj: Option<CString>,
 }
 
 /// How the child failed before its command ran.
@@ -286,6 +292,16 @@ fn child_main(
     if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs, plan.etc_files.as_ref()) {
         fail(rep, 125, format_args!("{e}"));
     }
+    for (path, value) in &plan.sysctl {
+        if let Err(e) = write_proc(path, value) {
+            fail(rep, 125, format_args!("sysctl {:?}: {e}", path));
+        }
+    }
+    if let Some(adj) = &plan.oom_score_adj {
+        if let Err(e) = write_proc(c"/proc/self/oom_score_adj", adj.as_bytes()) {
+            fail(rep, 125, format_args!("oom_score_adj: {e}"));
+        }
+    }
     let masked = match &plan.masked {
         None => crate::hooks::mask_paths(plan.privileged),
         Some((masked, readonly)) => {
@@ -462,6 +478,23 @@ fn exec_or_fail(
         127,
         format_args!("{name:?}: executable file not found in $PATH"),
     )
+}
+
+/// Write `value` to an existing file under /proc (no create, no follow).
+fn write_proc(path: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: a valid C string; the descriptor is closed below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    sys::write_all_fd(fd.as_raw_fd(), value)
 }
 
 /// Dispositions set by rrun (Rust ignores SIGPIPE) and the blocked mask

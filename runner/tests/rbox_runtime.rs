@@ -331,8 +331,8 @@ fn unsupported_fields_are_refused_by_name() {
             }),
         ),
         (
-            "process.oomScoreAdj",
-            Box::new(|c: &mut Value| c["process"]["oomScoreAdj"] = json!(100)),
+            "process.apparmorProfile",
+            Box::new(|c: &mut Value| c["process"]["apparmorProfile"] = json!("docker-default")),
         ),
     ] {
         let b = bundle(&["true"], |c| set(c));
@@ -671,4 +671,38 @@ fn a_missing_command_fails_after_start_with_127_and_debug_logs_in_text() {
     assert!(err(&o).contains("/no/such/cmd"), "{}", err(&o));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(" debug: "), "{text}");
+}
+
+#[test]
+fn namespaced_sysctls_and_oom_score_adj() {
+    let host_shmmni = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
+    let b = bundle(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/shmmni /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj",
+        ],
+        |c| {
+            c["linux"]["sysctl"] = json!({"kernel.shmmni": "1234", "net.ipv4.ip_forward": "1"});
+            c["process"]["oomScoreAdj"] = json!(123);
+        },
+    );
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("sysctl")]);
+    assert_eq!(out(&o), "1234\n1\n123\n", "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        host_shmmni,
+        "the host's value changed"
+    );
+    // A sysctl that is not namespaced would change the host: refused.
+    let b = bundle(&["true"], |c| {
+        c["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("sysctl-vm")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("linux.sysctl.vm.swappiness"),
+        "{}",
+        err(&o)
+    );
 }

@@ -48,6 +48,7 @@ const PROCESS: Allow = Obj(&[
         Arr(&Obj(&[("type", Leaf), ("hard", Leaf), ("soft", Leaf)])),
     ),
     ("noNewPrivileges", Leaf),
+    ("oomScoreAdj", Leaf),
 ]);
 
 const RESOURCES: Allow = Obj(&[
@@ -76,6 +77,7 @@ const LINUX: Allow = Obj(&[
     ("readonlyPaths", Leaf),
     ("rootfsPropagation", Leaf),
     ("cgroupsPath", Leaf),
+    ("sysctl", Leaf),
     (
         "devices",
         Arr(&Obj(&[

@@ -211,6 +211,12 @@ fn child_plan(
         rlimits: b.rlimits.clone(),
         start_gate: Some(gate.as_raw_fd()),
         join_ns: Vec::new(),
+        sysctl: b
+            .sysctl
+            .iter()
+            .map(|(k, v)| (sys::cstring(k), v.clone().into_bytes()))
+            .collect(),
+        oom_score_adj: b.oom_score_adj.map(|a| sys::cstring(a.to_string())),
     })
 }
 

@@ -136,6 +136,9 @@ pub struct Bundle {
     pub console_size: Option<(u16, u16)>,
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `linux.sysctl` as (path below /proc/sys, value).
+    pub sysctl: Vec<(String, String)>,
+    pub oom_score_adj: Option<i32>,
     /// `linux.devices`: nodes made in the container's /dev.
     pub devices: Vec<Step>,
     pub resources: Resources,
@@ -325,6 +328,26 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         None => Resources::default(),
         Some(r) => translate_resources(r)?,
     };
+    let mut sysctl = Vec::new();
+    let sysctls: BTreeMap<String, String> = linux
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (k, v) in sysctls {
+        if !sysctl_namespaced(&k, new_net) {
+            return Err(unsupported(
+                format!("linux.sysctl.{k}"),
+                "only keys of the container's own ipc (kernel.msg*, kernel.sem, kernel.shm*, \
+                 fs.mqueue.*) or new network namespace (net.*)",
+            ));
+        }
+        sysctl.push((format!("/proc/sys/{}", k.replace('.', "/")), v));
+    }
+    let oom_score_adj = process.oom_score_adj();
+    if oom_score_adj.is_some_and(|a| !(-1000..=1000).contains(&a)) {
+        return Err(invalid("process.oomScoreAdj", "must be within -1000..1000"));
+    }
     let mut devices = Vec::new();
     for (i, d) in linux
         .and_then(|l| l.devices().as_ref())
@@ -373,6 +396,8 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .and_then(|l| l.readonly_paths().clone())
             .unwrap_or_default(),
         resources,
+        sysctl,
+        oom_score_adj,
         devices,
         cgroups_path,
         annotations: spec
@@ -422,6 +447,27 @@ pub fn cgroup_for(
             (driver.with_parent(Path::new(parent)), leaf.to_string())
         }
     })
+}
+
+/// runc's rule: a sysctl may be set only where it is namespaced, so that
+/// it changes the container's namespace and not the host.
+fn sysctl_namespaced(key: &str, new_net: bool) -> bool {
+    let ipc = matches!(
+        key,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || key.starts_with("fs.mqueue.");
+    let clean = !key.is_empty()
+        && key
+            .split('.')
+            .all(|c| !c.is_empty() && c != ".." && !c.contains('/'));
+    clean && (ipc || (new_net && key.starts_with("net.")))
 }
 
 fn hostname_set_in_joined_uts(spec: &Spec, join: &[(PathBuf, libc::c_int)]) -> bool {
