@@ -72,6 +72,21 @@ fn bundle(args: &[&str], tweak: impl FnOnce(&mut Value)) -> Bundle {
     }
 }
 
+impl Drop for Bundle {
+    /// A failed test leaves no container behind: force-delete whatever
+    /// is still in this bundle's state root.
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = self.rt(&["delete", "--force", &id]);
+        }
+    }
+}
+
 impl Bundle {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(RUNTIME);
@@ -145,11 +160,14 @@ fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     cgroup_dirs_at(&format!("rbox/{id}"))
 }
 
-/// A group at `rel` below the cgroup root(s).
+/// A group at `rel` below the cgroup root(s): v2's, or every v1 hierarchy.
 fn cgroup_dirs_at(rel: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    hierarchies.extend(std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()));
     let mut v = Vec::new();
-    for h in ["", "memory", "pids", "cpu,cpuacct", "devices"] {
-        let p = Path::new("/sys/fs/cgroup").join(h).join(rel);
+    for h in hierarchies {
+        let p = h.join(rel);
         if p.exists() {
             v.push(p);
         }
