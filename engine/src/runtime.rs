@@ -50,6 +50,9 @@ pub enum NetworkMode {
     /// bridge network: outbound access through NAT, no way to the host's
     /// loopback (runner's `network` module).
     Bridge,
+    /// The network namespace of another running container (Docker's
+    /// `--network container:NAME`); which one is the runner's to say.
+    Container,
 }
 
 impl NetworkMode {
@@ -59,6 +62,7 @@ impl NetworkMode {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
             NetworkMode::Bridge => "bridge",
+            NetworkMode::Container => "container",
         }
     }
 }

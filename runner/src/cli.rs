@@ -56,6 +56,54 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network: its own bridge and subnet; its containers reach
+    /// each other by name and nothing on other networks
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks (JSON)
+    Inspect(NetworkNamesArgs),
+    /// Remove one or more networks (refused while containers run on them)
+    #[command(alias = "remove")]
+    Rm(NetworkNamesArgs),
+    /// Remove all networks no running container uses
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    /// Subnet in CIDR format (default: the first free /24 from 10.88.0.0)
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Gateway (the bridge's address) in the subnet (default: its first)
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Driver to manage the network (only bridge)
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkLsArgs {
+    /// Only display network ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkNamesArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,11 +239,17 @@ pub struct RunArgs {
     pub read_only: bool,
     /// Connect a container to a network: bridge (the default: its own
     /// network namespace with outbound access through rbox's bridge and
-    /// NAT, no way to the host's loopback), none (only lo), or host (the
-    /// host's network namespace, no isolation). With --runtime crun, runc
-    /// or youki the default is none.
+    /// NAT, no way to the host's loopback), none (only lo), host (the
+    /// host's network namespace, no isolation), container:NAME|ID (the
+    /// network namespace of that running container; no -p), or the name
+    /// of a network made with rrun network create (its own bridge,
+    /// isolated from the others; containers on it reach each other by
+    /// name). With --runtime crun, runc or youki the default is none.
     #[arg(long = "network", alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Another name of the container on its user-defined network
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
     /// Publish a container's port to the host:
     /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
     /// no HOSTPORT: a free one, see rrun port). Needs --network bridge

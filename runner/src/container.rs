@@ -37,6 +37,10 @@ pub enum LaunchError {
     Network(#[from] crate::network::NetworkError),
     #[error("published ports (-p) need --network bridge")]
     Ports,
+    #[error(transparent)]
+    UserNet(#[from] crate::network::user::UserNetError),
+    #[error("cannot join the network of container {0}: it is not running (start it first)")]
+    NotRunning(String),
 }
 
 impl LaunchError {
@@ -78,6 +82,13 @@ pub struct Launch<'a> {
     pub on_winch: Option<&'a mut dyn FnMut()>,
     /// Ports to publish (`-p`, host ports chosen), with `NetworkMode::Bridge`.
     pub ports: &'a [crate::network::ports::PortMapping],
+    /// With `NetworkMode::Bridge`: a user-defined network (None: the
+    /// default one) and how the container is known on it.
+    pub network: Option<&'a crate::network::Network>,
+    pub names: Option<&'a crate::network::Names>,
+    /// With `NetworkMode::Container`: the directory of the container
+    /// whose network namespace to join (it must be running).
+    pub join: Option<&'a Path>,
 }
 
 impl Launch<'_> {
@@ -91,7 +102,56 @@ impl Launch<'_> {
             on_started: None,
             on_winch: None,
             ports: &[],
+            network: None,
+            names: None,
+            join: None,
         }
+    }
+}
+
+/// What `Launch` needs for the network a container's state names
+/// (`HostSettings::network_mode`): a user-defined network and the
+/// container's names on it, or the container whose namespace to join.
+#[derive(Debug, Default)]
+pub struct NetworkPlan {
+    pub network: Option<crate::network::Network>,
+    pub names: Option<crate::network::Names>,
+    pub join: Option<PathBuf>,
+}
+
+impl NetworkPlan {
+    /// For the container in `dir` (`<root>/containers/<id>`) with `st`.
+    pub fn of(dir: &Path, st: &crate::state::State) -> Result<NetworkPlan, LaunchError> {
+        let containers = dir.parent().unwrap_or(Path::new("/"));
+        let mode = st.host.network_mode.as_str();
+        if let Some(id) = mode.strip_prefix("container:") {
+            return Ok(NetworkPlan {
+                join: Some(containers.join(id)),
+                ..Default::default()
+            });
+        }
+        if crate::network::user::PREDEFINED.contains(&mode) || mode.is_empty() {
+            return Ok(NetworkPlan::default());
+        }
+        let root = containers.parent().unwrap_or(Path::new("/"));
+        let def = crate::network::user::load(root, mode)?;
+        let mut names = vec![st.name.clone()];
+        names.extend(st.host.network_aliases.iter().cloned());
+        Ok(NetworkPlan {
+            network: Some(def.network(root)),
+            names: Some(crate::network::Names {
+                hostname: st.host.hostname.clone(),
+                names,
+            }),
+            join: None,
+        })
+    }
+
+    /// Fill in `launch`'s network fields.
+    pub fn apply<'a>(&'a self, launch: &mut Launch<'a>) {
+        launch.network = self.network.as_ref();
+        launch.names = self.names.as_ref();
+        launch.join = self.join.as_deref();
     }
 }
 
@@ -126,6 +186,36 @@ fn run_in(
     launch: &mut Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
     let mut plan = plan_for(spec, cg, launch)?;
+    // A user-defined network: /etc/hosts is a file of the network's,
+    // rewritten as containers come and go (see network::hosts).
+    let default_net = crate::network::Network::default_bridge();
+    let net = launch.network.unwrap_or(&default_net);
+    if spec.network == NetworkMode::Bridge && launch.network.is_some() {
+        let path = crate::network::hosts::hosts_path(net, &spec.id);
+        let p = crate::network::hosts::prepare(net, &spec.id, &spec.hostname)
+            .map_err(io_err("create", &path))?;
+        plan.rootfs.steps.push(Step::Bind {
+            source: sys::cstring(&p),
+            target: sys::cstring("etc/hosts"),
+            dir: false,
+            // On the host's /run: a container must not be able to fill it.
+            readonly: true,
+            attrs: 0,
+            recursive: false,
+        });
+    }
+    // --network container:NAME: its network namespace, while it runs.
+    let joined = match (spec.network, launch.join) {
+        (NetworkMode::Container, Some(dir)) => Some(open_netns_of(dir)?),
+        (NetworkMode::Container, None) => {
+            return Err(LaunchError::NotRunning("(none given)".into()))
+        }
+        _ => None,
+    };
+    if let Some(f) = &joined {
+        plan.new_net = false;
+        plan.join_ns.push((f.as_raw_fd(), libc::CLONE_NEWNET));
+    }
     // -t: a console socket; the pty is made inside the container.
     let console = if spec.tty {
         let (parent_end, child_end) =
@@ -151,25 +241,24 @@ fn run_in(
     // before it goes on. Dropping the attachment gives the address back.
     let attachment = match spec.network {
         NetworkMode::Bridge => {
-            match crate::network::attach(
-                &crate::network::Network::default_bridge(),
-                &spec.id,
-                started.pid,
-                launch.ports,
-            ) {
+            match crate::network::attach(net, &spec.id, started.pid, launch.ports, launch.names) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     started.abort();
+                    let _ = std::fs::remove_file(crate::network::hosts::hosts_path(net, &spec.id));
                     return Err(e.into());
                 }
             }
         }
-        NetworkMode::None | NetworkMode::Host if !launch.ports.is_empty() => {
+        NetworkMode::None | NetworkMode::Host | NetworkMode::Container
+            if !launch.ports.is_empty() =>
+        {
             started.abort();
             return Err(LaunchError::Ports);
         }
-        NetworkMode::None | NetworkMode::Host => None,
+        NetworkMode::None | NetworkMode::Host | NetworkMode::Container => None,
     };
+    drop(joined);
     // Our copy of the child's end must close, or a child that dies early
     // would leave us waiting for the master forever.
     let console = console.map(|(parent_end, child_end)| {
@@ -223,6 +312,28 @@ fn run_in(
     })
 }
 
+/// The network namespace of the running container in `dir`, opened while
+/// its first process is known to be the container's.
+fn open_netns_of(dir: &Path) -> Result<std::fs::File, LaunchError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let st = crate::state::State::load(dir).map_err(|_| LaunchError::NotRunning(name.clone()))?;
+    let shown = st.name.clone();
+    let pid = st
+        .pid
+        .filter(|_| st.is_running())
+        .ok_or_else(|| LaunchError::NotRunning(shown.clone()))?;
+    let f = std::fs::File::open(format!("/proc/{}/ns/net", pid.pid))
+        .map_err(|_| LaunchError::NotRunning(shown.clone()))?;
+    // Opened the namespace of the process we meant, not of a pid reused.
+    if !pid.alive() {
+        return Err(LaunchError::NotRunning(shown));
+    }
+    Ok(f)
+}
+
 /// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf.
 fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
     let hosts = format!(
@@ -232,7 +343,7 @@ fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
     let resolv = match spec.network {
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         NetworkMode::None => String::new(),
-        NetworkMode::Bridge => crate::network::resolv::for_bridge(),
+        NetworkMode::Bridge | NetworkMode::Container => crate::network::resolv::for_bridge(),
     };
     [
         ("hosts", hosts),

@@ -220,6 +220,7 @@ pub fn supervise_restarts(sup: &Supervisor<'_>, mut once: impl FnMut() -> Ended)
 /// The native runner's `-d`.
 pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
     let ports = state.host.ports.clone();
+    let net = container::NetworkPlan::of(dir, &state)?;
     spawn_supervisor(&spec.id, dir, state, |sup| {
         supervise_restarts(sup, || {
             let mut on_started = |pid: i32| sup.started(pid);
@@ -228,6 +229,7 @@ pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i3
             launch.die_with_parent = false;
             launch.on_started = Some(&mut on_started);
             launch.ports = &ports;
+            net.apply(&mut launch);
             match container::run(spec, launch) {
                 Err(e) => Ended::Failed(e.exit_code(), e.to_string()),
                 Ok(o) => {

@@ -62,7 +62,7 @@ fn may_enter_a_container(mut args: impl Iterator<Item = std::ffi::OsString>) -> 
         if a == b"--root" {
             args.next();
         } else if !a.starts_with(b"-") {
-            return !matches!(a, b"ps" | b"stop" | b"kill" | b"rm" | b"logs");
+            return !matches!(a, b"ps" | b"stop" | b"kill" | b"rm" | b"logs" | b"network");
         }
     }
     false

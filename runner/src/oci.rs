@@ -145,7 +145,9 @@ impl OciRuntime {
         match spec.network {
             NetworkMode::None => namespaces.push(json!({"type": "network"})),
             NetworkMode::Host => {}
-            NetworkMode::Bridge => return Err(OciError::Bridge(self.binary.clone())),
+            NetworkMode::Bridge | NetworkMode::Container => {
+                return Err(OciError::Bridge(self.binary.clone()))
+            }
         }
         let r = &spec.resources;
         let devices = if spec.security.privileged {

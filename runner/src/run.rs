@@ -69,6 +69,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }
+        Command::Network(c) => crate::commands::network::network(&root, c),
         Command::Stop(a) => crate::admin::stop(&root, &a),
         Command::Kill(a) => crate::admin::kill(&root, &a),
         Command::Rm(a) => crate::admin::rm(&root, &a),
@@ -96,6 +97,8 @@ struct Checked {
     resources: Resources,
     mounts: Vec<MountSpec>,
     network: NetworkMode,
+    /// What `--network` said (`container:X` still unresolved).
+    network_given: String,
     ports: Vec<runner::network::ports::PortMapping>,
     security: SecuritySpec,
     restart: runner::state::RestartPolicy,
@@ -166,8 +169,10 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
     } else {
         "none"
     };
-    let network = match a.network.as_deref().unwrap_or(default_network) {
-        "bridge" if a.runtime == "native" => NetworkMode::Bridge,
+    let given = a.network.as_deref().unwrap_or(default_network);
+    let native = a.runtime == "native";
+    let network = match given {
+        "bridge" if native => NetworkMode::Bridge,
         "bridge" => {
             return Err(bad(
                 "bridge",
@@ -177,8 +182,53 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         }
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
-        other => return Err(bad(other, "--network", "use bridge, none or host")),
+        c if c.starts_with("container:") => {
+            if !native {
+                return Err(bad(c, "--network", "not available with an OCI runtime yet"));
+            }
+            if c.len() == "container:".len() {
+                return Err(bad(c, "--network", "expected container:NAME|ID"));
+            }
+            if let Some(p) = a.publish.first() {
+                return Err(bad(
+                    p,
+                    "-p, --publish",
+                    "conflicting options: port publishing and the container type network mode (publish on the container whose network this one joins)",
+                ));
+            }
+            NetworkMode::Container
+        }
+        other if native => {
+            runner::network::user::check_name(other).map_err(|e| {
+                bad(
+                    other,
+                    "--network",
+                    &format!("{e}; use bridge, none, host, container:NAME or a network of rrun network create"),
+                )
+            })?;
+            NetworkMode::Bridge
+        }
+        other => {
+            return Err(bad(
+                other,
+                "--network",
+                "use none or host with an OCI runtime",
+            ))
+        }
     };
+    let user_network = network == NetworkMode::Bridge && given != "bridge";
+    for alias in &a.network_alias {
+        if !user_network {
+            return Err(bad(
+                alias,
+                "--network-alias",
+                "network-scoped aliases are supported only on user-defined networks",
+            ));
+        }
+        if let Some(why) = name_problem(alias) {
+            return Err(bad(alias, "--network-alias", &why));
+        }
+    }
     let ports = runner::network::ports::parse_all(&a.publish)
         .map_err(|(value, why)| bad(&value, "-p, --publish", &why))?;
     if let (Some(p), false) = (a.publish.first(), network == NetworkMode::Bridge) {
@@ -281,6 +331,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         resources: r,
         mounts,
         network,
+        network_given: given.to_string(),
         ports,
         security,
         restart,
@@ -433,6 +484,27 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");
     let names = lifecycle::reap_leftovers(&containers);
+    // The network mode as state keeps it: container:<full id> or a
+    // user-defined network's name.
+    let network_mode = match checked.network_given.strip_prefix("container:") {
+        Some(key) => {
+            let (_, target) = runner::state::find(&containers, key)
+                .map_err(|e| Coded(125, anyhow!("--network container:{key}: {e}")))?;
+            if !target.is_running() {
+                bail!(Coded(
+                    125,
+                    anyhow!("cannot join the network of container {key}: it is not running (start it first)")
+                ));
+            }
+            format!("container:{}", target.id)
+        }
+        None if checked.network == NetworkMode::Bridge && checked.network_given != "bridge" => {
+            runner::network::user::load(store.root(), &checked.network_given)
+                .map_err(|e| Coded(125, e.into()))?
+                .name
+        }
+        None => checked.network.name().to_string(),
+    };
     let image = find_or_pull(&store, &a).map_err(|e| Coded(125, e))?;
     let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
     let cfg = &image.config.config;
@@ -524,12 +596,13 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
                 .map(|q| q * 1_000_000_000 / spec.resources.cpu_period_us.unwrap_or(100_000)),
             pids_limit: spec.resources.pids_limit,
             binds: a.volume.clone(),
-            network_mode: checked.network.name().to_string(),
+            network_mode,
             runtime: a.runtime.clone(),
             read_only: a.read_only,
             privileged: checked.security.privileged,
             hostname: spec.hostname.clone(),
             ports: checked.ports.clone(),
+            network_aliases: a.network_alias.clone(),
         },
         restart: checked.restart.clone(),
         restart_count: 0,
@@ -627,6 +700,8 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     launch.on_started = Some(&mut on_started);
     let ports = state.borrow().host.ports.clone();
     launch.ports = &ports;
+    let net = container::NetworkPlan::of(dir, &state.borrow())?;
+    net.apply(&mut launch);
     let result = container::run(spec, launch);
     let s = state.into_inner();
     match result {

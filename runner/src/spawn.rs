@@ -71,7 +71,9 @@ pub struct ChildPlan {
     pub start_gate: Option<RawFd>,
     /// Namespaces to join (setns) instead of the new ones: descriptors
     /// of `/proc/<pid>/ns/*` or bind-mounted namespace files, opened by
-    /// the parent, with their CLONE_NEW* type (net, ipc, uts only).
+    /// the parent (O_CLOEXEC: the container never sees them), with their
+    /// CLONE_NEW* type (net, ipc, uts only). `--network container:NAME`
+    /// is the other container's net namespace here.
     pub join_ns: Vec<(RawFd, libc::c_int)>,
     /// Written after the pivot, before /proc/sys is made read-only:
     /// (path below /proc/sys, value); namespaced keys only (the caller

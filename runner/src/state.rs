@@ -186,6 +186,9 @@ pub struct HostSettings {
     /// `-p`, with the host ports chosen for `-p CONTAINERPORT`.
     #[serde(default)]
     pub ports: Vec<crate::network::ports::PortMapping>,
+    /// `--network-alias`: more names on a user-defined network.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
 }
 
 pub fn now() -> u64 {

@@ -559,3 +559,235 @@ fn a_container_cloned_while_the_network_is_locked_still_starts() {
     };
     assert_eq!(status.unwrap(), engine::runtime::ExitStatus::Exited(0));
 }
+
+/// Retry `f` for up to 10 s until it returns true.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn container_network_mode_shares_the_other_containers_loopback() {
+    if !netns::own_netns("container_network_mode_shares_the_other_containers_loopback") {
+        return;
+    }
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "6000",
+        "-e",
+        "echo",
+        "from-svc-loopback",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut last = String::new();
+    let joined = eventually(|| {
+        let o = sh(
+            &["--network", "container:svc"],
+            "ip -4 -o addr show eth0; nc -w 2 127.0.0.1 6000 </dev/null",
+        );
+        last = format!("{}{}", stdout(&o), stderr(&o));
+        last.contains("from-svc-loopback")
+    });
+    if !joined {
+        let ps = rrun(&["ps", "-a"]);
+        let logs = rrun(&["logs", "svc"]);
+        panic!(
+            "no way to svc's 127.0.0.1: {last}\n{}\n{}{}",
+            stdout(&ps),
+            stdout(&logs),
+            stderr(&logs)
+        );
+    }
+    assert!(last.contains("inet 10.87."), "not svc's eth0: {last}");
+    // Docker's refusals: -p, and a target that does not run.
+    let o = sh(&["--network", "container:svc", "-p", "80"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("conflicting options"), "{}", stderr(&o));
+    let o = rrun(&["rm", "-f", "svc"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["run", "--name", "stopped", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = sh(&["--network", "container:stopped"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    let o = sh(&["--network", "container:nosuch"], "true");
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+}
+
+#[test]
+fn user_networks_resolve_names_and_are_isolated() {
+    if !netns::own_netns("user_networks_resolve_names_and_are_isolated") {
+        return;
+    }
+    let o = rrun(&["network", "create", "mynet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["network", "create", "--subnet", "192.168.77.0/24", "other"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["network", "create", "--subnet", "10.88.0.0/16", "clash"]);
+    assert_ne!(code(&o), 0, "an overlapping subnet was accepted");
+    let o = rrun(&["network", "ls"]);
+    assert!(
+        stdout(&o).contains("mynet") && stdout(&o).contains("other"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A container started before db resolves db once db is there.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "early",
+        "--network",
+        "mynet",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "mynet",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do nc -l -p 5000 -e echo hi; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut last = String::new();
+    let reached = eventually(|| {
+        let o = rrun(&[
+            "run",
+            "--rm",
+            "--network",
+            "mynet",
+            "busybox",
+            "nc",
+            "-w",
+            "2",
+            "db",
+            "5000",
+        ]);
+        last = format!("{}{}", stdout(&o), stderr(&o));
+        last.contains("hi")
+    });
+    assert!(reached, "db not reached by name: {last}");
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--network",
+        "mynet",
+        "busybox",
+        "nc",
+        "-w",
+        "2",
+        "database",
+        "5000",
+    ]);
+    assert!(
+        stdout(&o).contains("hi"),
+        "alias: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = rrun(&[
+        "exec",
+        "early",
+        "sh",
+        "-c",
+        "cat /etc/hosts; nc -w 2 db 5000 </dev/null",
+    ]);
+    assert!(
+        stdout(&o).contains("hi"),
+        "early does not reach db: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = rrun(&["network", "inspect", "mynet"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Name"], "mynet");
+    assert_eq!(v[0]["Driver"], "bridge");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.88.0.0/24");
+    let db_addr = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|c| c["Name"] == "db")
+        .map(|c| {
+            c["IPv4Address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .expect("db in Containers");
+
+    // Another network: no name, and no way by address either.
+    let o = rrun(&["run", "--rm", "--network", "other", "busybox", "sh", "-c",
+        &format!("grep -qw db /etc/hosts && echo resolved; nc -w 2 {db_addr} 5000 </dev/null; echo nc=$?")]);
+    let out = stdout(&o);
+    assert!(
+        !out.contains("resolved"),
+        "db resolved from another network: {out}"
+    );
+    assert!(
+        !out.contains("hi"),
+        "db reached from another network: {out}"
+    );
+    assert!(out.contains("nc=1"), "{out} {}", stderr(&o));
+    // Nor from the default bridge, which has no names.
+    let o = sh(
+        &[],
+        &format!("nc -w 2 {db_addr} 5000 </dev/null; echo nc=$?"),
+    );
+    assert!(
+        !stdout(&o).contains("hi"),
+        "db reached from the default bridge: {}",
+        stdout(&o)
+    );
+
+    // In use: rm refused; once the containers are gone, removed.
+    let o = rrun(&["network", "rm", "mynet"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
+    // db gone: early's hosts forgets it.
+    let o = rrun(&["rm", "-f", "db"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let forgot = eventually(|| {
+        let o = rrun(&["exec", "early", "cat", "/etc/hosts"]);
+        !stdout(&o).contains("db")
+    });
+    assert!(forgot, "db stayed in early's /etc/hosts");
+    let o = rrun(&["rm", "-f", "early"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["network", "rm", "mynet", "other"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["network", "ls", "-q"]);
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    assert!(
+        !dev.contains("rbox-"),
+        "a bridge outlived its network: {dev}"
+    );
+}

@@ -54,7 +54,7 @@ pub fn inspect(root: &Path, a: &InspectArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn time(secs: Option<u64>) -> String {
+pub(crate) fn time(secs: Option<u64>) -> String {
     secs.map(|s| rfc3339(s as i64))
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod format;
 pub mod inspect;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod prune;

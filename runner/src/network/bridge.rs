@@ -30,7 +30,7 @@ pub fn ensure(nl: &mut Netlink, net: &Network) -> Result<u32, NetworkError> {
         .map_err(ctx("look up bridge"))?
         .is_none()
     {
-        match nl.add_bridge(&net.bridge, super::mac_for(net.subnet.gateway())) {
+        match nl.add_bridge(&net.bridge, super::mac_for(net.gateway)) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             r => r.map_err(ctx("create bridge"))?,
         }
@@ -43,7 +43,7 @@ pub fn ensure(nl: &mut Netlink, net: &Network) -> Result<u32, NetworkError> {
             name: net.bridge.clone(),
             source: io::Error::from_raw_os_error(libc::ENODEV),
         })?;
-    match nl.add_address(index.index, net.subnet.gateway(), net.subnet.prefix) {
+    match nl.add_address(index.index, net.gateway, net.subnet.prefix) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         r => r.map_err(ctx("add the gateway address to bridge"))?,
     }

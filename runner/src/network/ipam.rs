@@ -166,6 +166,8 @@ fn boot_id() -> String {
 pub struct Ipam {
     dir: PathBuf,
     subnet: Subnet,
+    /// An address never given out (a gateway other than the first host).
+    skip: Option<Ipv4Addr>,
 }
 
 /// The exclusive lock of a network's state, held while it lives.
@@ -193,7 +195,17 @@ impl Locked {
 
 impl Ipam {
     pub fn new(dir: PathBuf, subnet: Subnet) -> Ipam {
-        Ipam { dir, subnet }
+        Ipam {
+            dir,
+            subnet,
+            skip: None,
+        }
+    }
+
+    /// Never give out `a` (the gateway, wherever it is in the subnet).
+    pub fn skipping(mut self, a: Ipv4Addr) -> Ipam {
+        self.skip = Some(a);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -245,6 +257,9 @@ impl Ipam {
         let count = last - first + 1;
         for i in 0..count {
             let a = Ipv4Addr::from(first + (start - first + i) % count);
+            if Some(a) == self.skip {
+                continue;
+            }
             let path = self.dir.join(a.to_string());
             let taken = match fs::read_to_string(&path) {
                 Ok(s) => Holder::parse(&s).map(|h| h.alive()).unwrap_or(false),

@@ -23,12 +23,14 @@
 //! rbox store, and like it the leases go away at reboot.
 
 pub mod bridge;
+pub mod hosts;
 pub mod ipam;
 pub mod nat;
 pub mod netlink;
 pub mod ports;
 pub mod proxy;
 pub mod resolv;
+pub mod user;
 
 use std::fs::File;
 use std::io;
@@ -95,6 +97,8 @@ pub struct Network {
     /// The bridge device in the host's network namespace.
     pub bridge: String,
     pub subnet: Subnet,
+    /// The bridge's address, the containers' default route.
+    pub gateway: Ipv4Addr,
 }
 
 impl Network {
@@ -104,11 +108,26 @@ impl Network {
             name: DEFAULT_NAME.into(),
             bridge: DEFAULT_BRIDGE.into(),
             subnet: DEFAULT_SUBNET.parse().expect("valid default subnet"),
+            gateway: DEFAULT_SUBNET
+                .parse::<Subnet>()
+                .expect("valid default subnet")
+                .gateway(),
         }
     }
 
+    /// Where its leases live: `bridge` for the default network, the
+    /// bridge device's name for user-defined ones (unique per store).
+    pub fn state_dir(&self) -> PathBuf {
+        let leaf = if self.bridge == DEFAULT_BRIDGE {
+            &self.name
+        } else {
+            &self.bridge
+        };
+        PathBuf::from(STATE_DIR).join(leaf)
+    }
+
     pub fn ipam(&self) -> Ipam {
-        Ipam::new(PathBuf::from(STATE_DIR).join(&self.name), self.subnet)
+        Ipam::new(self.state_dir(), self.subnet).skipping(self.gateway)
     }
 }
 
@@ -122,6 +141,9 @@ pub struct Attachment {
     container: String,
     published: Option<ports::Published>,
     proxy: Option<proxy::Proxy>,
+    /// A user-defined network: the container is listed in its members'
+    /// /etc/hosts until dropped.
+    named: Option<Network>,
 }
 
 impl Drop for Attachment {
@@ -129,6 +151,9 @@ impl Drop for Attachment {
         // The ports first: no traffic for the address once it is free.
         drop(self.proxy.take());
         drop(self.published.take());
+        if let Some(net) = self.named.take() {
+            hosts::leave(&net, &self.container);
+        }
         self.ipam.release(self.address, &self.container);
     }
 }
@@ -146,14 +171,24 @@ fn mac_for(a: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// How a container is known on a user-defined network.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub hostname: String,
+    /// Its name, then its `--network-alias`es.
+    pub names: Vec<String>,
+}
+
 /// Put the network namespace of `pid` (a container's first process, not
 /// yet running its command) on `net`, with `ports` published (their host
-/// ports chosen).
+/// ports chosen). On a user-defined network, `names` are added to every
+/// member's /etc/hosts (see `hosts`).
 pub fn attach(
     net: &Network,
     container: &str,
     pid: i32,
     ports: &[ports::PortMapping],
+    names: Option<&Names>,
 ) -> Result<Attachment, NetworkError> {
     let ns_path = format!("/proc/{pid}/ns/net");
     let netns = File::open(&ns_path).map_err(|_| NetworkError::Gone(pid))?;
@@ -171,13 +206,28 @@ pub fn attach(
     let address = ipam.lease(&mut lock, &holder)?;
     let mut att = Attachment {
         address,
-        gateway: net.subnet.gateway(),
+        gateway: net.gateway,
         prefix: net.subnet.prefix,
         ipam: ipam.clone(),
         container: container.to_string(),
         published: None,
         proxy: None,
+        named: None,
     };
+    if let (Some(n), false) = (names, net.bridge == DEFAULT_BRIDGE) {
+        let m = hosts::Member {
+            container: container.to_string(),
+            address,
+            hostname: n.hostname.clone(),
+            names: n.names.clone(),
+        };
+        hosts::join(net, &m).map_err(|source| NetworkError::Record {
+            what: "list the container in the hosts files of network",
+            path: net.state_dir(),
+            source,
+        })?;
+        att.named = Some(net.clone());
+    }
     if !ports.is_empty() {
         att.published = Some(ports::publish(
             &ipam,

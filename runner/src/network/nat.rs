@@ -115,6 +115,17 @@ pub fn apply(bridge: &str, subnet: Subnet) -> Result<(), NatError> {
     nft(&ruleset(bridge, subnet), &table_name(bridge))
 }
 
+/// Whether the network's table is there.
+pub fn exists(bridge: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", &table_name(bridge)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// Delete the network's table, if it is there.
 pub fn remove(bridge: &str) -> Result<(), NatError> {
     let t = table_name(bridge);

@@ -152,6 +152,13 @@ impl Netlink {
             .map(drop)
     }
 
+    /// `ip link del dev INDEX`.
+    pub fn delete_link(&mut self, index: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        self.request(RouteNetlinkMessage::DelLink(m), 0).map(drop)
+    }
+
     /// `ip link set dev INDEX up`.
     pub fn set_up(&mut self, index: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();

@@ -1,0 +1,187 @@
+//! Names on a user-defined network, as Docker resolves them: each
+//! container reaches the others by name (and `--network-alias`) through
+//! its /etc/hosts, which lists every container on the network and is kept
+//! current as they come and go. The default network has no names (as
+//! Docker's `bridge`).
+//!
+//! In the network's state directory, `members/<container id>` holds one
+//! line, `ADDRESS HOSTNAME NAME [ALIAS...]`, and `hosts/<container id>` is
+//! the file bind-mounted onto that container's /etc/hosts. Every change
+//! rewrites every member's file in place (truncate and write, never a
+//! rename: the container's mount holds the inode). A member whose lease
+//! is gone (a killed rrun's) is dropped by the next change, like the
+//! lease itself.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::ipam::Holder;
+use super::Network;
+
+/// What a container's /etc/hosts starts with.
+pub fn base(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+fn members_dir(net: &Network) -> PathBuf {
+    net.state_dir().join("members")
+}
+
+/// The file that becomes the container's /etc/hosts.
+pub fn hosts_path(net: &Network, container: &str) -> PathBuf {
+    net.state_dir().join("hosts").join(container)
+}
+
+fn mkdir(p: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+/// Create the container's hosts file before its child mounts it.
+pub fn prepare(net: &Network, container: &str, hostname: &str) -> io::Result<PathBuf> {
+    let p = hosts_path(net, container);
+    mkdir(p.parent().expect("hosts dir"))?;
+    write_in_place(&p, &base(hostname))?;
+    Ok(p)
+}
+
+fn write_in_place(p: &Path, text: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)?;
+    f.write_all(text.as_bytes())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub container: String,
+    pub address: Ipv4Addr,
+    pub hostname: String,
+    /// The container's name first, then its aliases.
+    pub names: Vec<String>,
+}
+
+impl Member {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {}\n",
+            self.address,
+            self.hostname,
+            self.names.join(" ")
+        )
+    }
+
+    fn parse(container: &str, s: &str) -> Option<Member> {
+        let mut w = s.split_whitespace();
+        Some(Member {
+            container: container.into(),
+            address: w.next()?.parse().ok()?,
+            hostname: w.next()?.into(),
+            names: w.map(String::from).collect(),
+        })
+    }
+}
+
+/// The hosts file of `me` among `all`.
+pub fn render(me: &Member, all: &[Member]) -> String {
+    let mut s = base(&me.hostname);
+    s.push_str(&format!("{}\t{}\n", me.address, me.hostname));
+    for m in all {
+        s.push_str(&format!("{}\t{}\n", m.address, m.names.join(" ")));
+    }
+    s
+}
+
+/// The members whose lease is still theirs and alive; the others'
+/// records and files are removed.
+fn live_members(net: &Network) -> Vec<Member> {
+    let dir = members_dir(net);
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let m = fs::read_to_string(e.path())
+            .ok()
+            .and_then(|s| Member::parse(&id, &s));
+        let alive = m.as_ref().is_some_and(|m| {
+            fs::read_to_string(net.state_dir().join(m.address.to_string()))
+                .ok()
+                .and_then(|s| Holder::parse(&s))
+                .is_some_and(|h| h.container == id && h.alive())
+        });
+        match m {
+            Some(m) if alive => v.push(m),
+            _ => {
+                let _ = fs::remove_file(e.path());
+                let _ = fs::remove_file(hosts_path(net, &id));
+            }
+        }
+    }
+    v.sort_by_key(|m| m.address);
+    v
+}
+
+/// Rewrite every member's hosts file.
+fn refresh(net: &Network) {
+    let all = live_members(net);
+    for m in &all {
+        let _ = write_in_place(&hosts_path(net, &m.container), &render(m, &all));
+    }
+}
+
+/// Add `m` and tell everyone. The caller holds the network's lock.
+pub fn join(net: &Network, m: &Member) -> io::Result<()> {
+    let dir = members_dir(net);
+    mkdir(&dir)?;
+    fs::write(dir.join(&m.container), m.line())?;
+    refresh(net);
+    Ok(())
+}
+
+/// Remove `container` and tell the others.
+pub fn leave(net: &Network, container: &str) {
+    let _lock = net.ipam().lock();
+    let _ = fs::remove_file(members_dir(net).join(container));
+    let _ = fs::remove_file(hosts_path(net, container));
+    refresh(net);
+}
+
+/// The containers on the network now: (id, address, names).
+pub fn members(net: &Network) -> Vec<Member> {
+    live_members(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lists_every_member_by_name_and_alias() {
+        let m = |c: &str, a: [u8; 4], names: &[&str]| Member {
+            container: c.into(),
+            address: a.into(),
+            hostname: format!("{c}-host"),
+            names: names.iter().map(|s| s.to_string()).collect(),
+        };
+        let all = [
+            m("a", [10, 88, 0, 2], &["db", "database"]),
+            m("b", [10, 88, 0, 3], &["web"]),
+        ];
+        assert_eq!(Member::parse("a", &all[0].line()), Some(all[0].clone()));
+        assert_eq!(
+            render(&all[1], &all),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tb-host\n\
+             10.88.0.3\tb-host\n10.88.0.2\tdb database\n10.88.0.3\tweb\n"
+        );
+    }
+}
