@@ -21,6 +21,10 @@
 //! Network state (leases) lives in `STATE_DIR`, on the host's /run: a
 //! bridge is an object of the host's network namespace shared by every
 //! rbox store, and like it the leases go away at reboot.
+//!
+//! Besides the default network (`bridge` on `rbox0`), user-defined
+//! networks (`user`) each have a bridge and table of their own, and on
+//! them containers find each other by name through /etc/hosts (`hosts`).
 
 pub mod bridge;
 pub mod hosts;
