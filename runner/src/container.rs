@@ -89,6 +89,9 @@ pub struct Launch<'a> {
     /// With `NetworkMode::Container`: the directory of the container
     /// whose network namespace to join (it must be running).
     pub join: Option<&'a Path>,
+    /// With `join`: the /etc/hosts of that container's user-defined
+    /// network, to share (as Docker shares it).
+    pub hosts: Option<&'a Path>,
 }
 
 impl Launch<'_> {
@@ -105,6 +108,7 @@ impl Launch<'_> {
             network: None,
             names: None,
             join: None,
+            hosts: None,
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct NetworkPlan {
     pub network: Option<crate::network::Network>,
     pub names: Option<crate::network::Names>,
     pub join: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
 }
 
 impl NetworkPlan {
@@ -124,16 +129,23 @@ impl NetworkPlan {
     pub fn of(dir: &Path, st: &crate::state::State) -> Result<NetworkPlan, LaunchError> {
         let containers = dir.parent().unwrap_or(Path::new("/"));
         let mode = st.host.network_mode.as_str();
+        let root = containers.parent().unwrap_or(Path::new("/"));
         if let Some(id) = mode.strip_prefix("container:") {
+            let target = containers.join(id);
+            // The target's names too, when it is on a user-defined network.
+            let hosts = crate::state::State::load(&target).ok().and_then(|t| {
+                let def = crate::network::user::load(root, &t.host.network_mode).ok()?;
+                Some(crate::network::hosts::hosts_path(&def.network(root), &t.id))
+            });
             return Ok(NetworkPlan {
-                join: Some(containers.join(id)),
+                join: Some(target),
+                hosts,
                 ..Default::default()
             });
         }
         if crate::network::user::PREDEFINED.contains(&mode) || mode.is_empty() {
             return Ok(NetworkPlan::default());
         }
-        let root = containers.parent().unwrap_or(Path::new("/"));
         let def = crate::network::user::load(root, mode)?;
         let mut names = vec![st.name.clone()];
         names.extend(st.host.network_aliases.iter().cloned());
@@ -144,6 +156,7 @@ impl NetworkPlan {
                 names,
             }),
             join: None,
+            hosts: None,
         })
     }
 
@@ -152,6 +165,7 @@ impl NetworkPlan {
         launch.network = self.network.as_ref();
         launch.names = self.names.as_ref();
         launch.join = self.join.as_deref();
+        launch.hosts = self.hosts.as_deref();
     }
 }
 
@@ -215,6 +229,16 @@ fn run_in(
     if let Some(f) = &joined {
         plan.new_net = false;
         plan.join_ns.push((f.as_raw_fd(), libc::CLONE_NEWNET));
+        if let Some(p) = launch.hosts.filter(|p| p.exists()) {
+            plan.rootfs.steps.push(Step::Bind {
+                source: sys::cstring(p),
+                target: sys::cstring("etc/hosts"),
+                dir: false,
+                readonly: true,
+                attrs: 0,
+                recursive: false,
+            });
+        }
     }
     // -t: a console socket; the pty is made inside the container.
     let console = if spec.tty {

@@ -196,6 +196,13 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
                     "conflicting options: port publishing and the container type network mode (publish on the container whose network this one joins)",
                 ));
             }
+            if let Some(h) = &a.hostname {
+                return Err(bad(
+                    h,
+                    "--hostname",
+                    "conflicting options: hostname and the container type network mode",
+                ));
+            }
             NetworkMode::Container
         }
         other if native => {

@@ -616,6 +616,12 @@ fn container_network_mode_shares_the_other_containers_loopback() {
     let o = sh(&["--network", "container:svc", "-p", "80"], "true");
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("conflicting options"), "{}", stderr(&o));
+    let o = sh(
+        &["--network", "container:svc", "--hostname", "other"],
+        "true",
+    );
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("hostname"), "{}", stderr(&o));
     let o = rrun(&["rm", "-f", "svc"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = rrun(&["run", "--name", "stopped", "busybox", "true"]);
@@ -720,6 +726,23 @@ fn user_networks_resolve_names_and_are_isolated() {
         stdout(&o).contains("hi"),
         "early does not reach db: {} {}",
         stdout(&o),
+        stderr(&o)
+    );
+    // Joining db's namespace shares its names too.
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:db",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -w early /etc/hosts; nc -w 2 127.0.0.1 5000 </dev/null",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("early") && out.contains("hi"),
+        "container:db: {out} {}",
         stderr(&o)
     );
     let o = rrun(&["network", "inspect", "mynet"]);

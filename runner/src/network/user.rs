@@ -157,6 +157,25 @@ fn taken(root: &Path) -> Vec<(String, Subnet)> {
     v
 }
 
+/// The subnets of /proc/net/route, default routes left out.
+fn routed(table: &str) -> Vec<(String, Subnet)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // The kernel prints each __be32 as a native-endian integer.
+            let addr = |s: &str| u32::from_str_radix(s, 16).ok().map(|x| x.to_ne_bytes());
+            let (dest, mask) = (addr(f.get(1)?)?, addr(f.get(7)?)?);
+            let prefix = u32::from_be_bytes(mask).count_ones() as u8;
+            (prefix > 0).then(|| {
+                let network = Ipv4Addr::from(dest);
+                (f[0].to_string(), Subnet { network, prefix })
+            })
+        })
+        .collect()
+}
+
 /// The first /24 of 10.88.0.0 to 10.99.255.0 that overlaps nothing taken.
 pub fn pick_subnet(taken: &[(String, Subnet)]) -> Option<Subnet> {
     (88u8..100)
@@ -206,7 +225,14 @@ pub fn create(
                 why: "a gateway needs --subnet".into(),
             })
         }
-        None => pick_subnet(&taken).ok_or(UserNetError::NoSubnet)?,
+        None => {
+            // Also clear of what the host routes to (its LANs, other
+            // stores' bridges); a --subnet given is the user's call.
+            let mut avoid = taken.clone();
+            let routes = fs::read_to_string("/proc/net/route").unwrap_or_default();
+            avoid.extend(routed(&routes));
+            pick_subnet(&avoid).ok_or(UserNetError::NoSubnet)?
+        }
     };
     let gw = match gateway {
         Some(g) => {
@@ -284,6 +310,14 @@ mod tests {
             pick_subnet(&[t("10.88.0.0/16")]).unwrap().to_string(),
             "10.89.0.0/24"
         );
+        if cfg!(target_endian = "little") {
+            let table = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+                eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                br0\t0058A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+            let r = routed(table);
+            assert_eq!(r.len(), 1);
+            assert_eq!(r[0].1.to_string(), "192.168.88.0/24");
+        }
         assert!(overlaps(
             "10.0.0.0/8".parse().unwrap(),
             "10.88.3.0/24".parse().unwrap()
@@ -294,8 +328,10 @@ mod tests {
     fn definitions_are_created_listed_and_checked() {
         let root = tempfile::tempdir().unwrap();
         let a = create(root.path(), "a", None, None).unwrap();
-        assert_eq!(a.subnet, "10.88.0.0/24");
-        assert_eq!(a.gateway, "10.88.0.1");
+        // 10.88.0.0/24 unless this host routes to it.
+        let sa: Subnet = a.subnet.parse().unwrap();
+        assert!(a.subnet.starts_with("10.") && sa.prefix == 24, "{a:?}");
+        assert_eq!(a.gateway, sa.gateway().to_string());
         let b = create(
             root.path(),
             "b",
@@ -309,7 +345,7 @@ mod tests {
             Err(UserNetError::Exists(_))
         ));
         assert!(matches!(
-            create(root.path(), "c", Some("10.88.0.128/25"), None),
+            create(root.path(), "c", Some(&format!("{}/25", sa.network)), None),
             Err(UserNetError::Overlap(..))
         ));
         assert!(matches!(
