@@ -794,12 +794,21 @@ fn user_networks_resolve_names_and_are_isolated() {
     let o = rrun(&["network", "rm", "mynet"]);
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
+    // Renamed: the others know it by its new name only.
+    let o = rrun(&["rename", "db", "store"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["exec", "early", "cat", "/etc/hosts"]);
+    let hosts = stdout(&o);
+    assert!(
+        hosts.contains("store database") && !hosts.contains("\tdb"),
+        "{hosts}"
+    );
     // db gone: early's hosts forgets it.
-    let o = rrun(&["rm", "-f", "db"]);
+    let o = rrun(&["rm", "-f", "store"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let forgot = eventually(|| {
         let o = rrun(&["exec", "early", "cat", "/etc/hosts"]);
-        !stdout(&o).contains("db")
+        !stdout(&o).contains("store")
     });
     assert!(forgot, "db stayed in early's /etc/hosts");
     let o = rrun(&["rm", "-f", "early"]);

@@ -35,5 +35,11 @@ pub fn rename(root: &Path, a: &RenameArgs) -> Result<i32> {
     }
     s.name = a.new.clone();
     s.save(&dir).map_err(|e| Coded(1, e.into()))?;
+    // On a user-defined network: the others' /etc/hosts follow.
+    if let Ok(def) = runner::network::user::load(root, &s.host.network_mode) {
+        let mut names = vec![s.name.clone()];
+        names.extend(s.host.network_aliases.iter().cloned());
+        runner::network::hosts::rename(&def.network(root), &s.id, &names);
+    }
     Ok(0)
 }

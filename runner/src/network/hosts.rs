@@ -156,6 +156,23 @@ pub fn leave(net: &Network, container: &str) {
     refresh(net);
 }
 
+/// `container` is known by `names` from now on (`rrun rename`); nothing
+/// if it is not on the network.
+pub fn rename(net: &Network, container: &str, names: &[String]) {
+    let _lock = net.ipam().lock();
+    let path = members_dir(net).join(container);
+    let Some(mut m) = fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| Member::parse(container, &s))
+    else {
+        return;
+    };
+    m.names = names.to_vec();
+    if fs::write(&path, m.line()).is_ok() {
+        refresh(net);
+    }
+}
+
 /// The containers on the network now: (id, address, names).
 pub fn members(net: &Network) -> Vec<Member> {
     live_members(net)
