@@ -745,6 +745,13 @@ fn user_networks_resolve_names_and_are_isolated() {
         "container:db: {out} {}",
         stderr(&o)
     );
+    let o = rrun(&["inspect", "db"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ip = v[0]["NetworkSettings"]["Networks"]["mynet"]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ip.starts_with("10.88.0."), "{}", stdout(&o));
     let o = rrun(&["network", "inspect", "mynet"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["Name"], "mynet");
@@ -765,6 +772,7 @@ fn user_networks_resolve_names_and_are_isolated() {
                 .to_string()
         })
         .expect("db in Containers");
+    assert_eq!(db_addr, ip);
 
     // Another network: no name, and no way by address either.
     let o = rrun(&["run", "--rm", "--network", "other", "busybox", "sh", "-c",

@@ -171,7 +171,50 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "WorkingDir": s.exec.cwd,
             "Labels": labels,
         },
-        "NetworkSettings": {"Networks": {}, "Ports": port_map(live_ports, "0.0.0.0")},
+        "NetworkSettings": network_settings(root, s, running, port_map(live_ports, "0.0.0.0")),
+    })
+}
+
+/// Docker's NetworkSettings: the running container's address on its
+/// bridge network (default or user-defined), by network name.
+fn network_settings(root: &Path, s: &State, running: bool, ports: Value) -> Value {
+    let mode = s.host.network_mode.as_str();
+    let (net, id) = if mode == "bridge" {
+        (
+            Some(runner::network::Network::default_bridge()),
+            String::new(),
+        )
+    } else {
+        match runner::network::user::load(root, mode) {
+            Ok(d) => (Some(d.network(root)), d.id.clone()),
+            Err(_) => (None, String::new()),
+        }
+    };
+    let lease = net.as_ref().filter(|_| running).and_then(|n| {
+        n.ipam()
+            .in_use()
+            .into_iter()
+            .find(|(_, h)| h.container == s.id)
+            .map(|(a, _)| (n, a))
+    });
+    let Some((n, addr)) = lease else {
+        return json!({"Networks": {}, "Ports": ports, "IPAddress": "", "Gateway": ""});
+    };
+    let entry = json!({
+        "NetworkID": id,
+        "IPAddress": addr.to_string(),
+        "IPPrefixLen": n.subnet.prefix,
+        "Gateway": n.gateway.to_string(),
+        "Aliases": s.host.network_aliases,
+    });
+    let mut networks = serde_json::Map::new();
+    networks.insert(n.name.clone(), entry);
+    json!({
+        "Networks": networks,
+        "Ports": ports,
+        "IPAddress": addr.to_string(),
+        "IPPrefixLen": n.subnet.prefix,
+        "Gateway": n.gateway.to_string(),
     })
 }
 
