@@ -169,6 +169,20 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
     } else {
         "none"
     };
+    if let Some(h) = &a.hostname {
+        // It goes into /etc/hosts files, other containers' too.
+        let ok = !h.is_empty()
+            && h.len() <= 64
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !ok {
+            return Err(bad(
+                h,
+                "--hostname",
+                "use at most 64 letters, digits, '-', '.' and '_'",
+            ));
+        }
+    }
     let given = a.network.as_deref().unwrap_or(default_network);
     let native = a.runtime == "native";
     let network = match given {

@@ -802,6 +802,18 @@ fn user_networks_resolve_names_and_are_isolated() {
     let o = rrun(&["network", "rm", "mynet"]);
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
+    // A hostname cannot smuggle lines into the others' /etc/hosts.
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--network",
+        "mynet",
+        "--hostname",
+        "x\n10.88.0.99 db",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
     // Renamed: the others know it by its new name only.
     let o = rrun(&["rename", "db", "store"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
