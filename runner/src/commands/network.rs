@@ -23,6 +23,8 @@ pub fn network(root: &Path, c: NetworkCommand) -> Result<i32> {
                     anyhow!("driver {:?} is not supported: only bridge", a.driver)
                 ));
             }
+            // The store's layout and its private root first.
+            drop(engine::Store::open(root).map_err(|e| Coded(125, e.into()))?);
             let d = user::create(root, &a.name, a.subnet.as_deref(), a.gateway.as_deref())
                 .map_err(|e| Coded(125, e.into()))?;
             println!("{}", d.id);

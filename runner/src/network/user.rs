@@ -196,7 +196,10 @@ pub fn create(
 ) -> Result<Definition, UserNetError> {
     check_name(name)?;
     let d = dir(root);
-    fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+    // Root's only, as every directory of the store (invariant 6).
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&d)
+        .map_err(io_err("create", &d))?;
     // One creator at a time: subnets are picked against the others.
     let lock_path = d.join(".lock");
     let lock = fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
@@ -354,6 +357,12 @@ mod tests {
         ));
         assert!(create(root.path(), "-x", None, None).is_err());
         assert_eq!(list(root.path()).len(), 2);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(root.path().join("networks"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
         assert_eq!(load(root.path(), &b.id[..6]).unwrap(), b);
         let net = a.network(root.path());
         assert!(net.bridge.len() <= 15 && net.bridge.starts_with("rbox-"));
