@@ -644,6 +644,9 @@ fn user_networks_resolve_names_and_are_isolated() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = rrun(&["network", "create", "--subnet", "10.88.0.0/16", "clash"]);
     assert_ne!(code(&o), 0, "an overlapping subnet was accepted");
+    let o = sh(&["--network", "nosuch"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("nosuch not found"), "{}", stderr(&o));
     let o = rrun(&["network", "ls"]);
     assert!(
         stdout(&o).contains("mynet") && stdout(&o).contains("other"),
@@ -798,6 +801,19 @@ fn user_networks_resolve_names_and_are_isolated() {
         stdout(&o)
     );
 
+    // prune takes the unused ones only.
+    let o = rrun(&["network", "create", "spare"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["network", "prune", "-f"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let pruned = stdout(&o);
+    assert!(
+        pruned.contains("spare") && pruned.contains("other"),
+        "{pruned}"
+    );
+    assert!(!pruned.contains("mynet"), "{pruned}");
+    let o = rrun(&["network", "create", "--subnet", "192.168.77.0/24", "other"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     // In use: rm refused; once the containers are gone, removed.
     let o = rrun(&["network", "rm", "mynet"]);
     assert_ne!(code(&o), 0);
