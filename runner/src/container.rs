@@ -208,15 +208,7 @@ fn run_in(
         let path = crate::network::hosts::hosts_path(net, &spec.id);
         let p = crate::network::hosts::prepare(net, &spec.id, &spec.hostname)
             .map_err(io_err("create", &path))?;
-        plan.rootfs.steps.push(Step::Bind {
-            source: sys::cstring(&p),
-            target: sys::cstring("etc/hosts"),
-            dir: false,
-            // On the host's /run: a container must not be able to fill it.
-            readonly: true,
-            attrs: 0,
-            recursive: false,
-        });
+        bind_hosts(&mut plan, &p);
     }
     // --network container:NAME: its network namespace, while it runs.
     let joined = match (spec.network, launch.join) {
@@ -230,14 +222,7 @@ fn run_in(
         plan.new_net = false;
         plan.join_ns.push((f.as_raw_fd(), libc::CLONE_NEWNET));
         if let Some(p) = launch.hosts.filter(|p| p.exists()) {
-            plan.rootfs.steps.push(Step::Bind {
-                source: sys::cstring(p),
-                target: sys::cstring("etc/hosts"),
-                dir: false,
-                readonly: true,
-                attrs: 0,
-                recursive: false,
-            });
+            bind_hosts(&mut plan, p);
         }
     }
     // -t: a console socket; the pty is made inside the container.
@@ -334,6 +319,29 @@ fn run_in(
         status,
         memory_limit: spec.resources.memory_bytes,
     })
+}
+
+/// Mount `hosts` (a file of a user-defined network's) over the generated
+/// /etc/hosts: right after it, so that a `-v` onto /etc/hosts still wins.
+/// Read-only: it is on the host's /run, which a container must not fill.
+fn bind_hosts(plan: &mut ChildPlan, hosts: &Path) {
+    let steps = &mut plan.rootfs.steps;
+    let at = steps
+        .iter()
+        .position(|s| matches!(s, Step::Bind { target, .. } if target.as_bytes() == b"etc/hosts"))
+        .map(|i| i + 1)
+        .unwrap_or(steps.len());
+    steps.insert(
+        at,
+        Step::Bind {
+            source: sys::cstring(hosts),
+            target: sys::cstring("etc/hosts"),
+            dir: false,
+            readonly: true,
+            attrs: 0,
+            recursive: false,
+        },
+    );
 }
 
 /// The network namespace of the running container in `dir`, opened while
