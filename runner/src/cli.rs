@@ -252,8 +252,9 @@ pub struct RunArgs {
     pub network_alias: Vec<String>,
     /// Publish a container's port to the host:
     /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
-    /// no HOSTPORT: a free one, see rrun port). Needs --network bridge
-    /// (refused with none or host). The host itself reaches it at its own
+    /// no HOSTPORT: a free one, see rrun port). Needs a bridge network,
+    /// the default or one of rrun network create (refused with none, host
+    /// or container:NAME). The host itself reaches it at its own
     /// addresses too, at 127.0.0.1 through a relay in rrun (TCP only)
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,

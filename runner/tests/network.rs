@@ -801,6 +801,40 @@ fn user_networks_resolve_names_and_are_isolated() {
         stdout(&o)
     );
 
+    // -p works on a user-defined network too.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "other",
+        "-p",
+        "127.0.0.1:8099:80",
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "80",
+        "-e",
+        "echo",
+        "published",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let published = eventually(|| {
+        use std::io::Read;
+        let mut got = String::new();
+        std::net::TcpStream::connect("127.0.0.1:8099")
+            .and_then(|mut c| {
+                c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                c.read_to_string(&mut got)
+            })
+            .is_ok()
+            && got.contains("published")
+    });
+    assert!(published, "-p on a user-defined network does not answer");
+    let o = rrun(&["rm", "-f", "pub"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     // prune takes the unused ones only.
     let o = rrun(&["network", "create", "spare"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
