@@ -100,9 +100,9 @@ pub fn render(me: &Member, all: &[Member]) -> String {
     s
 }
 
-/// The members whose lease is still theirs and alive; the others'
-/// records and files are removed.
-fn live_members(net: &Network) -> Vec<Member> {
+/// The members whose lease is still theirs and alive; with `prune` (under
+/// the network's lock) the others' records and files are removed.
+fn live_members(net: &Network, prune: bool) -> Vec<Member> {
     let dir = members_dir(net);
     let Ok(rd) = fs::read_dir(&dir) else {
         return Vec::new();
@@ -121,6 +121,7 @@ fn live_members(net: &Network) -> Vec<Member> {
         });
         match m {
             Some(m) if alive => v.push(m),
+            _ if !prune => {}
             _ => {
                 let _ = fs::remove_file(e.path());
                 let _ = fs::remove_file(hosts_path(net, &id));
@@ -131,9 +132,9 @@ fn live_members(net: &Network) -> Vec<Member> {
     v
 }
 
-/// Rewrite every member's hosts file.
+/// Rewrite every member's hosts file. The caller holds the lock.
 fn refresh(net: &Network) {
-    let all = live_members(net);
+    let all = live_members(net, true);
     for m in &all {
         let _ = write_in_place(&hosts_path(net, &m.container), &render(m, &all));
     }
@@ -173,9 +174,9 @@ pub fn rename(net: &Network, container: &str, names: &[String]) {
     }
 }
 
-/// The containers on the network now: (id, address, names).
+/// The containers on the network now (read only: for inspect).
 pub fn members(net: &Network) -> Vec<Member> {
-    live_members(net)
+    live_members(net, false)
 }
 
 #[cfg(test)]
