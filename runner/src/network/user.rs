@@ -201,6 +201,8 @@ pub fn create(
         .create(&d)
         .map_err(io_err("create", &d))?;
     // One creator at a time: subnets are picked against the others.
+    // (No child is cloned holding the lock: sys::NO_INHERIT.)
+    let _no_inherit = crate::sys::hold_no_inherit();
     let lock_path = d.join(".lock");
     let lock = fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
     // SAFETY: flock on a descriptor we own.
