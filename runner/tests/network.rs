@@ -535,7 +535,7 @@ fn a_container_cloned_while_the_network_is_locked_still_starts() {
     });
     held.recv().unwrap();
     let mut spec = ContainerSpec::new(
-        "inherit-1",
+        &format!("inherit-{}", std::process::id()),
         RootfsSpec::under(dir.path(), lowers),
         vec!["true".into()],
     );
