@@ -3,21 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use common::*;
-
-/// `rbuild --root ROOT ARGS`.
-fn rbuild_in(root: &Path, args: &[&str]) -> Output {
-    Command::new(RBUILD)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rbuild")
-}
 
 #[test]
 fn a_fresh_store_reuses_the_steps_another_store_exported() {

@@ -20,64 +20,52 @@ fn find(root: &Path, key: &str) -> Result<(PathBuf, State)> {
     state::find(&containers(root), key).map_err(|e| Coded(1, e.into()).into())
 }
 
-pub fn stop(root: &Path, a: &StopArgs) -> Result<i32> {
-    require_root("rrun stop")?;
+/// Apply `act` to each named container as Docker's multi-container
+/// commands do: the name on stdout for each success, one error line for
+/// each failure, exit status 1 if any failed.
+pub fn each_container(
+    root: &Path,
+    names: &[String],
+    mut act: impl FnMut(&Path, &State) -> Result<()>,
+) -> i32 {
     let mut code = 0;
-    for c in &a.containers {
-        match find(root, c) {
-            Ok((dir, s)) => {
-                lifecycle::stop(&dir, &s, Duration::from_secs(a.time))?;
-                println!("{c}");
-            }
+    for c in names {
+        match find(root, c).and_then(|(dir, s)| act(&dir, &s)) {
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("rrun: {e:#}");
                 code = 1;
             }
         }
     }
-    Ok(code)
+    code
+}
+
+pub fn stop(root: &Path, a: &StopArgs) -> Result<i32> {
+    require_root("rrun stop")?;
+    Ok(each_container(root, &a.containers, |dir, s| {
+        Ok(lifecycle::stop(dir, s, Duration::from_secs(a.time))?)
+    }))
 }
 
 pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
     require_root("rrun kill")?;
     let sig = lifecycle::parse_signal(&a.signal).map_err(|e| Coded(1, e.into()))?;
-    let mut code = 0;
-    for c in &a.containers {
-        let r = find(root, c).and_then(|(dir, s)| {
-            // As Docker: killed with SIGKILL or the stop signal, it stays
-            // down whatever its restart policy; other signals are messages.
-            if sig == libc::SIGKILL || sig == libc::SIGTERM {
-                lifecycle::keep_down(&dir, &s);
-            }
-            lifecycle::signal(&s, sig).map_err(|e| Coded(1, e.into()).into())
-        });
-        match r {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("rrun: {e:#}");
-                code = 1;
-            }
+    Ok(each_container(root, &a.containers, |dir, s| {
+        // As Docker: killed with SIGKILL or the stop signal, it stays
+        // down whatever its restart policy; other signals are messages.
+        if sig == libc::SIGKILL || sig == libc::SIGTERM {
+            lifecycle::keep_down(dir, s);
         }
-    }
-    Ok(code)
+        lifecycle::signal(s, sig).map_err(|e| Coded(1, e.into()).into())
+    }))
 }
 
 pub fn rm(root: &Path, a: &RmArgs) -> Result<i32> {
     require_root("rrun rm")?;
-    let mut code = 0;
-    for c in &a.containers {
-        let r = find(root, c).and_then(|(dir, s)| {
-            lifecycle::remove(&dir, &s, a.force).map_err(|e| Coded(1, e.into()).into())
-        });
-        match r {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("rrun: {e:#}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    Ok(each_container(root, &a.containers, |dir, s| {
+        lifecycle::remove(dir, s, a.force).map_err(|e| Coded(1, e.into()).into())
+    }))
 }
 
 pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {

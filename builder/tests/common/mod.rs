@@ -70,9 +70,14 @@ pub fn context<S: AsRef<str>>(files: &[(&str, S)]) -> tempfile::TempDir {
 }
 
 pub fn rbuild(args: &[&str]) -> Output {
+    rbuild_in(store_root(), args)
+}
+
+/// `rbuild --root ROOT ARGS`, for a store other than the binary's own.
+pub fn rbuild_in(root: &Path, args: &[&str]) -> Output {
     Command::new(RBUILD)
         .arg("--root")
-        .arg(store_root())
+        .arg(root)
         .args(args)
         .stdin(Stdio::null())
         .output()

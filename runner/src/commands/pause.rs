@@ -7,38 +7,21 @@
 use std::path::Path;
 
 use anyhow::Result;
-use runner::{lifecycle, state};
+use runner::lifecycle;
 
 use crate::cli::PauseArgs;
 use crate::run::require_root;
 
-fn each(
-    root: &Path,
-    a: &PauseArgs,
-    what: &str,
-    act: fn(&state::State) -> Result<(), lifecycle::LifecycleError>,
-) -> Result<i32> {
-    require_root(what)?;
-    let mut code = 0;
-    for c in &a.containers {
-        let r = state::find(&root.join("containers"), c)
-            .map_err(anyhow::Error::from)
-            .and_then(|(_, s)| act(&s).map_err(anyhow::Error::from));
-        match r {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("rrun: {e:#}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
-}
-
 pub fn pause(root: &Path, a: &PauseArgs) -> Result<i32> {
-    each(root, a, "rrun pause", lifecycle::pause)
+    require_root("rrun pause")?;
+    Ok(crate::admin::each_container(root, &a.containers, |_, s| {
+        Ok(lifecycle::pause(s)?)
+    }))
 }
 
 pub fn unpause(root: &Path, a: &PauseArgs) -> Result<i32> {
-    each(root, a, "rrun unpause", lifecycle::unpause)
+    require_root("rrun unpause")?;
+    Ok(crate::admin::each_container(root, &a.containers, |_, s| {
+        Ok(lifecycle::unpause(s)?)
+    }))
 }
