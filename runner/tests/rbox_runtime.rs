@@ -724,3 +724,19 @@ fn namespaced_sysctls_and_oom_score_adj() {
         err(&o)
     );
 }
+
+#[test]
+fn umask_0022_is_taken_and_others_are_refused() {
+    // Podman's default spec carries process.user.umask 0022 (18).
+    let b = bundle(&["sh", "-c", "umask"], |c| {
+        c["process"]["user"]["umask"] = json!(18);
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("umask")]);
+    assert_eq!(out(&o), "0022\n", "{}", err(&o));
+    let b = bundle(&["true"], |c| {
+        c["process"]["user"]["umask"] = json!(0o077);
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("umask-077")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("process.user.umask"), "{}", err(&o));
+}

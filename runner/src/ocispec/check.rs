@@ -37,7 +37,12 @@ const PROCESS: Allow = Obj(&[
     ("consoleSize", Obj(&[("height", Leaf), ("width", Leaf)])),
     (
         "user",
-        Obj(&[("uid", Leaf), ("gid", Leaf), ("additionalGids", Leaf)]),
+        Obj(&[
+            ("uid", Leaf),
+            ("gid", Leaf),
+            ("umask", Leaf),
+            ("additionalGids", Leaf),
+        ]),
     ),
     ("args", Leaf),
     ("env", Leaf),

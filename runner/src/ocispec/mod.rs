@@ -202,6 +202,16 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
         return Err(invalid("process.cwd", "must be an absolute path"));
     }
     let user = process.user();
+    // Podman always sends its default, 0022, which is the umask every rbox
+    // container process starts with; any other value is not honoured yet.
+    if let Some(m) = user.umask() {
+        if m != 0o022 {
+            return Err(unsupported(
+                "process.user.umask",
+                format!("{m:04o}: only 0022 (the umask rbox starts every process with)"),
+            ));
+        }
+    }
     let caps = match process.capabilities() {
         None => OciCaps::default(),
         Some(c) => {
