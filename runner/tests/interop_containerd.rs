@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -171,25 +170,6 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The busybox fixture as an OCI layout tarball (gzip layers, as any
-/// containerd reads), named docker.io/library/busybox:latest.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let store = engine::Store::open(common::store_root()).unwrap();
-    let r: engine::ImageRef = "busybox".parse().unwrap();
-    let digest = store.resolve(&r).unwrap().expect("the busybox fixture");
-    let image = store.image_by_digest(&digest).unwrap();
-    let ex =
-        engine::oci::export::export_image(&store, &image, engine::oci::ExportCompression::Gzip)
-            .unwrap();
-    let p = dir.join("busybox.tar");
-    let f = std::fs::File::create(&p).unwrap();
-    let mut w =
-        engine::oci::layout::save_tar(&ex, std::io::BufWriter::new(f), Some(IMAGE), Some("latest"))
-            .unwrap();
-    w.flush().unwrap();
-    p
-}
-
 #[test]
 fn ctr_runs_busybox_with_rbox_runtime() {
     common::require_root_and_kernel();
@@ -218,7 +198,7 @@ fn ctr_runs_busybox_with_rbox_runtime() {
         );
     }
     let ctd = Containerd::start();
-    let tar = busybox_tar(ctd.tmp.path());
+    let tar = common::busybox_oci_tar(ctd.tmp.path(), IMAGE);
     let o = ctd.ctr(&["image", "import", tar.to_str().unwrap()]);
     assert!(o.status.success(), "import: {}{}", out(&o), err(&o));
     let o = ctd.ctr(&["image", "ls", "-q"]);

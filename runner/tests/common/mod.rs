@@ -95,3 +95,26 @@ pub fn cgroup_v2() -> bool {
         .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
+
+/// The busybox fixture as an OCI layout tarball (gzip layers, as any
+/// containerd reads), named `name` (full, with registry and tag).
+pub fn busybox_oci_tar(dir: &Path, name: &str) -> PathBuf {
+    let store = engine::Store::open(store_root()).unwrap();
+    let r: engine::ImageRef = "busybox".parse().unwrap();
+    let digest = store.resolve(&r).unwrap().expect("the busybox fixture");
+    let image = store.image_by_digest(&digest).unwrap();
+    let ex =
+        engine::oci::export::export_image(&store, &image, engine::oci::ExportCompression::Gzip)
+            .unwrap();
+    let p = dir.join("busybox.tar");
+    let f = std::fs::File::create(&p).unwrap();
+    let mut w = engine::oci::layout::save_tar(
+        &ex,
+        std::io::BufWriter::new(f),
+        Some(name),
+        name.rsplit_once(':').map(|(_, t)| t),
+    )
+    .unwrap();
+    std::io::Write::flush(&mut w).unwrap();
+    p
+}
