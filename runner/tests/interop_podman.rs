@@ -6,9 +6,9 @@
 //! blob-info cache whatever storage.conf says, and over /run/rbox-runtime;
 //! a step is one shell script so that a detached container's overlay mount
 //! and its stop/rm share that namespace. containers.conf leaves static_dir
-//! at its default (under graphroot): conmon's exit command (`podman
-//! container cleanup`) gets --root but not that file, and with another
-//! static_dir it finds no container and a `run --rm` hangs 20 s.
+//! at its default (under graphroot): set apart, conmon's exit command
+//! (`podman container cleanup --root ... --runroot ...`) never reached the
+//! runtime and each `run --rm` waited out Podman's 20 s conmon timeout.
 
 mod common;
 
