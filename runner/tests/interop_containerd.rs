@@ -14,7 +14,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_rbox-runtime");
-const NS: &str = "rbox-test";
+/// containerd's namespace, and so the parent of every task's group
+/// (`/NAMESPACE/ID`): one per test process, so that two runs on one host (two
+/// worktrees, say) never share a cgroup path.
+fn ns() -> String {
+    format!("rbox-test-{}", std::process::id())
+}
+
 const IMAGE: &str = "docker.io/library/busybox:latest";
 
 /// The cgroup-v2 guest of scripts/vm/ (stage2.sh lives in /run/rbox-vm).
@@ -93,7 +99,7 @@ impl Containerd {
         std::fs::read_to_string(self.tmp.path().join("containerd.log")).unwrap_or_default()
     }
 
-    /// `ctr -a SOCK -n rbox-test ARGS`, in containerd's mount namespace.
+    /// `ctr -a SOCK -n rbox-test-PID ARGS`, in containerd's mount namespace.
     fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
         c.arg("-t")
@@ -103,7 +109,7 @@ impl Containerd {
             .arg("-a")
             .arg(self.sock())
             .arg("-n")
-            .arg(NS)
+            .arg(ns())
             .args(args)
             .stdin(Stdio::null());
         c
@@ -126,7 +132,7 @@ impl Containerd {
 impl Drop for Containerd {
     /// Kill and delete whatever task is left (so every shim exits), stop
     /// containerd (its mount namespace, overlay snapshots included, goes
-    /// with it), then remove the groups under `rbox-test` and the files.
+    /// with it), then remove the namespace's groups and the files.
     fn drop(&mut self) {
         let ls = self.ctr(&["task", "ls", "-q"]);
         for id in String::from_utf8_lossy(&ls.stdout).split_whitespace() {
@@ -153,9 +159,9 @@ impl Drop for Containerd {
             .flatten()
             .flatten()
         {
-            let _ = std::fs::remove_dir(h.path().join(NS));
+            let _ = std::fs::remove_dir(h.path().join(ns()));
         }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(NS));
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ns()));
         if self.made_run_dir {
             let _ = std::fs::remove_dir("/run/containerd");
         }
@@ -227,7 +233,7 @@ fn ctr_runs_busybox_with_rbox_runtime() {
     assert_eq!(out(&o), "bar\n/bin\n0\n");
 
     // A detached task: listed, its pids, a memory limit at containerd's
-    // cgroupsPath (/rbox-test/ID), killed, deleted.
+    // cgroupsPath (/NAMESPACE/ID), killed, deleted.
     let o = ctd.ctr(&[
         "run",
         "-d",
@@ -259,10 +265,11 @@ fn ctr_runs_busybox_with_rbox_runtime() {
         err(&o)
     );
     let limit = if common::cgroup_v2() {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{NS}/bg/memory.max"))
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{}/bg/memory.max", ns()))
     } else {
         std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/memory/{NS}/bg/memory.limit_in_bytes"
+            "/sys/fs/cgroup/memory/{}/bg/memory.limit_in_bytes",
+            ns()
         ))
     };
     assert_eq!(limit.unwrap().trim(), "67108864");
