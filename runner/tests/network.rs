@@ -146,6 +146,11 @@ fn containers_get_their_own_addresses_and_give_them_back() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let first = leases();
+    // The lease is taken before the veth pair is made: wait for both (a
+    // TCG guest is slow enough to see the gap).
+    while host_veths() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(host_veths(), 1, "no host-side veth for the first container");
     let o = sh(
         &[],
