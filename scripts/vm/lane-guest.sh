@@ -27,7 +27,9 @@ for entry in "$@"; do
   start=$SECONDS
   # A background job of a script starts with SIGINT and SIGQUIT ignored:
   # give the tests the dispositions a terminal user's shell has.
-  (cd "$dir" && exec env --default-signal "$bin" --test-threads="$threads") &
+  # The guest is a throw-away machine: its own network namespace may get
+  # rbox's bridge (fixtures::netns::require_private_netns).
+  (cd "$dir" && exec env --default-signal RBOX_TEST_ANY_NETNS=1 "$bin" --test-threads="$threads") &
   pid=$!
   sleep "$limit" &
   dog=$!

@@ -45,6 +45,7 @@ extern "C" fn remove_store() {
 pub fn store_root() -> &'static Path {
     ROOT.get_or_init(|| {
         require_root();
+        fixtures::netns::require_private_netns();
         let exe = std::env::current_exe().unwrap();
         let name = exe.file_name().unwrap().to_string_lossy().into_owned();
         let dir = std::env::temp_dir().join(format!("rbuild-test-{name}"));

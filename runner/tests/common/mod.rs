@@ -43,6 +43,7 @@ extern "C" fn remove_store() {
 pub fn store_root() -> &'static Path {
     ROOT.get_or_init(|| {
         require_root_and_kernel();
+        fixtures::netns::require_private_netns();
         let base = std::env::var_os("RRUN_TEST_TMP")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
