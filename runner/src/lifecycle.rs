@@ -89,11 +89,15 @@ pub fn parse_signal(s: &str) -> Result<i32, LifecycleError> {
 }
 
 /// Whether the container is paused (its cgroup frozen, `rrun pause`).
+/// `ps` and `inspect` ask this for every container: the cgroup driver is
+/// probed once per process, not once per container.
 pub fn paused(st: &State) -> bool {
+    static DRIVER: std::sync::OnceLock<Option<CgroupDriver>> = std::sync::OnceLock::new();
     st.is_running()
-        && CgroupDriver::probe()
-            .map(|d| d.open(&st.id).is_frozen())
-            .unwrap_or(false)
+        && DRIVER
+            .get_or_init(|| CgroupDriver::probe().ok())
+            .as_ref()
+            .is_some_and(|d| d.open(&st.id).is_frozen())
 }
 
 /// `rrun pause`: freeze every process of the container.
