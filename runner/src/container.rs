@@ -480,8 +480,8 @@ fn plan_for(
         .rev()
         .find_map(|kv| kv.strip_prefix("PATH="));
     let argv0 = spec.args.first().map(String::as_str).unwrap_or("");
-    let security = crate::hooks::security_plan(&spec.security, spec.user.uid)
-        .map_err(LaunchError::Security)?;
+    let security = crate::security::SecurityPlan::new(&spec.security, spec.user.uid)
+        .map_err(|e| LaunchError::Security(e.to_string()))?;
     Ok(ChildPlan {
         rootfs: RootfsPlan {
             lowers: r.lowers.iter().map(sys::cstring).collect(),

@@ -90,7 +90,7 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     nix::sched::setns(pidns.as_fd(), CloneFlags::CLONE_NEWPID)
         .map_err(|e| io("join the container's pid namespace")(e.into()))?;
 
-    let security = crate::hooks::security_plan(
+    let security = crate::security::SecurityPlan::new(
         &engine::runtime::SecuritySpec {
             capabilities: st.exec.capabilities.clone(),
             no_new_privileges: st.exec.no_new_privileges,
@@ -99,7 +99,7 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         },
         req.uid,
     )
-    .map_err(ExecError::Security)?;
+    .map_err(|e| ExecError::Security(e.to_string()))?;
     let argv: Vec<CString> = req.args.iter().map(sys::cstring).collect();
     let envp: Vec<CString> = req.env.iter().map(sys::cstring).collect();
     let argv_p = sys::pointer_array(&argv);
@@ -209,13 +209,13 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
             // SAFETY: ioctl on fd 0 with an integer argument.
             unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
         }
-        if let Err(e) = security.before_setuid() {
+        if let Err(e) = security.apply_before_setuid() {
             fail(125, format!("security: {e}"));
         }
         if let Err((what, e)) = crate::sys::set_ids_this_thread(&req.groups, req.gid, req.uid) {
             fail(125, format!("{what} {}:{}: {e}", req.uid, req.gid));
         }
-        if let Err(e) = security.after_setuid() {
+        if let Err(e) = security.apply_after_setuid() {
             fail(125, format!("security: {e}"));
         }
         // SAFETY: resetting signal state in the single-threaded child.

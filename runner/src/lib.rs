@@ -8,7 +8,6 @@ pub mod container;
 pub mod envvars;
 pub mod exec;
 pub mod exeseal;
-pub mod hooks;
 pub mod lifecycle;
 pub mod native;
 pub mod network;

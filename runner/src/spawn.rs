@@ -35,7 +35,7 @@ pub struct ChildPlan {
     /// names; execve itself tells whether each exists inside the rootfs).
     pub exec_candidates: Vec<CString>,
     pub new_net: bool,
-    pub security: crate::hooks::SecurityPlan,
+    pub security: crate::security::SecurityPlan,
     pub privileged: bool,
     /// Run the --init reaper as PID 1 instead of exec'ing argv directly.
     pub init: bool,
@@ -305,7 +305,7 @@ fn child_main(
         }
     }
     let masked = match &plan.masked {
-        None => crate::hooks::mask_paths(plan.privileged),
+        None => crate::security::mask_paths(plan.privileged).map_err(|e| e.to_string()),
         Some((masked, readonly)) => {
             crate::security::masked::mask_listed(masked, readonly).map_err(|e| e.to_string())
         }
@@ -389,7 +389,7 @@ fn child_main(
             );
         }
     }
-    if let Err(e) = plan.security.before_setuid() {
+    if let Err(e) = plan.security.apply_before_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));
     }
     if let Err((what, e)) = sys::set_ids_this_thread(&plan.groups, plan.gid, plan.uid) {
@@ -399,7 +399,7 @@ fn child_main(
             format_args!("{what} {}:{}: {e}", plan.uid, plan.gid),
         );
     }
-    if let Err(e) = plan.security.after_setuid() {
+    if let Err(e) = plan.security.apply_after_setuid() {
         fail(rep, 125, format_args!("apply security settings: {e}"));
     }
     // SAFETY: umask takes an integer. Docker's default for the command.
@@ -429,7 +429,7 @@ fn child_main(
     if plan.init {
         // The reaper reports exec failures itself (exit 126/127).
         drop(report);
-        crate::hooks::run_init(&plan.argv, &plan.envp);
+        crate::init::run(&plan.argv, &plan.envp);
     }
     let _keep = report;
     exec_or_fail(plan, rep, argv, envp)

@@ -188,7 +188,7 @@ fn child_plan(
         envp: cs(&b.env),
         exec_candidates: spawn::exec_candidates(&b.args[0], env_path),
         new_net: b.new_net,
-        security: crate::hooks::SecurityPlan::from_plan(caps),
+        security: caps,
         privileged: false,
         init: false,
         stdio: [None, None, None],
