@@ -509,6 +509,7 @@ fn plan_for(
         exec_candidates: spawn::exec_candidates(argv0, env_path),
         new_net: spec.network != NetworkMode::Host,
         security,
+        hooks: None,
         privileged: spec.security.privileged,
         init: spec.init,
         stdio: launch.stdio,

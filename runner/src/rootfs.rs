@@ -630,6 +630,14 @@ fn write_etc_files(e: &EtcFiles) -> Result<(), StepError> {
 /// process's `/` is the container's rootfs and the host's is detached.
 /// `etc`: written after the overlay, before the steps that bind them.
 pub fn assemble_and_pivot(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<(), StepError> {
+    let root = assemble(plan, etc)?;
+    seal_and_pivot(plan, root)
+}
+
+/// `assemble_and_pivot` up to the pivot: every mount made, the root not
+/// yet read-only (OCI hooks run between the two halves). Returns the
+/// rootfs, open.
+pub fn assemble(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<OwnedFd, StepError> {
     make_private()?;
     if plan.lowers.is_empty() {
         bind_root(&plan.merged)?;
@@ -655,6 +663,12 @@ pub fn assemble_and_pivot(plan: &RootfsPlan, etc: Option<&EtcFiles>) -> Result<(
     for s in &plan.steps {
         apply_step(root.as_fd(), s)?;
     }
+    Ok(root)
+}
+
+/// The second half of `assemble_and_pivot`: the root made read-only if
+/// asked, then the pivot.
+pub fn seal_and_pivot(plan: &RootfsPlan, root: OwnedFd) -> Result<(), StepError> {
     if plan.readonly {
         step(
             "make rootfs read-only",

@@ -5,7 +5,9 @@
 //! Two pipes: `sync` (parent -> child: "you are in your cgroup, go on";
 //! closed without a byte means abort) and `report` (child -> parent,
 //! close-on-exec: EOF without data means execve succeeded, otherwise one
-//! byte of exit code and a one-line message).
+//! byte of exit code and a one-line message). With OCI hooks the child
+//! also stops before its pivot (`AT_PIVOT` on `report`) until a second
+//! byte on `sync`.
 
 use std::ffi::CString;
 use std::io::{self, Read};
@@ -81,7 +83,26 @@ pub struct ChildPlan {
     pub sysctl: Vec<(CString, Vec<u8>)>,
     /// Written to /proc/self/oom_score_adj before dropping privileges.
     pub oom_score_adj: Option<CString>,
+    /// An OCI runtime's hooks. With them, the child stops once its mounts
+    /// are made, before the pivot, for the parent's own hooks (one
+    /// `AT_PIVOT` byte on the report pipe; `Started::release_with` runs
+    /// them and answers on the sync pipe), then runs `before_pivot`; and
+    /// `before_exec` just before execve (after the start gate).
+    pub hooks: Option<std::sync::Arc<dyn ChildHooks>>,
 }
+
+/// What the container's first process runs for an OCI runtime's hooks
+/// (`ocispec::hooks`); errors fail the child with their message.
+pub trait ChildHooks: std::fmt::Debug + Send + Sync {
+    /// Every mount made, before the root is sealed and pivoted into.
+    fn before_pivot(&self) -> Result<(), String>;
+    /// Everything done but the execve (after the start gate).
+    fn before_exec(&self) -> Result<(), String>;
+}
+
+/// The child's report byte for "stopped before the pivot for the
+/// parent's hooks" (0 is "at the start gate"; failures are 125-127).
+const AT_PIVOT: u8 = 1;
 
 /// How the child failed before its command ran.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +119,9 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// The parent's hooks at the pivot failed (the child was ended).
+    #[error("{0}")]
+    Hook(String),
 }
 
 impl SpawnError {
@@ -119,20 +143,50 @@ pub struct Started {
 impl Started {
     /// Let the child go on (its cgroup is set), and wait until it has
     /// exec'ed its command or failed.
-    pub fn release(mut self) -> Result<libc::pid_t, SpawnError> {
+    pub fn release(self) -> Result<libc::pid_t, SpawnError> {
+        self.release_with(|_| Ok(()))
+    }
+
+    /// `release`, running `at_pivot(pid)` when the child (with
+    /// `ChildPlan::hooks`) stops before its pivot; its error ends the
+    /// child and is returned as `SpawnError::Hook`.
+    pub fn release_with(
+        mut self,
+        mut at_pivot: impl FnMut(libc::pid_t) -> Result<(), String>,
+    ) -> Result<libc::pid_t, SpawnError> {
         let sync = self.sync.take().expect("released once");
-        sys::write_all_fd(sync.as_raw_fd(), b"g").map_err(|source| SpawnError::Io {
-            what: "signal the container to start",
-            source,
-        })?;
-        drop(sync);
+        let go = |fd: RawFd, what| {
+            sys::write_all_fd(fd, b"g").map_err(|source| SpawnError::Io { what, source })
+        };
+        go(sync.as_raw_fd(), "signal the container to start")?;
         let mut buf = Vec::new();
         let mut f =
             std::fs::File::from(self.report.try_clone().map_err(|source| SpawnError::Io {
                 what: "read the container's report",
                 source,
             })?);
-        let _ = f.read_to_end(&mut buf);
+        loop {
+            let mut b = [0u8; 1];
+            match f.read(&mut b) {
+                Ok(1) if b[0] == AT_PIVOT => {
+                    if let Err(msg) = at_pivot(self.pid) {
+                        // EOF on its sync pipe: the child exits.
+                        drop(sync);
+                        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+                        return Err(SpawnError::Hook(msg));
+                    }
+                    go(sync.as_raw_fd(), "let the container go on after the hooks")?;
+                }
+                Ok(1) => {
+                    buf.push(b[0]);
+                    let _ = f.read_to_end(&mut buf);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+        drop(sync);
         // Empty: exec'ed. One 0 byte: waiting at its start gate (exit
         // codes of failures are never 0).
         if buf.is_empty() || buf == [0] {
@@ -236,7 +290,6 @@ fn child_main(
         // SAFETY: the parent aborted; _exit never returns.
         unsafe { libc::_exit(125) };
     }
-    drop(sync);
     for fd in &plan.cgroup_tasks {
         // SAFETY: writing a static byte string to a descriptor the parent
         // opened for us.
@@ -291,7 +344,29 @@ fn child_main(
             fail(rep, 125, format_args!("set hostname: {e}"));
         }
     }
-    if let Err(e) = rootfs::assemble_and_pivot(&plan.rootfs, plan.etc_files.as_ref()) {
+    let root = match rootfs::assemble(&plan.rootfs, plan.etc_files.as_ref()) {
+        Ok(r) => r,
+        Err(e) => fail(rep, 125, format_args!("{e}")),
+    };
+    if let Some(h) = &plan.hooks {
+        // The parent runs its hooks now; EOF instead of its go: they
+        // failed, and it reports.
+        if sys::write_all_fd(rep, &[AT_PIVOT]).is_err() {
+            // SAFETY: the parent is gone; _exit never returns.
+            unsafe { libc::_exit(125) };
+        }
+        // SAFETY: reading one byte into a stack buffer.
+        let n = unsafe { libc::read(sync.as_raw_fd(), go.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            // SAFETY: the parent's hooks failed; _exit never returns.
+            unsafe { libc::_exit(125) };
+        }
+        if let Err(e) = h.before_pivot() {
+            fail(rep, 125, format_args!("{e}"));
+        }
+    }
+    drop(sync);
+    if let Err(e) = rootfs::seal_and_pivot(&plan.rootfs, root) {
         fail(rep, 125, format_args!("{e}"));
     }
     for (path, value) in &plan.sysctl {
@@ -424,7 +499,19 @@ fn child_main(
             unsafe { libc::_exit(125) };
         }
         // Failures from here on are the command's: on its stderr.
+        if let Some(h) = &plan.hooks {
+            if let Err(e) = h.before_exec() {
+                let _ = sys::write_all_fd(2, format!("rbox-runtime: {e}\n").as_bytes());
+                // SAFETY: _exit never returns.
+                unsafe { libc::_exit(125) };
+            }
+        }
         exec_or_fail(plan, -1, argv, envp);
+    }
+    if let Some(h) = &plan.hooks {
+        if let Err(e) = h.before_exec() {
+            fail(rep, 125, format_args!("{e}"));
+        }
     }
     if plan.init {
         // The reaper reports exec failures itself (exit 126/127).

@@ -97,6 +97,22 @@ const LINUX: Allow = Obj(&[
     ),
 ]);
 
+const HOOK: Allow = Arr(&Obj(&[
+    ("path", Leaf),
+    ("args", Leaf),
+    ("env", Leaf),
+    ("timeout", Leaf),
+]));
+
+const HOOKS: Allow = Obj(&[
+    ("prestart", HOOK),
+    ("createRuntime", HOOK),
+    ("createContainer", HOOK),
+    ("startContainer", HOOK),
+    ("poststart", HOOK),
+    ("poststop", HOOK),
+]);
+
 const SPEC: Allow = Obj(&[
     ("ociVersion", Leaf),
     ("root", Obj(&[("path", Leaf), ("readonly", Leaf)])),
@@ -105,6 +121,7 @@ const SPEC: Allow = Obj(&[
     ("hostname", Leaf),
     ("annotations", AnyMap),
     ("linux", LINUX),
+    ("hooks", HOOKS),
 ]);
 
 /// The first key set in `config` that rbox-runtime does not support, as
@@ -172,8 +189,11 @@ mod tests {
             first_unsupported(&bad).as_deref(),
             Some("linux.namespaces[1].flags")
         );
-        let bad = json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
-        assert_eq!(first_unsupported(&bad).as_deref(), Some("hooks"));
+        let ok = json!({"hooks": {"prestart": [{"path": "/bin/true", "args": ["true"],
+            "env": ["A=1"], "timeout": 2}], "poststop": [{"path": "/bin/true"}]}});
+        assert_eq!(first_unsupported(&ok), None);
+        let bad = json!({"hooks": {"onExit": [{"path": "/bin/true"}]}});
+        assert_eq!(first_unsupported(&bad).as_deref(), Some("hooks.onExit"));
         let bad = json!({"process": {"apparmorProfile": "x"}});
         assert_eq!(
             first_unsupported(&bad).as_deref(),

@@ -8,6 +8,10 @@
 //! nothing of rbox stays between the caller (a subreaper such as
 //! containerd's shim or conmon) and the container process. `start` writes
 //! that byte and removes the fifo.
+//!
+//! Hooks (`hooks.rs`): prestart and createRuntime run here while the
+//! child waits before its pivot, createContainer and startContainer in
+//! the child, poststart in `start`, poststop in `delete`.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -19,6 +23,7 @@ use crate::rootfs::RootfsPlan;
 use crate::spawn::{self, ChildPlan};
 use crate::sys;
 
+use super::hooks;
 use super::state::{self, Saved, Status};
 use super::{io_err, Bundle, OciError, Result};
 
@@ -66,6 +71,11 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
     let r = create_in(o, &bundle);
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&d);
+        // The lifecycle goes on at "destroy" (runtime-spec lifecycle step 12).
+        if !bundle.hooks.poststop.is_empty() {
+            let state = hooks::state_json(o.id, "stopped", 0, &bundle.dir, &bundle.annotations);
+            hooks::run_all_warn(hooks::KINDS[5], &bundle.hooks.poststop, &state);
+        }
     }
     r
 }
@@ -108,9 +118,25 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
     }
     let mut plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
     plan.join_ns = join.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    if bundle.hooks.in_create_or_start() {
+        let h = &bundle.hooks;
+        plan.hooks = Some(std::sync::Arc::new(hooks::InContainer {
+            create_container: h.create_container.clone(),
+            start_container: h.start_container.clone(),
+            id: o.id.to_string(),
+            bundle: bundle.dir.clone(),
+            annotations: bundle.annotations.clone(),
+        }));
+    }
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
     drop(console);
-    let pid = started.release()?;
+    // Before the child's pivot, in our namespaces.
+    let pid = started.release_with(|pid| {
+        let state = hooks::state_json(o.id, "creating", pid, &bundle.dir, &bundle.annotations);
+        hooks::run_all(hooks::KINDS[0], &bundle.hooks.prestart, &state)
+            .and_then(|()| hooks::run_all(hooks::KINDS[1], &bundle.hooks.create_runtime, &state))
+            .map_err(|e| e.to_string())
+    })?;
     let saved = (|| {
         let (_, start_time) = state::proc_stat(pid).ok_or_else(|| {
             OciError::Other(format!("container process {pid} vanished during create"))
@@ -124,6 +150,7 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
             created: now_rfc3339(),
             annotations: bundle.annotations.clone(),
             cgroups_path: bundle.cgroups_path.clone(),
+            hooks: bundle.hooks.clone(),
         };
         state::save(o.root, &saved)?;
         if let Some(p) = o.pid_file {
@@ -217,6 +244,7 @@ fn child_plan(
             .map(|(k, v)| (sys::cstring(k), v.clone().into_bytes()))
             .collect(),
         oom_score_adj: b.oom_score_adj.map(|a| sys::cstring(a.to_string())),
+        hooks: None,
     })
 }
 
@@ -230,13 +258,13 @@ pub fn state(root: &Path, id: &str) -> Result<(Option<Saved>, Status)> {
 /// Let a created container run its command.
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let (saved, status) = state(root, id)?;
-    if status != Status::Created || saved.is_none() {
+    let Some(saved) = saved.filter(|_| status == Status::Created) else {
         return Err(OciError::WrongState {
             id: id.to_string(),
             status: status.as_str(),
             what: "only a created container can be started",
         });
-    }
+    };
     let fifo = state::fifo(root, id);
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -244,10 +272,40 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         .open(&fifo)
         .map_err(io_err("open", &fifo))?;
     std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
-    (&f).write_all(b"s").map_err(io_err("write", &fifo))
+    (&f).write_all(b"s").map_err(io_err("write", &fifo))?;
+    if !saved.hooks.poststart.is_empty() {
+        // "After the user-specified process is executed": past its
+        // startContainer hooks and execve.
+        wait_for_exec(&saved);
+        let state = hooks::state_json(id, "running", saved.pid, &saved.bundle, &saved.annotations);
+        if let Err(e) = hooks::run_all(hooks::KINDS[4], &saved.hooks.poststart, &state) {
+            // Runtime-spec lifecycle step 9: a failed poststart stops
+            // the container; `delete` destroys it.
+            // SAFETY: kill takes integers; the pid is the one we started
+            // (checked with its start time just above).
+            unsafe { libc::kill(saved.pid, libc::SIGKILL) };
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+
+/// Wait until the container's first process no longer runs this binary
+/// (it exec'ed its command) or is gone.
+fn wait_for_exec(saved: &Saved) {
+    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(me) = id("/proc/self/exe") else {
+        return;
+    };
+    let exe = format!("/proc/{}/exe", saved.pid);
+    let mut pause = std::time::Duration::from_micros(200);
+    while state::alive(saved) && id(&exe) == Some(me) {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    }
+}
 
 /// Send `sig` to the container's first process, or with `all` to every
 /// process in its cgroup.
@@ -310,11 +368,16 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     // Kills whatever is left in the group, waits for it to empty (5 s at
     // most), removes it.
-    let cgroups_path = saved.and_then(|s| s.cgroups_path);
+    let cgroups_path = saved.as_ref().and_then(|s| s.cgroups_path.clone());
     let (driver, name) = super::cgroup_for(cgroups_path.as_deref(), id)?;
     driver.open(&name).remove()?;
     let d = state::dir(root, id);
-    std::fs::remove_dir_all(&d).map_err(io_err("remove", &d))
+    std::fs::remove_dir_all(&d).map_err(io_err("remove", &d))?;
+    if let Some(s) = saved.filter(|s| !s.hooks.poststop.is_empty()) {
+        let state = hooks::state_json(id, "stopped", 0, &s.bundle, &s.annotations);
+        hooks::run_all_warn(hooks::KINDS[5], &s.hooks.poststop, &state);
+    }
+    Ok(())
 }
 
 /// `run`: create, start and wait in this process (the container is our

@@ -8,6 +8,7 @@
 //! (`check.rs`), never ignored.
 
 pub mod check;
+pub mod hooks;
 pub mod lifecycle;
 pub mod state;
 
@@ -80,6 +81,8 @@ pub enum OciError {
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("{0}")]
     Spawn(#[from] crate::spawn::SpawnError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
 }
 
 pub type Result<T, E = OciError> = std::result::Result<T, E>;
@@ -145,6 +148,7 @@ pub struct Bundle {
     /// `linux.cgroupsPath`, relative to the cgroup root(s); `None`: `rbox/<id>`.
     pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    pub hooks: hooks::Hooks,
 }
 
 /// One entry of `mounts`, translated.
@@ -416,6 +420,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        hooks: hooks::from_spec(spec.hooks().as_ref())?,
         dir,
     })
 }

@@ -30,6 +30,9 @@ pub struct Saved {
     /// `linux.cgroupsPath` as translated; `None`: `rbox/<id>`.
     #[serde(default)]
     pub cgroups_path: Option<String>,
+    /// The config's hooks (`start` runs poststart, `delete` poststop).
+    #[serde(default, skip_serializing_if = "super::hooks::Hooks::is_empty")]
+    pub hooks: super::hooks::Hooks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

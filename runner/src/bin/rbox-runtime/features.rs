@@ -9,7 +9,7 @@ pub fn run() -> Result<(), OciError> {
     let v = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": runner::ocispec::hooks::KINDS,
         "mountOptions": [
             "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
             "relatime", "strictatime", "noatime", "nodiratime",

@@ -58,6 +58,12 @@ pub fn error(msg: &str) {
     write("error", msg);
 }
 
+/// A warning (a failed poststop hook): on stderr and in the log.
+pub fn warn(msg: &str) {
+    eprintln!("rbox-runtime: warning: {msg}");
+    write("warning", msg);
+}
+
 /// With --debug: in the log (stderr when there is none).
 pub fn debug(msg: &str) {
     let Some(l) = LOGGER.get() else { return };
