@@ -339,8 +339,8 @@ fn unsupported_fields_are_refused_by_name() {
             }) as Box<dyn Fn(&mut Value)>,
         ),
         (
-            "hooks",
-            Box::new(|c: &mut Value| c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]})),
+            "hooks.onExit",
+            Box::new(|c: &mut Value| c["hooks"] = json!({"onExit": [{"path": "/bin/true"}]})),
         ),
         (
             "linux.uidMappings",
@@ -739,4 +739,210 @@ fn umask_0022_is_taken_and_others_are_refused() {
     let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("umask-077")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("process.user.umask"), "{}", err(&o));
+}
+
+/// A hook that appends `<label> <its stdin> <its mount namespace>` to
+/// `log` (sh and readlink: the host's, or busybox's inside the container).
+fn log_hook(label: &str, log: &str) -> Value {
+    let script = format!("echo \"{label} $(cat) $(readlink /proc/self/ns/mnt)\" >> {log}");
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script],
+           "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]})
+}
+
+/// A hook running `script` with sh.
+fn sh_hook(script: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script],
+           "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]})
+}
+
+/// The log's lines as (label, state, mount namespace).
+fn hook_log(path: &Path) -> Vec<(String, Value, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (label, rest) = l.split_once(' ').unwrap();
+            let (state, ns) = rest.rsplit_once(' ').unwrap();
+            let v: Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("{l}: {e}"));
+            (label.to_string(), v, ns.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn hooks_run_at_their_moments_with_the_state_on_stdin() {
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("log");
+    let host = log.to_string_lossy().into_owned();
+    let b = bundle(&["sleep", "1000"], |c| {
+        c["annotations"] = json!({"org.example.hook": "yes"});
+        // startContainer resolves in the container: the log dir is bound there.
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/hooklog",
+            "type": "bind", "source": logdir.path(), "options": ["rbind", "rw"]}));
+        c["hooks"] = json!({
+            "prestart": [log_hook("prestart", &host)],
+            "createRuntime": [log_hook("createRuntime", &host)],
+            "createContainer": [log_hook("createContainer", &host)],
+            "startContainer": [log_hook("startContainer", "/hooklog/log")],
+            "poststart": [log_hook("poststart", &host)],
+            // A failing poststop is a warning; the next one still runs.
+            "poststop": [sh_hook("echo broken >&2; exit 4"), log_hook("poststop", &host)],
+        });
+    });
+    let id = &uniq("hooks");
+    let (ok, e) = b.create(id, &[]);
+    assert!(ok, "create: {e}");
+    let pid = b.state(id)["pid"].as_i64().unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let ctr_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_ne!(host_ns, ctr_ns);
+    let (host_ns, ctr_ns) = (
+        host_ns.to_string_lossy().into_owned(),
+        ctr_ns.to_string_lossy().into_owned(),
+    );
+    let labels = |l: &[(String, Value, String)]| -> Vec<String> {
+        l.iter().map(|(k, _, _)| k.clone()).collect()
+    };
+    let l = hook_log(&log);
+    assert_eq!(
+        labels(&l),
+        ["prestart", "createRuntime", "createContainer"],
+        "after create"
+    );
+    let o = b.rt(&["start", id]);
+    assert!(o.status.success(), "start: {}", err(&o));
+    let l = hook_log(&log);
+    assert_eq!(
+        labels(&l)[3..],
+        ["startContainer", "poststart"],
+        "after start"
+    );
+    // (status, pid, namespace) each saw: the runtime's view of the pid
+    // in its namespace, the container's (1) in the container's.
+    let want = [
+        ("creating", pid, &host_ns),
+        ("creating", pid, &host_ns),
+        ("creating", 1, &ctr_ns),
+        ("created", 1, &ctr_ns),
+        ("running", pid, &host_ns),
+    ];
+    for ((label, s, ns), (status, pid, want_ns)) in l.iter().zip(want) {
+        assert_eq!(s["status"], status, "{label}: {s}");
+        assert_eq!(s["pid"], pid, "{label}: {s}");
+        assert_eq!(ns, want_ns, "{label} ran in the wrong mount namespace");
+        assert_eq!(s["id"], id.as_str(), "{label}: {s}");
+        assert_eq!(s["bundle"], b.bundle_arg(), "{label}: {s}");
+        assert_eq!(s["annotations"]["org.example.hook"], "yes", "{label}: {s}");
+        assert!(s["ociVersion"].is_string(), "{label}: {s}");
+    }
+    // Poststart came after the command was exec'ed.
+    assert!(cmdline(pid as i32).starts_with("sleep 1000"));
+    assert!(b.rt(&["kill", id, "KILL"]).status.success());
+    wait_until("the container stops", || b.state(id)["status"] == "stopped");
+    let o = b.rt(&["delete", id]);
+    assert!(o.status.success(), "delete: {}", err(&o));
+    assert!(
+        err(&o).contains("warning: poststop hook /bin/sh failed: exit status 4 (output: broken)"),
+        "{}",
+        err(&o)
+    );
+    let l = hook_log(&log);
+    assert_eq!(labels(&l).len(), 6, "{l:?}");
+    let (label, s, ns) = &l[5];
+    assert_eq!(label, "poststop");
+    assert_eq!(s["status"], "stopped", "{s}");
+    assert_eq!(ns, &host_ns);
+    assert!(!b.root.join(id).exists());
+}
+
+#[test]
+fn a_failing_create_hook_fails_create_and_leaves_nothing() {
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("log");
+        let b = bundle(&["true"], |c| {
+            c["hooks"] = json!({
+                kind: [sh_hook("echo no-network-for-you >&2; exit 3")],
+                "poststop": [log_hook("poststop", &log.to_string_lossy())],
+            });
+        });
+        let id = &uniq(&format!("hookfail-{}", kind.to_lowercase()));
+        let (ok, e) = b.create(id, &[]);
+        assert!(!ok, "{kind}: create succeeded");
+        assert!(
+            e.contains(&format!("{kind} hook /bin/sh failed: exit status 3")),
+            "{kind}: {e}"
+        );
+        assert!(e.contains("no-network-for-you"), "{kind}: {e}");
+        assert!(!b.root.join(id).exists(), "{kind}: state left behind");
+        assert!(cgroup_dirs(id).is_empty(), "{kind}: cgroup left behind");
+        // The lifecycle went on to destroy: poststop ran.
+        let l = hook_log(&log);
+        assert_eq!(l.len(), 1, "{kind}: {l:?}");
+        assert_eq!(l[0].1["status"], "stopped");
+    }
+}
+
+#[test]
+fn a_hook_past_its_timeout_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidf = dir.path().join("hook.pid");
+    let script = format!("echo $$ > {}; exec sleep 60", pidf.display());
+    let b = bundle(&["true"], |c| {
+        let mut h = sh_hook(&script);
+        h["timeout"] = json!(1);
+        c["hooks"] = json!({"createRuntime": [h]});
+    });
+    let id = &uniq("hook-timeout");
+    let t = std::time::Instant::now();
+    let (ok, e) = b.create(id, &[]);
+    let took = t.elapsed();
+    assert!(!ok, "create succeeded");
+    assert!(
+        e.contains("createRuntime hook /bin/sh did not finish within its timeout of 1 s: killed"),
+        "{e}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let hook_pid = std::fs::read_to_string(&pidf).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", hook_pid.trim())).exists(),
+        "the hook still runs"
+    );
+    assert!(!b.root.join(id).exists());
+    assert!(cgroup_dirs(id).is_empty());
+}
+
+#[test]
+fn failing_start_and_poststart_hooks_stop_the_container() {
+    // startContainer fails in the container, before its command: the
+    // command never runs, the reason is on the container's stderr.
+    let b = bundle(&["sh", "-c", "echo command ran"], |c| {
+        c["hooks"] = json!({"startContainer": [sh_hook("exit 5")]});
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("startc-fail")]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(!out(&o).contains("command ran"), "{}", out(&o));
+    assert!(
+        err(&o).contains("startContainer hook /bin/sh failed: exit status 5"),
+        "{}",
+        err(&o)
+    );
+    // poststart fails: start fails and the container is stopped.
+    let b = bundle(&["sleep", "1000"], |c| {
+        c["hooks"] = json!({"poststart": [sh_hook("exit 6")]});
+    });
+    let id = &uniq("poststart-fail");
+    assert!(b.create(id, &[]).0);
+    let o = b.rt(&["start", id]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("poststart hook /bin/sh failed: exit status 6"),
+        "{}",
+        err(&o)
+    );
+    wait_until("the container stops", || b.state(id)["status"] == "stopped");
+    assert!(b.rt(&["delete", id]).status.success());
 }
