@@ -67,7 +67,12 @@ const RESOURCES: Allow = Obj(&[
             ("access", Leaf),
         ])),
     ),
-    ("memory", Obj(&[("limit", Leaf), ("swap", Leaf)])),
+    (
+        "memory",
+        Obj(&[("limit", Leaf), ("swap", Leaf), ("disableOOMKiller", Leaf)]),
+    ),
+    // Docker sends `{"weight": 0}`: unset (the translation refuses others).
+    ("blockIO", Obj(&[("weight", Leaf)])),
     (
         "cpu",
         Obj(&[("shares", Leaf), ("quota", Leaf), ("period", Leaf)]),

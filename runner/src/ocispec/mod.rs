@@ -47,6 +47,12 @@ mod tests {
         assert!(!within(true, c(), Some(1), None, Some("rw")));
         assert!(!within(true, Some("b".into()), Some(8), Some(0), Some("r")));
         assert!(!within(false, c(), Some(5), Some(1), Some("rwm")));
+        // Denies of what the list never opens (Docker's fuse rule).
+        assert!(within(false, c(), Some(10), Some(229), Some("rwm")));
+        assert!(within(false, Some("b".into()), Some(8), None, Some("rw")));
+        assert!(!within(false, c(), Some(1), None, Some("rw")));
+        assert!(!within(false, c(), Some(136), Some(3), Some("rw")));
+        assert!(!within(false, c(), None, None, Some("m")));
     }
 }
 
@@ -547,6 +553,22 @@ fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resource
     if let Some(m) = r.memory() {
         res.memory_bytes = positive(m.limit());
         res.memory_swap_bytes = m.swap().filter(|s| *s != 0);
+        // Docker sends false, the kernel's default.
+        if m.disable_oom_killer() == Some(true) {
+            return Err(unsupported(
+                "linux.resources.memory.disableOOMKiller",
+                "true (only the kernel's default, false)",
+            ));
+        }
+    }
+    // Docker sends weight 0: "not set".
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        if w != 0 {
+            return Err(unsupported(
+                "linux.resources.blockIO.weight",
+                format!("{w} (only 0: not set)"),
+            ));
+        }
     }
     if let Some(c) = r.cpu() {
         res.cpu_shares = c.shares().filter(|s| *s > 0);
@@ -583,7 +605,24 @@ fn device_rule_within_default(
     let access = access.unwrap_or("rwm");
     let typ = typ.unwrap_or_else(|| "a".into());
     if !allow {
-        return typ == "a" && major.is_none() && minor.is_none() && access == "rwm";
+        if typ == "a" && major.is_none() && minor.is_none() && access == "rwm" {
+            return true;
+        }
+        // A deny of a device the list never lets the container read or
+        // write (Docker's `c 10:229 rwm`, fuse): its r and w are denied
+        // anyway, and mknod stays allowed as under runc, which appends
+        // mknod-of-anything after a bundle's rules.
+        let Some(major) = major.filter(|_| matches!(typ.as_str(), "c" | "b")) else {
+            return false;
+        };
+        return typ == "b"
+            || !crate::cgroup::devices::ALLOWED_CHAR.iter().any(|(ma, mi)| {
+                i64::from(*ma) == major
+                    && match (mi, minor) {
+                        (None, _) | (_, None) => true,
+                        (Some(m), Some(n)) => i64::from(*m) == n,
+                    }
+            });
     }
     if access.chars().all(|c| c == 'm') {
         return true;
