@@ -303,6 +303,19 @@ fn docker_runs_busybox_with_rbox_runtime() {
     assert!(err(&o).contains("err\n"), "{}", err(&o));
     let o = dd.run(&[], &["true"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // Docker's default network (this dockerd has no bridge): its hook too.
+    let o = dd.docker(&[
+        "run",
+        "--runtime",
+        "rbox",
+        "--rm",
+        UNCONFINED[0],
+        UNCONFINED[1],
+        IMAGE,
+        "echo",
+        "default",
+    ]);
+    assert_eq!(out(&o), "default\n", "{}", err(&o));
 
     // What docker's flags put into config.json: env, cwd, user, hostname.
     let o = dd.run(

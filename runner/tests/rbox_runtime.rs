@@ -856,6 +856,18 @@ fn hooks_run_at_their_moments_with_the_state_on_stdin() {
     assert_eq!(s["status"], "stopped", "{s}");
     assert_eq!(ns, &host_ns);
     assert!(!b.root.join(id).exists());
+    let f: Value = serde_json::from_slice(&b.rt(&["features"]).stdout).unwrap();
+    assert_eq!(
+        f["hooks"],
+        json!([
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ])
+    );
 }
 
 #[test]
