@@ -12,6 +12,7 @@ pub mod image;
 pub mod interrupt;
 pub mod outfile;
 pub mod reference;
+pub mod rootless;
 pub mod store;
 
 pub use digest::Digest;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{resolve_err, Unpacker};
-use crate::layer::entry::{Meta, OPAQUE_XATTR};
+use crate::layer::entry::Meta;
 use crate::layer::error::LayerError;
 use crate::layer::resolve::{cstr, EntryPath};
 use crate::layer::sys;
@@ -29,8 +29,10 @@ impl Unpacker {
                 .root
                 .parent_dir(path.parent())
                 .map_err(|e| resolve_err(&layer, shown, e))?;
-            return sys::fsetxattr(dir, &cstr(OPAQUE_XATTR.as_bytes()), b"y")
-                .map_err(self.io_err(shown, "set trusted.overlay.opaque"));
+            // user.overlay.opaque in a rootless store (crate::rootless).
+            let xattr = crate::rootless::opaque_xattr();
+            return sys::fsetxattr(dir, &cstr(xattr.as_bytes()), b"y")
+                .map_err(self.io_err(shown, "set the overlay opaque xattr"));
         }
         if name.starts_with(AUFS_META_PREFIX) {
             return Ok(());
