@@ -41,6 +41,9 @@ pub enum LaunchError {
     UserNet(#[from] crate::network::user::UserNetError),
     #[error("cannot join the network of container {0}: it is not running (start it first)")]
     NotRunning(String),
+    /// What rootless rbox cannot do (crate::rootless).
+    #[error("{0}")]
+    Rootless(String),
 }
 
 impl LaunchError {
@@ -179,6 +182,14 @@ pub struct Outcome {
 /// Run `spec` to completion; every exit path removes the cgroup. Mounts
 /// need no cleanup: they live in the container's own mount namespace.
 pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, LaunchError> {
+    if crate::rootless::active() {
+        // No cgroup of its own (see crate::rootless): limits were refused
+        // before anything was made; this is the last guard.
+        if let Some(why) = crate::rootless::limits_refusal(&spec.resources, false) {
+            return Err(LaunchError::Rootless(why));
+        }
+        return run_in(spec, None, &mut launch);
+    }
     let driver = CgroupDriver::probe()?;
     // Every device with --privileged, Docker's short list otherwise.
     let devices = if spec.security.privileged {
@@ -187,7 +198,7 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
         crate::cgroup::Devices::Default
     };
     let cg = driver.create(&spec.id, &spec.resources, devices)?;
-    let result = run_in(spec, &cg, &mut launch);
+    let result = run_in(spec, Some(&cg), &mut launch);
     let removed = cg.remove();
     let outcome = result?;
     removed?;
@@ -196,7 +207,7 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
 
 fn run_in(
     spec: &ContainerSpec,
-    cg: &Cgroup,
+    cg: Option<&Cgroup>,
     launch: &mut Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
     let mut plan = plan_for(spec, cg, launch)?;
@@ -240,8 +251,11 @@ fn run_in(
     };
     // v2: born in the group; v1: the child joins it itself (cheaper than
     // moving it from here, see V1Cgroup::self_join_files).
-    let into = cg.clone_into_fd();
-    let tasks = cg.self_join_files()?;
+    let into = cg.and_then(Cgroup::clone_into_fd);
+    let tasks = match cg {
+        Some(cg) => cg.self_join_files()?,
+        None => Vec::new(),
+    };
     plan.cgroup_tasks = tasks.iter().map(|f| f.as_raw_fd()).collect();
     let signals = launch.forward_signals.then(ForwardedSignals::block);
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
@@ -312,7 +326,7 @@ fn run_in(
         WaitResult::Exited(c) => ExitStatus::Exited(c),
         WaitResult::Signaled(s) => ExitStatus::Signaled(s),
     };
-    if status.code() == 137 && cg.oom_kills() > 0 {
+    if status.code() == 137 && cg.is_some_and(|cg| cg.oom_kills() > 0) {
         status = ExitStatus::OutOfMemory;
     }
     Ok(Outcome {
@@ -456,10 +470,14 @@ fn mount_step(m: &MountSpec) -> Result<Step, LaunchError> {
 
 fn plan_for(
     spec: &ContainerSpec,
-    cg: &Cgroup,
+    cg: Option<&Cgroup>,
     launch: &Launch<'_>,
 ) -> Result<ChildPlan, LaunchError> {
-    let mut steps = rootfs::standard_steps(&cg.inner_mounts(), spec.security.privileged);
+    let inner = cg.map(Cgroup::inner_mounts).unwrap_or_default();
+    let mut steps = rootfs::standard_steps(&inner, spec.security.privileged);
+    if cg.is_none() {
+        crate::rootless::adapt_steps(&mut steps, spec.network == NetworkMode::Host);
+    }
     for name in ["hosts", "hostname", "resolv.conf"] {
         steps.push(Step::Bind {
             source: sys::cstring(launch.files_dir.join(name)),

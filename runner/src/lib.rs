@@ -16,6 +16,7 @@ pub mod oci_ctl;
 pub mod oci_seccomp;
 pub mod ocispec;
 pub mod rootfs;
+pub mod rootless;
 pub mod spawn;
 pub mod state;
 pub mod sys;

@@ -183,6 +183,12 @@ fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
     if plan.volatile {
         sys::fsconfig_flag(fs.as_fd(), c"volatile")?;
     }
+    if engine::rootless::active() {
+        // In a user namespace: overlay's own xattrs under user.overlay.*
+        // (trusted.* needs the initial namespace's CAP_SYS_ADMIN); the
+        // rootless store's layers are unpacked that way.
+        sys::fsconfig_flag(fs.as_fd(), c"userxattr")?;
+    }
     sys::fs_create_mount(fs.as_fd(), 0)
 }
 
@@ -301,6 +307,9 @@ fn overlay_legacy_with(
     opts.extend_from_slice(plan.work.to_bytes());
     if volatile {
         opts.extend_from_slice(b",volatile");
+    }
+    if engine::rootless::active() {
+        opts.extend_from_slice(b",userxattr");
     }
     let opts = CString::new(opts).expect("paths have no NUL");
     // SAFETY: all pointers are valid C strings for the call.
