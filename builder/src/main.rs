@@ -16,8 +16,8 @@ mod transfer_progress;
     long_about = None
 )]
 struct Cli {
-    /// Root of the image store
-    #[arg(long, global = true, env = "RBOX_ROOT", default_value = engine::store::DEFAULT_ROOT)]
+    /// Root of the image store (other users than root: $XDG_DATA_HOME/rbox)
+    #[arg(long, global = true, env = "RBOX_ROOT", default_value_os_t = engine::rootless::default_root())]
     root: PathBuf,
 
     #[command(subcommand)]
@@ -65,6 +65,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Not root: in a user namespace of our own from here on (rootless).
+    if let Err(e) = runner::rootless::init("rbuild") {
+        eprintln!("rbuild: {e}");
+        return ExitCode::from(1);
+    }
+    if runner::rootless::active() && matches!(cli.command, Command::Build(_)) {
+        eprintln!("rbuild: build is not available to rootless rbox yet (RUN steps need the bridge network and cgroups): run it as root, or load or pull images as this user");
+        return ExitCode::from(1);
+    }
     if matches!(cli.command, Command::Build(_)) {
         // RUN steps are containers: from here on this process runs from a
         // read-only clone of its binary (CVE-2019-5736). First: it re-executes.

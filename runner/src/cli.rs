@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Root of the rbox store
-    #[arg(long, global = true, env = "RBOX_ROOT", default_value = engine::store::DEFAULT_ROOT)]
+    /// Root of the rbox store (other users than root: $XDG_DATA_HOME/rbox)
+    #[arg(long, global = true, env = "RBOX_ROOT", default_value_os_t = engine::rootless::default_root())]
     pub root: PathBuf,
     #[command(subcommand)]
     pub command: Command,

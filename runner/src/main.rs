@@ -41,6 +41,19 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    // Not root: from here on in a user namespace of our own (rootless),
+    // then sealed as root's rrun is (the first call did nothing for a user).
+    let user = !nix::unistd::geteuid().is_root();
+    if let Err(e) = runner::rootless::init("rrun") {
+        eprintln!("rrun: {e}");
+        return ExitCode::from(125);
+    }
+    if user && may_enter_a_container(std::env::args_os().skip(1)) {
+        if let Err(e) = runner::exeseal::reexec_sealed() {
+            eprintln!("rrun: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let code = match run::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -54,6 +54,14 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = cli.root;
+    if runner::rootless::active() {
+        if let Some(what) = rootless_command_refusal(&cli.command) {
+            bail!(Coded(
+                125,
+                anyhow!("rrun {what} is not available to rootless rbox yet: a running container's namespaces belong to the user namespace of the rrun that started it (stop a foreground container with Ctrl-C)")
+            ));
+        }
+    }
     match cli.command {
         Command::Run(a) => cmd_run(&root, *a),
         Command::Ps(a) => crate::commands::ps::ps(&root, &a),
@@ -90,6 +98,64 @@ pub fn require_root(what: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What rootless rbox cannot do for this `rrun run`, said before anything
+/// is created (see runner::rootless).
+fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
+    let v2 = runner::cgroup::CgroupDriver::probe()
+        .map(|d| d.version() == 2)
+        .unwrap_or(false);
+    if let Some(why) = runner::rootless::limits_refusal(&c.resources, v2) {
+        return Some(why);
+    }
+    let not_yet =
+        |what: &str, why: &str| Some(format!("{what} is not available to rootless rbox: {why}"));
+    if c.network == NetworkMode::Bridge {
+        return not_yet(
+            &format!("--network {}", c.network_given),
+            "a bridge needs root in the host's network namespace (user-mode networking, pasta or slirp4netns, is not supported yet); use --network none (the rootless default) or host",
+        );
+    }
+    if c.network == NetworkMode::Container {
+        return not_yet(
+            "--network container:",
+            "the other container's namespaces belong to another rrun's user namespace",
+        );
+    }
+    if a.runtime != "native" {
+        return not_yet(
+            &format!("--runtime {}", a.runtime),
+            "use the native runtime",
+        );
+    }
+    if a.detach {
+        return not_yet("-d", "a detached container could not be stopped or exec'd: its namespaces belong to the user namespace of the rrun that started it; run it in the foreground");
+    }
+    if a.privileged {
+        return not_yet(
+            "--privileged",
+            "it would need the host's devices and cgroups",
+        );
+    }
+    None
+}
+
+/// Commands that act on a running container from outside: rootless, its
+/// namespaces, processes and (absent) cgroup belong to the user namespace
+/// of the rrun that started it, which a new rrun is not in.
+fn rootless_command_refusal(c: &Command) -> Option<&'static str> {
+    Some(match c {
+        Command::Exec(_) => "exec",
+        Command::Stop(_) => "stop",
+        Command::Kill(_) => "kill",
+        Command::Pause(_) => "pause",
+        Command::Unpause(_) => "unpause",
+        Command::Stats(_) => "stats",
+        Command::Top(_) => "top",
+        Command::Network(_) => "network",
+        _ => return None,
+    })
 }
 
 /// Option values checked before anything is created.
@@ -164,7 +230,8 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             r.pids_limit = Some(v as u64);
         }
     }
-    let default_network = if a.runtime == "native" {
+    // Rootless: no bridge (it needs root in the host's network namespace).
+    let default_network = if a.runtime == "native" && !runner::rootless::active() {
         "bridge"
     } else {
         "none"
@@ -500,6 +567,11 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         ));
     }
     require_root("rrun run")?;
+    if runner::rootless::active() {
+        if let Some(why) = rootless_refusal(&a, &checked) {
+            bail!(Coded(125, anyhow!("{why}")));
+        }
+    }
     runner::network::ports::choose_host_ports(&mut checked.ports)
         .map_err(|e| Coded(125, anyhow!("choose a free host port for -p: {e}")))?;
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;

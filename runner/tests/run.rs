@@ -572,8 +572,9 @@ fn signals_to_rrun_reach_the_container() {
     }
 }
 
+/// Not root is rootless (tests/rootless.rs): root's store is refused.
 #[test]
-fn not_root_is_refused_clearly() {
+fn not_root_is_refused_roots_store_clearly() {
     // A copy anybody can reach: the checkout may sit below a 0700 directory
     // (a clone into `mktemp -d`), where uid 65534 could not exec rrun.
     use std::os::unix::fs::PermissionsExt;
@@ -590,5 +591,10 @@ fn not_root_is_refused_clearly() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 125);
-    assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("belongs to another user")
+            && e.contains("rootless rbox uses only its user's stores"),
+        "{e}"
+    );
 }

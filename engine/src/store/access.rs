@@ -84,6 +84,10 @@ pub fn ensure_private(root: &Path) -> Result<()> {
 /// made if missing, and is refused if every user may write to it: that is
 /// a shared directory (/tmp, say), not a store of its own, and making it
 /// private would break everybody else's use of it.
+/// What a user namespace shows for an id it does not map
+/// (/proc/sys/kernel/overflowuid's default).
+const OVERFLOW_UID: u32 = 65534;
+
 fn ensure_dir(dir: &Path, is_root: bool) -> Result<bool> {
     // A stat walks the path without locks; a mkdir of an existing dir
     // fails with EEXIST only after taking the parent's lock, which
@@ -114,6 +118,18 @@ fn ensure_dir(dir: &Path, is_root: bool) -> Result<bool> {
     }
     // SAFETY: geteuid cannot fail and touches no memory.
     let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && crate::rootless::active() {
+        // Unmapped owners all read as the overflow id: the host's is unknown.
+        let owner = if meta.uid() == OVERFLOW_UID {
+            "an id this user namespace does not map".to_string()
+        } else {
+            format!("uid {} of this user namespace", meta.uid())
+        };
+        return Err(StoreError::NotOursRootless {
+            path: dir.to_path_buf(),
+            owner,
+        });
+    }
     if meta.uid() != euid {
         return Err(StoreError::NotOurs {
             path: dir.to_path_buf(),

@@ -42,6 +42,10 @@ pub enum StoreError {
         owner: u32,
         euid: u32,
     },
+    /// Rootless (crate::rootless): a store of an id this user namespace
+    /// does not map, root's for one.
+    #[error("store directory {path} belongs to another user (its owner is {owner}): rootless rbox uses only its user's stores (by default $XDG_DATA_HOME/rbox, ~/.local/share/rbox)")]
+    NotOursRootless { path: PathBuf, owner: String },
     /// Names the store file being written first: on a full disk that is
     /// the path that matters, not the source.
     #[error("copy into the store at {to} (from {from}): {source}")]
