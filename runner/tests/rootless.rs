@@ -1,0 +1,510 @@
+//! Rootless rbox, end to end: run as root, each test makes a user of its
+//! own (`useradd`, home under the temp dir), gives it subordinate ranges
+//! in /etc/subuid and /etc/subgid (or none, for the single-id fallback),
+//! and runs rbuild and rrun as that user (setpriv, a clean environment):
+//! never as root. The user, its processes, its home and its lines in
+//! /etc/sub{u,g}id are removed when the test ends, failed or not.
+//!
+//!   mkdir -p /tmp/rootless-tmp && chmod 1777 /tmp/rootless-tmp
+//!   TMPDIR=/tmp/rootless-tmp scripts/in-netns.sh cargo test -p runner --test rootless -- --test-threads=1
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{code, stderr, stdout};
+
+/// Edits of /etc/subuid and /etc/subgid, one at a time.
+static SUBID_FILES: Mutex<()> = Mutex::new(());
+
+const COUNT: u32 = 65536;
+
+struct TestUser {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+    /// First host id of the subordinate ranges (both files), if given.
+    sub_start: Option<u32>,
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+    o
+}
+
+/// Drop the lines of `name` from a subid file, then add `extra`.
+fn rewrite_subids(file: &str, name: &str, extra: Option<String>) {
+    let _g = SUBID_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let prefix = format!("{name}:");
+    let mut out: String = text
+        .lines()
+        .filter(|l| !l.starts_with(&prefix))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some(l) = extra {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    std::fs::write(file, out).unwrap_or_else(|e| panic!("write {file}: {e}"));
+}
+
+impl TestUser {
+    /// A new user, with subordinate ranges or (`ranges` false) without.
+    fn create(ranges: bool) -> TestUser {
+        common::require_root_and_kernel();
+        let n: u32 = rand_u32();
+        let name = format!("rboxtest{}", n % 1_000_000);
+        let home = std::env::temp_dir().join(format!("{name}-home"));
+        let _ = std::fs::remove_dir_all(&home);
+        run_ok(
+            Command::new("useradd")
+                .args(["-M", "-s", "/bin/sh", "-d"])
+                .arg(&home)
+                .arg(&name),
+        );
+        let uid = nix::unistd::User::from_name(&name)
+            .unwrap()
+            .expect("the user useradd made")
+            .uid
+            .as_raw();
+        // The guard first: whatever fails from here on is cleaned up.
+        let mut user = TestUser {
+            name,
+            uid,
+            home,
+            sub_start: None,
+        };
+        std::fs::create_dir_all(&user.home).unwrap();
+        std::os::unix::fs::chown(&user.home, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(&user.home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // useradd may have given it ranges of its own (SUB_UID_COUNT): ours
+        // replace them, far above every id in use.
+        let start = ranges.then(|| 1_000_000_000 + (n % 10_000) * COUNT);
+        user.sub_start = start;
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            rewrite_subids(
+                file,
+                &user.name,
+                start.map(|s| format!("{}:{s}:{COUNT}", user.name)),
+            );
+        }
+        user
+    }
+
+    /// `prog args` as this user, in a clean environment, cwd its home.
+    fn cmd(&self, prog: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg("--reuid")
+            .arg(self.uid.to_string())
+            .arg("--regid")
+            .arg(self.uid.to_string())
+            .arg("--init-groups")
+            .arg("--")
+            .arg(prog)
+            .args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn rrun(&self, args: &[&str]) -> Output {
+        self.cmd(Path::new(common::RRUN), args).output().unwrap()
+    }
+
+    fn rbuild(&self, args: &[&str]) -> Output {
+        self.cmd(&rbuild_bin(), args).output().unwrap()
+    }
+
+    /// The user's store, where rbox puts it by default.
+    fn store(&self) -> PathBuf {
+        self.home.join(".local/share/rbox")
+    }
+
+    /// The busybox fixture, loaded with `rbuild load` into the user's store.
+    fn load_busybox(&self) {
+        let dir = readable_tempdir();
+        let tar = common::busybox_oci_tar(dir.path(), "localhost/busybox:latest");
+        std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = self.rbuild(&[
+            "load",
+            "-q",
+            "-t",
+            "busybox:latest",
+            "-i",
+            tar.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "rbuild load as {}: {}", self.name, stderr(&o));
+        let o = self.rbuild(&["images"]);
+        assert!(
+            stdout(&o).contains("busybox"),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Its processes (by pid: only those of its uid or subordinate ids).
+        let end = self.sub_start.map(|s| s + COUNT).unwrap_or(0);
+        for (pid, uid) in processes() {
+            if uid == self.uid || self.sub_start.is_some_and(|s| uid >= s && uid < end) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = Command::new("userdel").arg(&self.name).output();
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            rewrite_subids(file, &self.name, None);
+        }
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
+    u32::from_ne_bytes(b)
+}
+
+/// A temp dir other users may read (the default is 0700).
+fn readable_tempdir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// rbuild, built beside rrun (`cargo build -p builder --bin rbuild`).
+fn rbuild_bin() -> PathBuf {
+    let p = Path::new(common::RRUN).with_file_name("rbuild");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first (cargo build -p builder --bin rbuild)",
+        p.display()
+    );
+    p
+}
+
+/// (pid, real uid) of every process.
+fn processes() -> Vec<(i32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some(ids) = status_uids(pid) {
+            out.push((pid, ids[0]));
+        }
+    }
+    out
+}
+
+/// The four uids of /proc/PID/status (real, effective, saved, fs).
+fn status_uids(pid: i32) -> Option<Vec<u32>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("Uid:"))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect(),
+    )
+}
+
+/// Skip (saying why) where Debian's uidmap is not installed.
+fn have_newuidmap() -> bool {
+    let found = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"]
+        .iter()
+        .all(|p| Path::new(p).is_file());
+    if !found {
+        eprintln!("SKIPPED: newuidmap/newgidmap are missing (apt-get install uidmap; scripts/install-deps.sh does)");
+    }
+    found
+}
+
+#[test]
+fn a_user_runs_a_container_as_root_of_its_own_user_namespace() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    let start = u.sub_start.unwrap();
+    u.load_busybox();
+    // The store is the user's, under ~/.local/share/rbox.
+    let meta = std::fs::metadata(u.store()).expect("the user's store");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (u.uid, 0o700));
+
+    let o = u.rrun(&["run", "--rm", "busybox", "id", "-u"]);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "0"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).is_empty(),
+        "no warning with ranges: {}",
+        stderr(&o)
+    );
+
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<Vec<u32>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec![0, u.uid, 1],
+            vec![1, start, COUNT],
+            vec![0, u.uid, 1],
+            vec![1, start, COUNT]
+        ],
+        "uid_map then gid_map"
+    );
+
+    let o = u.rrun(&["run", "--rm", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+}
+
+#[test]
+fn volume_files_of_root_inside_belong_to_the_user_outside() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let vol = u.home.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(u.uid), Some(u.uid)).unwrap();
+    let spec = format!("{}:/data", vol.display());
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /data/f && stat -c %u /data/f",
+    ]);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "0"), "{}", stderr(&o));
+    let m = std::fs::metadata(vol.join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (u.uid, u.uid));
+}
+
+/// The busybox rootfs plus /home/app/owned of uid and gid 1000.
+fn rootfs_with_a_file_of_1000(out: &Path) {
+    use fixtures::tarball::{Compression, Meta, TarWriter};
+    let mut bytes = Vec::new();
+    fixtures::busybox::write_busybox_rootfs(
+        &mut bytes,
+        Compression::None,
+        fixtures::busybox::AppletLinks::Hard,
+    )
+    .unwrap();
+    bytes.truncate(bytes.len() - 1024); // its end-of-archive blocks
+    let mut t = TarWriter::new(bytes);
+    let app = Meta {
+        uid: 1000,
+        gid: 1000,
+        ..Meta::root(0o755)
+    };
+    t.dir("home/app", app).unwrap();
+    t.file("home/app/owned", Meta { mode: 0o644, ..app }, b"mine\n")
+        .unwrap();
+    std::fs::write(out, t.finish().unwrap()).unwrap();
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+#[test]
+fn image_files_of_uid_1000_unpack_into_the_subordinate_range() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    let start = u.sub_start.unwrap();
+    let dir = readable_tempdir();
+    let tar = dir.path().join("rootfs.tar");
+    rootfs_with_a_file_of_1000(&tar);
+    let o = u.rbuild(&["import", tar.to_str().unwrap(), "owned:1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "owned:1",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/home/app/owned",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (0, "1000:1000"),
+        "{}",
+        stderr(&o)
+    );
+    // On the host: subordinate id 999 of the range (inside id 1 is START).
+    let mut found = Vec::new();
+    for layer in std::fs::read_dir(u.store().join("layers"))
+        .unwrap()
+        .flatten()
+    {
+        let f = layer.path().join("fs/home/app/owned");
+        if let Ok(m) = std::fs::symlink_metadata(&f) {
+            found.push((m.uid(), m.gid()));
+        }
+    }
+    assert_eq!(found, vec![(start + 999, start + 999)]);
+}
+
+#[test]
+fn limits_are_refused_naming_rootless_cgroups() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    for flags in [
+        &["-m", "64m"][..],
+        &["--cpus", "1"],
+        &["--pids-limit", "10"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        let o = u.rrun(&args);
+        let e = stderr(&o);
+        assert_eq!(code(&o), 125, "{flags:?}: {e}");
+        assert!(
+            e.contains("rootless cgroups") && e.contains(flags[0]),
+            "{flags:?}: {e}"
+        );
+    }
+    // Nothing was left: no container directory.
+    let left = std::fs::read_dir(u.store().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0);
+    // The bridge is root's; none is the rootless default.
+    let o = u.rrun(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("--network bridge is not available to rootless rbox"),
+        "{}",
+        stderr(&o)
+    );
+    let o = u.rrun(&["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"]);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "lo"), "{}", stderr(&o));
+    let o = u.rrun(&["run", "--rm", "--network", "host", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "--network host: {}", stderr(&o));
+}
+
+#[test]
+fn no_process_of_the_run_is_root_on_the_host() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let mut child = u
+        .cmd(
+            Path::new(common::RRUN),
+            &["run", "--rm", "busybox", "sleep", "4321"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sleeper = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (cmd == b"sleep\x004321\x00").then_some(pid)
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container's sleep never showed up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // setpriv execs rrun: the child we spawned is rrun itself.
+    let rrun_pid = child.id() as i32;
+    let container = status_uids(sleeper).expect("the sleep's status");
+    let rrun = status_uids(rrun_pid).expect("rrun's status");
+    // PID 1 of its namespace ignores SIGTERM: root ends it from here.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sleeper),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rrun did not exit after its container was killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        container,
+        vec![u.uid; 4],
+        "the container's process, from the host"
+    );
+    assert_eq!(rrun, vec![u.uid; 4], "rrun, from the host");
+    assert_eq!(status.code(), Some(137), "killed by SIGKILL");
+}
+
+#[test]
+fn without_subordinate_ids_a_single_id_namespace_runs_with_a_warning() {
+    // Needs no newuidmap: the process maps itself.
+    let u = TestUser::create(false);
+    u.load_busybox();
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out: Vec<Vec<u32>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(out, vec![vec![0], vec![0, u.uid, 1]]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning: rootless with a single-id user namespace")
+            && e.contains(&format!("no subordinate ids for {}", u.name)),
+        "{e}"
+    );
+}
