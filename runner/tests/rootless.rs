@@ -508,3 +508,89 @@ fn without_subordinate_ids_a_single_id_namespace_runs_with_a_warning() {
         "{e}"
     );
 }
+
+/// Debian's docker-registry on a free loopback port of the test's network
+/// namespace; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let bin = Path::new("/usr/bin/docker-registry");
+        assert!(bin.is_file(), "docker-registry is missing (apt-get install docker-registry, or scripts/install-deps.sh)");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry never listened on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_user_pulls_into_their_own_store_and_runs_it() {
+    if !have_newuidmap() {
+        return;
+    }
+    let reg = Registry::start();
+    let name = format!("127.0.0.1:{}/rootless/busybox:1", reg.port);
+    // Root pushes the fixture from root's store...
+    let o = Command::new(rbuild_bin())
+        .arg("--root")
+        .arg(common::store_root())
+        .args(["push", "-q", "busybox", &name])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "push as root: {}", stderr(&o));
+    // ...the user pulls it into theirs and runs it.
+    let u = TestUser::create(true);
+    let o = u.rbuild(&["pull", "-q", &name]);
+    assert_eq!(code(&o), 0, "pull as the user: {}", stderr(&o));
+    let o = u.rrun(&["run", "--rm", &name, "sh", "-c", "echo pulled"]);
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (0, "pulled"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(u.store().join("images").read_dir().unwrap().count() > 0);
+}
