@@ -87,7 +87,12 @@ pub fn reexec_sealed() -> Result<(), ExesealError> {
 /// descriptor of the file, which is the mount's root.
 fn ro_bind_clone() -> io::Result<OwnedFd> {
     // The path is the magic link to the file we run: nothing can swap it.
-    let tree = crate::sys::open_tree_clone_with(c"/proc/self/exe", false)?;
+    let tree = match crate::sys::open_tree_clone_with(c"/proc/self/exe", false) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && engine::rootless::active() => {
+            rootless_bind_source()?
+        }
+        r => r?,
+    };
     crate::sys::mount_setattr(
         tree.as_fd(),
         crate::sys::MOUNT_ATTR_RDONLY
@@ -95,6 +100,22 @@ fn ro_bind_clone() -> io::Result<OwnedFd> {
             | crate::sys::MOUNT_ATTR_NODEV,
         false,
     )?;
+    Ok(tree)
+}
+
+/// Rootless (crate::rootless): our binary's mount is one of the host's
+/// mount namespace, which we left, so it cannot be cloned (EINVAL); its
+/// path in our own copy of the mounts can. Accepted only if it is still
+/// the very file we run (device and inode), else the memfd copy is made.
+fn rootless_bind_source() -> io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::read_link("/proc/self/exe")?;
+    let tree = crate::sys::open_tree_clone_with(&crate::sys::cstring(&path), false)?;
+    let ours = std::fs::metadata("/proc/self/exe")?;
+    let st = nix::sys::stat::fstat(tree.as_raw_fd()).map_err(io::Error::from)?;
+    if (st.st_dev, st.st_ino) != (ours.dev(), ours.ino()) {
+        return Err(io::Error::other("the binary's path names another file"));
+    }
     Ok(tree)
 }
 

@@ -456,6 +456,20 @@ fn no_process_of_the_run_is_root_on_the_host() {
     let rrun_pid = child.id() as i32;
     let container = status_uids(sleeper).expect("the sleep's status");
     let rrun = status_uids(rrun_pid).expect("rrun's status");
+    // rrun runs from a read-only bind clone of its binary (exeseal), as
+    // root's does: made in the mount namespace rootless rrun owns.
+    let exe = format!("/proc/{rrun_pid}/exe");
+    assert_eq!(
+        std::fs::read_link(&exe).unwrap(),
+        Path::new("/"),
+        "a detached bind clone"
+    );
+    let w = std::fs::OpenOptions::new().write(true).open(&exe);
+    let errno = w.err().and_then(|e| e.raw_os_error());
+    assert!(
+        matches!(errno, Some(libc::EROFS | libc::ETXTBSY)),
+        "open for writing: {errno:?}"
+    );
     // PID 1 of its namespace ignores SIGTERM: root ends it from here.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sleeper),
