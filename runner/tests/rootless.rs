@@ -608,3 +608,112 @@ fn a_user_pulls_into_their_own_store_and_runs_it() {
     );
     assert!(u.store().join("images").read_dir().unwrap().count() > 0);
 }
+
+/// A two-layer image in a store of root's at `dir`, saved as an OCI
+/// layout tarball: the busybox rootfs with /d/old and /gone, then a layer
+/// making /d opaque (with /d/new) and whiting out /gone.
+fn layered_oci_tar(dir: &Path) -> PathBuf {
+    use engine::image::{History, ImageConfig};
+    use fixtures::tarball::{Compression, Meta, TarWriter};
+    let store = engine::Store::open(&dir.join("store")).unwrap();
+    let mut lower = Vec::new();
+    fixtures::busybox::write_busybox_rootfs(
+        &mut lower,
+        Compression::None,
+        fixtures::busybox::AppletLinks::Hard,
+    )
+    .unwrap();
+    lower.truncate(lower.len() - 1024);
+    let mut t = TarWriter::new(lower);
+    t.dir("d", Meta::root(0o755)).unwrap();
+    t.file("d/old", Meta::root(0o644), b"old\n").unwrap();
+    t.file("gone", Meta::root(0o644), b"gone\n").unwrap();
+    let lower = t.finish().unwrap();
+    let mut t = TarWriter::new(Vec::new());
+    t.dir("d", Meta::root(0o755)).unwrap();
+    t.file("d/.wh..wh..opq", Meta::root(0o644), b"").unwrap();
+    t.file("d/new", Meta::root(0o644), b"new\n").unwrap();
+    t.file(".wh.gone", Meta::root(0o644), b"").unwrap();
+    let upper = t.finish().unwrap();
+    let mut blobs = Vec::new();
+    for (name, bytes) in [("lower.tar", lower), ("upper.tar", upper)] {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        blobs.push(engine::layer::import_tarball(&store, &p).unwrap());
+    }
+    let mut config = ImageConfig::scratch();
+    config.config.cmd = Some(vec!["sh".into()]);
+    config.config.set_env("PATH", "/usr/bin:/bin");
+    config.rootfs.diff_ids = blobs.iter().map(|b| b.diff_id.clone()).collect();
+    config.history = (0..2)
+        .map(|i| History {
+            created: None,
+            created_by: Some(format!("layer {i}")),
+            comment: None,
+            empty_layer: false,
+        })
+        .collect();
+    let digest = store
+        .put_image(&config, blobs.iter().map(|b| b.descriptor()).collect())
+        .unwrap();
+    let image = store.image_by_digest(&digest).unwrap();
+    let ex =
+        engine::oci::export::export_image(&store, &image, engine::oci::ExportCompression::Gzip)
+            .unwrap();
+    let p = dir.join("layered.tar");
+    let f = std::fs::File::create(&p).unwrap();
+    let mut w = engine::oci::layout::save_tar(
+        &ex,
+        std::io::BufWriter::new(f),
+        Some("layered:1"),
+        Some("1"),
+    )
+    .unwrap();
+    std::io::Write::flush(&mut w).unwrap();
+    drop(w);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    p
+}
+
+#[test]
+fn opaque_directories_and_whiteouts_of_upper_layers_hide_the_lower_ones() {
+    if !have_newuidmap() {
+        return;
+    }
+    let dir = readable_tempdir();
+    let tar = layered_oci_tar(dir.path());
+    let u = TestUser::create(true);
+    let o = u.rbuild(&["load", "-q", "-t", "layered:1", "-i", tar.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "layered:1",
+        "sh",
+        "-c",
+        "ls /d; test -e /gone && echo gone-is-back",
+    ]);
+    assert_eq!(stdout(&o), "new\n", "{}", stderr(&o));
+    // Unpacked in the user namespace: the opaque mark is user.overlay.opaque.
+    let mut marked = 0;
+    for layer in std::fs::read_dir(u.store().join("layers"))
+        .unwrap()
+        .flatten()
+    {
+        let d = std::ffi::CString::new(format!("{}/fs/d", layer.path().display())).unwrap();
+        let mut v = [0u8; 8];
+        // SAFETY: valid C strings and a buffer of the length given.
+        let n = unsafe {
+            libc::lgetxattr(
+                d.as_ptr(),
+                c"user.overlay.opaque".as_ptr(),
+                v.as_mut_ptr().cast(),
+                v.len(),
+            )
+        };
+        if n == 1 && v[0] == b'y' {
+            marked += 1;
+        }
+    }
+    assert_eq!(marked, 1, "one layer's /d is opaque");
+}
