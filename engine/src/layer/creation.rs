@@ -41,6 +41,14 @@ impl Creation {
         Ok(Creation { owner, umask })
     }
 
+    /// Nothing known: every owner and mode is set explicitly.
+    pub fn unknown() -> Creation {
+        Creation {
+            owner: None,
+            umask: None,
+        }
+    }
+
     /// (chown needed, chmod needed) for a file created with `mode & 0o777`.
     pub fn needs(&self, meta: &Meta) -> (bool, bool) {
         let chown = self.owner != Some((meta.uid, meta.gid));

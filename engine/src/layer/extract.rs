@@ -11,7 +11,7 @@ use super::compression::Compression;
 use super::error::LayerError;
 use super::options::{UnpackOptions, Unpacked};
 use super::stream;
-use super::unpack::unpack_tar;
+use super::unpack::{unpack_tar, unpack_tar_at};
 
 /// Unpack a tar stream (compression detected from its first bytes) into
 /// `dest`, an existing directory. On error, `dest` holds a partial tree the
@@ -22,6 +22,38 @@ pub fn unpack_stream<R: Read>(
     opts: &UnpackOptions,
 ) -> Result<Unpacked, LayerError> {
     unpack_buffered(BufReader::with_capacity(1 << 20, reader), dest, opts)
+}
+
+/// Unpack a plain or compressed tar stream into `dir`, a directory
+/// already open (one resolved beneath a container's root by `rrun cp`).
+/// Every path is resolved beneath `dir` as in [`unpack_stream`]: no entry
+/// is written through a symlink, a `..` or a non-directory.
+pub fn unpack_stream_at<R: Read>(
+    reader: R,
+    dir: std::os::fd::OwnedFd,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let mut input = BufReader::with_capacity(1 << 20, reader);
+    let corrupt = |source| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source,
+    };
+    let head = input.fill_buf().map_err(corrupt)?;
+    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    })?;
+    let decoder = compression
+        .decoder_checked(input, opts.expected_diff_id.is_none())
+        .map_err(corrupt)?;
+    let mut u = unpack_tar_at(
+        stream::hashed(decoder, opts.algorithm),
+        dir,
+        super::creation::Creation::unknown(),
+        opts,
+    )?;
+    u.compression = compression;
+    Ok(u)
 }
 
 /// Unpack a tarball file (mapped, not read through a buffer).

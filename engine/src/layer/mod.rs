@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 pub use crate::store::marker;
 pub use compression::Compression;
 pub use error::LayerError;
-pub use extract::{unpack_file, unpack_stream};
+pub use extract::{unpack_file, unpack_stream, unpack_stream_at};
 pub use limits::{LimitError, UnpackLimits, ENV_MAX_BYTES, ENV_MAX_ENTRIES};
 pub use options::{UnpackOptions, Unpacked};
 

@@ -22,6 +22,10 @@ pub struct UnpackOptions {
     /// How big the layer may expand; `None`: the defaults, or what the
     /// environment sets (`RBOX_MAX_LAYER_BYTES`, `RBOX_MAX_LAYER_ENTRIES`).
     pub limits: Option<UnpackLimits>,
+    /// Owner given to every entry instead of the one the tar records
+    /// (`rrun cp` without `-a`: the receiving side's user); `None` keeps
+    /// the tar's.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl UnpackOptions {
@@ -33,6 +37,7 @@ impl UnpackOptions {
             algorithm: Algorithm::Blake3,
             expected_diff_id: None,
             limits: None,
+            owner: None,
         }
     }
 

@@ -42,11 +42,6 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<Unpacked, LayerError> {
-    let label: Arc<str> = opts.label.as_str().into();
-    let corrupt = |source| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source,
-    };
     let root_fd = sys::openat(
         cwd_fd(),
         &cstr(dest.as_os_str().as_encoded_bytes()),
@@ -54,6 +49,24 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
         0,
     )
     .map_err(LayerError::io("open", dest))?;
+    let creation = Creation::probe(dest)?;
+    unpack_tar_at(stream, root_fd, creation, opts)
+}
+
+/// [`unpack_tar`] into a directory already open (`rrun cp`'s destination,
+/// resolved beneath a container's root): nothing is assumed about what a
+/// new file gets unasked, so every owner and mode is set.
+pub(in crate::layer) fn unpack_tar_at<R: StreamEnd>(
+    stream: R,
+    root_fd: std::os::fd::OwnedFd,
+    creation: Creation,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let label: Arc<str> = opts.label.as_str().into();
+    let corrupt = |source| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source,
+    };
     let limits = match opts.limits {
         Some(l) => l,
         None => UnpackLimits::from_env()?,
@@ -64,7 +77,8 @@ pub(in crate::layer) fn unpack_tar<R: StreamEnd>(
         root: LayerRoot::new(root_fd),
         layer: label,
         whiteouts_on: opts.whiteouts,
-        creation: Creation::probe(dest)?,
+        creation,
+        owner: opts.owner,
         batch: bodies.batch(),
         bodies,
         dirs: HashMap::new(),
@@ -174,6 +188,8 @@ struct Unpacker {
     layer: Arc<str>,
     whiteouts_on: bool,
     creation: Creation,
+    /// Every entry's owner instead of the tar's (`UnpackOptions::owner`).
+    owner: Option<(u32, u32)>,
     bodies: Arc<Bodies>,
     /// Directory metadata, applied at the end (the last entry for a path wins).
     dirs: HashMap<Vec<u8>, Meta>,
@@ -260,13 +276,17 @@ impl Unpacker {
         if ty.is_pax_global_extensions() {
             return Ok(());
         }
-        let meta = Meta::of(entry).map_err(|e| match e {
+        let mut meta = Meta::of(entry).map_err(|e| match e {
             MetaError::Io(e) => LayerError::Corrupt {
                 layer: self.layer.to_string(),
                 source: e,
             },
             MetaError::Invalid(why) => self.refused(&shown, why),
         })?;
+        if let Some((uid, gid)) = self.owner {
+            meta.uid = uid;
+            meta.gid = gid;
+        }
         // PAX sparse 1.0: the real name is in the records.
         let (raw, shown, sparse_size) = match &meta.sparse {
             Some(sp) => match sp.v1() {
