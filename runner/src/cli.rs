@@ -53,6 +53,8 @@ pub enum Command {
     Pause(PauseArgs),
     /// Unpause all processes within one or more containers
     Unpause(PauseArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -110,6 +112,19 @@ pub struct NetworkNamesArgs {
 pub enum ContainerCommand {
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// CONTAINER:SRC_PATH, a local path, or - (a tar stream on stdin)
+    #[arg(value_name = "SRC", allow_hyphen_values = true)]
+    pub src: String,
+    /// CONTAINER:DEST_PATH, a local path, or - (a tar stream on stdout)
+    #[arg(value_name = "DEST", allow_hyphen_values = true)]
+    pub dest: String,
 }
 
 #[derive(Args, Debug)]

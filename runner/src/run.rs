@@ -74,6 +74,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stats(a) => crate::commands::stats::stats(&root, &a),
         Command::Pause(a) => crate::commands::pause::pause(&root, &a),
         Command::Unpause(a) => crate::commands::pause::unpause(&root, &a),
+        Command::Cp(a) => crate::commands::cp::cp(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }
