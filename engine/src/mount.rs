@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// One mount, as `mount(2)` takes it (`target` relative to the rootfs for
 /// container mounts, absolute for a rootfs mount).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountSpec {
     pub fstype: String,
     pub source: PathBuf,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::mount::MountSpec;
 
 /// How the container's root filesystem is assembled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RootfsSpec {
     /// Unpacked layer trees, top layer first (overlay lowerdir order).
     pub lowers: Vec<PathBuf>,
@@ -39,7 +39,7 @@ impl RootfsSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`, up.
     #[default]
@@ -68,7 +68,7 @@ impl NetworkMode {
 }
 
 /// cgroup limits; `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
     /// Memory plus swap, as Docker's `--memory-swap` (-1 = unlimited swap).
@@ -82,14 +82,14 @@ pub struct Resources {
 }
 
 /// Default: root (0:0), no supplementary groups.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserSpec {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecuritySpec {
     /// Capability names (`CAP_CHOWN`, …) kept in every set; `None` = Docker's default 14.
     pub capabilities: Option<Vec<String>>,
@@ -110,7 +110,7 @@ impl Default for SecuritySpec {
 }
 
 /// Everything needed to start one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerSpec {
     pub id: String,
     pub rootfs: RootfsSpec,

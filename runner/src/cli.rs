@@ -23,6 +23,12 @@ pub struct Cli {
 pub enum Command {
     /// Create and run a new container from an image
     Run(Box<RunArgs>),
+    /// Create a new container (takes run's options; started by rrun start)
+    Create(Box<RunArgs>),
+    /// Start one or more created or stopped containers
+    Start(StartArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
     /// List containers
     Ps(PsArgs),
     /// Stop one or more running containers
@@ -112,6 +118,24 @@ pub struct NetworkNamesArgs {
 pub enum ContainerCommand {
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR: follow the output until it exits, and exit with its code
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]

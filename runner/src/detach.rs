@@ -27,6 +27,9 @@ pub struct Supervisor<'a> {
     dir: &'a Path,
     state: RefCell<State>,
     report: RefCell<Option<OwnedFd>>,
+    /// A start of an existing container (`rrun start`): one that fails to
+    /// start keeps its record, with the exit code, as Docker keeps it.
+    existing: bool,
 }
 
 impl Supervisor<'_> {
@@ -44,7 +47,11 @@ impl Supervisor<'_> {
     /// It never started: the directory goes first (the caller may look at
     /// once), then the caller gets the exit code and the reason.
     pub fn failed(&self, code: i32, reason: &str) -> i32 {
-        let _ = engine::fsutil::remove_tree(self.dir);
+        if self.existing {
+            let _ = State::mark_exited(self.dir, &self.state.borrow(), code, false);
+        } else {
+            let _ = engine::fsutil::remove_tree(self.dir);
+        }
         if let Some(r) = self.report.borrow_mut().take() {
             let _ = sys::write_all_fd(r.as_raw_fd(), format!("{code} {reason}").as_bytes());
         }
@@ -124,6 +131,19 @@ pub fn spawn_supervisor(
     state: State,
     body: impl FnOnce(&Supervisor<'_>) -> i32,
 ) -> Result<i32> {
+    spawn_supervisor_for(id, dir, state, false, body)
+}
+
+/// [`spawn_supervisor`], for a new container (`existing` false: the id is
+/// printed, and a failed start removes it) or an existing one (`rrun
+/// start`: nothing printed, a failed start is recorded as its exit).
+pub fn spawn_supervisor_for(
+    id: &str,
+    dir: &Path,
+    state: State,
+    existing: bool,
+    body: impl FnOnce(&Supervisor<'_>) -> i32,
+) -> Result<i32> {
     let (rd, wr) = sys::pipe().context("create pipe")?;
     let log = OpenOptions::new()
         .create(true)
@@ -157,6 +177,7 @@ pub fn spawn_supervisor(
                         dir,
                         state: RefCell::new(state),
                         report: RefCell::new(Some(wr)),
+                        existing,
                     };
                     let code = body(&sup);
                     // SAFETY: _exit skips the parent's atexit work.
@@ -172,7 +193,9 @@ pub fn spawn_supervisor(
             let mut buf = String::new();
             let _ = File::from(rd).read_to_string(&mut buf);
             if buf == "ok" {
-                println!("{id}");
+                if !existing {
+                    println!("{id}");
+                }
                 return Ok(0);
             }
             let (code, msg) = buf
@@ -219,9 +242,20 @@ pub fn supervise_restarts(sup: &Supervisor<'_>, mut once: impl FnMut() -> Ended)
 
 /// The native runner's `-d`.
 pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+    run_detached_for(spec, dir, state, false)
+}
+
+/// The native runner's `-d` for a new container, or `rrun start` of an
+/// existing one (`existing`, see [`spawn_supervisor_for`]).
+pub fn run_detached_for(
+    spec: &ContainerSpec,
+    dir: &Path,
+    state: State,
+    existing: bool,
+) -> Result<i32> {
     let ports = state.host.ports.clone();
     let net = container::NetworkPlan::of(dir, &state)?;
-    spawn_supervisor(&spec.id, dir, state, |sup| {
+    spawn_supervisor_for(&spec.id, dir, state, existing, |sup| {
         supervise_restarts(sup, || {
             let mut on_started = |pid: i32| sup.started(pid);
             let mut launch = Launch::new(dir);

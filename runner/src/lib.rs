@@ -16,6 +16,7 @@ pub mod oci;
 pub mod oci_ctl;
 pub mod oci_seccomp;
 pub mod ocispec;
+pub mod recorded;
 pub mod rootfs;
 pub mod rootless;
 pub mod spawn;

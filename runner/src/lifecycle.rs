@@ -225,7 +225,7 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
     let Ok(mut st) = State::load(dir) else {
         return false;
     };
-    if st.status == Status::Exited {
+    if st.status == Status::Exited || st.awaits_start() {
         return false;
     }
     let sup_alive = st.supervisor.map(|p| p.alive()).unwrap_or(false);
@@ -283,8 +283,9 @@ pub fn reap_leftovers(containers: &Path) -> Vec<String> {
         let dir = e.path();
         let id = e.file_name().to_string_lossy().into_owned();
         if let Ok(s) = State::load(&dir) {
-            let needs =
-                s.status != Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false);
+            let needs = s.status != Status::Exited
+                && !s.awaits_start()
+                && !s.supervisor.map(|p| p.alive()).unwrap_or(false);
             if needs {
                 reap_one(&dir, driver.as_ref());
             }

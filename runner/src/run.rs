@@ -64,6 +64,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Run(a) => cmd_run(&root, *a),
+        Command::Create(a) => cmd_create(&root, *a),
+        Command::Start(a) => crate::commands::start::start(&root, &a),
+        Command::Restart(a) => crate::commands::start::restart(&root, &a),
         Command::Ps(a) => crate::commands::ps::ps(&root, &a),
         Command::Inspect(a) => crate::commands::inspect::inspect(&root, &a),
         Command::Wait(a) => crate::commands::wait::wait(&root, &a),
@@ -542,8 +545,20 @@ pub fn report_outcome(o: &Outcome) -> i32 {
     o.status.code()
 }
 
-fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
-    let mut checked = check_options(&a).map_err(|e| Coded(125, e.into()))?;
+/// A container made on disk and not started: what `rrun create` leaves,
+/// and what `rrun run` starts at once.
+struct Made {
+    spec: ContainerSpec,
+    state: State,
+    dir: PathBuf,
+    diff_ids: Vec<engine::Digest>,
+}
+
+/// Check the options, resolve the image, user and command, and make the
+/// container's directory with its recorded spec and state. `supervisor`:
+/// the rrun that will wait for it (`None`: `rrun create`, nobody yet).
+fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made> {
+    let mut checked = check_options(a).map_err(|e| Coded(125, e.into()))?;
     if let Some(n) = &a.name {
         if let Some(why) = name_problem(n) {
             let shown: String = n.chars().take(64).collect();
@@ -599,7 +614,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         }
         None => checked.network.name().to_string(),
     };
-    let image = find_or_pull(&store, &a).map_err(|e| Coded(125, e))?;
+    let image = find_or_pull(&store, a).map_err(|e| Coded(125, e))?;
     let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
     let cfg = &image.config.config;
     let user = user::resolve_in_layers(
@@ -607,14 +622,14 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         &lowers,
     )
     .map_err(|e| Coded(125, e.into()))?;
-    let argv = build_argv(&a, cfg)?;
+    let argv = build_argv(a, cfg)?;
     let id = lifecycle::new_id(store.root());
     let name = a.name.clone().unwrap_or_else(|| id[..12].to_string());
     if names.contains(&name) {
         bail!(Coded(125, anyhow!("the container name {name:?} is already in use (remove that container first: rrun rm {name})")));
     }
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-    let env = build_env(&a, &cfg.env, &hostname, &user.home)?;
+    let env = build_env(a, &cfg.env, &hostname, &user.home)?;
     let cwd = a
         .workdir
         .clone()
@@ -664,7 +679,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         command: argv,
         status: Status::Created,
         pid: None,
-        supervisor: Some(ProcessId::current()),
+        supervisor,
         created: runner::state::now(),
         finished: None,
         exit_code: None,
@@ -702,14 +717,46 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         restart_count: 0,
         stop_requested: false,
     };
-    create_container_dir(&dir, &spec.rootfs.merged, &state).map_err(|e| {
+    create_container_dir(&dir, &spec, &state).map_err(|e| {
         let _ = engine::fsutil::remove_tree(&dir);
         Coded(125, e)
     })?;
     let diff_ids = image.config.rootfs.diff_ids.clone();
-    // The store's shared lock must not be held by a long-running container
-    // (gc would wait for it); containers/<id>/image keeps the image alive.
-    drop(store);
+    Ok(Made {
+        spec,
+        state,
+        dir,
+        diff_ids,
+    })
+}
+
+/// `rrun create`: the container made, its id printed, nothing started. It
+/// is started detached by `rrun start`, so `--restart` needs no `-d`.
+pub fn cmd_create(root: &Path, mut a: RunArgs) -> Result<i32> {
+    a.detach = true;
+    if a.runtime != "native" {
+        bail!(Coded(
+            125,
+            anyhow!(
+                "rrun create supports the native runtime only, not --runtime {}",
+                a.runtime
+            )
+        ));
+    }
+    let made = make(root, &a, None)?;
+    println!("{}", made.state.id);
+    Ok(0)
+}
+
+fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
+    // The store's shared lock is not held past make (a long-running
+    // container would make gc wait); containers/<id>/image keeps the image alive.
+    let Made {
+        spec,
+        state,
+        dir,
+        diff_ids,
+    } = make(root, &a, Some(ProcessId::current()))?;
     let r = if a.runtime != "native" {
         let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
         // Detached, --rm is the supervisor's to do once the container ends.
@@ -751,7 +798,8 @@ fn mount_point(store: &Store, dir: &Path, runtime: &str) -> PathBuf {
     }
 }
 
-fn create_container_dir(dir: &Path, merged: &Path, state: &State) -> Result<()> {
+fn create_container_dir(dir: &Path, spec: &ContainerSpec, state: &State) -> Result<()> {
+    let merged = &spec.rootfs.merged;
     // Private, as the store is (engine::store::access); upper and work
     // inside keep their own modes: the container's root directory.
     engine::store::private_dir()
@@ -763,6 +811,8 @@ fn create_container_dir(dir: &Path, merged: &Path, state: &State) -> Result<()> 
     let img = dir.join("image");
     std::fs::write(&img, format!("{}\n", state.image_digest))
         .with_context(|| format!("write {}", img.display()))?;
+    // The spec before the state: a container with a state has its spec.
+    runner::recorded::save(dir, spec)?;
     state.save(dir)?;
     Ok(())
 }

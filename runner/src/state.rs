@@ -305,6 +305,12 @@ impl State {
         })
     }
 
+    /// Made by `rrun create` and never started: no process, and no rrun
+    /// that waits for one (not a leftover of a killed rrun).
+    pub fn awaits_start(&self) -> bool {
+        self.status == Status::Created && self.supervisor.is_none() && self.pid.is_none()
+    }
+
     /// Running according to the kernel, not just the file.
     pub fn is_running(&self) -> bool {
         self.status == Status::Running && self.pid.map(|p| p.alive()).unwrap_or(false)

@@ -391,3 +391,109 @@ fn pause_freezes_every_process_until_unpause() {
     assert!(stdout(&rrun(&["ps", "-a"])).contains("Exited"));
     assert_eq!(code(&rrun(&["rm", "pausy"])), 0);
 }
+
+#[test]
+fn create_then_start_restart_and_remove() {
+    let o = rrun(&[
+        "create",
+        "--name",
+        "made",
+        "-e",
+        "GREETING=hello",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING run; sleep 30",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "create prints the id: {id}");
+    // Created: no process, listed by ps -a, not by ps.
+    let (_, status) = inspect(&["-f", "{{.State.Status}} {{.State.Pid}}", "made"]);
+    assert_eq!(status, "created 0\n");
+    let ps = stdout(&rrun(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]));
+    assert!(ps.lines().any(|l| l == "made Created"), "{ps}");
+    let ps = stdout(&rrun(&["ps", "--format", "{{.Names}}"]));
+    assert!(!ps.lines().any(|l| l == "made"), "{ps}");
+    // Another rrun's start-up reaping leaves a created container alone.
+    assert_eq!(code(&rrun(&["run", "--rm", "busybox", "true"])), 0);
+    let (_, status) = inspect(&["-f", "{{.State.Status}}", "made"]);
+    assert_eq!(status, "created\n");
+
+    // start: detached, with the options given to create.
+    let o = rrun(&["start", "made"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "made\n".into()),
+        "{}",
+        stderr(&o)
+    );
+    let (_, status) = inspect(&["-f", "{{.State.Status}}", "made"]);
+    assert_eq!(status, "running\n");
+    wait_for(
+        || stdout(&rrun(&["logs", "made"])) == "hello run\n",
+        "the first run's output",
+    );
+    let pid1 = inspect(&["-f", "{{.State.Pid}}", "made"]).1;
+    // A second start of a running container changes nothing.
+    assert_eq!(code(&rrun(&["start", "made"])), 0);
+    assert_eq!(inspect(&["-f", "{{.State.Pid}}", "made"]).1, pid1);
+
+    // restart: stopped, then started again as another process.
+    let o = rrun(&["restart", "-t", "1", "made"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "made\n".into()),
+        "{}",
+        stderr(&o)
+    );
+    let (_, status) = inspect(&["-f", "{{.State.Status}}", "made"]);
+    assert_eq!(status, "running\n");
+    assert_ne!(inspect(&["-f", "{{.State.Pid}}", "made"]).1, pid1);
+    wait_for(
+        || stdout(&rrun(&["logs", "made"])) == "hello run\nhello run\n",
+        "the second run's output",
+    );
+    assert_eq!(code(&rrun(&["stop", "-t", "1", "made"])), 0);
+    let (_, status) = inspect(&["-f", "{{.State.Status}}", "made"]);
+    assert_eq!(status, "exited\n");
+
+    // start -a of an exited container: its output and its exit code; the
+    // files it left are still there.
+    let o = rrun(&[
+        "create",
+        "--name",
+        "once",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /left 2>/dev/null; echo run >> /left; exit 7",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["start", "-a", "once"]);
+    assert_eq!((code(&o), stdout(&o)), (7, "".into()), "{}", stderr(&o));
+    let o = rrun(&["start", "-a", "once"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (7, "run\n".into()),
+        "{}",
+        stderr(&o)
+    );
+    let o = rrun(&["wait", "once"]);
+    assert_eq!(stdout(&o), "7\n");
+
+    // rm of a created container; start of a missing one.
+    let o = rrun(&["create", "--name", "never", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["rm", "never"])), 0);
+    let o = rrun(&["start", "never"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no such container"), "{}", stderr(&o));
+    // Bad run options are refused by create as by run.
+    let o = rrun(&["create", "-m", "12q", "busybox", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+    for c in ["made", "once"] {
+        assert_eq!(code(&rrun(&["rm", "-f", c])), 0);
+    }
+}

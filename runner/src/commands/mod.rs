@@ -12,6 +12,7 @@ pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod rename;
+pub mod start;
 pub mod stats;
 pub mod top;
 pub mod wait;

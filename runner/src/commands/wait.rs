@@ -23,9 +23,10 @@ fn wait_one(containers: &Path, key: &str) -> Result<i32, String> {
         if exited {
             return Ok(s.exit_code.unwrap_or(-1));
         }
-        if s.status == Status::Created && !supervisor_alive {
-            // Never started and nobody will start it: Docker's wait
-            // would block; rbox has no `start` yet to unblock it.
+        if s.status == Status::Created && !supervisor_alive && !s.awaits_start() {
+            // Its start failed and nobody will start it. (One made by
+            // `rrun create` is waited for, as Docker does: until an
+            // `rrun start` runs it and it exits.)
             return Err(format!("container {key} was never started"));
         }
         std::thread::sleep(delay);

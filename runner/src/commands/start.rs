@@ -1,0 +1,153 @@
+//! `rrun start [-a] NAME...` and `rrun restart [-t N] NAME...`: start a
+//! created or exited container again from its recorded spec
+//! (`runner::recorded`), with the detached supervisor of `rrun run -d`;
+//! `-a` then follows its output until it exits and returns its code.
+
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use runner::state::{self, ProcessId, State, Status};
+
+use crate::cli::{RestartArgs, StartArgs};
+use crate::run::{require_root, Coded};
+
+/// Start the container in `dir` (a no-op when it runs already).
+fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
+    if s.is_running() {
+        return Ok(());
+    }
+    if s.host.runtime != "native" && !s.host.runtime.is_empty() {
+        bail!(Coded(
+            1,
+            anyhow!(
+                "container {} runs with --runtime {}: rrun start supports the native runtime only",
+                s.name,
+                s.host.runtime
+            )
+        ));
+    }
+    // The last run's supervisor tears down its cgroup and network after
+    // recording the exit: let it finish before a new run takes them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.supervisor.map(|p| p.alive()).unwrap_or(false) {
+        if Instant::now() > deadline {
+            bail!(Coded(
+                1,
+                anyhow!("container {} is still stopping; try again", s.name)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        if let Ok(now) = State::load(dir) {
+            if now.is_running() {
+                return Ok(());
+            }
+        }
+    }
+    let mut spec = runner::recorded::load(dir).map_err(|e| {
+        Coded(
+            1,
+            anyhow!("cannot start container {}: {e} (it was made before rrun recorded specs; run a new one)", s.name),
+        )
+    })?;
+    let store = engine::Store::open(root).map_err(|e| Coded(125, e.into()))?;
+    let image = store.find_image(&s.image_digest).map_err(|e| {
+        Coded(
+            1,
+            anyhow!(
+                "the image of container {} ({}): {e}",
+                s.name,
+                s.image_digest
+            ),
+        )
+    })?;
+    // Layers are unpacked again if something removed them since.
+    spec.rootfs.lowers = crate::run::image_lowers(&store, &image)?;
+    drop(store);
+    let fresh = State::update(dir, s, |s| {
+        s.status = Status::Created;
+        s.pid = None;
+        s.supervisor = Some(ProcessId::current());
+        s.exit_code = None;
+        s.finished = None;
+        s.oom_killed = false;
+        s.stop_requested = false;
+        s.detached = true;
+    })
+    .with_context(|| format!("update the state of {}", s.name))?;
+    crate::detach::run_detached_for(&spec, dir, fresh, true)?;
+    Ok(())
+}
+
+/// Copy what the container writes to its log, from `offset`, until it has
+/// exited; its exit code.
+fn follow(dir: &Path, offset: u64) -> Result<i32> {
+    let p = dir.join("container.log");
+    let mut f = std::fs::File::open(&p).with_context(|| format!("read {}", p.display()))?;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let st = State::load(dir).ok();
+        let n = f.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        let done = match &st {
+            // Removed (--rm): its code went with it.
+            None => return Ok(0),
+            Some(s) => {
+                s.status == Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false)
+            }
+        };
+        if done {
+            // Anything written between the last read and the exit.
+            std::io::copy(&mut f, &mut out)?;
+            return Ok(st.and_then(|s| s.exit_code).unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
+    require_root("rrun start")?;
+    let containers = root.join("containers");
+    runner::lifecycle::reap_leftovers(&containers);
+    if a.attach {
+        if a.containers.len() != 1 {
+            bail!(Coded(
+                1,
+                anyhow!("you cannot start and attach multiple containers at once")
+            ));
+        }
+        let (dir, s) =
+            state::find(&containers, &a.containers[0]).map_err(|e| Coded(1, e.into()))?;
+        let offset = std::fs::metadata(dir.join("container.log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        start_one(root, &dir, &s)?;
+        return follow(&dir, offset);
+    }
+    Ok(crate::admin::each_container(
+        root,
+        &a.containers,
+        |dir, s| start_one(root, dir, s),
+    ))
+}
+
+pub fn restart(root: &Path, a: &RestartArgs) -> Result<i32> {
+    require_root("rrun restart")?;
+    runner::lifecycle::reap_leftovers(&root.join("containers"));
+    Ok(crate::admin::each_container(
+        root,
+        &a.containers,
+        |dir, s| {
+            runner::lifecycle::stop(dir, s, Duration::from_secs(a.time))?;
+            let now = State::load(dir).with_context(|| format!("read the state of {}", s.name))?;
+            start_one(root, dir, &now)
+        },
+    ))
+}
