@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod console;
 pub mod container;
+pub mod container_fs;
 pub mod copy;
 pub mod envvars;
 pub mod exec;

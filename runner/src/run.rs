@@ -78,6 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Pause(a) => crate::commands::pause::pause(&root, &a),
         Command::Unpause(a) => crate::commands::pause::unpause(&root, &a),
         Command::Cp(a) => crate::commands::cp::cp(&root, &a),
+        Command::Export(a) => crate::commands::export::export(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }

@@ -4,6 +4,7 @@
 
 pub mod cp;
 pub mod diff;
+pub mod export;
 pub mod format;
 pub mod inspect;
 pub mod network;

@@ -149,7 +149,7 @@ fn cpath(p: &[u8]) -> io::Result<CString> {
     CString::new(p).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-pub(super) fn cwd() -> BorrowedFd<'static> {
+pub(crate) fn cwd() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is accepted wherever a directory fd is; never closed.
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
