@@ -25,3 +25,4 @@ pub mod mount;
 pub mod oci;
 pub mod progress;
 pub mod runtime;
+pub mod snapshot;

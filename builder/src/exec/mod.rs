@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use engine::image::{now_rfc3339, History, ImageConfig};
+use engine::image::{History, ImageConfig};
 use engine::layer::LayerBlob;
 use engine::runtime::{NetworkMode, Runtime};
 use engine::{Descriptor, Digest, ImageRef, Store};
@@ -139,19 +139,13 @@ impl ImageState {
     }
 
     fn push_layer(&mut self, layer: Option<LayerBlob>, created_by: String) {
-        let empty_layer = layer.is_none();
-        if let Some(l) = layer {
-            self.config.rootfs.diff_ids.push(l.diff_id.clone());
-            self.layers.push(l.descriptor());
-        }
-        let created = now_rfc3339();
-        self.config.created = Some(created.clone());
-        self.config.history.push(History {
-            created: Some(created),
-            created_by: Some(created_by),
-            comment: Some("rbuild".into()),
-            empty_layer,
-        });
+        engine::snapshot::append_layer(
+            &mut self.config,
+            &mut self.layers,
+            layer,
+            created_by,
+            "rbuild".into(),
+        );
     }
 }
 

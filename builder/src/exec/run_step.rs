@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::PathBuf;
 
-use engine::layer::{LayerBlob, WriteOptions};
+use engine::layer::LayerBlob;
 use engine::mount::MountSpec;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, OutputSink, Resources, RootfsSpec, SecuritySpec,
@@ -265,11 +265,9 @@ pub(super) fn run(
             BuildError::step(step, format!("remove the secrets' mount points: {e}"))
         })?;
         drop(secrets);
-        let opts = WriteOptions {
-            source_date_epoch: source_date_epoch(),
-            publish_unpacked: true,
-        };
-        engine::layer::write_layer(store, &upper, &opts).map_err(other)
+        // The snapshot rrun commit makes too (engine::snapshot).
+        engine::snapshot::snapshot_upper(store, &upper, engine::snapshot::Upper::Publish)
+            .map_err(other)
     })();
     let _ = engine::fsutil::remove_tree(&dir);
     result
@@ -277,7 +275,7 @@ pub(super) fn run(
 
 /// `SOURCE_DATE_EPOCH` clamps layer mtimes, for reproducible builds.
 pub(super) fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok()?.parse().ok()
+    engine::snapshot::source_date_epoch()
 }
 
 /// Resolve `path` inside `root` as if `root` were `/` (symlinks cannot
