@@ -63,6 +63,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -138,6 +140,24 @@ pub struct RestartArgs {
     pub time: u64,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Commit message (the history entry's comment)
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT,
+    /// ENV, LABEL, WORKDIR, EXPOSE, USER, VOLUME, STOPSIGNAL)
+    #[arg(short = 'c', long = "change", value_name = "list")]
+    pub changes: Vec<String>,
+    /// Pause the container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub image: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -3,6 +3,7 @@
 //! drives crun/runc/youki through the same `engine::runtime::Runtime` seam.
 
 pub mod cgroup;
+pub mod commit;
 pub mod console;
 pub mod container;
 pub mod container_fs;

@@ -79,6 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Unpause(a) => crate::commands::pause::unpause(&root, &a),
         Command::Cp(a) => crate::commands::cp::cp(&root, &a),
         Command::Export(a) => crate::commands::export::export(&root, &a),
+        Command::Commit(a) => crate::commands::commit::commit(&root, &a),
         Command::Container(crate::cli::ContainerCommand::Prune(a)) => {
             crate::commands::prune::prune(&root, &a)
         }
