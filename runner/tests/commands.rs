@@ -497,3 +497,22 @@ fn create_then_start_restart_and_remove() {
         assert_eq!(code(&rrun(&["rm", "-f", c])), 0);
     }
 }
+
+#[test]
+fn a_created_rm_container_starts_and_is_removed_at_its_exit() {
+    let o = rrun(&[
+        "create", "--rm", "--name", "made-rm", "busybox", "echo", "once",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["start", "-a", "made-rm"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "once\n".into()),
+        "{}",
+        stderr(&o)
+    );
+    wait_for(
+        || code(&rrun(&["inspect", "made-rm"])) == 1,
+        "the --rm container's removal",
+    );
+}
