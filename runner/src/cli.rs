@@ -174,6 +174,9 @@ pub struct CpArgs {
     /// Archive mode (copy all uid/gid information)
     #[arg(short = 'a', long)]
     pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
     /// CONTAINER:SRC_PATH, a local path, or - (a tar stream on stdin)
     #[arg(value_name = "SRC", allow_hyphen_values = true)]
     pub src: String,

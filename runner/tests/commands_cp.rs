@@ -93,6 +93,16 @@ fn cp_into_and_out_of_a_running_container() {
     );
     assert_eq!(exec("cp-run", "cat /tmp/flat/sub/deep.txt"), "deep\n");
 
+    // -L copies what a link points at, under the link's name.
+    into(
+        s(&t.path().join("tree/link")),
+        "cp-run:/tmp/followed",
+        &["-L"],
+    );
+    assert_eq!(exec("cp-run", "cat /tmp/followed/deep.txt"), "deep\n");
+    into(s(&t.path().join("tree/link")), "cp-run:/tmp/as-link", &[]);
+    assert_eq!(exec("cp-run", "readlink /tmp/as-link"), "sub\n");
+
     // Out of the container: the invoking user's owner, or the container's with -a.
     exec(
         "cp-run",
@@ -358,6 +368,16 @@ fn check_hostile(name: &str, c: &Canary, t: &Path, round: &str) {
         assert!(
             !String::from_utf8_lossy(&o.stdout).contains("host secret"),
             "{src} to stdout read the host"
+        );
+    }
+    // -L follows the link, inside the container.
+    for (i, src) in ["/file", "/abs", "/rel"].iter().enumerate() {
+        let out = t.join(format!("followed{i}"));
+        ok(&rrun(&["cp", "-L", &format!("{name}:{src}"), s(&out)]));
+        let got = read_back(&out);
+        assert!(
+            got == "container secret\n" || got == "intruder\n",
+            "-L {src} read {got:?}"
         );
     }
     // As destinations: the copy lands in the container's tree, if anywhere.

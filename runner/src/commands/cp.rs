@@ -77,7 +77,7 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<i32> {
         (Side::Container(c, p), Side::Local(d)) => {
             require_root("rrun cp")?;
             let from = container_root(root, c)?;
-            let source = copy::find_source(&from, p.as_bytes()).map_err(fail)?;
+            let source = copy::find_source_as(&from, p.as_bytes(), a.follow_link).map_err(fail)?;
             if d == "-" {
                 let out = std::io::stdout().lock();
                 let out = copy::archive_to(&source, std::io::BufWriter::new(out)).map_err(fail)?;
@@ -114,7 +114,8 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<i32> {
                 return Ok(0);
             }
             // The host side first: a missing source fails before any mount.
-            let source = copy::find_source(&Root::host(), s.as_bytes()).map_err(fail)?;
+            let source =
+                copy::find_source_as(&Root::host(), s.as_bytes(), a.follow_link).map_err(fail)?;
             let to = container_root(root, c)?;
             let target = copy::find_destination(&to, p.as_bytes(), &source).map_err(fail)?;
             copy::copy(&source, target, owner).map_err(fail)?;

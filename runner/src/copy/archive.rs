@@ -103,6 +103,11 @@ impl<W: Write> TarWriter<W> {
     fn file(&mut self, dir: BorrowedFd<'_>, name: &CStr, path: &[u8]) -> io::Result<()> {
         // O_NONBLOCK: a FIFO swapped in since the stat must not hang us.
         let fd = open_nofollow(dir, name, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        self.open_file(fd, path)
+    }
+
+    /// A regular file already open for reading (`O_NONBLOCK`), as `path`.
+    pub fn open_file(&mut self, fd: OwnedFd, path: &[u8]) -> io::Result<()> {
         let st = fstat(fd.as_fd())?;
         if kind_of(st.st_mode) != libc::S_IFREG {
             return Err(io::Error::other(format!(

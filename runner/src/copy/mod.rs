@@ -73,6 +73,8 @@ pub struct Source {
     /// The name its top entry takes when nothing renames it (`None`: the
     /// root, or a path ending in `..`: only its contents are copied).
     own: Option<Vec<u8>>,
+    /// A regular file reached by following a symlink (`-L`), open.
+    followed_file: Option<OwnedFd>,
     is_dir: bool,
     /// `SRC/.`: the directory's contents, not the directory.
     contents: bool,
@@ -138,6 +140,13 @@ fn io_err(op: &'static str, shown: &str) -> impl FnOnce(std::io::Error) -> CopyE
 /// last is followed (inside the root), the last is not (a symlink is
 /// copied as the link, as Docker does without `-L`).
 pub fn find_source(root: &Root, path: &[u8]) -> Result<Source, CopyError> {
+    find_source_as(root, path, false)
+}
+
+/// [`find_source`]; with `follow` (`-L`) a symlink named last is followed
+/// (still inside the root) and what it points at is copied under the
+/// link's name.
+pub fn find_source_as(root: &Root, path: &[u8], follow: bool) -> Result<Source, CopyError> {
     let shown = root.show(path);
     if path.is_empty() {
         return Err(CopyError::BadPath(shown, "empty"));
@@ -168,19 +177,51 @@ pub fn find_source(root: &Root, path: &[u8]) -> Result<Source, CopyError> {
     let parent = root
         .open_dir(&parent_path)
         .map_err(|e| missing(e, &shown))?;
-    let is_dir = match &name {
-        None => true,
+    let kind = match &name {
+        None => libc::S_IFDIR,
         Some(n) => {
             let st = root::lstatat(parent.as_fd(), n).map_err(|e| missing(e, &shown))?;
-            st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            st.st_mode & libc::S_IFMT
         }
     };
     let contents = p.contents || own.is_none();
+    if follow && kind == libc::S_IFLNK {
+        // Opened by the kernel beneath the root, following the link.
+        let fd = root
+            .open(path, libc::O_RDONLY | libc::O_NONBLOCK)
+            .map_err(|e| missing(e, &shown))?;
+        let st = root::fstat(fd.as_fd()).map_err(io_err("stat", &shown))?;
+        return match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => Ok(Source {
+                parent: root.open_dir(path).map_err(|e| missing(e, &shown))?,
+                name: None,
+                own,
+                followed_file: None,
+                is_dir: true,
+                contents,
+                shown,
+            }),
+            libc::S_IFREG => Ok(Source {
+                parent,
+                name,
+                own,
+                followed_file: Some(fd),
+                is_dir: false,
+                contents,
+                shown,
+            }),
+            _ => Err(CopyError::BadPath(
+                shown,
+                "-L follows links to files and directories only",
+            )),
+        };
+    }
     Ok(Source {
         parent,
         name,
         own,
-        is_dir,
+        followed_file: None,
+        is_dir: kind == libc::S_IFDIR,
         contents,
         shown,
     })
@@ -190,6 +231,10 @@ pub fn find_source(root: &Root, path: &[u8]) -> Result<Source, CopyError> {
 /// its contents at the top, with no entry of its own).
 fn write_source<W: Write>(src: &Source, top: Option<&[u8]>, out: W) -> std::io::Result<W> {
     let mut t = archive::TarWriter::new(out);
+    if let (Some(fd), Some(top)) = (&src.followed_file, top) {
+        t.open_file(fd.try_clone()?, top)?;
+        return t.finish();
+    }
     match (&src.name, top) {
         (Some(name), Some(top)) => t.entry(src.parent.as_fd(), name, top)?,
         (Some(name), None) => {
