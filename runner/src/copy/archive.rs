@@ -3,6 +3,8 @@
 //! below the starting directory is opened by path: each name is looked up
 //! in its parent's fd with `O_NOFOLLOW`, so a symlink swapped in while the
 //! walk runs is read as the link it is, never followed out of the tree.
+//! (The tar crate only formats the stream here; nothing is extracted with
+//! it: the receiving side is rbox's own extractor, invariant 2.)
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
