@@ -586,7 +586,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
     }
     require_root("rrun run")?;
     if runner::rootless::active() {
-        if let Some(why) = rootless_refusal(&a, &checked) {
+        if let Some(why) = rootless_refusal(a, &checked) {
             bail!(Coded(125, anyhow!("{why}")));
         }
     }
