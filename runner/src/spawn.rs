@@ -447,38 +447,15 @@ fn child_main(
             );
         }
     }
-    for &(resource, soft, hard) in &plan.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: lim lives across the call.
-        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
-            fail(
-                rep,
-                125,
-                format_args!(
-                    "setrlimit {resource} to {soft}:{hard}: {}",
-                    io::Error::last_os_error()
-                ),
-            );
-        }
+    if let Err(e) = become_process_user(
+        &plan.rlimits,
+        &plan.security,
+        &plan.groups,
+        plan.gid,
+        plan.uid,
+    ) {
+        fail(rep, 125, format_args!("{e}"));
     }
-    if let Err(e) = plan.security.apply_before_setuid() {
-        fail(rep, 125, format_args!("apply security settings: {e}"));
-    }
-    if let Err((what, e)) = sys::set_ids_this_thread(&plan.groups, plan.gid, plan.uid) {
-        fail(
-            rep,
-            125,
-            format_args!("{what} {}:{}: {e}", plan.uid, plan.gid),
-        );
-    }
-    if let Err(e) = plan.security.apply_after_setuid() {
-        fail(rep, 125, format_args!("apply security settings: {e}"));
-    }
-    // SAFETY: umask takes an integer. Docker's default for the command.
-    unsafe { libc::umask(0o022) };
     reset_signals();
     if let Some(gate) = plan.start_gate {
         // Ready: the parent (`create`) returns; `start` writes the byte.
@@ -586,9 +563,49 @@ fn write_proc(path: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
     sys::write_all_fd(fd.as_raw_fd(), value)
 }
 
+/// The last steps of every container process before its command, in the
+/// child, as root: the rlimits, the security settings that need root
+/// (capability bounding set, ...), the user and groups, then the rest of
+/// the security settings (capability sets, no_new_privs, seccomp) and
+/// Docker's umask. One function for a container's first process
+/// (`child_main`) and for processes added later (`exec::Target::spawn`),
+/// so both get the same. Allocates only to describe a failure.
+pub fn become_process_user(
+    rlimits: &[(u32, u64, u64)],
+    security: &crate::security::SecurityPlan,
+    groups: &[u32],
+    gid: u32,
+    uid: u32,
+) -> Result<(), String> {
+    for &(resource, soft, hard) in rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: lim lives across the call.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            return Err(format!(
+                "setrlimit {resource} to {soft}:{hard}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    security
+        .apply_before_setuid()
+        .map_err(|e| format!("apply security settings: {e}"))?;
+    sys::set_ids_this_thread(groups, gid, uid)
+        .map_err(|(what, e)| format!("{what} {uid}:{gid}: {e}"))?;
+    security
+        .apply_after_setuid()
+        .map_err(|e| format!("apply security settings: {e}"))?;
+    // SAFETY: umask takes an integer. Docker's default for the command.
+    unsafe { libc::umask(0o022) };
+    Ok(())
+}
+
 /// Dispositions set by rrun (Rust ignores SIGPIPE) and the blocked mask
 /// survive execve: give the command a clean slate.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     // SAFETY: resetting dispositions and the mask in a single-threaded child.
     unsafe {
         for sig in 1..32 {
