@@ -958,3 +958,424 @@ fn failing_start_and_poststart_hooks_stop_the_container() {
     wait_until("the container stops", || b.state(id)["status"] == "stopped");
     assert!(b.rt(&["delete", id]).status.success());
 }
+/// Create and start `id` from `b`; the container's first process's pid
+/// once its command runs (our child: we wait for it at the end).
+fn started(b: &Bundle, id: &str) -> i32 {
+    let pid_file = b.dir.join(format!("{id}.pid"));
+    let (ok, e) = b.create(id, &["--pid-file", &pid_file.to_string_lossy()]);
+    assert!(ok, "create: {e}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let o = b.rt(&["start", id]);
+    assert!(o.status.success(), "start: {}", err(&o));
+    wait_until("the command runs", || {
+        !cmdline(pid).contains("rbox-runtime")
+    });
+    pid
+}
+
+/// Kill, reap and delete a started container.
+fn finish(b: &Bundle, id: &str, pid: i32) {
+    let _ = b.rt(&["kill", id, "KILL"]);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let o = b.rt(&["delete", id]);
+    assert!(o.status.success(), "delete: {}", err(&o));
+}
+
+fn ns_of(pid: i32, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn status_field(pid: i32, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_runs_in_the_container_with_its_output_status_env_cwd_and_user() {
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("exec");
+    let pid = started(&b, id);
+    // Output and exit status; in the container's pid and mount
+    // namespaces: its /proc, where its first process is PID 1.
+    let o = b.rt(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; echo; echo $$ >&2; exit 3",
+    ]);
+    assert_eq!(out(&o), "sleep\01000\0\n", "stderr: {}", err(&o));
+    let inner: i32 = err(&o).trim().parse().expect("the exec'ed pid inside");
+    assert!(
+        inner > 1 && inner < 100,
+        "pid {inner} is not of the container's namespace"
+    );
+    assert_eq!(o.status.code(), Some(3));
+    // Killed by a signal: 128 + the signal.
+    let o = b.rt(&["exec", id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(137), "{}", err(&o));
+    // --env, --cwd, --user, --additional-gids.
+    let o = b.rt(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "-e",
+        "BAZ=qux",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1001",
+        "--additional-gids",
+        "1234",
+        id,
+        "sh",
+        "-c",
+        "echo $FOO $BAZ $(pwd) $(id -u) $(id -g) $(id -G); readlink /proc/self/ns/net",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!("bar qux /tmp 1000 1001 1001 1234\n{}\n", ns_of(pid, "net")),
+    );
+    // The same security settings as the first process (capabilities
+    // from config.json) unless told otherwise.
+    let o = b.rt(&["exec", id, "sh", "-c", "grep CapBnd /proc/self/status"]);
+    assert_eq!(
+        out(&o).split_whitespace().last().unwrap_or(""),
+        status_field(pid, "CapBnd"),
+        "{}",
+        err(&o)
+    );
+    let o = b.rt(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        id,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(out(&o).split_whitespace().last().unwrap_or("0"), 16).unwrap();
+    assert_ne!(
+        eff & (1 << 21),
+        0,
+        "--cap CAP_SYS_ADMIN not effective: {eff:x}"
+    );
+    let o = b.rt(&[
+        "exec",
+        "--no-new-privs",
+        id,
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out(&o).split_whitespace().last(), Some("1"), "{}", err(&o));
+    // The exec'ed process is in the container's cgroup.
+    let o = b.rt(&["exec", id, "cat", "/proc/self/cgroup"]);
+    let mine = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(out(&o), mine, "{}", err(&o));
+    // A missing command is named.
+    let o = b.rt(&["exec", id, "no-such-command"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("executable file not found"), "{}", err(&o));
+    finish(&b, id, pid);
+}
+
+#[test]
+fn exec_takes_a_process_json() {
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("exec-process");
+    let pid = started(&b, id);
+    let p = b.dir.join("process.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({
+            "terminal": false,
+            "user": {"uid": 65534, "gid": 65534},
+            "args": ["sh", "-c", "echo $X; pwd; id -u; grep CapEff /proc/self/status"],
+            "env": ["PATH=/usr/bin:/bin", "X=from-json"],
+            "cwd": "/etc",
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": [], "permitted": []},
+            "noNewPrivileges": true,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let o = b.rt(&["exec", "--process", &p.to_string_lossy(), id]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..3], ["from-json", "/etc", "65534"], "{text}");
+    assert!(lines[3].ends_with("0000000000000000"), "{text}");
+    // A key rbox does not support is refused by name.
+    std::fs::write(
+        &p,
+        r#"{"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "selinuxLabel": "x"}"#,
+    )
+    .unwrap();
+    let o = b.rt(&["exec", "--process", &p.to_string_lossy(), id]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("process.selinuxLabel"), "{}", err(&o));
+    finish(&b, id, pid);
+}
+
+#[test]
+fn exec_detach_leaves_the_process_as_our_child_in_the_containers_pid_ns() {
+    // As containerd's shim and conmon: a subreaper.
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("exec-detach");
+    let pid = started(&b, id);
+    let pid_file = b.dir.join("exec.pid");
+    let t = std::time::Instant::now();
+    let st = b
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            &pid_file.to_string_lossy(),
+            id,
+        ])
+        .args(["sleep", "999"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let xpid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file written")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(cmdline(xpid), "sleep 999 ");
+    assert_eq!(ns_of(xpid, "pid"), ns_of(pid, "pid"));
+    assert_ne!(ns_of(xpid, "pid"), ns_of(std::process::id() as i32, "pid"));
+    assert_eq!(ns_of(xpid, "mnt"), ns_of(pid, "mnt"));
+    let (_, ppid) = stat(xpid).unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id() as i32,
+        "a process stayed in between"
+    );
+    // ps lists it with the first process.
+    let o = b.rt(&["ps", "--format", "json", id]);
+    let mut pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+    pids.sort();
+    let mut want = vec![pid, xpid];
+    want.sort();
+    assert_eq!(pids, want);
+    // Killing the first process ends the pid namespace: the exec'ed
+    // process dies too, and is ours to reap (the namespace's init is
+    // gone only once every member is reaped).
+    let o = b.rt(&["kill", id, "KILL"]);
+    assert!(o.status.success(), "kill: {}", err(&o));
+    let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(xpid), None).unwrap();
+    assert!(
+        matches!(st, nix::sys::wait::WaitStatus::Signaled(..)),
+        "{st:?}"
+    );
+    finish(&b, id, pid);
+}
+
+#[test]
+fn exec_into_a_stopped_container_is_refused() {
+    let b = bundle(&["true"], |_| {});
+    let id = &uniq("exec-stopped");
+    let pid_file = b.dir.join("p.pid");
+    let (ok, e) = b.create(id, &["--pid-file", &pid_file.to_string_lossy()]);
+    assert!(ok, "{e}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(b.rt(&["start", id]).status.success());
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let o = b.rt(&["exec", id, "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("is stopped"), "{}", err(&o));
+    assert!(b.rt(&["delete", id]).status.success());
+}
+
+/// The counter the container's loop writes, read from the host.
+fn counter(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/root/dev/shm/n"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws_and_kill_still_kills() {
+    let b = bundle(
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done",
+        ],
+        |_| {},
+    );
+    let id = &uniq("pause");
+    let pid = started(&b, id);
+    wait_until("the counter runs", || counter(pid) > 2);
+    let o = b.rt(&["pause", id]);
+    assert!(o.status.success(), "pause: {}", err(&o));
+    assert_eq!(b.state(id)["status"], "paused");
+    let o = b.rt(&["list", "--format", "json"]);
+    assert!(out(&o).contains("\"paused\""), "{}", out(&o));
+    let n = counter(pid);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(counter(pid), n, "the counter advanced while paused");
+    // exec into it and a second pause are refused, by name.
+    let o = b.rt(&["exec", id, "true"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("paused"), "{}", err(&o));
+    assert!(!b.rt(&["pause", id]).status.success());
+    let o = b.rt(&["resume", id]);
+    assert!(o.status.success(), "resume: {}", err(&o));
+    assert_eq!(b.state(id)["status"], "running");
+    wait_until("the counter advances again", || counter(pid) > n + 2);
+    assert!(!b.rt(&["resume", id]).status.success());
+    // SIGKILL to a paused container kills it.
+    assert!(b.rt(&["pause", id]).status.success());
+    let o = b.rt(&["kill", id, "KILL"]);
+    assert!(o.status.success(), "kill: {}", err(&o));
+    let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+    assert!(
+        matches!(
+            st,
+            nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)
+        ),
+        "{st:?}"
+    );
+    assert!(b.rt(&["delete", id]).status.success());
+    assert!(cgroup_dirs(id).is_empty(), "cgroup left behind");
+}
+
+#[test]
+fn update_changes_the_memory_and_pids_limits() {
+    let b = bundle(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    });
+    let id = &uniq("update");
+    let pid = started(&b, id);
+    let read = |f: &str| {
+        cgroup_dirs(id)
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mem = || read("memory.limit_in_bytes") + &read("memory.max");
+    assert_eq!(mem(), (64u64 << 20).to_string());
+    // Raised above the old memory+swap limit (v1 orders the writes).
+    let o = b.rt(&["update", "--memory", "200m", "--pids-limit", "33", id]);
+    assert!(o.status.success(), "update: {}", err(&o));
+    assert_eq!(mem(), (200u64 << 20).to_string());
+    assert_eq!(read("pids.max"), "33");
+    // containerd's way: LinuxResources on stdin.
+    let mut c = b.cmd(&["update", "--resources", "-", id]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"memory": {"limit": 83886080}, "pids": {"limit": 44}}"#,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "update -r -: {}", err(&o));
+    assert_eq!(mem(), "83886080");
+    assert_eq!(read("pids.max"), "44");
+    // What is not supported is named.
+    let o = b.rt(&["update", "--pids-limit", "-1", id]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("--pids-limit"), "{}", err(&o));
+    finish(&b, id, pid);
+    let o = b.rt(&["update", "--memory", "10m", id]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn events_stats_and_the_oom_event() {
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("events");
+    let pid = started(&b, id);
+    let o = b.rt(&["events", "--stats", id]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], id.as_str());
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    assert_eq!(v["data"]["pids"]["current"], 1, "{v}");
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64().is_some(), "{v}");
+    finish(&b, id, pid);
+
+    // A container that outgrows its memory limit: an oom event, then the
+    // stream ends with the container.
+    let b = bundle(
+        &["sh", "-c", "sleep 0.5; a=x; while true; do a=$a$a; done"],
+        |c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+        },
+    );
+    let id = &uniq("events-oom");
+    let pid = started(&b, id);
+    let ev = b
+        .cmd(&["events", "--interval", "100ms", id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let o = ev.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let events: Vec<Value> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(events.iter().any(|e| e["type"] == "stats"), "{}", out(&o));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "oom" && e["id"] == id.as_str()),
+        "{}",
+        out(&o)
+    );
+    assert!(b.rt(&["delete", id]).status.success());
+}
+
+#[test]
+fn checkpoint_and_restore_are_refused() {
+    let b = bundle(&["true"], |_| {});
+    for cmd in ["checkpoint", "restore"] {
+        let o = b.rt(&[cmd, "--image-path", "/tmp/x", "some-id"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            err(&o).contains("not supported by rbox-runtime"),
+            "{}",
+            err(&o)
+        );
+    }
+}

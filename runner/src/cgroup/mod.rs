@@ -329,6 +329,22 @@ impl Cgroup {
         }
     }
 
+    /// Change the limits of a live group: the fields of `res` that are set.
+    pub fn update(&self, res: &Resources) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.update(res),
+            Cgroup::V2(c) => c.update(res),
+        }
+    }
+
+    /// The first of the group's directories that has control file `name`,
+    /// read whole (`memory.stat`, `pids.max`); `None` if none has it.
+    pub fn read_control(&self, name: &str) -> Option<String> {
+        self.paths()
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join(name)).ok())
+    }
+
     pub fn is_frozen(&self) -> bool {
         match self {
             Cgroup::V1(c) => c.is_frozen(),

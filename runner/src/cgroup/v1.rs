@@ -172,6 +172,16 @@ impl V1Driver {
     }
 }
 
+/// Docker: --memory-swap is memory+swap (-1: unlimited); unset means
+/// twice the memory.
+fn memsw_total(memory: u64, swap: Option<i64>) -> String {
+    match swap {
+        Some(-1) => "-1".to_string(),
+        Some(t) => t.to_string(),
+        None => memory.saturating_mul(2).to_string(),
+    }
+}
+
 impl V1Cgroup {
     fn dir_of(&self, controller: &str) -> Option<PathBuf> {
         self.hierarchies
@@ -261,13 +271,7 @@ impl V1Cgroup {
             write_file(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
             let memsw = dir.join("memory.memsw.limit_in_bytes");
             if memsw.exists() {
-                // Docker: --memory-swap is memory+swap; unset means twice the memory.
-                let total = match res.memory_swap_bytes {
-                    Some(-1) => "-1".to_string(),
-                    Some(t) => t.to_string(),
-                    None => (m.saturating_mul(2)).to_string(),
-                };
-                write_file(&memsw, &total)?;
+                write_file(&memsw, &memsw_total(m, res.memory_swap_bytes))?;
             }
         }
         if let Some(dir) = self.dir_of("cpu") {
@@ -284,6 +288,28 @@ impl V1Cgroup {
             write_file(&dir.join("pids.max"), &p.to_string())?;
         }
         Ok(())
+    }
+
+    /// Change the limits of a live group (`rbox-runtime update`). The
+    /// kernel keeps memory <= memory+swap after every write: a memory
+    /// limit raised above the current memory+swap one needs that one
+    /// raised first.
+    pub fn update(&self, res: &Resources) -> Result<()> {
+        if let (Some(m), Some(dir)) = (res.memory_bytes, self.dir_of("memory")) {
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                let total = memsw_total(m, res.memory_swap_bytes);
+                let raise = match (total.parse::<u64>(), super::read_number(&memsw)) {
+                    (Ok(_), None) => false,
+                    (Ok(t), Some(cur)) => t > cur,
+                    (Err(_), _) => true,
+                };
+                if raise {
+                    write_file(&memsw, &total)?;
+                }
+            }
+        }
+        self.apply(res)
     }
 
     pub fn add_process(&self, pid: i32) -> Result<()> {

@@ -151,6 +151,11 @@ impl V2Cgroup {
         Ok(())
     }
 
+    /// Change the limits of a live group (`rbox-runtime update`).
+    pub fn update(&self, res: &Resources) -> Result<()> {
+        self.apply(res)
+    }
+
     pub fn add_process(&self, pid: i32) -> Result<()> {
         write_file(&self.path.join("cgroup.procs"), &pid.to_string())
     }

@@ -135,6 +135,12 @@ pub fn first_unsupported(config: &Value) -> Option<String> {
     walk(config, &SPEC, "")
 }
 
+/// The same for a `LinuxResources` object on its own (`update --resources`),
+/// as a path below it (`cpu.cpus`).
+pub fn first_unsupported_resources(resources: &Value) -> Option<String> {
+    walk(resources, &RESOURCES, "")
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,

@@ -175,13 +175,27 @@ fn now_rfc3339() -> String {
 }
 
 /// Temp name then rename, so a reader never sees a partial pid.
-fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
     let abs = std::path::absolute(p).map_err(io_err("resolve", p))?;
     let tmp = PathBuf::from(format!("{}.rbox-tmp", abs.display()));
     let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
     f.write_all(pid.to_string().as_bytes())
         .map_err(io_err("write", &tmp))?;
     std::fs::rename(&tmp, &abs).map_err(io_err("rename into", &abs))
+}
+
+/// The security settings of a bundle's process (capability sets,
+/// no_new_privs), decided in the parent: the one place both a
+/// container's first process (`create`) and a process added by `exec`
+/// get them from, so whatever is enforced here is enforced for both. The
+/// child applies the plan, with the process's rlimits and user, through
+/// `spawn::become_process_user`.
+pub fn process_security(b: &Bundle) -> Result<crate::security::SecurityPlan> {
+    Ok(crate::security::SecurityPlan::oci(
+        b.caps,
+        b.no_new_privs,
+        b.uid,
+    ))
 }
 
 fn child_plan(
@@ -191,7 +205,7 @@ fn child_plan(
     console: Option<&OwnedFd>,
     tasks: &[std::fs::File],
 ) -> Result<ChildPlan> {
-    let caps = crate::security::SecurityPlan::oci(b.caps, b.no_new_privs, b.uid);
+    let security = process_security(b)?;
     let env_path = b.env.iter().rev().find_map(|kv| kv.strip_prefix("PATH="));
     let rel = b.cwd.trim_start_matches('/');
     let cs = |v: &[String]| -> Vec<CString> { v.iter().map(sys::cstring).collect() };
@@ -215,7 +229,7 @@ fn child_plan(
         envp: cs(&b.env),
         exec_candidates: spawn::exec_candidates(&b.args[0], env_path),
         new_net: b.new_net,
-        security: caps,
+        security,
         privileged: false,
         init: false,
         stdio: [None, None, None],
@@ -248,10 +262,16 @@ fn child_plan(
     })
 }
 
-/// The record and status of `id`.
+/// The record and status of `id`: `paused` when it is running and its
+/// cgroup is frozen.
 pub fn state(root: &Path, id: &str) -> Result<(Option<Saved>, Status)> {
     let saved = state::load(root, id)?;
-    let status = state::status(root, saved.as_ref());
+    let mut status = state::status(root, saved.as_ref());
+    if let (Status::Running, Some(s)) = (status, &saved) {
+        if super::pause::group(s)?.is_frozen() {
+            status = Status::Paused;
+        }
+    }
     Ok((saved, status))
 }
 
@@ -308,10 +328,12 @@ fn wait_for_exec(saved: &Saved) {
 }
 
 /// Send `sig` to the container's first process, or with `all` to every
-/// process in its cgroup.
+/// process in its cgroup. SIGKILL to a paused container thaws it after
+/// sending, as runc does: a frozen task on cgroup v1 cannot die.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (saved, status) = state(root, id)?;
-    let Some(saved) = saved.filter(|_| matches!(status, Status::Created | Status::Running)) else {
+    let live = matches!(status, Status::Created | Status::Running | Status::Paused);
+    let Some(saved) = saved.filter(|_| live) else {
         return Err(OciError::WrongState {
             id: id.to_string(),
             status: status.as_str(),
@@ -334,6 +356,9 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
                 )));
             }
         }
+    }
+    if status == Status::Paused && sig == libc::SIGKILL {
+        super::pause::group(&saved)?.thaw()?;
     }
     Ok(())
 }
@@ -359,7 +384,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(OciError::NotFound(_)) if force => return Ok(()),
         r => r?,
     };
-    if matches!(status, Status::Running | Status::Creating) && !force {
+    if matches!(status, Status::Running | Status::Paused | Status::Creating) && !force {
         return Err(OciError::WrongState {
             id: id.to_string(),
             status: status.as_str(),

@@ -8,9 +8,13 @@
 //! (`check.rs`), never ignored.
 
 pub mod check;
+pub mod events;
+pub mod exec;
 pub mod hooks;
 pub mod lifecycle;
+pub mod pause;
 pub mod state;
+pub mod update;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -170,11 +174,21 @@ pub enum MountPlan {
 /// Read and translate `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
-    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| OciError::Parse {
-        path: path.clone(),
+    load_value(bundle, &path, read_json(&path)?)
+}
+
+/// Read a JSON file.
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(io_err("read", path))?;
+    serde_json::from_str(&text).map_err(|e| OciError::Parse {
+        path: path.to_path_buf(),
         msg: e.to_string(),
-    })?;
+    })
+}
+
+/// Check and translate a config read from `path` (named in errors).
+pub(crate) fn load_value(bundle: &Path, path: &Path, raw: serde_json::Value) -> Result<Bundle> {
+    let path = path.to_path_buf();
     if let Some(field) = check::first_unsupported(&raw) {
         return Err(unsupported(field, ""));
     }
@@ -524,7 +538,7 @@ fn positive(v: Option<i64>) -> Option<u64> {
     v.filter(|v| *v > 0).map(|v| v as u64)
 }
 
-fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resources> {
+pub(crate) fn translate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<Resources> {
     // Devices: rbox enforces Docker's default list (mknod of anything,
     // read/write of the usual harmless character devices). A bundle's
     // rules are accepted when that policy already grants them: the

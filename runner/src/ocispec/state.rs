@@ -40,6 +40,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running with its cgroup frozen (`pause`); told by `lifecycle::state`.
+    Paused,
     Stopped,
 }
 
@@ -49,6 +51,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -138,7 +141,7 @@ pub fn status(root: &Path, saved: Option<&Saved>) -> Status {
 
 /// The runtime-spec state object.
 pub fn oci_state(s: &Saved, status: Status) -> serde_json::Value {
-    let pid = if matches!(status, Status::Created | Status::Running) {
+    let pid = if matches!(status, Status::Created | Status::Running | Status::Paused) {
         s.pid
     } else {
         0

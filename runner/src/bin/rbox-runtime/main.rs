@@ -1,19 +1,25 @@
 //! rbox-runtime: a runc-compatible OCI runtime on rbox's native runtime
 //! (first slice). Callers (containerd's shim, conmon, docker) run
 //! `rbox-runtime [global flags] create --bundle B ID`, then `start`,
-//! `state`, `kill` and `delete`. The library side is `runner::ocispec`.
+//! `state`, `exec`, `pause`/`resume`, `update`, `events`, `kill` and
+//! `delete`. The library side is `runner::ocispec`.
 
+mod checkpoint;
 mod create;
 mod delete;
+mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
 mod log;
+mod pause;
 mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +78,20 @@ pub enum Cmd {
     List(list::Args),
     /// The pids of a container's processes (--format json: a JSON array).
     Ps(ps::Args),
+    /// Run another process in a container; exit with its status.
+    Exec(exec::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// Change a container's cgroup limits.
+    Update(update::Args),
+    /// Print a container's stats (--stats) or stream its events.
+    Events(events::Args),
+    /// Not supported: refused.
+    Checkpoint(checkpoint::Args),
+    /// Not supported: refused.
+    Restore(checkpoint::Args),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +126,13 @@ fn main() -> ExitCode {
         Cmd::Features => features::run().map(|()| 0),
         Cmd::List(a) => list::run(&cli, a).map(|()| 0),
         Cmd::Ps(a) => ps::run(&cli, a).map(|()| 0),
+        Cmd::Exec(a) => exec::run(&cli, a),
+        Cmd::Pause(a) => pause::pause(&cli, a).map(|()| 0),
+        Cmd::Resume(a) => pause::resume(&cli, a).map(|()| 0),
+        Cmd::Update(a) => update::run(&cli, a).map(|()| 0),
+        Cmd::Events(a) => events::run(&cli, a).map(|()| 0),
+        Cmd::Checkpoint(_) => checkpoint::refuse("checkpoint").map(|()| 0),
+        Cmd::Restore(_) => checkpoint::refuse("restore").map(|()| 0),
     };
     match r {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
