@@ -23,6 +23,10 @@ fn ns() -> String {
 
 const IMAGE: &str = "docker.io/library/busybox:latest";
 
+/// One private containerd at a time: each test's daemon mounts its tmpfs
+/// over /run/containerd, whose mount point the host shares.
+static ONE_DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The cgroup-v2 guest of scripts/vm/ (stage2.sh lives in /run/rbox-vm).
 fn in_guest() -> bool {
     Path::new("/run/rbox-vm").exists()
@@ -178,6 +182,7 @@ fn err(o: &Output) -> String {
 
 #[test]
 fn ctr_runs_busybox_with_rbox_runtime() {
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     common::require_root_and_kernel();
     if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
         eprintln!(
@@ -314,4 +319,106 @@ fn ctr_runs_busybox_with_rbox_runtime() {
     );
     let o = ctd.ctr(&["container", "ls", "-q"]);
     assert_eq!(out(&o), "", "containers left: {}", out(&o));
+}
+
+/// `ctr task ls`'s status column for `id`.
+fn task_status(ctd: &Containerd, id: &str) -> String {
+    let o = ctd.ctr(&["task", "ls"]);
+    out(&o)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn counter_at(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctr_task_exec_pause_resume_and_an_oom_kill_with_rbox_runtime() {
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    common::require_root_and_kernel();
+    if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
+        eprintln!("SKIP: containerd interop is verified on the host only");
+        return;
+    }
+    let ctd = Containerd::start();
+    let tar = common::busybox_oci_tar(ctd.tmp.path(), IMAGE);
+    let o = ctd.ctr(&["image", "import", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "import: {}{}", out(&o), err(&o));
+
+    // A task whose loop counts in /tmp/n.
+    let o = ctd.ctr(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        RUNTIME,
+        IMAGE,
+        "loop",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done",
+    ]);
+    assert!(o.status.success(), "run -d: {}\n{}", err(&o), ctd.log());
+    let o = ctd.ctr(&["task", "ls"]);
+    let pid = out(&o)
+        .lines()
+        .find(|l| l.starts_with("loop "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string();
+    wait_for("the loop counts", || counter_at(&pid) > 2);
+
+    // ctr task exec: the shim runs `exec --detach --pid-file --process`
+    // and waits for the process itself.
+    let o = ctd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "x1",
+        "loop",
+        "sh",
+        "-c",
+        "echo in $(cat /proc/1/cmdline | tr '\\0' ' '); exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "exec: {}\n{}", err(&o), ctd.log());
+    assert!(out(&o).starts_with("in sh -c i=0"), "{}", out(&o));
+
+    // Pause: PAUSED, the loop stops; resume: RUNNING, it counts again.
+    let o = ctd.ctr(&["task", "pause", "loop"]);
+    assert!(o.status.success(), "pause: {}", err(&o));
+    assert_eq!(task_status(&ctd, "loop"), "PAUSED");
+    let n = counter_at(&pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter_at(&pid), n, "counted while paused");
+    let o = ctd.ctr(&["task", "resume", "loop"]);
+    assert!(o.status.success(), "resume: {}", err(&o));
+    assert_eq!(task_status(&ctd, "loop"), "RUNNING");
+    wait_for("the loop counts again", || counter_at(&pid) > n + 2);
+    let o = ctd.ctr(&["task", "kill", "-s", "KILL", "loop"]);
+    assert!(o.status.success(), "kill: {}", err(&o));
+    wait_for("the task stops", || task_status(&ctd, "loop") == "STOPPED");
+    assert!(ctd.ctr(&["task", "rm", "loop"]).status.success());
+    assert!(ctd.ctr(&["container", "rm", "loop"]).status.success());
+
+    // Past its memory limit: the kernel's OOM killer, exit 137.
+    let o = ctd.run(
+        &["--memory-limit", "33554432"],
+        "oom",
+        &["sh", "-c", "a=x; while true; do a=$a$a; done"],
+    );
+    assert_eq!(o.status.code(), Some(137), "{}\n{}", err(&o), ctd.log());
 }

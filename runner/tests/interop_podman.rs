@@ -192,3 +192,68 @@ fn podman_runs_busybox_with_rbox_runtime() {
         err(&o)
     );
 }
+
+#[test]
+fn podman_exec_pause_limits_and_stop_with_rbox_runtime() {
+    common::require_root_and_kernel();
+    if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
+        eprintln!("SKIP: Podman interop is verified on the host only");
+        return;
+    }
+    let p = Podman::new();
+    let tar = common::busybox_oci_tar(p.tmp.path(), IMAGE);
+    let o = p.sh(&format!("$P load -q -i {}", tar.display()));
+    assert!(o.status.success(), "load: {}{}", out(&o), err(&o));
+    // One script: the detached container's overlay lives in this mount
+    // namespace. The counter is read from the host side of its /proc.
+    let o = p.sh(&format!(
+        "$P run -d --name bg --security-opt seccomp=unconfined -m 64m --pids-limit 50 {IMAGE} \
+           sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done' >/dev/null || exit 10\n\
+         PID=$($P inspect -f '{{{{.State.Pid}}}}' bg) || exit 11\n\
+         $P exec bg sh -c 'echo exec $FOO $(id -u)' || exit 12\n\
+         $P exec -e FOO=bar -u 1000 bg sh -c 'echo exec $FOO $(id -u); exit 3'\n\
+         echo \"status $?\"\n\
+         if [ -e /sys/fs/cgroup/cgroup.controllers ]; then\n\
+           G=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/$PID/cgroup); M=$G/memory.max; N=$G/pids.max\n\
+         else\n\
+           M=/sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:memory://p' /proc/$PID/cgroup)/memory.limit_in_bytes\n\
+           N=/sys/fs/cgroup/pids$(sed -n 's/^[0-9]*:pids://p' /proc/$PID/cgroup)/pids.max\n\
+         fi\n\
+         echo \"memory $(cat $M) pids $(cat $N)\"\n\
+         sleep 0.2\n\
+         $P pause bg >/dev/null || exit 13\n\
+         $P ps -a --format '{{{{.Names}}}} {{{{.Status}}}}' || exit 17\n\
+         a=$(cat /proc/$PID/root/tmp/n); sleep 0.3; b=$(cat /proc/$PID/root/tmp/n)\n\
+         [ \"$a\" = \"$b\" ] && echo frozen\n\
+         $P unpause bg >/dev/null || exit 14\n\
+         sleep 0.3; c=$(cat /proc/$PID/root/tmp/n)\n\
+         [ \"$c\" -gt \"$b\" ] && echo thawed\n\
+         $P stop -t 1 bg >/dev/null || exit 15\n\
+         $P ps -a --format '{{{{.Names}}}} {{{{.Status}}}}'\n\
+         $P rm bg >/dev/null || exit 16"
+    ));
+    assert!(
+        o.status.success(),
+        "{:?}\n{}\n{}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        [
+            "exec 0",
+            "exec bar 1000",
+            "status 3",
+            &format!("memory {} pids 50", 64 << 20),
+        ],
+        "{text}\n{}",
+        err(&o)
+    );
+    assert!(lines[4].starts_with("bg Paused"), "{text}");
+    assert_eq!(lines[5], "frozen", "{text}");
+    assert_eq!(lines[6], "thawed", "{text}");
+    assert!(lines[7].starts_with("bg Exited (137)"), "{text}");
+}

@@ -1017,7 +1017,7 @@ fn exec_runs_in_the_container_with_its_output_status_env_cwd_and_user() {
         "-c",
         "cat /proc/1/cmdline; echo; echo $$ >&2; exit 3",
     ]);
-    assert_eq!(out(&o), "sleep\01000\0\n", "stderr: {}", err(&o));
+    assert_eq!(out(&o), "sleep\x001000\0\n", "stderr: {}", err(&o));
     let inner: i32 = err(&o).trim().parse().expect("the exec'ed pid inside");
     assert!(
         inner > 1 && inner < 100,

@@ -268,7 +268,8 @@ pub fn state(root: &Path, id: &str) -> Result<(Option<Saved>, Status)> {
     let saved = state::load(root, id)?;
     let mut status = state::status(root, saved.as_ref());
     if let (Status::Running, Some(s)) = (status, &saved) {
-        if super::pause::group(s)?.is_frozen() {
+        // No cgroup to read (an unusable cgroup fs): not frozen by us.
+        if super::pause::group(s).is_ok_and(|g| g.is_frozen()) {
             status = Status::Paused;
         }
     }
