@@ -959,8 +959,12 @@ fn failing_start_and_poststart_hooks_stop_the_container() {
     assert!(b.rt(&["delete", id]).status.success());
 }
 /// Create and start `id` from `b`; the container's first process's pid
-/// once its command runs (our child: we wait for it at the end).
+/// once its command runs (our child, as we are a subreaper like
+/// containerd's shim: we wait for it at the end).
 fn started(b: &Bundle, id: &str) -> i32 {
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
     let pid_file = b.dir.join(format!("{id}.pid"));
     let (ok, e) = b.create(id, &["--pid-file", &pid_file.to_string_lossy()]);
     assert!(ok, "create: {e}");
@@ -979,8 +983,9 @@ fn started(b: &Bundle, id: &str) -> i32 {
 
 /// Kill, reap and delete a started container.
 fn finish(b: &Bundle, id: &str, pid: i32) {
-    let _ = b.rt(&["kill", id, "KILL"]);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let o = b.rt(&["kill", id, "KILL"]);
+    assert!(o.status.success(), "kill: {}", err(&o));
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
     let o = b.rt(&["delete", id]);
     assert!(o.status.success(), "delete: {}", err(&o));
 }
@@ -1083,10 +1088,6 @@ fn exec_runs_in_the_container_with_its_output_status_env_cwd_and_user() {
         "/proc/self/status",
     ]);
     assert_eq!(out(&o).split_whitespace().last(), Some("1"), "{}", err(&o));
-    // The exec'ed process is in the container's cgroup.
-    let o = b.rt(&["exec", id, "cat", "/proc/self/cgroup"]);
-    let mine = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert_eq!(out(&o), mine, "{}", err(&o));
     // A missing command is named.
     let o = b.rt(&["exec", id, "no-such-command"]);
     assert!(!o.status.success());
@@ -1167,6 +1168,11 @@ fn exec_detach_leaves_the_process_as_our_child_in_the_containers_pid_ns() {
     assert_eq!(ns_of(xpid, "pid"), ns_of(pid, "pid"));
     assert_ne!(ns_of(xpid, "pid"), ns_of(std::process::id() as i32, "pid"));
     assert_eq!(ns_of(xpid, "mnt"), ns_of(pid, "mnt"));
+    // In the container's cgroup, as the host sees both.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{xpid}/cgroup")).unwrap(),
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+    );
     let (_, ppid) = stat(xpid).unwrap();
     assert_eq!(
         ppid,
@@ -1190,11 +1196,16 @@ fn exec_detach_leaves_the_process_as_our_child_in_the_containers_pid_ns() {
         matches!(st, nix::sys::wait::WaitStatus::Signaled(..)),
         "{st:?}"
     );
-    finish(&b, id, pid);
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+    let o = b.rt(&["delete", id]);
+    assert!(o.status.success(), "delete: {}", err(&o));
 }
 
 #[test]
 fn exec_into_a_stopped_container_is_refused() {
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
     let b = bundle(&["true"], |_| {});
     let id = &uniq("exec-stopped");
     let pid_file = b.dir.join("p.pid");
@@ -1206,7 +1217,7 @@ fn exec_into_a_stopped_container_is_refused() {
         .parse()
         .unwrap();
     assert!(b.rt(&["start", id]).status.success());
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
     let o = b.rt(&["exec", id, "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("is stopped"), "{}", err(&o));
@@ -1348,7 +1359,7 @@ fn events_stats_and_the_oom_event() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
     let o = ev.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     let events: Vec<Value> = out(&o)
@@ -1378,4 +1389,48 @@ fn checkpoint_and_restore_are_refused() {
             err(&o)
         );
     }
+}
+
+#[test]
+fn exec_with_a_terminal_through_the_console_socket() {
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("exec-tty");
+    let pid = started(&b, id);
+    let path = b.dir.join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let child = b
+        .cmd(&[
+            "exec",
+            "--tty",
+            "--console-socket",
+            &path.to_string_lossy(),
+            id,
+        ])
+        .args(["sh", "-c", "tty; echo on-tty; exit 4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let master = std::fs::File::from(recv_fd(&sock));
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match std::io::Read::read(&mut &master, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    assert!(
+        text.starts_with("/dev/pts/") && text.ends_with("\non-tty\n"),
+        "{text:?}"
+    );
+    // A terminal needs the socket.
+    let o = b.rt(&["exec", "--tty", id, "true"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("--console-socket"), "{}", err(&o));
+    finish(&b, id, pid);
 }
