@@ -31,6 +31,10 @@ struct Podman {
 /// cache, and rbox-runtime's default state root (Podman passes no --root).
 const PRIVATE: [&str; 2] = ["/var/lib/containers", "/run/rbox-runtime"];
 
+/// One test at a time: a mount point made here and removed by one test
+/// would take the other's tmpfs with it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Podman {
     fn new() -> Podman {
         let tmp = tempfile::tempdir().unwrap();
@@ -123,6 +127,7 @@ fn graph(p: &Podman) -> PathBuf {
 
 #[test]
 fn podman_runs_busybox_with_rbox_runtime() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     common::require_root_and_kernel();
     if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
         eprintln!(
@@ -195,6 +200,7 @@ fn podman_runs_busybox_with_rbox_runtime() {
 
 #[test]
 fn podman_exec_pause_limits_and_stop_with_rbox_runtime() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     common::require_root_and_kernel();
     if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
         eprintln!("SKIP: Podman interop is verified on the host only");
