@@ -1434,3 +1434,42 @@ fn exec_with_a_terminal_through_the_console_socket() {
     assert!(err(&o).contains("--console-socket"), "{}", err(&o));
     finish(&b, id, pid);
 }
+
+#[test]
+fn exec_preserve_fds_passes_descriptors_from_3_on() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let id = &uniq("exec-fds");
+    let pid = started(&b, id);
+    let f = b.dir.join("fd3.txt");
+    std::fs::write(&f, "through fd 3\n").unwrap();
+    let file = std::fs::File::open(&f).unwrap();
+    let raw = file.as_raw_fd();
+    let run = |n: &str| {
+        let mut c = b.cmd(&["exec", "--preserve-fds", n, id, "sh", "-c", "cat <&3"]);
+        // SAFETY: dup2 between descriptors in the forked child, before exec.
+        unsafe {
+            c.pre_exec(move || {
+                // dup2 onto itself would keep close-on-exec.
+                let rc = if raw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 3)
+                };
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    let o = run("1");
+    assert_eq!(out(&o), "through fd 3\n", "{}", err(&o));
+    // Without it, nothing beyond stdio reaches the container.
+    let o = run("0");
+    assert!(!o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o), "");
+    finish(&b, id, pid);
+}
