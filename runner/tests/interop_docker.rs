@@ -402,6 +402,19 @@ fn docker_runs_busybox_with_rbox_runtime() {
         (ns.dev(), ns.ino()),
         "{key} is not the container's network namespace"
     );
+    // docker exec (the shim's `exec --process --detach`): output, env,
+    // exit code; then pause/unpause (the container's cgroup frozen).
+    let o = dd.docker(&["exec", "-e", "X=1", "bg", "sh", "-c", "echo ex$X; exit 4"]);
+    assert_eq!(o.status.code(), Some(4), "exec: {}", err(&o));
+    assert_eq!(out(&o).trim(), "ex1");
+    let o = dd.docker(&["pause", "bg"]);
+    assert!(o.status.success(), "pause: {}", err(&o));
+    dd.wait_ps("bg", "paused", |l| l.contains("(Paused)"));
+    let o = dd.docker(&["unpause", "bg"]);
+    assert!(o.status.success(), "unpause: {}", err(&o));
+    dd.wait_ps("bg", "unpaused", |l| {
+        l.contains(" Up ") && !l.contains("Paused")
+    });
     let o = dd.docker(&["ps", "--format", "{{.Names}} {{.Command}}"]);
     assert!(
         out(&o).lines().any(|l| l.starts_with("bg ")),
@@ -423,7 +436,6 @@ fn docker_runs_busybox_with_rbox_runtime() {
                 .unwrap_or(true),
         "the container's process outlived rm"
     );
-    // `docker exec` is not tested: rbox-runtime has no `exec` yet.
 
     // Not there yet, and said so by name: Docker's default seccomp profile.
     let o = dd.docker(&[
