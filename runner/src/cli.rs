@@ -88,6 +88,21 @@ pub enum NetworkCommand {
     Rm(NetworkNamesArgs),
     /// Remove all networks no running container uses
     Prune(PruneArgs),
+    /// (internal) Serve a network's DNS: started by rrun run
+    #[command(hide = true)]
+    Resolver(NetworkResolverArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkResolverArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub bridge: String,
+    #[arg(long)]
+    pub subnet: String,
+    #[arg(long)]
+    pub gateway: String,
 }
 
 #[derive(Args, Debug)]
@@ -323,6 +338,20 @@ pub struct RunArgs {
     /// Another name of the container on its user-defined network
     #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
     pub network_alias: Vec<String>,
+    /// Set custom DNS servers (on a user-defined network: where its
+    /// resolver forwards this container's queries)
+    #[arg(long = "dns", value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains ('.' for none)
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options (resolv.conf's options, e.g. ndots:2)
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (NAME:IP; IP host-gateway: the
+    /// network's gateway, the host as the container reaches it)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
     /// Publish a container's port to the host:
     /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
     /// no HOSTPORT: a free one, see rrun port). Needs a bridge network,

@@ -95,6 +95,10 @@ pub struct Launch<'a> {
     /// With `join`: the /etc/hosts of that container's user-defined
     /// network, to share (as Docker shares it).
     pub hosts: Option<&'a Path>,
+    /// `--dns`, `--dns-search`, `--dns-option` (None: the host's).
+    pub dns: Option<&'a crate::network::resolv::DnsConfig>,
+    /// `--add-host`: (name, address or `host-gateway`), checked.
+    pub extra_hosts: &'a [(String, String)],
 }
 
 impl Launch<'_> {
@@ -112,6 +116,8 @@ impl Launch<'_> {
             names: None,
             join: None,
             hosts: None,
+            dns: None,
+            extra_hosts: &[],
         }
     }
 }
@@ -125,11 +131,36 @@ pub struct NetworkPlan {
     pub names: Option<crate::network::Names>,
     pub join: Option<PathBuf>,
     pub hosts: Option<PathBuf>,
+    pub dns: crate::network::resolv::DnsConfig,
+    pub extra_hosts: Vec<(String, String)>,
+}
+
+/// `--add-host` values as state keeps them (`NAME:IP`), split.
+pub fn split_extra_hosts(given: &[String]) -> Vec<(String, String)> {
+    given
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .map(|(n, a)| (n.to_string(), a.to_string()))
+        .collect()
 }
 
 impl NetworkPlan {
     /// For the container in `dir` (`<root>/containers/<id>`) with `st`.
     pub fn of(dir: &Path, st: &crate::state::State) -> Result<NetworkPlan, LaunchError> {
+        let mut plan = NetworkPlan::of_mode(dir, st)?;
+        plan.dns = crate::network::resolv::DnsConfig {
+            servers: st.host.dns.iter().filter_map(|s| s.parse().ok()).collect(),
+            search: st.host.dns_search.clone(),
+            options: st.host.dns_options.clone(),
+        };
+        if let Some(n) = plan.names.as_mut() {
+            n.dns = plan.dns.servers.clone();
+        }
+        plan.extra_hosts = split_extra_hosts(&st.host.extra_hosts);
+        Ok(plan)
+    }
+
+    fn of_mode(dir: &Path, st: &crate::state::State) -> Result<NetworkPlan, LaunchError> {
         let containers = dir.parent().unwrap_or(Path::new("/"));
         let mode = st.host.network_mode.as_str();
         let root = containers.parent().unwrap_or(Path::new("/"));
@@ -157,9 +188,9 @@ impl NetworkPlan {
             names: Some(crate::network::Names {
                 hostname: st.host.hostname.clone(),
                 names,
+                dns: Vec::new(),
             }),
-            join: None,
-            hosts: None,
+            ..Default::default()
         })
     }
 
@@ -169,6 +200,8 @@ impl NetworkPlan {
         launch.names = self.names.as_ref();
         launch.join = self.join.as_deref();
         launch.hosts = self.hosts.as_deref();
+        launch.dns = Some(&self.dns);
+        launch.extra_hosts = &self.extra_hosts;
     }
 }
 
@@ -210,14 +243,23 @@ fn run_in(
     cg: Option<&Cgroup>,
     launch: &mut Launch<'_>,
 ) -> Result<Outcome, LaunchError> {
-    let mut plan = plan_for(spec, cg, launch)?;
-    // A user-defined network: /etc/hosts is a file of the network's,
-    // rewritten as containers come and go (see network::hosts).
     let default_net = crate::network::Network::default_bridge();
     let net = launch.network.unwrap_or(&default_net);
-    if spec.network == NetworkMode::Bridge && launch.network.is_some() {
+    let user_net = spec.network == NetworkMode::Bridge && launch.network.is_some();
+    // A user-defined network's containers ask its resolver, started now
+    // if it is not running (see network::resolver).
+    let resolver = if user_net { start_resolver(net) } else { None };
+    let extras = EtcExtras {
+        dns: launch.dns.cloned().unwrap_or_default(),
+        hosts: extra_hosts_lines(launch.extra_hosts, net.gateway),
+        resolver,
+    };
+    let mut plan = plan_for(spec, cg, launch, &extras)?;
+    // A user-defined network: /etc/hosts is a file of the network's,
+    // rewritten as containers come and go (see network::hosts).
+    if user_net {
         let path = crate::network::hosts::hosts_path(net, &spec.id);
-        let p = crate::network::hosts::prepare(net, &spec.id, &spec.hostname)
+        let p = crate::network::hosts::prepare(net, &spec.id, &spec.hostname, &extras.hosts)
             .map_err(io_err("create", &path))?;
         bind_hosts(&mut plan, &p);
     }
@@ -380,17 +422,63 @@ fn open_netns_of(dir: &Path) -> Result<std::fs::File, LaunchError> {
     Ok(f)
 }
 
+/// The network's resolver address, once it runs; without one (it could
+/// not start: a warning) the container gets the host's servers.
+fn start_resolver(net: &crate::network::Network) -> Option<std::net::Ipv4Addr> {
+    let started = net
+        .ipam()
+        .lock()
+        .map_err(|e| e.to_string())
+        .and_then(|_lock| crate::network::resolver::ensure(net).map_err(|e| e.to_string()));
+    match started {
+        Ok(()) => Some(net.gateway),
+        Err(e) => {
+            eprintln!("rrun: warning: {e}; containers on network {} resolve each other through /etc/hosts only", net.name);
+            None
+        }
+    }
+}
+
+/// What the container's options add to its generated /etc files.
+#[derive(Debug, Default)]
+struct EtcExtras {
+    dns: crate::network::resolv::DnsConfig,
+    /// `--add-host` lines of /etc/hosts.
+    hosts: String,
+    /// The network's embedded resolver: the only nameserver.
+    resolver: Option<std::net::Ipv4Addr>,
+}
+
+/// `--add-host` pairs as /etc/hosts lines, `host-gateway` being the
+/// network's gateway (the host, as the container reaches it).
+fn extra_hosts_lines(pairs: &[(String, String)], gateway: std::net::Ipv4Addr) -> String {
+    pairs
+        .iter()
+        .map(|(name, addr)| {
+            let addr = if addr == "host-gateway" {
+                gateway.to_string()
+            } else {
+                addr.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            };
+            format!("{addr}\t{name}\n")
+        })
+        .collect()
+}
+
 /// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf.
-fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
+fn etc_contents(spec: &ContainerSpec, extras: &EtcExtras) -> [(&'static str, String); 3] {
     let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        spec.hostname
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n{}",
+        spec.hostname, extras.hosts
     );
     let resolv = match spec.network {
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         NetworkMode::None => String::new(),
         NetworkMode::Bridge | NetworkMode::Container => crate::network::resolv::for_bridge(),
     };
+    let resolv = crate::network::resolv::apply(&resolv, &extras.dns, extras.resolver);
     [
         ("hosts", hosts),
         ("hostname", format!("{}\n", spec.hostname)),
@@ -402,7 +490,7 @@ fn etc_contents(spec: &ContainerSpec) -> [(&'static str, String); 3] {
 /// bind-mount (never written into the image). The native runtime does not
 /// use this: its child writes them on a tmpfs of its own (`EtcFiles`).
 pub fn write_etc_files(spec: &ContainerSpec, dir: &Path) -> Result<(), LaunchError> {
-    for (name, content) in etc_contents(spec) {
+    for (name, content) in etc_contents(spec, &EtcExtras::default()) {
         let p = dir.join(name);
         std::fs::write(&p, content).map_err(io_err("write", &p))?;
     }
@@ -472,6 +560,7 @@ fn plan_for(
     spec: &ContainerSpec,
     cg: Option<&Cgroup>,
     launch: &Launch<'_>,
+    extras: &EtcExtras,
 ) -> Result<ChildPlan, LaunchError> {
     let inner = cg.map(Cgroup::inner_mounts).unwrap_or_default();
     let mut steps = rootfs::standard_steps(&inner, spec.security.privileged);
@@ -512,7 +601,7 @@ fn plan_for(
         },
         etc_files: Some(rootfs::EtcFiles {
             dir: sys::cstring(launch.files_dir),
-            files: etc_contents(spec)
+            files: etc_contents(spec, extras)
                 .into_iter()
                 .map(|(name, content)| (sys::cstring(name), content.into_bytes()))
                 .collect(),

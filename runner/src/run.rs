@@ -323,6 +323,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             return Err(bad(alias, "--network-alias", &why));
         }
     }
+    check_dns_options(a, network, native)?;
     let ports = runner::network::ports::parse_all(&a.publish)
         .map_err(|(value, why)| bad(&value, "-p, --publish", &why))?;
     if let (Some(p), false) = (a.publish.first(), network == NetworkMode::Bridge) {
@@ -430,6 +431,60 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         security,
         restart,
     })
+}
+
+/// `--dns`, `--dns-search`, `--dns-option` and `--add-host`.
+fn check_dns_options(a: &RunArgs, network: NetworkMode, native: bool) -> Result<(), BadValue> {
+    use runner::network::{hosts, resolv};
+    let bad = |value: &str, flag: &'static str, reason: String| BadValue {
+        value: value.to_string(),
+        flag,
+        reason,
+    };
+    let given: [(&'static str, &Vec<String>); 4] = [
+        ("--dns", &a.dns),
+        ("--dns-search", &a.dns_search),
+        ("--dns-option", &a.dns_option),
+        ("--add-host", &a.add_host),
+    ];
+    for (flag, values) in given {
+        let Some(first) = values.first() else {
+            continue;
+        };
+        if !native {
+            return Err(bad(
+                first,
+                flag,
+                "not available with an OCI runtime yet".into(),
+            ));
+        }
+        if network == NetworkMode::Container {
+            return Err(bad(
+                first,
+                flag,
+                "conflicting options: DNS and host settings and the container type network mode (they are the other container's)".into(),
+            ));
+        }
+        for v in values {
+            let checked = match flag {
+                "--dns" => resolv::parse_server(v).map(|_| ()),
+                "--dns-search" => resolv::check_search(v),
+                "--dns-option" => resolv::check_option(v),
+                _ => hosts::parse_extra_host(v).and_then(|(_, addr)| {
+                    if addr == "host-gateway" && network != NetworkMode::Bridge {
+                        Err(format!(
+                            "host-gateway needs a bridge network, not {}",
+                            network.name()
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }),
+            };
+            checked.map_err(|why| bad(v, flag, why))?;
+        }
+    }
+    Ok(())
 }
 
 /// Env as Docker builds it: image Env, then --env-file, then -e; plus
@@ -714,6 +769,16 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
             hostname: spec.hostname.clone(),
             ports: checked.ports.clone(),
             network_aliases: a.network_alias.clone(),
+            dns: a.dns.clone(),
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+            // As Docker shows them: NAME:IP.
+            extra_hosts: a
+                .add_host
+                .iter()
+                .filter_map(|h| runner::network::hosts::parse_extra_host(h).ok())
+                .map(|(n, ip)| format!("{n}:{ip}"))
+                .collect(),
         },
         restart: checked.restart.clone(),
         restart_count: 0,

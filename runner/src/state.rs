@@ -189,6 +189,16 @@ pub struct HostSettings {
     /// `--network-alias`: more names on a user-defined network.
     #[serde(default)]
     pub network_aliases: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`, as given (checked).
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP` (IP may be `host-gateway`), as given.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
 }
 
 pub fn now() -> u64 {

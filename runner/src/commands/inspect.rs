@@ -159,6 +159,10 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "PidsLimit": s.host.pids_limit,
             "PortBindings": port_map(&s.host.ports, ""),
             "Runtime": s.host.runtime,
+            "Dns": s.host.dns,
+            "DnsSearch": s.host.dns_search,
+            "DnsOptions": s.host.dns_options,
+            "ExtraHosts": s.host.extra_hosts,
         },
         "Mounts": binds,
         "Config": {

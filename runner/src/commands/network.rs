@@ -72,6 +72,26 @@ pub fn network(root: &Path, c: NetworkCommand) -> Result<i32> {
             }
             Ok(code)
         }
+        NetworkCommand::Resolver(a) => {
+            let subnet = a
+                .subnet
+                .parse()
+                .map_err(|e: String| Coded(125, anyhow!("--subnet: {e}")))?;
+            let gateway = a.gateway.parse().map_err(|_| {
+                Coded(
+                    125,
+                    anyhow!("--gateway {:?}: not an IPv4 address", a.gateway),
+                )
+            })?;
+            runner::network::resolver::start(runner::network::resolver::Config {
+                name: a.name,
+                bridge: a.bridge,
+                subnet,
+                gateway,
+            })
+            .map_err(|e| Coded(1, anyhow!("DNS resolver: {e}")))?;
+            Ok(0)
+        }
         NetworkCommand::Prune(a) => {
             require_root("rrun network prune")?;
             if !a.force {

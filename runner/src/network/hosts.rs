@@ -21,6 +21,35 @@ use std::path::{Path, PathBuf};
 use super::ipam::Holder;
 use super::Network;
 
+/// An `--add-host` value, `NAME:IP` (or Docker's newer `NAME=IP`; IPv6
+/// possibly in brackets; IP may be `host-gateway`), as (name, address).
+pub fn parse_extra_host(s: &str) -> Result<(String, String), String> {
+    let (name, addr) = match (s.find(':'), s.find('=')) {
+        (Some(c), Some(e)) if e < c => s.split_at(e),
+        (Some(c), _) => s.split_at(c),
+        (None, Some(e)) => s.split_at(e),
+        (None, None) => return Err("expected NAME:IP".into()),
+    };
+    let addr = &addr[1..];
+    let name_ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !name_ok {
+        return Err(format!(
+            "invalid host name {name:?}: use letters, digits, '-', '.' and '_'"
+        ));
+    }
+    let bare = addr.trim_start_matches('[').trim_end_matches(']');
+    if addr != "host-gateway" && bare.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!(
+            "invalid IP address {addr:?} (an IPv4 or IPv6 address, or host-gateway)"
+        ));
+    }
+    Ok((name.to_string(), addr.to_string()))
+}
+
 /// What a container's /etc/hosts starts with.
 pub fn base(hostname: &str) -> String {
     format!(
@@ -41,11 +70,28 @@ fn mkdir(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
-/// Create the container's hosts file before its child mounts it.
-pub fn prepare(net: &Network, container: &str, hostname: &str) -> io::Result<PathBuf> {
+/// The container's `--add-host` lines, kept for every rewrite.
+fn extra_path(net: &Network, container: &str) -> PathBuf {
+    net.state_dir().join("extra").join(container)
+}
+
+fn extra_of(net: &Network, container: &str) -> String {
+    fs::read_to_string(extra_path(net, container)).unwrap_or_default()
+}
+
+/// Create the container's hosts file before its child mounts it, with
+/// `extra` (its `--add-host` lines) after the standard ones.
+pub fn prepare(net: &Network, container: &str, hostname: &str, extra: &str) -> io::Result<PathBuf> {
     let p = hosts_path(net, container);
     mkdir(p.parent().expect("hosts dir"))?;
-    write_in_place(&p, &base(hostname))?;
+    let e = extra_path(net, container);
+    if extra.is_empty() {
+        let _ = fs::remove_file(&e);
+    } else {
+        mkdir(e.parent().expect("extra dir"))?;
+        write_in_place(&e, extra)?;
+    }
+    write_in_place(&p, &(base(hostname) + extra))?;
     Ok(p)
 }
 
@@ -90,9 +136,10 @@ impl Member {
     }
 }
 
-/// The hosts file of `me` among `all`.
-pub fn render(me: &Member, all: &[Member]) -> String {
+/// The hosts file of `me` among `all`, with `me`'s `--add-host` lines.
+pub fn render(me: &Member, all: &[Member], extra: &str) -> String {
     let mut s = base(&me.hostname);
+    s.push_str(extra);
     s.push_str(&format!("{}\t{}\n", me.address, me.hostname));
     for m in all {
         s.push_str(&format!("{}\t{}\n", m.address, m.names.join(" ")));
@@ -125,6 +172,7 @@ fn live_members(net: &Network, prune: bool) -> Vec<Member> {
             _ => {
                 let _ = fs::remove_file(e.path());
                 let _ = fs::remove_file(hosts_path(net, &id));
+                let _ = fs::remove_file(extra_path(net, &id));
             }
         }
     }
@@ -136,7 +184,8 @@ fn live_members(net: &Network, prune: bool) -> Vec<Member> {
 fn refresh(net: &Network) {
     let all = live_members(net, true);
     for m in &all {
-        let _ = write_in_place(&hosts_path(net, &m.container), &render(m, &all));
+        let text = render(m, &all, &extra_of(net, &m.container));
+        let _ = write_in_place(&hosts_path(net, &m.container), &text);
     }
 }
 
@@ -154,6 +203,7 @@ pub fn leave(net: &Network, container: &str) {
     let _lock = net.ipam().lock();
     let _ = fs::remove_file(members_dir(net).join(container));
     let _ = fs::remove_file(hosts_path(net, container));
+    let _ = fs::remove_file(extra_path(net, container));
     refresh(net);
 }
 
@@ -184,6 +234,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn extra_hosts_parse_like_dockers() {
+        let ok = |s: &str, n: &str, a: &str| {
+            assert_eq!(
+                parse_extra_host(s),
+                Ok((n.to_string(), a.to_string())),
+                "{s}"
+            )
+        };
+        ok("db:192.0.2.5", "db", "192.0.2.5");
+        ok("db=192.0.2.5", "db", "192.0.2.5");
+        ok("v6:2001:db8::1", "v6", "2001:db8::1");
+        ok("v6=[2001:db8::1]", "v6", "[2001:db8::1]");
+        ok(
+            "host.docker.internal:host-gateway",
+            "host.docker.internal",
+            "host-gateway",
+        );
+        for bad in [
+            "db",
+            "db:",
+            ":1.2.3.4",
+            "a b:1.2.3.4",
+            "x\ny:1.2.3.4",
+            "db:1.2.3",
+            "db:1.2.3.4 evil",
+        ] {
+            assert!(parse_extra_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn hosts_lists_every_member_by_name_and_alias() {
         let m = |c: &str, a: [u8; 4], names: &[&str]| Member {
             container: c.into(),
@@ -197,9 +278,9 @@ mod tests {
         ];
         assert_eq!(Member::parse("a", &all[0].line()), Some(all[0].clone()));
         assert_eq!(
-            render(&all[1], &all),
+            render(&all[1], &all, "192.0.2.9\tx\n"),
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tb-host\n\
-             10.88.0.3\tb-host\n10.88.0.2\tdb database\n10.88.0.3\tweb\n"
+             192.0.2.9\tx\n10.88.0.3\tb-host\n10.88.0.2\tdb database\n10.88.0.3\tweb\n"
         );
     }
 }

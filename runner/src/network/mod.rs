@@ -24,9 +24,12 @@
 //!
 //! Besides the default network (`bridge` on `rbox0`), user-defined
 //! networks (`user`) each have a bridge and table of their own, and on
-//! them containers find each other by name through /etc/hosts (`hosts`).
+//! them containers find each other by name through /etc/hosts (`hosts`)
+//! and through the network's embedded DNS resolver (`resolver`, answering
+//! with `dns`).
 
 pub mod bridge;
+pub mod dns;
 pub mod hosts;
 pub mod ipam;
 pub mod nat;
@@ -34,6 +37,7 @@ pub mod netlink;
 pub mod ports;
 pub mod proxy;
 pub mod resolv;
+pub mod resolver;
 pub mod user;
 
 use std::fs::File;
@@ -156,6 +160,7 @@ impl Drop for Attachment {
         drop(self.proxy.take());
         drop(self.published.take());
         if let Some(net) = self.named.take() {
+            resolver::clear_upstream(&net, &self.container);
             hosts::leave(&net, &self.container);
         }
         self.ipam.release(self.address, &self.container);
@@ -181,6 +186,9 @@ pub struct Names {
     pub hostname: String,
     /// Its name, then its `--network-alias`es.
     pub names: Vec<String>,
+    /// Its `--dns` servers: where the network's resolver forwards its
+    /// queries (none: the host's servers).
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Put the network namespace of `pid` (a container's first process, not
@@ -225,6 +233,11 @@ pub fn attach(
             hostname: n.hostname.clone(),
             names: n.names.clone(),
         };
+        resolver::set_upstream(net, container, &n.dns).map_err(|source| NetworkError::Record {
+            what: "record the DNS servers of the container on network",
+            path: net.state_dir(),
+            source,
+        })?;
         hosts::join(net, &m).map_err(|source| NetworkError::Record {
             what: "list the container in the hosts files of network",
             path: net.state_dir(),

@@ -9,6 +9,8 @@
 //!   services even if someone else turns it on.
 //! - forward: containers may go out; only replies come back in.
 //! - postrouting: what leaves through another interface is masqueraded.
+//! - DNS to the network's own address (its embedded resolver, see
+//!   `resolver`) is never translated, even with port 53 published.
 //! - published ports (`rrun run -p`, see `ports`): two maps from host
 //!   address (`ports_ip`; `ports` for every address), protocol and port
 //!   to a container's address and port, with one element per published
@@ -64,6 +66,7 @@ table ip {t} {{
 	}}
 	chain publish {{
 		type nat hook prerouting priority dstnat; policy accept;
+		iifname "{bridge}" ip daddr {subnet} meta l4proto {{ tcp, udp }} th dport 53 return
 		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
 		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
 	}}

@@ -5,7 +5,8 @@
 //! first use like the default network's and is not kept: the bridge is
 //! `rbox-` and 10 hex digits of the hash of the store and the name (one
 //! store's `mynet` is not another's), the leases are under
-//! `STATE_DIR/<bridge>`.
+//! `STATE_DIR/<bridge>`, with the network's DNS resolver (`resolver`),
+//! which `remove` stops.
 
 use std::fs;
 use std::io;
@@ -281,6 +282,7 @@ pub fn create(
 /// leases). The caller has checked that no container uses it.
 pub fn remove(root: &Path, def: &Definition) -> Result<(), UserNetError> {
     let net = def.network(root);
+    super::resolver::stop(&net);
     if let Ok(mut nl) = super::netlink::Netlink::open() {
         if let Ok(Some(l)) = nl.link(&net.bridge) {
             let _ = nl.delete_link(l.index);
