@@ -575,8 +575,15 @@ impl Resolver {
             let spawned = std::thread::Builder::new()
                 .stack_size(256 << 10)
                 .spawn(move || {
+                    // Given back even if the session panics.
+                    struct Slot(Arc<AtomicUsize>);
+                    impl Drop for Slot {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _slot = Slot(active);
                     let _ = tcp_session(&net, conn, from);
-                    active.fetch_sub(1, Ordering::SeqCst);
                 });
             if spawned.is_err() {
                 self.tcp_active.fetch_sub(1, Ordering::SeqCst);
