@@ -360,16 +360,18 @@ fn child_main(
         // SAFETY: ioctl on fd 0 with an integer argument.
         unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     }
-    if let Err(e) = spawn::become_process_user(
+    // With the container's noNewPrivileges, an OCI profile is loaded last,
+    // after the signal reset, so only execve runs under it.
+    if let Err((_, e)) = spawn::become_process_user(
         &plan.rlimits,
         &plan.security,
         &plan.groups,
         plan.gid,
         plan.uid,
+        spawn::reset_signals,
     ) {
         fail(125, e);
     }
-    spawn::reset_signals();
     let mut eacces = false;
     for c in &plan.candidates {
         // SAFETY: NUL-terminated arrays that outlive the call.

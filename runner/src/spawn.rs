@@ -447,34 +447,52 @@ fn child_main(
             );
         }
     }
-    if let Err(e) = become_process_user(
+    // Rlimits, then security from root to the last step before execve
+    // in the one order of `security::SecurityPlan::enter`; `ready` is
+    // our part (the start gate).
+    let gate = plan.start_gate;
+    let mut report = Some(report);
+    let ready = || {
+        reset_signals();
+        if let Some(gate) = gate {
+            // Ready: the parent (`create`) returns; `start` writes the byte.
+            if sys::write_all_fd(rep, &[0]).is_err() {
+                // SAFETY: the parent is gone; _exit never returns.
+                unsafe { libc::_exit(125) };
+            }
+            drop(report.take());
+            let n = loop {
+                // SAFETY: reading one byte into a stack buffer from our gate fd.
+                let n = unsafe { libc::read(gate, go.as_mut_ptr().cast(), 1) };
+                if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break n;
+                }
+            };
+            if n != 1 {
+                // SAFETY: nobody will start us; _exit never returns.
+                unsafe { libc::_exit(125) };
+            }
+        }
+    };
+    match become_process_user(
         &plan.rlimits,
         &plan.security,
         &plan.groups,
         plan.gid,
         plan.uid,
+        ready,
     ) {
-        fail(rep, 125, format_args!("{e}"));
+        Ok(()) => {}
+        Err((false, e)) => fail(rep, 125, format_args!("{e}")),
+        // After the gate the report pipe is closed: on the command's stderr.
+        Err((true, e)) if gate.is_some() => {
+            let _ = sys::write_all_fd(2, format!("rbox-runtime: {e}\n").as_bytes());
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(125) }
+        }
+        Err((true, e)) => fail(rep, 125, format_args!("{e}")),
     }
-    reset_signals();
-    if let Some(gate) = plan.start_gate {
-        // Ready: the parent (`create`) returns; `start` writes the byte.
-        if sys::write_all_fd(rep, &[0]).is_err() {
-            // SAFETY: the parent is gone; _exit never returns.
-            unsafe { libc::_exit(125) };
-        }
-        drop(report);
-        let n = loop {
-            // SAFETY: reading one byte into a stack buffer from our gate fd.
-            let n = unsafe { libc::read(gate, go.as_mut_ptr().cast(), 1) };
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
-        if n != 1 {
-            // SAFETY: nobody will start us; _exit never returns.
-            unsafe { libc::_exit(125) };
-        }
+    if gate.is_some() {
         // Failures from here on are the command's: on its stderr.
         if let Some(h) = &plan.hooks {
             if let Err(e) = h.before_exec() {
@@ -564,19 +582,23 @@ fn write_proc(path: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
 }
 
 /// The last steps of every container process before its command, in the
-/// child, as root: the rlimits, the security settings that need root
-/// (capability bounding set, ...), the user and groups, then the rest of
-/// the security settings (capability sets, no_new_privs, seccomp) and
-/// Docker's umask. One function for a container's first process
+/// child, as root: the rlimits, then `security::SecurityPlan::enter`
+/// (the bounding set, an OCI profile without noNewPrivileges, the user
+/// and groups, the capability sets and no_new_privs), Docker's umask,
+/// the caller's `ready` (create: the start gate), and last an OCI profile
+/// with noNewPrivileges. One function for a container's first process
 /// (`child_main`) and for processes added later (`exec::Target::spawn`),
-/// so both get the same. Allocates only to describe a failure.
+/// so both get the same. Err: (whether `ready` had run, the message);
+/// allocates only to describe a failure.
 pub fn become_process_user(
     rlimits: &[(u32, u64, u64)],
     security: &crate::security::SecurityPlan,
     groups: &[u32],
     gid: u32,
     uid: u32,
-) -> Result<(), String> {
+    ready: impl FnOnce(),
+) -> Result<(), (bool, String)> {
+    use crate::security::{EnterError, SecurityError};
     for &(resource, soft, hard) in rlimits {
         let lim = libc::rlimit {
             rlim_cur: soft,
@@ -584,23 +606,30 @@ pub fn become_process_user(
         };
         // SAFETY: lim lives across the call.
         if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
-            return Err(format!(
-                "setrlimit {resource} to {soft}:{hard}: {}",
-                io::Error::last_os_error()
+            return Err((
+                false,
+                format!(
+                    "setrlimit {resource} to {soft}:{hard}: {}",
+                    io::Error::last_os_error()
+                ),
             ));
         }
     }
+    let msg = |e: SecurityError| match e {
+        e @ SecurityError::Ids { .. } => e.to_string(),
+        e => format!("apply security settings: {e}"),
+    };
+    let ready = || {
+        // SAFETY: umask takes an integer. Docker's default for the command.
+        unsafe { libc::umask(0o022) };
+        ready();
+    };
     security
-        .apply_before_setuid()
-        .map_err(|e| format!("apply security settings: {e}"))?;
-    sys::set_ids_this_thread(groups, gid, uid)
-        .map_err(|(what, e)| format!("{what} {uid}:{gid}: {e}"))?;
-    security
-        .apply_after_setuid()
-        .map_err(|e| format!("apply security settings: {e}"))?;
-    // SAFETY: umask takes an integer. Docker's default for the command.
-    unsafe { libc::umask(0o022) };
-    Ok(())
+        .enter(groups, gid, uid, ready)
+        .map_err(|e| match e {
+            EnterError::BeforeReady(e) => (false, msg(e)),
+            EnterError::AfterReady(e) => (true, msg(e)),
+        })
 }
 
 /// Dispositions set by rrun (Rust ignores SIGPIPE) and the blocked mask

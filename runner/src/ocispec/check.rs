@@ -80,7 +80,35 @@ const RESOURCES: Allow = Obj(&[
     ("pids", Obj(&[("limit", Leaf)])),
 ]);
 
+const SECCOMP: Allow = Obj(&[
+    ("defaultAction", Leaf),
+    ("defaultErrnoRet", Leaf),
+    ("architectures", Leaf),
+    ("flags", Leaf),
+    // Refused with a reason by `seccomp::compile`.
+    ("listenerPath", Leaf),
+    ("listenerMetadata", Leaf),
+    (
+        "syscalls",
+        Arr(&Obj(&[
+            ("names", Leaf),
+            ("action", Leaf),
+            ("errnoRet", Leaf),
+            (
+                "args",
+                Arr(&Obj(&[
+                    ("index", Leaf),
+                    ("value", Leaf),
+                    ("valueTwo", Leaf),
+                    ("op", Leaf),
+                ])),
+            ),
+        ])),
+    ),
+]);
+
 const LINUX: Allow = Obj(&[
+    ("seccomp", SECCOMP),
     ("namespaces", Arr(&Obj(&[("type", Leaf), ("path", Leaf)]))),
     ("resources", RESOURCES),
     ("maskedPaths", Leaf),
@@ -193,8 +221,15 @@ mod tests {
             "linux": {"namespaces": [{"type": "pid"}], "sysctl": {}, "uidMappings": []},
             "annotations": {"a.b": "c"}});
         assert_eq!(first_unsupported(&ok), None);
-        let bad = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}});
-        assert_eq!(first_unsupported(&bad).as_deref(), Some("linux.seccomp"));
+        let ok = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}}});
+        assert_eq!(first_unsupported(&ok), None);
+        let bad = json!({"linux": {"seccomp": {"syscalls": [{"names": ["a"], "comment": "x"}]}}});
+        assert_eq!(
+            first_unsupported(&bad).as_deref(),
+            Some("linux.seccomp.syscalls[0].comment")
+        );
         let bad = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "net", "flags": 1}]}});
         assert_eq!(
             first_unsupported(&bad).as_deref(),

@@ -191,11 +191,10 @@ pub(crate) fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
 /// child applies the plan, with the process's rlimits and user, through
 /// `spawn::become_process_user`.
 pub fn process_security(b: &Bundle) -> Result<crate::security::SecurityPlan> {
-    Ok(crate::security::SecurityPlan::oci(
-        b.caps,
-        b.no_new_privs,
-        b.uid,
-    ))
+    Ok(
+        crate::security::SecurityPlan::oci(b.caps, b.no_new_privs, b.uid)
+            .with_oci_seccomp(b.seccomp.clone()),
+    )
 }
 
 fn child_plan(

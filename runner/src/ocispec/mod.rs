@@ -13,6 +13,7 @@ pub mod exec;
 pub mod hooks;
 pub mod lifecycle;
 pub mod pause;
+pub mod seccomp;
 pub mod state;
 pub mod update;
 
@@ -97,6 +98,19 @@ pub enum OciError {
 
 pub type Result<T, E = OciError> = std::result::Result<T, E>;
 
+static DEBUG_LOG: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Where the library's debug messages go (the binary's `--debug` log).
+pub fn set_debug_log(f: fn(&str)) {
+    let _ = DEBUG_LOG.set(f);
+}
+
+pub(crate) fn debug(msg: &str) {
+    if let Some(f) = DEBUG_LOG.get() {
+        f(msg);
+    }
+}
+
 pub(crate) fn io_err<'a>(
     what: &'static str,
     path: &'a Path,
@@ -159,6 +173,8 @@ pub struct Bundle {
     pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub hooks: hooks::Hooks,
+    /// `linux.seccomp`, compiled (`seccomp.rs`); loaded by the process.
+    pub seccomp: Option<seccomp::Filter>,
 }
 
 /// One entry of `mounts`, translated.
@@ -192,15 +208,44 @@ pub(crate) fn load_value(bundle: &Path, path: &Path, raw: serde_json::Value) -> 
     if let Some(field) = check::first_unsupported(&raw) {
         return Err(unsupported(field, ""));
     }
+    // From the raw JSON, before the typed parse: its errors name the path
+    // of a bad action, operator, architecture or flag.
+    let filter = match raw.pointer("/linux/seccomp").filter(|v| !v.is_null()) {
+        Some(v) => Some(seccomp::compile(v, no_new_privs_raw(&raw))?),
+        None => None,
+    };
     let spec: Spec = serde_json::from_value(raw).map_err(|e| OciError::Parse {
         path: path.clone(),
         msg: e.to_string(),
     })?;
-    translate(&spec, bundle)
+    translate_with(&spec, bundle, filter)
+}
+
+fn no_new_privs_raw(raw: &serde_json::Value) -> bool {
+    raw.pointer("/process/noNewPrivileges")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 /// Translate a parsed spec whose keys passed `check`.
 pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
+    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        None => None,
+        Some(s) => {
+            let v = serde_json::to_value(s)
+                .map_err(|e| OciError::Other(format!("linux.seccomp: {e}")))?;
+            let nnp = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.no_new_privileges())
+                .unwrap_or(false);
+            Some(seccomp::compile(&v, nnp)?)
+        }
+    };
+    translate_with(spec, bundle, filter)
+}
+
+fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) -> Result<Bundle> {
     let dir = std::path::absolute(bundle).map_err(io_err("resolve bundle", bundle))?;
     let root = spec
         .root()
@@ -441,6 +486,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
             .into_iter()
             .collect(),
         hooks: hooks::from_spec(spec.hooks().as_ref())?,
+        seccomp,
         dir,
     })
 }

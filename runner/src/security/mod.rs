@@ -48,6 +48,15 @@ pub enum SecurityError {
     NoNewPrivs(nix::Error),
     #[error("loading the seccomp filter failed: {0} (the kernel needs CONFIG_SECCOMP_FILTER, and no_new_privs or CAP_SYS_ADMIN)")]
     SeccompLoad(nix::Error),
+    #[error("loading linux.seccomp failed: {0} (the kernel needs CONFIG_SECCOMP_FILTER and every flag the profile sets)")]
+    OciSeccompLoad(nix::Error),
+    #[error("{what} {uid}:{gid}: {source}")]
+    Ids {
+        what: &'static str,
+        uid: u32,
+        gid: u32,
+        source: std::io::Error,
+    },
     #[error("no default seccomp filter for {0}; run with --security-opt seccomp=unconfined")]
     SeccompUnsupportedArch(&'static str),
     #[error("cannot open {path} to mask it: {source}")]
@@ -76,6 +85,18 @@ pub struct SecurityPlan {
     /// An OCI bundle's five sets, used as given instead of the Docker
     /// scheme above (`caps` is then the bounding set).
     pub oci: Option<OciCaps>,
+    /// An OCI bundle's `linux.seccomp`, compiled by libseccomp: loaded
+    /// before setuid without no_new_privs, else last (see `enter`).
+    pub oci_seccomp: Option<crate::ocispec::seccomp::Filter>,
+}
+
+/// Where `SecurityPlan::enter` failed: before or after the caller's
+/// `ready` step (after it, create's caller has been told the container
+/// is ready, so the failure goes to the container's stderr).
+#[derive(Debug)]
+pub enum EnterError {
+    BeforeReady(SecurityError),
+    AfterReady(SecurityError),
 }
 
 /// `process.capabilities` of an OCI runtime-spec config.
@@ -89,8 +110,8 @@ pub struct OciCaps {
 }
 
 impl SecurityPlan {
-    /// For an OCI bundle: its capability sets and no_new_privs, no
-    /// seccomp filter (bundles with `linux.seccomp` are refused before).
+    /// For an OCI bundle: its capability sets and no_new_privs; its
+    /// seccomp filter, if any, with `with_oci_seccomp`.
     pub fn oci(caps: OciCaps, no_new_privs: bool, uid: u32) -> SecurityPlan {
         SecurityPlan {
             caps: caps.bounding,
@@ -99,7 +120,55 @@ impl SecurityPlan {
             seccomp: None,
             privileged: false,
             oci: Some(caps),
+            oci_seccomp: None,
         }
+    }
+
+    /// An OCI bundle's compiled `linux.seccomp`.
+    pub fn with_oci_seccomp(mut self, f: Option<crate::ocispec::seccomp::Filter>) -> SecurityPlan {
+        self.oci_seccomp = f;
+        self
+    }
+
+    /// The security of a process entering an OCI container, from full
+    /// root to just before its execve: the one order that create's first
+    /// process follows, and that `exec` must follow too.
+    ///
+    /// 1. the bounding set (and keep-caps for a non-root user);
+    /// 2. without noNewPrivileges, the `linux.seccomp` filter: loading
+    ///    needs CAP_SYS_ADMIN then, so it comes while we still have it
+    ///    (runc's order); what runs after it must be allowed by the
+    ///    profile (`seccomp::NEEDED_AFTER_LOAD`, checked at create);
+    /// 3. setgroups, setresgid, setresuid (`groups`, `gid`, `uid`);
+    /// 4. the capability sets, the ambient set, no_new_privs;
+    /// 5. `ready`: the caller's last steps (create: report ready, then
+    ///    wait at the exec fifo until `start`);
+    /// 6. with noNewPrivileges, the `linux.seccomp` filter, as late as
+    ///    possible so that only execve runs under it.
+    pub fn enter(
+        &self,
+        groups: &[u32],
+        gid: u32,
+        uid: u32,
+        ready: impl FnOnce(),
+    ) -> Result<(), EnterError> {
+        self.apply_before_setuid()
+            .map_err(EnterError::BeforeReady)?;
+        crate::sys::set_ids_this_thread(groups, gid, uid).map_err(|(what, source)| {
+            EnterError::BeforeReady(SecurityError::Ids {
+                what,
+                uid,
+                gid,
+                source,
+            })
+        })?;
+        self.apply_after_setuid().map_err(EnterError::BeforeReady)?;
+        ready();
+        if let (Some(f), true) = (&self.oci_seccomp, self.no_new_privs) {
+            f.load()
+                .map_err(|e| EnterError::AfterReady(SecurityError::OciSeccompLoad(e)))?;
+        }
+        Ok(())
     }
 
     /// `uid` is the user the command runs as. Unknown capability names in
@@ -125,6 +194,7 @@ impl SecurityPlan {
             seccomp,
             privileged: spec.privileged,
             oci: None,
+            oci_seccomp: None,
         })
     }
 
@@ -137,6 +207,9 @@ impl SecurityPlan {
                 // the final capset then trims it to what was asked.
                 // SAFETY: integer arguments only.
                 unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong, 0, 0, 0) };
+            }
+            if let (Some(f), false) = (&self.oci_seccomp, self.no_new_privs) {
+                f.load().map_err(SecurityError::OciSeccompLoad)?;
             }
             return Ok(());
         }

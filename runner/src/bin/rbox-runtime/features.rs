@@ -1,11 +1,12 @@
 //! `features`: the runtime-spec features document for this slice.
 
-use runner::ocispec::OciError;
+use runner::ocispec::{seccomp, OciError};
 use runner::security::Cap;
 use serde_json::json;
 
 pub fn run() -> Result<(), OciError> {
     let caps: Vec<&str> = Cap::ALL.iter().map(|c| c.name()).collect();
+    let flags: Vec<&str> = seccomp::FLAGS.iter().map(|(n, _)| *n).collect();
     let v = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -19,7 +20,14 @@ pub fn run() -> Result<(), OciError> {
             "namespaces": ["pid", "mount", "ipc", "uts", "network", "cgroup"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHES,
+                "knownFlags": flags,
+                "supportedFlags": flags
+            },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}
         },

@@ -109,6 +109,7 @@ fn main() -> ExitCode {
     };
     log::init(cli.log.as_deref(), &cli.log_format, cli.debug);
     runner::ocispec::hooks::set_warn_sink(log::warn);
+    runner::ocispec::set_debug_log(log::debug);
     if cli.systemd_cgroup {
         log::error(
             "--systemd-cgroup is not supported by rbox-runtime yet (it manages cgroupfs directly)",

@@ -1,0 +1,503 @@
+//! `linux.seccomp` of a config.json, compiled with libseccomp (the
+//! library runc, crun and youki use) into a BPF program in the parent,
+//! before the clone; the container's process only loads it with one
+//! seccomp(2) call (`Filter::load`), so it allocates nothing there.
+//!
+//! What libseccomp does for us: the per-architecture syscall numbers of
+//! every architecture listed (and the native one), the architecture
+//! checks, argument comparisons on 64-bit values, and the layout of the
+//! program. What is checked here: every field by its JSON path, so a
+//! bad profile is refused with the path of what is wrong
+//! (`linux.seccomp.syscalls[3].args[0].op: unknown operator "X"`).
+//!
+//! As runc does: syscall names libseccomp does not know on this machine
+//! are skipped (a profile lists calls of newer kernels and other
+//! architectures), and so are rules whose action is the default one
+//! (libseccomp refuses those). Several conditions on the same argument of
+//! one rule become one rule per condition (libseccomp cannot AND two
+//! comparisons of one argument; runc ORs them the same way).
+//!
+//! Not supported, and refused by name: `SCMP_ACT_NOTIFY`, `listenerPath`
+//! and `listenerMetadata` (a user-space agent answering syscalls), and the
+//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` flag that only matters to it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompOperator};
+use serde_json::Value;
+
+use super::{invalid, unsupported, Result};
+
+const FIELD: &str = "linux.seccomp";
+
+/// The flags of `linux.seccomp.flags` rbox-runtime passes to seccomp(2).
+pub const FLAGS: &[(&str, libc::c_uint)] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_uint),
+    ("SECCOMP_FILTER_FLAG_LOG", libc::SECCOMP_FILTER_FLAG_LOG as libc::c_uint),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as libc::c_uint),
+];
+
+/// The actions rbox-runtime supports (all but SCMP_ACT_NOTIFY).
+pub const ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_LOG",
+];
+
+/// The argument operators (all of the runtime-spec's).
+pub const OPERATORS: &[&str] = &[
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
+/// The architectures libseccomp knows (`SCMP_ARCH_*`).
+pub const ARCHES: &[&str] = &[
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+];
+
+/// What the runtime itself calls after loading a filter without
+/// `noNewPrivileges` (loaded then while it still holds CAP_SYS_ADMIN,
+/// before dropping to the user): the ids, the capability sets, the
+/// signal reset, the ready report and the start gate, then execve.
+/// runc makes the same calls after its load; a profile that refuses one
+/// unconditionally is refused at create rather than failing half-way.
+pub const NEEDED_AFTER_LOAD: &[&str] = &[
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "capget",
+    "capset",
+    "prctl",
+    "umask",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "write",
+    "close",
+    "read",
+    "execve",
+];
+
+/// A compiled profile: the BPF program libseccomp made and the flags
+/// for seccomp(2). Loaded in the container's process by `load`.
+#[derive(Clone)]
+pub struct Filter {
+    insns: Vec<libc::sock_filter>,
+    flags: libc::c_uint,
+    /// Names skipped because libseccomp does not know them here, as
+    /// `syscalls[i]: name` (reported at debug level).
+    pub skipped: Vec<String>,
+    /// Rules added to the filter.
+    pub rules: usize,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seccomp::Filter({} instructions, {} rules, flags {:#x})",
+            self.insns.len(),
+            self.rules,
+            self.flags
+        )
+    }
+}
+
+impl Filter {
+    /// The number of BPF instructions.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
+    /// seccomp(SECCOMP_SET_MODE_FILTER) with the profile's flags: needs
+    /// no_new_privs or CAP_SYS_ADMIN. No allocation (safe in a cloned
+    /// child).
+    pub fn load(&self) -> std::result::Result<(), nix::Error> {
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as libc::c_ushort,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the kernel reads `prog` and the instructions it points
+        // to during the call only; both outlive it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            return Err(nix::Error::last());
+        }
+        Ok(())
+    }
+}
+
+fn path(base: &str, key: &str) -> String {
+    format!("{base}.{key}")
+}
+
+fn as_str<'a>(v: &'a Value, p: &str) -> Result<&'a str> {
+    v.as_str().ok_or_else(|| invalid(p, "must be a string"))
+}
+
+fn as_u64(v: &Value, p: &str) -> Result<u64> {
+    v.as_u64()
+        .ok_or_else(|| invalid(p, "must be a non-negative integer"))
+}
+
+fn as_array<'a>(v: Option<&'a Value>, p: &str) -> Result<&'a [Value]> {
+    match v {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(invalid(p, "must be a list")),
+    }
+}
+
+fn errno_ret(v: Option<&Value>, p: &str) -> Result<Option<u32>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let n = as_u64(v, p)?;
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= 4095)
+                .map(Some)
+                .ok_or_else(|| invalid(p, format!("{n}: an errno is at most 4095")))
+        }
+    }
+}
+
+/// An action by name, with its errno (or trace message) if it takes one.
+fn action(v: Option<&Value>, errno: Option<u32>, p: &str, errno_field: &str) -> Result<ScmpAction> {
+    let v = v.ok_or_else(|| invalid(p, "required"))?;
+    let name = as_str(v, p)?;
+    let a = LinuxSeccompAction::from_str(name)
+        .map_err(|_| invalid(p, format!("unknown action {name:?}")))?;
+    let eperm = libc::EPERM as u32;
+    let act = match a {
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno.unwrap_or(eperm) as i32),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.unwrap_or(eperm) as u16),
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(unsupported(
+                p,
+                "SCMP_ACT_NOTIFY: handing syscalls to a seccomp agent (listenerPath)",
+            ))
+        }
+    };
+    if errno.is_some() && !matches!(act, ScmpAction::Errno(_) | ScmpAction::Trace(_)) {
+        return Err(invalid(
+            errno_field,
+            format!("set, but the action is {name} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)"),
+        ));
+    }
+    Ok(act)
+}
+
+fn operator(v: Option<&Value>, mask: u64, p: &str) -> Result<ScmpCompareOp> {
+    let v = v.ok_or_else(|| invalid(p, "required"))?;
+    let name = as_str(v, p)?;
+    let op = LinuxSeccompOperator::from_str(name)
+        .map_err(|_| invalid(p, format!("unknown operator {name:?}")))?;
+    Ok(match op {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(mask),
+    })
+}
+
+fn lib_err(p: &str, what: &str) -> impl FnOnce(libseccomp::error::SeccompError) -> super::OciError {
+    let p = p.to_string();
+    let what = what.to_string();
+    move |e| invalid(p, format!("{what}: {e}"))
+}
+
+/// How the profile treats a syscall the runtime needs after loading.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Conditional,
+    Refused,
+}
+
+fn allowing(a: ScmpAction) -> bool {
+    matches!(a, ScmpAction::Allow | ScmpAction::Log)
+}
+
+/// Compile `linux.seccomp` (its raw JSON, so errors carry paths).
+/// `no_new_privs`: `process.noNewPrivileges`, which decides when the
+/// filter is loaded (see `security::SecurityPlan`), and so which of the
+/// runtime's own calls the profile must allow.
+pub fn compile(v: &Value, no_new_privs: bool) -> Result<Filter> {
+    if !v.is_object() {
+        return Err(invalid(FIELD, "must be an object"));
+    }
+    for key in ["listenerPath", "listenerMetadata"] {
+        if v.get(key).is_some_and(|x| !x.is_null() && x != "") {
+            return Err(unsupported(
+                path(FIELD, key),
+                "a seccomp agent (SCMP_ACT_NOTIFY)",
+            ));
+        }
+    }
+    let default_errno = errno_ret(v.get("defaultErrnoRet"), &path(FIELD, "defaultErrnoRet"))?;
+    let default = action(
+        v.get("defaultAction"),
+        default_errno,
+        &path(FIELD, "defaultAction"),
+        &path(FIELD, "defaultErrnoRet"),
+    )?;
+    let mut ctx = ScmpFilterContext::new(default)
+        .map_err(lib_err(FIELD, "create a libseccomp filter"))?;
+    let arch_field = path(FIELD, "architectures");
+    for (i, a) in as_array(v.get("architectures"), &arch_field)?
+        .iter()
+        .enumerate()
+    {
+        let p = format!("{arch_field}[{i}]");
+        let name = as_str(a, &p)?;
+        let arch = ScmpArch::from_str(name)
+            .ok()
+            .filter(|a| *a != ScmpArch::Native)
+            .ok_or_else(|| invalid(&p, format!("unknown architecture {name:?}")))?;
+        ctx.add_arch(arch)
+            .map_err(lib_err(&p, &format!("add architecture {name}")))?;
+    }
+    let flag_field = path(FIELD, "flags");
+    let mut flags: libc::c_uint = 0;
+    for (i, f) in as_array(v.get("flags"), &flag_field)?.iter().enumerate() {
+        let p = format!("{flag_field}[{i}]");
+        let name = as_str(f, &p)?;
+        if name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" {
+            return Err(unsupported(
+                p,
+                format!("{name}: it only concerns a seccomp agent (SCMP_ACT_NOTIFY)"),
+            ));
+        }
+        let (_, bit) = FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| invalid(&p, format!("unknown flag {name:?}")))?;
+        flags |= bit;
+    }
+    // The runtime's own calls after a load without no_new_privs.
+    let mut needed: BTreeMap<&str, Verdict> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut rules = 0;
+    let sys_field = path(FIELD, "syscalls");
+    for (i, s) in as_array(v.get("syscalls"), &sys_field)?.iter().enumerate() {
+        let base = format!("{sys_field}[{i}]");
+        if !s.is_object() {
+            return Err(invalid(&base, "must be an object"));
+        }
+        let errno = errno_ret(s.get("errnoRet"), &path(&base, "errnoRet"))?;
+        let act = action(
+            s.get("action"),
+            errno,
+            &path(&base, "action"),
+            &path(&base, "errnoRet"),
+        )?;
+        let names_field = path(&base, "names");
+        let names = as_array(s.get("names"), &names_field)?;
+        if names.is_empty() {
+            return Err(invalid(names_field, "must list at least one syscall"));
+        }
+        let args_field = path(&base, "args");
+        let mut conds = Vec::new();
+        let mut indexes = Vec::new();
+        for (j, a) in as_array(s.get("args"), &args_field)?.iter().enumerate() {
+            let ap = format!("{args_field}[{j}]");
+            if !a.is_object() {
+                return Err(invalid(&ap, "must be an object"));
+            }
+            let index = as_u64(
+                a.get("index").ok_or_else(|| invalid(path(&ap, "index"), "required"))?,
+                &path(&ap, "index"),
+            )?;
+            if index > 5 {
+                return Err(invalid(
+                    path(&ap, "index"),
+                    format!("{index}: a syscall has arguments 0 to 5"),
+                ));
+            }
+            let value = as_u64(
+                a.get("value").ok_or_else(|| invalid(path(&ap, "value"), "required"))?,
+                &path(&ap, "value"),
+            )?;
+            let two = match a.get("valueTwo") {
+                None | Some(Value::Null) => 0,
+                Some(x) => as_u64(x, &path(&ap, "valueTwo"))?,
+            };
+            // MASKED_EQ: (arg & value) == valueTwo; the others compare
+            // with value.
+            let op = operator(a.get("op"), value, &path(&ap, "op"))?;
+            let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
+                two
+            } else {
+                value
+            };
+            conds.push(ScmpArgCompare::new(index as u32, op, datum));
+            indexes.push(index);
+        }
+        let same_arg_twice = (1..indexes.len()).any(|k| indexes[..k].contains(&indexes[k]));
+        for (k, n) in names.iter().enumerate() {
+            let np = format!("{names_field}[{k}]");
+            let name = as_str(n, &np)?;
+            if let Some(&needed_name) = NEEDED_AFTER_LOAD.iter().find(|x| **x == name) {
+                let verdict = if !conds.is_empty() {
+                    Verdict::Conditional
+                } else if allowing(act) {
+                    Verdict::Allowed
+                } else {
+                    Verdict::Refused
+                };
+                let e = needed.entry(needed_name).or_insert(verdict);
+                if *e == Verdict::Refused || verdict == Verdict::Allowed {
+                    *e = verdict;
+                }
+            }
+            let Ok(call) = ScmpSyscall::from_name(name) else {
+                super::debug(&format!(
+                    "{np}: {name:?} is unknown to libseccomp on this machine: skipped"
+                ));
+                skipped.push(format!("{base}: {name}"));
+                continue;
+            };
+            if act == default {
+                // libseccomp refuses a rule that does what the default does.
+                continue;
+            }
+            if conds.is_empty() {
+                ctx.add_rule(act, call)
+                    .map_err(lib_err(&np, &format!("add a rule for {name}")))?;
+                rules += 1;
+            } else if same_arg_twice {
+                for c in &conds {
+                    ctx.add_rule_conditional(act, call, std::slice::from_ref(c))
+                        .map_err(lib_err(&np, &format!("add a rule for {name}")))?;
+                    rules += 1;
+                }
+            } else {
+                ctx.add_rule_conditional(act, call, &conds)
+                    .map_err(lib_err(&np, &format!("add a rule for {name}")))?;
+                rules += 1;
+            }
+        }
+    }
+    if !no_new_privs {
+        let refused: Vec<&str> = NEEDED_AFTER_LOAD
+            .iter()
+            .copied()
+            .filter(|n| match needed.get(n) {
+                Some(v) => *v == Verdict::Refused,
+                None => !allowing(default),
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(invalid(
+                FIELD,
+                format!(
+                    "the profile refuses {}, which rbox-runtime calls after loading it when \
+                     process.noNewPrivileges is false (the filter is then loaded while the \
+                     process still holds CAP_SYS_ADMIN, before it drops to its user); allow \
+                     them or set process.noNewPrivileges",
+                    refused.join(", ")
+                ),
+            ));
+        }
+    }
+    let insns = export(&ctx)?;
+    Ok(Filter {
+        insns,
+        flags,
+        skipped,
+        rules,
+    })
+}
+
+/// libseccomp's program as instructions, through a memfd (the
+/// in-memory export needs libseccomp 2.6; Debian 12 has 2.5).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    let other = |what: &str, e: std::io::Error| super::OciError::Other(format!("{FIELD}: {what}: {e}"));
+    // SAFETY: a NUL-terminated name; the descriptor is owned below.
+    let fd = unsafe { libc::memfd_create(c"rbox-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(other("memfd_create", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just created and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    ctx.export_bpf(fd.as_fd())
+        .map_err(lib_err(FIELD, "export the BPF program"))?;
+    let mut f = std::fs::File::from(fd);
+    f.rewind().map_err(|e| other("rewind the BPF program", e))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(|e| other("read the BPF program", e))?;
+    let size = std::mem::size_of::<libc::sock_filter>();
+    if bytes.len() % size != 0 || bytes.is_empty() || bytes.len() / size > u16::MAX as usize {
+        return Err(super::OciError::Other(format!(
+            "{FIELD}: libseccomp made a program of {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
