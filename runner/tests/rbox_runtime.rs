@@ -333,9 +333,10 @@ fn kill_takes_names_numbers_and_all_and_delete_force_kills() {
 fn unsupported_fields_are_refused_by_name() {
     for (field, set) in [
         (
-            "linux.seccomp",
+            "linux.seccomp.listenerPath",
             Box::new(|c: &mut Value| {
-                c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"})
+                c["linux"]["seccomp"] =
+                    json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"})
             }) as Box<dyn Fn(&mut Value)>,
         ),
         (
@@ -766,6 +767,58 @@ fn hook_log(path: &Path) -> Vec<(String, Value, String)> {
             let v: Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("{l}: {e}"));
             (label.to_string(), v, ns.to_string())
         })
+/// `run` of a bundle whose config gets `linux.seccomp` = `profile` (none
+/// for `Value::Null`) and `process.noNewPrivileges` = `nnp`.
+fn run_seccomp(args: &[&str], profile: &Value, nnp: bool, id: &str) -> Output {
+    let b = bundle(args, |c| {
+        if !profile.is_null() {
+            c["linux"]["seccomp"] = profile.clone();
+        }
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        // mkdir /tmp/x: a writable root (runc spec's is read-only).
+        c["root"]["readonly"] = json!(false);
+    });
+    b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq(id)])
+}
+
+#[test]
+fn seccomp_errno_rule_on_an_allow_default() {
+    let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]});
+    let sh = [
+        "sh",
+        "-c",
+        "echo plain; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+         mkdir /tmp/x 2>&1; echo rc=$?",
+    ];
+    // Both moments of loading: before setuid (CAP_SYS_ADMIN) and last;
+    // loading without noNewPrivileges does not set it.
+    for nnp in [false, true] {
+        let o = run_seccomp(&sh, &profile, nnp, "sc-errno");
+        assert_eq!(o.status.code(), Some(0), "nnp {nnp}: {}", err(&o));
+        let text = out(&o);
+        let head = format!("plain\nNoNewPrivs:\t{}\nSeccomp:\t2\n", nnp as u8);
+        assert!(text.starts_with(&head), "nnp {nnp}: {text}");
+        assert!(
+            text.contains("Function not implemented") && text.ends_with("rc=1\n"),
+            "nnp {nnp}: mkdir not refused with ENOSYS: {text}"
+        );
+    }
+    // The same command without the profile makes the directory.
+    let o = run_seccomp(&sh, &Value::Null, true, "sc-none");
+    assert_eq!(
+        out(&o),
+        "plain\nNoNewPrivs:\t1\nSeccomp:\t0\nrc=0\n",
+        "{}",
+        err(&o)
+    );
+}
+
+/// podman's (and Docker's) unconditional allow list.
+fn podman_allow_list() -> Vec<&'static str> {
+    include_str!("seccomp_common/podman_allow.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect()
 }
 
@@ -1472,4 +1525,119 @@ fn exec_preserve_fds_passes_descriptors_from_3_on() {
     assert!(!o.status.success(), "{}", out(&o));
     assert_eq!(out(&o), "");
     finish(&b, id, pid);
+fn seccomp_allow_list_with_an_argument_condition() {
+    // Docker's shape: refuse by default (EPERM), allow a list, and allow
+    // personality(2) only for PER_LINUX (0) and the query (0xffffffff):
+    // busybox `linux64` asks for PER_LINUX, `linux32` for PER_LINUX32 (8).
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": podman_allow_list(), "action": "SCMP_ACT_ALLOW"},
+            // podman's entry for x86 (glibc's static start sets %fs with it).
+            {"names": ["arch_prctl", "modify_ldt"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 4294967295u64, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let sh = [
+        "sh",
+        "-c",
+        "linux64 true && echo l64 ok; linux32 true 2>&1; echo rc=$?; \
+         mkdir /tmp/d && echo mkdir ok",
+    ];
+    for nnp in [false, true] {
+        let o = run_seccomp(&sh, &profile, nnp, "sc-allow");
+        assert_eq!(o.status.code(), Some(0), "nnp {nnp}: {}", err(&o));
+        let text = out(&o);
+        assert!(
+            text.starts_with("l64 ok\n"),
+            "nnp {nnp}: {text} {}",
+            err(&o)
+        );
+        assert!(
+            text.contains("Operation not permitted") && text.contains("rc=1\n"),
+            "nnp {nnp}: personality(PER_LINUX32) not refused: {text}"
+        );
+        assert!(text.ends_with("mkdir ok\n"), "nnp {nnp}: {text}");
+    }
+    // Without the profile linux32 works: the refusal above is the filter's.
+    let o = run_seccomp(&sh, &Value::Null, true, "sc-allow-none");
+    assert_eq!(out(&o), "l64 ok\nrc=0\nmkdir ok\n", "{}", err(&o));
+}
+
+#[test]
+fn seccomp_kill_process_ends_the_container_by_sigsys() {
+    let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]});
+    for nnp in [false, true] {
+        let o = run_seccomp(&["mkdir", "/tmp/x"], &profile, nnp, "sc-kill");
+        assert_eq!(
+            o.status.code(),
+            Some(128 + libc::SIGSYS),
+            "nnp {nnp}: {}",
+            err(&o)
+        );
+    }
+    let o = run_seccomp(&["mkdir", "/tmp/x"], &Value::Null, true, "sc-kill-none");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}
+
+#[test]
+fn seccomp_profiles_are_checked_by_path_and_features_say_so() {
+    for (profile, nnp, want) in [
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"],
+                "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "X"}]}]}),
+            true,
+            "linux.seccomp.syscalls[0].args[0].op: unknown operator \"X\"",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            true,
+            "linux.seccomp.syscalls[0].action: not supported by rbox-runtime yet (SCMP_ACT_NOTIFY",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_X"]}),
+            true,
+            "linux.seccomp.flags[0]: unknown flag \"SECCOMP_FILTER_FLAG_X\"",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}),
+            false,
+            "linux.seccomp: the profile refuses setgroups",
+        ),
+    ] {
+        let b = bundle(&["true"], |c| {
+            c["linux"]["seccomp"] = profile.clone();
+            c["process"]["noNewPrivileges"] = json!(nnp);
+        });
+        let o = b.rt(&["run", "--bundle", &b.bundle_arg(), "refused"]);
+        assert_eq!(o.status.code(), Some(1), "{want}: {}", err(&o));
+        assert!(err(&o).contains(want), "{want} not in: {}", err(&o));
+        assert!(!b.root.join("refused").exists(), "state left by a refusal");
+    }
+    let b = bundle(&["true"], |_| {});
+    let f: Value = serde_json::from_slice(&b.rt(&["features"]).stdout).unwrap();
+    let sc = &f["linux"]["seccomp"];
+    assert_eq!(sc["enabled"], json!(true), "{sc}");
+    for (key, item) in [
+        ("actions", "SCMP_ACT_KILL_PROCESS"),
+        ("operators", "SCMP_CMP_MASKED_EQ"),
+        ("archs", "SCMP_ARCH_X86_64"),
+        ("supportedFlags", "SECCOMP_FILTER_FLAG_LOG"),
+    ] {
+        assert!(
+            sc[key].as_array().unwrap().contains(&json!(item)),
+            "{key}: {sc}"
+        );
+    }
+    assert!(!sc["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("SCMP_ACT_NOTIFY")));
 }

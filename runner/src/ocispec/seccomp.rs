@@ -38,9 +38,18 @@ const FIELD: &str = "linux.seccomp";
 
 /// The flags of `linux.seccomp.flags` rbox-runtime passes to seccomp(2).
 pub const FLAGS: &[(&str, libc::c_uint)] = &[
-    ("SECCOMP_FILTER_FLAG_TSYNC", libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_uint),
-    ("SECCOMP_FILTER_FLAG_LOG", libc::SECCOMP_FILTER_FLAG_LOG as libc::c_uint),
-    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as libc::c_uint),
+    (
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_uint,
+    ),
+    (
+        "SECCOMP_FILTER_FLAG_LOG",
+        libc::SECCOMP_FILTER_FLAG_LOG as libc::c_uint,
+    ),
+    (
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as libc::c_uint,
+    ),
 ];
 
 /// The actions rbox-runtime supports (all but SCMP_ACT_NOTIFY).
@@ -235,7 +244,9 @@ fn action(v: Option<&Value>, errno: Option<u32>, p: &str, errno_field: &str) -> 
     if errno.is_some() && !matches!(act, ScmpAction::Errno(_) | ScmpAction::Trace(_)) {
         return Err(invalid(
             errno_field,
-            format!("set, but the action is {name} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)"),
+            format!(
+                "set, but the action is {name} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)"
+            ),
         ));
     }
     Ok(act)
@@ -298,8 +309,8 @@ pub fn compile(v: &Value, no_new_privs: bool) -> Result<Filter> {
         &path(FIELD, "defaultAction"),
         &path(FIELD, "defaultErrnoRet"),
     )?;
-    let mut ctx = ScmpFilterContext::new(default)
-        .map_err(lib_err(FIELD, "create a libseccomp filter"))?;
+    let mut ctx =
+        ScmpFilterContext::new(default).map_err(lib_err(FIELD, "create a libseccomp filter"))?;
     let arch_field = path(FIELD, "architectures");
     for (i, a) in as_array(v.get("architectures"), &arch_field)?
         .iter()
@@ -362,7 +373,8 @@ pub fn compile(v: &Value, no_new_privs: bool) -> Result<Filter> {
                 return Err(invalid(&ap, "must be an object"));
             }
             let index = as_u64(
-                a.get("index").ok_or_else(|| invalid(path(&ap, "index"), "required"))?,
+                a.get("index")
+                    .ok_or_else(|| invalid(path(&ap, "index"), "required"))?,
                 &path(&ap, "index"),
             )?;
             if index > 5 {
@@ -372,7 +384,8 @@ pub fn compile(v: &Value, no_new_privs: bool) -> Result<Filter> {
                 ));
             }
             let value = as_u64(
-                a.get("value").ok_or_else(|| invalid(path(&ap, "value"), "required"))?,
+                a.get("value")
+                    .ok_or_else(|| invalid(path(&ap, "value"), "required"))?,
                 &path(&ap, "value"),
             )?;
             let two = match a.get("valueTwo") {
@@ -469,7 +482,8 @@ pub fn compile(v: &Value, no_new_privs: bool) -> Result<Filter> {
 /// libseccomp's program as instructions, through a memfd (the
 /// in-memory export needs libseccomp 2.6; Debian 12 has 2.5).
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
-    let other = |what: &str, e: std::io::Error| super::OciError::Other(format!("{FIELD}: {what}: {e}"));
+    let other =
+        |what: &str, e: std::io::Error| super::OciError::Other(format!("{FIELD}: {what}: {e}"));
     // SAFETY: a NUL-terminated name; the descriptor is owned below.
     let fd = unsafe { libc::memfd_create(c"rbox-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -500,4 +514,188 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: Value) -> String {
+        compile(&v, true).unwrap_err().to_string()
+    }
+
+    fn has_k(f: &Filter, k: u32) -> bool {
+        f.insns.iter().any(|i| i.k == k)
+    }
+
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+    #[test]
+    fn errors_name_the_path() {
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 0, "value": 1, "op": "X"}]}]}));
+        assert_eq!(
+            e,
+            "linux.seccomp.syscalls[1].args[0].op: unknown operator \"X\""
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_NOPE"}));
+        assert_eq!(
+            e,
+            "linux.seccomp.defaultAction: unknown action \"SCMP_ACT_NOPE\""
+        );
+        let e = err(json!({"syscalls": []}));
+        assert_eq!(e, "linux.seccomp.defaultAction: required");
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_VAX"]}));
+        assert_eq!(
+            e,
+            "linux.seccomp.architectures[1]: unknown architecture \"SCMP_ARCH_VAX\""
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_FAST"]}));
+        assert_eq!(
+            e,
+            "linux.seccomp.flags[1]: unknown flag \"SECCOMP_FILTER_FLAG_FAST\""
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
+        assert!(
+            e.starts_with("linux.seccomp.flags[0]: not supported"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}));
+        assert!(
+            e.starts_with("linux.seccomp.syscalls[0].action: not supported")
+                && e.contains("SCMP_ACT_NOTIFY"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}));
+        assert!(
+            e.starts_with("linux.seccomp.listenerPath: not supported"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]}));
+        assert!(
+            e.starts_with("linux.seccomp.syscalls[0].errnoRet: set, but"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}));
+        assert!(
+            e.starts_with("linux.seccomp.syscalls[0].args[0].index: 6"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": [], "action": "SCMP_ACT_ERRNO"}]}));
+        assert!(
+            e.starts_with("linux.seccomp.syscalls[0].names: must list"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", 3], "action": "SCMP_ACT_ERRNO"}]}));
+        assert_eq!(e, "linux.seccomp.syscalls[0].names[1]: must be a string");
+    }
+
+    #[test]
+    fn unknown_names_and_default_action_rules_are_skipped() {
+        let f = compile(
+            &json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "write", "no_such_call_rbox"], "action": "SCMP_ACT_ALLOW"},
+                // The default (ERRNO with EPERM) again: skipped.
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                // ERRNO with another errno: a rule of its own.
+                {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(f.skipped, ["linux.seccomp.syscalls[0]: no_such_call_rbox"]);
+        assert_eq!(f.rules, 3);
+        // SECCOMP_RET_ERRNO | 38 and | EPERM are both in the program.
+        assert!(has_k(&f, 0x0005_0000 | 38));
+        assert!(has_k(&f, 0x0005_0000 | libc::EPERM as u32));
+    }
+
+    #[test]
+    fn every_listed_architecture_is_in_the_program() {
+        let base = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL_PROCESS"}]});
+        let native = compile(&base, true).unwrap();
+        assert!(has_k(&native, AUDIT_ARCH_X86_64));
+        assert!(!has_k(&native, AUDIT_ARCH_I386));
+        let mut multi = base.clone();
+        multi["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"]);
+        let multi = compile(&multi, true).unwrap();
+        assert!(has_k(&multi, AUDIT_ARCH_X86_64));
+        assert!(has_k(&multi, AUDIT_ARCH_I386));
+        assert!(has_k(&multi, AUDIT_ARCH_AARCH64));
+        assert!(multi.len() > native.len());
+    }
+
+    #[test]
+    fn conditions_flags_and_actions_compile() {
+        let f = compile(
+            &json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "syscalls": [
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288, "valueTwo": 0,
+                           "op": "SCMP_CMP_MASKED_EQ"}]},
+                // Two conditions on one argument: one rule each (OR).
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+                          {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"},
+                          {"index": 1, "value": 3, "op": "SCMP_CMP_LT"}]},
+                {"names": ["ptrace"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
+                {"names": ["kill"], "action": "SCMP_ACT_LOG"},
+                {"names": ["tkill"], "action": "SCMP_ACT_TRAP"},
+                {"names": ["reboot"], "action": "SCMP_ACT_KILL"},
+                {"names": NEEDED_AFTER_LOAD, "action": "SCMP_ACT_ALLOW"}]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            f.flags,
+            (libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) as u32
+        );
+        assert_eq!(f.rules, 1 + 2 + 1 + 4 + NEEDED_AFTER_LOAD.len());
+        assert!(has_k(&f, 2114060288), "the clone mask");
+        assert!(has_k(&f, 0x7ff0_0000 | 7), "SECCOMP_RET_TRACE | 7");
+        assert!(has_k(&f, 0x7ffc_0000), "SECCOMP_RET_LOG");
+    }
+
+    #[test]
+    fn without_no_new_privs_the_runtimes_own_calls_must_be_allowed() {
+        let deny_all = json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]});
+        // With noNewPrivileges only execve runs under it: taken.
+        assert!(compile(&deny_all, true).is_ok());
+        let e = compile(&deny_all, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("linux.seccomp: the profile refuses setgroups, setresgid, setresuid,")
+                && !e.contains(" read,")
+                && e.contains("process.noNewPrivileges"),
+            "{e}"
+        );
+        let e = compile(
+            &json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["capset"], "action": "SCMP_ACT_ERRNO"}]}),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("linux.seccomp: the profile refuses capset, which"),
+            "{e}"
+        );
+    }
 }
