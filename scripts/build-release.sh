@@ -9,8 +9,13 @@
 # set for these three binaries only
 # (`cargo rustc`): as a global RUSTFLAG it would also apply to proc-macro
 # crates, which cannot be static.
+# libseccomp (rbox-runtime's linux.seccomp) is linked from its archive,
+# libseccomp.a of libseccomp-dev, so that the static-pie rbox-runtime needs
+# no libseccomp.so on the machine it runs on; set for the whole script so
+# that the libseccomp-sys build is the same for both cargo commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LIBSECCOMP_LINK_TYPE=static
 cargo build --release --locked --bins "$@"
 for bin in runner:rrun runner:rbox-runtime builder:rbuild; do
   cargo rustc --release --locked -p "${bin%%:*}" --bin "${bin##*:}" "$@" -- -C target-feature=+crt-static

@@ -14,6 +14,7 @@ pkgs=(
   iproute2         # `ip` to inspect and wire network namespaces in tests (and lo up in the guest)
   nftables         # `nft`: bridge networking programs each network's NAT table with it
   pkg-config       # build scripts (zstd-sys) look for system libraries with it
+  libseccomp-dev   # rbox-runtime compiles linux.seccomp with libseccomp (libseccomp crate; .a for the static build)
   docker-registry  # OCI interop tests: a registry on loopback,
   skopeo umoci     # peer image tools,
   apache2-utils    # and htpasswd for its auth
