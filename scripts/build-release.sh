@@ -16,6 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LIBSECCOMP_LINK_TYPE=static
+# rustc looks for a static library in its own -L paths only.
+LIBSECCOMP_LIB_PATH=$(pkg-config --variable=libdir libseccomp)
+export LIBSECCOMP_LIB_PATH
 cargo build --release --locked --bins "$@"
 for bin in runner:rrun runner:rbox-runtime builder:rbuild; do
   cargo rustc --release --locked -p "${bin%%:*}" --bin "${bin##*:}" "$@" -- -C target-feature=+crt-static
