@@ -767,58 +767,6 @@ fn hook_log(path: &Path) -> Vec<(String, Value, String)> {
             let v: Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("{l}: {e}"));
             (label.to_string(), v, ns.to_string())
         })
-/// `run` of a bundle whose config gets `linux.seccomp` = `profile` (none
-/// for `Value::Null`) and `process.noNewPrivileges` = `nnp`.
-fn run_seccomp(args: &[&str], profile: &Value, nnp: bool, id: &str) -> Output {
-    let b = bundle(args, |c| {
-        if !profile.is_null() {
-            c["linux"]["seccomp"] = profile.clone();
-        }
-        c["process"]["noNewPrivileges"] = json!(nnp);
-        // mkdir /tmp/x: a writable root (runc spec's is read-only).
-        c["root"]["readonly"] = json!(false);
-    });
-    b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq(id)])
-}
-
-#[test]
-fn seccomp_errno_rule_on_an_allow_default() {
-    let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]});
-    let sh = [
-        "sh",
-        "-c",
-        "echo plain; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
-         mkdir /tmp/x 2>&1; echo rc=$?",
-    ];
-    // Both moments of loading: before setuid (CAP_SYS_ADMIN) and last;
-    // loading without noNewPrivileges does not set it.
-    for nnp in [false, true] {
-        let o = run_seccomp(&sh, &profile, nnp, "sc-errno");
-        assert_eq!(o.status.code(), Some(0), "nnp {nnp}: {}", err(&o));
-        let text = out(&o);
-        let head = format!("plain\nNoNewPrivs:\t{}\nSeccomp:\t2\n", nnp as u8);
-        assert!(text.starts_with(&head), "nnp {nnp}: {text}");
-        assert!(
-            text.contains("Function not implemented") && text.ends_with("rc=1\n"),
-            "nnp {nnp}: mkdir not refused with ENOSYS: {text}"
-        );
-    }
-    // The same command without the profile makes the directory.
-    let o = run_seccomp(&sh, &Value::Null, true, "sc-none");
-    assert_eq!(
-        out(&o),
-        "plain\nNoNewPrivs:\t1\nSeccomp:\t0\nrc=0\n",
-        "{}",
-        err(&o)
-    );
-}
-
-/// podman's (and Docker's) unconditional allow list.
-fn podman_allow_list() -> Vec<&'static str> {
-    include_str!("seccomp_common/podman_allow.txt")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect()
 }
 
@@ -1525,6 +1473,64 @@ fn exec_preserve_fds_passes_descriptors_from_3_on() {
     assert!(!o.status.success(), "{}", out(&o));
     assert_eq!(out(&o), "");
     finish(&b, id, pid);
+}
+
+/// `run` of a bundle whose config gets `linux.seccomp` = `profile` (none
+/// for `Value::Null`) and `process.noNewPrivileges` = `nnp`.
+fn run_seccomp(args: &[&str], profile: &Value, nnp: bool, id: &str) -> Output {
+    let b = bundle(args, |c| {
+        if !profile.is_null() {
+            c["linux"]["seccomp"] = profile.clone();
+        }
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        // mkdir /tmp/x: a writable root (runc spec's is read-only).
+        c["root"]["readonly"] = json!(false);
+    });
+    b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq(id)])
+}
+
+#[test]
+fn seccomp_errno_rule_on_an_allow_default() {
+    let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]});
+    let sh = [
+        "sh",
+        "-c",
+        "echo plain; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+         mkdir /tmp/x 2>&1; echo rc=$?",
+    ];
+    // Both moments of loading: before setuid (CAP_SYS_ADMIN) and last;
+    // loading without noNewPrivileges does not set it.
+    for nnp in [false, true] {
+        let o = run_seccomp(&sh, &profile, nnp, "sc-errno");
+        assert_eq!(o.status.code(), Some(0), "nnp {nnp}: {}", err(&o));
+        let text = out(&o);
+        let head = format!("plain\nNoNewPrivs:\t{}\nSeccomp:\t2\n", nnp as u8);
+        assert!(text.starts_with(&head), "nnp {nnp}: {text}");
+        assert!(
+            text.contains("Function not implemented") && text.ends_with("rc=1\n"),
+            "nnp {nnp}: mkdir not refused with ENOSYS: {text}"
+        );
+    }
+    // The same command without the profile makes the directory.
+    let o = run_seccomp(&sh, &Value::Null, true, "sc-none");
+    assert_eq!(
+        out(&o),
+        "plain\nNoNewPrivs:\t1\nSeccomp:\t0\nrc=0\n",
+        "{}",
+        err(&o)
+    );
+}
+
+/// podman's (and Docker's) unconditional allow list.
+fn podman_allow_list() -> Vec<&'static str> {
+    include_str!("seccomp_common/podman_allow.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+#[test]
 fn seccomp_allow_list_with_an_argument_condition() {
     // Docker's shape: refuse by default (EPERM), allow a list, and allow
     // personality(2) only for PER_LINUX (0) and the query (0xffffffff):
