@@ -22,9 +22,6 @@ const DOCKER: &str = "/usr/bin/docker";
 /// Debian's docker.io puts the daemon in /usr/sbin.
 const DOCKERD: &str = "/usr/sbin/dockerd";
 const IMAGE: &str = "rbox-test/busybox:latest";
-/// Until rbox-runtime implements linux.seccomp: every run but the one
-/// that checks the refusal of Docker's default profile.
-const UNCONFINED: [&str; 2] = ["--security-opt", "seccomp=unconfined"];
 
 /// Parent of every container's group: one per test process.
 fn cgroup_parent() -> String {
@@ -137,10 +134,10 @@ impl Dockerd {
         self.docker_cmd(args).output().unwrap()
     }
 
-    /// `docker run --runtime rbox --rm --network none [seccomp=unconfined] EXTRA IMAGE CMD`
+    /// `docker run --runtime rbox --rm --network none EXTRA IMAGE CMD`,
+    /// with Docker's default seccomp profile unless EXTRA says otherwise.
     fn run(&self, extra: &[&str], cmd: &[&str]) -> Output {
         let mut a = vec!["run", "--runtime", "rbox", "--rm", "--network", "none"];
-        a.extend_from_slice(&UNCONFINED);
         a.extend_from_slice(extra);
         a.push(IMAGE);
         a.extend_from_slice(cmd);
@@ -304,17 +301,7 @@ fn docker_runs_busybox_with_rbox_runtime() {
     let o = dd.run(&[], &["true"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     // Docker's default network (this dockerd has no bridge): its hook too.
-    let o = dd.docker(&[
-        "run",
-        "--runtime",
-        "rbox",
-        "--rm",
-        UNCONFINED[0],
-        UNCONFINED[1],
-        IMAGE,
-        "echo",
-        "default",
-    ]);
+    let o = dd.docker(&["run", "--runtime", "rbox", "--rm", IMAGE, "echo", "default"]);
     assert_eq!(out(&o), "default\n", "{}", err(&o));
 
     // What docker's flags put into config.json: env, cwd, user, hostname.
@@ -350,8 +337,6 @@ fn docker_runs_busybox_with_rbox_runtime() {
         "rbox",
         "--network",
         "none",
-        UNCONFINED[0],
-        UNCONFINED[1],
         "-m",
         "64m",
         IMAGE,
@@ -437,23 +422,22 @@ fn docker_runs_busybox_with_rbox_runtime() {
         "the container's process outlived rm"
     );
 
-    // Not there yet, and said so by name: Docker's default seccomp profile.
-    let o = dd.docker(&[
-        "run",
-        "--runtime",
-        "rbox",
-        "--rm",
-        "--network",
-        "none",
-        IMAGE,
-        "true",
-    ]);
-    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    // Docker's default seccomp profile is applied (every run above had
+    // it): personality(2) with ADDR_NO_RANDOMIZE (busybox `linux64 -R`)
+    // is off its list and refused, while the rest runs; unconfined, the
+    // same call passes.
+    let probe = ["sh", "-c", "echo in; linux64 -R true 2>&1; echo rc=$?"];
+    let o = dd.run(&[], &probe);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
     assert!(
-        err(&o).contains("linux.seccomp: not supported by rbox-runtime"),
-        "{}",
-        err(&o)
+        text.starts_with("in\n")
+            && text.contains("personality(0x40000)")
+            && text.ends_with("rc=1\n"),
+        "Docker's profile not applied: {text}"
     );
+    let o = dd.run(&["--security-opt", "seccomp=unconfined"], &probe);
+    assert_eq!(out(&o), "in\nrc=0\n", "{}", err(&o));
     let o = dd.docker(&["ps", "-aq"]);
     assert_eq!(out(&o), "", "containers left: {}", out(&o));
 }
