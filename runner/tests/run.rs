@@ -38,7 +38,8 @@ fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
-            (cmd == b"sleep\x003600\x00" && ns != host_ns).then_some(pid)
+            (cmd == b"sleep\x003600\x00" && ns != host_ns && descends_from(pid, child.id()))
+                .then_some(pid)
         });
         if let Some(p) = found {
             break p;
@@ -64,6 +65,25 @@ fn command_is_pid_1_inside_and_an_ordinary_pid_outside() {
     .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(137));
+}
+
+/// Whether `pid`'s chain of parents reaches `ancestor` (another test, or
+/// another run on the same machine, may have its own `sleep 3600`).
+fn descends_from(mut pid: i32, ancestor: u32) -> bool {
+    while pid > 1 {
+        if pid as u32 == ancestor {
+            return true;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        pid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+    }
+    false
 }
 
 #[test]
