@@ -353,13 +353,23 @@ pub struct RunArgs {
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
     /// Publish a container's port to the host:
-    /// [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] (IPv4, one port each;
-    /// no HOSTPORT: a free one, see rrun port). Needs a bridge network,
+    /// [HOSTIP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|/udp] (IPv4;
+    /// ranges pair up and must be the same size, a host range for one
+    /// container port gives a free port of it; no HOSTPORT: a free one,
+    /// see rrun port). Needs a bridge network,
     /// the default or one of rrun network create (refused with none, host
     /// or container:NAME). The host itself reaches it at its own
     /// addresses too, at 127.0.0.1 through a relay in rrun (TCP only)
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
+    /// Publish every exposed port (the image's EXPOSE and --expose) on a
+    /// free host port of the ephemeral range (see rrun port)
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports: PORT[-END][/tcp|/udp] (published
+    /// by -P)
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
     /// Memory limit
     #[arg(short = 'm', long, value_name = "bytes")]
     pub memory: Option<String>,

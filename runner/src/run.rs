@@ -172,6 +172,8 @@ struct Checked {
     /// What `--network` said (`container:X` still unresolved).
     network_given: String,
     ports: Vec<runner::network::ports::PortMapping>,
+    /// `--expose`: published by `-P` with the image's.
+    exposed: Vec<(u16, runner::network::ports::Proto)>,
     security: SecuritySpec,
     restart: runner::state::RestartPolicy,
 }
@@ -336,6 +338,22 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             ),
         ));
     }
+    if a.publish_all && network != NetworkMode::Bridge {
+        return Err(bad(
+            "true",
+            "-P, --publish-all",
+            &format!(
+                "publishing ports needs --network bridge, not {}",
+                network.name()
+            ),
+        ));
+    }
+    let mut exposed = Vec::new();
+    for e in &a.expose {
+        exposed.extend(
+            runner::network::ports::parse_exposed(e).map_err(|why| bad(e, "--expose", &why))?,
+        );
+    }
     let mut mounts = Vec::new();
     for v in &a.volume {
         let parts: Vec<&str> = v.split(':').collect();
@@ -428,6 +446,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         network,
         network_given: given.to_string(),
         ports,
+        exposed,
         security,
         restart,
     })
@@ -645,8 +664,6 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
             bail!(Coded(125, anyhow!("{why}")));
         }
     }
-    runner::network::ports::choose_host_ports(&mut checked.ports)
-        .map_err(|e| Coded(125, anyhow!("choose a free host port for -p: {e}")))?;
     let store = Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let containers = store.root().join("containers");
     let names = lifecycle::reap_leftovers(&containers);
@@ -674,6 +691,19 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
     let image = find_or_pull(&store, a).map_err(|e| Coded(125, e))?;
     let lowers = image_lowers(&store, &image).map_err(|e| Coded(125, e))?;
     let cfg = &image.config.config;
+    if a.publish_all {
+        let mut exposed = Vec::new();
+        for key in cfg.exposed_ports.keys() {
+            match runner::network::ports::parse_exposed(key) {
+                Ok(v) => exposed.extend(v),
+                Err(why) => eprintln!("rrun: -P: not publishing {key} of the image: {why}"),
+            }
+        }
+        exposed.extend(checked.exposed.iter().copied());
+        runner::network::ports::publish_all(&mut checked.ports, &exposed);
+    }
+    runner::network::ports::choose_host_ports(&mut checked.ports)
+        .map_err(|e| Coded(125, anyhow!("choose a free host port for -p: {e}")))?;
     let user = user::resolve_in_layers(
         a.user.as_deref().or(cfg.user.as_deref()).unwrap_or(""),
         &lowers,

@@ -445,7 +445,7 @@ fn bad_publish_specs_are_refused() {
         (&["-p", "70000:80"], "70000"),
         (&["-p", "1.2.3:80:80"], "1.2.3"),
         (&["-p", "80/sctp"], "sctp"),
-        (&["-p", "8000-8001:80"], "port ranges"),
+        (&["-p", "8000-8001:80-82"], "differ in size"),
         (&["-p", "80", "--network", "none"], "needs --network bridge"),
         (&["-p", "80", "--network", "host"], "needs --network bridge"),
     ] {

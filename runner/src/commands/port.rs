@@ -78,7 +78,7 @@ mod tests {
             detached: true,
             exec: ExecDefaults::default(),
             host: HostSettings {
-                ports: specs.iter().map(|s| parse(s).unwrap()).collect(),
+                ports: specs.iter().flat_map(|s| parse(s).unwrap()).collect(),
                 ..HostSettings::default()
             },
             restart: RestartPolicy::No,

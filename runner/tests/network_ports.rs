@@ -1,0 +1,339 @@
+//! Port ranges (`-p 8000-8002:80-82`), `-P` and `rrun network connect`/
+//! `disconnect`, for real, as root. Each test re-runs itself in a network
+//! namespace of its own (fixtures::netns), standing for the host: all
+//! bridges, nftables tables and leases are made there.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fixtures::netns::{self, Outside, HOST_ADDR_OUTSIDE};
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The elements of a network's published-port maps (nft's listing).
+fn published_elements(bridge: &str) -> String {
+    let mut all = String::new();
+    for map in ["ports", "ports_ip"] {
+        let o = std::process::Command::new("nft")
+            .args(["list", "map", "ip", &format!("rbox-{bridge}"), map])
+            .output()
+            .expect("run nft");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        all += &text
+            .lines()
+            .filter(|l| l.contains(':') && !l.contains("type "))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    all
+}
+
+/// A counter of /proc/net/snmp in the network namespace of a container.
+fn snmp(container: &str, table: &str, field: &str) -> u64 {
+    let o = rrun(&["exec", container, "cat", "/proc/net/snmp"]);
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with(table))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out} {}", stderr(&o));
+    let i = rows[0].iter().position(|f| *f == field).unwrap();
+    rows[1][i].parse().unwrap()
+}
+
+/// `rrun port NAME` as lines.
+fn port_lines(name: &str) -> Vec<String> {
+    let o = rrun(&["port", name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    stdout(&o).lines().map(String::from).collect()
+}
+
+/// The host port of `private` (`80/tcp`) in `rrun port` lines.
+fn host_port_of(lines: &[String], private: &str) -> u16 {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{private} -> ")))
+        .unwrap_or_else(|| panic!("{private} is not published: {lines:?}"));
+    l.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The kernel's ephemeral port range, where -P's ports come from.
+fn ephemeral_range() -> (u16, u16) {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let v: Vec<u16> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    (v[0], v[1])
+}
+
+#[test]
+fn port_ranges_publish_each_port() {
+    if !netns::own_netns("port_ranges_publish_each_port") {
+        return;
+    }
+    let outside = Outside::new();
+    let server = "for p in 80 81 82 90; do nc -ll -p $p -e echo hi-from-$p & done; wait";
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "rng",
+        "-p",
+        "8000-8002:80-82",
+        "-p",
+        "8100-8110:90",
+        "-p",
+        "127.0.0.1:9000-9001:9000-9001/udp",
+        "-p",
+        "9100-9101:9100-9101/udp",
+        "busybox",
+        "sh",
+        "-c",
+        server,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for (host, container) in [(8000, 80), (8001, 81), (8002, 82)] {
+        let want = format!("hi-from-{container}");
+        let got = wait_for(&format!("{host} -> {container} from outside"), || {
+            outside
+                .fetch(HOST_ADDR_OUTSIDE, host)
+                .ok()
+                .filter(|s| s.contains(&want))
+        });
+        assert_eq!(got.trim(), want);
+        let got = netns::fetch(Ipv4Addr::LOCALHOST, host).expect("127.0.0.1");
+        assert_eq!(got.trim(), want);
+    }
+    let lines = port_lines("rng");
+    assert_eq!(
+        lines[..3],
+        [
+            "80/tcp -> 0.0.0.0:8000",
+            "81/tcp -> 0.0.0.0:8001",
+            "82/tcp -> 0.0.0.0:8002"
+        ],
+        "{lines:?}"
+    );
+    // One host port of 8100-8110 for 90/tcp.
+    let p90 = host_port_of(&lines, "90/tcp");
+    assert!((8100..=8110).contains(&p90), "{lines:?}");
+    let got = netns::fetch(Ipv4Addr::LOCALHOST, p90).expect("the ranged port");
+    assert_eq!(got.trim(), "hi-from-90");
+    assert!(
+        lines.contains(&"9000/udp -> 127.0.0.1:9000".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"9001/udp -> 127.0.0.1:9001".to_string()),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    // UDP: busybox has no UDP server, but the container's namespace
+    // counts datagrams to closed ports. From outside to 9100-9101; the
+    // ones on 127.0.0.1 are elements of the map (rrun relays TCP only).
+    for port in [9100, 9101] {
+        let before = snmp("rng", "Udp:", "NoPorts");
+        outside.within(move || {
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            sock.send_to(b"ping", (HOST_ADDR_OUTSIDE, port)).unwrap();
+        });
+        wait_for(
+            &format!("the datagram to {port} to reach the container"),
+            || (snmp("rng", "Udp:", "NoPorts") > before).then_some(String::new()),
+        );
+    }
+    let elements = published_elements("rbox0");
+    for want in [
+        "127.0.0.1 . udp . 9000 : 10.87.",
+        "127.0.0.1 . udp . 9001 : 10.87.",
+        "tcp . 8002 : 10.87.",
+    ] {
+        assert!(elements.contains(want), "{want} not in {elements}");
+    }
+    let ps = stdout(&rrun(&["ps", "--format", "{{.Ports}}"]));
+    for want in [
+        "0.0.0.0:8000->80/tcp",
+        "0.0.0.0:8002->82/tcp",
+        &format!("0.0.0.0:{p90}->90/tcp"),
+        "127.0.0.1:9001->9001/udp",
+    ] {
+        assert!(ps.contains(want), "{want} not in {ps}");
+    }
+    let inspect = stdout(&rrun(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Ports}}",
+        "rng",
+    ]));
+    assert!(
+        inspect.contains(r#""81/tcp":[{"HostIp":"0.0.0.0","HostPort":"8001"}]"#),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains(r#""9000/udp":[{"HostIp":"127.0.0.1","HostPort":"9000"}]"#),
+        "{inspect}"
+    );
+
+    // A second container's range runs into the first's.
+    let o = sh(&["-p", "7999-8000:79-80"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("already published by container"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_eq!(
+        published_elements("rbox0").matches(" : ").count(),
+        8,
+        "{}",
+        published_elements("rbox0")
+    );
+    ok_rm("rng");
+    wait_for("the elements to go", || {
+        published_elements("rbox0")
+            .is_empty()
+            .then_some(String::new())
+    });
+    let e = outside.fetch(HOST_ADDR_OUTSIDE, 8001).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}
+
+fn ok_rm(name: &str) {
+    let o = rrun(&["rm", "-f", name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn mismatched_ranges_are_refused_by_name() {
+    for (spec, says) in [
+        ("8000-8001:80-82", "host port range 8000-8001 (2 ports) and container port range 80-82 (3 ports) differ in size"),
+        ("8000:80-81", "container port range 80-81"),
+        ("9-8:80", "the end is below the start"),
+    ] {
+        let o = sh(&["-p", spec], "true");
+        assert_eq!(code(&o), 125, "{spec}");
+        let e = stderr(&o);
+        assert!(e.contains(says) && e.contains("-p, --publish") && e.contains(spec), "{spec}: {e}");
+    }
+    let o = sh(&["--expose", "80/sctp", "-P"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("--expose") && stderr(&o).contains("sctp"),
+        "{}",
+        stderr(&o)
+    );
+    for net in ["none", "host"] {
+        let o = sh(&["-P", "--network", net], "true");
+        assert_eq!(code(&o), 125);
+        assert!(
+            stderr(&o).contains("-P, --publish-all")
+                && stderr(&o).contains("needs --network bridge"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn publish_all_publishes_exposed_ports_on_ephemeral_ports() {
+    if !netns::own_netns("publish_all_publishes_exposed_ports_on_ephemeral_ports") {
+        return;
+    }
+    let outside = Outside::new();
+    // An image that EXPOSEs 80 and 81/udp.
+    let o = rrun(&["create", "--name", "exposer", "busybox", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&[
+        "commit",
+        "-c",
+        "EXPOSE 80",
+        "-c",
+        "EXPOSE 81/udp",
+        "exposer",
+        "exposing:1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    ok_rm("exposer");
+
+    let server = "nc -ll -p 80 -e echo hi-from-80 & nc -ll -p 82 -e echo hi-from-82 & \
+                  nc -ll -p 83 -e echo hi-from-83 & wait";
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "all",
+        "-P",
+        "--expose",
+        "82",
+        "--expose",
+        "83/tcp",
+        "-p",
+        "127.0.0.1::83",
+        "exposing:1",
+        "sh",
+        "-c",
+        server,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines = port_lines("all");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let (lo, hi) = ephemeral_range();
+    for (private, want) in [("80/tcp", "hi-from-80"), ("82/tcp", "hi-from-82")] {
+        let p = host_port_of(&lines, private);
+        assert!(
+            (lo..=hi).contains(&p),
+            "{private} on {p}, not in {lo}-{hi}: {lines:?}"
+        );
+        let got = wait_for(&format!("{private} from outside"), || {
+            outside
+                .fetch(HOST_ADDR_OUTSIDE, p)
+                .ok()
+                .filter(|s| s.contains(want))
+        });
+        assert_eq!(got.trim(), want);
+        let got = netns::fetch(HOST_ADDR_OUTSIDE, p).expect("from the host to its address");
+        assert_eq!(got.trim(), want);
+        let got = netns::fetch(Ipv4Addr::LOCALHOST, p).expect("from the host to 127.0.0.1");
+        assert_eq!(got.trim(), want);
+    }
+    // 81/udp too; 83 only as -p gave it (on 127.0.0.1), not twice.
+    let p81 = host_port_of(&lines, "81/udp");
+    assert!((lo..=hi).contains(&p81), "{lines:?}");
+    let p83 = host_port_of(&lines, "83/tcp");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("83/tcp -> 127.0.0.1:{p83}")),
+        "{lines:?}"
+    );
+    let got = netns::fetch(Ipv4Addr::LOCALHOST, p83).expect("83 on 127.0.0.1");
+    assert_eq!(got.trim(), "hi-from-83");
+    assert!(
+        outside.fetch(HOST_ADDR_OUTSIDE, p83).is_err(),
+        "83 answered beyond 127.0.0.1"
+    );
+
+    // Without -P, EXPOSE publishes nothing.
+    let o = rrun(&["run", "-d", "--name", "quiet", "exposing:1", "sleep", "60"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(port_lines("quiet"), Vec::<String>::new());
+    ok_rm("quiet");
+    ok_rm("all");
+    wait_for("the elements to go", || {
+        published_elements("rbox0")
+            .is_empty()
+            .then_some(String::new())
+    });
+}
