@@ -88,6 +88,10 @@ pub enum NetworkCommand {
     Rm(NetworkNamesArgs),
     /// Remove all networks no running container uses
     Prune(PruneArgs),
+    /// Connect a running container to a network (one more interface)
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network it was connected to
+    Disconnect(NetworkDisconnectArgs),
     /// (internal) Serve a network's DNS: started by rrun run
     #[command(hide = true)]
     Resolver(NetworkResolverArgs),
@@ -118,6 +122,32 @@ pub struct NetworkCreateArgs {
     pub driver: String,
     #[arg(value_name = "NETWORK")]
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Add a network-scoped alias for the container
+    #[arg(long = "alias", value_name = "strings")]
+    pub alias: Vec<String>,
+    /// IPv4 address (default: the network's next free one)
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect: errors removing its interface
+    /// are warnings
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]

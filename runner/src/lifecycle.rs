@@ -251,6 +251,9 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
     if let Some(d) = driver {
         let _ = d.open(&st.id).remove();
     }
+    for c in std::mem::take(&mut st.host.connected) {
+        crate::network::connect::release(&c, &st.id);
+    }
     if st.auto_remove {
         let _ = remove_dir(dir);
     } else {

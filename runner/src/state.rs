@@ -199,6 +199,9 @@ pub struct HostSettings {
     /// `--add-host NAME:IP` (IP may be `host-gateway`), as given.
     #[serde(default)]
     pub extra_hosts: Vec<String>,
+    /// Networks joined while running (`rrun network connect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<crate::network::connect::Connection>,
 }
 
 pub fn now() -> u64 {
@@ -307,12 +310,19 @@ impl State {
         code: i32,
         oom_killed: bool,
     ) -> Result<State, StateError> {
-        State::update(dir, known, |s| {
+        let mut left = Vec::new();
+        let s = State::update(dir, known, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(code);
             s.oom_killed = oom_killed;
             s.finished = Some(now());
-        })
+            left = std::mem::take(&mut s.host.connected);
+        })?;
+        // Its networks of `rrun network connect` go with the process.
+        for c in &left {
+            crate::network::connect::release(c, &s.id);
+        }
+        Ok(s)
     }
 
     /// Made by `rrun create` and never started: no process, and no rrun

@@ -337,3 +337,279 @@ fn publish_all_publishes_exposed_ports_on_ephemeral_ports() {
             .then_some(String::new())
     });
 }
+
+fn ok(o: &std::process::Output) -> String {
+    assert_eq!(code(o), 0, "{}{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+fn inspect(what: &[&str]) -> serde_json::Value {
+    let o = rrun(what);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}{}", stdout(&o), stderr(&o)))
+}
+
+/// A network's bridge device.
+fn bridge_of(name: &str) -> String {
+    inspect(&["network", "inspect", name])[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The leases of a network (files named by address in its state dir).
+fn leases_of(bridge: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/run/rbox/networks/{bridge}"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<Ipv4Addr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// rbox's host-side veths in this network namespace.
+fn host_veths() -> usize {
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    dev.lines()
+        .filter(|l| l.trim_start().starts_with("rbx"))
+        .count()
+}
+
+/// `sh -c script` in a running container.
+fn exec_sh(container: &str, script: &str) -> String {
+    let o = rrun(&["exec", container, "sh", "-c", script]);
+    stdout(&o) + &stderr(&o)
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    if !netns::own_netns("connect_and_disconnect_a_running_container") {
+        return;
+    }
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.91.0.0/24",
+        "front",
+    ]));
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.92.0.0/24",
+        "back",
+    ]));
+    let back = bridge_of("back");
+    // srv on front; client and a bystander on back, other on front only.
+    let serve = "while true; do nc -l -p 80 -e echo hi-from-srv; done";
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        serve,
+    ]));
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do nc -l -p 80 -e echo hi-from-other; done",
+    ]));
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let other_ip = inspect(&["inspect", "other"])[0]["NetworkSettings"]["Networks"]["front"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(other_ip.starts_with("10.91.0."), "{other_ip}");
+    // Before: client does not know srv.
+    let out = exec_sh("client", "nc -w 2 srv 80 </dev/null; echo rc=$?");
+    assert!(!out.contains("hi-from-srv"), "{out}");
+    let veths_before = host_veths();
+
+    ok(&rrun(&[
+        "network",
+        "connect",
+        "--alias",
+        "web",
+        "--ip",
+        "10.92.0.50",
+        "back",
+        "srv",
+    ]));
+    let out = exec_sh("srv", "ip -4 -o addr show eth1; ip route");
+    assert!(out.contains("inet 10.92.0.50/24"), "{out}");
+    assert!(
+        out.contains("default via 10.91.0.1 dev eth0"),
+        "the default route moved: {out}"
+    );
+    assert_eq!(host_veths(), veths_before + 1);
+    assert!(
+        leases_of(&back).contains(&"10.92.0.50".to_string()),
+        "{:?}",
+        leases_of(&back)
+    );
+    let nets = &inspect(&["inspect", "srv"])[0]["NetworkSettings"]["Networks"];
+    assert_eq!(nets["back"]["IPAddress"], "10.92.0.50", "{nets}");
+    assert_eq!(
+        nets["back"]["Aliases"],
+        serde_json::json!(["web"]),
+        "{nets}"
+    );
+    assert!(
+        nets["front"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.91.0."),
+        "{nets}"
+    );
+    let members = inspect(&["network", "inspect", "back"])[0]["Containers"].to_string();
+    assert!(members.contains("10.92.0.50/24"), "{members}");
+
+    // Client reaches it by name, alias and address; through /etc/hosts
+    // and through the network's resolver.
+    for target in ["srv", "web", "10.92.0.50"] {
+        let out = exec_sh("client", &format!("nc -w 3 {target} 80 </dev/null"));
+        assert_eq!(out.trim(), "hi-from-srv", "{target}: {out}");
+    }
+    let hosts = exec_sh("client", "cat /etc/hosts");
+    assert!(hosts.contains("10.92.0.50\tsrv web"), "{hosts}");
+    let out = exec_sh("client", "nslookup web");
+    assert!(
+        out.contains("10.92.0.50"),
+        "the resolver does not know web: {out}"
+    );
+    // Connect gives client no way to front's other containers.
+    let out = exec_sh(
+        "client",
+        &format!("nc -w 2 {other_ip} 80 </dev/null; echo rc=$?"),
+    );
+    assert!(
+        !out.contains("hi-from-other"),
+        "client reached front through srv: {out}"
+    );
+
+    // Refusals, by name.
+    for (args, says) in [
+        (
+            &["network", "connect", "back", "srv"][..],
+            "container srv is already on network back",
+        ),
+        (
+            &["network", "connect", "front", "srv"],
+            "container srv is already on network front",
+        ),
+        (
+            &["network", "connect", "--ip", "10.92.0.50", "back", "client"],
+            "already on network back",
+        ),
+        (
+            &["network", "connect", "--ip", "10.91.0.200", "back", "other"],
+            "10.91.0.200 is not one for a container in 10.92.0.0/24",
+        ),
+        (&["network", "connect", "nosuch", "srv"], "nosuch not found"),
+        (
+            &["network", "disconnect", "front", "srv"],
+            "only networks joined with rrun network connect",
+        ),
+        (
+            &["network", "disconnect", "back", "other"],
+            "container other is not connected to network back",
+        ),
+    ] {
+        let o = rrun(args);
+        assert_ne!(code(&o), 0, "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "hostly",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let o = rrun(&["network", "connect", "back", "hostly"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("container hostly runs with --network host"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&rrun(&["rm", "-f", "hostly"]));
+
+    // Disconnect: the interface, the name and the lease go.
+    ok(&rrun(&["network", "disconnect", "back", "srv"]));
+    let out = exec_sh("srv", "cat /proc/net/dev");
+    assert!(!out.contains("eth1"), "{out}");
+    assert!(out.contains("eth0"), "{out}");
+    assert!(
+        !leases_of(&back).contains(&"10.92.0.50".to_string()),
+        "{:?}",
+        leases_of(&back)
+    );
+    let hosts = exec_sh("client", "cat /etc/hosts");
+    assert!(!hosts.contains("srv"), "{hosts}");
+    let out = exec_sh("client", "nc -w 2 10.92.0.50 80 </dev/null; echo rc=$?");
+    assert!(!out.contains("hi-from-srv"), "{out}");
+    let nets = &inspect(&["inspect", "srv"])[0]["NetworkSettings"]["Networks"];
+    assert!(nets.get("back").is_none(), "{nets}");
+    let o = rrun(&["network", "disconnect", "back", "srv"]);
+    assert!(
+        stderr(&o).contains("not connected to network back"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Connected again, then removed: its exit gives everything back.
+    ok(&rrun(&["network", "connect", "back", "srv"]));
+    assert_eq!(leases_of(&back).len(), 2, "{:?}", leases_of(&back));
+    let o = rrun(&["network", "rm", "back"]);
+    assert!(
+        stderr(&o).contains("srv"),
+        "a network in use by a connected container was removed: {}",
+        stderr(&o)
+    );
+    for c in ["srv", "other", "client"] {
+        ok(&rrun(&["rm", "-f", c]));
+    }
+    wait_for("the leases of back to go", || {
+        leases_of(&back).is_empty().then_some(String::new())
+    });
+    wait_for("the veths to go", || {
+        (host_veths() == 0).then_some(String::new())
+    });
+    let members = std::fs::read_dir(format!("/run/rbox/networks/{back}/members"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(members, 0, "member records left on back");
+    ok(&rrun(&["network", "rm", "front", "back"]));
+}

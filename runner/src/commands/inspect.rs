@@ -213,6 +213,26 @@ fn network_settings(root: &Path, s: &State, running: bool, ports: Value) -> Valu
     });
     let mut networks = serde_json::Map::new();
     networks.insert(n.name.clone(), entry);
+    // Those of rrun network connect, while on them.
+    for c in &s.host.connected {
+        if !runner::network::connect::is_live(c, &s.id) {
+            continue;
+        }
+        let id = runner::network::user::load(root, &c.network)
+            .map(|d| d.id)
+            .unwrap_or_default();
+        let net = c.net();
+        networks.insert(
+            c.network.clone(),
+            json!({
+                "NetworkID": id,
+                "IPAddress": c.address.to_string(),
+                "IPPrefixLen": net.subnet.prefix,
+                "Gateway": c.gateway.to_string(),
+                "Aliases": c.aliases,
+            }),
+        );
+    }
     json!({
         "Networks": networks,
         "Ports": ports,

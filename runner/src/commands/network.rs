@@ -1,6 +1,8 @@
 //! `rrun network create|ls|inspect|rm|prune`, as `docker network`: the
 //! user-defined networks of the store (`runner::network::user`). The
 //! predefined ones (bridge, host, none) are listed but not definitions.
+//! `connect` and `disconnect` put a running container on one more network
+//! and take it off (`runner::network::connect`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -10,8 +12,9 @@ use runner::network::user::{self, Definition};
 use runner::state::{self, State};
 use serde_json::{json, Map, Value};
 
-use crate::cli::NetworkCommand;
+use crate::cli::{NetworkCommand, NetworkConnectArgs, NetworkDisconnectArgs};
 use crate::run::{require_root, Coded};
+use runner::network::{Names, Network};
 
 pub fn network(root: &Path, c: NetworkCommand) -> Result<i32> {
     match c {
@@ -92,6 +95,8 @@ pub fn network(root: &Path, c: NetworkCommand) -> Result<i32> {
             .map_err(|e| Coded(1, anyhow!("DNS resolver: {e}")))?;
             Ok(0)
         }
+        NetworkCommand::Connect(a) => connect(root, &a),
+        NetworkCommand::Disconnect(a) => disconnect(root, &a),
         NetworkCommand::Prune(a) => {
             require_root("rrun network prune")?;
             if !a.force {
@@ -139,7 +144,10 @@ fn running_on(root: &Path, d: &Definition) -> Vec<State> {
     state::list(&root.join("containers"))
         .into_iter()
         .map(|(_, s)| s)
-        .filter(|s| s.host.network_mode == d.name && s.is_running())
+        .filter(|s| {
+            (s.host.network_mode == d.name || s.host.connected.iter().any(|c| c.network == d.name))
+                && s.is_running()
+        })
         .collect()
 }
 
@@ -196,4 +204,154 @@ fn inspect_json(root: &Path, d: &Definition) -> Value {
         "Options": {"com.docker.network.bridge.name": net.bridge},
         "Labels": {},
     })
+}
+
+/// The network `key` names for connect/disconnect: `bridge` (the
+/// default) or a user-defined one; host and none are no networks to join.
+fn joinable(root: &Path, key: &str) -> Result<Network> {
+    match key {
+        "bridge" => Ok(Network::default_bridge()),
+        "host" | "none" => bail!(Coded(
+            125,
+            anyhow!("network {key} cannot be connected to or disconnected from: it is a --network mode, not a bridge")
+        )),
+        _ => Ok(user::load(root, key)
+            .map_err(|e| Coded(125, e.into()))?
+            .network(root)),
+    }
+}
+
+fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
+    require_root("rrun network connect")?;
+    let containers = root.join("containers");
+    let (dir, st) = state::find(&containers, &a.container).map_err(|e| Coded(125, e.into()))?;
+    let mode = st.host.network_mode.as_str();
+    if matches!(mode, "host" | "none") || mode.starts_with("container:") {
+        let shown = if mode.starts_with("container:") {
+            "container:..."
+        } else {
+            mode
+        };
+        bail!(Coded(
+            125,
+            anyhow!(
+                "container {} runs with --network {shown}: it has no network of its own to connect to {}",
+                st.name,
+                a.network
+            )
+        ));
+    }
+    let net = joinable(root, &a.network)?;
+    if mode == net.name || st.host.connected.iter().any(|c| c.network == net.name) {
+        bail!(Coded(
+            125,
+            anyhow!("container {} is already on network {}", st.name, net.name)
+        ));
+    }
+    let user_net = net.bridge != runner::network::DEFAULT_BRIDGE;
+    for alias in &a.alias {
+        if !user_net {
+            bail!(Coded(125, anyhow!("--alias {alias}: network-scoped aliases are supported only on user-defined networks")));
+        }
+        if let Some(why) = crate::run::name_problem(alias) {
+            bail!(Coded(125, anyhow!("--alias {alias:?}: {why}")));
+        }
+    }
+    let ip = match &a.ip {
+        None => None,
+        Some(_) if !user_net => bail!(Coded(
+            125,
+            anyhow!("--ip: a chosen address is supported only on user-defined networks")
+        )),
+        Some(s) => Some(
+            s.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| Coded(125, anyhow!("--ip {s:?} is not an IPv4 address")))?,
+        ),
+    };
+    let pid = match st.pid.filter(|_| st.is_running()) {
+        Some(p) => p.pid,
+        None => bail!(Coded(
+            125,
+            anyhow!(
+                "container {} is not running: rrun network connect needs a running container",
+                st.name
+            )
+        )),
+    };
+    let names = Names {
+        hostname: st.host.hostname.clone(),
+        names: std::iter::once(st.name.clone())
+            .chain(a.alias.iter().cloned())
+            .collect(),
+        dns: st.host.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+    };
+    let conn = runner::network::connect::connect(&net, &st.id, pid, &names, ip).map_err(|e| {
+        Coded(
+            125,
+            anyhow!("connect container {} to network {}: {e}", st.name, net.name),
+        )
+    })?;
+    let recorded = State::update(&dir, &st, |s| s.host.connected.push(conn.clone()));
+    if let Err(e) = recorded {
+        runner::network::connect::disconnect(&conn, &st.id, Some(pid));
+        bail!(Coded(
+            125,
+            anyhow!("record the connection of container {}: {e}", st.name)
+        ));
+    }
+    Ok(0)
+}
+
+fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
+    require_root("rrun network disconnect")?;
+    let containers = root.join("containers");
+    let (dir, st) = state::find(&containers, &a.container).map_err(|e| Coded(125, e.into()))?;
+    let net = joinable(root, &a.network)?;
+    let Some(conn) = st
+        .host
+        .connected
+        .iter()
+        .find(|c| c.network == net.name)
+        .cloned()
+    else {
+        if st.host.network_mode == net.name {
+            bail!(Coded(
+                125,
+                anyhow!(
+                    "container {} runs with --network {}: only networks joined with rrun network connect can be disconnected",
+                    st.name,
+                    net.name
+                )
+            ));
+        }
+        bail!(Coded(
+            125,
+            anyhow!(
+                "container {} is not connected to network {}",
+                st.name,
+                net.name
+            )
+        ));
+    };
+    if let Some(p) = st.pid.filter(|_| st.is_running()) {
+        if let Err(e) = runner::network::connect::remove_interface(&conn, p.pid) {
+            if !a.force {
+                bail!(Coded(
+                    125,
+                    anyhow!(
+                        "disconnect container {} from network {}: {e}",
+                        st.name,
+                        net.name
+                    )
+                ));
+            }
+            eprintln!("rrun: warning: {e}");
+        }
+    }
+    runner::network::connect::release(&conn, &st.id);
+    State::update(&dir, &st, |s| {
+        s.host.connected.retain(|c| c.network != net.name)
+    })
+    .map_err(|e| Coded(125, e.into()))?;
+    Ok(0)
 }

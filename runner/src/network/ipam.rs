@@ -28,6 +28,10 @@ pub enum IpamError {
     },
     #[error("no free address left in {0}: every address has a running container")]
     Exhausted(Subnet),
+    #[error("address {addr} is not one for a container in {subnet} (not its network, gateway or broadcast address)")]
+    NotForContainers { addr: Ipv4Addr, subnet: Subnet },
+    #[error("address {addr} is already in use by container {by}")]
+    Taken { addr: Ipv4Addr, by: String },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> IpamError + 'a {
@@ -275,6 +279,39 @@ impl Ipam {
             return Ok(a);
         }
         Err(IpamError::Exhausted(self.subnet))
+    }
+
+    /// `addr` for `holder` (`--ip`), if it is a container address of the
+    /// subnet no running container holds; under the lock the caller holds.
+    pub fn lease_addr(
+        &self,
+        _lock: &mut Locked,
+        holder: &Holder,
+        addr: Ipv4Addr,
+    ) -> Result<Ipv4Addr, IpamError> {
+        let (first, last) = self.subnet.hosts();
+        let a = u32::from(addr);
+        if !(first..=last).contains(&a) || Some(addr) == self.skip {
+            return Err(IpamError::NotForContainers {
+                addr,
+                subnet: self.subnet,
+            });
+        }
+        let path = self.dir.join(addr.to_string());
+        match fs::read_to_string(&path) {
+            Ok(s) => {
+                if let Some(h) = Holder::parse(&s).filter(|h| h.alive()) {
+                    return Err(IpamError::Taken {
+                        addr,
+                        by: h.container,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read lease", &path)(e)),
+        }
+        fs::write(&path, holder.line()).map_err(io_err("write lease", &path))?;
+        Ok(addr)
     }
 
     /// Give `addr` back if `container` still holds it (no lock needed: only

@@ -26,9 +26,11 @@
 //! networks (`user`) each have a bridge and table of their own, and on
 //! them containers find each other by name through /etc/hosts (`hosts`)
 //! and through the network's embedded DNS resolver (`resolver`, answering
-//! with `dns`).
+//! with `dns`). A running container joins more networks, and leaves
+//! them, with `connect`.
 
 pub mod bridge;
+pub mod connect;
 pub mod dns;
 pub mod hosts;
 pub mod ipam;
@@ -175,7 +177,7 @@ fn host_veth_name(container: &str, pid: i32) -> String {
 
 /// A locally administered MAC derived from the address (as Docker does),
 /// so that a reused address keeps its MAC in the neighbours' caches.
-fn mac_for(a: Ipv4Addr) -> [u8; 6] {
+pub(crate) fn mac_for(a: Ipv4Addr) -> [u8; 6] {
     let o = a.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
