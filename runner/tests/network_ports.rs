@@ -570,6 +570,7 @@ fn connect_and_disconnect_a_running_container() {
     ok(&rrun(&["network", "disconnect", "back", "srv"]));
     let out = exec_sh("srv", "cat /proc/net/dev");
     assert!(!out.contains("eth1"), "{out}");
+    assert_eq!(host_veths(), veths_before, "the host's end of eth1 is left");
     assert!(out.contains("eth0"), "{out}");
     assert!(
         !leases_of(&back).contains(&"10.92.0.50".to_string()),
@@ -588,6 +589,33 @@ fn connect_and_disconnect_a_running_container() {
         "{}",
         stderr(&o)
     );
+
+    // A container that renames its end still leaves the network: rrun
+    // deletes the host's end.
+    ok(&rrun(&[
+        "run",
+        "--privileged",
+        "-d",
+        "--name",
+        "sly",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let before = host_veths();
+    ok(&rrun(&["network", "connect", "back", "sly"]));
+    let out = exec_sh("sly", "ip link set eth1 down && ip link set eth1 name sneaky && ip link set sneaky up && echo renamed");
+    assert!(out.contains("renamed"), "{out}");
+    ok(&rrun(&["network", "disconnect", "back", "sly"]));
+    let out = exec_sh("sly", "cat /proc/net/dev");
+    assert!(
+        !out.contains("sneaky"),
+        "the renamed interface stayed on back: {out}"
+    );
+    assert_eq!(host_veths(), before);
+    ok(&rrun(&["rm", "-f", "sly"]));
 
     // Connected again, then removed: its exit gives everything back.
     ok(&rrun(&["network", "connect", "back", "srv"]));

@@ -293,7 +293,7 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
     })?;
     let recorded = State::update(&dir, &st, |s| s.host.connected.push(conn.clone()));
     if let Err(e) = recorded {
-        runner::network::connect::disconnect(&conn, &st.id, Some(pid));
+        runner::network::connect::disconnect(&conn, &st.id);
         bail!(Coded(
             125,
             anyhow!("record the connection of container {}: {e}", st.name)
@@ -333,20 +333,18 @@ fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
             )
         ));
     };
-    if let Some(p) = st.pid.filter(|_| st.is_running()) {
-        if let Err(e) = runner::network::connect::remove_interface(&conn, p.pid) {
-            if !a.force {
-                bail!(Coded(
-                    125,
-                    anyhow!(
-                        "disconnect container {} from network {}: {e}",
-                        st.name,
-                        net.name
-                    )
-                ));
-            }
-            eprintln!("rrun: warning: {e}");
+    if let Err(e) = runner::network::connect::remove_interface(&conn) {
+        if !a.force {
+            bail!(Coded(
+                125,
+                anyhow!(
+                    "disconnect container {} from network {}: {e} (-f to disconnect anyway)",
+                    st.name,
+                    net.name
+                )
+            ));
         }
+        eprintln!("rrun: warning: {e}");
     }
     runner::network::connect::release(&conn, &st.id);
     State::update(&dir, &st, |s| {

@@ -32,6 +32,9 @@ pub struct Connection {
     pub gateway: Ipv4Addr,
     /// `eth1`, ...: the container's end.
     pub interface: String,
+    /// The host's end, on the network's bridge.
+    #[serde(default)]
+    pub host_interface: String,
     pub address: Ipv4Addr,
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -124,9 +127,9 @@ pub fn connect(
         Some(a) => ipam.lease_addr(&mut lock, &holder, a)?,
         None => ipam.lease(&mut lock, &holder)?,
     };
+    let host = host_veth_name(container, net, pid);
     let made = (|| -> Result<String, NetworkError> {
         let ifname = free_interface(&mut inner).map_err(ctx("look up", "eth1"))?;
-        let host = host_veth_name(container, net, pid);
         nl.add_veth(&host, bridge, &ifname, mac_for(address), netns.as_fd())
             .map_err(ctx("create veth pair", &host))?;
         let link = inner
@@ -160,6 +163,7 @@ pub fn connect(
         subnet: net.subnet.to_string(),
         gateway: net.gateway,
         interface: ifname,
+        host_interface: host,
         address,
         aliases: names.names.iter().skip(1).cloned().collect(),
     };
@@ -174,7 +178,7 @@ pub fn connect(
             resolver::set_upstream(net, container, &names.dns).and_then(|_| hosts::join(net, &m));
         if let Err(source) = named {
             drop(lock);
-            disconnect(&conn, container, Some(pid));
+            disconnect(&conn, container);
             return Err(NetworkError::Record {
                 what: "list the container in the hosts files of network",
                 path: net.state_dir(),
@@ -194,38 +198,27 @@ pub fn connect(
     Ok(conn)
 }
 
-/// Delete the container's interface on `conn`'s network (the pair goes
-/// with it); nothing to do if the process `pid` or the interface is gone.
-pub fn remove_interface(conn: &Connection, pid: i32) -> Result<(), NetworkError> {
-    let ns_path = format!("/proc/{pid}/ns/net");
-    let Ok(netns) = File::open(&ns_path) else {
-        return Ok(());
-    };
+/// Delete the container's interface on `conn`'s network: the host's end
+/// of the pair, by the name rrun gave it, so that a container that
+/// renamed its own end cannot stay on the network (the kernel deletes
+/// the peer with it). Nothing to do if the pair is gone already.
+pub fn remove_interface(conn: &Connection) -> Result<(), NetworkError> {
     let ctx = |what: &'static str, name: &str| {
         let name = name.to_string();
         move |source: io::Error| NetworkError::Netlink { what, name, source }
     };
-    let mut inner = Netlink::open_in(netns.as_fd()).map_err(ctx(
-        "open netlink socket in the network namespace of",
-        &ns_path,
-    ))?;
-    if let Some(link) = inner
-        .link(&conn.interface)
-        .map_err(ctx("look up", &conn.interface))?
-    {
-        inner
-            .delete_link(link.index)
-            .map_err(ctx("delete", &conn.interface))?;
+    let name = &conn.host_interface;
+    let mut nl = Netlink::open().map_err(ctx("open netlink socket for", &conn.network))?;
+    if let Some(link) = nl.link(name).map_err(ctx("look up", name))? {
+        nl.delete_link(link.index).map_err(ctx("delete", name))?;
     }
     Ok(())
 }
 
 /// Take the container off `conn`'s network: its interface and then its
 /// names and address.
-pub fn disconnect(conn: &Connection, container: &str, pid: Option<i32>) {
-    if let Some(p) = pid {
-        let _ = remove_interface(conn, p);
-    }
+pub fn disconnect(conn: &Connection, container: &str) {
+    let _ = remove_interface(conn);
     release(conn, container);
 }
 
