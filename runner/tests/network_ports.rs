@@ -405,7 +405,7 @@ fn connect_and_disconnect_a_running_container() {
     ]));
     let back = bridge_of("back");
     // srv on front; client and a bystander on back, other on front only.
-    let serve = "while true; do nc -l -p 80 -e echo hi-from-srv; done";
+    let serve = "nc -ll -p 80 -e echo hi-from-srv";
     ok(&rrun(&[
         "run",
         "-d",
@@ -428,7 +428,7 @@ fn connect_and_disconnect_a_running_container() {
         "busybox",
         "sh",
         "-c",
-        "while true; do nc -l -p 80 -e echo hi-from-other; done",
+        "nc -ll -p 80 -e echo hi-from-other",
     ]));
     ok(&rrun(&[
         "run",
@@ -504,6 +504,11 @@ fn connect_and_disconnect_a_running_container() {
         out.contains("10.92.0.50"),
         "the resolver does not know web: {out}"
     );
+    // Renamed: known by its new name on back too.
+    ok(&rrun(&["rename", "srv", "srv2"]));
+    let hosts = exec_sh("client", "cat /etc/hosts");
+    assert!(hosts.contains("10.92.0.50\tsrv2 web"), "{hosts}");
+    ok(&rrun(&["rename", "srv2", "srv"]));
     // Connect gives client no way to front's other containers.
     let out = exec_sh(
         "client",

@@ -41,5 +41,11 @@ pub fn rename(root: &Path, a: &RenameArgs) -> Result<i32> {
         names.extend(s.host.network_aliases.iter().cloned());
         runner::network::hosts::rename(&def.network(root), &s.id, &names);
     }
+    // And on those it was connected to (rrun network connect).
+    for c in &s.host.connected {
+        let mut names = vec![s.name.clone()];
+        names.extend(c.aliases.iter().cloned());
+        runner::network::hosts::rename(&c.net(), &s.id, &names);
+    }
     Ok(0)
 }
