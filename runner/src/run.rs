@@ -809,6 +809,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
                 .filter_map(|h| runner::network::hosts::parse_extra_host(h).ok())
                 .map(|(n, ip)| format!("{n}:{ip}"))
                 .collect(),
+            publish_all: a.publish_all,
             connected: Vec::new(),
         },
         restart: checked.restart.clone(),

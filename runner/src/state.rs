@@ -199,6 +199,9 @@ pub struct HostSettings {
     /// `--add-host NAME:IP` (IP may be `host-gateway`), as given.
     #[serde(default)]
     pub extra_hosts: Vec<String>,
+    /// `-P`: the ports of `ports` it added are the exposed ones.
+    #[serde(default)]
+    pub publish_all: bool,
     /// Networks joined while running (`rrun network connect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connected: Vec<crate::network::connect::Connection>,

@@ -325,6 +325,8 @@ fn publish_all_publishes_exposed_ports_on_ephemeral_ports() {
         "83 answered beyond 127.0.0.1"
     );
 
+    let h = &inspect(&["inspect", "all"])[0]["HostConfig"];
+    assert_eq!(h["PublishAllPorts"], true, "{h}");
     // Without -P, EXPOSE publishes nothing.
     let o = rrun(&["run", "-d", "--name", "quiet", "exposing:1", "sleep", "60"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -158,6 +158,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "NanoCpus": s.host.nano_cpus.unwrap_or(0),
             "PidsLimit": s.host.pids_limit,
             "PortBindings": port_map(&s.host.ports, ""),
+            "PublishAllPorts": s.host.publish_all,
             "Runtime": s.host.runtime,
             "Dns": s.host.dns,
             "DnsSearch": s.host.dns_search,
