@@ -242,7 +242,11 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
         ));
     }
     let net = joinable(root, &a.network)?;
-    if mode == net.name || st.host.connected.iter().any(|c| c.network == net.name) {
+    // A connection of an earlier run (before a restart) is gone.
+    let on = |c: &&runner::network::connect::Connection| {
+        c.network == net.name && runner::network::connect::is_live(c, &st.id)
+    };
+    if mode == net.name || st.host.connected.iter().any(|c| on(&c)) {
         bail!(Coded(
             125,
             anyhow!("container {} is already on network {}", st.name, net.name)
@@ -291,7 +295,10 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
             anyhow!("connect container {} to network {}: {e}", st.name, net.name),
         )
     })?;
-    let recorded = State::update(&dir, &st, |s| s.host.connected.push(conn.clone()));
+    let recorded = State::update(&dir, &st, |s| {
+        s.host.connected.retain(|c| c.network != conn.network);
+        s.host.connected.push(conn.clone());
+    });
     if let Err(e) = recorded {
         runner::network::connect::disconnect(&conn, &st.id);
         bail!(Coded(
