@@ -597,6 +597,19 @@ fn connect_and_disconnect_a_running_container() {
         stderr(&o)
     );
 
+    // The default bridge too (no names there).
+    ok(&rrun(&["network", "connect", "bridge", "client"]));
+    let out = exec_sh("client", "ip -4 -o addr show eth1");
+    assert!(out.contains("inet 10.87."), "{out}");
+    let o = rrun(&["network", "connect", "--alias", "x", "bridge", "other"]);
+    assert!(
+        stderr(&o).contains("only on user-defined networks"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&rrun(&["network", "disconnect", "bridge", "client"]));
+    assert!(!exec_sh("client", "cat /proc/net/dev").contains("eth1"));
+
     // A container that renames its end still leaves the network: rrun
     // deletes the host's end.
     ok(&rrun(&[
