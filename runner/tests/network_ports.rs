@@ -655,6 +655,7 @@ fn connect_and_disconnect_a_running_container() {
     wait_for("the veths to go", || {
         (host_veths() == 0).then_some(String::new())
     });
+    assert_eq!(leases_of("bridge"), Vec::<String>::new());
     let members = std::fs::read_dir(format!("/run/rbox/networks/{back}/members"))
         .map(|rd| rd.count())
         .unwrap_or(0);
