@@ -506,6 +506,24 @@ fn connect_and_disconnect_a_running_container() {
         out.contains("10.92.0.50"),
         "the resolver does not know web: {out}"
     );
+    // And srv, through its own network's resolver, finds back's members
+    // (as Docker's resolver answers for each network of the container);
+    // other, on front only, does not.
+    let client_ip = inspect(&["inspect", "client"])[0]["NetworkSettings"]["Networks"]["back"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = exec_sh("srv", "nslookup client");
+    assert!(
+        out.contains(&client_ip),
+        "srv does not resolve client: {out}"
+    );
+    let out = exec_sh("other", "timeout 8 nslookup client");
+    assert!(
+        !out.contains(&client_ip),
+        "other resolved a container of back: {out}"
+    );
     // Renamed: known by its new name on back too.
     ok(&rrun(&["rename", "srv", "srv2"]));
     let hosts = exec_sh("client", "cat /etc/hosts");

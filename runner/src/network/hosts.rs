@@ -150,7 +150,12 @@ pub fn render(me: &Member, all: &[Member], extra: &str) -> String {
 /// The members whose lease is still theirs and alive; with `prune` (under
 /// the network's lock) the others' records and files are removed.
 fn live_members(net: &Network, prune: bool) -> Vec<Member> {
-    let dir = members_dir(net);
+    live_members_in(&net.state_dir(), prune)
+}
+
+/// `live_members` of the network whose state directory is `state`.
+fn live_members_in(state: &Path, prune: bool) -> Vec<Member> {
+    let dir = state.join("members");
     let Ok(rd) = fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -161,7 +166,7 @@ fn live_members(net: &Network, prune: bool) -> Vec<Member> {
             .ok()
             .and_then(|s| Member::parse(&id, &s));
         let alive = m.as_ref().is_some_and(|m| {
-            fs::read_to_string(net.state_dir().join(m.address.to_string()))
+            fs::read_to_string(state.join(m.address.to_string()))
                 .ok()
                 .and_then(|s| Holder::parse(&s))
                 .is_some_and(|h| h.container == id && h.alive())
@@ -171,12 +176,34 @@ fn live_members(net: &Network, prune: bool) -> Vec<Member> {
             _ if !prune => {}
             _ => {
                 let _ = fs::remove_file(e.path());
-                let _ = fs::remove_file(hosts_path(net, &id));
-                let _ = fs::remove_file(extra_path(net, &id));
+                let _ = fs::remove_file(state.join("hosts").join(&id));
+                let _ = fs::remove_file(state.join("extra").join(&id));
             }
         }
     }
     v.sort_by_key(|m| m.address);
+    v
+}
+
+/// The members of the other networks `container` is a live member of
+/// (those of `rrun network connect`): what the resolver of `net` answers
+/// it besides `net`'s own (read only). Never another container's.
+pub fn members_elsewhere(net: &Network, container: &str) -> Vec<Member> {
+    let own = net.state_dir();
+    let Ok(rd) = fs::read_dir(super::STATE_DIR) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for e in rd.flatten() {
+        let state = e.path();
+        if state == own || !state.join("members").join(container).is_file() {
+            continue;
+        }
+        let all = live_members_in(&state, false);
+        if all.iter().any(|m| m.container == container) {
+            v.extend(all.into_iter().filter(|m| m.container != container));
+        }
+    }
     v
 }
 

@@ -353,10 +353,19 @@ struct Resolver {
 }
 
 /// The network's live members as DNS records, and who has which address.
-fn records(net: &Network) -> (Vec<Record>, Vec<hosts::Member>) {
+/// A member at `client` connected to more networks (`rrun network
+/// connect`) gets those networks' members too, as Docker's resolver
+/// answers a container for every network it is on.
+fn records(net: &Network, client: IpAddr) -> (Vec<Record>, Vec<hosts::Member>) {
     let members = hosts::members(net);
+    let elsewhere = members
+        .iter()
+        .find(|m| IpAddr::V4(m.address) == client)
+        .map(|me| hosts::members_elsewhere(net, &me.container))
+        .unwrap_or_default();
     let records = members
         .iter()
+        .chain(&elsewhere)
         .map(|m| {
             let mut names = m.names.clone();
             names.push(m.hostname.clone());
@@ -478,7 +487,7 @@ impl Resolver {
                 continue;
             }
             let query = &buf[..n];
-            let (recs, members) = records(&self.net);
+            let (recs, members) = records(&self.net, from.ip());
             match dns::answer(query, self.net.subnet, &recs) {
                 Verdict::Reply(r) => {
                     let _ = self.udp.send_to(&r, from);
@@ -649,7 +658,7 @@ fn tcp_session(net: &Network, mut conn: TcpStream, from: SocketAddr) -> io::Resu
     conn.set_read_timeout(Some(TCP_TIMEOUT))?;
     conn.set_write_timeout(Some(TCP_TIMEOUT))?;
     while let Some(query) = read_msg(&mut conn)? {
-        let (recs, members) = records(net);
+        let (recs, members) = records(net, from.ip());
         match dns::answer(&query, net.subnet, &recs) {
             Verdict::Reply(r) => write_msg(&mut conn, &r)?,
             Verdict::Drop => return Ok(()),
