@@ -53,6 +53,16 @@ pub fn opaque_xattr() -> &'static str {
     }
 }
 
+/// Whether `name` is one of the overlay's own xattrs, which layers never
+/// carry (written into a blob or unpacked from one): `trusted.overlay.*`,
+/// and rootless also `user.overlay.*`, the names an overlay mounted with
+/// `userxattr` reads and writes (an image must not smuggle a redirect or
+/// an opaque marker into the user's layers; a RUN step's upper dir has
+/// them from the overlay itself).
+pub fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || (active() && name.starts_with(b"user.overlay."))
+}
+
 /// Whether the store is the user's: not root, or root of a rootless user
 /// namespace (the marker set and the uid map not the initial one). Root
 /// without the marker pays one getuid call.

@@ -8,11 +8,10 @@ use super::sparse::PaxSparse;
 
 /// PAX prefix of extended attributes (the GNU/star/bsdtar convention).
 pub const PAX_XATTR: &str = "SCHILY.xattr.";
-/// The overlay's own xattrs: we write the opaque marker ourselves from
-/// `.wh..wh..opq`, and never accept any other (redirect, origin, metacopy)
-/// from a layer, where they could make overlayfs show another path.
-pub const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
-pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+// The overlay's own xattrs (`crate::rootless::is_overlay_xattr`): we
+// write the opaque marker ourselves from `.wh..wh..opq`, and never accept
+// any other (redirect, origin, metacopy) from a layer, where they could
+// make overlayfs show another path.
 
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
@@ -63,7 +62,7 @@ impl Meta {
                         (mtime, mtime_nsec) = (s, ns);
                     }
                 } else if let Some(name) = key.strip_prefix(PAX_XATTR.as_bytes()) {
-                    if name.starts_with(OVERLAY_XATTR_PREFIX) || name.is_empty() {
+                    if crate::rootless::is_overlay_xattr(name) || name.is_empty() {
                         continue;
                     }
                     let name = CString::new(name)

@@ -14,15 +14,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::entry::{OPAQUE_XATTR, OVERLAY_XATTR_PREFIX};
 use super::error::LayerError;
 use super::tarfmt::{self, TarEntry};
 
 /// Xattrs left out of layers: the overlay's own (the opaque one becomes a
-/// `.wh..wh..opq` entry) and SELinux labels, which are host policy, not
+/// `.wh..wh..opq` entry; rootless, `user.overlay.*`, see
+/// `crate::rootless`) and SELinux labels, which are host policy, not
 /// image content.
 fn skipped_xattr(name: &[u8]) -> bool {
-    name.starts_with(OVERLAY_XATTR_PREFIX) || name == b"security.selinux"
+    crate::rootless::is_overlay_xattr(name) || name == b"security.selinux"
 }
 
 /// What the walk found that an unpack of the blob would not reproduce
@@ -105,7 +105,10 @@ impl<W: Write> TreeWriter<W> {
             let only_opaque = xattrs
                 .iter()
                 .filter(|(k, _)| skipped_xattr(k))
-                .all(|(k, v)| k.as_slice() == OPAQUE_XATTR.as_bytes() && v.as_slice() == b"y");
+                .all(|(k, v)| {
+                    k.as_slice() == crate::rootless::opaque_xattr().as_bytes()
+                        && v.as_slice() == b"y"
+                });
             if !only_opaque {
                 self.walked.tree_differs = true;
             }
@@ -294,6 +297,8 @@ pub fn read_xattrs(path: &Path) -> io::Result<(Xattrs, bool)> {
     })?;
     let mut out = Vec::new();
     let mut opaque = false;
+    // The overlay that made the tree wrote its own name (see crate::rootless).
+    let marker = crate::rootless::opaque_xattr().as_bytes();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let cname = CString::new(name).expect("split at NUL");
         let value = match xattr_call(|buf, len| {
@@ -305,7 +310,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<(Xattrs, bool)> {
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
             Err(e) => return Err(e),
         };
-        if name == OPAQUE_XATTR.as_bytes() && value == b"y" {
+        if name == marker && value == b"y" {
             opaque = true;
         }
         out.push((name.to_vec(), value));
