@@ -70,10 +70,6 @@ fn main() -> ExitCode {
         eprintln!("rbuild: {e}");
         return ExitCode::from(1);
     }
-    if runner::rootless::active() && matches!(cli.command, Command::Build(_)) {
-        eprintln!("rbuild: build is not available to rootless rbox yet (RUN steps need the bridge network and cgroups): run it as root, or load or pull images as this user");
-        return ExitCode::from(1);
-    }
     if matches!(cli.command, Command::Build(_)) {
         // RUN steps are containers: from here on this process runs from a
         // read-only clone of its binary (CVE-2019-5736). First: it re-executes.

@@ -613,6 +613,17 @@ fn a_user_pulls_into_their_own_store_and_runs_it() {
 /// layout tarball: the busybox rootfs with /d/old and /gone, then a layer
 /// making /d opaque (with /d/new) and whiting out /gone.
 fn layered_oci_tar(dir: &Path) -> PathBuf {
+    use fixtures::tarball::{Meta, TarWriter};
+    let mut t = TarWriter::new(Vec::new());
+    t.dir("d", Meta::root(0o755)).unwrap();
+    t.file("d/.wh..wh..opq", Meta::root(0o644), b"").unwrap();
+    t.file("d/new", Meta::root(0o644), b"new\n").unwrap();
+    t.file(".wh.gone", Meta::root(0o644), b"").unwrap();
+    oci_tar_over_busybox(dir, t.finish().unwrap())
+}
+
+/// The image of `layered_oci_tar` with `upper` (a tar) as its second layer.
+fn oci_tar_over_busybox(dir: &Path, upper: Vec<u8>) -> PathBuf {
     use engine::image::{History, ImageConfig};
     use fixtures::tarball::{Compression, Meta, TarWriter};
     let store = engine::Store::open(&dir.join("store")).unwrap();
@@ -629,12 +640,6 @@ fn layered_oci_tar(dir: &Path) -> PathBuf {
     t.file("d/old", Meta::root(0o644), b"old\n").unwrap();
     t.file("gone", Meta::root(0o644), b"gone\n").unwrap();
     let lower = t.finish().unwrap();
-    let mut t = TarWriter::new(Vec::new());
-    t.dir("d", Meta::root(0o755)).unwrap();
-    t.file("d/.wh..wh..opq", Meta::root(0o644), b"").unwrap();
-    t.file("d/new", Meta::root(0o644), b"new\n").unwrap();
-    t.file(".wh.gone", Meta::root(0o644), b"").unwrap();
-    let upper = t.finish().unwrap();
     let mut blobs = Vec::new();
     for (name, bytes) in [("lower.tar", lower), ("upper.tar", upper)] {
         let p = dir.join(name);
@@ -737,4 +742,232 @@ fn opaque_directories_and_whiteouts_of_upper_layers_hide_the_lower_ones() {
         }
     }
     assert_eq!(marked, 1, "one layer's /d is opaque");
+}
+
+/// A build context the user can read: a Containerfile and `a.txt`.
+fn build_context(containerfile: &str) -> tempfile::TempDir {
+    let dir = readable_tempdir();
+    for (name, text) in [("Containerfile", containerfile), ("a.txt", "copied\n")] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    dir
+}
+
+/// Every file `rel` in the unpacked layers of the user's store: its host
+/// owner.
+fn owners_in_layers(store: &Path, rel: &str) -> Vec<(u32, u32)> {
+    let mut found = Vec::new();
+    for layer in std::fs::read_dir(store.join("layers")).unwrap().flatten() {
+        if let Ok(m) = std::fs::symlink_metadata(layer.path().join("fs").join(rel)) {
+            found.push((m.uid(), m.gid()));
+        }
+    }
+    found
+}
+
+const ROOTLESS_CONTAINERFILE: &str = "FROM busybox
+RUN echo gone > /made && mkdir -p /d/sub && echo old > /d/sub/f
+RUN rm /made && rm -r /d && mkdir /d && echo new > /d/g
+COPY --chown=1000:1000 a.txt /a.txt
+RUN stat -c %u:%g /a.txt > /owner && id -u >> /owner && cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces
+";
+
+/// Whether `dir`'s file system takes user.* xattrs (a tmpfs of Linux
+/// before 6.6, the cgroup-v2 guest's, does not: rootless overlays there
+/// cannot have opaque directories); says SKIPPED when not.
+fn user_xattrs_work(dir: &Path) -> bool {
+    let probe = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings and a one-byte value.
+    let set = unsafe {
+        libc::lsetxattr(
+            probe.as_ptr(),
+            c"user.rbox-probe".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    if set != 0 {
+        eprintln!(
+            "SKIPPED: {} takes no user.* xattrs ({})",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    set == 0
+}
+
+/// The layer tars of an image saved to `tar` (gzip), decompressed and
+/// listed by the system tar: one listing per layer.
+fn saved_layer_listings(tar: &Path, scratch: &Path) -> Vec<(String, Vec<u8>)> {
+    let out = scratch.join("saved");
+    std::fs::create_dir_all(&out).unwrap();
+    run_ok(Command::new("tar").arg("-xf").arg(tar).arg("-C").arg(&out));
+    let mut layers = Vec::new();
+    for b in std::fs::read_dir(out.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        // Configs and manifests are neither: skipped.
+        let raw = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "gzip -dc {0} 2>/dev/null || zstd -dcq {0} 2>/dev/null",
+                b.path().display()
+            ))
+            .output()
+            .unwrap();
+        if !raw.status.success() {
+            continue;
+        }
+        let raw = raw.stdout;
+        let listed = Command::new("tar")
+            .args(["-t", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                std::io::Write::write_all(c.stdin.as_mut().unwrap(), &raw)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        if listed.status.success() {
+            layers.push((String::from_utf8_lossy(&listed.stdout).into_owned(), raw));
+        }
+    }
+    layers
+}
+
+#[test]
+fn a_user_builds_with_run_steps_mapped_chown_and_a_shared_cache() {
+    if !have_newuidmap() || !user_xattrs_work(&std::env::temp_dir()) {
+        return;
+    }
+    let u = TestUser::create(true);
+    let start = u.sub_start.unwrap();
+    u.load_busybox();
+    let ctx = build_context(ROOTLESS_CONTAINERFILE);
+    let c = ctx.path().to_str().unwrap();
+    let o = u.rbuild(&["build", "--progress", "plain", "-t", "built:1", c]);
+    assert_eq!(code(&o), 0, "rbuild build as {}: {}", u.name, stderr(&o));
+    assert!(!stderr(&o).contains("CACHED"), "{}", stderr(&o));
+
+    // The RUN steps' whiteout and opaque directory hide the lower layers'
+    // files; the COPY is owned by 1000 inside; RUN ran as root inside with
+    // only lo (the rootless default network).
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "built:1",
+        "sh",
+        "-c",
+        "ls /made 2>&1; ls /d; cat /owner /ifaces /a.txt",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "ls: /made: No such file or directory\ng\n1000:1000\n0\nlo\ncopied\n"
+    );
+    // On the host, --chown 1000 is subordinate id 999 of the user's range.
+    assert_eq!(
+        owners_in_layers(&u.store(), "a.txt"),
+        vec![(start + 999, start + 999)]
+    );
+
+    // The layers say so as any image does (`.wh..wh..opq`, `.wh.made`),
+    // without the overlay's own user.overlay.* xattrs.
+    let saved = u.home.join("built.tar");
+    let o = u.rbuild(&[
+        "save",
+        "-o",
+        saved.to_str().unwrap(),
+        "--compression",
+        "gzip",
+        "built:1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let layers = saved_layer_listings(&saved, ctx.path());
+    let opaque: Vec<&String> = layers
+        .iter()
+        .map(|(l, _)| l)
+        .filter(|l| l.contains("d/.wh..wh..opq"))
+        .collect();
+    assert_eq!(opaque.len(), 1, "{layers:?}");
+    assert!(opaque[0].contains(".wh.made"), "{}", opaque[0]);
+    for (list, raw) in &layers {
+        assert!(!raw.windows(13).any(|w| w == b"user.overlay."), "{list}");
+    }
+
+    // The same Containerfile again: every step from the user's cache.
+    let o = u.rbuild(&["build", "--progress", "plain", "-t", "built:2", c]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("CACHED").count(), 4, "{err}");
+    assert!(!err.contains("DONE"), "{err}");
+}
+
+#[test]
+fn a_rootless_build_failing_run_says_the_network_is_only_lo() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let ctx = build_context("FROM busybox\nRUN exit 3\n");
+    let o = u.rbuild(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("exit code 3")
+            && err.contains("rootless: RUN steps have only lo by default")
+            && err.contains("--network host"),
+        "{err}"
+    );
+    // The host's network is the explicit opt-in, as root's.
+    let ctx =
+        build_context("FROM busybox\nRUN test -n \"$(ls /sys/class/net | grep -v '^lo$')\"\n");
+    let o = u.rbuild(&[
+        "build",
+        "-q",
+        "--network",
+        "host",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn an_images_user_overlay_xattrs_are_not_honored_rootless() {
+    if !have_newuidmap() || !user_xattrs_work(&std::env::temp_dir()) {
+        return;
+    }
+    use fixtures::tarball::{Meta, TarWriter};
+    let dir = readable_tempdir();
+    // No `.wh..wh..opq`: only the xattr an overlay mounted with userxattr
+    // reads, which would make /d opaque (and hide /d/old) if unpacked.
+    let mut t = TarWriter::new(Vec::new());
+    t.pax_xattrs("d", &[("user.overlay.opaque", b"y")]).unwrap();
+    t.dir("d", Meta::root(0o755)).unwrap();
+    t.file("d/new", Meta::root(0o644), b"new\n").unwrap();
+    let tar = oci_tar_over_busybox(dir.path(), t.finish().unwrap());
+    let u = TestUser::create(true);
+    let o = u.rbuild(&[
+        "load",
+        "-q",
+        "-t",
+        "smuggled:1",
+        "-i",
+        tar.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&["run", "--rm", "smuggled:1", "ls", "/d"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "new\nold\n"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -36,7 +36,9 @@ pub struct BuildArgs {
     /// namespace with outbound access through rbox's bridge and NAT, and
     /// no way to the host's loopback services), none (only lo), or host
     /// (the host's network, loopback services included: the opt-in, and
-    /// the only way a RUN --network=host in the Containerfile is honored)
+    /// the only way a RUN --network=host in the Containerfile is honored).
+    /// Rootless (not root), default is none: rbox's bridge needs root in
+    /// the host's network namespace and there is no user-mode network yet
     #[arg(long, default_value = "default", value_parser = ["default", "host", "none"])]
     pub network: String,
     /// Type of progress output
@@ -131,6 +133,8 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         network: match args.network.as_str() {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,
+            // Rootless: no bridge (see runner::rootless), only lo.
+            _ if runner::rootless::active() => NetworkMode::None,
             _ => NetworkMode::Bridge,
         },
         progress,
@@ -176,9 +180,17 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
     let store = super::open_store(root)?;
     let runtime = runner::native::NativeRuntime::new();
     let started = std::time::Instant::now();
-    let manifest = build(&store, &runtime, &opts)
-        .map_err(anyhow::Error::from)
-        .context("build failed")?;
+    let manifest = build(&store, &runtime, &opts).map_err(|e| {
+        // A failing RUN of a rootless build may have wanted a network.
+        let offline = matches!(e, builder::exec::BuildError::RunFailed { .. })
+            && runner::rootless::active()
+            && args.network == "default";
+        anyhow::Error::from(e).context(if offline {
+            "build failed (rootless: RUN steps have only lo by default, as no user-mode network exists yet; --network host gives them the host's)"
+        } else {
+            "build failed"
+        })
+    })?;
     if let Some(path) = &args.iidfile {
         // Written with the safe-output rules of save/export (no symlink
         // followed, nothing half-written).

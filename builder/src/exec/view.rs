@@ -64,7 +64,7 @@ impl LayerStack {
 }
 
 fn is_opaque(dir: &Path) -> bool {
-    xattr_value(dir, "trusted.overlay.opaque").as_deref() == Some(b"y".as_slice())
+    xattr_value(dir, engine::rootless::opaque_xattr()).as_deref() == Some(b"y".as_slice())
 }
 
 fn xattr_value(path: &Path, name: &str) -> Option<Vec<u8>> {
