@@ -73,7 +73,12 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         .filter(|p| p.alive())
         .ok_or_else(|| ExecError::NotRunning(st.name.clone()))?
         .pid;
-    let target = Target::open(pid, CgroupDriver::probe()?.open(&st.id))?;
+    // Rootless containers have no cgroup (see crate::rootless).
+    let target = if crate::rootless::active() {
+        Target::open_in(pid, None)?
+    } else {
+        Target::open(pid, CgroupDriver::probe()?.open(&st.id))?
+    };
     // Signals first (threads inherit the mask), then the relay thread:
     // after joining the pid namespace we could not create threads.
     let signals = ForwardedSignals::block();
@@ -151,11 +156,11 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
 }
 
 /// A running container to add a process to: its namespaces (opened
-/// through its first process) and its cgroup.
+/// through its first process) and its cgroup, if it has one.
 pub struct Target {
     pidns: File,
     others: Vec<(File, CloneFlags)>,
-    cgroup: Cgroup,
+    cgroup: Option<Cgroup>,
 }
 
 /// The new process, decided in the parent before the fork (the child
@@ -190,6 +195,11 @@ impl Target {
     /// The namespaces of `pid` (the container's first process) and the
     /// container's group.
     pub fn open(pid: i32, cgroup: Cgroup) -> Result<Target, ExecError> {
+        Self::open_in(pid, Some(cgroup))
+    }
+
+    /// As `open`; `None`: a container without a cgroup (rootless).
+    pub fn open_in(pid: i32, cgroup: Option<Cgroup>) -> Result<Target, ExecError> {
         let open_ns = |name: &str| {
             File::open(format!("/proc/{pid}/ns/{name}"))
                 .map_err(io(format!("open /proc/{pid}/ns/{name}")))
@@ -226,7 +236,10 @@ impl Target {
         let envp_p = sys::pointer_array(&plan.envp);
         // v1: the child joins the container's groups itself (see
         // V1Cgroup::self_join_files); v2: we move it after the fork.
-        let tasks = cg.self_join_files()?;
+        let tasks = match &cg {
+            Some(cg) => cg.self_join_files()?,
+            None => Vec::new(),
+        };
         let (sync_rd, sync_wr) = sys::pipe().map_err(io("pipe"))?;
         let (rep_rd, rep_wr) = sys::pipe().map_err(io("pipe"))?;
         // SAFETY: the caller is single-threaded here; the child only makes
@@ -244,8 +257,8 @@ impl Target {
         drop(rep_wr);
         drop(tasks);
         let joined = match cg {
-            Cgroup::V1(_) => Ok(()),
-            Cgroup::V2(_) => cg.add_process(child),
+            Some(cg @ Cgroup::V2(_)) => cg.add_process(child),
+            Some(Cgroup::V1(_)) | None => Ok(()),
         };
         if let Err(e) = joined {
             drop(sync_wr);

@@ -44,7 +44,16 @@ fn main() -> ExitCode {
     // Not root: from here on in a user namespace of our own (rootless),
     // then sealed as root's rrun is (the first call did nothing for a user).
     let user = !nix::unistd::geteuid().is_root();
-    if let Err(e) = runner::rootless::init("rrun") {
+    // A command addressing a running container joins its namespace.
+    let join = match user.then(|| run::rootless_join_target(&cli.root, &cli.command)) {
+        Some(Err(e)) => {
+            eprintln!("rrun: {e}");
+            return ExitCode::from(125);
+        }
+        Some(Ok(j)) => j,
+        None => None,
+    };
+    if let Err(e) = runner::rootless::init_joining("rrun", join) {
         eprintln!("rrun: {e}");
         return ExitCode::from(125);
     }

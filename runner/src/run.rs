@@ -55,10 +55,10 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let root = cli.root;
     if runner::rootless::active() {
-        if let Some(what) = rootless_command_refusal(&cli.command) {
+        if let Some((what, why)) = rootless_command_refusal(&cli.command) {
             bail!(Coded(
                 125,
-                anyhow!("rrun {what} is not available to rootless rbox yet: a running container's namespaces belong to the user namespace of the rrun that started it (stop a foreground container with Ctrl-C)")
+                anyhow!("rrun {what} is not available to rootless rbox yet: {why}")
             ));
         }
     }
@@ -135,9 +135,6 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
             "use the native runtime",
         );
     }
-    if a.detach {
-        return not_yet("-d", "a detached container could not be stopped or exec'd: its namespaces belong to the user namespace of the rrun that started it; run it in the foreground");
-    }
     if a.privileged {
         return not_yet(
             "--privileged",
@@ -147,21 +144,53 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
     None
 }
 
-/// Commands that act on a running container from outside: rootless, its
-/// namespaces, processes and (absent) cgroup belong to the user namespace
-/// of the rrun that started it, which a new rrun is not in.
-fn rootless_command_refusal(c: &Command) -> Option<&'static str> {
+/// Commands rootless rbox cannot do yet, and why.
+fn rootless_command_refusal(c: &Command) -> Option<(&'static str, &'static str)> {
+    const CGROUP: &str = "it works on the container's cgroup, and rootless containers have none";
     Some(match c {
-        Command::Exec(_) => "exec",
-        Command::Stop(_) => "stop",
-        Command::Kill(_) => "kill",
-        Command::Pause(_) => "pause",
-        Command::Unpause(_) => "unpause",
-        Command::Stats(_) => "stats",
-        Command::Top(_) => "top",
-        Command::Network(_) => "network",
+        Command::Pause(_) => ("pause", CGROUP),
+        Command::Unpause(_) => ("unpause", CGROUP),
+        Command::Stats(_) => ("stats", CGROUP),
+        Command::Top(_) => ("top", CGROUP),
+        Command::Network(_) => (
+            "network",
+            "networks are bridges, which need root in the host's network namespace",
+        ),
         _ => return None,
     })
+}
+
+/// Rootless: the running container whose user namespace a command that
+/// addresses it joins instead of making one (`runner::rootless::join`):
+/// exec, stop, kill, rm -f. `Ok(None)`: a new namespace, and the command
+/// finds the container stopped or missing and says so. Each detached
+/// container has a namespace of its own, so one running container per
+/// command.
+pub fn rootless_join_target(root: &Path, c: &Command) -> Result<Option<(i32, u64)>, String> {
+    let (what, keys): (&str, Vec<&String>) = match c {
+        Command::Exec(a) => ("exec", vec![&a.container]),
+        Command::Stop(a) => ("stop", a.containers.iter().collect()),
+        Command::Kill(a) => ("kill", a.containers.iter().collect()),
+        Command::Rm(a) if a.force => ("rm -f", a.containers.iter().collect()),
+        _ => return Ok(None),
+    };
+    let containers = root.join("containers");
+    let running: Vec<(String, ProcessId)> = keys
+        .iter()
+        .filter_map(|k| runner::state::find(&containers, k).ok())
+        .filter_map(|(_, st)| {
+            st.pid
+                .filter(|p| st.status == Status::Running && p.alive())
+                .map(|p| (st.name, p))
+        })
+        .collect();
+    match running.as_slice() {
+        [] => Ok(None),
+        [(_, p)] => Ok(Some((p.pid, p.start_time))),
+        [(a, _), (b, _), ..] => Err(format!(
+            "rrun {what}: {a} and {b} run in user namespaces of their own (rootless): name one running container at a time"
+        )),
+    }
 }
 
 /// Option values checked before anything is created.

@@ -971,3 +971,168 @@ fn an_images_user_overlay_xattrs_are_not_honored_rootless() {
         stderr(&o)
     );
 }
+
+/// Wait until `cond` holds (10 s at most).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_user_execs_signals_stops_and_removes_detached_containers() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let script = "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 0' TERM; \
+                  echo started; while true; do sleep 0.1; done";
+    let o = u.rrun(&["run", "-d", "--name", "bg", "busybox", "sh", "-c", script]);
+    assert_eq!(code(&o), 0, "run -d: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim().len(), 64, "the id: {}", stdout(&o));
+    let logs = |u: &TestUser| stdout(&u.rrun(&["logs", "bg"]));
+    eventually("the container to start", || logs(&u).contains("started"));
+
+    // exec joins the container: its pid namespace (sh is pid 1 there),
+    // as root inside or as another user of the range.
+    let o = u.rrun(&[
+        "exec",
+        "bg",
+        "sh",
+        "-c",
+        "echo from-exec; id -u; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert_eq!(code(&o), 0, "exec: {}", stderr(&o));
+    assert_eq!(stdout(&o), format!("from-exec\n0\nsh -c {script} "));
+    let o = u.rrun(&["exec", "-u", "1000", "bg", "id", "-u"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "1000\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = u.rrun(&["exec", "bg", "sh", "-c", "exit 5"]);
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+
+    // kill sends the signal named; stop sends the stop signal (the trap
+    // answers and exits 0 long before the 10 s grace ends in SIGKILL).
+    let o = u.rrun(&["kill", "-s", "USR1", "bg"]);
+    assert_eq!(code(&o), 0, "kill: {}", stderr(&o));
+    eventually("the USR1 trap", || logs(&u).contains("got-usr1"));
+    let t = Instant::now();
+    let o = u.rrun(&["stop", "bg"]);
+    assert_eq!(code(&o), 0, "stop: {}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(logs(&u).contains("got-term"), "{}", logs(&u));
+    let o = u.rrun(&["ps", "-a"]);
+    assert!(stdout(&o).contains("Exited (0)"), "{}", stdout(&o));
+    let o = u.rrun(&["rm", "bg"]);
+    assert_eq!(code(&o), 0, "rm: {}", stderr(&o));
+
+    // rm -f of a running one: killed and gone, processes and all.
+    let o = u.rrun(&["run", "-d", "--name", "doomed", "busybox", "sleep", "1000"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = u.rrun(&["exec", "doomed", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&["rm", "-f", "doomed"]);
+    assert_eq!(code(&o), 0, "rm -f: {}", stderr(&o));
+    assert!(!u.store().join("containers").join(&id).exists());
+    let o = u.rrun(&["ps", "-a", "-q"]);
+    assert_eq!(stdout(&o), "", "{}", stderr(&o));
+    let start = u.sub_start.unwrap();
+    eventually("no process of the user left", || {
+        !processes()
+            .iter()
+            .any(|&(_, uid)| uid == u.uid || (uid >= start && uid < start + COUNT))
+    });
+}
+
+#[test]
+fn a_user_follows_logs_and_cannot_address_two_namespaces_at_once() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let o = u.rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; sleep 1; echo two",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&["logs", "-f", "talk"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "one\ntwo\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    for n in ["a", "b"] {
+        let o = u.rrun(&["run", "-d", "--name", n, "busybox", "sleep", "1000"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let o = u.rrun(&["stop", "a", "b"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("name one running container at a time"),
+        "{}",
+        stderr(&o)
+    );
+    for n in ["a", "b"] {
+        let o = u.rrun(&["rm", "-f", n]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    // Still refused, naming why.
+    let o = u.rrun(&["run", "-d", "--name", "c", "busybox", "sleep", "1000"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&["pause", "c"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("rootless containers have none"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn two_rootless_runs_of_one_user_at_once_both_work() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let spawn = |word: &str| {
+        u.cmd(
+            Path::new(common::RRUN),
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                &format!("sleep 0.5; echo {word}"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn("first"), spawn("second"));
+    for (c, word) in [(a, "first"), (b, "second")] {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!((code(&o), stdout(&o).trim()), (0, word), "{}", stderr(&o));
+    }
+    let o = u.rrun(&["ps", "-a", "-q"]);
+    assert_eq!(stdout(&o), "", "both removed: {}", stderr(&o));
+}

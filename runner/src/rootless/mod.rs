@@ -19,6 +19,7 @@
 
 pub mod enter;
 pub mod idmap;
+pub mod join;
 
 use std::ffi::CString;
 use std::sync::OnceLock;
@@ -31,6 +32,8 @@ use crate::rootfs::Step;
 pub enum RootlessError {
     #[error("rootless: {0}")]
     Enter(#[from] enter::EnterError),
+    #[error("rootless: {0}")]
+    Join(#[from] join::JoinError),
 }
 
 /// What the namespace we run in maps, read once from /proc.
@@ -49,9 +52,18 @@ static MAPPED: OnceLock<Mapped> = OnceLock::new();
 /// re-executed copy of us already runs in it. Root pays one geteuid and
 /// one environment lookup. `tool` prefixes the warning.
 pub fn init(tool: &str) -> Result<(), RootlessError> {
+    init_joining(tool, None)
+}
+
+/// As [`init`], but a user joins the user namespace of the running
+/// process `join` (pid, start time: a detached container's) instead of
+/// making a new one (see `join`).
+pub fn init_joining(tool: &str, join: Option<(i32, u64)>) -> Result<(), RootlessError> {
     let euid = nix::unistd::geteuid();
     if !euid.is_root() {
-        if let Some(why) = enter::enter()? {
+        if let Some((pid, start_time)) = join {
+            join::join(pid, start_time)?;
+        } else if let Some(why) = enter::enter()? {
             eprintln!(
                 "{tool}: warning: rootless with a single-id user namespace: {why}; \
                  only uid 0 exists in containers, and images with files of other users \
