@@ -10,12 +10,12 @@
 //! uid 1000 landing on subordinate id 1000 - 1 + START, the container's
 //! namespaces (owned by this one), its overlay (`userxattr`) and pivot_root.
 //!
-//! What a user namespace cannot do is refused before anything is made, by
-//! the checks here: cgroup limits (no cgroup is made; a v1 hierarchy
-//! cannot be delegated to a user, and rbox does not use a delegated v2
-//! subtree yet), the bridge network (it needs root in the host's network
-//! namespace), and the commands that would have to join a running
-//! container's namespaces, which belong to another rrun's user namespace.
+//! Commands addressing a running container join its user namespace
+//! instead of making one (`join`). What a user namespace cannot do is
+//! refused before anything is made, by the checks here: cgroup limits (no
+//! cgroup is made; a v1 hierarchy cannot be delegated to a user, and rbox
+//! does not use a delegated v2 subtree yet) and the bridge network (it
+//! needs root in the host's network namespace).
 
 pub mod enter;
 pub mod idmap;
