@@ -162,7 +162,7 @@ fn rootless_command_refusal(c: &Command) -> Option<(&'static str, &'static str)>
 
 /// Rootless: the running container whose user namespace a command that
 /// addresses it joins instead of making one (`runner::rootless::join`):
-/// exec, stop, kill, rm -f. `Ok(None)`: a new namespace, and the command
+/// exec, stop, kill, restart, rm -f. `Ok(None)`: a new namespace, and the command
 /// finds the container stopped or missing and says so. Each detached
 /// container has a namespace of its own, so one running container per
 /// command.
@@ -171,6 +171,7 @@ pub fn rootless_join_target(root: &Path, c: &Command) -> Result<Option<(i32, u64
         Command::Exec(a) => ("exec", vec![&a.container]),
         Command::Stop(a) => ("stop", a.containers.iter().collect()),
         Command::Kill(a) => ("kill", a.containers.iter().collect()),
+        Command::Restart(a) => ("restart", a.containers.iter().collect()),
         Command::Rm(a) if a.force => ("rm -f", a.containers.iter().collect()),
         _ => return Ok(None),
     };

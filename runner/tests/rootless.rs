@@ -1095,6 +1095,21 @@ fn a_user_follows_logs_and_cannot_address_two_namespaces_at_once() {
     // Still refused, naming why.
     let o = u.rrun(&["run", "-d", "--name", "c", "busybox", "sleep", "1000"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // restart stops it in its namespace and starts it again there.
+    let started =
+        |u: &TestUser| stdout(&u.rrun(&["exec", "c", "cut", "-d ", "-f22", "/proc/1/stat"]));
+    let before = started(&u);
+    assert!(!before.trim().is_empty());
+    let o = u.rrun(&["restart", "-t", "0", "c"]);
+    assert_eq!(code(&o), 0, "restart: {}", stderr(&o));
+    let o = u.rrun(&["exec", "c", "cat", "/proc/1/cmdline"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "sleep\u{0}1000\u{0}"),
+        "{}",
+        stderr(&o)
+    );
+    assert_ne!(started(&u), before, "a new first process");
     let o = u.rrun(&["pause", "c"]);
     assert_eq!(code(&o), 125);
     assert!(
