@@ -1151,3 +1151,58 @@ fn two_rootless_runs_of_one_user_at_once_both_work() {
     let o = u.rrun(&["ps", "-a", "-q"]);
     assert_eq!(stdout(&o), "", "both removed: {}", stderr(&o));
 }
+
+#[test]
+fn a_state_naming_another_users_container_leads_nowhere() {
+    if !have_newuidmap() {
+        return;
+    }
+    let a = TestUser::create(true);
+    let b = TestUser::create(true);
+    a.load_busybox();
+    b.load_busybox();
+    let o = a.rrun(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    // b's own store gets a copy of a's state: the same pid, the same
+    // start time, as b could write it.
+    let containers = b.store().join("containers");
+    let dst = containers.join(&id);
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::copy(
+        a.store().join("containers").join(&id).join("state.json"),
+        dst.join("state.json"),
+    )
+    .unwrap();
+    for p in [&containers, &dst, &dst.join("state.json")] {
+        std::os::unix::fs::chown(p, Some(b.uid), Some(b.uid)).unwrap();
+    }
+    for args in [
+        &["exec", "victim", "touch", "/pwned"][..],
+        &["kill", "victim"],
+        &["stop", "victim"],
+    ] {
+        let o = b.rrun(args);
+        assert_eq!(code(&o), 125, "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("only the user who started the container may reach it"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = a.rrun(&[
+        "exec",
+        "victim",
+        "sh",
+        "-c",
+        "test ! -e /pwned && echo untouched",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "untouched\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = a.rrun(&["rm", "-f", "victim"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

@@ -31,12 +31,14 @@ pub enum JoinError {
         #[source]
         source: io::Error,
     },
-    #[error("join the user namespace of process {pid}: {source} (only the user who started the container may)")]
+    #[error("join the user namespace of process {pid}: {source}")]
     Setns {
         pid: i32,
         #[source]
         source: io::Error,
     },
+    #[error("process {pid} is not in a user namespace of yours (only the user who started the container may reach it)")]
+    NotYours { pid: i32 },
     #[error("the user namespace of process {pid} does not map this user to root")]
     NotRoot { pid: i32 },
     #[error("create a mount namespace: {0}")]
@@ -57,6 +59,7 @@ fn openat(dir: &OwnedFd, name: &str, what: &'static str, pid: i32) -> Result<Fil
         let source = io::Error::last_os_error();
         return Err(match source.raw_os_error() {
             Some(libc::ENOENT | libc::ESRCH) => JoinError::Gone { pid },
+            Some(libc::EACCES | libc::EPERM) => JoinError::NotYours { pid },
             _ => JoinError::Open { what, pid, source },
         });
     }
@@ -79,11 +82,12 @@ pub fn join(pid: i32, start_time: u64) -> Result<(), JoinError> {
         return Err(JoinError::Gone { pid });
     }
     let ns = openat(&dir, "ns/user", "the user namespace", pid)?;
-    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| {
-        JoinError::Setns {
+    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| match e {
+        nix::errno::Errno::EPERM => JoinError::NotYours { pid },
+        e => JoinError::Setns {
             pid,
             source: e.into(),
-        }
+        },
     })?;
     if !nix::unistd::geteuid().is_root() {
         return Err(JoinError::NotRoot { pid });
