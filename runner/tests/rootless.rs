@@ -926,9 +926,15 @@ fn a_rootless_build_failing_run_says_the_network_is_only_lo() {
             && err.contains("--network host"),
         "{err}"
     );
-    // The host's network is the explicit opt-in, as root's.
-    let ctx =
-        build_context("FROM busybox\nRUN test -n \"$(ls /sys/class/net | grep -v '^lo$')\"\n");
+    // The host's network (here the test's own namespace) is the explicit
+    // opt-in, as root's; without it, RUN has a namespace of its own.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let ctx = build_context(&format!(
+        "FROM busybox\nRUN test \"$(readlink /proc/self/ns/net)\" = '{}'\n",
+        ours.display()
+    ));
+    let o = u.rbuild(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
     let o = u.rbuild(&[
         "build",
         "-q",
