@@ -617,6 +617,7 @@ fn plan_for(
         new_net: spec.network != NetworkMode::Host,
         security,
         hooks: None,
+        userns: None,
         privileged: spec.security.privileged,
         init: spec.init,
         stdio: launch.stdio,

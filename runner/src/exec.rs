@@ -204,15 +204,28 @@ impl Target {
             File::open(format!("/proc/{pid}/ns/{name}"))
                 .map_err(io(format!("open /proc/{pid}/ns/{name}")))
         };
+        let mut others = vec![
+            (open_ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP),
+            (open_ns("ipc")?, CloneFlags::CLONE_NEWIPC),
+            (open_ns("uts")?, CloneFlags::CLONE_NEWUTS),
+            (open_ns("net")?, CloneFlags::CLONE_NEWNET),
+            (open_ns("mnt")?, CloneFlags::CLONE_NEWNS),
+        ];
+        // A user namespace of its own (an OCI bundle's): joined last,
+        // once our root has joined the others.
+        use std::os::unix::fs::MetadataExt;
+        let user = open_ns("user")?;
+        let ours =
+            std::fs::metadata("/proc/self/ns/user").map_err(io("stat /proc/self/ns/user"))?;
+        let theirs = user
+            .metadata()
+            .map_err(io(format!("stat /proc/{pid}/ns/user")))?;
+        if (ours.dev(), ours.ino()) != (theirs.dev(), theirs.ino()) {
+            others.push((user, CloneFlags::CLONE_NEWUSER));
+        }
         Ok(Target {
             pidns: open_ns("pid")?,
-            others: vec![
-                (open_ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP),
-                (open_ns("ipc")?, CloneFlags::CLONE_NEWIPC),
-                (open_ns("uts")?, CloneFlags::CLONE_NEWUTS),
-                (open_ns("net")?, CloneFlags::CLONE_NEWNET),
-                (open_ns("mnt")?, CloneFlags::CLONE_NEWNS),
-            ],
+            others,
             cgroup,
         })
     }

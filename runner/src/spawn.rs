@@ -89,6 +89,23 @@ pub struct ChildPlan {
     /// them and answers on the sync pipe), then runs `before_pivot`; and
     /// `before_exec` just before execve (after the start gate).
     pub hooks: Option<std::sync::Arc<dyn ChildHooks>>,
+    /// A user namespace (an OCI bundle's, `ocispec::userns`). The other
+    /// namespaces are then made in it, `join_ns` joined before it by a
+    /// short-lived intermediate process, `rlimits` set by the parent
+    /// (raising a hard limit needs the host's CAP_SYS_RESOURCE), and the
+    /// child becomes the namespace's root (ids 0) once released.
+    pub userns: Option<UserNsPlan>,
+}
+
+/// The user namespace of `ChildPlan::userns`.
+#[derive(Debug, Clone)]
+pub enum UserNsPlan {
+    /// A new one; the parent writes these (uid_map and gid_map lines)
+    /// into the child's /proc files before it lets the child go on.
+    New { uid_map: Vec<u8>, gid_map: Vec<u8> },
+    /// An existing one: a descriptor of its namespace file, opened by
+    /// the parent (O_CLOEXEC).
+    Join(RawFd),
 }
 
 /// What the container's first process runs for an OCI runtime's hooks
@@ -227,12 +244,25 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
     if plan.new_net {
         flags |= libc::CLONE_NEWNET as u64;
     }
+    if let Some(u) = &plan.userns {
+        // Joined by the intermediate, before the user namespace exists.
+        for (_, t) in &plan.join_ns {
+            flags &= !(*t as u64);
+        }
+        if matches!(u, UserNsPlan::New { .. }) {
+            flags |= libc::CLONE_NEWUSER as u64;
+        }
+    }
     // No other thread of ours holds a lock file open across the clone
     // (see `sys::NO_INHERIT`).
     let no_inherit = sys::NO_INHERIT.write().unwrap_or_else(|e| e.into_inner());
     // SAFETY: fork semantics; the child runs only `child_main`, which
     // makes syscalls on data prepared above and never returns.
-    let cloned = unsafe { sys::clone3(flags, cgroup_fd) };
+    let cloned = match &plan.userns {
+        None => unsafe { sys::clone3(flags, cgroup_fd) },
+        // SAFETY: as above; the intermediate only makes syscalls.
+        Some(u) => unsafe { clone_via_intermediate(plan, u, flags, cgroup_fd) },
+    };
     if let Ok(sys::Forked::Parent(_)) | Err(_) = cloned {
         drop(no_inherit);
     }
@@ -243,12 +273,119 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
             drop(report_rd);
             child_main(plan, sync_rd, report_wr, &argv, &envp)
         }
-        Ok(sys::Forked::Parent(pid)) => Ok(Started {
-            pid,
-            sync: Some(sync_wr),
-            report: report_rd,
-        }),
+        Ok(sys::Forked::Parent(pid)) => {
+            let started = Started {
+                pid,
+                sync: Some(sync_wr),
+                report: report_rd,
+            };
+            match plan
+                .userns
+                .as_ref()
+                .map(|u| set_up_userns(pid, u, &plan.rlimits))
+            {
+                Some(Err(e)) => {
+                    started.abort();
+                    Err(e)
+                }
+                _ => Ok(started),
+            }
+        }
     }
+}
+
+/// Clone the child from a forked intermediate that first joins
+/// `plan.join_ns` and a joined user namespace (setns into a user
+/// namespace needs a single-threaded caller, and namespaces joined after
+/// the child's new user namespace exists would be out of its reach).
+/// CLONE_PARENT makes the child ours; the intermediate reports its pid
+/// (or -errno) on a pipe and exits.
+///
+/// # Safety
+/// As `sys::clone3`: the caller of the child side must only make
+/// syscalls until it execs or exits.
+unsafe fn clone_via_intermediate(
+    plan: &ChildPlan,
+    u: &UserNsPlan,
+    flags: u64,
+    cgroup_fd: Option<RawFd>,
+) -> io::Result<sys::Forked> {
+    let (rd, wr) = sys::pipe()?;
+    // SAFETY: fork semantics; the intermediate makes syscalls only.
+    let mid = unsafe { libc::fork() };
+    if mid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if mid == 0 {
+        drop(rd);
+        let report = |n: i32| -> ! {
+            let _ = sys::write_all_fd(wr.as_raw_fd(), &n.to_ne_bytes());
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(0) }
+        };
+        let errno = || {
+            -io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL)
+        };
+        let join_user = match u {
+            UserNsPlan::Join(fd) => Some((*fd, libc::CLONE_NEWUSER)),
+            UserNsPlan::New { .. } => None,
+        };
+        for &(fd, t) in plan.join_ns.iter().chain(join_user.iter()) {
+            // SAFETY: setns with a descriptor the parent opened.
+            if unsafe { libc::setns(fd, t) } != 0 {
+                report(errno());
+            }
+        }
+        // SAFETY: as the caller's; CLONE_PARENT: the child is the caller's.
+        match unsafe { sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup_fd) } {
+            Ok(sys::Forked::Child) => return Ok(sys::Forked::Child),
+            Ok(sys::Forked::Parent(pid)) => report(pid),
+            Err(e) => report(-e.raw_os_error().unwrap_or(libc::EINVAL)),
+        }
+    }
+    drop(wr);
+    let _ = try_wait(mid, true);
+    let mut b = [0u8; 4];
+    std::fs::File::from(rd).read_exact(&mut b)?;
+    match i32::from_ne_bytes(b) {
+        pid if pid > 0 => Ok(sys::Forked::Parent(pid)),
+        e => Err(io::Error::from_raw_os_error(-e)),
+    }
+}
+
+/// The parent's part of a child's user namespace: the id maps of a new
+/// one, and the rlimits (set from here, where raising a hard limit is
+/// still allowed).
+fn set_up_userns(
+    pid: libc::pid_t,
+    u: &UserNsPlan,
+    rlimits: &[(u32, u64, u64)],
+) -> Result<(), SpawnError> {
+    if let UserNsPlan::New { uid_map, gid_map } = u {
+        for (file, map, what) in [
+            ("uid_map", uid_map, "write the user namespace's uid_map"),
+            ("gid_map", gid_map, "write the user namespace's gid_map"),
+        ] {
+            std::fs::write(format!("/proc/{pid}/{file}"), map)
+                .map_err(|source| SpawnError::Io { what, source })?;
+        }
+    }
+    for &(resource, soft, hard) in rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: lim lives across the call; pid is our stopped child.
+        if unsafe { libc::prlimit(pid, resource as _, &lim, std::ptr::null_mut()) } != 0 {
+            return Err(SpawnError::Io {
+                what: "set the container's rlimits",
+                source: io::Error::last_os_error(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Report a failure to the parent and exit.
@@ -314,7 +451,24 @@ fn child_main(
             fail(rep, 125, format_args!("unshare cgroup namespace: {e}"));
         }
     }
-    for &(fd, nstype) in &plan.join_ns {
+    if plan.userns.is_some() {
+        // The namespace's root from here on (the maps are written): the
+        // files and mount points made below are owned by mapped ids.
+        if let Err((what, e)) = sys::set_ids_this_thread(&[], 0, 0) {
+            fail(
+                rep,
+                125,
+                format_args!("{what} 0:0 in the user namespace: {e}"),
+            );
+        }
+    }
+    // With a user namespace, the intermediate joined them.
+    let join_ns: &[_] = if plan.userns.is_some() {
+        &[]
+    } else {
+        &plan.join_ns
+    };
+    for &(fd, nstype) in join_ns {
         // SAFETY: setns with a descriptor the parent opened for us.
         if unsafe { libc::setns(fd, nstype) } != 0 {
             fail(

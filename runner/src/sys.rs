@@ -212,7 +212,10 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked>
     // SAFETY: clone_args is plain data.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = flags;
-    args.exit_signal = libc::SIGCHLD as u64;
+    // With CLONE_PARENT the kernel takes the caller's own (and refuses one).
+    if flags & libc::CLONE_PARENT as u64 == 0 {
+        args.exit_signal = libc::SIGCHLD as u64;
+    }
     if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;

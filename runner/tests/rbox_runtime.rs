@@ -1647,3 +1647,171 @@ fn seccomp_profiles_are_checked_by_path_and_features_say_so() {
         .unwrap()
         .contains(&json!("SCMP_ACT_NOTIFY")));
 }
+
+/// A bundle whose container has a new user namespace mapping its ids
+/// 0..65536 to the host's 100000..165536; its rootfs owned by the
+/// container's root and the directories above it open to others, as a
+/// caller prepares it (runc does not chown a bundle either).
+fn userns_bundle(args: &[&str], tweak: impl FnOnce(&mut Value)) -> Bundle {
+    use std::os::unix::fs::PermissionsExt;
+    let b = bundle(args, |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        tweak(c);
+    });
+    let perm = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(b._tmp.path(), perm).unwrap();
+    let st = Command::new("chown")
+        .args(["-hR", "100000:100000"])
+        .arg(b.dir.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown the rootfs");
+    b
+}
+
+fn map_words(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn a_user_namespace_maps_the_containers_root_to_host_100000() {
+    require_root();
+    // A host dir owned by the container's root, bound in: what the
+    // container creates there is the host's uid 100000.
+    let shared = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(shared.path(), Some(100000), Some(100000)).unwrap();
+    let src = shared.path().to_string_lossy().into_owned();
+    let script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; touch /shared/f; \
+                  echo x > /dev/null && head -c 3 /dev/zero | wc -c; ls /sys/fs/cgroup | grep -c .";
+    let b = userns_bundle(&["sh", "-c", script], |c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
+        );
+    });
+    let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("userns")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["0", "0"], "{text}");
+    let want = vec!["0".to_string(), "100000".into(), "65536".into()];
+    assert_eq!(map_words(&lines[2..4].join("\n")), vec![want.clone(), want]);
+    assert_eq!(
+        lines[4].trim(),
+        "3",
+        "the /dev nodes (bound, not made) work: {text}"
+    );
+    assert!(
+        lines[5].parse::<u32>().unwrap() > 0,
+        "a cgroup tree: {text}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(shared.path().join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (100000, 100000));
+
+    // From outside, the running process is the host's 100000, in a user
+    // namespace of its own; `exec` joins it.
+    let b = userns_bundle(&["sleep", "60"], |_| {});
+    let id = &uniq("userns-run");
+    let pid = started(&b, id);
+    assert_eq!(
+        status_field(pid, "Uid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["100000"; 4]
+    );
+    assert_eq!(
+        status_field(pid, "Gid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["100000"; 4]
+    );
+    assert_ne!(ns_of(pid, "user"), ns_of(std::process::id() as i32, "user"));
+    let o = b.rt(&["exec", id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    assert!(o.status.success(), "exec: {}", err(&o));
+    let t = out(&o);
+    assert_eq!(t.lines().next(), Some("0"), "{t}");
+    assert_eq!(
+        map_words(t.lines().nth(1).unwrap_or("")),
+        vec![vec!["0", "100000", "65536"]]
+    );
+
+    // A second container joins the first's user namespace by path.
+    let ns = format!("/proc/{pid}/ns/user");
+    let j = bundle(&["sh", "-c", "id -u; cat /proc/self/uid_map"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": ns}));
+    });
+    std::fs::set_permissions(
+        j._tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = j.rt(&["run", "--bundle", &j.bundle_arg(), &uniq("userns-join")]);
+    assert!(o.status.success(), "join: {}", err(&o));
+    let t = out(&o);
+    assert_eq!(t.lines().next(), Some("0"), "{t}");
+    assert_eq!(
+        map_words(t.lines().nth(1).unwrap_or("")),
+        vec![vec!["0", "100000", "65536"]]
+    );
+    finish(&b, id, pid);
+}
+
+#[test]
+fn id_maps_without_a_user_namespace_and_bad_maps_are_refused_by_name() {
+    require_root();
+    for (field, set) in [
+        (
+            "linux.uidMappings: id maps need a new user namespace",
+            Box::new(|c: &mut Value| {
+                c["linux"]["uidMappings"] =
+                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+            }) as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "linux.uidMappings: required",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}))
+            }),
+        ),
+        (
+            "process.user.uid: 70000 is not mapped",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                c["linux"]["uidMappings"] = map.clone();
+                c["linux"]["gidMappings"] = map;
+                c["process"]["user"] = json!({"uid": 70000, "gid": 0});
+            }),
+        ),
+        (
+            "mounts[0].uidMappings",
+            Box::new(|c: &mut Value| {
+                c["mounts"][0]["uidMappings"] =
+                    json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+            }),
+        ),
+    ] {
+        let b = bundle(&["true"], |c| set(c));
+        let o = b.rt(&["run", "--bundle", &b.bundle_arg(), &uniq("userns-bad")]);
+        assert_eq!(o.status.code(), Some(1), "{field}: {}", err(&o));
+        assert!(err(&o).contains(field), "{field} not named: {}", err(&o));
+        assert!(!b.root.join(uniq("userns-bad")).exists());
+    }
+}

@@ -25,6 +25,7 @@ use crate::sys;
 
 use super::hooks;
 use super::state::{self, Saved, Status};
+use super::userns::UserNs;
 use super::{io_err, Bundle, OciError, Result};
 
 pub struct CreateOpts<'a> {
@@ -118,6 +119,18 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
     }
     let mut plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
     plan.join_ns = join.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    let user_file = match &bundle.userns {
+        Some(UserNs::Join(p)) => Some(std::fs::File::open(p).map_err(io_err("open namespace", p))?),
+        _ => None,
+    };
+    plan.userns = match (&bundle.userns, &user_file) {
+        (Some(UserNs::New { uid_map, gid_map }), _) => Some(spawn::UserNsPlan::New {
+            uid_map: UserNs::map_text(uid_map),
+            gid_map: UserNs::map_text(gid_map),
+        }),
+        (Some(UserNs::Join(_)), Some(f)) => Some(spawn::UserNsPlan::Join(f.as_raw_fd())),
+        _ => None,
+    };
     if bundle.hooks.in_create_or_start() {
         let h = &bundle.hooks;
         plan.hooks = Some(std::sync::Arc::new(hooks::InContainer {
@@ -207,6 +220,11 @@ fn child_plan(
     let security = process_security(b)?;
     let env_path = b.env.iter().rev().find_map(|kv| kv.strip_prefix("PATH="));
     let rel = b.cwd.trim_start_matches('/');
+    let inner = cg.inner_mounts();
+    let mut steps = b.steps(&inner);
+    if b.userns.is_some() && !b.new_cgroup_ns {
+        super::bind_cgroups(&mut steps, &inner, &cg.paths());
+    }
     let cs = |v: &[String]| -> Vec<CString> { v.iter().map(sys::cstring).collect() };
     Ok(ChildPlan {
         rootfs: RootfsPlan {
@@ -216,7 +234,7 @@ fn child_plan(
             merged: sys::cstring(&b.rootfs),
             readonly: b.readonly,
             volatile: false,
-            steps: b.steps(&cg.inner_mounts()),
+            steps,
         },
         etc_files: None,
         hostname: sys::cstring(b.hostname.as_deref().unwrap_or("")),
@@ -258,6 +276,7 @@ fn child_plan(
             .collect(),
         oom_score_adj: b.oom_score_adj.map(|a| sys::cstring(a.to_string())),
         hooks: None,
+        userns: None,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod pause;
 pub mod seccomp;
 pub mod state;
 pub mod update;
+pub mod userns;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -175,6 +176,8 @@ pub struct Bundle {
     pub hooks: hooks::Hooks,
     /// `linux.seccomp`, compiled (`seccomp.rs`); loaded by the process.
     pub seccomp: Option<seccomp::Filter>,
+    /// `linux.namespaces` of type user with the id maps (`userns.rs`).
+    pub userns: Option<userns::UserNs>,
 }
 
 /// One entry of `mounts`, translated.
@@ -330,6 +333,7 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
     let linux = spec.linux().as_ref();
     let mut have = Vec::new();
     let mut join_ns = Vec::new();
+    let mut user_ns = None;
     for (i, ns) in linux
         .and_then(|l| l.namespaces().as_ref())
         .iter()
@@ -337,6 +341,10 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
         .flatten()
         .enumerate()
     {
+        if ns.typ() == LinuxNamespaceType::User {
+            user_ns = Some(ns.path().clone());
+            continue;
+        }
         if let Some(p) = ns.path() {
             let flag = match ns.typ() {
                 LinuxNamespaceType::Network => libc::CLONE_NEWNET,
@@ -380,7 +388,7 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
         }
     }
     for t in &have {
-        if matches!(t, LinuxNamespaceType::User | LinuxNamespaceType::Time) {
+        if *t == LinuxNamespaceType::Time {
             return Err(unsupported(
                 "linux.namespaces",
                 format!("a new {} namespace", format!("{t:?}").to_lowercase()),
@@ -388,6 +396,13 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
         }
     }
     let new_net = have.contains(&LinuxNamespaceType::Network);
+    let groups = user.additional_gids().clone().unwrap_or_default();
+    let userns = userns::translate(
+        user_ns,
+        linux.and_then(|l| l.uid_mappings().as_ref()),
+        linux.and_then(|l| l.gid_mappings().as_ref()),
+        (user.uid(), user.gid(), &groups),
+    )?;
     if hostname_set_in_joined_uts(spec, &join_ns) {
         return Err(invalid(
             "hostname",
@@ -462,7 +477,7 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
         cwd,
         uid: user.uid(),
         gid: user.gid(),
-        groups: user.additional_gids().clone().unwrap_or_default(),
+        groups,
         caps,
         rlimits,
         no_new_privs: process.no_new_privileges().unwrap_or(false),
@@ -487,6 +502,7 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
             .collect(),
         hooks: hooks::from_spec(spec.hooks().as_ref())?,
         seccomp,
+        userns,
         dir,
     })
 }
@@ -885,7 +901,76 @@ impl Bundle {
                 .filter(|s| !own.contains(&step_target(s))),
         );
         steps.extend(self.devices.iter().cloned());
+        if self.userns.is_some() {
+            for s in &mut steps {
+                userns_step(s, self.new_net);
+            }
+        }
         steps
+    }
+}
+
+/// In a user namespace without a cgroup namespace of its own the kernel
+/// refuses a cgroup mount: the container's own groups are bound there
+/// instead (runc's way), `paths` in the order of `inner` (the cgroup's
+/// `paths` and `inner_mounts`).
+pub(crate) fn bind_cgroups(
+    steps: &mut [Step],
+    inner: &[crate::cgroup::InnerMount],
+    paths: &[PathBuf],
+) {
+    for s in steps {
+        let Step::Fs { fs, target } = s else { continue };
+        if !matches!(fs.fstype.as_bytes(), b"cgroup" | b"cgroup2") {
+            continue;
+        }
+        let rel = target.to_bytes().strip_prefix(b"sys/fs/cgroup");
+        let rel = rel.map(|r| r.strip_prefix(b"/").unwrap_or(r));
+        let Some(i) = inner.iter().position(|m| Some(m.target.as_bytes()) == rel) else {
+            continue;
+        };
+        let Some(source) = paths.get(i) else { continue };
+        *s = Step::Bind {
+            source: sys::cstring(source),
+            target: target.clone(),
+            dir: true,
+            readonly: fs.attrs & MOUNT_ATTR_RDONLY != 0,
+            attrs: fs.attrs & !MOUNT_ATTR_RDONLY,
+            recursive: false,
+        };
+    }
+}
+
+/// A step as it can be made inside a user namespace (runc's rules): a
+/// device node, which mknod refuses there, becomes a bind of the host's
+/// node of that path; sysfs, which needs a network namespace of the user
+/// namespace's, becomes a recursive bind of the host's /sys when the
+/// network namespace is not new.
+fn userns_step(s: &mut Step, new_net: bool) {
+    match s {
+        Step::Device { target, .. } => {
+            let mut source = b"/".to_vec();
+            source.extend_from_slice(target.to_bytes());
+            *s = Step::Bind {
+                source: CString::new(source).expect("a CString's bytes"),
+                target: target.clone(),
+                dir: false,
+                readonly: false,
+                attrs: 0,
+                recursive: false,
+            };
+        }
+        Step::Fs { fs, target } if !new_net && fs.fstype.as_bytes() == b"sysfs" => {
+            *s = Step::Bind {
+                source: c"/sys".into(),
+                target: target.clone(),
+                dir: true,
+                readonly: fs.attrs & MOUNT_ATTR_RDONLY != 0,
+                attrs: fs.attrs & !MOUNT_ATTR_RDONLY,
+                recursive: true,
+            };
+        }
+        _ => {}
     }
 }
 
