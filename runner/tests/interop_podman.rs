@@ -278,3 +278,54 @@ fn podman_exec_pause_limits_and_stop_with_rbox_runtime() {
     assert_eq!(lines[7], "thawed", "{text}");
     assert!(lines[8].starts_with("bg Exited (137)"), "{text}");
 }
+
+#[test]
+fn podman_uidmap_runs_the_container_as_host_100000_with_rbox_runtime() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    common::require_root_and_kernel();
+    if in_guest() && std::env::var_os("RBOX_INTEROP_GUEST").is_none() {
+        eprintln!("SKIP: Podman interop is verified on the host only");
+        return;
+    }
+    let p = Podman::new();
+    let tar = common::busybox_oci_tar(p.tmp.path(), IMAGE);
+    let o = p.sh(&format!("$P load -q -i {}", tar.display()));
+    assert!(o.status.success(), "load: {}{}", out(&o), err(&o));
+    // Podman prepares the rootfs for the map (its store chowns a copy of
+    // the layers); rbox-runtime makes the user namespace and writes it.
+    const MAP: &str = "--uidmap 0:100000:65536 --gidmap 0:100000:65536";
+    let o = p.sh(&format!(
+        "$P run --rm --security-opt seccomp=unconfined {MAP} {IMAGE} \
+           sh -c 'id -u; cat /proc/self/uid_map; touch /tmp/f && stat -c %u /tmp/f' || exit 10\n\
+         $P run -d --name u --security-opt seccomp=unconfined {MAP} {IMAGE} sleep 1000 >/dev/null || exit 11\n\
+         PID=$($P inspect -f '{{{{.State.Pid}}}}' u) || exit 12\n\
+         grep '^Uid:' /proc/$PID/status\n\
+         $P exec u id -u || exit 13\n\
+         $P stop -t 1 u >/dev/null || exit 14\n\
+         $P rm u >/dev/null || exit 15"
+    ));
+    assert!(
+        o.status.success(),
+        "{:?}\n{}\n{}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
+    let text = out(&o);
+    let words: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            vec!["0"],
+            vec!["0", "100000", "65536"],
+            vec!["0"],
+            vec!["Uid:", "100000", "100000", "100000", "100000"],
+            vec!["0"],
+        ],
+        "{text}\n{}",
+        err(&o)
+    );
+}
