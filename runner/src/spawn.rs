@@ -259,6 +259,7 @@ pub fn start(plan: &ChildPlan, cgroup_fd: Option<RawFd>) -> Result<Started, Spaw
     // SAFETY: fork semantics; the child runs only `child_main`, which
     // makes syscalls on data prepared above and never returns.
     let cloned = match &plan.userns {
+        // SAFETY: see above.
         None => unsafe { sys::clone3(flags, cgroup_fd) },
         // SAFETY: as above; the intermediate only makes syscalls.
         Some(u) => unsafe { clone_via_intermediate(plan, u, flags, cgroup_fd) },

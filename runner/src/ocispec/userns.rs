@@ -199,11 +199,10 @@ mod tests {
     use super::*;
 
     fn m(container: u32, host: u32, size: u32) -> LinuxIdMapping {
-        let mut x = LinuxIdMapping::default();
-        x.set_container_id(container);
-        x.set_host_id(host);
-        x.set_size(size);
-        x
+        serde_json::from_value(
+            serde_json::json!({"containerID": container, "hostID": host, "size": size}),
+        )
+        .unwrap()
     }
 
     fn err(r: Result<Option<UserNs>>) -> String {
