@@ -17,7 +17,7 @@ pub fn run() -> Result<(), OciError> {
             "private", "rprivate", "bind", "rbind"
         ],
         "linux": {
-            "namespaces": ["pid", "mount", "ipc", "uts", "network", "cgroup"],
+            "namespaces": ["pid", "mount", "ipc", "uts", "network", "cgroup", "user"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {
