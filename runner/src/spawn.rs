@@ -333,6 +333,15 @@ unsafe fn clone_via_intermediate(
             UserNsPlan::Join(fd) => Some((*fd, libc::CLONE_NEWUSER)),
             UserNsPlan::New { .. } => None,
         };
+        // Set here, outside the user namespace, and inherited by the
+        // child: lowering it needs the host's CAP_SYS_RESOURCE, and the
+        // child (not dumpable) cannot write its own /proc files once it is
+        // the namespace's root.
+        if let Some(adj) = &plan.oom_score_adj {
+            if write_proc(c"/proc/self/oom_score_adj", adj.as_bytes()).is_err() {
+                report(errno());
+            }
+        }
         for &(fd, t) in plan.join_ns.iter().chain(join_user.iter()) {
             // SAFETY: setns with a descriptor the parent opened.
             if unsafe { libc::setns(fd, t) } != 0 {
@@ -529,7 +538,13 @@ fn child_main(
             fail(rep, 125, format_args!("sysctl {:?}: {e}", path));
         }
     }
-    if let Some(adj) = &plan.oom_score_adj {
+    // With a user namespace the intermediate set it (our /proc files
+    // are the host root's while we are not dumpable).
+    if let Some(adj) = plan
+        .oom_score_adj
+        .as_ref()
+        .filter(|_| plan.userns.is_none())
+    {
         if let Err(e) = write_proc(c"/proc/self/oom_score_adj", adj.as_bytes()) {
             fail(rep, 125, format_args!("oom_score_adj: {e}"));
         }

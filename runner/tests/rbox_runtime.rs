@@ -1718,9 +1718,31 @@ fn a_user_namespace_maps_the_containers_root_to_host_100000() {
 
     // From outside, the running process is the host's 100000, in a user
     // namespace of its own; `exec` joins it.
-    let b = userns_bundle(&["sleep", "60"], |_| {});
+    // The process's rlimits and oom_score_adj (the parent and the
+    // intermediate set them outside the user namespace; lowering the
+    // score or raising a hard limit needs CAP_SYS_RESOURCE, which the
+    // development host's root lacks, so the values here are allowed
+    // either way).
+    let b = userns_bundle(&["sleep", "60"], |c| {
+        c["process"]["oomScoreAdj"] = json!(500);
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 2048}]);
+    });
     let id = &uniq("userns-run");
     let pid = started(&b, id);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap(),
+        "500\n"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        nofile.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["2048", "4096"],
+        "{nofile}"
+    );
     assert_eq!(
         status_field(pid, "Uid")
             .split_whitespace()
