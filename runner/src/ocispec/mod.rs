@@ -39,6 +39,77 @@ mod tests {
     use super::device_rule_within_default as within;
 
     #[test]
+    fn in_a_user_namespace_devices_sysfs_and_cgroups_become_binds() {
+        use super::{bind_cgroups, userns_step, MOUNT_ATTR_RDONLY};
+        use crate::cgroup::InnerMount;
+        use crate::rootfs::{FsMount, Step};
+        let fs = |t: &str, target: &str, attrs| Step::Fs {
+            fs: FsMount {
+                fstype: crate::sys::cstring(t),
+                options: Vec::new(),
+                attrs,
+            },
+            target: crate::sys::cstring(target),
+        };
+        let bind_of = |s: &Step| match s {
+            Step::Bind {
+                source,
+                readonly,
+                recursive,
+                ..
+            } => Some((source.to_string_lossy().into_owned(), *readonly, *recursive)),
+            _ => None,
+        };
+        let mut dev = Step::Device {
+            target: c"dev/null".into(),
+            major: 1,
+            minor: 3,
+        };
+        userns_step(&mut dev, true);
+        assert_eq!(bind_of(&dev), Some(("/dev/null".into(), false, false)));
+        let mut sys = fs("sysfs", "sys", MOUNT_ATTR_RDONLY);
+        userns_step(&mut sys, true);
+        assert_eq!(bind_of(&sys), None, "a new network namespace: sysfs itself");
+        userns_step(&mut sys, false);
+        assert_eq!(bind_of(&sys), Some(("/sys".into(), true, true)));
+        let inner = |t: &str| InnerMount {
+            fstype: "cgroup",
+            options: t.into(),
+            target: t.into(),
+            aliases: Vec::new(),
+        };
+        let mut steps = vec![
+            fs("tmpfs", "sys/fs/cgroup", 0),
+            fs("cgroup", "sys/fs/cgroup/memory", MOUNT_ATTR_RDONLY),
+            fs("cgroup", "sys/fs/cgroup/pids", MOUNT_ATTR_RDONLY),
+        ];
+        let paths = ["/sys/fs/cgroup/memory/rbox/c", "/sys/fs/cgroup/pids/rbox/c"]
+            .map(std::path::PathBuf::from);
+        bind_cgroups(&mut steps, &[inner("memory"), inner("pids")], &paths);
+        assert_eq!(bind_of(&steps[0]), None);
+        assert_eq!(
+            bind_of(&steps[1]),
+            Some(("/sys/fs/cgroup/memory/rbox/c".into(), true, false))
+        );
+        assert_eq!(
+            bind_of(&steps[2]),
+            Some(("/sys/fs/cgroup/pids/rbox/c".into(), true, false))
+        );
+        let mut v2 = vec![fs("cgroup2", "sys/fs/cgroup", 0)];
+        let v2_inner = InnerMount {
+            fstype: "cgroup2",
+            options: String::new(),
+            target: String::new(),
+            aliases: Vec::new(),
+        };
+        bind_cgroups(&mut v2, &[v2_inner], &["/sys/fs/cgroup/rbox/c".into()]);
+        assert_eq!(
+            bind_of(&v2[0]),
+            Some(("/sys/fs/cgroup/rbox/c".into(), false, false))
+        );
+    }
+
+    #[test]
     fn device_rules_within_rbox_default_policy() {
         let c = || Some("c".to_string());
         assert!(within(false, None, None, None, Some("rwm")));
