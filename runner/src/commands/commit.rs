@@ -26,16 +26,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<i32> {
     let (dir, s) =
         state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
     let store = engine::Store::open(root).map_err(|e| Coded(125, e.into()))?;
-    let image = store.find_image(&s.image_digest).map_err(|e| {
-        Coded(
-            1,
-            anyhow!(
-                "the image of container {} ({}): {e}",
-                s.name,
-                s.image_digest
-            ),
-        )
-    })?;
+    let image = super::container_image(&store, &s)?;
     let mut config = image.config.clone();
     runner::commit::apply_changes(&mut config, &a.changes).map_err(|e| Coded(125, e.into()))?;
     let pause = a.pause && s.is_running() && !lifecycle::paused(&s);

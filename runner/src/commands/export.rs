@@ -26,16 +26,7 @@ pub fn export(root: &Path, a: &ExportArgs) -> Result<i32> {
         state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
     // Held open (shared) while the layers are read: gc waits for it.
     let store = engine::Store::open(root).map_err(|e| Coded(125, e.into()))?;
-    let image = store.find_image(&s.image_digest).map_err(|e| {
-        Coded(
-            1,
-            anyhow!(
-                "the image of container {} ({}): {e}",
-                s.name,
-                s.image_digest
-            ),
-        )
-    })?;
+    let image = super::container_image(&store, &s)?;
     let lowers = crate::run::image_lowers(&store, &image)?;
     let tree = runner::container_fs::open_readonly(
         &s.name,

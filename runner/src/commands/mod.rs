@@ -18,3 +18,21 @@ pub mod start;
 pub mod stats;
 pub mod top;
 pub mod wait;
+
+/// The image container `s` was made from, in `store`; exit 1 naming both
+/// when it is gone (commit, export and start all need its layers).
+pub(crate) fn container_image(
+    store: &engine::Store,
+    s: &runner::state::State,
+) -> Result<engine::Image, crate::run::Coded> {
+    store.find_image(&s.image_digest).map_err(|e| {
+        crate::run::Coded(
+            1,
+            anyhow::anyhow!(
+                "the image of container {} ({}): {e}",
+                s.name,
+                s.image_digest
+            ),
+        )
+    })
+}

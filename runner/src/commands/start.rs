@@ -52,16 +52,7 @@ fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
         )
     })?;
     let store = engine::Store::open(root).map_err(|e| Coded(125, e.into()))?;
-    let image = store.find_image(&s.image_digest).map_err(|e| {
-        Coded(
-            1,
-            anyhow!(
-                "the image of container {} ({}): {e}",
-                s.name,
-                s.image_digest
-            ),
-        )
-    })?;
+    let image = super::container_image(&store, s)?;
     // Layers are unpacked again if something removed them since.
     spec.rootfs.lowers = crate::run::image_lowers(&store, &image)?;
     drop(store);
