@@ -44,7 +44,7 @@ pub fn each_container(
 pub fn stop(root: &Path, a: &StopArgs) -> Result<i32> {
     require_root("rrun stop")?;
     Ok(each_container(root, &a.containers, |dir, s| {
-        Ok(lifecycle::stop(dir, s, Duration::from_secs(a.time))?)
+        Ok(lifecycle::stop(dir, s, lifecycle::stop_grace(s, a.time))?)
     }))
 }
 
@@ -54,7 +54,7 @@ pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
     Ok(each_container(root, &a.containers, |dir, s| {
         // As Docker: killed with SIGKILL or the stop signal, it stays
         // down whatever its restart policy; other signals are messages.
-        if sig == libc::SIGKILL || sig == libc::SIGTERM {
+        if sig == libc::SIGKILL || sig == lifecycle::stop_signal(s) {
             lifecycle::keep_down(dir, s);
         }
         lifecycle::signal(s, sig).map_err(|e| Coded(1, e.into()).into())

@@ -180,9 +180,10 @@ pub struct StartArgs {
 
 #[derive(Args, Debug)]
 pub struct RestartArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its
+    /// --stop-timeout, or 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -442,6 +443,8 @@ pub struct RunArgs {
     /// Allow plain http and unverified TLS for registries other than localhost when pulling
     #[arg(long)]
     pub insecure_registry: bool,
+    #[command(flatten)]
+    pub more: crate::run_options::RunOptionArgs,
     /// The image to run
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -472,9 +475,10 @@ pub struct PsArgs {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its
+    /// --stop-timeout, or 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

@@ -99,6 +99,8 @@ pub struct Launch<'a> {
     pub dns: Option<&'a crate::network::resolv::DnsConfig>,
     /// `--add-host`: (name, address or `host-gateway`), checked.
     pub extra_hosts: &'a [(String, String)],
+    /// --ulimit, --sysctl, --shm-size, --oom-score-adj (crate::runopts).
+    pub options: Option<&'a crate::runopts::RunOptions>,
 }
 
 impl Launch<'_> {
@@ -118,6 +120,7 @@ impl Launch<'_> {
             hosts: None,
             dns: None,
             extra_hosts: &[],
+            options: None,
         }
     }
 }
@@ -255,6 +258,9 @@ fn run_in(
         resolver,
     };
     let mut plan = plan_for(spec, cg, launch, &extras)?;
+    if let Some(o) = launch.options {
+        o.apply(&mut plan);
+    }
     // A user-defined network: /etc/hosts is a file of the network's,
     // rewritten as containers come and go (see network::hosts).
     if user_net {

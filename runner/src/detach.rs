@@ -254,6 +254,7 @@ pub fn run_detached_for(
     existing: bool,
 ) -> Result<i32> {
     let ports = state.host.ports.clone();
+    let options = state.options.clone();
     let net = container::NetworkPlan::of(dir, &state)?;
     spawn_supervisor_for(&spec.id, dir, state, existing, |sup| {
         supervise_restarts(sup, || {
@@ -263,6 +264,7 @@ pub fn run_detached_for(
             launch.die_with_parent = false;
             launch.on_started = Some(&mut on_started);
             launch.ports = &ports;
+            launch.options = Some(&options);
             net.apply(&mut launch);
             match container::run(spec, launch) {
                 Err(e) => Ended::Failed(e.exit_code(), e.to_string()),

@@ -21,6 +21,7 @@ pub mod ocispec;
 pub mod recorded;
 pub mod rootfs;
 pub mod rootless;
+pub mod runopts;
 pub mod spawn;
 pub mod state;
 pub mod sys;

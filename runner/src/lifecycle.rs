@@ -170,19 +170,34 @@ pub fn wait_stopped(dir: &Path, timeout: Duration) -> bool {
     }
 }
 
+/// The signal `rrun stop` sends first (checked when recorded).
+pub fn stop_signal(st: &State) -> i32 {
+    st.options
+        .stop_signal
+        .as_deref()
+        .and_then(|s| parse_signal(s).ok())
+        .unwrap_or(libc::SIGTERM)
+}
+
+/// How long `rrun stop` waits without `-t`: `--stop-timeout`, or 10 s.
+pub fn stop_grace(st: &State, given: Option<u64>) -> Duration {
+    Duration::from_secs(given.or(st.options.stop_timeout).unwrap_or(10))
+}
+
 /// Tell the detached supervisor the container is to stay down (no
 /// restart), as Docker's manual stop does.
 pub fn keep_down(dir: &Path, st: &State) {
     let _ = State::update(dir, st, |s| s.stop_requested = true);
 }
 
-/// Docker's stop: SIGTERM, wait `grace`, then SIGKILL. No restart after.
+/// Docker's stop: the stop signal (`--stop-signal`, the image's
+/// STOPSIGNAL, or SIGTERM), wait `grace`, then SIGKILL. No restart after.
 pub fn stop(dir: &Path, st: &State, grace: Duration) -> Result<(), LifecycleError> {
     keep_down(dir, st);
     if !st.is_running() {
         return Ok(());
     }
-    let _ = signal(st, libc::SIGTERM);
+    let _ = signal(st, stop_signal(st));
     if !wait_stopped(dir, grace) {
         // The process now running (a restart may have begun just before
         // the stop was asked for).

@@ -8,6 +8,7 @@ mod oci_exec;
 mod oci_run;
 mod oci_watchdog;
 mod run;
+mod run_options;
 
 use std::process::ExitCode;
 

@@ -206,6 +206,7 @@ struct Checked {
     exposed: Vec<(u16, runner::network::ports::Proto)>,
     security: SecuritySpec,
     restart: runner::state::RestartPolicy,
+    options: runner::runopts::RunOptions,
 }
 
 fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
@@ -479,6 +480,11 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         exposed,
         security,
         restart,
+        options: crate::run_options::check(
+            &a.more,
+            matches!(network, NetworkMode::Bridge | NetworkMode::None),
+            &a.runtime,
+        )?,
     })
 }
 
@@ -739,6 +745,24 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
         &lowers,
     )
     .map_err(|e| Coded(125, e.into()))?;
+    let mut user = user;
+    let added =
+        runner::runopts::resolve_groups(&checked.options.group_add, &lowers).map_err(|why| {
+            let given = checked.options.group_add.join(",");
+            Coded(
+                125,
+                anyhow!("invalid argument {given:?} for \"--group-add\" flag: {why}"),
+            )
+        })?;
+    for g in added {
+        if !user.spec.additional_gids.contains(&g) {
+            user.spec.additional_gids.push(g);
+        }
+    }
+    if checked.options.stop_signal.is_none() {
+        // Docker records the image's STOPSIGNAL as the container's.
+        checked.options.stop_signal = cfg.stop_signal.clone().filter(|s| !s.is_empty());
+    }
     let argv = build_argv(a, cfg)?;
     let id = lifecycle::new_id(store.root());
     let name = a.name.clone().unwrap_or_else(|| id[..12].to_string());
@@ -845,6 +869,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
         restart: checked.restart.clone(),
         restart_count: 0,
         stop_requested: false,
+        options: checked.options.clone(),
     };
     // `rrun create --rm` is started later, then removed at its exit.
     let record_spec = supervisor.is_none() || !a.rm;
@@ -875,6 +900,7 @@ pub fn cmd_create(root: &Path, mut a: RunArgs) -> Result<i32> {
         ));
     }
     let made = make(root, &a, None)?;
+    write_cidfile(&a, &made.dir, &made.state.id)?;
     println!("{}", made.state.id);
     Ok(0)
 }
@@ -888,6 +914,7 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         dir,
         diff_ids,
     } = make(root, &a, Some(ProcessId::current()))?;
+    write_cidfile(&a, &dir, &state.id)?;
     let r = if a.runtime != "native" {
         let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
         // Detached, --rm is the supervisor's to do once the container ends.
@@ -958,6 +985,18 @@ fn create_container_dir(
     Ok(())
 }
 
+/// `--cidfile`: the id written once the container is made; a container
+/// whose id could not be written is removed (nothing half-done).
+fn write_cidfile(a: &RunArgs, dir: &Path, id: &str) -> Result<()> {
+    if let Some(p) = &a.more.cidfile {
+        if let Err(e) = crate::run_options::write_cidfile(p, id) {
+            let _ = engine::fsutil::remove_tree(dir);
+            bail!(Coded(125, e));
+        }
+    }
+    Ok(())
+}
+
 fn finish_simple(dir: &Path, rm: bool, r: Result<i32>) -> Result<i32> {
     if rm || r.is_err() {
         let _ = engine::fsutil::remove_tree(dir);
@@ -983,6 +1022,8 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     launch.die_with_parent = true;
     launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
     launch.on_started = Some(&mut on_started);
+    let options = state.borrow().options.clone();
+    launch.options = Some(&options);
     let ports = state.borrow().host.ports.clone();
     launch.ports = &ports;
     let net = container::NetworkPlan::of(dir, &state.borrow())?;

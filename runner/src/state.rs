@@ -108,6 +108,9 @@ pub struct State {
     /// Set by stop, kill and rm -f: the supervisor must not restart it.
     #[serde(default)]
     pub stop_requested: bool,
+    /// --ulimit, --sysctl, --label, --stop-signal... (crate::runopts).
+    #[serde(default)]
+    pub options: crate::runopts::RunOptions,
 }
 
 /// Docker's restart policies. What happens at a reboot: nothing comes
@@ -421,6 +424,7 @@ mod tests {
             restart: RestartPolicy::No,
             restart_count: 0,
             stop_requested: false,
+            options: Default::default(),
         }
     }
 

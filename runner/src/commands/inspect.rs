@@ -82,10 +82,12 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
         Some(e) => s.command[e.len()..].to_vec(),
         None => s.command.clone(),
     };
-    let labels = image
+    // The image's labels, then the container's own (--label wins).
+    let mut labels: std::collections::BTreeMap<String, String> = image
         .as_ref()
-        .map(|i| json!(i.config.config.labels))
-        .unwrap_or_else(|| json!({}));
+        .map(|i| i.config.config.labels.clone().into_iter().collect())
+        .unwrap_or_default();
+    labels.extend(s.options.labels.clone());
     let binds: Vec<Value> = s
         .host
         .binds
@@ -164,6 +166,11 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "DnsSearch": s.host.dns_search,
             "DnsOptions": s.host.dns_options,
             "ExtraHosts": s.host.extra_hosts,
+            "Ulimits": s.options.ulimits,
+            "Sysctls": s.options.sysctls,
+            "ShmSize": s.options.shm_size.unwrap_or(runner::runopts::DEFAULT_SHM),
+            "GroupAdd": s.options.group_add,
+            "OomScoreAdj": s.options.oom_score_adj.unwrap_or(0),
         },
         "Mounts": binds,
         "Config": {
@@ -175,6 +182,8 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "Image": s.image,
             "WorkingDir": s.exec.cwd,
             "Labels": labels,
+            "StopSignal": s.options.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+            "StopTimeout": s.options.stop_timeout,
         },
         "NetworkSettings": network_settings(root, s, running, port_map(live_ports, "0.0.0.0")),
     })

@@ -84,6 +84,7 @@ mod tests {
             restart: RestartPolicy::No,
             restart_count: 0,
             stop_requested: false,
+            options: Default::default(),
         }
     }
 

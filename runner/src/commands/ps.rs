@@ -1,7 +1,7 @@
 //! `rrun ps [-a] [-q] [--filter K=V]… [--format T]`, as `docker ps`.
 //! Filters: `status=created|running|exited`, `name=` (substring),
-//! `id=` (prefix), `label=KEY[=VALUE]` (the image's labels, which are the
-//! container's), `ancestor=IMAGE`. Several filters of one key are OR'ed,
+//! `id=` (prefix), `label=KEY[=VALUE]` (the image's labels and the
+//! container's own `--label`s), `ancestor=IMAGE`. Several filters of one key are OR'ed,
 //! different keys AND'ed, as Docker does.
 
 use std::io::Write;
@@ -152,12 +152,16 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         if !(a.all || filters.wants_all() || s.is_running()) {
             continue;
         }
+        // The image's labels, then the container's own (--label wins).
         let labels = || -> Vec<(String, String)> {
             let st = store.get_or_init(|| engine::Store::open(root).ok());
-            st.as_ref()
+            let mut all: std::collections::BTreeMap<String, String> = st
+                .as_ref()
                 .and_then(|st| st.find_image(&s.image_digest).ok())
                 .map(|i| i.config.config.labels.into_iter().collect())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            all.extend(s.options.labels.clone());
+            all.into_iter().collect()
         };
         if !filters.matches(&s, &labels) {
             continue;

@@ -136,7 +136,7 @@ pub fn restart(root: &Path, a: &RestartArgs) -> Result<i32> {
         root,
         &a.containers,
         |dir, s| {
-            runner::lifecycle::stop(dir, s, Duration::from_secs(a.time))?;
+            runner::lifecycle::stop(dir, s, runner::lifecycle::stop_grace(s, a.time))?;
             let now = State::load(dir).with_context(|| format!("read the state of {}", s.name))?;
             start_one(root, dir, &now)
         },

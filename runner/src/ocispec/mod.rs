@@ -619,7 +619,7 @@ pub fn cgroup_for(
 
 /// runc's rule: a sysctl may be set only where it is namespaced, so that
 /// it changes the container's namespace and not the host.
-fn sysctl_namespaced(key: &str, new_net: bool) -> bool {
+pub(crate) fn sysctl_namespaced(key: &str, new_net: bool) -> bool {
     let ipc = matches!(
         key,
         "kernel.msgmax"
@@ -643,7 +643,7 @@ fn hostname_set_in_joined_uts(spec: &Spec, join: &[(PathBuf, libc::c_int)]) -> b
         && join.iter().any(|(_, t)| *t == libc::CLONE_NEWUTS)
 }
 
-fn rlimit_resource(name: &str) -> Option<u32> {
+pub(crate) fn rlimit_resource(name: &str) -> Option<u32> {
     let r = match name {
         "RLIMIT_CPU" => libc::RLIMIT_CPU,
         "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,

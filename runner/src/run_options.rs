@@ -1,0 +1,183 @@
+//! `rrun run`/`create` options of runner::runopts: their flags, their
+//! check (a bad value is refused with exit 125, naming the flag and the
+//! value) and `--cidfile`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use runner::runopts::{self, RunOptions};
+
+use crate::cli::{self, BadValue};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunOptionArgs {
+    /// Ulimit options: NAME=SOFT[:HARD] (nofile, nproc, core, memlock,
+    /// stack, ...; -1 or unlimited)
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Sysctl options: KEY=VALUE, namespaced keys only (net.* with a
+    /// network namespace of the container's own, kernel.msg*, kernel.sem,
+    /// kernel.shm*, fs.mqueue.*)
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm (default 64m)
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Add additional groups to join: GID or a name of the image's /etc/group
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<String>,
+    /// Set meta data on a container: KEY=VALUE
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    pub label_file: Vec<PathBuf>,
+    /// Write the container ID to the file (refused if it exists)
+    #[arg(long, value_name = "string")]
+    pub cidfile: Option<PathBuf>,
+    /// Signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)
+    #[arg(long = "stop-signal", value_name = "string")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container (rrun stop's default)
+    #[arg(long = "stop-timeout", value_name = "int", allow_hyphen_values = true)]
+    pub stop_timeout: Option<String>,
+}
+
+fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
+    BadValue {
+        value: value.to_string(),
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// The options checked. `own_netns`: the container gets a network
+/// namespace of its own (net.* sysctls are its own).
+pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOptions, BadValue> {
+    let mut o = RunOptions::default();
+    for u in &a.ulimit {
+        let u2 = runopts::parse_ulimit(u).map_err(|why| bad(u, "--ulimit", why))?;
+        o.ulimits.retain(|x| x.name != u2.name);
+        o.ulimits.push(u2);
+    }
+    for s in &a.sysctl {
+        let (k, v) = runopts::parse_sysctl(s, own_netns).map_err(|why| bad(s, "--sysctl", why))?;
+        o.sysctls.insert(k, v);
+    }
+    if let Some(s) = &a.shm_size {
+        let n = cli::parse_size(s, "--shm-size")?;
+        if n > 0 {
+            o.shm_size = Some(n);
+        }
+    }
+    for g in &a.group_add {
+        if g.is_empty() || g.contains([':', '\n', '\0']) {
+            return Err(bad(g, "--group-add", "expected a GID or a group name"));
+        }
+        o.group_add.push(g.clone());
+    }
+    if let Some(s) = &a.oom_score_adj {
+        o.oom_score_adj =
+            Some(runopts::parse_oom_score_adj(s).map_err(|why| bad(s, "--oom-score-adj", why))?);
+    }
+    for f in &a.label_file {
+        let shown = f.display().to_string();
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| bad(&shown, "--label-file", format!("cannot read it: {e}")))?;
+        for (k, v) in
+            runopts::labels_of_file(&text).map_err(|why| bad(&shown, "--label-file", why))?
+        {
+            o.labels.insert(k, v);
+        }
+    }
+    for l in &a.label {
+        let (k, v) = runopts::parse_label(l).map_err(|why| bad(l, "-l, --label", why))?;
+        o.labels.insert(k, v);
+    }
+    if let Some(s) = &a.stop_signal {
+        runner::lifecycle::parse_signal(s)
+            .map_err(|_| bad(s, "--stop-signal", "not a signal name or number"))?;
+        o.stop_signal = Some(s.clone());
+    }
+    if let Some(s) = &a.stop_timeout {
+        let n = cli::parse_int(s, "--stop-timeout")?;
+        if n < 0 {
+            return Err(bad(
+                s,
+                "--stop-timeout",
+                "a whole number of seconds, 0 or more",
+            ));
+        }
+        o.stop_timeout = Some(n as u64);
+    }
+    if let Some(p) = &a.cidfile {
+        check_cidfile(p)?;
+    }
+    if runtime != "native" {
+        let given = [
+            ("--ulimit", a.ulimit.first()),
+            ("--sysctl", a.sysctl.first()),
+            ("--shm-size", a.shm_size.as_ref()),
+            ("--oom-score-adj", a.oom_score_adj.as_ref()),
+        ];
+        if let Some((flag, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(bad(
+                v,
+                flag,
+                format!("not available with --runtime {runtime} yet: use the native runtime"),
+            ));
+        }
+    }
+    Ok(o)
+}
+
+/// Docker refuses a cidfile that exists, before anything is made.
+fn check_cidfile(p: &Path) -> Result<(), BadValue> {
+    if std::fs::symlink_metadata(p).is_ok() {
+        return Err(bad(
+            &p.display().to_string(),
+            "--cidfile",
+            format!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                p.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Write `id` to the cidfile at once whole: a temp file beside it, then
+/// link(2), which refuses an existing name (one made meanwhile too).
+pub fn write_cidfile(p: &Path, id: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(id.as_bytes()))
+        .with_context(|| format!("--cidfile: write {}", tmp.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow::anyhow!(
+            "--cidfile: container ID file found, make sure the other container isn't running or delete {}",
+            p.display()
+        )),
+        Err(e) => Err(anyhow::anyhow!("--cidfile: write {}: {e}", p.display())),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}

@@ -1,0 +1,345 @@
+//! Run options that change how a container's first process starts
+//! (Docker's `--ulimit`, `--sysctl`, `--shm-size`, `--oom-score-adj`,
+//! `--group-add`) or what rrun records and does with it (`--label`,
+//! `--stop-signal`, `--stop-timeout`). Parsed and checked here, without
+//! root; kept in the container's state (so `rrun create` then `rrun start`
+//! keeps them) and applied to the child's plan by `container::run`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rootfs::Step;
+use crate::spawn::ChildPlan;
+use crate::sys;
+
+/// One `--ulimit`: Docker's inspect shape (`-1` is unlimited).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// The options as given (checked), recorded in the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunOptions {
+    pub ulimits: Vec<Ulimit>,
+    pub sysctls: BTreeMap<String, String>,
+    /// /dev/shm's size in bytes (None: Docker's 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--group-add` as given (resolved into the spec's additional gids).
+    pub group_add: Vec<String>,
+    pub oom_score_adj: Option<i32>,
+    pub labels: BTreeMap<String, String>,
+    /// `--stop-signal` as given (checked to name a signal).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds: `rrun stop`'s default grace.
+    pub stop_timeout: Option<u64>,
+}
+
+/// Docker's default /dev/shm size.
+pub const DEFAULT_SHM: u64 = 64 << 20;
+
+/// Names Docker (go-units) knows, and their resources.
+const ULIMITS: [(&str, libc::__rlimit_resource_t); 15] = [
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("data", libc::RLIMIT_DATA),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("locks", libc::RLIMIT_LOCKS),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE),
+    ("nice", libc::RLIMIT_NICE),
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("rss", libc::RLIMIT_RSS),
+    ("rtprio", libc::RLIMIT_RTPRIO),
+    ("rttime", libc::RLIMIT_RTTIME),
+    ("sigpending", libc::RLIMIT_SIGPENDING),
+    ("stack", libc::RLIMIT_STACK),
+];
+
+fn limit(v: &str) -> Result<i64, String> {
+    match v {
+        "unlimited" | "-1" => Ok(-1),
+        _ => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= i64::MAX as u64)
+            .map(|n| n as i64)
+            .ok_or_else(|| format!("invalid ulimit value {v:?}: a whole number, -1 or unlimited")),
+    }
+}
+
+/// `NAME=SOFT[:HARD]` (no HARD: the same as SOFT).
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    if !ULIMITS.iter().any(|(n, _)| *n == name) {
+        let known: Vec<&str> = ULIMITS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "invalid ulimit type: {name} (known: {})",
+            known.join(", ")
+        ));
+    }
+    let (soft, hard) = match values.split_once(':') {
+        Some((s, h)) => (limit(s)?, limit(h)?),
+        None => {
+            let v = limit(values)?;
+            (v, v)
+        }
+    };
+    let n = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    if n(soft) > n(hard) {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// `--sysctl KEY=VALUE`: only the keys a container has its own copy of
+/// (its IPC namespace's; net.* with a network namespace of its own).
+pub fn parse_sysctl(s: &str, own_netns: bool) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("sysctl {s:?}: expected KEY=VALUE"))?;
+    if v.contains(['\0', '\n']) {
+        return Err(format!("sysctl '{k}': the value holds a NUL or newline"));
+    }
+    if crate::ocispec::sysctl_namespaced(k, own_netns) {
+        return Ok((k.to_string(), v.to_string()));
+    }
+    if crate::ocispec::sysctl_namespaced(k, true) {
+        return Err(format!(
+            "sysctl '{k}' is not allowed in the host's or another container's network namespace"
+        ));
+    }
+    Err(format!(
+        "sysctl '{k}' is not allowed: only kernel.msgmax, kernel.msgmnb, kernel.msgmni, \
+         kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, \
+         fs.mqueue.* and net.* are namespaced"
+    ))
+}
+
+/// `--oom-score-adj`: Docker's range.
+pub fn parse_oom_score_adj(s: &str) -> Result<i32, String> {
+    let v: i32 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected an integer".to_string())?;
+    if !(-1000..=1000).contains(&v) {
+        return Err(format!(
+            "invalid value {v}, range for oom score adj is [-1000, 1000]"
+        ));
+    }
+    Ok(v)
+}
+
+/// `--label K=V` (no `=`: an empty value, as Docker).
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').unwrap_or((s, ""));
+    if k.trim().is_empty() {
+        return Err("a label needs a key: KEY=VALUE".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// A `--label-file`'s lines: `K=V`, blank lines and `#` comments skipped.
+pub fn labels_of_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(parse_label)
+        .collect()
+}
+
+/// `--group-add GID|NAME`: names through the image's /etc/group, read
+/// beneath its layers (`user::read_from_layers`: no link leads out).
+pub fn resolve_groups(groups: &[String], lowers_top_first: &[PathBuf]) -> Result<Vec<u32>, String> {
+    let mut table: Option<Option<String>> = None;
+    let mut gids = Vec::new();
+    for g in groups {
+        let gid = match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let text = table
+                    .get_or_insert_with(|| {
+                        crate::user::read_from_layers(lowers_top_first, "etc/group")
+                    })
+                    .as_deref();
+                text.and_then(|t| group_gid(t, g)).ok_or_else(|| {
+                    format!(
+                        "unable to find group {g}: no matching entries in the image's /etc/group"
+                    )
+                })?
+            }
+        };
+        if !gids.contains(&gid) {
+            gids.push(gid);
+        }
+    }
+    Ok(gids)
+}
+
+fn group_gid(group_file: &str, name: &str) -> Option<u32> {
+    group_file.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+impl RunOptions {
+    /// Put the options into the child's plan: rlimits, sysctls, the
+    /// oom_score_adj and /dev/shm's size.
+    pub fn apply(&self, plan: &mut ChildPlan) {
+        for u in &self.ulimits {
+            let Some((_, res)) = ULIMITS.iter().find(|(n, _)| *n == u.name) else {
+                continue;
+            };
+            let n = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
+            #[allow(clippy::unnecessary_cast)]
+            plan.rlimits.retain(|(r, _, _)| *r != *res as u32);
+            #[allow(clippy::unnecessary_cast)]
+            plan.rlimits.push((*res as u32, n(u.soft), n(u.hard)));
+        }
+        for (k, v) in &self.sysctls {
+            plan.sysctl.push((
+                sys::cstring(format!("/proc/sys/{}", k.replace('.', "/"))),
+                v.clone().into_bytes(),
+            ));
+        }
+        if let Some(a) = self.oom_score_adj {
+            plan.oom_score_adj = Some(sys::cstring(a.to_string()));
+        }
+        if let Some(size) = self.shm_size {
+            set_shm_size(&mut plan.rootfs.steps, size);
+        }
+    }
+}
+
+/// The /dev/shm tmpfs step's `size=` option, in bytes.
+fn set_shm_size(steps: &mut [Step], size: u64) {
+    for s in steps.iter_mut() {
+        if let Step::Fs { fs, target } = s {
+            if target.as_bytes() == b"dev/shm" {
+                fs.options.retain(|(k, _)| k.as_bytes() != b"size");
+                fs.options
+                    .push((sys::cstring("size"), Some(sys::cstring(size.to_string()))));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits_parse_like_docker() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 1024, 2048));
+        let u = parse_ulimit("core=unlimited").unwrap();
+        assert_eq!((u.soft, u.hard), (-1, -1));
+        let u = parse_ulimit("memlock=100:-1").unwrap();
+        assert_eq!((u.soft, u.hard), (100, -1));
+        assert!(parse_ulimit("nofile=2048:1024")
+            .unwrap_err()
+            .contains("soft limit must be less than or equal to hard limit"));
+        assert!(parse_ulimit("bogus=1")
+            .unwrap_err()
+            .contains("invalid ulimit type: bogus"));
+        assert!(parse_ulimit("nofile").is_err());
+        assert!(parse_ulimit("nofile=abc").is_err());
+        assert!(parse_ulimit("nofile=-5").is_err());
+    }
+
+    #[test]
+    fn only_namespaced_sysctls_pass() {
+        assert!(parse_sysctl("net.ipv4.ip_forward=1", true).is_ok());
+        assert!(parse_sysctl("kernel.shmmax=1000000", false).is_ok());
+        assert!(parse_sysctl("fs.mqueue.msg_max=20", false).is_ok());
+        let e = parse_sysctl("net.ipv4.ip_forward=1", false).unwrap_err();
+        assert!(e.contains("network namespace"), "{e}");
+        let e = parse_sysctl("kernel.panic=1", true).unwrap_err();
+        assert!(e.contains("'kernel.panic' is not allowed"), "{e}");
+        assert!(parse_sysctl("vm.swappiness=1", true).is_err());
+        assert!(parse_sysctl("net.ipv4/../../x=1", true).is_err());
+        assert!(parse_sysctl("net..x=1", true).is_err());
+        assert!(parse_sysctl("net.ipv4.ip_forward", true).is_err());
+        assert!(parse_sysctl("net.core.somaxconn=1\n2", true).is_err());
+    }
+
+    #[test]
+    fn oom_score_adj_range() {
+        assert_eq!(parse_oom_score_adj("-1000"), Ok(-1000));
+        assert_eq!(parse_oom_score_adj("500"), Ok(500));
+        assert!(parse_oom_score_adj("1001")
+            .unwrap_err()
+            .contains("[-1000, 1000]"));
+        assert!(parse_oom_score_adj("x").is_err());
+    }
+
+    #[test]
+    fn labels_from_flags_and_files() {
+        assert_eq!(parse_label("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_label("flag").unwrap(), ("flag".into(), "".into()));
+        assert!(parse_label("=v").is_err());
+        let l = labels_of_file("# c\n\nx=1\n  y=2\n").unwrap();
+        assert_eq!(l, [("x".into(), "1".into()), ("y".into(), "2".into())]);
+    }
+
+    #[test]
+    fn groups_resolve_in_the_image_and_never_outside_it() {
+        let t = tempfile::tempdir().unwrap();
+        let layer = t.path().join("l1");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::write(layer.join("etc/group"), "root:x:0:\naudio:x:29:\n").unwrap();
+        let lowers = vec![layer.clone()];
+        let g = resolve_groups(&["audio".into(), "4242".into(), "29".into()], &lowers).unwrap();
+        assert_eq!(g, [29, 4242]);
+        assert!(resolve_groups(&["video".into()], &lowers)
+            .unwrap_err()
+            .contains("unable to find group video"));
+        // An image whose /etc/group is a link out of its root: not followed.
+        let evil = t.path().join("l2");
+        std::fs::create_dir_all(evil.join("etc")).unwrap();
+        std::fs::write(t.path().join("outside"), "sneaky:x:7:\n").unwrap();
+        std::os::unix::fs::symlink(t.path().join("outside"), evil.join("etc/group")).unwrap();
+        assert!(resolve_groups(&["sneaky".into()], &[evil]).is_err());
+    }
+
+    #[test]
+    fn shm_size_replaces_the_default() {
+        let mut steps = crate::rootfs::standard_steps(&[], false);
+        set_shm_size(&mut steps, 128 << 20);
+        let shm = steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Fs { fs, target } if target.as_bytes() == b"dev/shm" => Some(fs),
+                _ => None,
+            })
+            .unwrap();
+        let sizes: Vec<_> = shm
+            .options
+            .iter()
+            .filter(|(k, _)| k.as_bytes() == b"size")
+            .collect();
+        assert_eq!(sizes.len(), 1);
+        assert_eq!(
+            sizes[0].1.as_deref().map(|v| v.to_bytes()),
+            Some(&b"134217728"[..])
+        );
+    }
+}

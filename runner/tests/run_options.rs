@@ -1,0 +1,370 @@
+//! Docker's `run` options that change how the container's process starts
+//! or is stopped (--ulimit, --sysctl, --shm-size, --group-add,
+//! --oom-score-adj, --label, --cidfile, --stop-signal, --stop-timeout),
+//! each observed from inside the container or from rrun, as root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn inspect(name: &str) -> serde_json::Value {
+    let o = rrun(&["inspect", name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn ulimits_are_set_in_the_container() {
+    let o = sh(
+        &[
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "core=-1",
+            "--ulimit",
+            "nproc=300",
+        ],
+        "ulimit -Sn; ulimit -Hn; ulimit -c; ulimit -u",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1024\n2048\nunlimited\n300\n");
+}
+
+#[test]
+fn sysctls_are_the_containers_own() {
+    let host_shmmni = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
+    let o = sh(
+        &[
+            "--network",
+            "none",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmni=1234",
+        ],
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n1234\n");
+    // Written in the container's namespaces, not the host's.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        host_shmmni
+    );
+}
+
+#[test]
+fn shm_size_sizes_dev_shm() {
+    let o = sh(
+        &["--network", "none", "--shm-size", "128m"],
+        "df -k /dev/shm | tail -n 1",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let total: u64 = stdout(&o)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("df: {}", stdout(&o)));
+    assert_eq!(total, 128 * 1024, "{}", stdout(&o));
+    // Without it: Docker's 64 MiB.
+    let o = sh(&["--network", "none"], "df -k /dev/shm | tail -n 1");
+    assert!(
+        stdout(&o).split_whitespace().nth(1) == Some("65536"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn group_add_by_number_and_by_the_images_names() {
+    let o = sh(
+        &[
+            "--network",
+            "none",
+            "--group-add",
+            "4242",
+            "--group-add",
+            "nogroup",
+            "-u",
+            "1000:1000",
+        ],
+        "id -G",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut groups: Vec<&str> = out.split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["1000", "4242", "65534"], "{}", stdout(&o));
+}
+
+#[test]
+fn oom_score_adj_is_the_containers() {
+    let o = sh(
+        &["--network", "none", "--oom-score-adj", "500"],
+        "cat /proc/self/oom_score_adj",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "500\n");
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_option() {
+    let cidfile = std::env::temp_dir().join("rrun-run-options-existing-cid");
+    std::fs::write(&cidfile, "x").unwrap();
+    let cid = cidfile.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+        (&["--ulimit", "nofile=20:10"], "soft limit"),
+        (
+            &["--sysctl", "kernel.panic=1"],
+            "'kernel.panic' is not allowed",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "network namespace",
+        ),
+        (&["--shm-size", "12q"], "invalid size"),
+        (&["--oom-score-adj", "1001"], "[-1000, 1000]"),
+        (
+            &["--group-add", "no-such-group"],
+            "unable to find group no-such-group",
+        ),
+        (&["--stop-signal", "SIGNOPE"], "not a signal"),
+        (&["--stop-timeout", "-3"], "0 or more"),
+        (&["--label", "=v"], "needs a key"),
+        (&["--cidfile", cid], "container ID file found"),
+    ];
+    for (args, why) in cases {
+        let mut all = vec!["run", "--name", "opts-refused"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["busybox", "true"]);
+        let o = rrun(&all);
+        assert_eq!(code(&o), 125, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        let value = args[args.len() - 1];
+        let flag = args[args.len() - 2];
+        assert!(
+            err.contains(why) && err.contains(value) && err.contains(flag.trim_start_matches('-')),
+            "{args:?}: {err}"
+        );
+        let left = rrun(&["ps", "-aq", "--filter", "name=opts-refused"]);
+        assert_eq!(stdout(&left), "", "{args:?} left a container");
+    }
+    assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), "x");
+    std::fs::remove_file(&cidfile).unwrap();
+}
+
+#[test]
+fn create_then_start_keeps_the_options_and_inspect_shows_them() {
+    let o = rrun(&[
+        "create",
+        "--name",
+        "opts-created",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=777:888",
+        "--oom-score-adj",
+        "321",
+        "--shm-size",
+        "32m",
+        "--sysctl",
+        "kernel.msgmax=4321",
+        "--group-add",
+        "4242",
+        "--label",
+        "tier=web",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "3",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; cat /proc/self/oom_score_adj /proc/sys/kernel/msgmax; id -G; df -k /dev/shm | tail -n 1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["start", "-a", "opts-created"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(&l[..4], ["777", "321", "4321", "0 4242"], "{out}");
+    assert_eq!(l[4].split_whitespace().nth(1), Some("32768"), "{out}");
+
+    let v = inspect("opts-created");
+    let h = &v["HostConfig"];
+    assert_eq!(
+        h["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 777, "Hard": 888}])
+    );
+    assert_eq!(h["OomScoreAdj"], 321);
+    assert_eq!(h["ShmSize"], 32 << 20);
+    assert_eq!(h["Sysctls"]["kernel.msgmax"], "4321");
+    assert_eq!(h["GroupAdd"], serde_json::json!(["4242"]));
+    let c = &v["Config"];
+    assert_eq!(c["Labels"]["tier"], "web");
+    assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(c["StopTimeout"], 3);
+
+    // ps --filter label= sees the container's own labels.
+    let ps = stdout(&rrun(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=tier=web",
+        "--format",
+        "{{.Names}}",
+    ]));
+    assert_eq!(ps.trim(), "opts-created");
+    let ps = stdout(&rrun(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=tier=db",
+        "--format",
+        "{{.Names}}",
+    ]));
+    assert_eq!(ps.trim(), "");
+    assert_eq!(code(&rrun(&["rm", "opts-created"])), 0);
+}
+
+#[test]
+fn label_file_and_label_flags() {
+    let f = std::env::temp_dir().join("rrun-run-options-labels");
+    std::fs::write(&f, "# comment\nfrom=file\nboth=file\n\n").unwrap();
+    let o = rrun(&[
+        "create",
+        "--name",
+        "opts-labels",
+        "--network",
+        "none",
+        "--label-file",
+        f.to_str().unwrap(),
+        "-l",
+        "both=flag",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = inspect("opts-labels");
+    assert_eq!(v["Config"]["Labels"]["from"], "file");
+    assert_eq!(v["Config"]["Labels"]["both"], "flag");
+    assert_eq!(code(&rrun(&["rm", "opts-labels"])), 0);
+    std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
+fn cidfile_holds_the_id_and_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let cid = dir.path().join("cid");
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-cid",
+        "--network",
+        "none",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "busybox",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    // Nothing but the file: no temp file left beside it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("container ID file found"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-cid"])), 0);
+}
+
+#[test]
+fn stop_sends_the_stop_signal_and_waits_the_stop_timeout() {
+    // The trap sees USR1, not TERM.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-sig",
+        "--network",
+        "none",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1; exit 7' USR1; trap 'echo got-term; exit 8' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for(
+        || stdout(&rrun(&["logs", "opts-sig"])).contains("ready"),
+        "the trap",
+    );
+    let o = rrun(&["stop", "opts-sig"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&rrun(&["logs", "opts-sig"])).contains("got-usr1"));
+    assert_eq!(inspect("opts-sig")["State"]["ExitCode"], 7);
+    assert_eq!(code(&rrun(&["rm", "opts-sig"])), 0);
+
+    // A container that ignores its stop signal is killed after
+    // --stop-timeout (1 s), not the default 10 s.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-timeout",
+        "--network",
+        "none",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for(
+        || stdout(&rrun(&["logs", "opts-timeout"])).contains("ready"),
+        "the trap",
+    );
+    let t = Instant::now();
+    let o = rrun(&["stop", "opts-timeout"]);
+    let took = t.elapsed();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "stop took {took:?}"
+    );
+    assert_eq!(inspect("opts-timeout")["State"]["ExitCode"], 137);
+    assert_eq!(code(&rrun(&["rm", "opts-timeout"])), 0);
+}
