@@ -234,6 +234,15 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
         crate::cgroup::Devices::Default
     };
     let cg = driver.create(&spec.id, &spec.resources, devices)?;
+    if let Some(o) = launch.options {
+        if o.cpuset_cpus.is_some() || o.cpuset_mems.is_some() {
+            let cpus = o.cpuset_cpus.as_deref();
+            if let Err(e) = driver.set_cpuset(&cg, cpus, o.cpuset_mems.as_deref()) {
+                let _ = cg.remove();
+                return Err(e.into());
+            }
+        }
+    }
     let result = run_in(spec, Some(&cg), &mut launch);
     let removed = cg.remove();
     let outcome = result?;

@@ -39,6 +39,12 @@ pub struct RunOptionArgs {
     /// Write the container ID to the file (refused if it exists)
     #[arg(long, value_name = "string")]
     pub cidfile: Option<PathBuf>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
     /// Signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)
     #[arg(long = "stop-signal", value_name = "string")]
     pub stop_signal: Option<String>,
@@ -117,12 +123,38 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
     if let Some(p) = &a.cidfile {
         check_cidfile(p)?;
     }
+    let online = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    if let Some(s) = &a.cpuset_cpus {
+        let v = runopts::parse_cpuset(s, &online("/sys/devices/system/cpu/online"), "CPUs")
+            .map_err(|why| bad(s, "--cpuset-cpus", why))?;
+        o.cpuset_cpus = Some(v);
+    }
+    if let Some(s) = &a.cpuset_mems {
+        // A kernel without NUMA has no node directory: node 0 only.
+        let nodes = std::fs::read_to_string("/sys/devices/system/node/online")
+            .unwrap_or_else(|_| "0".into());
+        let v =
+            runopts::parse_cpuset(s, &nodes, "MEMs").map_err(|why| bad(s, "--cpuset-mems", why))?;
+        o.cpuset_mems = Some(v);
+    }
+    if let (true, Some(v)) = (
+        runner::rootless::active(),
+        a.cpuset_cpus.as_ref().or(a.cpuset_mems.as_ref()),
+    ) {
+        return Err(bad(
+            v,
+            "--cpuset-cpus/--cpuset-mems",
+            "not available to rootless rbox: it needs a cgroup of the container's own",
+        ));
+    }
     if runtime != "native" {
         let given = [
             ("--ulimit", a.ulimit.first()),
             ("--sysctl", a.sysctl.first()),
             ("--shm-size", a.shm_size.as_ref()),
             ("--oom-score-adj", a.oom_score_adj.as_ref()),
+            ("--cpuset-cpus", a.cpuset_cpus.as_ref()),
+            ("--cpuset-mems", a.cpuset_mems.as_ref()),
         ];
         if let Some((flag, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
             return Err(bad(

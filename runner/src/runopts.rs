@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds: `rrun stop`'s default grace.
     pub stop_timeout: Option<u64>,
+    /// `--cpuset-cpus` / `--cpuset-mems` (cgroup::cpuset).
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
 }
 
 /// Docker's default /dev/shm size.
@@ -143,6 +146,37 @@ pub fn parse_oom_score_adj(s: &str) -> Result<i32, String> {
         ));
     }
     Ok(v)
+}
+
+/// The numbers of a cpuset list (`0-2,4`), or why it is not one.
+fn cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut set = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+        if a > b || b >= 1 << 16 {
+            return None;
+        }
+        set.extend(a..=b);
+    }
+    Some(set)
+}
+
+/// `--cpuset-cpus` / `--cpuset-mems` LIST against the list the kernel
+/// says is online (`/sys/devices/system/cpu/online`, `.../node/online`).
+/// `what`: `CPUs` or `MEMs`, as Docker's messages say.
+pub fn parse_cpuset(s: &str, online: &str, what: &str) -> Result<String, String> {
+    let v = s.trim();
+    let want = cpu_list(v)
+        .ok_or_else(|| format!("invalid value {v} for cpuset {}", what.to_ascii_lowercase()))?;
+    let have = cpu_list(online.trim()).unwrap_or_default();
+    if !want.is_subset(&have) {
+        return Err(format!(
+            "Requested {what} are not available - requested {v}, available: {}",
+            online.trim()
+        ));
+    }
+    Ok(v.to_string())
 }
 
 /// `--label K=V` (no `=`: an empty value, as Docker).
@@ -279,6 +313,25 @@ mod tests {
         assert!(parse_sysctl("net..x=1", true).is_err());
         assert!(parse_sysctl("net.ipv4.ip_forward", true).is_err());
         assert!(parse_sysctl("net.core.somaxconn=1\n2", true).is_err());
+    }
+
+    #[test]
+    fn cpuset_lists_are_checked_against_the_online_ones() {
+        assert_eq!(parse_cpuset("0-1", "0-3\n", "CPUs"), Ok("0-1".into()));
+        assert_eq!(parse_cpuset("0,2-3", "0-3", "CPUs"), Ok("0,2-3".into()));
+        let e = parse_cpuset("0-7", "0-1", "CPUs").unwrap_err();
+        assert_eq!(
+            e,
+            "Requested CPUs are not available - requested 0-7, available: 0-1"
+        );
+        assert!(parse_cpuset("1-0", "0-3", "CPUs")
+            .unwrap_err()
+            .contains("invalid value"));
+        assert!(parse_cpuset("a", "0-3", "CPUs").is_err());
+        assert!(parse_cpuset("", "0-3", "CPUs").is_err());
+        assert!(parse_cpuset("0-99999999", "0-3", "MEMs")
+            .unwrap_err()
+            .contains("cpuset mems"));
     }
 
     #[test]

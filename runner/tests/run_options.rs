@@ -368,3 +368,57 @@ fn stop_sends_the_stop_signal_and_waits_the_stop_timeout() {
     assert_eq!(inspect("opts-timeout")["State"]["ExitCode"], 137);
     assert_eq!(code(&rrun(&["rm", "opts-timeout"])), 0);
 }
+
+#[test]
+fn cpuset_cpus_confine_the_container() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-cpuset",
+        "--network",
+        "none",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "busybox",
+        "sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status; exec sleep 3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    wait_for(
+        || stdout(&rrun(&["logs", "opts-cpuset"])).contains("Cpus_allowed_list"),
+        "the container's output",
+    );
+    let logs = stdout(&rrun(&["logs", "opts-cpuset"]));
+    assert_eq!(logs.split_whitespace().nth(1), Some("0"), "{logs}");
+    // From the host: the group's own cpuset.
+    let group = if cgroup_v2() {
+        format!("/sys/fs/cgroup/rbox/{id}")
+    } else {
+        format!("/sys/fs/cgroup/cpuset/rbox/{id}")
+    };
+    let cpus = std::fs::read_to_string(format!("{group}/cpuset.cpus")).unwrap();
+    assert_eq!(cpus.trim(), "0");
+    let mems = std::fs::read_to_string(format!("{group}/cpuset.mems")).unwrap();
+    assert_eq!(mems.trim(), "0");
+    let v = inspect("opts-cpuset");
+    assert_eq!(v["HostConfig"]["CpusetCpus"], "0");
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-cpuset"])), 0);
+    wait_for(
+        || !std::path::Path::new(&group).exists(),
+        "the cpuset group to go",
+    );
+
+    let o = sh(&["--cpuset-cpus", "0-4095"], "true");
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("--cpuset-cpus")
+            && stderr(&o).contains("Requested CPUs are not available"),
+        "{}",
+        stderr(&o)
+    );
+}

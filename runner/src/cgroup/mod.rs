@@ -6,6 +6,7 @@
 //! `/sys/fs/cgroup/unified`, like the CI machine) use the v1 driver: the v2
 //! tree there has no controllers.
 
+pub mod cpuset;
 pub mod devices;
 pub mod kill;
 pub mod v1;
@@ -127,6 +128,16 @@ impl CgroupDriver {
     }
 
     /// The group of an existing container (for exec, stop, reaping).
+    /// `--cpuset-cpus` / `--cpuset-mems` for the group `cg` just made by
+    /// `create` (before any process is in it); None: the parent's.
+    pub fn set_cpuset(&self, cg: &Cgroup, cpus: Option<&str>, mems: Option<&str>) -> Result<()> {
+        match (self, cg) {
+            (CgroupDriver::V1(d), Cgroup::V1(c)) => d.create_cpuset(c, cpus, mems),
+            (CgroupDriver::V2(d), Cgroup::V2(c)) => d.set_cpuset(c, cpus, mems),
+            _ => unreachable!("a group is made by a driver of its own version"),
+        }
+    }
+
     pub fn open(&self, id: &str) -> Cgroup {
         match self {
             CgroupDriver::V1(d) => Cgroup::V1(d.open(id)),

@@ -29,6 +29,9 @@ pub struct V1Driver {
     /// it only when paused (`V1Cgroup::freeze`): joining at start would
     /// cost every start a write for a command few use.
     freezer: Option<PathBuf>,
+    /// The cpuset hierarchy's mount: joined only by containers given
+    /// --cpuset-cpus/--cpuset-mems (see super::cpuset).
+    cpuset: Option<PathBuf>,
     /// Where groups go, relative to each hierarchy's root (`rbox`).
     parent: PathBuf,
 }
@@ -37,6 +40,8 @@ pub struct V1Driver {
 pub struct V1Cgroup {
     hierarchies: Vec<Hierarchy>,
     freezer: Option<PathBuf>,
+    /// The group's directory in the cpuset hierarchy (used if it exists).
+    cpuset: Option<PathBuf>,
     parent: PathBuf,
     id: String,
 }
@@ -63,6 +68,7 @@ impl V1Driver {
     pub fn from_proc_cgroup(root: &Path, text: &str) -> Result<V1Driver> {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         let mut freezer = None;
+        let mut cpuset = None;
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, Some(ctrls), _) = (parts.next(), parts.next(), parts.next()) else {
@@ -70,6 +76,9 @@ impl V1Driver {
             };
             if ctrls == "freezer" && root.join("freezer").is_dir() {
                 freezer = Some(root.join("freezer"));
+            }
+            if ctrls == "cpuset" && root.join("cpuset").is_dir() {
+                cpuset = Some(root.join("cpuset"));
             }
             if ctrls.is_empty() || !ctrls.split(',').any(|c| CONTROLLERS.contains(&c)) {
                 continue;
@@ -109,6 +118,7 @@ impl V1Driver {
         Ok(V1Driver {
             hierarchies,
             freezer,
+            cpuset,
             parent: PathBuf::from(PARENT),
         })
     }
@@ -151,10 +161,26 @@ impl V1Driver {
         result.map(|()| cg)
     }
 
+    /// The group `cg` in the cpuset hierarchy (see super::cpuset).
+    pub fn create_cpuset(
+        &self,
+        cg: &V1Cgroup,
+        cpus: Option<&str>,
+        mems: Option<&str>,
+    ) -> Result<()> {
+        let mount = self.cpuset.as_ref().ok_or(CgroupError::MissingController {
+            controller: "cpuset",
+            path: PathBuf::from("/sys/fs/cgroup"),
+            why: "--cpuset-cpus/--cpuset-mems",
+        })?;
+        super::cpuset::create_v1(mount, &self.parent, &cg.id, cpus, mems).map(|_| ())
+    }
+
     pub fn open(&self, id: &str) -> V1Cgroup {
         V1Cgroup {
             hierarchies: self.hierarchies.clone(),
             freezer: self.freezer.as_ref().map(|m| m.join(&self.parent).join(id)),
+            cpuset: self.cpuset.as_ref().map(|m| m.join(&self.parent).join(id)),
             parent: self.parent.clone(),
             id: id.to_string(),
         }
@@ -197,6 +223,7 @@ impl V1Cgroup {
             .iter()
             .map(|h| h.mount.join(&self.parent).join(&self.id))
             .chain(self.freezer.clone().filter(|f| f.is_dir()))
+            .chain(self.cpuset.clone().filter(|f| f.is_dir()))
             .collect()
     }
 

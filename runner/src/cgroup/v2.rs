@@ -41,7 +41,11 @@ impl V2Driver {
 
     /// Make sure `dir` delegates our controllers to its children. Reads
     /// first so the common case is one read per level.
-    fn enable_controllers(dir: &Path, wanted: &[&'static str], why: &'static str) -> Result<()> {
+    pub(super) fn enable_controllers(
+        dir: &Path,
+        wanted: &[&'static str],
+        why: &'static str,
+    ) -> Result<()> {
         let file = dir.join("cgroup.subtree_control");
         let have = std::fs::read_to_string(&file).map_err(io_err("read", &file))?;
         let missing: Vec<&str> = wanted
@@ -92,6 +96,10 @@ impl V2Driver {
             return Err(e);
         }
         Ok(cg)
+    }
+
+    pub fn set_cpuset(&self, cg: &V2Cgroup, cpus: Option<&str>, mems: Option<&str>) -> Result<()> {
+        super::cpuset::apply_v2(&self.root, &cg.path, cpus, mems)
     }
 
     pub fn open(&self, id: &str) -> V2Cgroup {

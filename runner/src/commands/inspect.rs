@@ -171,6 +171,8 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "ShmSize": s.options.shm_size.unwrap_or(runner::runopts::DEFAULT_SHM),
             "GroupAdd": s.options.group_add,
             "OomScoreAdj": s.options.oom_score_adj.unwrap_or(0),
+            "CpusetCpus": s.options.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": s.options.cpuset_mems.clone().unwrap_or_default(),
         },
         "Mounts": binds,
         "Config": {
