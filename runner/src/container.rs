@@ -227,11 +227,12 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
         return run_in(spec, None, &mut launch);
     }
     let driver = CgroupDriver::probe()?;
-    // Every device with --privileged, Docker's short list otherwise.
-    let devices = if spec.security.privileged {
-        crate::cgroup::Devices::All
-    } else {
-        crate::cgroup::Devices::Default
+    // Every device with --privileged, Docker's short list otherwise
+    // (and the --device ones).
+    let devices = match launch.options {
+        Some(o) => o.device_access(spec.security.privileged),
+        None if spec.security.privileged => crate::cgroup::Devices::All,
+        None => crate::cgroup::Devices::Default,
     };
     let cg = driver.create(&spec.id, &spec.resources, devices)?;
     if let Some(o) = launch.options {

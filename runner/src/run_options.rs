@@ -45,6 +45,10 @@ pub struct RunOptionArgs {
     /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-mems", value_name = "string")]
     pub cpuset_mems: Option<String>,
+    /// Add a host device to the container: HOST[:CONTAINER][:PERMS]
+    /// (a character device; PERMS of r, w, m; default rwm)
+    #[arg(long, value_name = "list")]
+    pub device: Vec<String>,
     /// Signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)
     #[arg(long = "stop-signal", value_name = "string")]
     pub stop_signal: Option<String>,
@@ -123,6 +127,12 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
     if let Some(p) = &a.cidfile {
         check_cidfile(p)?;
     }
+    for d in &a.device {
+        let dev = runopts::parse_device(d).map_err(|why| bad(d, "--device", why))?;
+        o.devices
+            .retain(|x| x.path_in_container != dev.path_in_container);
+        o.devices.push(dev);
+    }
     let online = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     if let Some(s) = &a.cpuset_cpus {
         let v = runopts::parse_cpuset(s, &online("/sys/devices/system/cpu/online"), "CPUs")
@@ -155,6 +165,7 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
             ("--oom-score-adj", a.oom_score_adj.as_ref()),
             ("--cpuset-cpus", a.cpuset_cpus.as_ref()),
             ("--cpuset-mems", a.cpuset_mems.as_ref()),
+            ("--device", a.device.first()),
         ];
         if let Some((flag, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
             return Err(bad(

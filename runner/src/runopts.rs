@@ -42,6 +42,67 @@ pub struct RunOptions {
     /// `--cpuset-cpus` / `--cpuset-mems` (cgroup::cpuset).
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    /// `--device`: nodes made in the container and allowed by its
+    /// device cgroup (cgroup::devices).
+    pub devices: Vec<Device>,
+}
+
+/// One `--device`: Docker's inspect shape, plus the node's numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Device {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+    #[serde(default)]
+    pub major: u32,
+    #[serde(default)]
+    pub minor: u32,
+}
+
+/// `--device HOST[:CONTAINER][:PERMS]`: a character device of the host
+/// (links followed, as Docker does), where it goes in the container
+/// (default: the same path) and the access (`rwm` by default).
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let parts: Vec<&str> = s.split(':').collect();
+    let is_perms = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, inside, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if is_perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(format!("invalid device specification: {s}")),
+    };
+    if !is_perms(perms) {
+        return Err(format!("invalid device mode: {perms}"));
+    }
+    if !inside.starts_with('/') || inside.split('/').any(|c| c == "..") || inside == "/" {
+        return Err(format!(
+            "{inside} is not an absolute path below / without '..'"
+        ));
+    }
+    let meta = std::fs::metadata(host).map_err(|e| {
+        format!("error gathering device information while adding custom device {host:?}: {e}")
+    })?;
+    let ft = meta.file_type();
+    if ft.is_block_device() {
+        return Err(format!(
+            "{host} is a block device: only character devices are supported"
+        ));
+    }
+    if !ft.is_char_device() {
+        return Err(format!("{host} is not a device node"));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    Ok(Device {
+        path_on_host: host.to_string(),
+        path_in_container: inside.to_string(),
+        cgroup_permissions: perms.to_string(),
+        major: libc::major(rdev),
+        minor: libc::minor(rdev),
+    })
 }
 
 /// Docker's default /dev/shm size.
@@ -260,6 +321,39 @@ impl RunOptions {
         if let Some(size) = self.shm_size {
             set_shm_size(&mut plan.rootfs.steps, size);
         }
+        for d in &self.devices {
+            let target = sys::cstring(d.path_in_container.trim_start_matches('/'));
+            // Over a node of the default set (--device /dev/zero:/dev/null).
+            plan.rootfs
+                .steps
+                .retain(|s| !matches!(s, Step::Device { target: t, .. } if *t == target));
+            plan.rootfs.steps.push(Step::Device {
+                target,
+                major: d.major,
+                minor: d.minor,
+            });
+        }
+    }
+
+    /// What the device cgroup allows (`privileged`: everything).
+    pub fn device_access(&self, privileged: bool) -> crate::cgroup::Devices {
+        use crate::cgroup::{devices::ExtraDevice, Devices};
+        if privileged {
+            return Devices::All;
+        }
+        if self.devices.is_empty() {
+            return Devices::Default;
+        }
+        Devices::Plus(
+            self.devices
+                .iter()
+                .map(|d| ExtraDevice {
+                    major: d.major,
+                    minor: d.minor,
+                    access: d.cgroup_permissions.clone(),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -332,6 +426,41 @@ mod tests {
         assert!(parse_cpuset("0-99999999", "0-3", "MEMs")
             .unwrap_err()
             .contains("cpuset mems"));
+    }
+
+    #[test]
+    fn devices_parse_like_docker() {
+        let d = parse_device("/dev/null:/dev/mynull:rw").unwrap();
+        assert_eq!(
+            (
+                d.path_on_host.as_str(),
+                d.path_in_container.as_str(),
+                d.cgroup_permissions.as_str()
+            ),
+            ("/dev/null", "/dev/mynull", "rw")
+        );
+        assert_eq!((d.major, d.minor), (1, 3));
+        let d = parse_device("/dev/zero").unwrap();
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/zero", "rwm")
+        );
+        let d = parse_device("/dev/zero:r").unwrap();
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/zero", "r")
+        );
+        assert!(parse_device("/dev/null:/dev/x:rwx")
+            .unwrap_err()
+            .contains("invalid device mode"));
+        assert!(parse_device("/dev/null:dev/x").is_err());
+        assert!(parse_device("/dev/null:/dev/../x").is_err());
+        assert!(parse_device("/no/such/dev")
+            .unwrap_err()
+            .contains("error gathering device information"));
+        assert!(parse_device("/etc/hostname")
+            .unwrap_err()
+            .contains("not a device node"));
     }
 
     #[test]

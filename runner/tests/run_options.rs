@@ -422,3 +422,70 @@ fn cpuset_cpus_confine_the_container() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_device_is_made_and_allowed_and_others_are_not() {
+    // /dev/mynull: the host's null under another name, usable.
+    let o = sh(
+        &["--network", "none", "--device", "/dev/null:/dev/mynull"],
+        "ls -l /dev/mynull && echo x > /dev/mynull && echo written",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let ls: Vec<String> = stdout(&o).split_whitespace().map(str::to_string).collect();
+    assert!(
+        ls[0].starts_with('c') && ls[4] == "1," && ls[5] == "3",
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).ends_with("written\n"), "{}", stdout(&o));
+    // /dev/kmsg (1:11) is not in the default list: opened only with
+    // --device, and only for what its permissions say. Opened for
+    // writing, nothing written (`:`); reading it needs CAP_SYSLOG anyway.
+    let probe = "(: > /dev/mykmsg) 2>/dev/null && echo write || echo no-write";
+    let o = sh(
+        &["--network", "none", "--device", "/dev/kmsg:/dev/mykmsg:w"],
+        probe,
+    );
+    assert_eq!(stdout(&o), "write\n", "{}", stderr(&o));
+    let o = sh(
+        &["--network", "none", "--device", "/dev/kmsg:/dev/mykmsg:r"],
+        probe,
+    );
+    assert_eq!(stdout(&o), "no-write\n", "{}", stderr(&o));
+    let o = sh(
+        &["--network", "none"],
+        &format!("mknod /dev/mykmsg c 1 11; {probe}"),
+    );
+    assert_eq!(stdout(&o), "no-write\n", "{}", stderr(&o));
+    // inspect shows it.
+    let o = rrun(&[
+        "create",
+        "--name",
+        "opts-dev",
+        "--network",
+        "none",
+        "--device",
+        "/dev/zero:/dev/z:rw",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d = &inspect("opts-dev")["HostConfig"]["Devices"][0];
+    assert_eq!(d["PathOnHost"], "/dev/zero");
+    assert_eq!(d["PathInContainer"], "/dev/z");
+    assert_eq!(d["CgroupPermissions"], "rw");
+    assert_eq!(code(&rrun(&["rm", "opts-dev"])), 0);
+    for (arg, why) in [
+        ("/no/such/device", "error gathering device information"),
+        ("/dev/null:/dev/x:rwx", "invalid device mode"),
+        ("/etc/hostname", "not a device node"),
+    ] {
+        let o = sh(&["--device", arg], "true");
+        assert_eq!(code(&o), 125, "{arg}");
+        assert!(
+            stderr(&o).contains(why) && stderr(&o).contains("--device"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

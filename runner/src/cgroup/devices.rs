@@ -15,13 +15,33 @@ use std::path::Path;
 use super::{io_err, write_file, Result};
 
 /// What the container may open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Devices {
     /// Docker's default list (below).
     #[default]
     Default,
     /// Every device (`--privileged`).
     All,
+    /// Docker's default list and these (`--device`).
+    Plus(Vec<ExtraDevice>),
+}
+
+/// A character device a container may use beyond the default list
+/// (`--device`), with Docker's access letters: `r`, `w`, `m`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtraDevice {
+    pub major: u32,
+    pub minor: u32,
+    pub access: String,
+}
+
+impl Devices {
+    fn extra(&self) -> &[ExtraDevice] {
+        match self {
+            Devices::Plus(v) => v,
+            _ => &[],
+        }
+    }
 }
 
 /// Character devices usable for read and write: (major, minor; None = any).
@@ -38,11 +58,14 @@ pub const ALLOWED_CHAR: [(u32, Option<u32>); 9] = [
 ];
 
 /// v1: the `devices.allow` lines after `a` was written to `devices.deny`.
-pub fn v1_allow_rules() -> Vec<String> {
+pub fn v1_allow_rules(extra: &[ExtraDevice]) -> Vec<String> {
     let mut rules = vec!["c *:* m".to_string(), "b *:* m".to_string()];
     for (major, minor) in ALLOWED_CHAR {
         let minor = minor.map_or("*".to_string(), |m| m.to_string());
         rules.push(format!("c {major}:{minor} rwm"));
+    }
+    for d in extra {
+        rules.push(format!("c {}:{} {}", d.major, d.minor, d.access));
     }
     rules
 }
@@ -67,6 +90,9 @@ pub fn oci_rules(devices: Devices) -> serde_json::Value {
         }
         rules.push(r);
     }
+    for d in devices.extra() {
+        rules.push(json!({"allow": true, "type": "c", "major": d.major, "minor": d.minor, "access": d.access}));
+    }
     serde_json::Value::Array(rules)
 }
 
@@ -79,7 +105,7 @@ pub fn apply_v1(dir: &Path, devices: Devices) -> Result<()> {
     }
     write_file(&dir.join("devices.deny"), "a")?;
     let allow = dir.join("devices.allow");
-    for rule in v1_allow_rules() {
+    for rule in v1_allow_rules(devices.extra()) {
         write_file(&allow, &rule)?;
     }
     Ok(())
@@ -92,7 +118,8 @@ pub fn apply_v2(dir: &Path, devices: Devices) -> Result<()> {
         return Ok(());
     }
     let group = std::fs::File::open(dir).map_err(io_err("open", dir))?;
-    let prog = load(&program()).map_err(io_err("load the device filter (bpf) for", dir))?;
+    let prog =
+        load(&program(devices.extra())).map_err(io_err("load the device filter (bpf) for", dir))?;
     attach(group.as_raw_fd(), prog.as_raw_fd())
         .map_err(io_err("attach the device filter (bpf) to", dir))
 }
@@ -131,9 +158,10 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     }
 }
 
-/// The filter: returns 1 (allow) for a mknod of any device and for the
-/// character devices of `ALLOWED_CHAR`, 0 (EPERM) for everything else.
-pub fn program() -> Vec<Insn> {
+/// The filter: returns 1 (allow) for a mknod of any device, for the
+/// character devices of `ALLOWED_CHAR`, and for the `extra` ones with
+/// their access, 0 (EPERM) for everything else.
+pub fn program(extra: &[ExtraDevice]) -> Vec<Insn> {
     // Jumps are emitted to labels and patched at the end.
     #[derive(Clone, Copy)]
     enum Label {
@@ -163,6 +191,27 @@ pub fn program() -> Vec<Insn> {
             fixups.push((p.len(), Label::Next, i));
             p.push(insn(JNE_K, minor, 0, 0, *min as i32));
         }
+        fixups.push((p.len(), Label::Allow, 0));
+        p.push(insn(JA, 0, 0, 0, 0));
+    }
+    for (j, d) in extra.iter().enumerate() {
+        let i = ALLOWED_CHAR.len() + j;
+        let mut bits = ACC_MKNOD;
+        for (c, b) in [('r', 2), ('w', 4)] {
+            if d.access.contains(c) {
+                bits |= b;
+            }
+        }
+        rule_starts.push(p.len());
+        fixups.push((p.len(), Label::Next, i));
+        p.push(insn(JNE_K, major, 0, 0, d.major as i32));
+        fixups.push((p.len(), Label::Next, i));
+        p.push(insn(JNE_K, minor, 0, 0, d.minor as i32));
+        // Any access asked beyond the rule's: next rule (then deny).
+        p.push(insn(MOV_X, 0, access, 0, 0));
+        p.push(insn(AND_K, 0, 0, 0, !bits & 7));
+        fixups.push((p.len(), Label::Next, i));
+        p.push(insn(JNE_K, 0, 0, 0, 0));
         fixups.push((p.len(), Label::Allow, 0));
         p.push(insn(JA, 0, 0, 0, 0));
     }
@@ -314,7 +363,7 @@ mod tests {
 
     #[test]
     fn the_filter_allows_dockers_list_and_mknod_only() {
-        let p = program();
+        let p = program(&[]);
         let (read_write, mknod) = (2 | 4, 1);
         let (blk, chr) = (1, 2);
         for (maj, min) in [
@@ -348,8 +397,36 @@ mod tests {
     }
 
     #[test]
+    fn extra_devices_are_allowed_with_their_access_only() {
+        let extra = [
+            ExtraDevice {
+                major: 10,
+                minor: 200,
+                access: "rwm".into(),
+            },
+            ExtraDevice {
+                major: 4,
+                minor: 0,
+                access: "r".into(),
+            },
+        ];
+        let p = program(&extra);
+        let (r, w, chr) = (2, 4, 2);
+        assert_eq!(run(&p, r | w, chr, 10, 200), 1, "--device rwm");
+        assert_eq!(run(&p, r, chr, 4, 0), 1, "--device r: read");
+        assert_eq!(run(&p, w, chr, 4, 0), 0, "--device r: no write");
+        assert_eq!(run(&p, r | w, chr, 4, 0), 0, "--device r: no read-write");
+        assert_eq!(run(&p, r, chr, 10, 201), 0, "another minor");
+        assert_eq!(run(&p, r, 1, 10, 200), 0, "a block device of those numbers");
+        assert_eq!(run(&p, r | w, chr, 1, 3), 1, "the default list stays");
+        assert_eq!(run(&p, r, chr, 1, 1), 0, "and nothing else");
+        let v1 = v1_allow_rules(&extra);
+        assert!(v1.contains(&"c 10:200 rwm".to_string()) && v1.contains(&"c 4:0 r".to_string()));
+    }
+
+    #[test]
     fn v1_rules_are_dockers() {
-        let r = v1_allow_rules();
+        let r = v1_allow_rules(&[]);
         assert_eq!(r[0], "c *:* m");
         assert!(r.contains(&"c 136:* rwm".to_string()));
         assert!(r.contains(&"c 1:3 rwm".to_string()));
@@ -365,7 +442,7 @@ mod tests {
             r[1],
             serde_json::json!({"allow": true, "type": "c", "access": "m"})
         );
-        assert_eq!(r.len(), v1_allow_rules().len() + 1);
+        assert_eq!(r.len(), v1_allow_rules(&[]).len() + 1);
         assert!(r.contains(
             &serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})
         ));

@@ -173,6 +173,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "OomScoreAdj": s.options.oom_score_adj.unwrap_or(0),
             "CpusetCpus": s.options.cpuset_cpus.clone().unwrap_or_default(),
             "CpusetMems": s.options.cpuset_mems.clone().unwrap_or_default(),
+            "Devices": s.options.devices,
         },
         "Mounts": binds,
         "Config": {
