@@ -256,7 +256,11 @@ pub fn run_detached_for(
     let ports = state.host.ports.clone();
     let options = state.options.clone();
     let net = container::NetworkPlan::of(dir, &state)?;
+    let health = options.healthcheck.clone();
     spawn_supervisor_for(&spec.id, dir, state, existing, |sup| {
+        if let Some(hc) = health {
+            watch_health(dir, hc);
+        }
         supervise_restarts(sup, || {
             let mut on_started = |pid: i32| sup.started(pid);
             let mut launch = Launch::new(dir);
@@ -275,4 +279,92 @@ pub fn run_detached_for(
             }
         })
     })
+}
+
+/// The supervisor's health checker (runner::health): a thread of its own
+/// that ends with the supervisor. Each check is an `rrun exec` of this
+/// binary, so it runs exactly as `rrun exec` would.
+fn watch_health(dir: &Path, hc: runner::health::Healthcheck) {
+    let dir = dir.to_path_buf();
+    let _ = std::thread::Builder::new()
+        .name("health".into())
+        .spawn(move || {
+            let loaded = || State::load(&dir);
+            runner::health::watch(
+                &dir,
+                &hc,
+                || loaded().map(|s| s.is_running()).unwrap_or(false),
+                || loaded().is_err(),
+                |argv, timeout| run_check(&dir, argv, timeout),
+            )
+        });
+}
+
+/// One check: `rrun --root R exec ID ARGV...`, its output (stdout and
+/// stderr) kept; past `timeout` it is stopped (TERM, which rrun exec
+/// forwards, then KILL) and counts as a failure.
+fn run_check(dir: &Path, argv: &[String], timeout: Duration) -> runner::health::CheckResult {
+    use std::process::{Command, Stdio};
+    let (Some(containers), Some(id)) = (dir.parent(), dir.file_name()) else {
+        return (-1, "no container directory".into());
+    };
+    let root = containers.parent().unwrap_or(Path::new("/"));
+    let (rd, wr) = match sys::pipe() {
+        Ok(p) => p,
+        Err(e) => return (-1, format!("pipe: {e}")),
+    };
+    let wr2 = match wr.try_clone() {
+        Ok(w) => w,
+        Err(e) => return (-1, format!("pipe: {e}")),
+    };
+    let child = Command::new("/proc/self/exe")
+        .arg("--root")
+        .arg(root)
+        .arg("exec")
+        .arg(id)
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(wr))
+        .stderr(Stdio::from(wr2))
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (-1, format!("run the check: {e}")),
+    };
+    // A process the check left running in the background may keep the
+    // pipe open: its output is waited for only briefly after the exit.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = File::from(rd)
+            .take(runner::health::MAX_OUTPUT as u64 * 4)
+            .read_to_end(&mut out);
+        let _ = tx.send(String::from_utf8_lossy(&out).into_owned());
+    });
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.code().unwrap_or(-1),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                // SAFETY: kill takes integers; the child is ours, unreaped.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let grace = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return (
+                    -1,
+                    format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
+                );
+            }
+        }
+    };
+    (
+        code,
+        rx.recv_timeout(Duration::from_millis(500))
+            .unwrap_or_default(),
+    )
 }

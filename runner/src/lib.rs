@@ -11,6 +11,7 @@ pub mod copy;
 pub mod envvars;
 pub mod exec;
 pub mod exeseal;
+pub mod health;
 pub mod lifecycle;
 pub mod native;
 pub mod network;

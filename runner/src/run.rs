@@ -759,6 +759,11 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
             user.spec.additional_gids.push(g);
         }
     }
+    // The image's HEALTHCHECK with the flags over it; NONE: no check.
+    let given = checked.options.healthcheck.take().unwrap_or_default();
+    checked.options.healthcheck =
+        runner::health::Healthcheck::merged(cfg.healthcheck.as_ref(), &given)
+            .filter(|h| h.argv().is_some());
     if checked.options.stop_signal.is_none() {
         // Docker records the image's STOPSIGNAL as the container's.
         checked.options.stop_signal = cfg.stop_signal.clone().filter(|s| !s.is_empty());

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use runner::health::{self, Healthcheck};
 use runner::runopts::{self, RunOptions};
 
 use crate::cli::{self, BadValue};
@@ -49,6 +50,29 @@ pub struct RunOptionArgs {
     /// (a character device; PERMS of r, w, m; default rwm)
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
+    /// Command to run to check health (run through /bin/sh -c)
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3)
+    #[arg(
+        long = "health-retries",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub health_retries: Option<String>,
+    /// Start period for the container to initialize before failures
+    /// count toward retries (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)
     #[arg(long = "stop-signal", value_name = "string")]
     pub stop_signal: Option<String>,
@@ -147,6 +171,7 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
             runopts::parse_cpuset(s, &nodes, "MEMs").map_err(|why| bad(s, "--cpuset-mems", why))?;
         o.cpuset_mems = Some(v);
     }
+    o.healthcheck = healthcheck(a)?;
     if let (true, Some(v)) = (
         runner::rootless::active(),
         a.cpuset_cpus.as_ref().or(a.cpuset_mems.as_ref()),
@@ -166,6 +191,7 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
             ("--cpuset-cpus", a.cpuset_cpus.as_ref()),
             ("--cpuset-mems", a.cpuset_mems.as_ref()),
             ("--device", a.device.first()),
+            ("--health-cmd", a.health_cmd.as_ref()),
         ];
         if let Some((flag, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
             return Err(bad(
@@ -176,6 +202,57 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
         }
     }
     Ok(o)
+}
+
+/// The health flags as a Healthcheck over the image's (`None`: no flag).
+fn healthcheck(a: &RunOptionArgs) -> Result<Option<Healthcheck>, BadValue> {
+    let dur = |v: &Option<String>, flag: &'static str| -> Result<u64, BadValue> {
+        match v {
+            None => Ok(0),
+            Some(s) => {
+                let d = health::parse_duration(s).map_err(|why| bad(s, flag, why))?;
+                if !d.is_zero() && d < std::time::Duration::from_millis(1) {
+                    return Err(bad(s, flag, "must be at least 1ms"));
+                }
+                Ok(d.as_nanos() as u64)
+            }
+        }
+    };
+    let h = Healthcheck {
+        test: a
+            .health_cmd
+            .iter()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+            .next()
+            .unwrap_or_default(),
+        interval: dur(&a.health_interval, "--health-interval")?,
+        timeout: dur(&a.health_timeout, "--health-timeout")?,
+        start_period: dur(&a.health_start_period, "--health-start-period")?,
+        retries: match &a.health_retries {
+            None => 0,
+            Some(s) => {
+                let n = cli::parse_int(s, "--health-retries")?;
+                u32::try_from(n).map_err(|_| bad(s, "--health-retries", "cannot be negative"))?
+            }
+        },
+    };
+    if let Some(c) = a.health_cmd.as_ref().filter(|c| c.trim().is_empty()) {
+        return Err(bad(c, "--health-cmd", "an empty command"));
+    }
+    if a.no_healthcheck {
+        if h != Healthcheck::default() {
+            return Err(bad(
+                "true",
+                "--no-healthcheck",
+                "conflicts with --health-* options",
+            ));
+        }
+        return Ok(Some(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    Ok((h != Healthcheck::default()).then_some(h))
 }
 
 /// Docker refuses a cidfile that exists, before anything is made.

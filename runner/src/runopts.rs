@@ -45,6 +45,8 @@ pub struct RunOptions {
     /// `--device`: nodes made in the container and allowed by its
     /// device cgroup (cgroup::devices).
     pub devices: Vec<Device>,
+    /// The health check (crate::health): the flags over the image's.
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// One `--device`: Docker's inspect shape, plus the node's numbers.

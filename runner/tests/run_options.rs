@@ -489,3 +489,135 @@ fn a_device_is_made_and_allowed_and_others_are_not() {
         );
     }
 }
+
+fn health_status(name: &str) -> serde_json::Value {
+    inspect(name)["State"]["Health"].clone()
+}
+
+#[test]
+fn health_checks_go_healthy_then_unhealthy_when_the_check_fails() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-health",
+        "--network",
+        "none",
+        "--health-cmd",
+        "test -f /tmp/ok && echo fine",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/ok; exec sleep 3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for(
+        || health_status("opts-health")["Status"] == "healthy",
+        "healthy",
+    );
+    let h = health_status("opts-health");
+    assert_eq!(h["FailingStreak"], 0);
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 0);
+    assert_eq!(last["Output"], "fine\n");
+    let ps = stdout(&rrun(&[
+        "ps",
+        "--filter",
+        "name=opts-health",
+        "--format",
+        "{{.Status}}",
+    ]));
+    assert_eq!(ps.trim(), "Up (healthy)");
+    let c = &inspect("opts-health")["Config"]["Healthcheck"];
+    assert_eq!(
+        c["Test"],
+        serde_json::json!(["CMD-SHELL", "test -f /tmp/ok && echo fine"])
+    );
+    assert_eq!(c["Interval"], 200_000_000u64);
+    assert_eq!(c["Retries"], 2);
+
+    // The file goes: two failures in a row make it unhealthy.
+    assert_eq!(code(&rrun(&["exec", "opts-health", "rm", "/tmp/ok"])), 0);
+    wait_for(
+        || health_status("opts-health")["Status"] == "unhealthy",
+        "unhealthy",
+    );
+    let h = health_status("opts-health");
+    assert!(h["FailingStreak"].as_u64().unwrap() >= 2, "{h}");
+    wait_for(
+        || {
+            health_status("opts-health")["Log"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 5
+        },
+        "five results kept",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        health_status("opts-health")["Log"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let ps = stdout(&rrun(&[
+        "ps",
+        "--filter",
+        "name=opts-health",
+        "--format",
+        "{{.Status}}",
+    ]));
+    assert_eq!(ps.trim(), "Up (unhealthy)");
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-health"])), 0);
+}
+
+#[test]
+fn a_check_past_its_timeout_fails_and_bad_health_flags_are_refused() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-slowcheck",
+        "--network",
+        "none",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "300ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for(
+        || health_status("opts-slowcheck")["Status"] == "unhealthy",
+        "unhealthy",
+    );
+    let h = health_status("opts-slowcheck");
+    let out = h["Log"][0]["Output"].as_str().unwrap().to_string();
+    assert!(out.contains("exceeded timeout"), "{h}");
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-slowcheck"])), 0);
+
+    for (args, why) in [
+        (&["--health-interval", "5x"][..], "invalid duration"),
+        (&["--health-retries", "-1"][..], "cannot be negative"),
+        (
+            &["--health-cmd", "true", "--no-healthcheck"][..],
+            "conflicts with --health-* options",
+        ),
+    ] {
+        let o = sh(args, "true");
+        assert_eq!(code(&o), 125, "{args:?}");
+        assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
+    }
+}

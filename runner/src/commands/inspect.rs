@@ -136,6 +136,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "StartedAt": time(Some(s.created)),
             "FinishedAt": time(s.finished),
             "RestartCount": s.restart_count,
+            "Health": s.options.healthcheck.as_ref().and_then(|_| runner::health::load(dir)),
         },
         "Image": s.image_digest,
         "Name": format!("/{}", s.name),
@@ -187,6 +188,7 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "Labels": labels,
             "StopSignal": s.options.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
             "StopTimeout": s.options.stop_timeout,
+            "Healthcheck": s.options.healthcheck,
         },
         "NetworkSettings": network_settings(root, s, running, port_map(live_ports, "0.0.0.0")),
     })

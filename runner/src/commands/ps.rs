@@ -27,10 +27,15 @@ pub fn ago(secs: u64) -> String {
     }
 }
 
-fn status_text(s: &State) -> String {
+fn status_text(dir: &Path, s: &State) -> String {
     match (s.status, s.is_running()) {
         (_, true) if runner::lifecycle::paused(s) => "Up (Paused)".to_string(),
-        (_, true) => "Up".to_string(),
+        // Docker's: (health: starting), (healthy), (unhealthy).
+        (_, true) => match runner::health::load(dir).filter(|_| s.options.healthcheck.is_some()) {
+            Some(h) if h.status == "starting" => "Up (health: starting)".to_string(),
+            Some(h) => format!("Up ({})", h.status),
+            None => "Up".to_string(),
+        },
         (Status::Created, false) => "Created".to_string(),
         _ => format!(
             "Exited ({}) {}",
@@ -148,7 +153,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
         )?,
         _ => {}
     }
-    for (_, s) in state::list(&dir) {
+    for (cdir, s) in state::list(&dir) {
         if !(a.all || filters.wants_all() || s.is_running()) {
             continue;
         }
@@ -178,7 +183,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
                 "Command": cmd,
                 "CreatedAt": engine::image::rfc3339(s.created as i64),
                 "RunningFor": ago(s.created),
-                "Status": status_text(&s),
+                "Status": status_text(&cdir, &s),
                 "State": status_word(&s),
                 "Names": s.name,
                 "Ports": ports_text(&s),
@@ -197,7 +202,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<i32> {
             s.image,
             cmd,
             ago(s.created),
-            status_text(&s),
+            status_text(&cdir, &s),
             ports_text(&s),
             s.name
         )?;
