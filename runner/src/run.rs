@@ -484,6 +484,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             &a.more,
             matches!(network, NetworkMode::Bridge | NetworkMode::None),
             &a.runtime,
+            a.detach,
         )?,
     })
 }

@@ -91,7 +91,13 @@ fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
 
 /// The options checked. `own_netns`: the container gets a network
 /// namespace of its own (net.* sysctls are its own).
-pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOptions, BadValue> {
+/// `detach`: run -d or create (a supervisor will run health checks).
+pub fn check(
+    a: &RunOptionArgs,
+    own_netns: bool,
+    runtime: &str,
+    detach: bool,
+) -> Result<RunOptions, BadValue> {
     let mut o = RunOptions::default();
     for u in &a.ulimit {
         let u2 = runopts::parse_ulimit(u).map_err(|why| bad(u, "--ulimit", why))?;
@@ -172,6 +178,13 @@ pub fn check(a: &RunOptionArgs, own_netns: bool, runtime: &str) -> Result<RunOpt
         o.cpuset_mems = Some(v);
     }
     o.healthcheck = healthcheck(a)?;
+    if let (false, Some(c)) = (detach, &a.health_cmd) {
+        return Err(bad(
+            c,
+            "--health-cmd",
+            "health checks run in a detached container's supervisor: use -d (or rrun create and start)",
+        ));
+    }
     if let (true, Some(v)) = (
         runner::rootless::active(),
         a.cpuset_cpus.as_ref().or(a.cpuset_mems.as_ref()),
