@@ -78,34 +78,135 @@ pub fn logs(root: &Path, a: &LogsArgs) -> Result<i32> {
             )
         })?),
     };
+    let now = now_ns();
+    let since = match &a.since {
+        None => None,
+        Some(s) => Some(runner::logfile::parse_since(s, now).map_err(|why| {
+            Coded(
+                125,
+                anyhow!("invalid argument {s:?} for \"--since\" flag: {why}"),
+            )
+        })?),
+    };
     let (dir, _) = find(root, &a.container)?;
     let p = dir.join("container.log");
-    let mut f = match std::fs::File::open(&p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => bail!(Coded(1, anyhow!("read {}: {e}", p.display()))),
-    };
     let mut out = std::io::stdout().lock();
-    if let Some(n) = tail {
-        let start = tail_offset(&mut f, n).with_context(|| format!("read {}", p.display()))?;
-        f.seek(std::io::SeekFrom::Start(start))?;
-    }
-    std::io::copy(&mut f, &mut out).context("write logs")?;
+    let rotated = runner::logfile::files(&dir).len() > 1;
+    let mut f = if a.timestamps || since.is_some() || rotated {
+        // Line by line, across the rotated files.
+        let lines =
+            runner::logfile::read_lines(&dir).with_context(|| format!("read {}", p.display()))?;
+        let kept: Vec<&runner::logfile::Line> = lines
+            .iter()
+            .filter(|l| since.is_none_or(|t| l.time_ns.is_some_and(|lt| lt >= t)))
+            .collect();
+        let skip = tail.map_or(0, |n| kept.len().saturating_sub(n));
+        for l in &kept[skip..] {
+            print_line(&mut out, l.time_ns, &l.bytes, a.timestamps)?;
+        }
+        match std::fs::File::open(&p) {
+            Ok(mut f) => {
+                f.seek(std::io::SeekFrom::End(0))?;
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => bail!(Coded(1, anyhow!("read {}: {e}", p.display()))),
+        }
+    } else {
+        let mut f = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => bail!(Coded(1, anyhow!("read {}: {e}", p.display()))),
+        };
+        if let Some(n) = tail {
+            let start = tail_offset(&mut f, n).with_context(|| format!("read {}", p.display()))?;
+            f.seek(std::io::SeekFrom::Start(start))?;
+        }
+        std::io::copy(&mut f, &mut out).context("write logs")?;
+        f
+    };
     if a.follow {
-        // Until the container has stopped and everything it wrote is out.
+        // Until the container has stopped and everything it wrote is out;
+        // a rotated log is followed into the new file.
+        let mut pending = Vec::new();
         loop {
-            let running = State::load(&dir).map(|s| s.is_running()).unwrap_or(false);
-            let n = std::io::copy(&mut f, &mut out).context("write logs")?;
-            if n == 0 && !running {
+            // Its supervisor writes the last lines after the exit.
+            let running = State::load(&dir)
+                .map(|s| s.is_running() || s.supervisor.is_some_and(|p| p.alive()))
+                .unwrap_or(false);
+            // Looked at before the read: once the log was rotated away,
+            // nothing more is written to it, so a read that then finds
+            // nothing has everything it had.
+            let rotated_away = replaced(&f, &p);
+            let start = f.stream_position()?;
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut buf).context("read logs")?;
+            if !buf.is_empty() {
+                if a.timestamps {
+                    pending.extend_from_slice(&buf);
+                    let times = runner::logfile::times_at(&p);
+                    // Where `pending` (a partial line, then this) begins.
+                    let mut off = start - (pending.len() - buf.len()) as u64;
+                    while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=i).collect();
+                        let t = times.iter().find(|(o, _)| *o == off).map(|(_, t)| *t);
+                        print_line(&mut out, t.or(Some(now_ns())), &line, true)?;
+                        off += line.len() as u64;
+                    }
+                } else {
+                    out.write_all(&buf)?;
+                }
+                continue;
+            }
+            if rotated_away {
+                match std::fs::File::open(&p) {
+                    Ok(nf) => {
+                        f = nf;
+                        pending.clear();
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !running {
+                if !pending.is_empty() {
+                    print_line(&mut out, Some(now_ns()), &pending, a.timestamps)?;
+                }
                 break;
             }
-            if n == 0 {
-                out.flush()?;
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            out.flush()?;
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
     Ok(0)
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn print_line(
+    out: &mut impl Write,
+    time_ns: Option<u128>,
+    line: &[u8],
+    timestamps: bool,
+) -> std::io::Result<()> {
+    if let (true, Some(t)) = (timestamps, time_ns) {
+        write!(out, "{} ", runner::logfile::timestamp(t))?;
+    }
+    out.write_all(line)
+}
+
+/// The log at `p` is another file than `f` now (rotated away).
+fn replaced(f: &std::fs::File, p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(p)) {
+        (Ok(a), Ok(b)) => a.ino() != b.ino(),
+        _ => false,
+    }
 }
 
 /// Where the last `n` lines of `f` start (a final line without a

@@ -509,6 +509,13 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs ("all" for every line)
     #[arg(short = 'n', long, default_value = "all")]
     pub tail: String,
+    /// Show timestamps (when each line began, RFC 3339 with nanoseconds)
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since a timestamp (2024-01-02T15:04:05Z, Unix seconds)
+    /// or a relative time (42m)
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }

@@ -131,7 +131,7 @@ pub fn spawn_supervisor(
     state: State,
     body: impl FnOnce(&Supervisor<'_>) -> i32,
 ) -> Result<i32> {
-    spawn_supervisor_for(id, dir, state, false, body)
+    fork_supervisor(id, dir, state, false, false, body)
 }
 
 /// [`spawn_supervisor`], for a new container (`existing` false: the id is
@@ -144,12 +144,35 @@ pub fn spawn_supervisor_for(
     existing: bool,
     body: impl FnOnce(&Supervisor<'_>) -> i32,
 ) -> Result<i32> {
+    fork_supervisor(id, dir, state, existing, true, body)
+}
+
+/// `relay`: the output goes through a pipe to the supervisor, which
+/// writes it with each line's time and rotates it (runner::logfile);
+/// otherwise straight into `container.log` (an external OCI runtime's
+/// supervisor, which reads the runtime's last words from it at once).
+fn fork_supervisor(
+    id: &str,
+    dir: &Path,
+    state: State,
+    existing: bool,
+    relay: bool,
+    body: impl FnOnce(&Supervisor<'_>) -> i32,
+) -> Result<i32> {
     let (rd, wr) = sys::pipe().context("create pipe")?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("container.log"))
         .context("create container.log")?;
+    let writer = if relay {
+        let w = runner::logfile::Writer::open(dir, state.options.log.clone())
+            .context("open container.log")?;
+        let (out_rd, out_wr) = sys::pipe().context("create pipe")?;
+        Some((w, out_rd, out_wr))
+    } else {
+        None
+    };
     let devnull = File::open("/dev/null").context("open /dev/null")?;
     // SAFETY: rrun is single-threaded; the child continues with normal Rust code.
     match unsafe { libc::fork() } {
@@ -162,14 +185,18 @@ pub fn spawn_supervisor_for(
                 0 => {
                     // Our stdio (and so the container's) must not keep the
                     // caller's terminal or pipes open.
+                    let out = writer.as_ref().map_or(log.as_raw_fd(), |w| w.2.as_raw_fd());
                     // SAFETY: dup2 onto 0..2 of descriptors we own.
                     unsafe {
                         libc::dup2(devnull.as_raw_fd(), 0);
-                        libc::dup2(log.as_raw_fd(), 1);
-                        libc::dup2(log.as_raw_fd(), 2);
+                        libc::dup2(out, 1);
+                        libc::dup2(out, 2);
                     }
-                    drop(devnull);
                     drop(log);
+                    let relayed = writer.map(|(w, out_rd, out_wr)| {
+                        drop(out_wr);
+                        relay_output(w, out_rd)
+                    });
                     let mut state = state;
                     state.supervisor = Some(ProcessId::current());
                     let _ = state.save(dir);
@@ -180,6 +207,17 @@ pub fn spawn_supervisor_for(
                         existing,
                     };
                     let code = body(&sup);
+                    if let Some(done) = relayed {
+                        // Our own ends closed: the relay ends once the
+                        // container's processes (gone now) have closed theirs.
+                        // SAFETY: dup2 onto 1..2 of a descriptor we own.
+                        unsafe {
+                            libc::dup2(devnull.as_raw_fd(), 1);
+                            libc::dup2(devnull.as_raw_fd(), 2);
+                        }
+                        let _ = done.recv_timeout(Duration::from_secs(5));
+                    }
+                    drop(devnull);
                     // SAFETY: _exit skips the parent's atexit work.
                     unsafe { libc::_exit(code) }
                 }
@@ -189,6 +227,8 @@ pub fn spawn_supervisor_for(
         }
         child => {
             drop(wr);
+            // The relay's pipe is the supervisor's alone.
+            drop(writer);
             let _ = runner::spawn::try_wait(child, true);
             let mut buf = String::new();
             let _ = File::from(rd).read_to_string(&mut buf);
@@ -367,4 +407,34 @@ fn run_check(dir: &Path, argv: &[String], timeout: Duration) -> runner::health::
         rx.recv_timeout(Duration::from_millis(500))
             .unwrap_or_default(),
     )
+}
+
+/// The supervisor's log relay: what the container writes to its stdout
+/// and stderr (one pipe), into the log with each line's time. The
+/// receiver hears once everything is written.
+fn relay_output(mut w: runner::logfile::Writer, from: OwnedFd) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("log".into())
+        .spawn(move || {
+            let mut f = File::from(from);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_nanos())
+                            .unwrap_or(0);
+                        // A full disk loses output, never the container.
+                        let _ = w.write(&buf[..n], now);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(());
+        });
+    rx
 }

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod exeseal;
 pub mod health;
 pub mod lifecycle;
+pub mod logfile;
 pub mod native;
 pub mod network;
 pub mod oci;

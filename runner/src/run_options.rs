@@ -73,6 +73,10 @@ pub struct RunOptionArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
+    /// Log driver options: max-size=SIZE (rotate past it), max-file=N
+    /// (files kept, with max-size)
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
     /// Signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)
     #[arg(long = "stop-signal", value_name = "string")]
     pub stop_signal: Option<String>,
@@ -178,6 +182,39 @@ pub fn check(
         o.cpuset_mems = Some(v);
     }
     o.healthcheck = healthcheck(a)?;
+    for l in &a.log_opt {
+        match l.split_once('=') {
+            Some(("max-size", v)) => {
+                let n = cli::parse_size(v, "--log-opt")?;
+                if n == 0 {
+                    return Err(bad(l, "--log-opt", "max-size must be more than 0"));
+                }
+                o.log.max_size = Some(n);
+            }
+            Some(("max-file", v)) => {
+                let n = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| bad(l, "--log-opt", "max-file is a number from 1 to 100"))?;
+                o.log.max_file = Some(n);
+            }
+            _ => {
+                return Err(bad(
+                    l,
+                    "--log-opt",
+                    "unknown log opt: max-size=SIZE and max-file=N are supported",
+                ))
+            }
+        }
+    }
+    if o.log.max_file.is_some_and(|n| n > 1) && o.log.max_size.is_none() {
+        return Err(bad(
+            &a.log_opt.join(","),
+            "--log-opt",
+            "max-file needs max-size",
+        ));
+    }
     if let (false, Some(c)) = (detach, &a.health_cmd) {
         return Err(bad(
             c,
@@ -205,6 +242,7 @@ pub fn check(
             ("--cpuset-mems", a.cpuset_mems.as_ref()),
             ("--device", a.device.first()),
             ("--health-cmd", a.health_cmd.as_ref()),
+            ("--log-opt", a.log_opt.first()),
         ];
         if let Some((flag, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
             return Err(bad(

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     /// The health check (crate::health): the flags over the image's.
     pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-opt` (crate::logfile).
+    pub log: crate::logfile::LogConfig,
 }
 
 /// One `--device`: Docker's inspect shape, plus the node's numbers.

@@ -623,3 +623,191 @@ fn a_check_past_its_timeout_fails_and_bad_health_flags_are_refused() {
         assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
     }
 }
+
+fn container_dir(id: &str) -> std::path::PathBuf {
+    store_root().join("containers").join(id)
+}
+
+#[test]
+fn logs_rotate_at_max_size_keeping_max_file_files() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-logrot",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo \"line $i padding-padding-padding\"; i=$((i+1)); done; exec sleep 3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    wait_for(
+        || stdout(&rrun(&["logs", "--tail", "1", "opts-logrot"])).contains("line 299 "),
+        "the last line",
+    );
+    let dir = container_dir(&id);
+    let mut sizes = Vec::new();
+    for name in ["container.log", "container.log.1", "container.log.2"] {
+        let len = std::fs::metadata(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .len();
+        sizes.push(len);
+    }
+    assert!(
+        !dir.join("container.log.3").exists(),
+        "more than max-file files"
+    );
+    // Rotated at a line boundary once past 1 KiB: each at most 1 KiB and a line.
+    for s in &sizes {
+        assert!(*s <= 1024 + 40, "{sizes:?}");
+    }
+    assert!(sizes[1] >= 1024 && sizes[2] >= 1024, "{sizes:?}");
+    // logs reads across the files, oldest first, whole lines in order.
+    let all = stdout(&rrun(&["logs", "opts-logrot"]));
+    let nums: Vec<u32> = all
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(*nums.last().unwrap(), 299);
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{all}");
+    assert!(nums[0] > 0, "nothing was dropped: {}", nums[0]);
+    assert_eq!(
+        stdout(&rrun(&["logs", "--tail", "2", "opts-logrot"]))
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        inspect("opts-logrot")["HostConfig"]["LogConfig"]["Config"],
+        serde_json::json!({"max-size": "1024", "max-file": "3"})
+    );
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-logrot"])), 0);
+
+    for (arg, why) in [
+        ("max-size=12q", "invalid size"),
+        ("max-file=0", "1 to 100"),
+        ("mode=non-blocking", "unknown log opt"),
+    ] {
+        let o = rrun(&["run", "-d", "--log-opt", arg, "busybox", "true"]);
+        assert_eq!(code(&o), 125, "{arg}");
+        assert!(
+            stderr(&o).contains(why) && stderr(&o).contains("--log-opt"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn logs_show_timestamps_and_filter_by_since() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-logtime",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; sleep 2; echo two; exec sleep 3600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait_for(
+        || stdout(&rrun(&["logs", "opts-logtime"])).contains("two"),
+        "two",
+    );
+    // Without -t: the lines as written, as before.
+    assert_eq!(stdout(&rrun(&["logs", "opts-logtime"])), "one\ntwo\n");
+    let o = rrun(&["logs", "--timestamps", "opts-logtime"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<(&str, &str)> = out.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(
+        lines.iter().map(|l| l.1).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    let secs = |ts: &str| -> f64 {
+        // 2024-01-02T03:04:05.123456789Z: the seconds within the day.
+        let t = ts.split('T').nth(1).unwrap().trim_end_matches('Z');
+        let p: Vec<f64> = t.split(':').map(|x| x.parse().unwrap()).collect();
+        p[0] * 3600.0 + p[1] * 60.0 + p[2]
+    };
+    let gap = (secs(lines[1].0) - secs(lines[0].0)).rem_euclid(86_400.0);
+    assert!((1.5..10.0).contains(&gap), "{out}");
+    assert_eq!(
+        lines[0].0.len(),
+        "2024-01-02T03:04:05.123456789Z".len(),
+        "{out}"
+    );
+    // --since the second line's time: only it.
+    let o = rrun(&["logs", "--since", lines[1].0, "opts-logtime"]);
+    assert_eq!(stdout(&o), "two\n", "{}", stderr(&o));
+    let o = rrun(&["logs", "--since", "1h", "opts-logtime"]);
+    assert_eq!(stdout(&o), "one\ntwo\n");
+    let o = rrun(&["logs", "--since", "2999-01-01T00:00:00Z", "opts-logtime"]);
+    assert_eq!(stdout(&o), "");
+    let o = rrun(&["logs", "--since", "yesterday", "opts-logtime"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--since"), "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["rm", "-f", "opts-logtime"])), 0);
+}
+
+#[test]
+fn logs_follow_goes_on_into_the_rotated_file() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "opts-logfollow",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=200",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; i=1; while [ $i -le 60 ]; do echo \"row $i xxxxxxxxxx\"; i=$((i+1)); sleep 0.01; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Started before the first line: it must see every line, through
+    // several rotations, and end when the container does.
+    let o = rrun(&["logs", "-f", "opts-logfollow"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    let want: Vec<String> = (1..=60).map(|i| format!("row {i} xxxxxxxxxx")).collect();
+    assert_eq!(rows, want);
+    assert_eq!(code(&rrun(&["rm", "opts-logfollow"])), 0);
+
+    // start -a follows the same way.
+    let o = rrun(&[
+        "create",
+        "--name",
+        "opts-logattach",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=200",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=1; while [ $i -le 60 ]; do echo \"row $i xxxxxxxxxx\"; i=$((i+1)); sleep 0.01; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["start", "-a", "opts-logattach"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(rows, want);
+    assert_eq!(code(&rrun(&["rm", "opts-logattach"])), 0);
+}

@@ -175,6 +175,10 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             "CpusetCpus": s.options.cpuset_cpus.clone().unwrap_or_default(),
             "CpusetMems": s.options.cpuset_mems.clone().unwrap_or_default(),
             "Devices": s.options.devices,
+            "LogConfig": {
+                "Type": "rbox-plain",
+                "Config": log_config(&s.options.log),
+            },
         },
         "Mounts": binds,
         "Config": {
@@ -293,4 +297,16 @@ fn image_json(root: &Path, key: &str) -> Option<Value> {
         },
         "Size": size,
     }))
+}
+
+/// `--log-opt` as Docker's LogConfig.Config (strings, as given names).
+fn log_config(l: &runner::logfile::LogConfig) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(n) = l.max_size {
+        m.insert("max-size".into(), json!(n.to_string()));
+    }
+    if let Some(n) = l.max_file {
+        m.insert("max-file".into(), json!(n.to_string()));
+    }
+    Value::Object(m)
 }

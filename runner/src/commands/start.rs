@@ -81,9 +81,22 @@ fn follow(dir: &Path, offset: u64) -> Result<i32> {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let st = State::load(dir).ok();
+        // --log-opt max-size: a log rotated away (seen before the read)
+        // gets nothing more; the new one is read from its start.
+        let rotated_away = {
+            use std::os::unix::fs::MetadataExt;
+            match (f.metadata(), std::fs::metadata(&p)) {
+                (Ok(a), Ok(b)) => a.ino() != b.ino(),
+                _ => false,
+            }
+        };
         let n = f.read(&mut buf)?;
         if n > 0 {
             out.write_all(&buf[..n])?;
+            continue;
+        }
+        if rotated_away {
+            f = std::fs::File::open(&p).with_context(|| format!("read {}", p.display()))?;
             continue;
         }
         out.flush()?;
