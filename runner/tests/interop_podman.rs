@@ -244,7 +244,7 @@ fn podman_exec_pause_limits_and_stop_with_rbox_runtime() {
          a=$(cat /proc/$PID/root/tmp/n); sleep 0.3; b=$(cat /proc/$PID/root/tmp/n)\n\
          [ \"$a\" = \"$b\" ] && echo frozen\n\
          $P unpause bg >/dev/null || exit 14\n\
-         sleep 0.3; c=$(cat /proc/$PID/root/tmp/n)\n\
+         i=0; while [ $i -lt 100 ]; do c=$(cat /proc/$PID/root/tmp/n); [ \"$c\" -gt \"$b\" ] && break; sleep 0.1; i=$((i+1)); done\n\
          [ \"$c\" -gt \"$b\" ] && echo thawed\n\
          $P stop -t 1 bg >/dev/null || exit 15\n\
          $P ps -a --format '{{{{.Names}}}} {{{{.Status}}}}'\n\
