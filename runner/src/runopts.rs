@@ -291,12 +291,9 @@ pub fn resolve_groups(groups: &[String], lowers_top_first: &[PathBuf]) -> Result
 }
 
 fn group_gid(group_file: &str, name: &str) -> Option<u32> {
-    group_file.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name)
-            .then(|| f[2].parse().ok())
-            .flatten()
-    })
+    crate::user::group_entries(group_file)
+        .into_iter()
+        .find_map(|(n, gid, _)| (n == name).then_some(gid))
 }
 
 impl RunOptions {

@@ -84,7 +84,7 @@ fn passwd_entries(text: &str) -> Vec<PasswdEntry> {
 }
 
 /// (name, gid, members)
-fn group_entries(text: &str) -> Vec<(String, u32, Vec<String>)> {
+pub(crate) fn group_entries(text: &str) -> Vec<(String, u32, Vec<String>)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
