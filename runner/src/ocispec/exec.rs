@@ -28,7 +28,7 @@ use crate::spawn::{self, WaitResult};
 use crate::sys;
 
 use super::state::Status;
-use super::{io_err, lifecycle, OciError, Result};
+use super::{lifecycle, OciError, Result};
 
 /// Where the process comes from.
 #[derive(Debug, Clone, Default)]
@@ -95,28 +95,8 @@ pub fn exec(o: &ExecOpts<'_>) -> Result<i32> {
     };
     config["process"] = process;
     let b = super::load_value(&saved.bundle, &named, config)?;
-    match (b.terminal, o.console_socket) {
-        (true, None) => {
-            return Err(OciError::Invalid {
-                field: "process.terminal".into(),
-                why: "true needs --console-socket".into(),
-            })
-        }
-        (false, Some(_)) => {
-            return Err(OciError::Other(
-                "--console-socket given but process.terminal is false".into(),
-            ))
-        }
-        _ => {}
-    }
-    let console: Option<OwnedFd> = match o.console_socket {
-        Some(p) => Some(
-            std::os::unix::net::UnixStream::connect(p)
-                .map_err(io_err("connect to console socket", p))?
-                .into(),
-        ),
-        None => None,
-    };
+    super::check_terminal(b.terminal, o.console_socket)?;
+    let console: Option<OwnedFd> = o.console_socket.map(super::connect_console).transpose()?;
     let (driver, name) = super::cgroup_for(saved.cgroups_path.as_deref(), &saved.id)?;
     let target = Target::open(saved.pid, driver.open(&name))
         .map_err(|e| OciError::Other(format!("exec in {}: {e}", o.id)))?;

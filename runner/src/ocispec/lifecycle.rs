@@ -41,20 +41,7 @@ pub struct CreateOpts<'a> {
 pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
     state::check_id(o.id)?;
     let bundle = super::load(o.bundle)?;
-    match (bundle.terminal, o.console_socket) {
-        (true, None) => {
-            return Err(OciError::Invalid {
-                field: "process.terminal".into(),
-                why: "true needs --console-socket".into(),
-            })
-        }
-        (false, Some(_)) => {
-            return Err(OciError::Other(
-                "--console-socket given but process.terminal is false".into(),
-            ))
-        }
-        _ => {}
-    }
+    super::check_terminal(bundle.terminal, o.console_socket)?;
     // Root's only, as every directory of rbox's (invariant 6).
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -103,13 +90,7 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
         .open(&fifo)
         .map_err(io_err("open", &fifo))?
         .into();
-    let console = match o.console_socket {
-        Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p)
-                .map_err(io_err("connect to console socket", p))?,
-        )),
-        None => None,
-    };
+    let console = o.console_socket.map(super::connect_console).transpose()?;
     let into = cg.clone_into_fd();
     let tasks = cg.self_join_files()?;
     let mut join = Vec::new();

@@ -267,6 +267,28 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     load_value(bundle, &path, read_json(&path)?)
 }
 
+/// A process with `process.terminal` needs `--console-socket`, and one
+/// without it must not get one (create and exec alike).
+pub(crate) fn check_terminal(terminal: bool, console_socket: Option<&Path>) -> Result<()> {
+    match (terminal, console_socket) {
+        (true, None) => Err(OciError::Invalid {
+            field: "process.terminal".into(),
+            why: "true needs --console-socket".into(),
+        }),
+        (false, Some(_)) => Err(OciError::Other(
+            "--console-socket given but process.terminal is false".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Connect to the caller's `--console-socket` (the pty's master goes there).
+pub(crate) fn connect_console(path: &Path) -> Result<std::os::fd::OwnedFd> {
+    Ok(std::os::unix::net::UnixStream::connect(path)
+        .map_err(io_err("connect to console socket", path))?
+        .into())
+}
+
 /// Read a JSON file.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(io_err("read", path))?;
