@@ -98,6 +98,9 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     after.split(' ').nth(19)?.parse().ok()
 }
 
+/// How many EAGAIN answers `openat2` takes before giving up.
+const OPENAT2_EAGAIN_TRIES: u32 = 1024;
+
 /// openat2(2) with `resolve` flags (RESOLVE_BENEATH, RESOLVE_IN_ROOT,
 /// RESOLVE_NO_SYMLINKS, …); O_CLOEXEC is always added. The one wrapper the
 /// unpacker and the runner both resolve paths with.
@@ -106,6 +109,11 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
+    // EAGAIN: a concurrent rename raced a `..` lookup and the kernel asks
+    // for a retry. Bounded: a container renaming in a loop, or a `..`
+    // lookup on a detached mount (6.18 answers EAGAIN there every time),
+    // must end in an error, not a hang.
+    let mut again = 0u32;
     loop {
         // SAFETY: `path` is NUL-terminated, `how` is a valid open_how whose
         // size we pass; the kernel returns a new fd or -1.
@@ -123,8 +131,15 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
             return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
         }
         let e = io::Error::last_os_error();
-        // EAGAIN: a concurrent rename raced the lookup; the kernel asks us to retry.
-        if e.kind() != io::ErrorKind::Interrupted && e.raw_os_error() != Some(libc::EAGAIN) {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            again += 1;
+            if again >= OPENAT2_EAGAIN_TRIES {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{e} ({again} tries: the path's `..` lookups kept racing a rename)"),
+                ));
+            }
+        } else if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
     }
