@@ -70,7 +70,12 @@ fn detached(layers: &[CString]) -> io::Result<OwnedFd> {
     engine::fsutil::openat2(mnt.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
-fn legacy(layers: &[CString], mnt: &Path) -> io::Result<OwnedFd> {
+/// The overlay of `layers` (top first, at least two) mounted read-only at
+/// `mnt` in a mount namespace this thread unshares, its root opened.
+/// Unlike a detached mount, paths resolve beneath it with `..` through
+/// openat2 `RESOLVE_IN_ROOT` (on a detached mount the kernel answers
+/// EAGAIN to every such lookup).
+pub fn legacy(layers: &[CString], mnt: &Path) -> io::Result<OwnedFd> {
     use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     mount(

@@ -28,6 +28,7 @@ pub mod spawn;
 pub mod state;
 pub mod sys;
 pub mod user;
+pub mod volume;
 
 /// PATH when neither the image nor the user sets one (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
