@@ -64,7 +64,14 @@ pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
 pub fn rm(root: &Path, a: &RmArgs) -> Result<i32> {
     require_root("rrun rm")?;
     Ok(each_container(root, &a.containers, |dir, s| {
-        lifecycle::remove(dir, s, a.force).map_err(|e| Coded(1, e.into()).into())
+        // -v: its anonymous volumes too, once it is gone.
+        let uses = if a.volumes {
+            runner::volume::recorded(dir)
+        } else {
+            Vec::new()
+        };
+        lifecycle::remove(dir, s, a.force).map_err(|e| Coded(1, e.into()))?;
+        runner::volume::remove_anonymous(root, &uses).map_err(|e| Coded(1, e.into()).into())
     }))
 }
 

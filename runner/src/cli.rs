@@ -71,6 +71,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -347,9 +350,12 @@ pub struct RunArgs {
     /// Container host name
     #[arg(long, value_name = "string")]
     pub hostname: Option<String>,
-    /// Bind mount a volume (SRC:DST[:ro|rw])
+    /// Bind mount a host path or mount a volume (SRC:DST[:ro|rw], NAME:DST[:ro|rw|nocopy], DST)
     #[arg(short = 'v', long = "volume", value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=,target=,readonly,...)
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
     /// Mount a tmpfs directory (DST[:options])
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -497,6 +503,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

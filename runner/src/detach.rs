@@ -113,7 +113,8 @@ impl Supervisor<'_> {
     pub fn exited(&self, code: i32, oom_killed: bool) -> i32 {
         let s = self.state.borrow();
         if s.auto_remove {
-            let _ = engine::fsutil::remove_tree(self.dir);
+            // With its anonymous volumes, as Docker's --rm.
+            let _ = runner::volume::remove_container_dir(self.dir, true);
         } else {
             let _ = State::mark_exited(self.dir, &s, code, oom_killed);
         }

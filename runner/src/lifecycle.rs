@@ -270,7 +270,8 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
         crate::network::connect::release(&c, &st.id);
     }
     if st.auto_remove {
-        let _ = remove_dir(dir);
+        // With its anonymous volumes, as Docker's --rm.
+        let _ = crate::volume::remove_container_dir(dir, true);
     } else {
         st.status = Status::Exited;
         st.finished.get_or_insert(state::now());

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::layer::marker;
-use engine::mount::MountSpec;
 use engine::runtime::{
     ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
@@ -16,6 +15,7 @@ use runner::container::{self, Launch, LaunchError, Outcome};
 use runner::lifecycle;
 use runner::state::{ExecDefaults, ProcessId, State, Status};
 use runner::user;
+use runner::volume::spec;
 
 use crate::cli::{self, BadValue, Cli, Command, RunArgs};
 
@@ -84,6 +84,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             crate::commands::prune::prune(&root, &a)
         }
         Command::Network(c) => crate::commands::network::network(&root, c),
+        Command::Volume(c) => crate::commands::volume::volume(&root, c),
         Command::Stop(a) => crate::admin::stop(&root, &a),
         Command::Kill(a) => crate::admin::kill(&root, &a),
         Command::Rm(a) => crate::admin::rm(&root, &a),
@@ -197,7 +198,8 @@ pub fn rootless_join_target(root: &Path, c: &Command) -> Result<Option<(i32, u64
 /// Option values checked before anything is created.
 struct Checked {
     resources: Resources,
-    mounts: Vec<MountSpec>,
+    /// -v, --mount and --tmpfs, made into mounts by `make`.
+    mounts: Vec<spec::Request>,
     network: NetworkMode,
     /// What `--network` said (`container:X` still unresolved).
     network_given: String,
@@ -387,44 +389,18 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
     }
     let mut mounts = Vec::new();
     for v in &a.volume {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => return Err(bad(v, "-v, --volume", "expected SRC:DST[:ro|rw]")),
-        };
-        if !src.starts_with('/') {
-            return Err(bad(
-                v,
-                "-v, --volume",
-                "named volumes are not supported: SRC must be an absolute host path",
-            ));
-        }
-        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
-            return Err(bad(
-                v,
-                "-v, --volume",
-                "DST must be an absolute path without '..'",
-            ));
-        }
-        let mut ro = false;
-        for m in mode.split(',').filter(|m| !m.is_empty()) {
-            match m {
-                "ro" => ro = true,
-                "rw" => ro = false,
-                "z" | "Z" | "rprivate" | "private" | "nocopy" => {}
-                _ => return Err(bad(v, "-v, --volume", "options must be ro or rw")),
-            }
-        }
-        mounts.push(MountSpec::bind(src, dst, ro));
+        mounts.push(spec::parse_volume(v).map_err(|why| bad(v, "-v, --volume", &why))?);
+    }
+    for m in &a.mount {
+        mounts.push(spec::parse_mount(m).map_err(|why| bad(m, "--mount", &why))?);
     }
     for t in &a.tmpfs {
-        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
-            return Err(bad(t, "--tmpfs", "the path must be absolute without '..'"));
-        }
-        let opts: Vec<&str> = opts.split(',').filter(|o| !o.is_empty()).collect();
-        mounts.push(MountSpec::tmpfs(dst, &opts));
+        mounts.push(spec::parse_tmpfs(t).map_err(|why| bad(t, "--tmpfs", &why))?);
+    }
+    if let Err(runner::volume::attach::AttachError::Duplicate(t)) =
+        runner::volume::attach::check_duplicates(&mounts)
+    {
+        return Err(bad(&t, "-v, --mount, --tmpfs", "duplicate mount point"));
     }
     let mut security = SecuritySpec {
         capabilities: cli::capabilities(&a.cap_add, &a.cap_drop)?,
@@ -783,16 +759,15 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
         .or(cfg.working_dir.clone())
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    for m in &checked.mounts {
-        if m.fstype == "bind" && !m.source.exists() {
-            std::fs::create_dir_all(&m.source).map_err(|e| {
-                Coded(
-                    125,
-                    anyhow!("create volume source {}: {e}", m.source.display()),
-                )
-            })?;
-        }
-    }
+    let image_volumes: Vec<String> = cfg.volumes.keys().cloned().collect();
+    let attached = runner::volume::attach::attach(
+        store.root(),
+        &checked.mounts,
+        &image_volumes,
+        &lowers,
+        &store.root().join("mnt"),
+    )
+    .map_err(|e| Coded(125, e.into()))?;
 
     let dir = containers.join(&id);
     let spec = ContainerSpec {
@@ -810,7 +785,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
         cwd: cwd.clone(),
         user: user.spec.clone(),
         hostname,
-        mounts: checked.mounts,
+        mounts: attached.mounts.clone(),
         network: checked.network,
         resources: checked.resources,
         security: checked.security.clone(),
@@ -851,7 +826,12 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
                 .cpu_quota_us
                 .map(|q| q * 1_000_000_000 / spec.resources.cpu_period_us.unwrap_or(100_000)),
             pids_limit: spec.resources.pids_limit,
-            binds: a.volume.clone(),
+            binds: a
+                .volume
+                .iter()
+                .filter(|v| v.contains(':'))
+                .cloned()
+                .collect(),
             network_mode,
             runtime: a.runtime.clone(),
             read_only: a.read_only,
@@ -879,8 +859,9 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
     };
     // `rrun create --rm` is started later, then removed at its exit.
     let record_spec = supervisor.is_none() || !a.rm;
-    create_container_dir(&dir, &spec, &state, record_spec).map_err(|e| {
+    create_container_dir(&dir, &spec, &state, record_spec, &attached.uses).map_err(|e| {
         let _ = engine::fsutil::remove_tree(&dir);
+        attached.abandon();
         Coded(125, e)
     })?;
     let diff_ids = image.config.rootfs.diff_ids.clone();
@@ -970,6 +951,7 @@ fn create_container_dir(
     spec: &ContainerSpec,
     state: &State,
     record_spec: bool,
+    volumes: &[runner::volume::Use],
 ) -> Result<()> {
     let merged = &spec.rootfs.merged;
     // Private, as the store is (engine::store::access); upper and work
@@ -983,6 +965,8 @@ fn create_container_dir(
     let img = dir.join("image");
     std::fs::write(&img, format!("{}\n", state.image_digest))
         .with_context(|| format!("write {}", img.display()))?;
+    // Before the state: `volume rm` finds every user of a volume.
+    runner::volume::record(dir, volumes)?;
     // The spec before the state: a container with a state has its spec.
     if record_spec {
         runner::recorded::save(dir, spec)?;
@@ -1005,7 +989,7 @@ fn write_cidfile(a: &RunArgs, dir: &Path, id: &str) -> Result<()> {
 
 fn finish_simple(dir: &Path, rm: bool, r: Result<i32>) -> Result<i32> {
     if rm || r.is_err() {
-        let _ = engine::fsutil::remove_tree(dir);
+        let _ = runner::volume::remove_container_dir(dir, true);
     }
     r
 }
@@ -1039,13 +1023,14 @@ fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -
     match result {
         Err(e) => {
             // A container that never ran leaves nothing behind.
-            let _ = engine::fsutil::remove_tree(dir);
+            let _ = runner::volume::remove_container_dir(dir, true);
             Err(e.into())
         }
         Ok(o) => {
             let code = report_outcome(&o);
             if s.auto_remove {
-                engine::fsutil::remove_tree(dir)
+                // With its anonymous volumes, as Docker's --rm.
+                runner::volume::remove_container_dir(dir, true)
                     .with_context(|| format!("remove {}", dir.display()))?;
             } else {
                 let oom = o.status == ExitStatus::OutOfMemory;

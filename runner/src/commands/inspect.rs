@@ -88,10 +88,12 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
         .map(|i| i.config.config.labels.clone().into_iter().collect())
         .unwrap_or_default();
     labels.extend(s.options.labels.clone());
-    let binds: Vec<Value> = s
+    let mut binds: Vec<Value> = s
         .host
         .binds
         .iter()
+        // NAME:DST is a volume, listed below.
+        .filter(|b| b.starts_with('/'))
         .map(|b| {
             let parts: Vec<&str> = b.splitn(3, ':').collect();
             let rw = parts.get(2) != Some(&"ro");
@@ -105,6 +107,18 @@ fn container_json(root: &Path, dir: &Path, s: &State) -> Value {
             })
         })
         .collect();
+    binds.extend(runner::volume::recorded(dir).into_iter().map(|u| {
+        json!({
+            "Type": "volume",
+            "Name": u.name,
+            "Source": runner::volume::data_path(root, &u.name),
+            "Destination": u.destination,
+            "Driver": runner::volume::DRIVER,
+            "Mode": if u.rw { "" } else { "ro" },
+            "RW": u.rw,
+            "Propagation": "",
+        })
+    }));
     // Docker's shape: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}.
     let port_map = |ports: &[runner::network::ports::PortMapping], any_ip: &str| {
         let mut m = serde_json::Map::new();

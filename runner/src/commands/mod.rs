@@ -17,6 +17,7 @@ pub mod rename;
 pub mod start;
 pub mod stats;
 pub mod top;
+pub mod volume;
 pub mod wait;
 
 /// The image container `s` was made from, in `store`; exit 1 naming both
