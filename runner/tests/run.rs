@@ -271,7 +271,7 @@ fn bad_options_exit_125_with_the_reason_and_leave_nothing() {
         ),
         (vec!["--cpus", "lots"], "--cpus"),
         (vec!["--network", "container:x"], "--network"),
-        (vec!["-v", "relative:/x"], "absolute"),
+        (vec!["-v", "rel/ative:/x"], "absolute"),
         (vec!["--security-opt", "apparmor=x"], "--security-opt"),
         (vec!["--no-such-flag"], "no-such-flag"),
     ] {
