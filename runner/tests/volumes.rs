@@ -523,3 +523,65 @@ fn a_hostile_volume_path_never_writes_outside_the_volume() {
     );
     let _ = std::fs::remove_dir_all(&host);
 }
+
+#[test]
+fn concurrent_first_uses_see_one_whole_populated_volume() {
+    // Four containers start at once on a volume none has made yet: one
+    // makes and populates it under the lock, every one sees all of it.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            rrun_cmd(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "race1:/etc",
+                "busybox",
+                "sh",
+                "-c",
+                "head -1 /etc/passwd; ls /etc | wc -l",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outs {
+        assert_eq!(code(o), 0, "{}", stderr(o));
+        assert_eq!(stdout(o), stdout(&outs[0]));
+        assert!(stdout(o).starts_with("root:"), "{}", stdout(o));
+    }
+    let o = rrun(&["volume", "ls", "-q", "--filter", "name=race1"]);
+    assert_eq!(stdout(&o), "race1\n");
+    // Concurrent creations of one name: all succeed, one volume.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            rrun_cmd(&["volume", "create", "race2"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(
+            (code(&o), stdout(&o).as_str()),
+            (0, "race2\n"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(volumes_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
