@@ -22,11 +22,13 @@ artifacts=$(cargo test --locked --no-run --message-format=json "${crates[@]/#/-p
 mapfile -t bins < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.kind == ["test"])
   | (.manifest_path | sub("/[^/]*$"; "")) + ":" + .executable' <<<"$artifacts" | sort)
 # Host lane only (RBOX_VM_LANE_ALL=1 runs them here too): the Containerfile
-# parser tests touch no kernel interface, and the interop tests (skopeo,
-# umoci, a registry on loopback) check image formats and the registry
-# protocol, which do not depend on the cgroup layout; under TCG they alone
-# would take longer than the rest of the lane.
-host_only='^(parse_|interop_)'
+# parser tests touch no kernel interface, and the image interop tests
+# (interop_files, _progress, _registry: skopeo, umoci, a registry on
+# loopback) check image formats and the registry protocol, which do not
+# depend on the cgroup layout; under TCG they alone would take longer than
+# the rest of the lane. The runtime interop tests (containerd, Podman and
+# Docker driving rbox-runtime) do depend on it and run in both lanes.
+host_only='^(parse_|interop_(files|progress|registry)-)'
 if [ "${RBOX_VM_LANE_ALL:-0}" != 1 ]; then
   kept=()
   for b in "${bins[@]}"; do
