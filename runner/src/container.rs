@@ -623,6 +623,7 @@ fn plan_for(
                 .collect(),
         }),
         hostname: sys::cstring(&spec.hostname),
+        domainname: CString::default(),
         workdir: workdir_beneath_root(&spec.cwd),
         uid: spec.user.uid,
         gid: spec.user.gid,

@@ -25,6 +25,8 @@ pub struct ChildPlan {
     /// own (see `rootfs::EtcFiles`).
     pub etc_files: Option<rootfs::EtcFiles>,
     pub hostname: CString,
+    /// The NIS domain name of the new UTS namespace (empty: left as is).
+    pub domainname: CString,
     /// The working directory, relative to the container's root (`.` for
     /// `/`): resolved beneath the root after the pivot.
     pub workdir: CString,
@@ -506,6 +508,14 @@ fn child_main(
     if !plan.hostname.is_empty() {
         if let Err(e) = nix::unistd::sethostname(plan.hostname.to_str().unwrap_or("container")) {
             fail(rep, 125, format_args!("set hostname: {e}"));
+        }
+    }
+    if !plan.domainname.is_empty() {
+        let d = plan.domainname.as_bytes();
+        // SAFETY: a pointer and length of a live buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            fail(rep, 125, format_args!("set domainname: {e}"));
         }
     }
     let root = match rootfs::assemble(&plan.rootfs, plan.etc_files.as_ref()) {

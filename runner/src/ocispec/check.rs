@@ -158,6 +158,7 @@ const SPEC: Allow = Obj(&[
     ("mounts", Arr(&MOUNT)),
     ("process", PROCESS),
     ("hostname", Leaf),
+    ("domainname", Leaf),
     ("annotations", AnyMap),
     ("linux", LINUX),
     ("hooks", HOOKS),

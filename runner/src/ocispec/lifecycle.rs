@@ -203,7 +203,10 @@ fn child_plan(
     let rel = b.cwd.trim_start_matches('/');
     let inner = cg.inner_mounts();
     let mut steps = b.steps(&inner);
-    if b.userns.is_some() && !b.new_cgroup_ns {
+    // Without a cgroup namespace of its own the container sees its own
+    // groups, not the hierarchies' roots (the host's other groups and
+    // the root's unlimited values), as runc and crun bind them.
+    if !b.new_cgroup_ns {
         super::bind_cgroups(&mut steps, &inner, &cg.paths());
     }
     let cs = |v: &[String]| -> Vec<CString> { v.iter().map(sys::cstring).collect() };
@@ -219,6 +222,7 @@ fn child_plan(
         },
         etc_files: None,
         hostname: sys::cstring(b.hostname.as_deref().unwrap_or("")),
+        domainname: sys::cstring(b.domainname.as_deref().unwrap_or("")),
         workdir: sys::cstring(if rel.is_empty() { "." } else { rel }),
         uid: b.uid,
         gid: b.gid,

@@ -218,6 +218,7 @@ pub struct Bundle {
     pub readonly: bool,
     pub mounts: Vec<MountPlan>,
     pub hostname: Option<String>,
+    pub domainname: Option<String>,
     pub new_net: bool,
     pub new_cgroup_ns: bool,
     /// Namespaces joined by path: (file, CLONE_NEW* type).
@@ -499,7 +500,7 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
     if hostname_set_in_joined_uts(spec, &join_ns) {
         return Err(invalid(
             "hostname",
-            "would rename a joined uts namespace (leave hostname out)",
+            "would rename a joined uts namespace (leave hostname and domainname out)",
         ));
     }
     let new_cgroup_ns = have.contains(&LinuxNamespaceType::Cgroup);
@@ -557,11 +558,22 @@ fn translate_with(spec: &Spec, bundle: &Path, seccomp: Option<seccomp::Filter>) 
     if hostname.is_some() && !have.contains(&LinuxNamespaceType::Uts) {
         return Err(invalid("hostname", "needs a new uts namespace"));
     }
+    let domainname = spec.domainname().clone().filter(|d| !d.is_empty());
+    if domainname.is_some() && !have.contains(&LinuxNamespaceType::Uts) {
+        return Err(invalid("domainname", "needs a new uts namespace"));
+    }
+    if domainname
+        .as_ref()
+        .is_some_and(|d| d.len() > 64 || d.contains('\0'))
+    {
+        return Err(invalid("domainname", "at most 64 bytes, no NUL"));
+    }
     Ok(Bundle {
         rootfs,
         readonly: root.readonly().unwrap_or(false),
         mounts,
         hostname,
+        domainname,
         new_net,
         new_cgroup_ns,
         join_ns,
@@ -661,7 +673,8 @@ pub(crate) fn sysctl_namespaced(key: &str, new_net: bool) -> bool {
 }
 
 fn hostname_set_in_joined_uts(spec: &Spec, join: &[(PathBuf, libc::c_int)]) -> bool {
-    spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|h| !h.is_empty());
+    (set(spec.hostname()) || set(spec.domainname()))
         && join.iter().any(|(_, t)| *t == libc::CLONE_NEWUTS)
 }
 
@@ -1003,9 +1016,10 @@ impl Bundle {
     }
 }
 
-/// In a user namespace without a cgroup namespace of its own the kernel
-/// refuses a cgroup mount: the container's own groups are bound there
-/// instead (runc's way), `paths` in the order of `inner` (the cgroup's
+/// Without a cgroup namespace of its own a container's cgroup mount
+/// would show each hierarchy's root (and in a user namespace the kernel
+/// refuses it): the container's own groups are bound there instead
+/// (runc's and crun's way), `paths` in the order of `inner` (the cgroup's
 /// `paths` and `inner_mounts`).
 pub(crate) fn bind_cgroups(
     steps: &mut [Step],
