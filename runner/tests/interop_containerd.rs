@@ -412,4 +412,31 @@ fn ctr_task_exec_pause_resume_and_an_oom_kill_with_rbox_runtime() {
         &["sh", "-c", "a=x; while true; do a=$a$a; done"],
     );
     assert_eq!(o.status.code(), Some(137), "{}\n{}", err(&o), ctd.log());
+
+    // `ctr run -t`: the shim asks for a console socket; the command's
+    // stdio is the container's pty, whose size follows ctr's terminal
+    // (`script` gives ctr a pty of its own, 30x100). ctr sends the size
+    // as a resize after start (through the pty master rbox-runtime
+    // passed the shim), so the command waits for it, as with runc.
+    let ctr = format!(
+        "stty rows 30 cols 100; nsenter -t {} -m ctr -a {} -n {} run --rm -t --runc-binary {RUNTIME} \
+         {IMAGE} tty1 sh -c 'tty; i=0; while [ \"$(stty size)\" != \"30 100\" ] && [ $i -lt 100 ]; \
+         do sleep 0.1; i=$((i+1)); done; stty size; echo on-tty; exit 3'",
+        ctd.child.id(),
+        ctd.sock().display(),
+        ns()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &ctr, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = out(&o).replace('\r', "");
+    assert!(
+        text.contains("/dev/pts/0\n30 100\non-tty\n"),
+        "ctr run -t: {text:?} {}\n{}",
+        err(&o),
+        ctd.log()
+    );
+    assert_eq!(o.status.code(), Some(3), "{text:?}");
 }

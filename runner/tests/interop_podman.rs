@@ -196,6 +196,20 @@ fn podman_runs_busybox_with_rbox_runtime() {
         "$P run --rm --security-opt seccomp=unconfined {IMAGE} {probe}"
     ));
     assert_eq!(out(&o), "in\nrc=0\n", "{}", err(&o));
+
+    // -it: the container's pty is the command's stdio, sized as podman's
+    // own terminal (a pty from `script`, 30x100).
+    let o = p.sh(&format!(
+        "script -qec \"stty rows 30 cols 100; $P run -it --rm {IMAGE} \
+           sh -c 'tty; stty size; echo on-tty; exit 3'\" /dev/null"
+    ));
+    let text = out(&o).replace('\r', "");
+    assert!(
+        text.contains("/dev/pts/0\n30 100\non-tty\n"),
+        "podman run -it: {text:?} {}",
+        err(&o)
+    );
+    assert_eq!(o.status.code(), Some(3), "{text:?}");
 }
 
 #[test]
