@@ -49,7 +49,12 @@ pub enum LifecycleError {
 /// name and hostname, and must be random (with the tag first they had 16
 /// random bits, and a start could fail on a name already in use).
 pub fn new_id(store_root: &Path) -> String {
-    let mut buf = [0u8; 28];
+    format!("{}{}", random_hex(28), store_tag(store_root))
+}
+
+/// `bytes` random bytes from the kernel (getrandom), as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: getrandom writes at most len bytes into our buffer.
@@ -59,8 +64,7 @@ pub fn new_id(store_root: &Path) -> String {
             filled += n as usize;
         }
     }
-    let random: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{random}{}", store_tag(store_root))
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 8 hex digits of blake3 of the store's canonical path.

@@ -116,17 +116,7 @@ pub fn data_path(store_root: &Path, name: &str) -> PathBuf {
 
 /// A random name for an anonymous volume: 64 hex digits, as Docker's.
 pub fn random_name() -> String {
-    let mut buf = [0u8; 32];
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: getrandom writes at most len bytes into our buffer.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crate::lifecycle::random_hex(32)
 }
 
 /// The exclusive lock of the store's volumes (see the module doc). While
