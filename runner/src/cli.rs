@@ -29,6 +29,8 @@ pub enum Command {
     Start(StartArgs),
     /// Restart one or more containers
     Restart(RestartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// List containers
     Ps(PsArgs),
     /// Stop one or more running containers
@@ -177,8 +179,30 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR: follow the output until it exits, and exit with its code
     #[arg(short = 'a', long)]
     pub attach: bool,
+    /// Attach the container's STDIN (with -a)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container (with -a -i)
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (non-TTY mode only)
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]

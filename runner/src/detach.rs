@@ -175,6 +175,12 @@ fn fork_supervisor(
         None
     };
     let devnull = File::open("/dev/null").context("open /dev/null")?;
+    // -i: the container's stdin is a pipe the attach hub keeps open
+    // (runner::attach); otherwise /dev/null.
+    let stdin = match relay && runner::recorded::load(dir).is_ok_and(|s| s.stdin) {
+        true => Some(sys::pipe().context("create pipe")?),
+        false => None,
+    };
     // SAFETY: rrun is single-threaded; the child continues with normal Rust code.
     match unsafe { libc::fork() } {
         -1 => bail!("fork: {}", std::io::Error::last_os_error()),
@@ -187,16 +193,20 @@ fn fork_supervisor(
                     // Our stdio (and so the container's) must not keep the
                     // caller's terminal or pipes open.
                     let out = writer.as_ref().map_or(log.as_raw_fd(), |w| w.2.as_raw_fd());
+                    let input = stdin
+                        .as_ref()
+                        .map_or(devnull.as_raw_fd(), |p| p.0.as_raw_fd());
                     // SAFETY: dup2 onto 0..2 of descriptors we own.
                     unsafe {
-                        libc::dup2(devnull.as_raw_fd(), 0);
+                        libc::dup2(input, 0);
                         libc::dup2(out, 1);
                         libc::dup2(out, 2);
                     }
                     drop(log);
+                    let stdin_wr = stdin.map(|(_, wr)| wr);
                     let relayed = writer.map(|(w, out_rd, out_wr)| {
                         drop(out_wr);
-                        relay_output(w, out_rd)
+                        runner::attach::Hub::start(dir, w, out_rd, stdin_wr)
                     });
                     let mut state = state;
                     state.supervisor = Some(ProcessId::current());
@@ -208,7 +218,7 @@ fn fork_supervisor(
                         existing,
                     };
                     let code = body(&sup);
-                    if let Some(done) = relayed {
+                    if let Some(hub) = relayed {
                         // Our own ends closed: the relay ends once the
                         // container's processes (gone now) have closed theirs.
                         // SAFETY: dup2 onto 1..2 of a descriptor we own.
@@ -216,7 +226,7 @@ fn fork_supervisor(
                             libc::dup2(devnull.as_raw_fd(), 1);
                             libc::dup2(devnull.as_raw_fd(), 2);
                         }
-                        let _ = done.recv_timeout(Duration::from_secs(5));
+                        hub.finish(code, Duration::from_secs(5));
                     }
                     drop(devnull);
                     // SAFETY: _exit skips the parent's atexit work.
@@ -230,6 +240,7 @@ fn fork_supervisor(
             drop(wr);
             // The relay's pipe is the supervisor's alone.
             drop(writer);
+            drop(stdin);
             let _ = runner::spawn::try_wait(child, true);
             let mut buf = String::new();
             let _ = File::from(rd).read_to_string(&mut buf);
@@ -408,34 +419,4 @@ fn run_check(dir: &Path, argv: &[String], timeout: Duration) -> runner::health::
         rx.recv_timeout(Duration::from_millis(500))
             .unwrap_or_default(),
     )
-}
-
-/// The supervisor's log relay: what the container writes to its stdout
-/// and stderr (one pipe), into the log with each line's time. The
-/// receiver hears once everything is written.
-fn relay_output(mut w: runner::logfile::Writer, from: OwnedFd) -> std::sync::mpsc::Receiver<()> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _ = std::thread::Builder::new()
-        .name("log".into())
-        .spawn(move || {
-            let mut f = File::from(from);
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_nanos())
-                            .unwrap_or(0);
-                        // A full disk loses output, never the container.
-                        let _ = w.write(&buf[..n], now);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            let _ = tx.send(());
-        });
-    rx
 }

@@ -2,6 +2,7 @@
 //! pivot_root, cgroups v1 and v2, lifecycle; and an OCI-bundle runtime that
 //! drives crun/runc/youki through the same `engine::runtime::Runtime` seam.
 
+pub mod attach;
 pub mod cgroup;
 pub mod commit;
 pub mod console;

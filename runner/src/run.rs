@@ -70,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps(a) => crate::commands::ps::ps(&root, &a),
         Command::Inspect(a) => crate::commands::inspect::inspect(&root, &a),
         Command::Wait(a) => crate::commands::wait::wait(&root, &a),
+        Command::Attach(a) => crate::commands::attach::attach(&root, &a),
         Command::Rename(a) => crate::commands::rename::rename(&root, &a),
         Command::Diff(a) => crate::commands::diff::diff(&root, &a),
         Command::Top(a) => crate::commands::top::top(&root, &a),
@@ -153,6 +154,10 @@ fn rootless_command_refusal(c: &Command) -> Option<(&'static str, &'static str)>
         Command::Unpause(_) => ("unpause", CGROUP),
         Command::Stats(_) => ("stats", CGROUP),
         Command::Top(_) => ("top", CGROUP),
+        Command::Attach(_) => (
+            "attach",
+            "its socket is checked to be root's, and a rootless supervisor's is not",
+        ),
         Command::Network(_) => (
             "network",
             "networks are bridges, which need root in the host's network namespace",

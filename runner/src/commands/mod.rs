@@ -2,6 +2,7 @@
 //! command. (`run`, `exec` and the stop/kill/rm/logs family still live in
 //! run.rs and admin.rs.)
 
+pub mod attach;
 pub mod commit;
 pub mod cp;
 pub mod diff;

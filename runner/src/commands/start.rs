@@ -1,7 +1,8 @@
 //! `rrun start [-a] NAME...` and `rrun restart [-t N] NAME...`: start a
 //! created or exited container again from its recorded spec
 //! (`runner::recorded`), with the detached supervisor of `rrun run -d`;
-//! `-a` then follows its output until it exits and returns its code.
+//! `-a` then attaches to it (commands::attach; `-i` forwards input) until
+//! it exits and returns its code.
 
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -133,7 +134,20 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
             .map(|m| m.len())
             .unwrap_or(0);
         start_one(root, &dir, &s)?;
-        return follow(&dir, offset);
+        // Through the attach socket (input too with -i); a container that
+        // is gone already, or has no socket, is read from its log.
+        match State::load(&dir) {
+            Ok(now) if now.is_running() && dir.join(runner::attach::SOCKET).exists() => {
+                let o = super::attach::Options {
+                    detach_keys: a.detach_keys.as_deref(),
+                    stdin: a.interactive,
+                    sig_proxy: true,
+                    replay_from: Some(offset),
+                };
+                return super::attach::attach_to(&dir, &now, &o);
+            }
+            _ => return follow(&dir, offset),
+        }
     }
     Ok(crate::admin::each_container(
         root,
