@@ -139,6 +139,10 @@ impl DetachMatcher {
     }
 }
 
+/// A frame longer than any frame may be: the peer is broken or hostile.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OversizeFrame(pub usize);
+
 /// Encodes one frame.
 pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(5 + payload.len());
@@ -150,13 +154,13 @@ pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Takes one whole frame off the front of `buf`, if there is one.
 /// `Err` when it claims to be larger than any frame may be.
-pub fn take_frame(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, ()> {
+pub fn take_frame(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, OversizeFrame> {
     if buf.len() < 5 {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(());
+        return Err(OversizeFrame(len));
     }
     if buf.len() < 5 + len {
         return Ok(None);
@@ -550,7 +554,7 @@ fn read_client(
     }
     loop {
         match take_frame(&mut c.inbuf) {
-            Err(()) => return false,
+            Err(_) => return false,
             Ok(None) => return true,
             Ok(Some((HELLO, p))) if c.flags.is_none() && p.len() == 1 => c.flags = Some(p[0]),
             Ok(Some((HELLO, p)))
@@ -714,7 +718,11 @@ pub fn relay(
             inbuf.extend_from_slice(&buf[..n]);
             loop {
                 match take_frame(&mut inbuf) {
-                    Err(()) => return Err(AttachError::Io(io::Error::other("bad frame"))),
+                    Err(OversizeFrame(n)) => {
+                        return Err(AttachError::Io(io::Error::other(format!(
+                            "the supervisor sent a frame of {n} bytes"
+                        ))))
+                    }
                     Ok(None) => break,
                     Ok(Some((OUTPUT, p))) => write_all(io.stdout, &p)?,
                     Ok(Some((EXIT, p))) if p.len() == 4 => {
