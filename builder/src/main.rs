@@ -40,6 +40,9 @@ enum Command {
     Inspect(commands::images::InspectArgs),
     /// Show the history of an image: its steps, newest first
     History(commands::history::HistoryArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
     /// Manage the store as a whole
     #[command(subcommand)]
     System(commands::system::SystemCommand),
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => commands::images::tag(&cli.root, args),
         Command::Inspect(args) => commands::images::inspect(&cli.root, args),
         Command::History(args) => commands::history::run(&cli.root, args),
+        Command::Image(cmd) => commands::image::run(&cli.root, cmd),
         Command::System(cmd) => commands::system::run(&cli.root, cmd),
         Command::Gc => commands::images::gc(&cli.root),
         Command::Fsck => commands::images::fsck(&cli.root),

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod export;
 pub mod history;
+pub mod image;
 pub mod images;
 pub mod import;
 pub mod load;

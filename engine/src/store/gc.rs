@@ -13,7 +13,11 @@ use crate::fsutil::{self, remove_tree};
 pub struct GcReport {
     pub blobs_removed: usize,
     pub layers_removed: usize,
+    /// Blob bytes and the unpacked layers' disk usage.
     pub bytes_freed: u64,
+    /// The image manifests among the removed blobs (untagged images that
+    /// nothing kept), for `rbuild image prune` to name.
+    pub images_removed: Vec<Digest>,
 }
 
 impl Store {
@@ -66,18 +70,32 @@ impl Store {
         }
         let mut report = GcReport::default();
         let blobs = self.root.join("blobs/blake3");
-        for path in read_dir_or_empty(&blobs)? {
+        let dead: Vec<_> = read_dir_or_empty(&blobs)?
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !live_blobs.contains(name)
+            })
+            .collect();
+        // Before anything goes: an image's config may be among the dead.
+        for path in &dead {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !live_blobs.contains(name) {
-                report.bytes_freed += fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
-                report.blobs_removed += 1;
+            if let Ok(d) = format!("blake3:{name}").parse::<Digest>() {
+                if self.image_by_digest(&d).is_ok() {
+                    report.images_removed.push(d);
+                }
             }
+        }
+        for path in dead {
+            report.bytes_freed += fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            report.blobs_removed += 1;
         }
         let layers = self.root.join("layers");
         for path in read_dir_or_empty(&layers)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if !live_layers.contains(name) {
+                report.bytes_freed += fsutil::disk_usage(&path);
                 // Rename first so that a half-removed layer never looks complete.
                 let doomed = self.session()?.join(fsutil::unique_name("gc-layer"));
                 fs::rename(&path, &doomed).map_err(io_err("rename", &path))?;
@@ -141,6 +159,7 @@ mod tests {
         assert!(store.list_refs().unwrap().is_empty());
         let report = store.gc().unwrap();
         assert_eq!((report.blobs_removed, report.layers_removed), (3, 1));
+        assert_eq!(report.images_removed, vec![m]);
         assert!(!dir.path().join("images/team").exists());
     }
 }
