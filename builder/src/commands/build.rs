@@ -66,13 +66,21 @@ pub struct BuildArgs {
     /// id=ID,src=FILE or id=ID,env=VAR (repeatable)
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
-    /// Load cached steps first: type=local,src=DIR (what --cache-to wrote
-    /// on this or another machine; repeatable)
-    #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
+    /// Load cached steps first: type=local,src=DIR or
+    /// type=registry,ref=REF (what --cache-to wrote on this or another
+    /// machine; repeatable)
+    #[arg(
+        long = "cache-from",
+        value_name = "type=local,src=DIR|type=registry,ref=REF"
+    )]
     pub cache_from: Vec<String>,
     /// After the build, write the steps it used or made:
-    /// type=local,dest=DIR (an OCI layout, added to)
-    #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+    /// type=local,dest=DIR (an OCI layout, added to) or
+    /// type=registry,ref=REF (an image index there, replaced)
+    #[arg(
+        long = "cache-to",
+        value_name = "type=local,dest=DIR|type=registry,ref=REF"
+    )]
     pub cache_to: Option<String>,
     /// Write the built stage's files out: type=local,dest=DIR (or DIR),
     /// type=tar,dest=FILE (or - for a tar on standard output). The image
@@ -155,16 +163,12 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         cache_from: args
             .cache_from
             .iter()
-            .map(|s| match CacheLocation::parse("--cache-from", "src", s)? {
-                CacheLocation::Local(dir) => Ok(dir),
-            })
+            .map(|s| CacheLocation::parse("--cache-from", "src", s))
             .collect::<Result<_, String>>()
             .map_err(anyhow::Error::msg)?,
         cache_to: match args.cache_to.as_deref() {
             Some(s) => {
-                match CacheLocation::parse("--cache-to", "dest", s).map_err(anyhow::Error::msg)? {
-                    CacheLocation::Local(dir) => Some(dir),
-                }
+                Some(CacheLocation::parse("--cache-to", "dest", s).map_err(anyhow::Error::msg)?)
             }
             None => None,
         },

@@ -89,11 +89,11 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--secret`: what `RUN --mount=type=secret` steps may read.
     pub secrets: secrets::Secrets,
-    /// `--cache-from type=local,src=DIR`: step caches to load first.
-    pub cache_from: Vec<PathBuf>,
-    /// `--cache-to type=local,dest=DIR`: where the steps this build used
-    /// or made are written after it succeeds.
-    pub cache_to: Option<PathBuf>,
+    /// `--cache-from`: step caches to load first.
+    pub cache_from: Vec<crate::cache_transfer::CacheLocation>,
+    /// `--cache-to`: where the steps this build used or made are written
+    /// after it succeeds.
+    pub cache_to: Option<crate::cache_transfer::CacheLocation>,
 }
 
 /// When a base image is pulled, as `docker build` does it.
@@ -216,16 +216,18 @@ pub fn build(
         ));
     }
     for src in &opts.cache_from {
-        let n = crate::cache_transfer::import(store, src).map_err(BuildError::Other)?;
+        let n = crate::cache_transfer::import_from(store, src, &opts.registry)
+            .map_err(BuildError::Other)?;
         exec.progress
-            .note(&format!("imported {n} cached steps from {}", src.display()));
+            .note(&format!("imported {n} cached steps from {src}"));
     }
     let built = exec.run()?;
     if let Some(dest) = &opts.cache_to {
         let steps = std::mem::take(&mut *exec.steps.lock().expect("steps lock"));
-        let n = crate::cache_transfer::export(store, &steps, dest).map_err(BuildError::Other)?;
+        let n = crate::cache_transfer::export_to(store, &steps, dest, &opts.registry)
+            .map_err(BuildError::Other)?;
         exec.progress
-            .note(&format!("exported {n} cached steps to {}", dest.display()));
+            .note(&format!("exported {n} cached steps to {dest}"));
     }
     Ok(built)
 }

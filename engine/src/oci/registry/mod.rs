@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod index;
 pub mod reference;
 pub mod transfer;
 
