@@ -20,7 +20,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -32,6 +33,43 @@ pub const HELLO: u8 = 0;
 pub const STDIN: u8 = 1;
 pub const OUTPUT: u8 = 2;
 pub const EXIT: u8 = 3;
+/// Client to hub, `-t` only: the client terminal's rows and columns (two
+/// u16 BE); the container's terminal takes that size.
+pub const RESIZE: u8 = 4;
+
+/// The supervisor's hub, once started, takes the container's pty master
+/// (`-t`) here from the relay that owns it, to resize it for clients.
+static HUB_ACTIVE: AtomicBool = AtomicBool::new(false);
+static CONSOLE: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Called by the `-t` relay with its pty master: kept (a duplicate) only in
+/// a supervisor whose hub runs; each run of the container replaces it.
+pub fn offer_console(master: BorrowedFd<'_>) {
+    if !HUB_ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    if let (Ok(fd), Ok(mut slot)) = (master.try_clone_to_owned(), CONSOLE.lock()) {
+        *slot = Some(fd);
+    }
+}
+
+fn resize_console(payload: &[u8]) {
+    let [r0, r1, c0, c1] = payload else { return };
+    let ws = crate::tty::Winsize {
+        ws_row: u16::from_be_bytes([*r0, *r1]),
+        ws_col: u16::from_be_bytes([*c0, *c1]),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    if ws.ws_row == 0 || ws.ws_col == 0 {
+        return;
+    }
+    if let Ok(slot) = CONSOLE.lock() {
+        if let Some(m) = slot.as_ref() {
+            let _ = crate::tty::set_winsize(m.as_fd(), &ws);
+        }
+    }
+}
 
 /// HELLO flags.
 pub const WANT_STDIN: u8 = 1;
@@ -281,6 +319,7 @@ impl Hub {
         let (done_tx, done) = mpsc::channel();
         let (code, code_rx) = mpsc::channel();
         let listener = listen(dir).ok();
+        HUB_ACTIVE.store(true, Ordering::Relaxed);
         let dir = dir.to_path_buf();
         let _ = std::thread::Builder::new()
             .name("attach".into())
@@ -565,6 +604,7 @@ fn read_client(
                 at.copy_from_slice(&p[1..]);
                 replay(c, dir, u64::from_be_bytes(at));
             }
+            Ok(Some((RESIZE, p))) if c.flags.is_some() => resize_console(&p),
             Ok(Some((STDIN, p))) if c.flags.is_some() => {
                 if has_stdin && c.flags.is_some_and(|f| f & WANT_STDIN != 0) {
                     stdin.extend_from_slice(&p);
@@ -625,6 +665,16 @@ pub struct ClientIo<'a> {
     pub wake: Option<BorrowedFd<'a>>,
     /// Replay the log from this offset first (`rrun start -a`).
     pub replay_from: Option<u64>,
+    /// `-t` on a terminal: its size is sent at once and whenever
+    /// `on_wake` returns true.
+    pub winsize_from: Option<BorrowedFd<'a>>,
+}
+
+fn resize_frame(term: BorrowedFd<'_>) -> Option<Vec<u8>> {
+    let ws = crate::tty::get_winsize(term).ok()?;
+    let mut p = ws.ws_row.to_be_bytes().to_vec();
+    p.extend_from_slice(&ws.ws_col.to_be_bytes());
+    Some(frame(RESIZE, &p))
 }
 
 /// The client's relay: input to the hub, output from it, until the
@@ -632,7 +682,7 @@ pub struct ClientIo<'a> {
 pub fn relay(
     sock: &mut UnixStream,
     io: ClientIo<'_>,
-    mut on_wake: impl FnMut(),
+    mut on_wake: impl FnMut() -> bool,
 ) -> Result<Ended, AttachError> {
     let mut hello = vec![WANT_OUTPUT | if io.stdin.is_some() { WANT_STDIN } else { 0 }];
     if let Some(at) = io.replay_from {
@@ -640,6 +690,9 @@ pub fn relay(
         hello.extend_from_slice(&at.to_be_bytes());
     }
     sock.write_all(&frame(HELLO, &hello))?;
+    if let Some(f) = io.winsize_from.and_then(resize_frame) {
+        sock.write_all(&f)?;
+    }
     let mut matcher = (!io.detach_keys.is_empty()).then(|| DetachMatcher::new(io.detach_keys));
     let mut stdin_open = io.stdin.is_some();
     let mut inbuf = Vec::new();
@@ -667,8 +720,10 @@ pub fn relay(
             .map(|p| !p.revents().unwrap_or(PollFlags::empty()).is_empty())
             .collect();
         drop(pfds);
-        if wake_ix.is_some_and(|i| ready[i]) {
-            on_wake();
+        if wake_ix.is_some_and(|i| ready[i]) && on_wake() {
+            if let Some(f) = io.winsize_from.and_then(resize_frame) {
+                sock.write_all(&f)?;
+            }
         }
         if stdin_ix.is_some_and(|i| ready[i]) {
             let input = io.stdin.expect("polled only when present");

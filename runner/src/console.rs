@@ -129,6 +129,11 @@ impl Relay {
         })
     }
 
+    /// The pty master (for `rrun attach` to set the terminal's size).
+    pub fn master(&self) -> BorrowedFd<'_> {
+        self.master.as_fd()
+    }
+
     pub fn follow_window_size(&self) {
         // SAFETY: host_in stays open while the relay lives.
         let host = unsafe { BorrowedFd::borrow_raw(self.host_in) };

@@ -360,6 +360,9 @@ fn run_in(
         )?),
         None => None,
     };
+    if let Some(r) = &relay {
+        crate::attach::offer_console(r.master());
+    }
     let waited = match &signals {
         Some(s) => {
             let mut winch = launch.on_winch.take();

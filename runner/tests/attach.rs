@@ -260,8 +260,20 @@ fn attach_streams_until_exit_and_proxies_signals() {
     std::thread::sleep(Duration::from_millis(300));
     let mut a = attach_piped(&["at-sig"]);
     let ra = reader(a.stdout.take().unwrap());
-    // Without -i nothing is read from us; only the signal ends it.
-    std::thread::sleep(Duration::from_millis(500));
+    // Without -i nothing is read from us; only the signal ends it, once
+    // attach has it blocked (it reads it from a signalfd then).
+    let blocked = |pid: u32| {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        st.lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGUSR1 - 1)) != 0)
+    };
+    let t = Instant::now();
+    while !blocked(a.id()) {
+        assert!(t.elapsed() < WAIT, "attach never blocked SIGUSR1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: kill takes integers; the child is ours.
     assert_eq!(unsafe { libc::kill(a.id() as i32, libc::SIGUSR1) }, 0);
     let mut seen = String::new();
@@ -363,4 +375,51 @@ fn start_a_i_attaches_input_and_output() {
     );
     assert_eq!(wait_exit(&mut s), 9);
     assert_eq!(code(&rrun(&["rm", "at-start"])), 0);
+}
+
+#[test]
+fn attach_tty_takes_and_follows_the_client_window_size() {
+    use std::os::unix::process::CommandExt;
+    let o = rrun(&["run", "-dit", "--name", "at-size", "busybox", "sh"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    socket_of("at-size");
+    let (master, slave) = openpty(33, 111);
+    let mut cmd = rrun_cmd(&["attach", "at-size"]);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // The pty is the client's controlling terminal, so that a resize
+    // sends it SIGWINCH as a terminal emulator's would.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut a = cmd.spawn().unwrap();
+    let mut m = std::fs::File::from(master);
+    let rx = reader(m.try_clone().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    m.write_all(b"stty size\r").unwrap();
+    let mut seen = String::new();
+    wait_for(&rx, &mut seen, "33 111");
+    let ws = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&m);
+    // SAFETY: TIOCSWINSZ reads one winsize from a pointer valid for the call.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    m.write_all(b"stty size\r").unwrap();
+    wait_for(&rx, &mut seen, "40 120");
+    m.write_all(b"\x10\x11").unwrap();
+    assert_eq!(wait_exit(&mut a), 0);
+    assert_eq!(code(&rrun(&["rm", "-f", "at-size"])), 0);
 }

@@ -89,12 +89,23 @@ pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
         _ => None,
     };
     // Without a tty, signals this process gets go to the container's
-    // (with a tty, ^C and the like reach it through the terminal).
-    let proxy = if o.sig_proxy && !spec.tty {
-        let mut set = SigSet::empty();
+    // (with a tty, ^C and the like reach it through the terminal). With a
+    // tty on a terminal, SIGWINCH resizes the container's.
+    let proxy = o.sig_proxy && !spec.tty;
+    let winsize_from = match input {
+        Some(i) if spec.tty && runner::tty::is_terminal(i) => Some(i),
+        _ => None,
+    };
+    let mut set = SigSet::empty();
+    if proxy {
         for sig in PROXIED {
             set.add(sig);
         }
+    }
+    if winsize_from.is_some() {
+        set.add(Signal::SIGWINCH);
+    }
+    let sfd = if proxy || winsize_from.is_some() {
         set.thread_block()?;
         Some(SignalFd::with_flags(
             &set,
@@ -104,7 +115,7 @@ pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
         None
     };
     // SAFETY: the signalfd lives to the end of this function.
-    let wake = proxy
+    let wake = sfd
         .as_ref()
         .map(|p| unsafe { BorrowedFd::borrow_raw(p.as_raw_fd()) });
     let ended = attach::relay(
@@ -115,14 +126,22 @@ pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
             detach_keys: keys,
             wake,
             replay_from: o.replay_from,
+            winsize_from,
         },
         || {
-            let Some(p) = proxy.as_ref() else { return };
+            let mut resized = false;
+            let Some(p) = sfd.as_ref() else {
+                return false;
+            };
             while let Ok(Some(info)) = p.read_signal() {
-                if let Ok(now) = State::load(dir) {
-                    let _ = runner::lifecycle::signal(&now, info.ssi_signo as i32);
+                let sig = info.ssi_signo as i32;
+                if sig == libc::SIGWINCH {
+                    resized = true;
+                } else if let Ok(now) = State::load(dir) {
+                    let _ = runner::lifecycle::signal(&now, sig);
                 }
             }
+            resized
         },
     );
     drop(_raw);
