@@ -516,3 +516,51 @@ fn dns_and_host_options_land_in_the_container_files() {
     }
     ok(&rrun(&["network", "rm", "optnet"]));
 }
+
+/// The network's bridge deleted behind rbox's back (`ip link del`, in the
+/// test's own namespace) while a container is on it: the resolver
+/// notices, exits within seconds and takes its resolver.lock with it. A
+/// container that comes later makes the bridge and a resolver again.
+#[test]
+fn a_resolver_exits_when_its_bridge_is_deleted() {
+    if !netns::own_netns("a_resolver_exits_when_its_bridge_is_deleted") {
+        return;
+    }
+    let _cleanup = Cleanup(&["lone", "again"], &["gonenet"]);
+    ok(&rrun(&["network", "create", "gonenet"]));
+    let (bridge, _) = network("gonenet");
+    run_d(&["--name", "lone", "--network", "gonenet"]);
+    let lock = std::path::PathBuf::from(format!("/run/rbox/networks/{bridge}/resolver.lock"));
+    let rpid = resolver_pid(&bridge).expect("no resolver pid");
+    assert!(alive(rpid), "the resolver {rpid} does not run");
+    // With its bridge there it stays, past the grace after its last use.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(alive(rpid), "the resolver left while its bridge was there");
+
+    let o = std::process::Command::new("ip")
+        .args(["link", "del", &bridge])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip link del {bridge}: {o:?}");
+    let deleted = Instant::now();
+    while alive(rpid) && deleted.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !alive(rpid),
+        "the resolver {rpid} outlived its bridge by 10 s"
+    );
+    eprintln!(
+        "the resolver exited {:?} after its bridge was deleted",
+        deleted.elapsed()
+    );
+    assert!(!lock.exists(), "the resolver left {}", lock.display());
+
+    // Back with the next container: a new bridge, a new resolver that
+    // answers for both.
+    run_d(&["--name", "again", "--network", "gonenet"]);
+    let again = resolver_pid(&bridge).expect("no new resolver");
+    assert!(again != rpid && alive(again), "no new resolver: {again}");
+    let out = nslookup("again", "lone");
+    assert!(resolves_to(&out, &address_of("lone", "gonenet")), "{out}");
+}

@@ -18,7 +18,12 @@
 //!   records whose leases are held by running containers) on each query,
 //!   so containers that start and stop later are followed with no signal.
 //! - It exits when the state directory is gone or replaced (`network rm`,
-//!   which also signals it, `stop`), or when the network has had no
+//!   which also signals it, `stop`), when the network's bridge is gone
+//!   (deleted behind rbox's back, e.g. `ip link del`: polled by name
+//!   every half second) and nobody `ensure`d it for `BRIDGE_GRACE` (an
+//!   rrun that did, under the network's lock, makes the bridge next; a
+//!   container that comes later makes both again), or when the network
+//!   has had no
 //!   container for `IDLE` and nobody `ensure`d it meanwhile (checked
 //!   again under the network's lock, so an rrun that just found it
 //!   running cannot lose it).
@@ -58,6 +63,8 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest UDP message taken from a container; longer is not DNS.
 const MAX_QUERY: usize = 4096;
+/// How long after the last `ensure` a resolver waits for its bridge.
+const BRIDGE_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolverError {
@@ -352,6 +359,25 @@ struct Resolver {
     last_member: Instant,
 }
 
+/// How long ago `f` (`resolver.lock`) was touched by an `ensure`.
+fn touched(f: &File) -> Duration {
+    f.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+/// Whether a network interface named `name` exists in this network
+/// namespace (the resolver's, which is its bridge's).
+fn link_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
 /// The network's live members as DNS records, and who has which address.
 /// A member at `client` connected to more networks (`rrun network
 /// connect`) gets those networks' members too, as Docker's resolver
@@ -607,17 +633,18 @@ impl Resolver {
         if fs::metadata(&dir).map(|m| m.ino()).ok() != Some(self.dir_ino) {
             return false;
         }
+        if !link_exists(&self.net.bridge) && touched(&self.lock) >= BRIDGE_GRACE {
+            // Decided under the network's lock, as for idleness.
+            let l = self.net.ipam().lock();
+            if l.is_err() || (!link_exists(&self.net.bridge) && touched(&self.lock) >= BRIDGE_GRACE)
+            {
+                self.exit_now()
+            }
+        }
         if !hosts::members(&self.net).is_empty() {
             self.last_member = Instant::now();
             return true;
         }
-        let touched = |f: &File| {
-            f.metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .unwrap_or_default()
-        };
         if self.last_member.elapsed() < IDLE || touched(&self.lock) < IDLE {
             return true;
         }
@@ -628,8 +655,14 @@ impl Resolver {
         if !hosts::members(&self.net).is_empty() || touched(&self.lock) < IDLE {
             return true;
         }
-        // Exit now, holding the network's lock until the process is gone.
-        let _ = fs::write(lock_path(&self.net), "");
+        self.exit_now()
+    }
+
+    /// Exit, taking `resolver.lock` away first (with the network's lock
+    /// held by the caller until the process is gone, so no `ensure` finds
+    /// the file locked by a resolver that is going).
+    fn exit_now(&self) -> ! {
+        let _ = fs::remove_file(lock_path(&self.net));
         std::process::exit(0)
     }
 }
