@@ -41,6 +41,8 @@ pub enum LaunchError {
     UserNet(#[from] crate::network::user::UserNetError),
     #[error("cannot join the network of container {0}: it is not running (start it first)")]
     NotRunning(String),
+    #[error("connect to network {0} (rrun network connect): {1}")]
+    Join(String, String),
     /// What rootless rbox cannot do (crate::rootless).
     #[error("{0}")]
     Rootless(String),
@@ -101,6 +103,9 @@ pub struct Launch<'a> {
     pub extra_hosts: &'a [(String, String)],
     /// --ulimit, --sysctl, --shm-size, --oom-score-adj (crate::runopts).
     pub options: Option<&'a crate::runopts::RunOptions>,
+    /// With `NetworkMode::Bridge`: the networks of `rrun network connect`
+    /// to put it on before its command runs.
+    pub joins: Option<&'a Joins>,
 }
 
 impl Launch<'_> {
@@ -121,6 +126,7 @@ impl Launch<'_> {
             dns: None,
             extra_hosts: &[],
             options: None,
+            joins: None,
         }
     }
 }
@@ -136,6 +142,59 @@ pub struct NetworkPlan {
     pub hosts: Option<PathBuf>,
     pub dns: crate::network::resolv::DnsConfig,
     pub extra_hosts: Vec<(String, String)>,
+    pub joins: Option<Joins>,
+}
+
+/// The networks a container joins at every start (`HostSettings::joins`,
+/// from `rrun network connect`), resolved for this start.
+#[derive(Debug)]
+pub struct Joins {
+    /// The container's directory, whose state records the connections.
+    dir: PathBuf,
+    id: String,
+    list: Vec<(
+        crate::network::Network,
+        crate::network::Names,
+        Option<std::net::Ipv4Addr>,
+    )>,
+}
+
+impl Joins {
+    /// Put `pid` (the container's first process, waiting in its network
+    /// namespace) on every network and record the connections; on an
+    /// error, none is left.
+    fn connect_all(&self, pid: i32) -> Result<(), LaunchError> {
+        use crate::network::connect;
+        let mut made = Vec::new();
+        let undo = |made: &[connect::Connection]| {
+            for c in made {
+                connect::disconnect(c, &self.id);
+            }
+        };
+        for (net, names, ip) in &self.list {
+            match connect::connect(net, &self.id, pid, names, *ip) {
+                Ok(c) => made.push(c),
+                Err(e) => {
+                    undo(&made);
+                    return Err(LaunchError::Join(net.name.clone(), e.to_string()));
+                }
+            }
+        }
+        let recorded = crate::state::State::load(&self.dir).and_then(|known| {
+            crate::state::State::update(&self.dir, &known, |s| {
+                for c in &made {
+                    s.host.connected.retain(|x| x.network != c.network);
+                    s.host.connected.push(c.clone());
+                }
+            })
+        });
+        if let Err(e) = recorded {
+            undo(&made);
+            let name = made.first().map(|c| c.network.clone()).unwrap_or_default();
+            return Err(LaunchError::Join(name, format!("record it: {e}")));
+        }
+        Ok(())
+    }
 }
 
 /// `--add-host` values as state keeps them (`NAME:IP`), split.
@@ -160,6 +219,29 @@ impl NetworkPlan {
             n.dns = plan.dns.servers.clone();
         }
         plan.extra_hosts = split_extra_hosts(&st.host.extra_hosts);
+        if !st.host.joins.is_empty() {
+            let root = dir
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"));
+            let mut list = Vec::new();
+            for j in &st.host.joins {
+                let net = crate::network::connect::network_named(root, &j.network)?;
+                let names = crate::network::Names {
+                    hostname: st.host.hostname.clone(),
+                    names: std::iter::once(st.name.clone())
+                        .chain(j.aliases.iter().cloned())
+                        .collect(),
+                    dns: plan.dns.servers.clone(),
+                };
+                list.push((net, names, j.ip));
+            }
+            plan.joins = Some(Joins {
+                dir: dir.to_path_buf(),
+                id: st.id.clone(),
+                list,
+            });
+        }
         Ok(plan)
     }
 
@@ -205,6 +287,7 @@ impl NetworkPlan {
         launch.hosts = self.hosts.as_deref();
         launch.dns = Some(&self.dns);
         launch.extra_hosts = &self.extra_hosts;
+        launch.joins = self.joins.as_ref();
     }
 }
 
@@ -339,6 +422,14 @@ fn run_in(
         }
         NetworkMode::None | NetworkMode::Host | NetworkMode::Container => None,
     };
+    if let (Some(j), Some(_)) = (launch.joins, &attachment) {
+        if let Err(e) = j.connect_all(started.pid) {
+            started.abort();
+            drop(attachment);
+            let _ = std::fs::remove_file(crate::network::hosts::hosts_path(net, &spec.id));
+            return Err(e);
+        }
+    }
     drop(joined);
     // Our copy of the child's end must close, or a child that dies early
     // would leave us waiting for the master forever.

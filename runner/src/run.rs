@@ -856,6 +856,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
                 .collect(),
             publish_all: a.publish_all,
             connected: Vec::new(),
+            joins: Vec::new(),
         },
         restart: checked.restart.clone(),
         restart_count: 0,

@@ -208,6 +208,10 @@ pub struct HostSettings {
     /// Networks joined while running (`rrun network connect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connected: Vec<crate::network::connect::Connection>,
+    /// Networks to join at every start (`rrun network connect`, kept
+    /// until `disconnect`, as Docker keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: Vec<crate::network::connect::Join>,
 }
 
 pub fn now() -> u64 {

@@ -680,3 +680,157 @@ fn connect_and_disconnect_a_running_container() {
     assert_eq!(members, 0, "member records left on back");
     ok(&rrun(&["network", "rm", "front", "back"]));
 }
+
+/// `rrun network connect` of a container that does not run (created, or
+/// exited) is kept, as Docker keeps it: the container is on the network
+/// from its start (eth1 before its command runs), by name there, and
+/// again after a restart; a disconnect before the start undoes it.
+#[test]
+fn connect_a_stopped_container_applies_at_its_start() {
+    if !netns::own_netns("connect_a_stopped_container_applies_at_its_start") {
+        return;
+    }
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.93.0.0/24",
+        "home",
+    ]));
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.94.0.0/24",
+        "later",
+    ]));
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "later",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let peer_ip = inspect(&["inspect", "peer"])[0]["NetworkSettings"]["Networks"]["later"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Its command sees eth1 at once: it records its addresses first.
+    ok(&rrun(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        "home",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show >/tmp/at-start; exec sleep 600",
+    ]));
+    ok(&rrun(&[
+        "network", "connect", "--alias", "lately", "later", "late",
+    ]));
+    // Twice is refused, as for a running container.
+    let o = rrun(&["network", "connect", "later", "late"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already on network later"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing is made before the start.
+    assert!(
+        leases_of(&bridge_of("later")).len() == 1,
+        "{:?}",
+        leases_of(&bridge_of("later"))
+    );
+
+    ok(&rrun(&["start", "late"]));
+    let at_start = exec_sh("late", "cat /tmp/at-start");
+    assert!(
+        at_start.contains("eth1") && at_start.contains("inet 10.94.0."),
+        "eth1 was not there when the command started: {at_start}"
+    );
+    let late_ip = inspect(&["inspect", "late"])[0]["NetworkSettings"]["Networks"]["later"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(late_ip.starts_with("10.94.0."), "not on later: {late_ip:?}");
+    let out = exec_sh("late", "ip -4 -o addr show eth1; ip route");
+    assert!(out.contains(&format!("inet {late_ip}/24")), "{out}");
+    assert!(out.contains("default via 10.93.0.1 dev eth0"), "{out}");
+    // By name, both ways: late asks home's resolver, which answers for
+    // later's members too; peer asks later's.
+    let out = exec_sh("late", "nslookup peer");
+    assert!(out.contains(&format!("Address: {peer_ip}")), "{out}");
+    let out = exec_sh("late", "ping -c 1 -W 2 peer");
+    assert!(out.contains("1 packets received"), "{out}");
+    for name in ["late", "lately"] {
+        let out = exec_sh("peer", &format!("nslookup {name}"));
+        assert!(
+            out.contains(&format!("Address: {late_ip}")),
+            "{name}: {out}"
+        );
+    }
+
+    // Restarted: on later again.
+    ok(&rrun(&["restart", "-t", "1", "late"]));
+    let out = wait_for("late back on later", || {
+        let out = exec_sh("late", "ip -4 -o addr show eth1");
+        out.contains("inet 10.94.0.").then_some(out)
+    });
+    assert!(out.contains("eth1"), "{out}");
+
+    // Connected while created, disconnected before the start: no eth1.
+    ok(&rrun(&[
+        "create",
+        "--name",
+        "undone",
+        "--network",
+        "home",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    ok(&rrun(&["network", "connect", "later", "undone"]));
+    ok(&rrun(&["network", "disconnect", "later", "undone"]));
+    ok(&rrun(&["start", "undone"]));
+    let out = exec_sh("undone", "ip -o link show eth1; echo rc=$?");
+    assert!(
+        !out.contains("rc=0") && out.contains("can't find device"),
+        "undone has an eth1: {out}"
+    );
+
+    // A network that went before the start: the start fails, naming it.
+    ok(&rrun(&["network", "create", "gone"]));
+    ok(&rrun(&[
+        "create",
+        "--name",
+        "orphan",
+        "--network",
+        "home",
+        "busybox",
+        "true",
+    ]));
+    ok(&rrun(&["network", "connect", "gone", "orphan"]));
+    ok(&rrun(&["network", "rm", "gone"]));
+    let o = rrun(&["start", "orphan"]);
+    assert_ne!(code(&o), 0, "started without its network");
+    assert!(stderr(&o).contains("gone"), "{}", stderr(&o));
+
+    for c in ["late", "peer", "undone", "orphan"] {
+        ok(&rrun(&["rm", "-f", c]));
+    }
+    wait_for("the leases of later to go", || {
+        leases_of(&bridge_of("later"))
+            .is_empty()
+            .then_some(String::new())
+    });
+    ok(&rrun(&["network", "rm", "home", "later"]));
+}

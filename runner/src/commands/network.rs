@@ -1,8 +1,9 @@
 //! `rrun network create|ls|inspect|rm|prune`, as `docker network`: the
 //! user-defined networks of the store (`runner::network::user`). The
 //! predefined ones (bridge, host, none) are listed but not definitions.
-//! `connect` and `disconnect` put a running container on one more network
-//! and take it off (`runner::network::connect`).
+//! `connect` and `disconnect` put a container on one more network and
+//! take it off (`runner::network::connect`): a running one at once, and
+//! every one at each start (kept in its state as a `Join`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -246,7 +247,9 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
     let on = |c: &&runner::network::connect::Connection| {
         c.network == net.name && runner::network::connect::is_live(c, &st.id)
     };
-    if mode == net.name || st.host.connected.iter().any(|c| on(&c)) {
+    let running = st.pid.filter(|_| st.is_running()).map(|p| p.pid);
+    let joined = running.is_none() && st.host.joins.iter().any(|j| j.network == net.name);
+    if mode == net.name || joined || st.host.connected.iter().any(|c| on(&c)) {
         bail!(Coded(
             125,
             anyhow!("container {} is already on network {}", st.name, net.name)
@@ -272,15 +275,27 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
                 .map_err(|_| Coded(125, anyhow!("--ip {s:?} is not an IPv4 address")))?,
         ),
     };
-    let pid = match st.pid.filter(|_| st.is_running()) {
-        Some(p) => p.pid,
-        None => bail!(Coded(
-            125,
-            anyhow!(
-                "container {} is not running: rrun network connect needs a running container",
-                st.name
-            )
-        )),
+    // Kept for every start (Docker's endpoint of the container).
+    let join = runner::network::connect::Join {
+        network: net.name.clone(),
+        aliases: a.alias.clone(),
+        ip,
+    };
+    let keep = |s: &mut State| {
+        s.host.joins.retain(|j| j.network != join.network);
+        s.host.joins.push(join.clone());
+    };
+    let Some(pid) = running else {
+        // Created or exited: on the network when it starts (the address
+        // is checked now, leased then).
+        if let Some(a) = ip.filter(|a| !net.subnet.contains(*a) || *a == net.gateway) {
+            bail!(Coded(
+                125,
+                anyhow!("--ip {a} is not one for a container in {}", net.subnet)
+            ));
+        }
+        State::update(&dir, &st, keep).map_err(|e| Coded(125, e.into()))?;
+        return Ok(0);
     };
     let names = Names {
         hostname: st.host.hostname.clone(),
@@ -298,6 +313,7 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
     let recorded = State::update(&dir, &st, |s| {
         s.host.connected.retain(|c| c.network != conn.network);
         s.host.connected.push(conn.clone());
+        keep(s);
     });
     if let Err(e) = recorded {
         runner::network::connect::disconnect(&conn, &st.id);
@@ -314,6 +330,16 @@ fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
     let containers = root.join("containers");
     let (dir, st) = state::find(&containers, &a.container).map_err(|e| Coded(125, e.into()))?;
     let net = joinable(root, &a.network)?;
+    let running = st.pid.is_some_and(|_| st.is_running());
+    if !running && st.host.joins.iter().any(|j| j.network == net.name) {
+        // Not started yet (or exited): it will not join at its start.
+        State::update(&dir, &st, |s| {
+            s.host.joins.retain(|j| j.network != net.name);
+            s.host.connected.retain(|c| c.network != net.name);
+        })
+        .map_err(|e| Coded(125, e.into()))?;
+        return Ok(0);
+    }
     let Some(conn) = st
         .host
         .connected
@@ -355,7 +381,8 @@ fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
     }
     runner::network::connect::release(&conn, &st.id);
     State::update(&dir, &st, |s| {
-        s.host.connected.retain(|c| c.network != net.name)
+        s.host.connected.retain(|c| c.network != net.name);
+        s.host.joins.retain(|j| j.network != net.name);
     })
     .map_err(|e| Coded(125, e.into()))?;
     Ok(0)

@@ -11,17 +11,47 @@
 //! kernel deletes the veth pair with the namespace. The connections are
 //! recorded in the container's state (`Connection`) so that its exit, the
 //! reaper and inspect know them; `release` tidies the network's files.
+//!
+//! A connect is also kept as a `Join` in the container's state, as
+//! Docker keeps its endpoints: a created or exited container is put on
+//! the network when it starts (before its command runs), and every
+//! container again at each restart, until `disconnect`.
 
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::ipam::{Holder, IpamError, Subnet};
 use super::netlink::Netlink;
-use super::{bridge, hosts, mac_for, resolver, Names, Network, NetworkError, DEFAULT_BRIDGE};
+use super::user::{self, UserNetError};
+use super::{
+    bridge, hosts, mac_for, resolver, Names, Network, NetworkError, DEFAULT_BRIDGE, DEFAULT_NAME,
+};
+
+/// A network to put the container on at every start (`rrun network
+/// connect`): its name as the store knows it, the aliases and the
+/// address (`--ip`) asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    pub network: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// The network `name` names in the store at `root`: `bridge` (the
+/// default) or a user-defined one.
+pub fn network_named(root: &Path, name: &str) -> Result<Network, UserNetError> {
+    if name == DEFAULT_NAME {
+        return Ok(Network::default_bridge());
+    }
+    Ok(user::load(root, name)?.network(root))
+}
 
 /// A network a container was connected to after it started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
