@@ -160,6 +160,14 @@ pub struct Joins {
 }
 
 impl Joins {
+    /// The first user-defined network of the list.
+    fn user_network(&self) -> Option<&crate::network::Network> {
+        self.list
+            .iter()
+            .map(|(n, ..)| n)
+            .find(|n| n.bridge != crate::network::DEFAULT_BRIDGE)
+    }
+
     /// Put `pid` (the container's first process, waiting in its network
     /// namespace) on every network and record the connections; on an
     /// error, none is left.
@@ -344,7 +352,15 @@ fn run_in(
     let user_net = spec.network == NetworkMode::Bridge && launch.network.is_some();
     // A user-defined network's containers ask its resolver, started now
     // if it is not running (see network::resolver).
-    let resolver = if user_net { start_resolver(net) } else { None };
+    // On the default bridge, a container with user-defined networks to
+    // join asks the first one's resolver (which answers it for all its
+    // networks' members and forwards the rest), as Docker's embedded DNS
+    // serves a container once it has a user-defined network.
+    let resolver = match (user_net, spec.network, launch.joins) {
+        (true, ..) => start_resolver(net),
+        (false, NetworkMode::Bridge, Some(j)) => j.user_network().and_then(start_resolver),
+        _ => None,
+    };
     let extras = EtcExtras {
         dns: launch.dns.cloned().unwrap_or_default(),
         hosts: extra_hosts_lines(launch.extra_hosts, net.gateway),

@@ -834,3 +834,69 @@ fn connect_a_stopped_container_applies_at_its_start() {
     });
     ok(&rrun(&["network", "rm", "home", "later"]));
 }
+
+/// A container on the default bridge that joins a user-defined network
+/// (`rrun network connect` before its start) asks that network's resolver,
+/// as Docker's embedded DNS serves a container once it has a user-defined
+/// network: it finds the network's containers by name, and they find it.
+#[test]
+fn a_default_bridge_container_resolves_names_of_its_user_network() {
+    if !netns::own_netns("a_default_bridge_container_resolves_names_of_its_user_network") {
+        return;
+    }
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.95.0.0/24",
+        "named",
+    ]));
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "there",
+        "--network",
+        "named",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let there_ip = inspect(&["inspect", "there"])[0]["NetworkSettings"]["Networks"]["named"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&rrun(&[
+        "create", "--name", "plain", "busybox", "sleep", "600",
+    ]));
+    ok(&rrun(&["network", "connect", "named", "plain"]));
+    ok(&rrun(&["start", "plain"]));
+    let resolv = exec_sh("plain", "cat /etc/resolv.conf");
+    assert_eq!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect::<Vec<_>>(),
+        ["nameserver 10.95.0.1"],
+        "{resolv}"
+    );
+    let out = exec_sh("plain", "nslookup there");
+    assert!(out.contains(&format!("Address: {there_ip}")), "{out}");
+    let plain_ip = inspect(&["inspect", "plain"])[0]["NetworkSettings"]["Networks"]["named"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(plain_ip.starts_with("10.95.0."), "{plain_ip:?}");
+    let out = exec_sh("there", "nslookup plain");
+    assert!(out.contains(&format!("Address: {plain_ip}")), "{out}");
+    // Without a user-defined network: the host's resolv.conf, as before.
+    let o = rrun(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!stdout(&o).contains("10.95.0.1"), "{}", stdout(&o));
+
+    for c in ["plain", "there"] {
+        ok(&rrun(&["rm", "-f", c]));
+    }
+    ok(&rrun(&["network", "rm", "named"]));
+}
