@@ -17,7 +17,7 @@ pkgs=(
   libseccomp-dev   # rbox-runtime compiles linux.seccomp with libseccomp (libseccomp crate; .a for the static build)
   docker-registry  # OCI interop tests: a registry on loopback,
   skopeo umoci     # peer image tools,
-  apache2-utils    # and htpasswd for its auth
+  apache2-utils    # and htpasswd for its auth (and ab: benches/scripts/port-throughput.sh)
   # The cgroup-v2 lane (scripts/vm-lane.sh, scripts/vm/run.sh):
   qemu-system-x86    # the throw-away guest (TCG without KVM), 9p shares of the host's /
   linux-image-amd64  # the guest's kernel (/boot/vmlinuz-X) and its modules (/lib/modules/X)
