@@ -118,6 +118,24 @@ echo "rrun run --rm busybox /bin/true, $n runs each, load $(cut -d' ' -f1-3 /pro
 echo "  --network none:   median $mn ms (min $(least none))"
 echo "  --network bridge: median $mb ms (min $(least bridge))"
 echo "  bridge adds:      $(awk -v a="$mb" -v b="$mn" 'BEGIN {printf "%.2f", a-b}') ms"
+# CPU time, steadier than wall clock on a loaded machine: perf stat's
+# task-clock of rrun's whole process tree (the container's included; not
+# the kernel's worker threads), 5 rounds of 20 runs of each, interleaved;
+# the median of the round means.
+if command -v perf >/dev/null; then
+  cpu() {
+    perf stat -x, -e task-clock -r 20 "$bin/rrun" --root "$store" run --rm --network "$1" busybox /bin/true 2>&1 >/dev/null |
+      awk -F, '/task-clock/ {print $1}'
+  }
+  declare -A c
+  for i in 1 2 3 4 5; do
+    if ((i % 2)); then c[none]+="$(cpu none) "; c[bridge]+="$(cpu bridge) "
+    else c[bridge]+="$(cpu bridge) "; c[none]+="$(cpu none) "; fi
+  done
+  cmed() { printf '%s\n' ${c[$1]} | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[(NR+1)/2]}'; }
+  cn=$(cmed none) cb=$(cmed bridge)
+  echo "CPU time (perf stat task-clock), 5 x 20 runs each: none $cn ms, bridge $cb ms, bridge adds $(awk -v a="$cb" -v b="$cn" 'BEGIN {printf "%.2f", a-b}') ms"
+fi
 if [ "$pod" = 1 ]; then
   mp=$(med podman)
   echo "podman run --rm (crun, default CNI bridge): median $mp ms (min $(least podman))"
