@@ -68,6 +68,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Images(_)
+            | Command::Inspect(_)
+            | Command::History(_)
+            | Command::System(commands::system::SystemCommand::Df)
+    ) {
+        // These only print what they read (`rbuild images | head -1`): a
+        // closed reader ends them as it ends `docker images`, by SIGPIPE,
+        // instead of a panic in `println!` (Rust's runtime ignores it).
+        // Not the commands that write the store or run RUN steps: they
+        // keep ignoring it and clean up on EPIPE as on any error.
+        // SAFETY: signal() with SIG_DFL; no handler runs Rust code.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // Not root: in a user namespace of our own from here on (rootless).
     if let Err(e) = runner::rootless::init("rbuild") {
         eprintln!("rbuild: {e}");

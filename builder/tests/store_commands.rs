@@ -85,3 +85,42 @@ fn build_check_reports_without_building() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("RUNN"), "{}", stderr(&o));
 }
+
+/// `rbuild images | head -1`: the reader goes away before rbuild is done.
+/// Here it is gone before rbuild writes anything, so every write fails.
+fn with_closed_stdout(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Command::new(RBUILD)
+        .arg("--root")
+        .arg(store_root())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .expect("run rbuild")
+}
+
+#[test]
+fn listing_commands_end_quietly_when_the_reader_closes() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["images"][..],
+        &["history", "busybox"],
+        &["inspect", "busybox"],
+        &["system", "df"],
+    ] {
+        let o = with_closed_stdout(args);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "rbuild {args:?}: {err}");
+        assert_ne!(o.status.code(), Some(101), "rbuild {args:?}: {err}");
+        // As docker: ended by the signal, with nothing on stderr.
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "rbuild {args:?}: {:?} {err}",
+            o.status
+        );
+        assert_eq!(err, "", "rbuild {args:?}");
+    }
+}

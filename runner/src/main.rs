@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    if only_prints(&cli.command) {
+        die_quietly_on_closed_stdout();
+    }
     // Not root: from here on in a user namespace of our own (rootless),
     // then sealed as root's rrun is (the first call did nothing for a user).
     let user = !nix::unistd::geteuid().is_root();
@@ -72,6 +75,36 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Commands that only print what they read (`rrun ps -a | head -1`):
+/// a closed reader ends them as it ends `docker ps`. Never a command that
+/// starts, attaches to or supervises a container: rrun keeps ignoring
+/// SIGPIPE there, so a closed reader never kills it while a container runs
+/// under it (a relayed write then fails with EPIPE, which it handles).
+fn only_prints(c: &cli::Command) -> bool {
+    use cli::{Command as C, NetworkCommand as N};
+    use commands::volume::VolumeCommand as V;
+    matches!(
+        c,
+        C::Ps(_)
+            | C::Inspect(_)
+            | C::Logs(_)
+            | C::Diff(_)
+            | C::Top(_)
+            | C::Port(_)
+            | C::Stats(_)
+            | C::Network(N::Ls(_) | N::Inspect(_))
+            | C::Volume(V::Ls(_) | V::Inspect(_))
+    )
+}
+
+/// The default disposition of SIGPIPE, which Rust's runtime sets to
+/// ignored: a write to a closed stdout then ends the process by the signal
+/// (status 141 in a shell) instead of a panic in `println!` (exit 101).
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: signal() with SIG_DFL; no handler runs Rust code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// Whether the subcommand may be `run` or `exec`: every subcommand but the

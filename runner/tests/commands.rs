@@ -516,3 +516,57 @@ fn a_created_rm_container_starts_and_is_removed_at_its_exit() {
         "the --rm container's removal",
     );
 }
+
+/// `rrun ... | head -1`: the reader goes away before rrun is done. Here it
+/// is gone before rrun writes anything, so every write to stdout fails.
+fn with_closed_stdout(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    rrun_cmd(args).stdout(writer).output().expect("run rrun")
+}
+
+#[test]
+fn listing_commands_end_quietly_when_the_reader_closes() {
+    use std::os::unix::process::ExitStatusExt;
+    detached("pipelog", "seq 1 20000");
+    wait_for(
+        || stdout(&rrun(&["inspect", "-f", "{{.State.Status}}", "pipelog"])) == "exited\n",
+        "pipelog's exit",
+    );
+    for args in [
+        &["ps", "-a"][..],
+        &["logs", "pipelog"],
+        &["inspect", "pipelog"],
+        &["network", "ls"],
+        &["volume", "ls"],
+    ] {
+        let o = with_closed_stdout(args);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "rrun {args:?}: {err}");
+        assert_ne!(o.status.code(), Some(101), "rrun {args:?}: {err}");
+        // As docker: ended by the signal, with nothing on stderr.
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "rrun {args:?}: {:?} {err}",
+            o.status
+        );
+        assert_eq!(err, "", "rrun {args:?}");
+    }
+    assert_eq!(code(&rrun(&["rm", "-f", "pipelog"])), 0);
+    // A command that runs a container is never killed by a closed reader:
+    // the container's writes fail, rrun sees it to its end and removes it.
+    let o = with_closed_stdout(&[
+        "run",
+        "--rm",
+        "--name",
+        "pipe-run",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' PIPE; echo lost; echo after >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{:?} {}", o.status, stderr(&o));
+    assert!(stderr(&o).contains("after"), "{}", stderr(&o));
+    assert_eq!(code(&rrun(&["inspect", "pipe-run"])), 1, "--rm left it");
+}
