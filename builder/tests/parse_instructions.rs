@@ -490,3 +490,226 @@ fn onbuild_with_heredoc() {
     };
     assert_eq!(r.script(), RunScript::Shell("echo built on\n".into()));
 }
+
+/// BuildKit's parser test inputs on word splitting and quoting
+/// (frontend/dockerfile/parser/testfiles: escapes, znc, jeztah-invalid-json-*,
+/// json, ADD-COPY-with-JSON, lk4d4-the-edge-case-generator, trailing-backslash,
+/// kartar-entrypoint-oddities), restated as data with the parsed form each
+/// `result` file gives (`(cmd ...)` etc.), then the value after expansion
+/// where BuildKit's dispatch expands it.
+#[test]
+fn buildkit_testfiles_split_and_quote_as_buildkit() {
+    let exec = |v: &[&str]| Command::Exec(v.iter().map(|s| s.to_string()).collect());
+    let shell = |s: &str| Command::Shell(s.to_string());
+    let copy_words = |i: Instruction| match i {
+        Instruction::Add(c) | Instruction::Copy(c) => {
+            let mut w: Vec<String> = c
+                .sources
+                .iter()
+                .map(|s| match s {
+                    Source::Path(p) | Source::Url(p) => p.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            w.push(c.dest);
+            w
+        }
+        other => panic!("{other:?}"),
+    };
+    // escapes: (label "maintainer" "Erik \\\\Hollensbe <erik@hollensbe.org>\\\"" "")
+    assert_eq!(
+        one(r#"LABEL maintainer Erik \\Hollensbe <erik@hollensbe.org>\""#),
+        Instruction::Label(vec![(
+            "maintainer".into(),
+            r#"Erik \\Hollensbe <erik@hollensbe.org>\""#.into()
+        )])
+    );
+    assert_eq!(
+        expanded(r#"LABEL maintainer Erik \\Hollensbe <erik@hollensbe.org>\""#),
+        Instruction::Label(vec![(
+            "maintainer".into(),
+            r#"Erik \Hollensbe <erik@hollensbe.org>""#.into()
+        )])
+    );
+    // escapes: a RUN keeps its backslashes; continuation lines join.
+    let v = steps("FROM x\nRUN apt-get \\update && \\\n  apt-get \\\"install znc -y\nRUN foo \\\n\nbar \\\n\nbaz\n");
+    let runs: Vec<Command> = v
+        .into_iter()
+        .map(|i| match i {
+            Instruction::Run(r) => r.command,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            shell(r#"apt-get \update &&   apt-get \"install znc -y"#),
+            shell("foo bar baz")
+        ]
+    );
+    // escapes: (cmd "/usr\\\"/bin/znc" "-f" "-r"), JSON's own escapes.
+    assert_eq!(
+        one(r#"CMD [ "\/usr\\\"/bin/znc", "-f", "-r" ]"#),
+        Instruction::Cmd(exec(&[r#"/usr\"/bin/znc"#, "-f", "-r"]))
+    );
+    // escapes: (add "\\conf\\\\\"" "/.znc"): two words, split on whitespace
+    // only. Expanding the first then meets a quote that never closes, which
+    // docker build refuses at dispatch ("unexpected end of statement while
+    // looking for matching double-quote"); rbuild names the word.
+    let e = Containerfile::parse("Containerfile", "FROM x\nADD \\conf\\\\\" /.znc\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unterminated double quote") && e.contains(r#""\\conf\\\\\"""#),
+        "{e}"
+    );
+    // The same words without the lone quote: two, as BuildKit.
+    assert_eq!(
+        copy_words(one(r"ADD \conf\\ /.znc")),
+        vec![r"\conf\\".to_string(), "/.znc".into()]
+    );
+    // znc: (add "conf" "/.znc"), (cmd "/usr/bin/znc" "-f" "-r")
+    assert_eq!(
+        copy_words(one("ADD conf /.znc")),
+        vec!["conf".to_string(), "/.znc".into()]
+    );
+    assert_eq!(
+        one(r#"CMD [ "/usr/bin/znc", "-f", "-r" ]"#),
+        Instruction::Cmd(exec(&["/usr/bin/znc", "-f", "-r"]))
+    );
+    // jeztah-invalid-json-*: anything that is not a JSON array of strings
+    // is the shell form, kept verbatim.
+    for text in [
+        r#""[\"echo\", \"Phew, I just managed to escaped those double quotes\"]""#,
+        r#"'["echo", "Well, JSON in a string is JSON too?"]'"#,
+        "['echo','single quotes are invalid JSON']",
+        r#"["echo", "Please, close the brackets when you're done""#,
+        r#"["echo", "look ma, no quote!]"#,
+    ] {
+        assert_eq!(
+            one(&format!("CMD {text}")),
+            Instruction::Cmd(shell(text)),
+            "{text}"
+        );
+    }
+    // json: (cmd), (cmd ""), (cmd "a"), (cmd "a" "b") with any blanks,
+    // and JSON string escapes.
+    assert_eq!(one("CMD []"), Instruction::Cmd(exec(&[])));
+    assert_eq!(one(r#"CMD [""]"#), Instruction::Cmd(exec(&[""])));
+    assert_eq!(one(r#"CMD ["a"]"#), Instruction::Cmd(exec(&["a"])));
+    for text in [
+        r#"CMD ["a","b"]"#,
+        r#"CMD [ "a", "b" ]"#,
+        "CMD [\t\"a\",\t\"b\"\t]",
+        "CMD\t[\t\"a\",\t\"b\"\t]\t",
+    ] {
+        assert_eq!(one(text), Instruction::Cmd(exec(&["a", "b"])), "{text:?}");
+    }
+    assert_eq!(
+        one(r#"CMD ["abc 123", "♥", "☃", "\" \\ \/ \b \f \n \r \t \u0000"]"#),
+        Instruction::Cmd(exec(&[
+            "abc 123",
+            "♥",
+            "☃",
+            "\" \\ / \u{8} \u{c} \n \r \t \0"
+        ]))
+    );
+    // ADD-COPY-with-JSON: the JSON form keeps a space inside a word.
+    assert_eq!(
+        copy_words(one("ADD\t\t[ \"test file\", \"/tmp/test file\" ]")),
+        vec!["test file".to_string(), "/tmp/test file".into()]
+    );
+    assert_eq!(
+        copy_words(one("COPY\t.\t/go/src/github.com/docker/docker")),
+        vec![".".to_string(), "/go/src/github.com/docker/docker".into()]
+    );
+    // lk4d4-the-edge-case-generator: quotes inside JSON words stay, ENV's
+    // legacy form keeps its quotes until expansion removes them.
+    let run = |i: Instruction| match i {
+        Instruction::Run(r) => r.command,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        run(one(r#"RUN ["echo", "'1234'"]"#)),
+        exec(&["echo", "'1234'"])
+    );
+    assert_eq!(
+        run(one(
+            "RUN    sh -c 'echo root:testpass \\\n        > /tmp/passwd'"
+        )),
+        shell("sh -c 'echo root:testpass         > /tmp/passwd'")
+    );
+    assert_eq!(
+        one("ENV SCUBA 1 DUBA 3"),
+        Instruction::Env(vec![("SCUBA".into(), "1 DUBA 3".into())])
+    );
+    assert_eq!(
+        one(r#"ENV SCUBA "1 DUBA 3""#),
+        Instruction::Env(vec![("SCUBA".into(), r#""1 DUBA 3""#.into())])
+    );
+    assert_eq!(
+        expanded(r#"ENV SCUBA "1 DUBA 3""#),
+        Instruction::Env(vec![("SCUBA".into(), "1 DUBA 3".into())])
+    );
+    assert_eq!(
+        one("CMD echo 'test' | wc -"),
+        Instruction::Cmd(shell("echo 'test' | wc -"))
+    );
+    // kartar-entrypoint-oddities: (label "maintainer" "James Turnbull \"james@example.com\"" "")
+    assert_eq!(
+        one(r#"LABEL maintainer James Turnbull "james@example.com""#),
+        Instruction::Label(vec![(
+            "maintainer".into(),
+            r#"James Turnbull "james@example.com""#.into()
+        )])
+    );
+    // trailing-backslash: (env "B" "another\\\\path" ""), (env "E" "helloworld" "").
+    let v = steps("FROM x\nENV B another\\\\path\nENV C trailing\\\\backslash\\\\\nENV D This should not be appended to C\nENV E hello\\\n\\\nworld\nENV F hello\\\n \\\nworld\n");
+    assert_eq!(
+        v,
+        vec![
+            Instruction::Env(vec![("B".into(), r"another\\path".into())]),
+            Instruction::Env(vec![("C".into(), r"trailing\\backslash\\".into())]),
+            Instruction::Env(vec![(
+                "D".into(),
+                "This should not be appended to C".into()
+            )]),
+            Instruction::Env(vec![("E".into(), "helloworld".into())]),
+            Instruction::Env(vec![("F".into(), "hello world".into())]),
+        ]
+    );
+    assert_eq!(
+        expanded(r"ENV B another\\path"),
+        Instruction::Env(vec![("B".into(), r"another\path".into())])
+    );
+}
+
+/// BuildKit's escape* testfiles: the `# escape=` directive, and a directive
+/// after a comment is only a comment.
+#[test]
+fn buildkit_testfiles_escape_directive() {
+    // escape, escape-nonewline: (env "GOPATH" "\\go" "")
+    for text in [
+        "#escape = `\n\nFROM image\nLABEL maintainer foo@bar.com\nENV GOPATH `\n\\go",
+        "# escape = `\n# There is no white space line after the directives.\nFROM image\nLABEL maintainer foo@bar.com\nENV GOPATH `\n\\go\n",
+        // escape-after-comment: the backslash continues.
+        "# Comment here.\n# escape = `\n\nFROM image\nLABEL maintainer foo@bar.com\nENV GOPATH \\\n\\go",
+    ] {
+        assert_eq!(
+            steps(text),
+            vec![
+                Instruction::Label(vec![("maintainer".into(), "foo@bar.com".into())]),
+                Instruction::Env(vec![("GOPATH".into(), r"\go".into())]),
+            ],
+            "{text}"
+        );
+    }
+    // escape-with-syntax: (from "image")
+    let cf = parse("# syntax = docker/dockerfile\n# escape = `\n\nFROM `\n    image\n");
+    assert_eq!(cf.stages.len(), 1);
+    assert!(
+        format!("{:?}", cf.stages[0].base).contains("image"),
+        "{:?}",
+        cf.stages[0].base
+    );
+}
