@@ -54,6 +54,18 @@ pub fn record(store: &Store, key: &Digest, manifest: &Digest) -> std::io::Result
     write_atomic(store.tmp_dir(), &path, format!("{manifest}\n").as_bytes())
 }
 
+/// Every image a cache entry records (the manifest digests the store's gc
+/// keeps alive for the cache), one per entry; unreadable entries are skipped.
+pub fn recorded_images(store: &Store) -> Vec<Digest> {
+    let Ok(rd) = std::fs::read_dir(store.root().join("cache/steps")) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| text.trim().parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,3 +124,88 @@ fn listing_commands_end_quietly_when_the_reader_closes() {
         assert_eq!(err, "", "rbuild {args:?}");
     }
 }
+
+/// `rbuild system df`'s row NAME as its columns.
+fn df_row(root: &std::path::Path, name: &str) -> Vec<String> {
+    let o = rbuild_in(root, &["system", "df"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    out.lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} row:\n{out}"))
+        .trim_start_matches(name)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// "524.3kB" as bytes.
+fn df_bytes(s: &str) -> u64 {
+    let at = s.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+    let (n, unit) = s.split_at(at);
+    let mult = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        u => panic!("unit {u} in {s}"),
+    };
+    (n.parse::<f64>().unwrap() * mult) as u64
+}
+
+#[test]
+fn system_df_counts_what_the_build_cache_keeps() {
+    // A store of its own: the shared one sees other tests' builds.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    {
+        let store = engine::Store::open(root).unwrap();
+        fixtures::ensure_busybox_image(&store, "busybox").unwrap();
+    }
+    let cache = df_row(root, "Build Cache");
+    assert_eq!(
+        (cache[0].as_str(), cache[2].as_str()),
+        ("0", "0B"),
+        "{cache:?}"
+    );
+    let images_before = df_bytes(&df_row(root, "Images")[2]);
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN dd if=/dev/zero of=/blob bs=1k count=600\nENV AFTER=1\n",
+    )]);
+    let o = rbuild_in(
+        root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "dfcache:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Tagged: the layers are the image's, the records keep only the
+    // intermediate images' manifests and configs.
+    let cache = df_row(root, "Build Cache");
+    assert!(cache[0].parse::<usize>().unwrap() >= 1, "{cache:?}");
+    let shared = df_bytes(&cache[2]);
+    assert!(shared > 0 && shared < 100_000, "{cache:?}");
+    let images_tagged = df_bytes(&df_row(root, "Images")[2]);
+    assert!(
+        images_tagged >= images_before + 600_000,
+        "{images_tagged} {images_before}"
+    );
+    // Untagged: the 600 kB layer is kept by the cache alone, counted there
+    // (and reclaimable), no longer under Images.
+    assert!(rbuild_in(root, &["rmi", "dfcache:1"]).status.success());
+    let cache = df_row(root, "Build Cache");
+    let only_cache = df_bytes(&cache[2]);
+    assert!(only_cache >= 600_000, "{cache:?}");
+    assert_eq!(cache[2], cache[3], "all reclaimable: {cache:?}");
+    let images_after = df_bytes(&df_row(root, "Images")[2]);
+    assert!(
+        images_after < images_before + 100_000,
+        "{images_after} {images_before}"
+    );
+}
