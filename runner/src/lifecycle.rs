@@ -223,6 +223,9 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
         let _ = signal(st, libc::SIGKILL);
         wait_stopped(dir, Duration::from_secs(10));
     }
+    // Its supervisor's last writes (the exit status, the result of a
+    // health check the kill cut short) are done before the directory goes.
+    wait_supervisor_gone(dir, Duration::from_secs(10));
     crate::oci_ctl::delete_leftover(dir, &st.id);
     if let Ok(driver) = CgroupDriver::probe() {
         let _ = driver.open(&st.id).remove();
@@ -230,11 +233,60 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
     remove_dir(dir)
 }
 
-fn remove_dir(dir: &Path) -> Result<(), LifecycleError> {
-    engine::fsutil::remove_tree(dir).map_err(|source| LifecycleError::Remove {
+/// Wait until the container's supervisor (if any) has exited.
+fn wait_supervisor_gone(dir: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match State::load(dir) {
+            Err(_) => return true,
+            Ok(s) if !s.supervisor.is_some_and(|p| p.alive()) => return true,
+            Ok(_) => {}
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The prefix of a container directory being removed (see [`remove_dir`]).
+const REMOVING: &str = ".removing";
+
+/// Remove a container's directory: first renamed to a `.removing-PID-…`
+/// sibling, which `ps` and the reaper skip, then removed. Whatever still
+/// writes by path (a supervisor that outlived the wait, its health thread)
+/// then fails on the old path instead of adding a file to a directory
+/// being emptied, which made the final rmdir fail (ENOTEMPTY).
+pub fn remove_dir(dir: &Path) -> Result<(), LifecycleError> {
+    let err = |source| LifecycleError::Remove {
         path: dir.to_path_buf(),
         source,
-    })
+    };
+    let Some(parent) = dir.parent() else {
+        return engine::fsutil::remove_tree(dir).map_err(err);
+    };
+    let doomed = parent.join(engine::fsutil::unique_name(REMOVING));
+    match std::fs::rename(dir, &doomed) {
+        Ok(()) => engine::fsutil::remove_tree(&doomed).map_err(err),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// A `.removing-PID-…` directory whose rrun died before it was done.
+fn abandoned_removal(name: &str) -> bool {
+    let Some(pid) = name
+        .strip_prefix(REMOVING)
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the pid exists.
+    pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Clean up one container whose supervisor died: its cgroup, and its
@@ -305,6 +357,13 @@ pub fn reap_leftovers(containers: &Path) -> Vec<String> {
     for e in rd.flatten() {
         let dir = e.path();
         let id = e.file_name().to_string_lossy().into_owned();
+        if id.starts_with('.') {
+            // Being removed; finished here if its rrun died meanwhile.
+            if abandoned_removal(&id) {
+                let _ = engine::fsutil::remove_tree(&dir);
+            }
+            continue;
+        }
         if let Ok(s) = State::load(&dir) {
             let needs = s.status != Status::Exited
                 && !s.awaits_start()
@@ -332,4 +391,22 @@ pub fn reap_leftovers(containers: &Path) -> Vec<String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_removers_directory_is_abandoned() {
+        let mine = engine::fsutil::unique_name(REMOVING);
+        assert!(!abandoned_removal(&mine), "{mine}");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        assert!(abandoned_removal(&format!("{REMOVING}-{dead}-0-ff")));
+        for other in [".removing", ".removing-x-1", ".other-1-2", "abc"] {
+            assert!(!abandoned_removal(other), "{other}");
+        }
+    }
 }

@@ -376,6 +376,8 @@ pub fn list(containers: &Path) -> Vec<(PathBuf, State)> {
     let mut v: Vec<(PathBuf, State)> = std::fs::read_dir(containers)
         .map(|rd| {
             rd.flatten()
+                // `.removing-…`: a container being removed (lifecycle).
+                .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
                 .filter_map(|e| {
                     let dir = e.path();
                     State::load(&dir).ok().map(|s| (dir, s))

@@ -133,3 +133,56 @@ fn detached_start_errors_are_reported_by_the_foreground_rrun() {
     );
     assert!(!stdout(&rrun(&["ps", "-a"])).contains("broken"));
 }
+
+/// The removal of a container's directory against a writer that keeps
+/// adding files to it by path, as the supervisor's health thread writes
+/// `.health.json.tmp` and renames it to `health.json` (a check cut short
+/// by `rm -f` is recorded just as rm removes the directory: `rm -f` then
+/// failed with "Directory not empty"). Thousands of files make the walk
+/// long; the writer never stops by itself.
+#[test]
+fn removing_a_container_directory_wins_against_a_writer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for round in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let containers = tmp.path().join("containers");
+        let dir = containers.join(format!("{round:064x}"));
+        std::fs::create_dir_all(dir.join("upper/tmp")).unwrap();
+        for i in 0..3000 {
+            std::fs::write(dir.join(format!("upper/tmp/f{i}")), b"x").unwrap();
+        }
+        std::fs::write(dir.join("state.json"), b"{}").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut writes = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let tmp = dir.join(".health.json.tmp");
+                    if std::fs::write(&tmp, b"{}").is_ok()
+                        && std::fs::rename(&tmp, dir.join("health.json")).is_ok()
+                    {
+                        writes += 1;
+                    }
+                }
+                writes
+            })
+        };
+        // The writer is at work before the removal starts.
+        while !dir.join("health.json").exists() {
+            std::thread::yield_now();
+        }
+        let removed = runner::lifecycle::remove_dir(&dir);
+        stop.store(true, Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(writes > 0);
+        removed.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let left: Vec<_> = std::fs::read_dir(&containers)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "round {round}: left {left:?}");
+    }
+}
