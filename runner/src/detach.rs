@@ -97,13 +97,18 @@ impl Supervisor<'_> {
                 Err(_) => return false, // removed
             }
         }
-        if current.stop_requested {
-            return false;
-        }
-        match State::update(self.dir, &current, |s| s.restart_count += 1) {
+        // Checked again under the state's lock: a stop or rm that asked
+        // between the last look and now keeps it down.
+        let mut go = false;
+        match State::update(self.dir, &current, |s| {
+            go = !s.stop_requested;
+            if go {
+                s.restart_count += 1;
+            }
+        }) {
             Ok(s) => {
                 *self.state.borrow_mut() = s;
-                true
+                go
             }
             Err(_) => false,
         }

@@ -15,6 +15,8 @@ pub enum LifecycleError {
     State(#[from] state::StateError),
     #[error("cannot remove container {0}: it is running (stop it first, or use rm -f)")]
     Running(String),
+    #[error("cannot remove container {0}: it is restarting (stop it first, or use rm -f)")]
+    Restarting(String),
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("signal {pid} ({what}): {source}")]
@@ -215,13 +217,25 @@ pub fn stop(dir: &Path, st: &State, grace: Duration) -> Result<(), LifecycleErro
 
 /// Remove a stopped container (or kill it first with `force`).
 pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError> {
-    if st.is_running() {
+    let current = State::load(dir).unwrap_or_else(|_| st.clone());
+    // Stopped, but its supervisor lives on to start it again after the
+    // back-off (Docker's "restarting").
+    let restarting = !current.is_running()
+        && current.supervisor.is_some_and(|p| p.alive())
+        && !current.stop_requested
+        && current
+            .restart
+            .restarts(current.exit_code.unwrap_or(0), current.restart_count);
+    if current.is_running() || restarting {
         if !force {
-            return Err(LifecycleError::Running(st.name.clone()));
+            return Err(if restarting {
+                LifecycleError::Restarting(st.name.clone())
+            } else {
+                LifecycleError::Running(st.name.clone())
+            });
         }
         keep_down(dir, st);
-        let _ = signal(st, libc::SIGKILL);
-        wait_stopped(dir, Duration::from_secs(10));
+        kill_until_down(dir, Duration::from_secs(10));
     }
     // Its supervisor's last writes (the exit status, the result of a
     // health check the kill cut short) are done before the directory goes.
@@ -231,6 +245,26 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
         let _ = driver.open(&st.id).remove();
     }
     remove_dir(dir)
+}
+
+/// SIGKILL whatever process the container runs now, again and again (a
+/// restart may have begun after the caller read its state), until neither
+/// it nor its supervisor is alive, or `limit` has passed.
+fn kill_until_down(dir: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let current = match State::load(dir) {
+            Ok(s) => s,
+            Err(_) => return, // gone (--rm)
+        };
+        let _ = signal(&current, libc::SIGKILL);
+        let pid_alive = current.pid.is_some_and(|p| p.alive());
+        let sup_alive = current.supervisor.is_some_and(|p| p.alive());
+        if !pid_alive && !sup_alive || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Wait until the container's supervisor (if any) has exited.

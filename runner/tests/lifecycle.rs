@@ -186,3 +186,58 @@ fn removing_a_container_directory_wins_against_a_writer() {
         assert!(left.is_empty(), "round {round}: left {left:?}");
     }
 }
+
+/// A container waiting out its restart back-off is "restarting", as in
+/// Docker: `rm` refuses it, `rm -f` ends it (whatever process it runs by
+/// then: a restart may begin meanwhile) and leaves nothing behind.
+#[test]
+fn rm_refuses_a_restarting_container_and_rm_force_ends_it() {
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "flapping",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // From the fourth restart on, the back-off is 800 ms and more: rm
+    // lands in it (or, rarely, in a run, which it refuses too).
+    wait_for(
+        || {
+            stdout(&rrun(&["inspect", "-f", "{{.RestartCount}}", "flapping"]))
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|n| n >= 4)
+        },
+        "four restarts",
+    );
+    let o = rrun(&["rm", "flapping"]);
+    assert_ne!(code(&o), 0, "rm of a restarting container succeeded");
+    assert!(
+        stderr(&o).contains("restarting") || stderr(&o).contains("running"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&rrun(&["ps", "-a", "--format", "{{.Names}}"])).contains("flapping"));
+    let id = stdout(&rrun(&["inspect", "-f", "{{.Id}}", "flapping"]))
+        .trim()
+        .to_string();
+    let o = rrun(&["rm", "-f", "flapping"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&rrun(&["ps", "-a", "--format", "{{.Names}}"])).contains("flapping"));
+    // No supervisor or container process of it is left.
+    std::thread::sleep(Duration::from_millis(300));
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&id))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
