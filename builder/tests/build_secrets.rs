@@ -27,8 +27,14 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Every file below `dir` whose bytes (or, for a zstd or gzip file, whose
-/// decompressed bytes) hold `needle`.
+/// decompressed bytes) hold `needle`. A file with several hard links is
+/// read once, under the first name met: the busybox layer holds one binary
+/// under some 300 names, and reading each of them made the search the bulk
+/// of this binary's time.
 fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -41,8 +47,12 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
             if !t.is_file() {
                 continue;
             }
+            let m = e.metadata().unwrap();
+            if !seen.insert((m.dev(), m.ino())) {
+                continue;
+            }
             let bytes = std::fs::read(e.path()).unwrap_or_default();
-            let mut hit = bytes.windows(needle.len()).any(|w| w == needle);
+            let mut hit = finder.find(&bytes).is_some();
             let tool = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
                 Some("zstd")
             } else if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -56,7 +66,7 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
                     .arg(e.path())
                     .output()
                     .unwrap();
-                hit |= o.stdout.windows(needle.len()).any(|w| w == needle);
+                hit |= finder.find(&o.stdout).is_some();
             }
             if hit {
                 found.push(e.path().display().to_string());
