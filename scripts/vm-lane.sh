@@ -43,17 +43,22 @@ printf '  %s\n' "${bins[@]##*:}"
 
 # The whole guest's budget: CI's own limit.
 total=${RBOX_VM_LANE_TOTAL:-2700}
+# run.sh says how the guest ended; only "infrastructure" (the guest never
+# started the tests) is retried.
+outcome=$(mktemp)
+trap 'rm -f "$outcome"' EXIT
 # 6 GiB: half of it is the guest's /tmp, where stores and exported trees live.
 run_lane() {
-  RBOX_VM_MEM=${RBOX_VM_MEM:-6G} RBOX_VM_TIMEOUT=$total \
+  RBOX_VM_MEM=${RBOX_VM_MEM:-6G} RBOX_VM_TIMEOUT=$total RBOX_VM_OUTCOME=$outcome \
     scripts/vm/run.sh scripts/vm/lane-guest.sh "$per_bin" "$threads" "${bins[@]}"
 }
 start=$SECONDS
 rc=0
 run_lane || rc=$?
-if [ "$rc" = 125 ]; then
+if [ "$rc" = 125 ] && [ "$(cat "$outcome" 2>/dev/null)" = infrastructure ]; then
   # Only a guest that never started the tests is retried, once, and loudly;
-  # a test that fails or hangs fails the lane.
+  # a test that fails or hangs, or a kernel that panics or locks up while
+  # the tests run, fails the lane (run.sh: 124 or the tests' own status).
   echo "vm-lane: ############################################################" >&2
   echo "vm-lane: INFRASTRUCTURE FAILURE: the guest did not boot; retrying ONCE" >&2
   echo "vm-lane: ############################################################" >&2

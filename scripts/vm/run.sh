@@ -13,10 +13,13 @@
 # stream to ours.
 #
 # Exit status: the command's own; 124 when it ran out of time or the guest
-# stopped answering while it ran (a failure of what was tested: the console
-# shows the kernel's backtraces); 125 when the guest never started the command
-# (the VM failed to boot: an infrastructure failure). On any failure the
-# console's interesting part is printed and the whole console is kept.
+# stopped answering or died (a kernel panic) while it ran (a failure of what
+# was tested: the console shows the kernel's backtraces); 125 when the guest
+# never started the command (the VM failed to boot: an infrastructure
+# failure). A command may itself exit 125: RBOX_VM_OUTCOME tells which it
+# was. On any failure, and whenever the guest kernel reported a problem (a
+# soft lockup, an RCU stall, an oops), the console's interesting part is
+# printed and the whole console is kept.
 #
 # Knobs (environment):
 #   RBOX_VM_TIMEOUT=1800  seconds the command may run
@@ -25,13 +28,20 @@
 #   RBOX_VM_ACCEL=auto|kvm|tcg      (auto: kvm when kvm_intel/kvm_amd are loaded)
 #   RBOX_VM_CONSOLE=1     stream the guest's console to stderr as well
 #   RBOX_VM_DIR=DIR       initramfs cache, runs, kept consoles (default: target/vm)
+#   RBOX_VM_OUTCOME=FILE  also write how the run ended to FILE, one word:
+#                         ran (the status is the command's own), stopped
+#                         (124 above) or infrastructure (125 above); nothing
+#                         when run.sh itself failed or was interrupted
+#   RBOX_VM_KEEP=1        keep the console of a run that passed too
 #
 # Needs root (Debian's kernels are readable by root only, and the share of /
 # must read every file) and the packages scripts/install-deps.sh installs.
 set -euo pipefail
 
 me=rbox-vm
-infra() { echo "$me: $*" >&2; exit 125; }
+outcome() { [ -z "${RBOX_VM_OUTCOME:-}" ] || echo "$1" > "$RBOX_VM_OUTCOME"; }
+infra() { echo "$me: $*" >&2; outcome infrastructure; exit 125; }
+[ -z "${RBOX_VM_OUTCOME:-}" ] || rm -f -- "$RBOX_VM_OUTCOME"
 
 [ "${1:-}" = -- ] && shift
 [ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
@@ -206,30 +216,39 @@ wait "${tails[@]}" 2>/dev/null || true
 tails=()
 took=$((SECONDS - start))
 
-if [ -f "$run/rc" ]; then
-  rc=$(cat "$run/rc")
-  [[ $rc =~ ^[0-9]+$ ]] || rc=125
-  [ -e "$run/timed-out" ] && echo "$me: TIMEOUT: the command still ran after ${limit}s" >&2
+# Once the guest has said it started the command, nothing that follows is
+# the infrastructure's: a kernel panic, a hang or a lost status is a failure.
+if [ -e "$run/started" ] && rc=$(cat "$run/rc" 2>/dev/null) && [[ $rc =~ ^[0-9]+$ ]]; then
+  outcome ran
+  if [ -e "$run/timed-out" ]; then
+    echo "$me: TIMEOUT: the command still ran after ${limit}s" >&2
+    outcome stopped
+  fi
 elif [ -e "$run/started" ]; then
   rc=124
+  outcome stopped
   echo "$me: the guest stopped before the command ended (qemu status $qrc after ${took}s)" >&2
 else
   rc=125
+  outcome infrastructure
   echo "$me: INFRASTRUCTURE: the guest never started the command (qemu status $qrc after ${took}s):" \
     "$(cat "$run/boot-error" 2>/dev/null || echo 'no boot error reported')" >&2
   tail -n 20 "$run/qemu.log" >&2
 fi
 echo "$me: exit status $rc after ${took}s" >&2
-if [ "$rc" != 0 ]; then
-  # The kernel's complaints first (with their backtraces), then the end.
-  problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|sysrq: Show|TIMED OUT|BOOT FAILED'
-  first=$(grep -n -m 1 -E "$problems" "$run/console.log" | cut -d: -f1 || true)
+# The kernel's complaints (with their backtraces) are shown and the console
+# kept on any failure, and also after a pass: a soft lockup the guest got
+# over is still worth reading.
+problems='soft lockup|rcu.*stall|blocked for more than|BUG:|Oops|Kernel panic|sysrq: Show|TIMED OUT|BOOT FAILED'
+first=$(grep -n -m 1 -E "$problems" "$run/console.log" | cut -d: -f1 || true)
+if [ "$rc" != 0 ] || [ -n "$first" ] || [ "${RBOX_VM_KEEP:-0}" = 1 ]; then
+  [ "$rc" = 0 ] && [ -n "$first" ] && echo "$me: the command passed, but the guest kernel complained:" >&2
   if [ -n "$first" ]; then
     echo "---- guest console from line $first (kernel problems)" >&2
     tail -n +"$first" "$run/console.log" | head -n 200 >&2
   fi
   lines=$(wc -l < "$run/console.log")
-  if [ -z "$first" ] || [ $((lines - first)) -ge 200 ]; then
+  if [ "$rc" != 0 ] && { [ -z "$first" ] || [ $((lines - first)) -ge 200 ]; }; then
     echo "---- guest console, last 30 lines" >&2
     tail -n 30 "$run/console.log" >&2
   fi

@@ -10,8 +10,15 @@ say() { echo "rbox-vm(guest): $*"; }
 up() { $B cut -d' ' -f1 /proc/uptime; }
 limit=$($B cat "$IO/timeout")
 
+# The host tells a guest that never ran the command (retried) from one that
+# failed while running it (never retried) by this file alone: without it,
+# the command does not start.
+if ! : > "$IO/started"; then
+  say "BOOT FAILED: cannot write the started marker to the io share"
+  echo "cannot write the started marker to the io share" > "$IO/boot-error"
+  $B poweroff -f
+fi
 say "command started at uptime $(up)s (at most ${limit}s)"
-: > "$IO/started"
 /bin/bash "$IO/cmd.sh" </dev/null >"$IO/stdout" 2>"$IO/stderr" &
 cmd=$!
 (
