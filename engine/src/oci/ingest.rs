@@ -3,8 +3,10 @@
 //! are stored, and the image re-expressed with blake3 digests as
 //! `rbuild import` stores it (blake3 blob names, blake3 diff ids).
 //!
-//! Nothing is tagged until every blob and layer is verified and in place,
-//! so a failure leaves no image behind, only blobs `gc` collects.
+//! An image's layers are all staged (downloaded, verified, unpacked in the
+//! store's session directory) before any is published, and nothing is
+//! tagged until all are in place: a failure on any layer leaves no layer
+//! and no image behind (only the manifest and config blobs `gc` collects).
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -125,15 +127,25 @@ pub fn import_manifest(
             unique.push(*p);
         }
     }
-    let imported = super::parallel::map_bounded(&unique, src.parallel(), |&(desc, diff_id)| {
+    // Every layer is staged (downloaded, verified, unpacked) before any is
+    // published: a layer that fails leaves none of the image behind (the
+    // staged ones are dropped, and removed, with the error).
+    let staged = super::parallel::map_bounded(&unique, src.parallel(), |&(desc, diff_id)| {
         let id = desc.digest.to_string();
         if let Some(have) = stored_layer(store, &desc.digest, diff_id) {
             watch.progress.note(watch.phase, &id, &Note::Exists);
-            return Ok(have);
+            return Ok(Layer::Stored(have));
         }
         let reader = src.fetch(desc)?;
-        ingest_layer(store, reader, Some(desc), None, diff_id, &id, watch)
+        stage_layer(store, reader, Some(desc), None, diff_id, &id, watch).map(Layer::Staged)
     })?;
+    let mut imported = Vec::with_capacity(staged.len());
+    for layer in staged {
+        imported.push(match layer {
+            Layer::Staged(s) => s.commit(store)?,
+            Layer::Stored(have) => have,
+        });
+    }
     let layers = pairs
         .iter()
         .map(|p| {
@@ -145,6 +157,12 @@ pub fn import_manifest(
         })
         .collect();
     finish_image(store, config, layers)
+}
+
+/// A layer of an image being imported: already in the store, or staged.
+enum Layer {
+    Stored(LayerBlob),
+    Staged(StagedLayer),
 }
 
 /// Fetch a small blob (config, manifest) whole and verify it.
@@ -204,6 +222,80 @@ pub fn ingest_layer(
     label: &str,
     watch: Watch<'_>,
 ) -> Result<LayerBlob> {
+    stage_layer(store, reader, expected, size, diff_id, label, watch)?.commit(store)
+}
+
+/// A layer downloaded, verified and unpacked into the store's session
+/// directory, not yet published: [`StagedLayer::commit`] moves blob and
+/// tree into place; dropped uncommitted, both are removed. An image's
+/// layers are all staged before any is committed, so a pull that fails on
+/// one layer publishes none.
+pub struct StagedLayer {
+    blob: std::path::PathBuf,
+    tree: std::path::PathBuf,
+    blake3: Digest,
+    sha256: Digest,
+    size: u64,
+    layer_b3: Digest,
+    /// The config's diff id when it is sha256 (recorded on commit).
+    diff_sha256: Option<Digest>,
+    compression: Compression,
+    label: String,
+    /// Published: nothing to remove on drop.
+    committed: bool,
+}
+
+impl StagedLayer {
+    /// Publish the blob and the unpacked tree (a tree someone else
+    /// published meanwhile is kept and ours dropped).
+    pub fn commit(mut self, store: &Store) -> Result<LayerBlob> {
+        store.commit_blob_file(&self.blob, &self.blake3)?;
+        digests::record_blob(store, &self.blake3, &self.sha256)?;
+        if store.has_layer(&self.layer_b3) {
+            remove_tree(&self.tree).map_err(io_err("remove", &self.tree))?;
+        } else {
+            store.commit_layer_dir(&self.tree, &self.layer_b3)?;
+        }
+        if let Some(d) = &self.diff_sha256 {
+            digests::record_diff_id(store, &self.layer_b3, d)?;
+        }
+        self.committed = true;
+        Ok(LayerBlob {
+            digest: self.blake3.clone(),
+            diff_id: self.layer_b3.clone(),
+            size: self.size,
+            media_type: self.compression.media_type().to_string(),
+        })
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.blob);
+            let _ = remove_tree(&self.tree);
+        }
+    }
+}
+
+impl std::fmt::Debug for StagedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StagedLayer({} -> {})", self.label, self.layer_b3)
+    }
+}
+
+/// [`ingest_layer`] up to, not including, publishing: the blob verified
+/// against `expected` and the tree against `diff_id`, both still in the
+/// session directory.
+pub fn stage_layer(
+    store: &Store,
+    reader: impl Read,
+    expected: Option<&Descriptor>,
+    size: Option<u64>,
+    diff_id: &Digest,
+    label: &str,
+    watch: Watch<'_>,
+) -> Result<StagedLayer> {
     let tmp = store.tmp_dir().join(fsutil::unique_name("ingest"));
     let staged = store.new_temp_dir("ingest-layer")?;
     let progress = watch.progress;
@@ -281,29 +373,28 @@ pub fn ingest_layer(
         }
         file.sync_all().map_err(io_err("fsync", &tmp))?;
         let (layer_b3, compression) = unpacked?;
-        store.commit_blob_file(&tmp, &blake3)?;
-        digests::record_blob(store, &blake3, &sha)?;
-        if store.has_layer(&layer_b3) {
-            remove_tree(&staged).map_err(io_err("remove", &staged))?;
-        } else {
-            store.commit_layer_dir(&staged, &layer_b3)?;
-        }
         progress.finish(Phase::Unpack, label);
-        if diff_id.algorithm() == Algorithm::Sha256 {
-            digests::record_diff_id(store, &layer_b3, diff_id)?;
-        }
-        Ok(LayerBlob {
-            digest: blake3,
-            diff_id: layer_b3,
-            size,
-            media_type: compression.media_type().to_string(),
-        })
+        Ok((blake3, sha, size, layer_b3, compression))
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        let _ = remove_tree(&staged);
+    match result {
+        Ok((blake3, sha256, size, layer_b3, compression)) => Ok(StagedLayer {
+            blob: tmp,
+            tree: staged,
+            blake3,
+            sha256,
+            size,
+            layer_b3,
+            diff_sha256: (diff_id.algorithm() == Algorithm::Sha256).then(|| diff_id.clone()),
+            compression,
+            label: label.to_string(),
+            committed: false,
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            let _ = remove_tree(&staged);
+            Err(e)
+        }
     }
-    result
 }
 
 /// The unpacker's end of the download: chunks from a channel; EOF when
