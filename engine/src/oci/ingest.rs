@@ -307,7 +307,7 @@ pub fn stage_layer(
         // The unpacker runs beside the download, fed by a bounded channel:
         // the layer is ready when its last byte arrives. What it unpacked
         // stays in `staged` until the blob's digest is checked.
-        let (tx, rx) = sync_channel::<Vec<u8>>(32);
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(32);
         let (downloaded, unpacked) = std::thread::scope(|s| {
             let staged = &staged;
             let unpacker = s.spawn(move || {
@@ -334,7 +334,7 @@ pub fn stage_layer(
                     w.write_all(&buf[..n])?;
                     // If the unpacker gave up, its error is reported after
                     // the blob's digest, which needs the whole blob.
-                    feeding = feeding && tx.send(buf[..n].to_vec()).is_ok();
+                    feeding = feeding && tx.send(Ok(buf[..n].to_vec())).is_ok();
                 }
             })();
             drop(tx);
@@ -397,10 +397,10 @@ pub fn stage_layer(
     }
 }
 
-/// The unpacker's end of the download: chunks from a channel; EOF when
-/// the sender is gone.
+/// The reading end of a channel of chunks (the download, the inflated
+/// tar): EOF when the sender is gone; an error sent is returned as is.
 struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
 }
@@ -409,10 +409,11 @@ impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
-                Ok(c) => {
+                Ok(Ok(c)) => {
                     self.chunk = c;
                     self.pos = 0;
                 }
+                Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(0),
             }
         }
@@ -426,7 +427,7 @@ impl Read for ChannelReader {
 /// Unpack a blob stream into `staged/fs`, checking the uncompressed stream against
 /// `diff_id` (sha256 from outside). Returns the blake3 diff id.
 fn unpack_checked(
-    mut input: impl BufRead,
+    mut input: impl BufRead + Send,
     staged: &Path,
     diff_id: &Digest,
     label: &str,
@@ -439,15 +440,41 @@ fn unpack_checked(
         .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
     let compression =
         Compression::detect(head).map_err(|m| OciError::Format(format!("layer {label}: {m}")))?;
-    let dec = compression
-        .decoder(input)
-        .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
     progress.start(Phase::Unpack, label, None);
-    let mut hashing = Sha256Reader::new(ProgressReader::new(dec, progress, Phase::Unpack, label));
-    let unpacked = unpack_stream(&mut hashing, &fs_dir, &UnpackOptions::layer(label))?;
-    io::copy(&mut hashing, &mut io::sink())
-        .map_err(|e| OciError::Format(format!("layer {label}: corrupt stream: {e}")))?;
-    let (sha, _) = hashing.finish();
+    // Inflate and the tar's sha256 run on a thread of their own, a few MiB
+    // ahead of the parser (which hashes blake3 and writes the files): a
+    // gzip layer's inflate overlaps its writes instead of adding to them.
+    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(INFLATED_AHEAD);
+    let (inflated, unpacked) = std::thread::scope(|s| {
+        let inflater = s.spawn(move || inflate_blocks(compression, input, tx));
+        let mut tar = ProgressReader::new(
+            ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            },
+            progress,
+            Phase::Unpack,
+            label,
+        );
+        let unpacked = unpack_stream(&mut tar, &fs_dir, &UnpackOptions::layer(label))
+            .map_err(OciError::from)
+            .and_then(|u| {
+                // What follows the tar's end (padding) is hashed too.
+                io::copy(&mut tar, &mut io::sink())
+                    .map_err(|e| OciError::Format(format!("layer {label}: corrupt stream: {e}")))?;
+                Ok(u)
+            });
+        drop(tar); // a parser that failed stops the inflater
+        (
+            inflater.join().expect("the inflate thread panicked"),
+            unpacked,
+        )
+    });
+    let unpacked = unpacked?;
+    let sha = inflated.ok_or_else(|| {
+        OciError::Format(format!("layer {label}: the inflate thread stopped early"))
+    })?;
     let expected_ok = match diff_id.algorithm() {
         Algorithm::Sha256 => &sha == diff_id,
         Algorithm::Blake3 => &unpacked.diff_id == diff_id,
@@ -466,6 +493,51 @@ fn unpack_checked(
     }
     syncfs(&fs_dir)?;
     Ok((unpacked.diff_id, compression))
+}
+
+/// Inflated blocks queued ahead of the parser (of [`INFLATED_BLOCK`] each).
+const INFLATED_AHEAD: usize = 4;
+const INFLATED_BLOCK: usize = 1 << 20;
+
+/// The inflater's side of [`unpack_checked`]: the uncompressed stream in
+/// blocks to `tx`, hashed (sha256) as it goes. The digest once the stream
+/// ended and every block was taken; `None` when it stopped early (a
+/// corrupt stream, its error sent on; or the parser gone).
+fn inflate_blocks(
+    compression: Compression,
+    input: impl BufRead,
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Option<Digest> {
+    let dec = match compression.decoder(input) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return None;
+        }
+    };
+    let mut hashing = Sha256Reader::new(dec);
+    loop {
+        let mut block = vec![0u8; INFLATED_BLOCK];
+        let mut filled = 0;
+        while filled < block.len() {
+            match hashing.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return None;
+                }
+            }
+        }
+        if filled == 0 {
+            return Some(hashing.finish().0);
+        }
+        block.truncate(filled);
+        if tx.send(Ok(block)).is_err() {
+            return None;
+        }
+    }
 }
 
 fn syncfs(dir: &Path) -> Result<()> {
