@@ -3,8 +3,9 @@
 //! Pull verifies every manifest, config and layer against its digest before
 //! anything is committed, unpacks each layer while it streams in (a few
 //! layers at a time, [`Limits::parallel_blobs`]), and tags the image only
-//! once all of it is in place: a registry that goes away mid-pull leaves no
-//! image, only blobs `gc` collects. Nothing from the network is read
+//! once all of it is in place: a registry that goes away mid-pull, or
+//! serves one layer that does not match its digest, leaves no image and
+//! no layer ([`super::ingest`] stages every layer before publishing any). Nothing from the network is read
 //! without a bound ([`transfer`]): a blob stops at its descriptor's size,
 //! a manifest at [`MANIFEST_LIMIT`], every transfer at a stall.
 //!
