@@ -192,48 +192,170 @@ pub enum OutputSink {
 
 pub type RuntimeError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What a runtime can do beyond running a spec to completion. Callers
+/// refuse an option by asking this, never by the runtime's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `NetworkMode::Bridge`: a namespace on rbox's bridge network.
+    pub bridge_network: bool,
+    /// `NetworkMode::Container`: another container's network namespace.
+    pub join_network: bool,
+    /// `spec.tty` through `create` (a pseudo-terminal for the process).
+    pub tty: bool,
+    /// Usable by a caller that is not root (rootless rbox).
+    pub rootless: bool,
+    /// rrun's options beyond the spec: `--dns*`, `--add-host`, `--ulimit`,
+    /// `--sysctl`, `--shm-size`, `--oom-score-adj`, `--cpuset-*`,
+    /// `--device`, health checks, log options.
+    pub run_options: bool,
+    /// The rootfs is mounted in the container's own mount namespace only,
+    /// so one empty mount point directory serves every container.
+    pub private_rootfs_mount: bool,
+    /// A container made now can be started later by `rrun start`.
+    pub start_later: bool,
+}
+
+/// A task's stdio, kept apart from `ContainerSpec` as containerd keeps a
+/// task's IO apart from its OCI spec: the spec is plain data that is
+/// cloned and compared, a sink is an open descriptor of one task. Stdin
+/// is the caller's with `spec.stdin`, /dev/null otherwise.
+#[derive(Debug, Default)]
+pub struct TaskIo {
+    pub output: OutputSink,
+}
+
+/// One container made by `Runtime::create`, in containerd's shape: its
+/// first process exists, set up up to its final execve, and waits there
+/// until `start`. Whatever happens, `delete` (or dropping it) leaves
+/// nothing behind but the rootfs's upper dir.
+pub trait Task: Send {
+    /// The host pid of the container's first process.
+    fn pid(&self) -> i32;
+
+    /// Let the process exec its command; an error names why it could not
+    /// (with `exit_code` 126 or 127 for the command itself).
+    fn start(&mut self) -> Result<(), RuntimeError>;
+
+    /// Block until the process has ended; an OOM kill inside the memory
+    /// limit is `ExitStatus::OutOfMemory`.
+    fn wait(&mut self) -> Result<ExitStatus, RuntimeError>;
+
+    /// Send `signal` to the container's first process (while it has not
+    /// been waited for).
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError>;
+
+    /// Remove the container: a process still there is killed and reaped,
+    /// then its cgroup, mounts and runtime state go.
+    fn delete(self: Box<Self>) -> Result<(), RuntimeError>;
+}
+
 pub trait Runtime: Send + Sync {
-    /// A short name for messages (`native`, `crun`, …).
+    /// A short name for messages (`native`, `crun`, …), never for
+    /// deciding what the runtime can do: see `features`.
     fn name(&self) -> &str;
+
+    fn features(&self) -> Features;
+
+    /// Make the container of `spec`, its process waiting before its
+    /// command (see `Task`); its stdout and stderr go to `io.output`.
+    fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError>;
 
     /// Run the container to completion with the caller's stdio, and clean
     /// up everything it created (mounts, cgroup) before returning.
-    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError>;
+    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+        self.run_with_output(spec, OutputSink::Inherit)
+    }
 
-    /// `run`, with the container's stdout and stderr sent to `output`
-    /// (stdin as in `run`). A runtime that cannot redirect them says so
-    /// instead of letting the output reach the caller's terminal.
+    /// `run`, with the container's stdout and stderr sent to `output`: the
+    /// caller's copy of a descriptor is closed by the time this returns,
+    /// so a reader of a pipe sees EOF once the container is gone.
+    /// create, start, wait, delete (delete on every path once created).
     fn run_with_output(
         &self,
         spec: &ContainerSpec,
         output: OutputSink,
     ) -> Result<ExitStatus, RuntimeError> {
-        match output {
-            OutputSink::Inherit => self.run(spec),
-            OutputSink::Fd(_) => Err(format!(
-                "the {} runtime cannot send a container's output to a descriptor; \
-                 use the native runtime, or OutputSink::Inherit",
-                self.name()
-            )
-            .into()),
-        }
+        refuse_unsupported(self.name(), self.features(), spec)?;
+        let mut task = self.create(spec, TaskIo { output })?;
+        let status = task.start().and_then(|()| task.wait());
+        let deleted = task.delete();
+        let status = status?;
+        deleted?;
+        Ok(status)
+    }
+}
+
+/// The error for what `spec` asks and `features` lack, naming the option.
+pub fn refuse_unsupported(
+    runtime: &str,
+    features: Features,
+    spec: &ContainerSpec,
+) -> Result<(), RuntimeError> {
+    let missing = match spec.network {
+        NetworkMode::Bridge if !features.bridge_network => Some("--network bridge"),
+        NetworkMode::Container if !features.join_network => Some("--network container:NAME"),
+        _ if spec.tty && !features.tty => Some("a terminal (-t)"),
+        _ => None,
+    };
+    match missing {
+        Some(what) => Err(format!(
+            "{what} is not available with the {runtime} runtime: use the native runtime{}",
+            if what.starts_with("--network") {
+                ", or --network none or host"
+            } else {
+                ""
+            }
+        )
+        .into()),
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
-    /// A runtime that only knows `run`.
-    struct Plain;
+    /// A runtime without features whose tasks log what is called.
+    struct Plain(Arc<Mutex<Vec<&'static str>>>);
+
+    struct PlainTask(Arc<Mutex<Vec<&'static str>>>);
+
+    impl Task for PlainTask {
+        fn pid(&self) -> i32 {
+            1
+        }
+        fn start(&mut self) -> Result<(), RuntimeError> {
+            self.0.lock().unwrap().push("start");
+            Ok(())
+        }
+        fn wait(&mut self) -> Result<ExitStatus, RuntimeError> {
+            self.0.lock().unwrap().push("wait");
+            Err("lost".into())
+        }
+        fn kill(&mut self, _signal: i32) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn delete(self: Box<Self>) -> Result<(), RuntimeError> {
+            self.0.lock().unwrap().push("delete");
+            Ok(())
+        }
+    }
 
     impl Runtime for Plain {
         fn name(&self) -> &str {
             "plain"
         }
-
-        fn run(&self, _spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
-            Ok(ExitStatus::Exited(3))
+        fn features(&self) -> Features {
+            Features::default()
+        }
+        fn create(
+            &self,
+            _spec: &ContainerSpec,
+            _io: TaskIo,
+        ) -> Result<Box<dyn Task>, RuntimeError> {
+            self.0.lock().unwrap().push("create");
+            Ok(Box::new(PlainTask(self.0.clone())))
         }
     }
 
@@ -246,17 +368,32 @@ mod tests {
     }
 
     #[test]
-    fn a_runtime_without_redirection_runs_inherited_and_refuses_a_sink() {
-        let rt = Plain;
-        assert_eq!(
-            rt.run_with_output(&spec(), OutputSink::Inherit).unwrap(),
-            ExitStatus::Exited(3)
+    fn run_deletes_the_task_when_wait_fails() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = Plain(log.clone()).run(&spec()).unwrap_err().to_string();
+        assert_eq!(err, "lost");
+        assert_eq!(*log.lock().unwrap(), ["create", "start", "wait", "delete"]);
+    }
+
+    #[test]
+    fn a_runtime_refuses_what_its_features_lack_by_name_of_the_option() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rt = Plain(log.clone());
+        let bridge = ContainerSpec {
+            network: NetworkMode::Bridge,
+            ..spec()
+        };
+        let err = rt.run(&bridge).unwrap_err().to_string();
+        assert!(
+            err.contains("--network bridge is not available with the plain runtime"),
+            "{err}"
         );
-        let null = std::fs::File::open("/dev/null").unwrap();
-        let err = rt
-            .run_with_output(&spec(), OutputSink::Fd(null.into()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("plain runtime cannot send"), "{err}");
+        let tty = ContainerSpec {
+            tty: true,
+            ..spec()
+        };
+        let err = rt.run(&tty).unwrap_err().to_string();
+        assert!(err.contains("a terminal (-t)"), "{err}");
+        assert!(log.lock().unwrap().is_empty(), "nothing was created");
     }
 }

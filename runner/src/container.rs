@@ -13,6 +13,7 @@ use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
 use crate::rootfs::{self, FsMount, RootfsPlan, Step};
 use crate::spawn::{self, ChildPlan, ForwardedSignals, SpawnError, WaitResult};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use std::os::fd::OwnedFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -309,13 +310,51 @@ pub struct Outcome {
 /// Run `spec` to completion; every exit path removes the cgroup. Mounts
 /// need no cleanup: they live in the container's own mount namespace.
 pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, LaunchError> {
+    let mut created = create(spec, &mut launch)?;
+    let on_started = launch.on_started.take();
+    let on_winch = launch.on_winch.take();
+    let outcome = created
+        .start(on_started)
+        .and_then(|_| created.wait(on_winch));
+    let deleted = created.delete();
+    let outcome = outcome?;
+    deleted?;
+    Ok(outcome)
+}
+
+/// A container made up to its command: cgroup, network and mounts set up,
+/// its first process waiting before its final execve (the runtime-spec's
+/// `created`). `start` lets it exec, `wait` reaps it, `delete` (or a drop)
+/// kills what is left and removes the cgroup.
+pub struct Created {
+    pid: libc::pid_t,
+    /// Until `start`: the process at its gate, and our end of the gate.
+    gated: Option<spawn::Gated>,
+    gate: OwnedFd,
+    cg: Option<Cgroup>,
+    attachment: Option<crate::network::Attachment>,
+    /// -t: the console socket the child sends the pty master to.
+    console: Option<OwnedFd>,
+    relay: Option<crate::console::Relay>,
+    signals: Option<ForwardedSignals>,
+    stdio: [Option<RawFd>; 3],
+    stdin: bool,
+    memory_limit: Option<u64>,
+    reaped: bool,
+    /// For messages: the directory of the generated /etc files.
+    files_dir: PathBuf,
+}
+
+/// Make the container of `spec` (see `Created`). `launch`'s `on_started`
+/// and `on_winch` are not used here: `start` and `wait` take them.
+pub fn create(spec: &ContainerSpec, launch: &mut Launch<'_>) -> Result<Created, LaunchError> {
     if crate::rootless::active() {
         // No cgroup of its own (see crate::rootless): limits were refused
         // before anything was made; this is the last guard.
         if let Some(why) = crate::rootless::limits_refusal(&spec.resources, false) {
             return Err(LaunchError::Rootless(why));
         }
-        return run_in(spec, None, &mut launch);
+        return create_in(spec, None, launch);
     }
     let driver = CgroupDriver::probe()?;
     // Every device with --privileged, Docker's short list otherwise
@@ -335,18 +374,138 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
             }
         }
     }
-    let result = run_in(spec, Some(&cg), &mut launch);
-    let removed = cg.remove();
-    let outcome = result?;
-    removed?;
-    Ok(outcome)
+    match create_in(spec, Some(&cg), launch) {
+        Ok(mut created) => {
+            created.cg = Some(cg);
+            Ok(created)
+        }
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e)
+        }
+    }
 }
 
-fn run_in(
+impl Created {
+    /// The host pid of the container's first process.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Let the process exec its command; `on_started` gets its pid once
+    /// it runs. A command that cannot run is `SpawnError::Child` (its exit
+    /// code 126 or 127), the process reaped.
+    pub fn start(
+        &mut self,
+        on_started: Option<&mut dyn FnMut(i32)>,
+    ) -> Result<libc::pid_t, LaunchError> {
+        let gated = self.gated.take().ok_or(LaunchError::Spawn(SpawnError::Io {
+            what: "start the container",
+            source: io::Error::other("it was started already"),
+        }))?;
+        let started = gated.start(&self.gate);
+        if started.is_err() {
+            self.reaped = true;
+        }
+        let pid = started?;
+        if let Some(f) = on_started {
+            f(pid);
+        }
+        if let Some(sock) = self.console.take() {
+            let relay = crate::console::Relay::start(sock.as_fd(), pid, self.stdio, self.stdin)?;
+            crate::attach::offer_console(relay.master());
+            self.relay = Some(relay);
+        }
+        Ok(pid)
+    }
+
+    /// Wait for the process to end (forwarding signals if the launch said
+    /// so; `on_winch` on SIGWINCH), and drain the terminal relay.
+    pub fn wait(&mut self, mut on_winch: Option<&mut dyn FnMut()>) -> Result<Outcome, LaunchError> {
+        let pid = self.pid;
+        let relay = &self.relay;
+        let waited = match &self.signals {
+            Some(s) => s.wait(pid, || {
+                if let Some(r) = relay {
+                    r.follow_window_size();
+                }
+                if let Some(w) = on_winch.as_mut() {
+                    w()
+                }
+            }),
+            None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait returns a status")),
+        }
+        .map_err(io_err("wait for container", &self.files_dir))?;
+        self.reaped = true;
+        if let Some(r) = self.relay.take() {
+            r.finish();
+        }
+        drop(self.signals.take());
+        drop(self.attachment.take());
+        let mut status = match waited {
+            WaitResult::Exited(c) => ExitStatus::Exited(c),
+            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+        };
+        if status.code() == 137 && self.cg.as_ref().is_some_and(|cg| cg.oom_kills() > 0) {
+            status = ExitStatus::OutOfMemory;
+        }
+        Ok(Outcome {
+            status,
+            memory_limit: self.memory_limit,
+        })
+    }
+
+    /// Send `signal` to the first process, unless it was waited for.
+    pub fn kill(&self, signal: i32) -> Result<(), LaunchError> {
+        if self.reaped {
+            return Err(LaunchError::Spawn(SpawnError::Io {
+                what: "signal the container",
+                source: io::Error::from_raw_os_error(libc::ESRCH),
+            }));
+        }
+        // SAFETY: kill takes integers; our child, unreaped, so its pid.
+        if unsafe { libc::kill(self.pid, signal) } != 0 {
+            return Err(io_err("signal the container of", &self.files_dir)(
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Kill and reap what is left, give the address back, remove the cgroup.
+    pub fn delete(mut self) -> Result<(), LaunchError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), LaunchError> {
+        if !self.reaped {
+            self.reaped = true;
+            // SAFETY: kill takes integers; our unreaped child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = spawn::try_wait(self.pid, true);
+        }
+        self.gated = None;
+        drop(self.relay.take());
+        drop(self.signals.take());
+        drop(self.attachment.take());
+        match self.cg.take() {
+            Some(cg) => Ok(cg.remove()?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+fn create_in(
     spec: &ContainerSpec,
     cg: Option<&Cgroup>,
     launch: &mut Launch<'_>,
-) -> Result<Outcome, LaunchError> {
+) -> Result<Created, LaunchError> {
     let default_net = crate::network::Network::default_bridge();
     let net = launch.network.unwrap_or(&default_net);
     let user_net = spec.network == NetworkMode::Bridge && launch.network.is_some();
@@ -414,8 +573,13 @@ fn run_in(
         None => Vec::new(),
     };
     plan.cgroup_tasks = tasks.iter().map(|f| f.as_raw_fd()).collect();
+    // The gate: the child waits on its read end before its execve.
+    let (gate_rd, gate) = sys::pipe().map_err(io_err("create a pipe in", launch.files_dir))?;
+    plan.start_gate = Some(gate_rd.as_raw_fd());
+    plan.report_past_gate = true;
     let signals = launch.forward_signals.then(ForwardedSignals::block);
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
+    drop(gate_rd);
     drop(into);
     // The child waits in its new network namespace: put it on the network
     // before it goes on. Dropping the attachment gives the address back.
@@ -453,53 +617,23 @@ fn run_in(
         drop(child_end);
         parent_end
     });
-    let pid = started.release()?;
+    let pid = started.pid;
+    let gated = started.create()?;
     drop(tasks);
-    if let Some(f) = launch.on_started.as_mut() {
-        f(pid);
-    }
-    let relay = match console {
-        Some(sock) => Some(crate::console::Relay::start(
-            sock.as_fd(),
-            pid,
-            launch.stdio,
-            spec.stdin,
-        )?),
-        None => None,
-    };
-    if let Some(r) = &relay {
-        crate::attach::offer_console(r.master());
-    }
-    let waited = match &signals {
-        Some(s) => {
-            let mut winch = launch.on_winch.take();
-            s.wait(pid, || {
-                if let Some(r) = &relay {
-                    r.follow_window_size();
-                }
-                if let Some(w) = winch.as_mut() {
-                    w()
-                }
-            })
-        }
-        None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait returns a status")),
-    }
-    .map_err(io_err("wait for container", launch.files_dir))?;
-    if let Some(r) = relay {
-        r.finish();
-    }
-    drop(signals);
-    drop(attachment);
-    let mut status = match waited {
-        WaitResult::Exited(c) => ExitStatus::Exited(c),
-        WaitResult::Signaled(s) => ExitStatus::Signaled(s),
-    };
-    if status.code() == 137 && cg.is_some_and(|cg| cg.oom_kills() > 0) {
-        status = ExitStatus::OutOfMemory;
-    }
-    Ok(Outcome {
-        status,
+    Ok(Created {
+        pid,
+        gated: Some(gated),
+        gate,
+        cg: None,
+        attachment,
+        console,
+        relay: None,
+        signals,
+        stdio: launch.stdio,
+        stdin: spec.stdin,
         memory_limit: spec.resources.memory_bytes,
+        reaped: false,
+        files_dir: launch.files_dir.to_path_buf(),
     })
 }
 
@@ -756,6 +890,7 @@ fn plan_for(
         masked: None,
         rlimits: Vec::new(),
         start_gate: None,
+        report_past_gate: false,
         join_ns: Vec::new(),
         sysctl: Vec::new(),
         oom_score_adj: None,

@@ -25,11 +25,14 @@ pub mod recorded;
 pub mod rootfs;
 pub mod rootless;
 pub mod runopts;
+pub mod runtimes;
 pub mod spawn;
 pub mod state;
 pub mod sys;
 pub mod user;
 pub mod volume;
+
+pub use runtimes::{runtime_exit_code, runtime_named};
 
 /// PATH when neither the image nor the user sets one (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

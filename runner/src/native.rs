@@ -2,16 +2,20 @@
 //! seam. The builder runs its RUN steps through it: the overlay comes from
 //! the spec's `RootfsSpec` (the builder snapshots `upper` afterwards), the
 //! command gets the caller's stdout/stderr or the `OutputSink` it is
-//! given (stdin is /dev/null unless `spec.stdin`), and everything but `upper`'s contents is gone when `run`
-//! returns.
+//! given (stdin is /dev/null unless `spec.stdin`), and everything but
+//! `upper`'s contents is gone once the task is deleted. `create` leaves
+//! the container's process waiting before its final execve (the
+//! `start_gate` of `spawn::ChildPlan`), `start` lets it exec.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use engine::runtime::{ContainerSpec, ExitStatus, OutputSink, Runtime, RuntimeError};
+use engine::runtime::{
+    ContainerSpec, ExitStatus, Features, OutputSink, Runtime, RuntimeError, Task, TaskIo,
+};
 
-use crate::container::{self, Launch};
+use crate::container::{self, Created, Launch};
 
 /// The native runtime. `spec.id` names the cgroup (`rbox/<id>`): it must be
 /// unique among running containers.
@@ -48,15 +52,20 @@ impl Runtime for NativeRuntime {
         "native"
     }
 
-    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
-        self.run_with_output(spec, OutputSink::Inherit)
+    fn features(&self) -> Features {
+        Features {
+            bridge_network: true,
+            // The other container is rrun's to find (`Launch::join`).
+            join_network: false,
+            tty: true,
+            rootless: true,
+            run_options: true,
+            private_rootfs_mount: true,
+            start_later: true,
+        }
     }
 
-    fn run_with_output(
-        &self,
-        spec: &ContainerSpec,
-        output: OutputSink,
-    ) -> Result<ExitStatus, RuntimeError> {
+    fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError> {
         let r = &spec.rootfs;
         for d in [&r.upper, &r.work, &r.merged] {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
@@ -73,18 +82,54 @@ impl Runtime for NativeRuntime {
         // the signals blocked process-wide); the container dies with us.
         launch.forward_signals = false;
         launch.die_with_parent = true;
-        // The child dup2()s the sink onto 1 and 2; ours closes when
-        // `output` drops at return, after the container has exited.
-        let out = match &output {
+        // The child dup2()s the sink onto 1 and 2; ours closes when `io`
+        // drops below, the child holding its own copy.
+        let out = match &io.output {
             OutputSink::Inherit => None,
             OutputSink::Fd(fd) => Some(fd.as_raw_fd()),
         };
         launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), out, out];
-        let result = container::run(spec, launch);
-        drop(output);
-        let _ = engine::fsutil::remove_tree(&files);
+        match container::create(spec, &mut launch) {
+            Ok(created) => Ok(Box::new(NativeTask { created, files })),
+            Err(e) => {
+                let _ = engine::fsutil::remove_tree(&files);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A container of the native runtime (`container::Created`) and the
+/// directory its /etc files are mounted on, removed by `delete`.
+struct NativeTask {
+    created: Created,
+    files: PathBuf,
+}
+
+impl Task for NativeTask {
+    fn pid(&self) -> i32 {
+        self.created.pid()
+    }
+
+    fn start(&mut self) -> Result<(), RuntimeError> {
+        self.created.start(None)?;
+        Ok(())
+    }
+
+    fn wait(&mut self) -> Result<ExitStatus, RuntimeError> {
+        Ok(self.created.wait(None)?.status)
+    }
+
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
+        Ok(self.created.kill(signal)?)
+    }
+
+    fn delete(self: Box<Self>) -> Result<(), RuntimeError> {
+        let NativeTask { created, files } = *self;
+        let deleted = created.delete();
         // overlayfs leaves its work dir's inner "work" behind; it is not
         // part of the snapshot.
-        Ok(result?.status)
+        let _ = engine::fsutil::remove_tree(&files);
+        Ok(deleted?)
     }
 }

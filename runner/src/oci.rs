@@ -1,9 +1,9 @@
 //! `OciRuntime`: the same `ContainerSpec` through an external OCI runtime
 //! (crun, runc, youki). We write a runtime-spec `config.json` whose root is
 //! the merged overlay, which we mount ourselves in a private mount
-//! namespace of the runtime's process (so it vanishes with it), and exec
-//! `<binary> --root <state> run --bundle <dir> <id>` (the `Runtime` trait's
-//! path; `rrun run --runtime` drives it in steps instead: see oci_ctl).
+//! namespace of the runtime's process (so it vanishes with it), and drive
+//! the runtime in steps, `create`, `start`, `kill`, `delete` (oci_ctl), as
+//! a `Task` of the engine's `Runtime` seam.
 //! The config carries rbox's defaults: Docker's capabilities, masked and
 //! read-only paths, and rbox's seccomp filter (oci_seccomp), and puts the
 //! container's cgroup where the native one goes, `rbox/<id>`, so the
@@ -16,13 +16,17 @@
 use std::ffi::CStr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode, OutputSink, Runtime, RuntimeError};
+use engine::runtime::{
+    ContainerSpec, ExitStatus, Features, NetworkMode, OutputSink, Runtime, RuntimeError, Task,
+    TaskIo,
+};
 use serde_json::{json, Value};
 
+use crate::oci_ctl::{become_subreaper, command_exit_code, OciContainer};
 use crate::rootfs::{self, RootfsPlan};
-use crate::spawn::{self, ForwardedSignals, WaitResult};
+use crate::spawn::{self, WaitResult};
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
@@ -241,58 +245,6 @@ impl OciRuntime {
         )
         .map_err(io("write", &config))
     }
-
-    /// Run to completion (`forward_signals` needs a single-threaded
-    /// caller), the container's stdout and stderr sent to `output` as
-    /// the OCI runtime's own: crun hands them to the container as they
-    /// are, runc relays each through a pipe of its own (so stdout and
-    /// stderr lines may interleave differently than written).
-    fn run_to_sink(
-        &self,
-        spec: &ContainerSpec,
-        bundle: &Path,
-        forward_signals: bool,
-        output: OutputSink,
-    ) -> Result<ExitStatus, OciError> {
-        let io = |what: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| OciError::Io { what, path, source }
-        };
-        self.prepare_bundle(spec, bundle)?;
-        let plan = overlay_plan(spec);
-        let state = bundle.join("state");
-        let signals = forward_signals.then(ForwardedSignals::block);
-        let mut cmd = runtime_command(&self.binary, &state, Some(plan));
-        cmd.arg("run").arg("--bundle").arg(bundle).arg(&spec.id);
-        if !spec.stdin {
-            cmd.stdin(Stdio::null());
-        }
-        if let OutputSink::Fd(fd) = output {
-            let err = fd
-                .try_clone()
-                .map_err(io("duplicate the output sink for", bundle))?;
-            cmd.stdout(Stdio::from(fd)).stderr(Stdio::from(err));
-        }
-        let child = cmd.spawn().map_err(|source| OciError::Spawn {
-            binary: self.binary.clone(),
-            source,
-        })?;
-        // The command holds copies of the sink: ours must close when the
-        // container's do, or a reader never sees EOF.
-        drop(cmd);
-        let pid = child.id() as i32;
-        let waited = match &signals {
-            Some(s) => s.wait(pid, || {}),
-            None => spawn::try_wait(pid, true).map(|r| r.expect("blocking wait")),
-        }
-        .map_err(io("wait for", Path::new(&self.binary)))?;
-        drop(signals);
-        let _ = engine::fsutil::remove_tree(bundle);
-        Ok(match waited {
-            WaitResult::Exited(c) => ExitStatus::Exited(c),
-            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
-        })
-    }
 }
 
 /// The overlay the runtime's process mounts (read-only is the runtime's
@@ -356,20 +308,150 @@ impl Runtime for OciRuntime {
         &self.binary
     }
 
-    fn run(&self, spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
-        self.run_with_output(spec, OutputSink::Inherit)
+    fn features(&self) -> Features {
+        Features {
+            bridge_network: false,
+            join_network: false,
+            tty: false,
+            rootless: false,
+            run_options: false,
+            private_rootfs_mount: false,
+            start_later: false,
+        }
     }
 
-    fn run_with_output(
-        &self,
-        spec: &ContainerSpec,
-        output: OutputSink,
-    ) -> Result<ExitStatus, RuntimeError> {
+    /// The runtime's `create`, with the bundle beside the merged dir.
+    /// The caller becomes a child subreaper (process-wide): the container's
+    /// process is re-parented to it when the runtime's `create` exits.
+    fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError> {
+        engine::runtime::refuse_unsupported(&self.binary, self.features(), spec)?;
         let merged = &spec.rootfs.merged;
         let bundle = merged
             .parent()
             .unwrap_or(Path::new("/"))
             .join(format!(".{}-bundle", spec.id));
-        Ok(self.run_to_sink(spec, &bundle, false, output)?)
+        let ctr = OciContainer::new(&self.binary, &bundle, &spec.id);
+        let created = (|| {
+            self.prepare_bundle(spec, &bundle)?;
+            become_subreaper()?;
+            let output = match &io.output {
+                OutputSink::Inherit => None,
+                OutputSink::Fd(fd) => Some(fd),
+            };
+            ctr.create(&bundle, overlay_plan(spec), None, spec.stdin, output)
+        })();
+        drop(io);
+        match created {
+            Ok(pid) => Ok(Box::new(OciTask {
+                ctr,
+                bundle,
+                pid,
+                reaped: false,
+            })),
+            Err(e) => {
+                // Whatever a failed create left (runc and crun clean up
+                // after themselves; this is for a runtime that does not).
+                if bundle.join("state").join(&spec.id).exists() {
+                    let _ = ctr.delete();
+                }
+                let _ = engine::fsutil::remove_tree(&bundle);
+                Err(match command_exit_code(&e) {
+                    Some(code) => Box::new(CommandError {
+                        code,
+                        argv0: spec.args.first().cloned().unwrap_or_default(),
+                    }),
+                    None => Box::new(e),
+                })
+            }
+        }
+    }
+}
+
+/// A command the runtime could not start: the native runner's message,
+/// with Docker's code (`exit_code`: 127 not found, 126 not executable).
+#[derive(Debug, thiserror::Error)]
+#[error("{argv0:?}: {}", if *code == 127 { "executable file not found in $PATH" } else { "permission denied" })]
+pub struct CommandError {
+    pub code: i32,
+    pub argv0: String,
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> i32 {
+        self.code
+    }
+}
+
+/// A container the external runtime created; its first process is our
+/// child (we are its subreaper) until `wait` reaps it.
+struct OciTask {
+    ctr: OciContainer,
+    bundle: PathBuf,
+    pid: i32,
+    reaped: bool,
+}
+
+impl OciTask {
+    fn teardown(&mut self) -> Result<(), OciError> {
+        if !self.reaped {
+            self.reaped = true;
+            // SAFETY: kill takes integers; our unreaped child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = spawn::try_wait(self.pid, true);
+        }
+        if !self.bundle.exists() {
+            return Ok(());
+        }
+        self.ctr.delete()?;
+        let _ = engine::fsutil::remove_tree(&self.bundle);
+        Ok(())
+    }
+}
+
+impl Task for OciTask {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn start(&mut self) -> Result<(), RuntimeError> {
+        Ok(self.ctr.start()?)
+    }
+
+    fn wait(&mut self) -> Result<ExitStatus, RuntimeError> {
+        let waited = spawn::try_wait(self.pid, true)
+            .map_err(|e| format!("wait for the container's process: {e}"))?
+            .expect("a blocking wait returns a status");
+        self.reaped = true;
+        let status = match waited {
+            WaitResult::Exited(c) => ExitStatus::Exited(c),
+            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+        };
+        // The cgroup stays until `delete`: its OOM kill counter tells.
+        let oom = status.code() == 137
+            && crate::cgroup::CgroupDriver::probe()
+                .map(|d| d.open(&self.ctr.id).oom_kills() > 0)
+                .unwrap_or(false);
+        Ok(if oom { ExitStatus::OutOfMemory } else { status })
+    }
+
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
+        if self.reaped {
+            return Err(format!(
+                "{} kill {}: it is not running",
+                self.ctr.binary, self.ctr.id
+            )
+            .into());
+        }
+        Ok(self.ctr.kill(signal)?)
+    }
+
+    fn delete(mut self: Box<Self>) -> Result<(), RuntimeError> {
+        Ok(self.teardown()?)
+    }
+}
+
+impl Drop for OciTask {
+    fn drop(&mut self) {
+        let _ = self.teardown();
     }
 }

@@ -139,6 +139,7 @@ impl OciContainer {
         overlay: RootfsPlan,
         console: Option<&Path>,
         stdin: bool,
+        output: Option<&OwnedFd>,
     ) -> Result<i32, OciError> {
         let pid_file = bundle.join("init.pid");
         let log = bundle.join("runtime.log");
@@ -161,6 +162,17 @@ impl OciContainer {
         if !stdin || console.is_some() {
             cmd.stdin(Stdio::null());
         }
+        if let Some(fd) = output {
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone().map_err(|source| OciError::Io {
+                    what: "duplicate the output descriptor for",
+                    path: bundle.to_path_buf(),
+                    source,
+                })
+            };
+            cmd.stdout(Stdio::from(dup(fd)?))
+                .stderr(Stdio::from(dup(fd)?));
+        }
         // Not captured: without a terminal the container inherits the
         // runtime's stdout and stderr, so its error shows where the
         // container's output would.
@@ -180,6 +192,13 @@ impl OciContainer {
         let mut cmd = self.command(None);
         cmd.arg("start").arg(&self.id);
         self.status("start", cmd)
+    }
+
+    /// `kill ID SIGNAL`: a signal to the container's first process.
+    pub fn kill(&self, signal: i32) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("kill").arg(&self.id).arg(signal.to_string());
+        self.status("kill", cmd)
     }
 
     /// `delete --force`: its runtime state and cgroup go (killing what is

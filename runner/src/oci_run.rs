@@ -90,6 +90,7 @@ fn supervise(
             overlay_plan(spec),
             console.as_ref().map(|c| c.path()),
             spec.stdin,
+            None,
         )
         .map_err(|e| {
             // Whatever a failed create left (runc and crun clean up after

@@ -73,6 +73,12 @@ pub struct ChildPlan {
     /// blocks reading one byte from this fifo, written by `start`. Exec
     /// failures after that go to the container's stderr.
     pub start_gate: Option<RawFd>,
+    /// With `start_gate`: the report pipe stays open past the gate, so a
+    /// parent that waits for it (`Started::create` then `Gated::start`)
+    /// gets failures to exec the command with their codes as before the
+    /// gate, instead of on the command's stderr (the OCI `create` that
+    /// exits at once needs that).
+    pub report_past_gate: bool,
     /// Namespaces to join (setns) instead of the new ones: descriptors
     /// of `/proc/<pid>/ns/*` or bind-mounted namespace files, opened by
     /// the parent (O_CLOEXEC: the container never sees them), with their
@@ -219,10 +225,92 @@ impl Started {
         })
     }
 
+    /// Let the child go on up to its start gate (`ChildPlan::start_gate`
+    /// with `report_past_gate`): everything but the final execve is done
+    /// when this returns; `Gated::start` lets it exec.
+    pub fn create(mut self) -> Result<Gated, SpawnError> {
+        let sync = self.sync.take().expect("released once");
+        sys::write_all_fd(sync.as_raw_fd(), b"g").map_err(|source| SpawnError::Io {
+            what: "signal the container to start",
+            source,
+        })?;
+        let mut b = [0u8; 1];
+        let n = loop {
+            // SAFETY: reading one byte into a stack buffer from our pipe.
+            let n = unsafe { libc::read(self.report.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        drop(sync);
+        let gated = Gated {
+            pid: self.pid,
+            report: self.report,
+        };
+        match (n, b[0]) {
+            (1, 0) => Ok(gated),
+            // A failure (its code, then its message) or a child gone.
+            (1, code) => Err(gated.failed(Some(code))),
+            _ => Err(gated.failed(None)),
+        }
+    }
+
     /// Abort: the child exits without running anything.
     pub fn abort(mut self) {
         self.sync.take();
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+    }
+}
+
+/// A child waiting at its start gate (`Started::create`).
+pub struct Gated {
+    pub pid: libc::pid_t,
+    report: OwnedFd,
+}
+
+impl Gated {
+    /// Open the gate (`gate`: the other end of the plan's `start_gate`)
+    /// and wait until the child has exec'ed its command or failed to.
+    pub fn start(self, gate: &OwnedFd) -> Result<libc::pid_t, SpawnError> {
+        sys::write_all_fd(gate.as_raw_fd(), b"s").map_err(|source| SpawnError::Io {
+            what: "let the container exec its command",
+            source,
+        })?;
+        let mut buf = Vec::new();
+        let mut f =
+            std::fs::File::from(self.report.try_clone().map_err(|source| SpawnError::Io {
+                what: "read the container's report",
+                source,
+            })?);
+        let _ = f.read_to_end(&mut buf);
+        match buf.split_first() {
+            None => Ok(self.pid),
+            Some((&code, msg)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+                Err(SpawnError::Child {
+                    code: code as i32,
+                    message: String::from_utf8_lossy(msg).trim().to_string(),
+                })
+            }
+        }
+    }
+
+    /// The child's failure after `code` (None: it died without a word),
+    /// reaped.
+    fn failed(self, code: Option<u8>) -> SpawnError {
+        let mut msg = Vec::new();
+        let _ = std::fs::File::from(self.report).read_to_end(&mut msg);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        match code {
+            Some(code) => SpawnError::Child {
+                code: code as i32,
+                message: String::from_utf8_lossy(&msg).trim().to_string(),
+            },
+            None => SpawnError::Child {
+                code: 125,
+                message: "the container's process ended before it was ready".into(),
+            },
+        }
     }
 }
 
@@ -631,6 +719,9 @@ fn child_main(
     // in the one order of `security::SecurityPlan::enter`; `ready` is
     // our part (the start gate).
     let gate = plan.start_gate;
+    // Failures after the gate go on the command's stderr, unless the
+    // parent still reads the report (`report_past_gate`).
+    let detached_gate = gate.filter(|_| !plan.report_past_gate);
     let mut report = Some(report);
     let ready = || {
         reset_signals();
@@ -640,7 +731,9 @@ fn child_main(
                 // SAFETY: the parent is gone; _exit never returns.
                 unsafe { libc::_exit(125) };
             }
-            drop(report.take());
+            if !plan.report_past_gate {
+                drop(report.take());
+            }
             let n = loop {
                 // SAFETY: reading one byte into a stack buffer from our gate fd.
                 let n = unsafe { libc::read(gate, go.as_mut_ptr().cast(), 1) };
@@ -665,14 +758,14 @@ fn child_main(
         Ok(()) => {}
         Err((false, e)) => fail(rep, 125, format_args!("{e}")),
         // After the gate the report pipe is closed: on the command's stderr.
-        Err((true, e)) if gate.is_some() => {
+        Err((true, e)) if detached_gate.is_some() => {
             let _ = sys::write_all_fd(2, format!("rbox-runtime: {e}\n").as_bytes());
             // SAFETY: _exit never returns.
             unsafe { libc::_exit(125) }
         }
         Err((true, e)) => fail(rep, 125, format_args!("{e}")),
     }
-    if gate.is_some() {
+    if detached_gate.is_some() {
         // Failures from here on are the command's: on its stderr.
         if let Some(h) = &plan.hooks {
             if let Err(e) = h.before_exec() {

@@ -253,6 +253,7 @@ fn child_plan(
         masked: Some((cs(&b.masked), cs(&b.readonly_paths))),
         rlimits: b.rlimits.clone(),
         start_gate: Some(gate.as_raw_fd()),
+        report_past_gate: false,
         join_ns: Vec::new(),
         sysctl: b
             .sysctl
