@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Containerfile
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Import the contents from a tarball to create a filesystem image
     Import(commands::import::ImportArgs),
     /// List images
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(&cli.root, args),
+        Command::Build(args) => commands::build::run(&cli.root, *args),
         Command::Import(args) => commands::import::run(&cli.root, args),
         Command::Images(args) => commands::images::list(&cli.root, args),
         Command::Rmi(args) => commands::images::remove(&cli.root, args),

@@ -424,3 +424,94 @@ fn no_cache_filter_rebuilds_only_the_named_stages() {
         stderr(&o)
     );
 }
+
+/// Every file of the tree under `root`: path, type and mode, and the
+/// content of a file or the target of a link (not times: two builds
+/// never write at the same moment).
+fn tree_listing(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let t = m.file_type();
+            let what = if t.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else if t.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if t.is_char_device() {
+                format!("char {}", m.rdev())
+            } else {
+                format!("file {:?}", std::fs::read(&p).unwrap())
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `--runtime crun` runs the RUN steps through the external runtime
+/// behind the same seam: the step's layer has the same content as the
+/// native runtime's; a bridge network is refused by asking the runtime.
+#[test]
+fn a_run_step_through_crun_makes_the_same_layer_as_native() {
+    let ctx = context(&[(
+        "Containerfile",
+        "FROM busybox\nRUN mkdir -p /app && echo built > /app/out && chmod 640 /app/out \
+         && ln -s out /app/link && rm /bin/vi && id -u > /app/uid && hostname > /app/host \
+         && cat /proc/1/cmdline > /app/cmd\n",
+    )]);
+    build_ok(
+        "rt/native:1",
+        ctx.path(),
+        &["--no-cache", "--network", "none"],
+    );
+    build_ok(
+        "rt/crun:1",
+        ctx.path(),
+        &["--no-cache", "--network", "none", "--runtime", "crun"],
+    );
+    let store = engine::Store::open(store_root()).unwrap();
+    let native = fixtures::image_lowerdirs(&store, "rt/native:1").unwrap();
+    let crun = fixtures::image_lowerdirs(&store, "rt/crun:1").unwrap();
+    let (n, c) = (tree_listing(&native[0]), tree_listing(&crun[0]));
+    assert!(
+        n.iter().any(|l| l.starts_with("app/out 100640 0:0 file")),
+        "{n:#?}"
+    );
+    assert!(
+        n.iter().any(|l| l.starts_with("bin/vi ")),
+        "no whiteout: {n:#?}"
+    );
+    assert_eq!(n, c, "the RUN layers differ");
+
+    let dir = ctx.path().display().to_string();
+    let o = rbuild(&[
+        "build",
+        "--no-cache",
+        "--runtime",
+        "crun",
+        "-t",
+        "rt/bridge:1",
+        &dir,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not available with the crun runtime"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rbuild(&["build", "--runtime", "kata", "-t", "rt/x:1", &dir]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("kata"), "{}", stderr(&o));
+}

@@ -284,6 +284,7 @@ pub fn runtime_command(binary: &str, state: &Path, overlay: Option<RootfsPlan>) 
             }
             if let Some(plan) = &overlay {
                 rootfs::mount_overlay(plan).map_err(|e| std::io::Error::other(e.to_string()))?;
+                make_etc_targets(&plan.merged)?;
             }
             // SAFETY: prctl with integers.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -291,6 +292,30 @@ pub fn runtime_command(binary: &str, state: &Path, overlay: Option<RootfsPlan>) 
         });
     }
     cmd
+}
+
+/// The targets of the /etc files' bind mounts, made as the native
+/// runtime makes them (an empty file, mode 0644, beneath the root) where
+/// the image has none: the runtime would make them 0700, and a RUN step
+/// through it would leave different files in its layer. In the forked
+/// child: syscalls only.
+fn make_etc_targets(merged: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: a NUL-terminated path; the descriptor is owned below.
+    let fd = unsafe {
+        libc::open(
+            merged.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor of ours.
+    let root = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    for rel in [c"etc/hosts", c"etc/hostname", c"etc/resolv.conf"] {
+        rootfs::ensure_beneath(std::os::fd::AsFd::as_fd(&root), rel, false)?;
+    }
+    Ok(())
 }
 
 /// Whether /sys/fs/cgroup is the v1 tmpfs with a cgroup2 at `unified`.

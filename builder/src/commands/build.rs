@@ -1,5 +1,5 @@
 //! `rbuild build -t NAME[:TAG] [-f FILE] [--build-arg K=V] [--target S]
-//! [--progress auto|plain|tty|quiet] CONTEXT`
+//! [--progress auto|plain|tty|quiet] [--runtime native|crun|runc|youki] CONTEXT`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,11 @@ pub struct BuildArgs {
     /// the host's network namespace and there is no user-mode network yet
     #[arg(long, default_value = "default", value_parser = ["default", "host", "none"])]
     pub network: String,
+    /// Runtime of the RUN instructions: native (rbox's own) or an
+    /// external OCI runtime driven through its command line: crun, runc
+    /// or youki (these have no bridge network: use --network none or host)
+    #[arg(long, default_value = "native", value_parser = runner::runtimes::NAMES)]
+    pub runtime: String,
     /// Type of progress output
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -181,10 +186,17 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(super::output::Output::parse)
         .transpose()?;
+    // Chosen once; the RUN steps ask it what it can do, never its name.
+    let runtime = runner::runtime_named(&args.runtime)?;
+    if opts.network == NetworkMode::Bridge && !runtime.features().bridge_network {
+        bail!(
+            "--network default (rbox's bridge) is not available with the {} runtime: use --network none or host",
+            runtime.name()
+        );
+    }
     let store = super::open_store(root)?;
-    let runtime = runner::native::NativeRuntime::new();
     let started = std::time::Instant::now();
-    let manifest = build(&store, &runtime, &opts).map_err(|e| {
+    let manifest = build(&store, &*runtime, &opts).map_err(|e| {
         // A failing RUN of a rootless build may have wanted a network.
         let offline = matches!(e, builder::exec::BuildError::RunFailed { .. })
             && runner::rootless::active()
