@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use engine::layer::marker;
 use engine::runtime::{
-    ContainerSpec, ExitStatus, NetworkMode, Resources, RootfsSpec, SecuritySpec,
+    ContainerSpec, ExitStatus, Features, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
 use engine::Store;
 use runner::container::{self, Launch, LaunchError, Outcome};
@@ -131,7 +131,7 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
             "the other container's namespaces belong to another rrun's user namespace",
         );
     }
-    if a.runtime != "native" {
+    if !c.features.rootless {
         return not_yet(
             &format!("--runtime {}", a.runtime),
             "use the native runtime",
@@ -214,6 +214,8 @@ struct Checked {
     security: SecuritySpec,
     restart: runner::state::RestartPolicy,
     options: runner::runopts::RunOptions,
+    /// What the chosen runtime can do.
+    features: Features,
 }
 
 fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
@@ -222,6 +224,11 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         flag,
         reason: reason.to_string(),
     };
+    // What the runtime can do decides what is refused, never its name.
+    let features = runner::runtime_named(&a.runtime)
+        .map_err(|_| bad(&a.runtime, "--runtime", "use native, crun, runc or youki"))?
+        .features();
+    let without = |what: &str| format!("not available with --runtime {} yet: {what}", a.runtime);
     let mut r = Resources::default();
     if let Some(m) = &a.memory {
         let bytes = cli::parse_size(m, "-m, --memory")?;
@@ -277,7 +284,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         }
     }
     // Rootless: no bridge (it needs root in the host's network namespace).
-    let default_network = if a.runtime == "native" && !runner::rootless::active() {
+    let default_network = if features.bridge_network && !runner::rootless::active() {
         "bridge"
     } else {
         "none"
@@ -297,21 +304,14 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         }
     }
     let given = a.network.as_deref().unwrap_or(default_network);
-    let native = a.runtime == "native";
     let network = match given {
-        "bridge" if native => NetworkMode::Bridge,
-        "bridge" => {
-            return Err(bad(
-                "bridge",
-                "--network",
-                "not available with an OCI runtime yet: use none or host",
-            ))
-        }
+        "bridge" if features.bridge_network => NetworkMode::Bridge,
+        "bridge" => return Err(bad("bridge", "--network", &without("use none or host"))),
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         c if c.starts_with("container:") => {
-            if !native {
-                return Err(bad(c, "--network", "not available with an OCI runtime yet"));
+            if !features.join_network {
+                return Err(bad(c, "--network", &without("use none or host")));
             }
             if c.len() == "container:".len() {
                 return Err(bad(c, "--network", "expected container:NAME|ID"));
@@ -332,7 +332,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             }
             NetworkMode::Container
         }
-        other if native => {
+        other if features.bridge_network => {
             runner::network::user::check_name(other).map_err(|e| {
                 bad(
                     other,
@@ -342,13 +342,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             })?;
             NetworkMode::Bridge
         }
-        other => {
-            return Err(bad(
-                other,
-                "--network",
-                "use none or host with an OCI runtime",
-            ))
-        }
+        other => return Err(bad(other, "--network", &without("use none or host"))),
     };
     let user_network = network == NetworkMode::Bridge && given != "bridge";
     for alias in &a.network_alias {
@@ -363,7 +357,7 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             return Err(bad(alias, "--network-alias", &why));
         }
     }
-    check_dns_options(a, network, native)?;
+    check_dns_options(a, network, features.run_options)?;
     let ports = runner::network::ports::parse_all(&a.publish)
         .map_err(|(value, why)| bad(&value, "-p, --publish", &why))?;
     if let (Some(p), false) = (a.publish.first(), network == NetworkMode::Bridge) {
@@ -430,10 +424,6 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
     if a.privileged {
         security.seccomp = false;
     }
-    match a.runtime.as_str() {
-        "native" | "crun" | "runc" | "youki" => {}
-        other => return Err(bad(other, "--runtime", "use native, crun, runc or youki")),
-    }
     let restart = runner::state::RestartPolicy::parse(&a.restart)
         .map_err(|why| bad(&a.restart, "--restart", &why))?;
     if restart != runner::state::RestartPolicy::No {
@@ -464,14 +454,15 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         options: crate::run_options::check(
             &a.more,
             matches!(network, NetworkMode::Bridge | NetworkMode::None),
-            &a.runtime,
+            (!features.run_options).then_some(a.runtime.as_str()),
             a.detach,
         )?,
+        features,
     })
 }
 
 /// `--dns`, `--dns-search`, `--dns-option` and `--add-host`.
-fn check_dns_options(a: &RunArgs, network: NetworkMode, native: bool) -> Result<(), BadValue> {
+fn check_dns_options(a: &RunArgs, network: NetworkMode, supported: bool) -> Result<(), BadValue> {
     use runner::network::{hosts, resolv};
     let bad = |value: &str, flag: &'static str, reason: String| BadValue {
         value: value.to_string(),
@@ -488,11 +479,11 @@ fn check_dns_options(a: &RunArgs, network: NetworkMode, native: bool) -> Result<
         let Some(first) = values.first() else {
             continue;
         };
-        if !native {
+        if !supported {
             return Err(bad(
                 first,
                 flag,
-                "not available with an OCI runtime yet".into(),
+                format!("not available with --runtime {} yet", a.runtime),
             ));
         }
         if network == NetworkMode::Container {
@@ -781,7 +772,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
             lowers,
             upper: dir.join("upper"),
             work: dir.join("work"),
-            merged: mount_point(&store, &dir, &a.runtime),
+            merged: mount_point(&store, &dir, checked.features),
             readonly: a.read_only,
             disposable: a.rm,
         },
@@ -883,7 +874,10 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
 /// is started detached by `rrun start`, so `--restart` needs no `-d`.
 pub fn cmd_create(root: &Path, mut a: RunArgs) -> Result<i32> {
     a.detach = true;
-    if a.runtime != "native" {
+    let features = runner::runtime_named(&a.runtime)
+        .map_err(|e| Coded(125, e.into()))?
+        .features();
+    if !features.start_later {
         bail!(Coded(
             125,
             anyhow!(
@@ -941,8 +935,8 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
 /// or remove per container — and removing a directory that was a mount
 /// point in a dying namespace costs the kernel a detach (~4 ms here).
 /// External OCI runtimes get a directory of their own.
-fn mount_point(store: &Store, dir: &Path, runtime: &str) -> PathBuf {
-    if runtime == "native" {
+fn mount_point(store: &Store, dir: &Path, features: Features) -> PathBuf {
+    if features.private_rootfs_mount {
         store.root().join("mnt")
     } else {
         dir.join("merged")

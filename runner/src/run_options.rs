@@ -96,10 +96,11 @@ fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
 /// The options checked. `own_netns`: the container gets a network
 /// namespace of its own (net.* sysctls are its own).
 /// `detach`: run -d or create (a supervisor will run health checks).
+/// `without`: the name of the runtime, if it has no `run_options`.
 pub fn check(
     a: &RunOptionArgs,
     own_netns: bool,
-    runtime: &str,
+    without: Option<&str>,
     detach: bool,
 ) -> Result<RunOptions, BadValue> {
     let mut o = RunOptions::default();
@@ -232,7 +233,7 @@ pub fn check(
             "not available to rootless rbox: it needs a cgroup of the container's own",
         ));
     }
-    if runtime != "native" {
+    if let Some(runtime) = without {
         let given = [
             ("--ulimit", a.ulimit.first()),
             ("--sysctl", a.sysctl.first()),

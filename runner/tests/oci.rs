@@ -802,3 +802,51 @@ fn crun_modes_leave_nothing() {
 fn runc_modes_leave_nothing() {
     check_modes_leave_nothing("runc");
 }
+
+/// What an external runtime lacks is refused by asking its features,
+/// with the option named, before anything is made; its default network
+/// is none, and `rrun create` / an unknown runtime are refused too.
+#[test]
+fn an_external_runtime_refuses_what_it_lacks_naming_the_option() {
+    require("crun");
+    let refused = [
+        (vec!["--network", "bridge"], "--network"),
+        (vec!["--network", "container:x"], "--network"),
+        (vec!["--network", "mynet"], "--network"),
+        (vec!["--dns", "192.0.2.1"], "--dns"),
+        (vec!["--ulimit", "nofile=10"], "--ulimit"),
+    ];
+    for (extra, flag) in refused {
+        let mut args = vec!["run", "--rm", "--runtime", "crun"];
+        args.extend(&extra);
+        args.extend(["busybox", "true"]);
+        let o = rrun(&args);
+        assert_eq!(code(&o), 125, "{extra:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(flag) && err.contains("not available with --runtime crun"),
+            "{extra:?}: {err}"
+        );
+    }
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "crun",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "lo\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rrun(&["create", "--runtime", "crun", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("native runtime only"), "{}", stderr(&o));
+    let o = rrun(&["run", "--rm", "--runtime", "kata", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--runtime"), "{}", stderr(&o));
+}

@@ -19,7 +19,12 @@ fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
     if s.is_running() {
         return Ok(());
     }
-    if s.host.runtime != "native" && !s.host.runtime.is_empty() {
+    // Older records name no runtime: the native one ran them.
+    let startable = match s.host.runtime.as_str() {
+        "" => true,
+        name => runner::runtime_named(name).is_ok_and(|r| r.features().start_later),
+    };
+    if !startable {
         bail!(Coded(
             1,
             anyhow!(
