@@ -310,7 +310,8 @@ pub struct Outcome {
 /// Run `spec` to completion; every exit path removes the cgroup. Mounts
 /// need no cleanup: they live in the container's own mount namespace.
 pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, LaunchError> {
-    let mut created = create(spec, &mut launch)?;
+    // Started as soon as it is made: no round trip at the gate.
+    let mut created = create_with(spec, &mut launch, true)?;
     let on_started = launch.on_started.take();
     let on_winch = launch.on_winch.take();
     let outcome = created
@@ -328,6 +329,10 @@ pub fn run(spec: &ContainerSpec, mut launch: Launch<'_>) -> Result<Outcome, Laun
 /// kills what is left and removes the cgroup.
 pub struct Created {
     pid: libc::pid_t,
+    /// `start` was called.
+    started: bool,
+    /// The gate was opened at once (`create_with(.., true)`).
+    opened: bool,
     /// Until `start`: the process at its gate, and our end of the gate.
     gated: Option<spawn::Gated>,
     gate: OwnedFd,
@@ -348,13 +353,23 @@ pub struct Created {
 /// Make the container of `spec` (see `Created`). `launch`'s `on_started`
 /// and `on_winch` are not used here: `start` and `wait` take them.
 pub fn create(spec: &ContainerSpec, launch: &mut Launch<'_>) -> Result<Created, LaunchError> {
+    create_with(spec, launch, false)
+}
+
+/// `create`; with `start_now` the process goes on to exec its command
+/// at once (`Created::start` then only reports that it runs).
+fn create_with(
+    spec: &ContainerSpec,
+    launch: &mut Launch<'_>,
+    start_now: bool,
+) -> Result<Created, LaunchError> {
     if crate::rootless::active() {
         // No cgroup of its own (see crate::rootless): limits were refused
         // before anything was made; this is the last guard.
         if let Some(why) = crate::rootless::limits_refusal(&spec.resources, false) {
             return Err(LaunchError::Rootless(why));
         }
-        return create_in(spec, None, launch);
+        return create_in(spec, None, launch, start_now);
     }
     let driver = CgroupDriver::probe()?;
     // Every device with --privileged, Docker's short list otherwise
@@ -374,7 +389,7 @@ pub fn create(spec: &ContainerSpec, launch: &mut Launch<'_>) -> Result<Created, 
             }
         }
     }
-    match create_in(spec, Some(&cg), launch) {
+    match create_in(spec, Some(&cg), launch, start_now) {
         Ok(mut created) => {
             created.cg = Some(cg);
             Ok(created)
@@ -399,15 +414,24 @@ impl Created {
         &mut self,
         on_started: Option<&mut dyn FnMut(i32)>,
     ) -> Result<libc::pid_t, LaunchError> {
-        let gated = self.gated.take().ok_or(LaunchError::Spawn(SpawnError::Io {
-            what: "start the container",
-            source: io::Error::other("it was started already"),
-        }))?;
-        let started = gated.start(&self.gate);
-        if started.is_err() {
-            self.reaped = true;
-        }
-        let pid = started?;
+        let pid = match self.gated.take() {
+            Some(gated) => {
+                let started = gated.start(&self.gate);
+                if started.is_err() {
+                    self.reaped = true;
+                }
+                started?
+            }
+            // Opened at once by `create_with`: it runs.
+            None if self.opened && !self.started => self.pid,
+            None => {
+                return Err(LaunchError::Spawn(SpawnError::Io {
+                    what: "start the container",
+                    source: io::Error::other("it was started already"),
+                }))
+            }
+        };
+        self.started = true;
         if let Some(f) = on_started {
             f(pid);
         }
@@ -505,6 +529,7 @@ fn create_in(
     spec: &ContainerSpec,
     cg: Option<&Cgroup>,
     launch: &mut Launch<'_>,
+    start_now: bool,
 ) -> Result<Created, LaunchError> {
     let default_net = crate::network::Network::default_bridge();
     let net = launch.network.unwrap_or(&default_net);
@@ -618,11 +643,18 @@ fn create_in(
         parent_end
     });
     let pid = started.pid;
-    let gated = started.create()?;
+    let gated = if start_now {
+        started.create_started(&gate)?;
+        None
+    } else {
+        Some(started.create()?)
+    };
     drop(tasks);
     Ok(Created {
         pid,
-        gated: Some(gated),
+        started: false,
+        opened: start_now,
+        gated,
         gate,
         cg: None,
         attachment,
