@@ -1,7 +1,12 @@
-//! The `Runtime` seam: anything that can run a `ContainerSpec`. The native
-//! runner (crate `runner`) is the default; an OCI-bundle runtime (crun, runc,
-//! youki) is the second implementation. The builder runs its RUN steps
-//! through this trait only.
+//! The `Runtime` seam: anything that can run a `ContainerSpec`, in
+//! containerd's shape: `create` makes a `Task` whose process waits before
+//! its command, `start`, `wait`, `kill`, `delete` drive it, and `run` is
+//! the four in a row. `features` says what a runtime supports, so callers
+//! refuse an option by asking it, never by its name. The native runner
+//! (crate `runner`, `runner::native`) is the default; an external OCI
+//! runtime driven through its CLI (crun, runc, youki: `runner::oci`) is
+//! the second implementation; `runner::runtime_named` chooses one. The
+//! builder runs its RUN steps through this trait only.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
