@@ -100,6 +100,9 @@ pub struct Launch<'a> {
     pub hosts: Option<&'a Path>,
     /// `--dns`, `--dns-search`, `--dns-option` (None: the host's).
     pub dns: Option<&'a crate::network::resolv::DnsConfig>,
+    /// With `NetworkMode::None`, rootless: pasta gives the new network
+    /// namespace a network and forwards `ports` (crate::rootless::pasta).
+    pub pasta: bool,
     /// `--add-host`: (name, address or `host-gateway`), checked.
     pub extra_hosts: &'a [(String, String)],
     /// --ulimit, --sysctl, --shm-size, --oom-score-adj (crate::runopts).
@@ -125,6 +128,7 @@ impl Launch<'_> {
             join: None,
             hosts: None,
             dns: None,
+            pasta: false,
             extra_hosts: &[],
             options: None,
             joins: None,
@@ -144,6 +148,8 @@ pub struct NetworkPlan {
     pub dns: crate::network::resolv::DnsConfig,
     pub extra_hosts: Vec<(String, String)>,
     pub joins: Option<Joins>,
+    /// `--network pasta` (rootless).
+    pub pasta: bool,
 }
 
 /// The networks a container joins at every start (`HostSettings::joins`,
@@ -271,6 +277,12 @@ impl NetworkPlan {
                 ..Default::default()
             });
         }
+        if mode == crate::rootless::pasta::NETWORK {
+            return Ok(NetworkPlan {
+                pasta: true,
+                ..Default::default()
+            });
+        }
         if crate::network::user::PREDEFINED.contains(&mode) || mode.is_empty() {
             return Ok(NetworkPlan::default());
         }
@@ -294,6 +306,7 @@ impl NetworkPlan {
         launch.names = self.names.as_ref();
         launch.join = self.join.as_deref();
         launch.hosts = self.hosts.as_deref();
+        launch.pasta = self.pasta;
         launch.dns = Some(&self.dns);
         launch.extra_hosts = &self.extra_hosts;
         launch.joins = self.joins.as_ref();
@@ -338,6 +351,9 @@ pub struct Created {
     gate: OwnedFd,
     cg: Option<Cgroup>,
     attachment: Option<crate::network::Attachment>,
+    /// Rootless `--network pasta`: killed when the container ends (it
+    /// holds the network namespace open and would not notice).
+    pasta: Option<crate::rootless::pasta::Pasta>,
     /// -t: the console socket the child sends the pty master to.
     console: Option<OwnedFd>,
     relay: Option<crate::console::Relay>,
@@ -466,6 +482,7 @@ impl Created {
         }
         drop(self.signals.take());
         drop(self.attachment.take());
+        drop(self.pasta.take());
         let mut status = match waited {
             WaitResult::Exited(c) => ExitStatus::Exited(c),
             WaitResult::Signaled(s) => ExitStatus::Signaled(s),
@@ -512,6 +529,7 @@ impl Created {
         drop(self.relay.take());
         drop(self.signals.take());
         drop(self.attachment.take());
+        drop(self.pasta.take());
         match self.cg.take() {
             Some(cg) => Ok(cg.remove()?),
             None => Ok(()),
@@ -549,6 +567,7 @@ fn create_in(
         dns: launch.dns.cloned().unwrap_or_default(),
         hosts: extra_hosts_lines(launch.extra_hosts, net.gateway),
         resolver,
+        pasta: launch.pasta,
     };
     let mut plan = plan_for(spec, cg, launch, &extras)?;
     if let Some(o) = launch.options {
@@ -620,7 +639,7 @@ fn create_in(
             }
         }
         NetworkMode::None | NetworkMode::Host | NetworkMode::Container
-            if !launch.ports.is_empty() =>
+            if !launch.ports.is_empty() && !launch.pasta =>
         {
             started.abort();
             return Err(LaunchError::Ports);
@@ -635,6 +654,18 @@ fn create_in(
             return Err(e);
         }
     }
+    // Rootless --network pasta: pasta, for as long as the container runs.
+    let pasta = match (launch.pasta, spec.network) {
+        (true, NetworkMode::None) => match crate::rootless::pasta::start(started.pid, launch.ports)
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                started.abort();
+                return Err(LaunchError::Rootless(e.to_string()));
+            }
+        },
+        _ => None,
+    };
     drop(joined);
     // Our copy of the child's end must close, or a child that dies early
     // would leave us waiting for the master forever.
@@ -658,6 +689,7 @@ fn create_in(
         gate,
         cg: None,
         attachment,
+        pasta,
         console,
         relay: None,
         signals,
@@ -739,6 +771,8 @@ struct EtcExtras {
     hosts: String,
     /// The network's embedded resolver: the only nameserver.
     resolver: Option<std::net::Ipv4Addr>,
+    /// Networked through pasta: the host's servers, as for a bridge.
+    pasta: bool,
 }
 
 /// `--add-host` pairs as /etc/hosts lines, `host-gateway` being the
@@ -767,6 +801,7 @@ fn etc_contents(spec: &ContainerSpec, extras: &EtcExtras) -> [(&'static str, Str
     );
     let resolv = match spec.network {
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        NetworkMode::None if extras.pasta => crate::network::resolv::for_bridge(),
         NetworkMode::None => String::new(),
         NetworkMode::Bridge | NetworkMode::Container => crate::network::resolv::for_bridge(),
     };

@@ -122,8 +122,13 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
     if c.network == NetworkMode::Bridge {
         return not_yet(
             &format!("--network {}", c.network_given),
-            "a bridge needs root in the host's network namespace (user-mode networking, pasta or slirp4netns, is not supported yet); use --network none (the rootless default) or host",
+            "bridges and user-defined networks need root in the host's network namespace; use --network pasta (user-mode networking, the rootless default), none or host",
         );
+    }
+    if c.network_given == runner::rootless::pasta::NETWORK {
+        if let Err(e) = runner::rootless::pasta::usable() {
+            return Some(e.to_string());
+        }
     }
     if c.network == NetworkMode::Container {
         return not_yet(
@@ -283,11 +288,19 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
             r.pids_limit = Some(v as u64);
         }
     }
-    // Rootless: no bridge (it needs root in the host's network namespace).
-    let default_network = if features.bridge_network && !runner::rootless::active() {
-        "bridge"
-    } else {
-        "none"
+    // Rootless: no bridge (it needs root in the host's network namespace)
+    // but pasta, where it can work (or is needed for -p).
+    let rootless = runner::rootless::active();
+    let default_network = match (features.rootless, rootless) {
+        (true, false) => "bridge",
+        (true, true)
+            if runner::rootless::pasta::usable().is_ok()
+                || !a.publish.is_empty()
+                || a.publish_all =>
+        {
+            runner::rootless::pasta::NETWORK
+        }
+        _ => "none",
     };
     if let Some(h) = &a.hostname {
         // It goes into /etc/hosts files, other containers' too.
@@ -309,6 +322,8 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         "bridge" => return Err(bad("bridge", "--network", &without("use none or host"))),
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
+        // Its own network namespace, given a network by pasta.
+        runner::rootless::pasta::NETWORK if features.rootless && rootless => NetworkMode::None,
         c if c.starts_with("container:") => {
             if !features.join_network {
                 return Err(bad(c, "--network", &without("use none or host")));
@@ -360,24 +375,23 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
     check_dns_options(a, network, features.run_options)?;
     let ports = runner::network::ports::parse_all(&a.publish)
         .map_err(|(value, why)| bad(&value, "-p, --publish", &why))?;
-    if let (Some(p), false) = (a.publish.first(), network == NetworkMode::Bridge) {
+    let (publishes, needed) = if rootless {
+        (given == runner::rootless::pasta::NETWORK, "pasta")
+    } else {
+        (network == NetworkMode::Bridge, "bridge")
+    };
+    if let (Some(p), false) = (a.publish.first(), publishes) {
         return Err(bad(
             p,
             "-p, --publish",
-            &format!(
-                "publishing ports needs --network bridge, not {}",
-                network.name()
-            ),
+            &format!("publishing ports needs --network {needed}, not {given}"),
         ));
     }
-    if a.publish_all && network != NetworkMode::Bridge {
+    if a.publish_all && !publishes {
         return Err(bad(
             "true",
             "-P, --publish-all",
-            &format!(
-                "publishing ports needs --network bridge, not {}",
-                network.name()
-            ),
+            &format!("publishing ports needs --network {needed}, not {given}"),
         ));
     }
     let mut exposed = Vec::new();
@@ -694,6 +708,11 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
             runner::network::user::load(store.root(), &checked.network_given)
                 .map_err(|e| Coded(125, e.into()))?
                 .name
+        }
+        None if checked.network == NetworkMode::None
+            && checked.network_given == runner::rootless::pasta::NETWORK =>
+        {
+            checked.network_given.clone()
         }
         None => checked.network.name().to_string(),
     };

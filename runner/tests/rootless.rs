@@ -23,6 +23,27 @@ static SUBID_FILES: Mutex<()> = Mutex::new(());
 
 const COUNT: u32 = 65536;
 
+/// Held around every edit of /etc/subuid and /etc/subgid, ours and
+/// useradd's and userdel's (they replace the files whole): by the
+/// threads of this process, and across processes (a test re-run in a
+/// network namespace of its own, fixtures::netns::own_netns, edits them
+/// too).
+fn subid_lock() -> (
+    std::sync::MutexGuard<'static, ()>,
+    nix::fcntl::Flock<std::fs::File>,
+) {
+    let g = SUBID_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let path = "/tmp/rbox-test-rootless-subids.lock";
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let l = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("flock {path}: {e}"));
+    (g, l)
+}
+
 struct TestUser {
     name: String,
     uid: u32,
@@ -38,8 +59,8 @@ fn run_ok(cmd: &mut Command) -> Output {
 }
 
 /// Drop the lines of `name` from a subid file, then add `extra`.
+/// The caller holds `subid_lock`.
 fn rewrite_subids(file: &str, name: &str, extra: Option<String>) {
-    let _g = SUBID_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let prefix = format!("{name}:");
     let mut out: String = text
@@ -62,6 +83,7 @@ impl TestUser {
         let name = format!("rboxtest{}", n % 1_000_000);
         let home = std::env::temp_dir().join(format!("{name}-home"));
         let _ = std::fs::remove_dir_all(&home);
+        let lock = subid_lock();
         run_ok(
             Command::new("useradd")
                 .args(["-M", "-s", "/bin/sh", "-d"])
@@ -73,6 +95,7 @@ impl TestUser {
             .expect("the user useradd made")
             .uid
             .as_raw();
+        drop(lock);
         // The guard first: whatever fails from here on is cleaned up.
         let mut user = TestUser {
             name,
@@ -87,6 +110,7 @@ impl TestUser {
         // replace them, far above every id in use.
         let start = ranges.then(|| 1_000_000_000 + (n % 10_000) * COUNT);
         user.sub_start = start;
+        let _lock = subid_lock();
         for file in ["/etc/subuid", "/etc/subgid"] {
             rewrite_subids(
                 file,
@@ -168,6 +192,7 @@ impl Drop for TestUser {
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+        let _lock = subid_lock();
         let _ = Command::new("userdel").arg(&self.name).output();
         for file in ["/etc/subuid", "/etc/subgid"] {
             rewrite_subids(file, &self.name, None);
@@ -1211,4 +1236,251 @@ fn a_state_naming_another_users_container_leads_nowhere() {
     );
     let o = a.rrun(&["rm", "-f", "victim"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+/// Skip (saying why) where Debian's passt (pasta) is not installed.
+fn have_pasta() -> bool {
+    let found = ["/usr/bin/pasta", "/bin/pasta"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if !found {
+        eprintln!(
+            "SKIPPED: pasta is missing (apt-get install passt; scripts/install-deps.sh does)"
+        );
+    }
+    found
+}
+
+/// `GET path` over HTTP/1.0 to `addr:port`: the body, once the server
+/// answers (retried for 20 s while nothing listens yet).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).and_then(
+            |mut c| {
+                c.set_read_timeout(Some(Duration::from_secs(5)))?;
+                c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+                let mut s = String::new();
+                c.read_to_string(&mut s)?;
+                Ok(s)
+            },
+        );
+        match got {
+            Ok(s) if s.starts_with("HTTP/1.0 200") || s.starts_with("HTTP/1.1 200") => {
+                // A CGI's headers end with a bare "\n\n".
+                let body = s.replace("\r\n", "\n");
+                let body = body.split_once("\n\n").map(|(_, b)| b).unwrap_or("");
+                // httpd listens on IPv6: "[::ffff:192.0.2.1]".
+                return body
+                    .trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .trim_start_matches("::ffff:")
+                    .to_string();
+            }
+            Ok(s) if s.starts_with("HTTP/1.") => panic!("GET {addr}{path}: {s}"),
+            other => assert!(Instant::now() < deadline, "GET {addr}{path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The pids holding the TCP socket listening on 127.0.0.1:`port` of
+/// this network namespace.
+fn listeners_of(port: u16) -> Vec<i32> {
+    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
+    let want = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == want && f[3] == "0A")
+        .map(|f| format!("socket:[{}]", f[9]))
+        .collect();
+    let mut pids = Vec::new();
+    for (pid, _) in processes() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+                .unwrap_or(false)
+        });
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Processes of `uid` running pasta (Debian's passt binaries).
+fn pastas_of(uid: u32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|(pid, u)| {
+            *u == uid
+                && std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .map(|e| e.to_string_lossy().contains("/pass"))
+                    .unwrap_or(false)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn pasta_networks_a_rootless_container_and_forwards_its_ports() {
+    use fixtures::netns::{Outside, OUTSIDE_ADDR};
+    if !have_newuidmap() || !have_pasta() {
+        return;
+    }
+    if !fixtures::netns::own_netns("pasta_networks_a_rootless_container_and_forwards_its_ports") {
+        return;
+    }
+    // The test's namespace stands for the host: its way out is a veth to
+    // an "internet" namespace (pasta copies the route and address).
+    // (The suite's check for a private namespace, which a default route
+    // would fail, runs first.)
+    let _ = common::store_root();
+    let outside = Outside::new();
+    run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.1"]));
+    outside.serve(7000);
+    let u = TestUser::create(true);
+    u.load_busybox();
+
+    // Outbound: the default network; the far end sees the host's address.
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "nc",
+        "-w",
+        "10",
+        "192.0.2.1",
+        "7000",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "hello from outside, you are 192.0.2.254\n",
+        "{}",
+        stderr(&o)
+    );
+
+    // -p: busybox httpd, a CGI saying who connected.
+    let (local, public) = (free_loopback_port(), free_loopback_port());
+    let script = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www";
+    let o = u.rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{local}:80"),
+        "-p",
+        &format!("{public}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let from_lo = http_get(([127, 0, 0, 1], local).into(), "/cgi-bin/peer");
+    // Spliced into the container's own loopback: the client is 127.0.0.1
+    // there too.
+    assert_eq!(from_lo.trim(), "127.0.0.1");
+    // From another machine: through the tap, the client's own address.
+    let from_outside = outside.within(move || {
+        http_get(
+            ("192.0.2.254".parse::<std::net::Ipv4Addr>().unwrap(), public).into(),
+            "/cgi-bin/peer",
+        )
+    });
+    assert_eq!(from_outside.trim(), OUTSIDE_ADDR.to_string());
+
+    // The listening socket is pasta's, a process of the user's.
+    let owners = listeners_of(local);
+    assert!(!owners.is_empty(), "nothing listens on 127.0.0.1:{local}");
+    for pid in &owners {
+        let ids = status_uids(*pid).unwrap();
+        assert_eq!(ids, vec![u.uid; 4], "process {pid} holding the port");
+    }
+    assert_eq!(pastas_of(u.uid).len(), 1, "one pasta for the container");
+
+    // Gone with the container.
+    let o = u.rrun(&["rm", "-f", "web"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pastas_of(u.uid).is_empty() {
+        assert!(Instant::now() < deadline, "pasta outlived its container");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(listeners_of(local).is_empty(), "port {local} still open");
+    // A --rm run's pasta too.
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("127.0.0.1:{local}:80"),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(pastas_of(u.uid).is_empty(), "pasta outlived a --rm run");
+}
+
+#[test]
+fn rootless_bridge_only_options_are_refused_naming_pasta() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let o = u.rrun(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--network mynet is not available to rootless rbox")
+            && err.contains("user-defined networks need root")
+            && err.contains("--network pasta"),
+        "{err}"
+    );
+    let o = u.rrun(&["run", "--rm", "--network-alias", "web", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("only on user-defined networks"),
+        "{}",
+        stderr(&o)
+    );
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("publishing ports needs --network pasta, not none"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::read_dir(u.store().join("containers"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "nothing is created"
+    );
 }

@@ -15,11 +15,13 @@
 //! refused before anything is made, by the checks here: cgroup limits (no
 //! cgroup is made; a v1 hierarchy cannot be delegated to a user, and rbox
 //! does not use a delegated v2 subtree yet) and the bridge network (it
-//! needs root in the host's network namespace).
+//! needs root in the host's network namespace). The network is pasta's
+//! instead (`pasta`): the default where the host has a route out.
 
 pub mod enter;
 pub mod idmap;
 pub mod join;
+pub mod pasta;
 
 use std::ffi::CString;
 use std::sync::OnceLock;
