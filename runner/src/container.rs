@@ -379,18 +379,30 @@ fn create_with(
     launch: &mut Launch<'_>,
     start_now: bool,
 ) -> Result<Created, LaunchError> {
-    if crate::rootless::active() {
-        // No cgroup of its own (see crate::rootless): limits were refused
-        // before anything was made; this is the last guard.
-        if let Some(why) = crate::rootless::limits_refusal(&spec.resources, false) {
-            return Err(LaunchError::Rootless(why));
-        }
+    let rootless = crate::rootless::active();
+    if rootless && spec.resources == engine::runtime::Resources::default() {
+        // No limit, no cgroup of its own (see crate::rootless).
         return create_in(spec, None, launch, start_now);
     }
-    let driver = CgroupDriver::probe()?;
+    let driver = if rootless {
+        // Limits: in the delegated cgroup v2 subtree, or refused (they
+        // were before anything was made; this is the last guard).
+        crate::rootless::cgroup::delegated()
+            .and_then(|rel| crate::rootless::cgroup::driver(&rel))
+            .map_err(|why| {
+                LaunchError::Rootless(
+                    crate::rootless::limits_refusal(&spec.resources, Some(&why)).unwrap_or(why),
+                )
+            })?
+    } else {
+        CgroupDriver::probe()?
+    };
     // Every device with --privileged, Docker's short list otherwise
-    // (and the --device ones).
+    // (and the --device ones). Rootless: no device filter (a bpf
+    // program, root's to attach); its user namespace makes no device
+    // nodes, and the container has only the host's few, bound.
     let devices = match launch.options {
+        _ if rootless => crate::cgroup::Devices::All,
         Some(o) => o.device_access(spec.security.privileged),
         None if spec.security.privileged => crate::cgroup::Devices::All,
         None => crate::cgroup::Devices::Default,
@@ -891,7 +903,7 @@ fn plan_for(
 ) -> Result<ChildPlan, LaunchError> {
     let inner = cg.map(Cgroup::inner_mounts).unwrap_or_default();
     let mut steps = rootfs::standard_steps(&inner, spec.security.privileged);
-    if cg.is_none() {
+    if crate::rootless::active() {
         crate::rootless::adapt_steps(&mut steps, spec.network == NetworkMode::Host);
     }
     for name in ["hosts", "hostname", "resolv.conf"] {

@@ -114,7 +114,8 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
     let v2 = runner::cgroup::CgroupDriver::probe()
         .map(|d| d.version() == 2)
         .unwrap_or(false);
-    if let Some(why) = runner::rootless::limits_refusal(&c.resources, v2) {
+    let unavailable = runner::rootless::cgroups_unavailable(v2);
+    if let Some(why) = runner::rootless::limits_refusal(&c.resources, unavailable.as_deref()) {
         return Some(why);
     }
     let not_yet =

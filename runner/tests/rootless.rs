@@ -72,7 +72,12 @@ fn rewrite_subids(file: &str, name: &str, extra: Option<String>) {
         out.push_str(&l);
         out.push('\n');
     }
-    std::fs::write(file, out).unwrap_or_else(|e| panic!("write {file}: {e}"));
+    // Whole at once (a new file renamed over it): newuidmap of another
+    // test reads it meanwhile, and must never see it half-written.
+    let tmp = format!("{file}.rbox-test");
+    std::fs::write(&tmp, out).unwrap_or_else(|e| panic!("write {tmp}: {e}"));
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, file).unwrap_or_else(|e| panic!("rename {tmp} to {file}: {e}"));
 }
 
 impl TestUser {
@@ -1482,5 +1487,168 @@ fn rootless_bridge_only_options_are_refused_naming_pasta() {
             .map(|d| d.count() == 0)
             .unwrap_or(true),
         "nothing is created"
+    );
+}
+
+/// A cgroup v2 group delegated to `uid` as systemd's user@.service does
+/// it (`Delegate=yes`): its directory, cgroup.procs, cgroup.threads and
+/// cgroup.subtree_control are the user's, and the parent enables the
+/// controllers for it. Everything in it is killed and removed on drop.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn make(uid: u32, name: &str) -> Delegated {
+        let root = Path::new("/sys/fs/cgroup");
+        std::fs::write(root.join("cgroup.subtree_control"), "+memory +cpu +pids").unwrap();
+        let dir = root.join(format!("rbox-test-{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        let d = Delegated { dir };
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.subtree_control",
+        ] {
+            std::os::unix::fs::chown(d.dir.join(f), Some(uid), Some(uid)).unwrap();
+        }
+        d
+    }
+
+    /// `cmd` starts in the group (its leaf once rrun made one): what a
+    /// login in the delegated user@.service gets.
+    fn enter(&self, mut cmd: Command) -> Command {
+        let leaf = self.dir.join("rbox-rrun");
+        let group = if leaf.is_dir() {
+            leaf
+        } else {
+            self.dir.clone()
+        };
+        let procs = std::ffi::CString::new(
+            group
+                .join("cgroup.procs")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        use std::os::unix::process::CommandExt;
+        // SAFETY: open, write and close only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        std::thread::sleep(Duration::from_millis(200));
+        fn remove(d: &Path) {
+            if let Ok(entries) = std::fs::read_dir(d) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(d);
+        }
+        remove(&self.dir);
+    }
+}
+
+#[test]
+fn limits_apply_in_a_delegated_cgroup_v2_subtree_and_are_refused_elsewhere() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let o = u.rrun(&["run", "--rm", "-m", "64m", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    if !common::cgroup_v2() {
+        // cgroup v1 (this host): refused, saying why.
+        assert!(
+            stderr(&o).contains("-m/--memory cannot be applied by rootless rbox")
+                && stderr(&o).contains("this host has cgroup v1"),
+            "{}",
+            stderr(&o)
+        );
+        return;
+    }
+    // v2 without delegation: refused, saying so.
+    assert!(
+        stderr(&o).contains("is not delegated to you"),
+        "{}",
+        stderr(&o)
+    );
+    let d = Delegated::make(u.uid, &u.name);
+    let run = |args: &[&str]| {
+        d.enter(u.cmd(Path::new(common::RRUN), args))
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "10",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let groups: Vec<PathBuf> = std::fs::read_dir(d.dir.join("rbox"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let read = |f: &str| std::fs::read_to_string(groups[0].join(f)).unwrap();
+    assert_eq!(read("memory.max").trim(), (64u64 << 20).to_string());
+    assert_eq!(read("pids.max").trim(), "10");
+    assert_eq!(read("cpu.max").trim(), "50000 100000");
+    assert!(
+        !read("cgroup.procs").trim().is_empty(),
+        "the container is in it"
+    );
+    // The group rrun made and moved the user's processes into is theirs.
+    let leaf = std::fs::metadata(d.dir.join("rbox-rrun")).unwrap();
+    assert_eq!(leaf.uid(), u.uid);
+    let o = run(&["rm", "-f", "lim"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!groups[0].exists(), "the container's group is removed");
+
+    // A process over the pids limit fails to start.
+    let o = run(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 3 & done; wait; echo done",
+    ]);
+    assert!(
+        stderr(&o).contains("can't fork"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
     );
 }

@@ -12,12 +12,13 @@
 //!
 //! Commands addressing a running container join its user namespace
 //! instead of making one (`join`). What a user namespace cannot do is
-//! refused before anything is made, by the checks here: cgroup limits (no
-//! cgroup is made; a v1 hierarchy cannot be delegated to a user, and rbox
-//! does not use a delegated v2 subtree yet) and the bridge network (it
+//! refused before anything is made, by the checks here: cgroup limits
+//! where no cgroup v2 subtree is delegated to the user (`cgroup`; a v1
+//! hierarchy cannot be delegated at all) and the bridge network (it
 //! needs root in the host's network namespace). The network is pasta's
 //! instead (`pasta`): the default where the host has a route out.
 
+pub mod cgroup;
 pub mod enter;
 pub mod idmap;
 pub mod join;
@@ -105,12 +106,25 @@ pub fn host_uid() -> Option<u32> {
     MAPPED.get().map(|m| m.host_uid)
 }
 
-/// Why `res` cannot be applied rootless, naming the options: any limit at
-/// all, since no cgroup is made (`None`: no limit was asked for).
-pub fn limits_refusal(res: &Resources, cgroup_v2: bool) -> Option<String> {
+/// Why rootless rbox cannot make cgroups here (None: it can, in the
+/// delegated subtree, see `cgroup`). `cgroup_v2`: the host's hierarchy.
+pub fn cgroups_unavailable(cgroup_v2: bool) -> Option<String> {
+    if !cgroup_v2 {
+        return Some("rootless cgroups need cgroup v2 with a subtree delegated to the user, and this host has cgroup v1, whose controllers only root may configure".into());
+    }
+    cgroup::delegated().err().map(|why| {
+        format!("rootless cgroups need a cgroup v2 subtree delegated to the user (systemd's Delegate=yes), and {why}")
+    })
+}
+
+/// Why `res` cannot be applied rootless, naming the options, given why
+/// no cgroup can be made (`unavailable`, from `cgroups_unavailable`):
+/// None when no limit was asked for or cgroups are available.
+pub fn limits_refusal(res: &Resources, unavailable: Option<&str>) -> Option<String> {
     if *res == Resources::default() {
         return None;
     }
+    let why = unavailable?;
     let mut flags = Vec::new();
     if res.memory_bytes.is_some() {
         flags.push("-m/--memory");
@@ -130,11 +144,6 @@ pub fn limits_refusal(res: &Resources, cgroup_v2: bool) -> Option<String> {
     if flags.is_empty() {
         flags.push("resource limits");
     }
-    let why = if cgroup_v2 {
-        "rootless cgroups need a cgroup v2 subtree delegated to the user (systemd's Delegate=yes), which rbox does not use yet"
-    } else {
-        "rootless cgroups need cgroup v2 with a subtree delegated to the user, and this host has cgroup v1, whose controllers only root may configure"
-    };
     Some(format!(
         "{} cannot be applied by rootless rbox: {why}; run without them, or as root",
         flags.join(", ")
@@ -190,20 +199,20 @@ mod tests {
 
     #[test]
     fn no_limits_no_refusal_any_limit_is_named() {
-        assert_eq!(limits_refusal(&Resources::default(), false), None);
+        let v1 = cgroups_unavailable(false);
+        assert_eq!(limits_refusal(&Resources::default(), v1.as_deref()), None);
         let r = Resources {
             memory_bytes: Some(64 << 20),
             pids_limit: Some(10),
             ..Default::default()
         };
-        let m = limits_refusal(&r, false).unwrap();
+        let m = limits_refusal(&r, v1.as_deref()).unwrap();
         assert!(m.contains("-m/--memory, --pids-limit"), "{m}");
         assert!(
             m.contains("rootless cgroups") && m.contains("cgroup v1"),
             "{m}"
         );
-        let m = limits_refusal(&r, true).unwrap();
-        assert!(m.contains("delegated"), "{m}");
+        assert_eq!(limits_refusal(&r, None), None, "a delegated subtree");
     }
 
     #[test]
