@@ -1616,6 +1616,7 @@ fn limits_apply_in_a_delegated_cgroup_v2_subtree_and_are_refused_elsewhere() {
     let groups: Vec<PathBuf> = std::fs::read_dir(d.dir.join("rbox"))
         .unwrap()
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
     assert_eq!(groups.len(), 1, "{groups:?}");

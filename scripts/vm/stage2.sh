@@ -18,6 +18,14 @@ if ! : > "$IO/started"; then
   echo "cannot write the started marker to the io share" > "$IO/boot-error"
   $B poweroff -f
 fi
+# /dev/net/tun (rootless containers' pasta) exists on devtmpfs only once
+# its module is in, and as root's 0600: no udev here makes the static
+# nodes of modules.devname or applies its rule (Debian's: 0666).
+if /sbin/modprobe tun 2>/dev/null; then
+  $B chmod 0666 /dev/net/tun
+else
+  say "no tun module: rootless pasta networking will fail"
+fi
 say "command started at uptime $(up)s (at most ${limit}s)"
 /bin/bash "$IO/cmd.sh" </dev/null >"$IO/stdout" 2>"$IO/stderr" &
 cmd=$!
