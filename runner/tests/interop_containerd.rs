@@ -420,7 +420,7 @@ fn ctr_task_exec_pause_resume_and_an_oom_kill_with_rbox_runtime() {
     // passed the shim), so the command waits for it, as with runc.
     let ctr = format!(
         "stty rows 30 cols 100; nsenter -t {} -m ctr -a {} -n {} run --rm -t --runc-binary {RUNTIME} \
-         {IMAGE} tty1 sh -c 'tty; i=0; while [ \"$(stty size)\" != \"30 100\" ] && [ $i -lt 100 ]; \
+         {IMAGE} tty1 sh -c 'tty; i=0; while [ \"$(stty size 2>/dev/null)\" != \"30 100\" ] && [ $i -lt 100 ]; \
          do sleep 0.1; i=$((i+1)); done; stty size; echo on-tty; exit 3'",
         ctd.child.id(),
         ctd.sock().display(),
