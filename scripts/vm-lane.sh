@@ -23,12 +23,12 @@ mapfile -t bins < <(jq -r 'select(.reason == "compiler-artifact" and .executable
   | (.manifest_path | sub("/[^/]*$"; "")) + ":" + .executable' <<<"$artifacts" | sort)
 # Host lane only (RBOX_VM_LANE_ALL=1 runs them here too): the Containerfile
 # parser tests touch no kernel interface, and the image interop tests
-# (interop_files, _progress, _registry: skopeo, umoci, a registry on
+# (interop_files, _progress, _registry, _pull_stream: skopeo, umoci, a registry on
 # loopback) check image formats and the registry protocol, which do not
 # depend on the cgroup layout; under TCG they alone would take longer than
 # the rest of the lane. The runtime interop tests (containerd, Podman and
 # Docker driving rbox-runtime) do depend on it and run in both lanes.
-host_only='^(parse_|interop_(files|progress|registry)-)'
+host_only='^(parse_|interop_(files|progress|registry|pull_stream)-)'
 if [ "${RBOX_VM_LANE_ALL:-0}" != 1 ]; then
   kept=()
   for b in "${bins[@]}"; do

@@ -55,8 +55,9 @@ impl Runtime for NativeRuntime {
     fn features(&self) -> Features {
         Features {
             bridge_network: true,
-            // The other container is rrun's to find (`Launch::join`).
-            join_network: false,
+            // rrun names the other container (`Launch::join`); through
+            // this trait alone there is no target, and create says so.
+            join_network: true,
             tty: true,
             rootless: true,
             run_options: true,
