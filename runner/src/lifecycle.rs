@@ -301,7 +301,21 @@ pub fn remove_dir(dir: &Path) -> Result<(), LifecycleError> {
     };
     let doomed = parent.join(engine::fsutil::unique_name(REMOVING));
     match std::fs::rename(dir, &doomed) {
-        Ok(()) => engine::fsutil::remove_tree(&doomed).map_err(err),
+        // A write whose path lookup began before the rename still lands
+        // in the renamed directory; later ones fail. Such stragglers make
+        // one more pass find what the first missed.
+        Ok(()) => {
+            let mut tries = 0;
+            loop {
+                match engine::fsutil::remove_tree(&doomed) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 20 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    r => return r.map_err(err),
+                }
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(err(e)),
     }

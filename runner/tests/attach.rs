@@ -113,12 +113,27 @@ fn attach_pipes_input_output_detach_and_exit_code() {
     let mut b = attach_piped(&["at-pipe"]);
     let ra = reader(a.stdout.take().unwrap());
     let rb = reader(b.stdout.take().unwrap());
-    std::thread::sleep(Duration::from_millis(300));
+    // An attach sees the output made after it is in: a slow machine (the
+    // TCG guest) may take longer than any fixed pause to connect b, so a
+    // says hello again until both have heard it.
     let mut ain = a.stdin.take().unwrap();
-    ain.write_all(b"hello\n").unwrap();
     let (mut sa, mut sb) = (String::new(), String::new());
-    wait_for(&ra, &mut sa, "got:hello");
-    wait_for(&rb, &mut sb, "got:hello");
+    let t = Instant::now();
+    while !(sa.contains("got:hello") && sb.contains("got:hello")) {
+        assert!(
+            t.elapsed() < WAIT,
+            "hello never reached both: {sa:?} {sb:?}"
+        );
+        ain.write_all(b"hello\n").unwrap();
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            for (r, seen) in [(&ra, &mut sa), (&rb, &mut sb)] {
+                if let Ok(b) = r.recv_timeout(Duration::from_millis(50)) {
+                    seen.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
+        }
+    }
 
     // Docker's default detach keys: a leaves, the container stays.
     ain.write_all(b"\x10\x11").unwrap();
