@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Build(_)) {
         // RUN steps are containers: from here on this process runs from a
         // read-only clone of its binary (CVE-2019-5736). First: it re-executes.
-        if let Err(e) = runner::exeseal::reexec_sealed() {
+        if let Err(e) = runner::native::exeseal::reexec_sealed() {
             eprintln!("rbuild: {e}");
             return ExitCode::from(1);
         }
@@ -157,5 +157,5 @@ fn private_mount_namespace() -> Result<(), String> {
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
-    runner::rootfs::make_private().map_err(|e| e.to_string())
+    runner::native::rootfs::make_private().map_err(|e| e.to_string())
 }

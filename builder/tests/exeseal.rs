@@ -1,5 +1,5 @@
 //! rbuild's RUN steps are containers that rbuild forks (CVE-2019-5736, see
-//! runner/src/exeseal.rs): while a build runs, rbuild and its step's
+//! runner/src/native/exeseal.rs): while a build runs, rbuild and its step's
 //! process must execute a read-only clone of the binary, never the
 //! writable file the user started. The attack itself against the shared
 //! runner code is in runner/tests/exeseal.rs.

@@ -105,11 +105,19 @@ fn require(binary: &str) {
 #[test]
 fn crun_sends_stdout_and_stderr_to_the_sink() {
     require("crun");
-    check(&runner::oci::OciRuntime::new("crun"), "sink-crun", true);
+    check(
+        &runner::external::OciRuntime::new("crun"),
+        "sink-crun",
+        true,
+    );
 }
 
 #[test]
 fn runc_sends_stdout_and_stderr_to_the_sink() {
     require("runc");
-    check(&runner::oci::OciRuntime::new("runc"), "sink-runc", false);
+    check(
+        &runner::external::OciRuntime::new("runc"),
+        "sink-runc",
+        false,
+    );
 }

@@ -4,7 +4,7 @@
 //! the four in a row. `features` says what a runtime supports, so callers
 //! refuse an option by asking it, never by its name. The native runner
 //! (crate `runner`, `runner::native`) is the default; an external OCI
-//! runtime driven through its CLI (crun, runc, youki: `runner::oci`) is
+//! runtime driven through its CLI (crun, runc, youki: `runner::external`) is
 //! the second implementation; `runner::runtime_named` chooses one. The
 //! builder runs its RUN steps through this trait only.
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use runner::exec::ExecRequest;
 use runner::lifecycle;
+use runner::native::exec::ExecRequest;
 use runner::state::{self, State};
 
 use crate::cli::{ExecArgs, KillArgs, LogsArgs, RmArgs, StopArgs};
@@ -302,7 +302,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         tty: a.tty,
         stdin: a.interactive,
     };
-    let status = runner::exec::exec(&s, &req)?;
+    let status = runner::native::exec::exec(&s, &req)?;
     Ok(status.code())
 }
 

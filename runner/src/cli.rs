@@ -663,7 +663,7 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<Option<Vec<String
             .map(str::to_string)
             .collect()
     };
-    runner::security::capabilities::resolve(&split(add), &split(drop))
+    runner::native::security::capabilities::resolve(&split(add), &split(drop))
         .map(|caps| Some(caps.iter().map(|c| c.name().to_string()).collect()))
         .map_err(|e| {
             bad(

@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
-use crate::container::LaunchError;
+use crate::native::container::LaunchError;
 use crate::tty;
 
 pub struct Relay {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
-use runner::container::{self, Launch};
+use runner::native::container::{self, Launch};
 use runner::state::{ProcessId, State, Status};
 use runner::sys;
 
@@ -246,7 +246,7 @@ fn fork_supervisor(
             // The relay's pipe is the supervisor's alone.
             drop(writer);
             drop(stdin);
-            let _ = runner::spawn::try_wait(child, true);
+            let _ = runner::native::spawn::try_wait(child, true);
             let mut buf = String::new();
             let _ = File::from(rd).read_to_string(&mut buf);
             if buf == "ok" {

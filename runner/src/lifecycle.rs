@@ -240,7 +240,7 @@ pub fn remove(dir: &Path, st: &State, force: bool) -> Result<(), LifecycleError>
     // Its supervisor's last writes (the exit status, the result of a
     // health check the kill cut short) are done before the directory goes.
     wait_supervisor_gone(dir, Duration::from_secs(10));
-    crate::oci_ctl::delete_leftover(dir, &st.id);
+    crate::external::ctl::delete_leftover(dir, &st.id);
     if let Ok(driver) = CgroupDriver::probe() {
         let _ = driver.open(&st.id).remove();
     }
@@ -358,7 +358,7 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
         unsafe { libc::kill(p.pid, libc::SIGKILL) };
     }
     // One an external OCI runtime ran: that runtime forgets it too.
-    crate::oci_ctl::delete_leftover(dir, &st.id);
+    crate::external::ctl::delete_leftover(dir, &st.id);
     let probed;
     let driver = match driver {
         Some(d) => Some(d),

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     // start or join a container runs from a read-only clone of this
     // binary (CVE-2019-5736).
     if may_enter_a_container(std::env::args_os().skip(1)) {
-        if let Err(e) = runner::exeseal::reexec_sealed() {
+        if let Err(e) = runner::native::exeseal::reexec_sealed() {
             eprintln!("rrun: {e}");
             return ExitCode::from(125);
         }
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     if user && may_enter_a_container(std::env::args_os().skip(1)) {
-        if let Err(e) = runner::exeseal::reexec_sealed() {
+        if let Err(e) = runner::native::exeseal::reexec_sealed() {
             eprintln!("rrun: {e}");
             return ExitCode::from(125);
         }

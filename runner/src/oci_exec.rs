@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use engine::runtime::ExitStatus;
 use runner::console::Relay;
-use runner::oci_ctl::{become_subreaper, ConsoleSocket, OciContainer, OciExec};
-use runner::spawn::{ForwardedSignals, WaitResult};
+use runner::external::ctl::{become_subreaper, ConsoleSocket, OciContainer, OciExec};
+use runner::native::spawn::{ForwardedSignals, WaitResult};
 
 use crate::cli::ExecArgs;
 use crate::oci_run::CONSOLE_TIMEOUT;
@@ -24,7 +24,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<Option<i32>> {
     let Ok((dir, s)) = runner::state::find(&root.join("containers"), &a.container) else {
         return Ok(None);
     };
-    let Some(runtime) = runner::oci_ctl::runtime_of(&dir) else {
+    let Some(runtime) = runner::external::ctl::runtime_of(&dir) else {
         return Ok(None);
     };
     require_root("rrun exec")?;

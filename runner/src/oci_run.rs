@@ -1,5 +1,5 @@
 //! `rrun run --runtime crun|runc|youki`: the same container through an
-//! external OCI runtime (runner::oci writes the bundle, runner::oci_ctl
+//! external OCI runtime (runner::external writes the bundle, runner::external::ctl
 //! drives the runtime). rrun stays the container's supervisor, as on the
 //! native path: in the foreground it waits (forwarding signals, relaying
 //! the terminal with -t, reporting an OOM kill); with -d a double-forked
@@ -16,12 +16,12 @@ use anyhow::{anyhow, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
 use runner::cgroup::CgroupDriver;
 use runner::console::Relay;
-use runner::container::Outcome;
-use runner::oci::{overlay_plan, OciRuntime};
-use runner::oci_ctl::{
+use runner::external::ctl::{
     become_subreaper, command_exit_code, ConsoleSocket, OciContainer, RUNTIME_FILE,
 };
-use runner::spawn::{self, ForwardedSignals, WaitResult};
+use runner::external::{overlay_plan, OciRuntime};
+use runner::native::container::Outcome;
+use runner::native::spawn::{self, ForwardedSignals, WaitResult};
 use runner::state::{ProcessId, State};
 
 use crate::detach::Ended;
@@ -177,7 +177,7 @@ fn supervise(
 
 /// The native runner's one line and code for a command that cannot run;
 /// any other failure of `create` as it is (125).
-fn command_error(spec: &ContainerSpec, e: runner::oci::OciError) -> anyhow::Error {
+fn command_error(spec: &ContainerSpec, e: runner::external::OciError) -> anyhow::Error {
     let argv0 = spec.args.first().map(String::as_str).unwrap_or("");
     match command_exit_code(&e) {
         Some(127) => Coded(

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use runner::oci_ctl::OciContainer;
+use runner::external::ctl::OciContainer;
 use runner::state::ProcessId;
 use runner::sys;
 

@@ -11,8 +11,8 @@ use engine::runtime::{
     ContainerSpec, ExitStatus, Features, NetworkMode, Resources, RootfsSpec, SecuritySpec,
 };
 use engine::Store;
-use runner::container::{self, Launch, LaunchError, Outcome};
 use runner::lifecycle;
+use runner::native::container::{self, Launch, LaunchError, Outcome};
 use runner::state::{ExecDefaults, ProcessId, State, Status};
 use runner::user;
 use runner::volume::spec;
@@ -45,7 +45,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
         if let Some(l) = cause.downcast_ref::<LaunchError>() {
             return l.exit_code();
         }
-        if let Some(x) = cause.downcast_ref::<runner::exec::ExecError>() {
+        if let Some(x) = cause.downcast_ref::<runner::native::exec::ExecError>() {
             return x.exit_code();
         }
     }

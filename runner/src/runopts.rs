@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rootfs::Step;
-use crate::spawn::ChildPlan;
+use crate::native::rootfs::Step;
+use crate::native::spawn::ChildPlan;
 use crate::sys;
 
 /// One `--ulimit`: Docker's inspect shape (`-1` is unlimited).
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn shm_size_replaces_the_default() {
-        let mut steps = crate::rootfs::standard_steps(&[], false);
+        let mut steps = crate::native::rootfs::standard_steps(&[], false);
         set_shm_size(&mut steps, 128 << 20);
         let shm = steps
             .iter()

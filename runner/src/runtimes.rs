@@ -5,8 +5,8 @@
 
 use engine::runtime::Runtime;
 
+use crate::external::OciRuntime;
 use crate::native::NativeRuntime;
-use crate::oci::OciRuntime;
 
 /// The names `runtime_named` accepts: rbox's own, then the external OCI
 /// runtimes driven through their command line.
@@ -28,10 +28,10 @@ pub fn runtime_named(name: &str) -> Result<Box<dyn Runtime>, UnknownRuntime> {
 /// Docker's exit code for a runtime's error: 126 or 127 for a command
 /// that could not run (either runtime), 125 for everything else.
 pub fn runtime_exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
-    if let Some(e) = e.downcast_ref::<crate::container::LaunchError>() {
+    if let Some(e) = e.downcast_ref::<crate::native::container::LaunchError>() {
         return e.exit_code();
     }
-    if let Some(e) = e.downcast_ref::<crate::oci::CommandError>() {
+    if let Some(e) = e.downcast_ref::<crate::external::CommandError>() {
         return e.exit_code();
     }
     125

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::fs;
 use std::path::Path;
 
-use runner::rootfs::{overlay_legacy, RootfsPlan};
+use runner::native::rootfs::{overlay_legacy, RootfsPlan};
 
 fn c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).unwrap()

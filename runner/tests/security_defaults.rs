@@ -8,7 +8,7 @@ mod security_common;
 use std::time::Duration;
 
 use engine::runtime::SecuritySpec;
-use runner::security::{self, capabilities, SecurityPlan};
+use runner::native::security::{self, capabilities, SecurityPlan};
 use security_common::*;
 
 /// Docker's default bounding set (its `docker run` CapBnd).

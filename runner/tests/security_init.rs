@@ -34,9 +34,10 @@ fn start(argv: &'static [&'static str], secure: bool) -> (Child, Pid) {
                 )
                 .expect("mount /proc");
                 if secure {
-                    runner::security::apply(&SecuritySpec::default()).expect("security::apply");
+                    runner::native::security::apply(&SecuritySpec::default())
+                        .expect("security::apply");
                 }
-                runner::init::run(&cstrings(argv), &cstrings(ENV))
+                runner::native::init::run(&cstrings(argv), &cstrings(ENV))
             }
             nix::unistd::ForkResult::Parent { child } => {
                 say(&format!("init={child}\n"));

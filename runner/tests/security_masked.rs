@@ -7,7 +7,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use nix::mount::{mount, MsFlags};
-use runner::security::{mask_paths, SecurityError};
+use runner::native::security::{mask_paths, SecurityError};
 use security_common::*;
 
 fn fresh_proc() {

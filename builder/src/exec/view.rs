@@ -97,7 +97,7 @@ impl MountedView {
         if lowers.is_empty() {
             lowers.push(cstr(&empty)); // FROM scratch: an empty root
         }
-        let plan = runner::rootfs::RootfsPlan {
+        let plan = runner::native::rootfs::RootfsPlan {
             lowers,
             upper: cstr(&dir.join("upper")),
             work: cstr(&dir.join("work")),
@@ -107,7 +107,8 @@ impl MountedView {
             volatile: true,
             steps: Vec::new(),
         };
-        runner::rootfs::mount_overlay(&plan).map_err(|e| std::io::Error::other(e.to_string()))?;
+        runner::native::rootfs::mount_overlay(&plan)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(MountedView { dir, merged })
     }
 

@@ -62,7 +62,7 @@ impl Root {
         mnt: &Path,
         what: String,
     ) -> Result<Root, CopyError> {
-        let mount_err = |e: crate::rootfs::StepError| CopyError::Mount {
+        let mount_err = |e: crate::native::rootfs::StepError| CopyError::Mount {
             what: what.clone(),
             reason: e.to_string(),
         };
@@ -71,9 +71,9 @@ impl Root {
             path: what.clone(),
             source: e.into(),
         })?;
-        crate::rootfs::make_private().map_err(mount_err)?;
+        crate::native::rootfs::make_private().map_err(mount_err)?;
         let c = |p: &Path| crate::sys::cstring(p.as_os_str());
-        let plan = crate::rootfs::RootfsPlan {
+        let plan = crate::native::rootfs::RootfsPlan {
             lowers: lowers.iter().map(|l| c(l)).collect(),
             upper: c(upper),
             work: c(work),
@@ -82,7 +82,7 @@ impl Root {
             volatile: false,
             steps: Vec::new(),
         };
-        crate::rootfs::mount_overlay(&plan).map_err(mount_err)?;
+        crate::native::rootfs::mount_overlay(&plan).map_err(mount_err)?;
         let fd = engine::fsutil::openat2(cwd(), &c(mnt), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|source| CopyError::Io {
                 op: "open the mounted root of",

@@ -23,8 +23,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::exec::{JoinPlan, Target};
-use crate::spawn::{self, WaitResult};
+use crate::native::exec::{JoinPlan, Target};
+use crate::native::spawn::{self, WaitResult};
 use crate::sys;
 
 use super::state::Status;
@@ -128,7 +128,7 @@ pub fn exec(o: &ExecOpts<'_>) -> Result<i32> {
     // Blocked before the fork, so none is lost; the child unblocks them.
     let signals = spawn::ForwardedSignals::block();
     let pid = target.spawn(plan).map_err(|e| match e {
-        crate::exec::ExecError::Command { code, message } => {
+        crate::native::exec::ExecError::Command { code, message } => {
             OciError::Spawn(spawn::SpawnError::Child { code, message })
         }
         e => OciError::Other(format!("exec in {}: {e}", o.id)),

@@ -360,7 +360,7 @@ impl InContainer {
     }
 }
 
-impl crate::spawn::ChildHooks for InContainer {
+impl crate::native::spawn::ChildHooks for InContainer {
     fn before_pivot(&self) -> Result<(), String> {
         self.run(KINDS[2], &self.create_container, "creating")
     }

@@ -19,8 +19,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::Devices;
-use crate::rootfs::RootfsPlan;
-use crate::spawn::{self, ChildPlan};
+use crate::native::rootfs::RootfsPlan;
+use crate::native::spawn::{self, ChildPlan};
 use crate::sys;
 
 use super::hooks;
@@ -184,9 +184,9 @@ pub(crate) fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
 /// get them from, so whatever is enforced here is enforced for both. The
 /// child applies the plan, with the process's rlimits and user, through
 /// `spawn::become_process_user`.
-pub fn process_security(b: &Bundle) -> Result<crate::security::SecurityPlan> {
+pub fn process_security(b: &Bundle) -> Result<crate::native::security::SecurityPlan> {
     Ok(
-        crate::security::SecurityPlan::oci(b.caps, b.no_new_privs, b.uid)
+        crate::native::security::SecurityPlan::oci(b.caps, b.no_new_privs, b.uid)
             .with_oci_seccomp(b.seccomp.clone()),
     )
 }

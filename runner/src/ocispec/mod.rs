@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use engine::runtime::Resources;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::rootfs::{FsMount, Step};
-use crate::security::{Cap, CapSet, OciCaps};
+use crate::native::rootfs::{FsMount, Step};
+use crate::native::security::{Cap, CapSet, OciCaps};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 const MOUNT_ATTR_NOATIME: u64 = 0x10;
@@ -42,7 +42,7 @@ mod tests {
     fn in_a_user_namespace_devices_sysfs_and_cgroups_become_binds() {
         use super::{bind_cgroups, userns_step, MOUNT_ATTR_RDONLY};
         use crate::cgroup::InnerMount;
-        use crate::rootfs::{FsMount, Step};
+        use crate::native::rootfs::{FsMount, Step};
         let fs = |t: &str, target: &str, attrs| Step::Fs {
             fs: FsMount {
                 fstype: crate::sys::cstring(t),
@@ -163,7 +163,7 @@ pub enum OciError {
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("{0}")]
-    Spawn(#[from] crate::spawn::SpawnError),
+    Spawn(#[from] crate::native::spawn::SpawnError),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
 }
@@ -991,7 +991,7 @@ impl Bundle {
             match m {
                 MountPlan::Step(s) => steps.push(s.clone()),
                 MountPlan::Cgroup { readonly } => steps.extend(
-                    crate::rootfs::standard_steps(cgroup, !readonly)
+                    crate::native::rootfs::standard_steps(cgroup, !readonly)
                         .into_iter()
                         .filter(|s| step_target(s).starts_with(b"sys/fs/cgroup")),
                 ),
@@ -1001,7 +1001,7 @@ impl Bundle {
         // device of its own.
         let own: Vec<&[u8]> = self.devices.iter().map(step_target).collect();
         steps.extend(
-            crate::rootfs::standard_steps(&[], false)
+            crate::native::rootfs::standard_steps(&[], false)
                 .into_iter()
                 .filter(|s| matches!(s, Step::Device { .. } | Step::Symlink { .. }))
                 .filter(|s| !own.contains(&step_target(s))),

@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 use engine::runtime::Resources;
 
-use crate::rootfs::Step;
+use crate::native::rootfs::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn devices_become_binds_of_the_hosts_and_host_sysfs_a_read_only_bind() {
-        let mut steps = crate::rootfs::standard_steps(&[], false);
+        let mut steps = crate::native::rootfs::standard_steps(&[], false);
         adapt_steps(&mut steps, true);
         assert!(!steps.iter().any(|s| matches!(s, Step::Device { .. })));
         let null = steps
@@ -229,7 +229,7 @@ mod tests {
         );
         assert!(steps.iter().any(|s| matches!(s,
             Step::Bind { source, readonly: true, recursive: true, .. } if source.as_bytes() == b"/sys")));
-        let mut own_net = crate::rootfs::standard_steps(&[], false);
+        let mut own_net = crate::native::rootfs::standard_steps(&[], false);
         adapt_steps(&mut own_net, false);
         assert!(own_net
             .iter()

@@ -1,7 +1,7 @@
 //! `features`: the runtime-spec features document for this slice.
 
+use runner::native::security::Cap;
 use runner::ocispec::{seccomp, OciError};
-use runner::security::Cap;
 use serde_json::json;
 
 pub fn run() -> Result<(), OciError> {

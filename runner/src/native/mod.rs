@@ -7,6 +7,21 @@
 //! the container's process waiting before its final execve (the
 //! `start_gate` of `spawn::ChildPlan`), `start` lets it exec.
 
+//!
+//! The native runtime's parts, one concept each: `container` (one
+//! container from spec to teardown), `spawn` (the clone and the child's
+//! plan), `rootfs` (overlay, mounts, pivot_root), `security` (capabilities,
+//! seccomp, masked paths), `exec` (another process in a running
+//! container), `init` (the `--init` reaper), `exeseal` (the sealed binary).
+
+pub mod container;
+pub mod exec;
+pub mod exeseal;
+pub mod init;
+pub mod rootfs;
+pub mod security;
+pub mod spawn;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -15,7 +30,7 @@ use engine::runtime::{
     ContainerSpec, ExitStatus, Features, OutputSink, Runtime, RuntimeError, Task, TaskIo,
 };
 
-use crate::container::{self, Created, Launch};
+use self::container::{Created, Launch};
 
 /// The native runtime. `spec.id` names the cgroup (`rbox/<id>`): it must be
 /// unique among running containers.

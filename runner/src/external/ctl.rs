@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::oci::{runtime_command, OciError};
-use crate::rootfs::RootfsPlan;
+use crate::external::{runtime_command, OciError};
+use crate::native::rootfs::RootfsPlan;
 
 /// A container `binary` knows under `id`, with its state under `root`.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@
 
 use serde_json::{json, Value};
 
-use crate::security::capabilities::{Cap, CapSet};
-use crate::security::seccomp::{
+use crate::native::security::capabilities::{Cap, CapSet};
+use crate::native::security::seccomp::{
     ALLOWED, ALLOWED_NATIVE, BY_CAP, CLONE_NS_FLAGS, REFUSED_FAMILIES, SAFE_PERSONALITIES,
 };
 
@@ -85,7 +85,7 @@ pub fn default_profile(caps: CapSet) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::capabilities::DEFAULT_CAPS;
+    use crate::native::security::capabilities::DEFAULT_CAPS;
 
     fn names_of(p: &Value) -> Vec<String> {
         p["syscalls"][0]["names"]

@@ -15,7 +15,7 @@ use engine::runtime::ExitStatus;
 use nix::sched::CloneFlags;
 
 use crate::cgroup::{Cgroup, CgroupDriver};
-use crate::spawn::{self, ForwardedSignals, WaitResult};
+use crate::native::spawn::{self, ForwardedSignals, WaitResult};
 use crate::state::State;
 use crate::sys;
 
@@ -83,7 +83,7 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
     // after joining the pid namespace we could not create threads.
     let signals = ForwardedSignals::block();
     let pending = req.tty.then(crate::console::PendingRelay::spawn);
-    let security = crate::security::SecurityPlan::new(
+    let security = crate::native::security::SecurityPlan::new(
         &engine::runtime::SecuritySpec {
             capabilities: st.exec.capabilities.clone(),
             no_new_privileges: st.exec.no_new_privileges,
@@ -179,7 +179,7 @@ pub struct JoinPlan {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub rlimits: Vec<(u32, u64, u64)>,
-    pub security: crate::security::SecurityPlan,
+    pub security: crate::native::security::SecurityPlan,
     /// Descriptors to install as 0, 1, 2 (None: inherit ours).
     pub stdio: [Option<RawFd>; 3],
     pub controlling_tty: bool,
@@ -351,7 +351,7 @@ fn child_main(
         plan.cwd.clone()
     };
     let dir = if plan.create_cwd {
-        crate::rootfs::ensure_beneath(root.as_fd(), &rel, true).map_err(|e| e.to_string())
+        crate::native::rootfs::ensure_beneath(root.as_fd(), &rel, true).map_err(|e| e.to_string())
     } else {
         sys::openat2(
             root.as_fd(),

@@ -2,16 +2,19 @@
 //! (crun, runc, youki). We write a runtime-spec `config.json` whose root is
 //! the merged overlay, which we mount ourselves in a private mount
 //! namespace of the runtime's process (so it vanishes with it), and drive
-//! the runtime in steps, `create`, `start`, `kill`, `delete` (oci_ctl), as
+//! the runtime in steps, `create`, `start`, `kill`, `delete` (`ctl`), as
 //! a `Task` of the engine's `Runtime` seam.
 //! The config carries rbox's defaults: Docker's capabilities, masked and
-//! read-only paths, and rbox's seccomp filter (oci_seccomp), and puts the
+//! read-only paths, and rbox's seccomp filter (`seccomp`), and puts the
 //! container's cgroup where the native one goes, `rbox/<id>`, so the
 //! native driver reads its OOM counter and the reaper finds it.
 //!
 //! crun 1.8 refuses a hybrid cgroup host (v1 controllers plus an empty
 //! cgroup2 at /sys/fs/cgroup/unified); for crun only we unmount that v2
 //! mount inside the private namespace — never on the host.
+
+pub mod ctl;
+pub mod seccomp;
 
 use std::ffi::CStr;
 use std::os::unix::process::CommandExt;
@@ -24,9 +27,9 @@ use engine::runtime::{
 };
 use serde_json::{json, Value};
 
-use crate::oci_ctl::{become_subreaper, command_exit_code, OciContainer};
-use crate::rootfs::{self, RootfsPlan};
-use crate::spawn::{self, WaitResult};
+use crate::external::ctl::{become_subreaper, command_exit_code, OciContainer};
+use crate::native::rootfs::{self, RootfsPlan};
+use crate::native::spawn::{self, WaitResult};
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +44,7 @@ pub enum OciError {
     #[error("no default seccomp profile for {0}: run with --security-opt seccomp=unconfined")]
     SeccompArch(&'static str),
     #[error(transparent)]
-    Capabilities(#[from] crate::security::CapError),
+    Capabilities(#[from] crate::native::security::CapError),
     #[error("{binary} {what} {id}: {detail}")]
     Runtime {
         binary: String,
@@ -98,8 +101,8 @@ impl OciRuntime {
     /// The runtime-spec config for `spec`; `files` holds hosts/hostname/resolv.conf.
     pub fn config(&self, spec: &ContainerSpec, files: &Path) -> Result<Value, OciError> {
         let caps: Vec<String> = if spec.security.privileged {
-            let held = crate::security::CapSet::bounding();
-            crate::security::Cap::ALL
+            let held = crate::native::security::CapSet::bounding();
+            crate::native::security::Cap::ALL
                 .iter()
                 .filter(|c| held.contains(**c))
                 .map(|c| c.name().to_string())
@@ -186,8 +189,8 @@ impl OciRuntime {
             (Vec::new(), Vec::new())
         } else {
             (
-                cstr_list(crate::security::masked::MASKED_PATHS),
-                cstr_list(crate::security::masked::READONLY_PATHS),
+                cstr_list(crate::native::security::masked::MASKED_PATHS),
+                cstr_list(crate::native::security::masked::READONLY_PATHS),
             )
         };
         let mut config = json!({
@@ -214,10 +217,11 @@ impl OciRuntime {
         });
         // seccomp=unconfined and --privileged clear `seccomp` (run.rs).
         if spec.security.seccomp {
-            let bounding = crate::security::capabilities::parse_list(&caps)?;
-            config["linux"]["seccomp"] =
-                crate::oci_seccomp::default_profile(crate::security::CapSet::of(&bounding))
-                    .ok_or(OciError::SeccompArch(std::env::consts::ARCH))?;
+            let bounding = crate::native::security::capabilities::parse_list(&caps)?;
+            config["linux"]["seccomp"] = crate::external::seccomp::default_profile(
+                crate::native::security::CapSet::of(&bounding),
+            )
+            .ok_or(OciError::SeccompArch(std::env::consts::ARCH))?;
         }
         Ok(config)
     }
@@ -233,7 +237,7 @@ impl OciRuntime {
         for d in [bundle, &r.upper, &r.work, &r.merged] {
             std::fs::create_dir_all(d).map_err(io("create", d))?;
         }
-        crate::container::write_etc_files(spec, bundle).map_err(|e| OciError::Io {
+        crate::native::container::write_etc_files(spec, bundle).map_err(|e| OciError::Io {
             what: "write /etc files in",
             path: bundle.to_path_buf(),
             source: std::io::Error::other(e.to_string()),

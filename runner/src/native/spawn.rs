@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::rootfs::{self, RootfsPlan};
+use crate::native::rootfs::{self, RootfsPlan};
 use crate::sys;
 
 /// Everything the child needs, prepared by the parent so that the child
@@ -39,7 +39,7 @@ pub struct ChildPlan {
     /// names; execve itself tells whether each exists inside the rootfs).
     pub exec_candidates: Vec<CString>,
     pub new_net: bool,
-    pub security: crate::security::SecurityPlan,
+    pub security: crate::native::security::SecurityPlan,
     pub privileged: bool,
     /// Run the --init reaper as PID 1 instead of exec'ing argv directly.
     pub init: bool,
@@ -664,10 +664,9 @@ fn child_main(
         }
     }
     let masked = match &plan.masked {
-        None => crate::security::mask_paths(plan.privileged).map_err(|e| e.to_string()),
-        Some((masked, readonly)) => {
-            crate::security::masked::mask_listed(masked, readonly).map_err(|e| e.to_string())
-        }
+        None => crate::native::security::mask_paths(plan.privileged).map_err(|e| e.to_string()),
+        Some((masked, readonly)) => crate::native::security::masked::mask_listed(masked, readonly)
+            .map_err(|e| e.to_string()),
     };
     if let Err(e) = masked {
         fail(rep, 125, format_args!("mask paths: {e}"));
@@ -800,7 +799,7 @@ fn child_main(
     if plan.init {
         // The reaper reports exec failures itself (exit 126/127).
         drop(report);
-        crate::init::run(&plan.argv, &plan.envp);
+        crate::native::init::run(&plan.argv, &plan.envp);
     }
     let _keep = report;
     exec_or_fail(plan, rep, argv, envp)
@@ -881,13 +880,13 @@ fn write_proc(path: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
 /// allocates only to describe a failure.
 pub fn become_process_user(
     rlimits: &[(u32, u64, u64)],
-    security: &crate::security::SecurityPlan,
+    security: &crate::native::security::SecurityPlan,
     groups: &[u32],
     gid: u32,
     uid: u32,
     ready: impl FnOnce(),
 ) -> Result<(), (bool, String)> {
-    use crate::security::{EnterError, SecurityError};
+    use crate::native::security::{EnterError, SecurityError};
     for &(resource, soft, hard) in rlimits {
         let lim = libc::rlimit {
             rlim_cur: soft,

@@ -10,8 +10,8 @@ use engine::mount::MountSpec;
 use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
 
 use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
-use crate::rootfs::{self, FsMount, RootfsPlan, Step};
-use crate::spawn::{self, ChildPlan, ForwardedSignals, SpawnError, WaitResult};
+use crate::native::rootfs::{self, FsMount, RootfsPlan, Step};
+use crate::native::spawn::{self, ChildPlan, ForwardedSignals, SpawnError, WaitResult};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::OwnedFd;
 
@@ -926,7 +926,7 @@ fn plan_for(
         .rev()
         .find_map(|kv| kv.strip_prefix("PATH="));
     let argv0 = spec.args.first().map(String::as_str).unwrap_or("");
-    let security = crate::security::SecurityPlan::new(&spec.security, spec.user.uid)
+    let security = crate::native::security::SecurityPlan::new(&spec.security, spec.user.uid)
         .map_err(|e| LaunchError::Security(e.to_string()))?;
     Ok(ChildPlan {
         rootfs: RootfsPlan {
