@@ -254,6 +254,66 @@ pub trait Task: Send {
     fn delete(self: Box<Self>) -> Result<(), RuntimeError>;
 }
 
+/// What a store recorded of a container made earlier (by another
+/// process), enough for its runtime to reach it again (`Runtime::open`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub id: String,
+    /// The name messages use.
+    pub name: String,
+    /// The host pid of its first process.
+    pub pid: i32,
+    /// The runtime's own directory for it (an external runtime's bundle
+    /// and state).
+    pub bundle: PathBuf,
+    /// What an exec'd process gets, as the first one got it.
+    pub security: SecuritySpec,
+}
+
+/// Where a container's first process is (containerd's task status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Created,
+    Running,
+    /// Frozen by `pause`.
+    Paused,
+    Stopped,
+}
+
+/// Another process in a running container (`Container::exec`), with the
+/// caller's stdio (stdin only with `stdin`; a pseudo-terminal relayed to
+/// them with `tty`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: UserSpec,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// A process `Container::exec` started; signals the caller gets go to it
+/// until `wait` returns.
+pub trait Process {
+    fn pid(&self) -> i32;
+    fn wait(self: Box<Self>) -> Result<ExitStatus, RuntimeError>;
+}
+
+/// A container that exists already (`Runtime::open`), in containerd's
+/// task shape. Errors name the container and what was refused.
+pub trait Container {
+    fn state(&self) -> Result<TaskState, RuntimeError>;
+    /// `signal` to its first process.
+    fn kill(&self, signal: i32) -> Result<(), RuntimeError>;
+    fn exec(&self, process: &ProcessSpec) -> Result<Box<dyn Process>, RuntimeError>;
+    /// Freeze every process of it (the cgroup freezer).
+    fn pause(&self) -> Result<(), RuntimeError>;
+    fn resume(&self) -> Result<(), RuntimeError>;
+    /// Apply the limits `resources` sets (a `None` field stays as it is).
+    fn update(&self, resources: &Resources) -> Result<(), RuntimeError>;
+}
+
 pub trait Runtime: Send + Sync {
     /// A short name for messages (`native`, `crun`, …), never for
     /// deciding what the runtime can do: see `features`.
@@ -264,6 +324,9 @@ pub trait Runtime: Send + Sync {
     /// Make the container of `spec`, its process waiting before its
     /// command (see `Task`); its stdout and stderr go to `io.output`.
     fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError>;
+
+    /// The container `record` describes, made earlier by this runtime.
+    fn open(&self, record: &TaskRecord) -> Result<Box<dyn Container>, RuntimeError>;
 
     /// Run the container to completion with the caller's stdio, and clean
     /// up everything it created (mounts, cgroup) before returning.
@@ -361,6 +424,9 @@ mod tests {
         ) -> Result<Box<dyn Task>, RuntimeError> {
             self.0.lock().unwrap().push("create");
             Ok(Box::new(PlainTask(self.0.clone())))
+        }
+        fn open(&self, _record: &TaskRecord) -> Result<Box<dyn Container>, RuntimeError> {
+            Err("plain keeps no containers".into())
         }
     }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use engine::runtime::{ProcessSpec, RuntimeError, TaskState, UserSpec};
 use runner::lifecycle;
-use runner::native::exec::ExecRequest;
 use runner::state::{self, State};
 
 use crate::cli::{ExecArgs, KillArgs, LogsArgs, RmArgs, StopArgs};
@@ -57,7 +57,7 @@ pub fn kill(root: &Path, a: &KillArgs) -> Result<i32> {
         if sig == libc::SIGKILL || sig == lifecycle::stop_signal(s) {
             lifecycle::keep_down(dir, s);
         }
-        lifecycle::signal(s, sig).map_err(|e| Coded(1, e.into()).into())
+        lifecycle::signal(dir, s, sig).map_err(|e| Coded(1, e.into()).into())
     }))
 }
 
@@ -265,44 +265,45 @@ pub fn exec_env(
     Ok(env)
 }
 
+/// `rrun exec`: another process in the container, through the runtime
+/// that runs it (`Container::exec`), with our stdio.
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     require_root("rrun exec")?;
-    let (_, s) = find(root, &a.container)?;
-    if !s.is_running() {
-        bail!(Coded(1, anyhow!("container {} is not running", s.name)));
-    }
-    if lifecycle::paused(&s) {
+    let (dir, s) = find(root, &a.container)?;
+    let ctr = runner::runtimes::open(&dir, &s).map_err(|e| Coded(1, anyhow!(e)))?;
+    if ctr.state().map_err(|e| Coded(1, anyhow!(e)))? == TaskState::Paused {
         bail!(Coded(
             1,
             anyhow!("container {} is paused: unpause it before exec", s.name)
         ));
     }
-    let env = exec_env(&s.exec.env, &a.env).map_err(|e| Coded(125, e.into()))?;
-    let (uid, gid, groups) = match &a.user {
-        None => (s.exec.uid, s.exec.gid, s.exec.groups.clone()),
+    let mut env = exec_env(&s.exec.env, &a.env).map_err(|e| Coded(125, e.into()))?;
+    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let user = match &a.user {
+        None => UserSpec {
+            uid: s.exec.uid,
+            gid: s.exec.gid,
+            additional_gids: s.exec.groups.clone(),
+        },
         Some(u) => {
             let pid = s.pid.map(|p| p.pid).unwrap_or(0);
-            let r =
-                runner::user::resolve_in_layers(u, &[PathBuf::from(format!("/proc/{pid}/root"))])
-                    .map_err(|e| Coded(125, e.into()))?;
-            (r.spec.uid, r.spec.gid, r.spec.additional_gids)
+            runner::user::resolve_in_layers(u, &[PathBuf::from(format!("/proc/{pid}/root"))])
+                .map_err(|e| Coded(125, e.into()))?
+                .spec
         }
     };
-    let devnull = std::fs::File::open("/dev/null").context("open /dev/null")?;
-    use std::os::fd::AsRawFd;
-    let req = ExecRequest {
+    let process = ProcessSpec {
         args: a.command.clone(),
         env,
         cwd: a.workdir.clone().unwrap_or_else(|| s.exec.cwd.clone()),
-        uid,
-        gid,
-        groups,
-        stdio: [(!a.interactive).then(|| devnull.as_raw_fd()), None, None],
-        controlling_tty: false,
+        user,
         tty: a.tty,
         stdin: a.interactive,
     };
-    let status = runner::native::exec::exec(&s, &req)?;
+    let coded = |e: RuntimeError| Coded(runner::runtime_exit_code(&*e), anyhow!(e));
+    let status = ctr.exec(&process).map_err(coded)?.wait().map_err(coded)?;
     Ok(status.code())
 }
 

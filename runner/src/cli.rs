@@ -61,6 +61,8 @@ pub enum Command {
     Pause(PauseArgs),
     /// Unpause all processes within one or more containers
     Unpause(PauseArgs),
+    /// Update the resource limits of one or more containers
+    Update(UpdateArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Export a container's filesystem as a tar archive
@@ -305,6 +307,24 @@ pub struct TopArgs {
 
 #[derive(Args, Debug)]
 pub struct PauseArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// Tune container pids limit
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -590,7 +610,7 @@ pub struct BadValue {
     pub reason: String,
 }
 
-fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
+pub fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
     BadValue {
         value: value.to_string(),
         flag,

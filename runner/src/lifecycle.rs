@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use engine::runtime::TaskState;
+
 use crate::cgroup::CgroupDriver;
 use crate::state::{self, State, Status};
 
@@ -42,6 +44,8 @@ pub enum LifecycleError {
     Paused(String),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("{0}")]
+    Runtime(engine::runtime::RuntimeError),
 }
 
 /// A container id: 64 hex digits, the last 8 naming the store it belongs
@@ -106,50 +110,37 @@ pub fn paused(st: &State) -> bool {
             .is_some_and(|d| d.open(&st.id).is_frozen())
 }
 
-/// `rrun pause`: freeze every process of the container.
-pub fn pause(st: &State) -> Result<(), LifecycleError> {
-    if !st.is_running() {
-        return Err(LifecycleError::NotRunning(st.name.clone()));
-    }
-    let group = CgroupDriver::probe()?.open(&st.id);
-    if group.is_frozen() {
+/// `rrun pause`: freeze every process of the container, through the
+/// runtime that runs it.
+pub fn pause(dir: &Path, st: &State) -> Result<(), LifecycleError> {
+    let ctr =
+        crate::runtimes::open(dir, st).map_err(|_| LifecycleError::NotRunning(st.name.clone()))?;
+    if ctr.state().map_err(LifecycleError::Runtime)? == TaskState::Paused {
         return Err(LifecycleError::AlreadyPaused(st.name.clone()));
     }
-    Ok(group.freeze()?)
+    ctr.pause().map_err(LifecycleError::Runtime)
 }
 
 /// `rrun unpause`.
-pub fn unpause(st: &State) -> Result<(), LifecycleError> {
-    if !st.is_running() {
-        return Err(LifecycleError::NotRunning(st.name.clone()));
-    }
-    let group = CgroupDriver::probe()?.open(&st.id);
-    if !group.is_frozen() {
+pub fn unpause(dir: &Path, st: &State) -> Result<(), LifecycleError> {
+    let ctr =
+        crate::runtimes::open(dir, st).map_err(|_| LifecycleError::NotRunning(st.name.clone()))?;
+    if ctr.state().map_err(LifecycleError::Runtime)? != TaskState::Paused {
         return Err(LifecycleError::NotPaused(st.name.clone()));
     }
-    Ok(group.thaw()?)
+    ctr.resume().map_err(LifecycleError::Runtime)
 }
 
-/// Send `sig` to the container's first process (PID 1 inside). A paused
-/// container is thawed after the signal is sent, so that it is handled
-/// (as Docker's stop and kill of a paused container).
-pub fn signal(st: &State, sig: i32) -> Result<(), LifecycleError> {
-    let Some(p) = st.pid.filter(|p| p.alive() && st.status == Status::Running) else {
-        return Err(LifecycleError::NotRunning(st.name.clone()));
-    };
-    // SAFETY: kill takes integers; the start time check above makes pid reuse unlikely.
-    if unsafe { libc::kill(p.pid, sig) } != 0 {
-        return Err(LifecycleError::Signal {
-            pid: p.pid,
-            what: st.name.clone(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    if let Ok(driver) = CgroupDriver::probe() {
-        let group = driver.open(&st.id);
-        if group.is_frozen() {
-            group.thaw()?;
-        }
+/// Send `sig` to the container's first process (PID 1 inside), through
+/// the runtime that runs it. A paused container is resumed after the
+/// signal is sent, so that it is handled (as Docker's stop and kill of a
+/// paused container).
+pub fn signal(dir: &Path, st: &State, sig: i32) -> Result<(), LifecycleError> {
+    let ctr =
+        crate::runtimes::open(dir, st).map_err(|_| LifecycleError::NotRunning(st.name.clone()))?;
+    ctr.kill(sig).map_err(LifecycleError::Runtime)?;
+    if ctr.state().is_ok_and(|s| s == TaskState::Paused) {
+        ctr.resume().map_err(LifecycleError::Runtime)?;
     }
     Ok(())
 }
@@ -203,12 +194,12 @@ pub fn stop(dir: &Path, st: &State, grace: Duration) -> Result<(), LifecycleErro
     if !st.is_running() {
         return Ok(());
     }
-    let _ = signal(st, stop_signal(st));
+    let _ = signal(dir, st, stop_signal(st));
     if !wait_stopped(dir, grace) {
         // The process now running (a restart may have begun just before
         // the stop was asked for).
         let current = State::load(dir).unwrap_or_else(|_| st.clone());
-        let _ = signal(&current, libc::SIGKILL);
+        let _ = signal(dir, &current, libc::SIGKILL);
         wait_stopped(dir, Duration::from_secs(10));
     }
     reap_one(dir, None);
@@ -257,7 +248,7 @@ fn kill_until_down(dir: &Path, limit: Duration) {
             Ok(s) => s,
             Err(_) => return, // gone (--rm)
         };
-        let _ = signal(&current, libc::SIGKILL);
+        let _ = signal(dir, &current, libc::SIGKILL);
         let pid_alive = current.pid.is_some_and(|p| p.alive());
         let sup_alive = current.supervisor.is_some_and(|p| p.alive());
         if !pid_alive && !sup_alive || Instant::now() > deadline {

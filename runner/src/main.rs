@@ -4,7 +4,6 @@ mod admin;
 mod cli;
 mod commands;
 mod detach;
-mod oci_exec;
 mod oci_run;
 mod oci_watchdog;
 mod run;

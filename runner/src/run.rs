@@ -78,6 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stats(a) => crate::commands::stats::stats(&root, &a),
         Command::Pause(a) => crate::commands::pause::pause(&root, &a),
         Command::Unpause(a) => crate::commands::pause::unpause(&root, &a),
+        Command::Update(a) => crate::commands::update::update(&root, &a),
         Command::Cp(a) => crate::commands::cp::cp(&root, &a),
         Command::Export(a) => crate::commands::export::export(&root, &a),
         Command::Commit(a) => crate::commands::commit::commit(&root, &a),
@@ -90,11 +91,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Kill(a) => crate::admin::kill(&root, &a),
         Command::Rm(a) => crate::admin::rm(&root, &a),
         Command::Logs(a) => crate::admin::logs(&root, &a),
-        // A container of an external OCI runtime: through its runtime.
-        Command::Exec(a) => match crate::oci_exec::exec(&root, &a)? {
-            Some(code) => Ok(code),
-            None => crate::admin::exec(&root, &a),
-        },
+        Command::Exec(a) => crate::admin::exec(&root, &a),
     }
 }
 

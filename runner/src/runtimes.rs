@@ -3,7 +3,9 @@
 //! error into Docker's exit code. Everything else asks the runtime
 //! (`Runtime::features`), never its name.
 
-use engine::runtime::Runtime;
+use std::path::Path;
+
+use engine::runtime::{Container, Runtime, RuntimeError, TaskRecord};
 
 use crate::external::OciRuntime;
 use crate::native::NativeRuntime;
@@ -25,6 +27,41 @@ pub fn runtime_named(name: &str) -> Result<Box<dyn Runtime>, UnknownRuntime> {
     }
 }
 
+/// The runtime that made the container whose directory is `dir`: the
+/// external one its runtime file names, the native one otherwise.
+pub fn runtime_of(dir: &Path) -> Box<dyn Runtime> {
+    match crate::external::ctl::runtime_of(dir) {
+        Some(name) => Box::new(OciRuntime::new(name)),
+        None => Box::new(NativeRuntime::new()),
+    }
+}
+
+/// The container recorded in `dir` with state `st`, reached through the
+/// runtime that made it; refused, naming it, when it is not running.
+pub fn open(dir: &Path, st: &crate::state::State) -> Result<Box<dyn Container>, RuntimeError> {
+    let pid = st
+        .pid
+        .filter(|p| st.is_running() && p.alive())
+        .ok_or_else(|| format!("container {} is not running", st.name))?;
+    runtime_of(dir).open(&record(dir, st, pid.pid))
+}
+
+/// What `Runtime::open` needs of a container's state.
+fn record(dir: &Path, st: &crate::state::State, pid: i32) -> TaskRecord {
+    TaskRecord {
+        id: st.id.clone(),
+        name: st.name.clone(),
+        pid,
+        bundle: dir.join("bundle"),
+        security: engine::runtime::SecuritySpec {
+            capabilities: st.exec.capabilities.clone(),
+            no_new_privileges: st.exec.no_new_privileges,
+            seccomp: st.exec.seccomp,
+            privileged: st.exec.privileged,
+        },
+    }
+}
+
 /// Docker's exit code for a runtime's error: 126 or 127 for a command
 /// that could not run (either runtime), 125 for everything else.
 pub fn runtime_exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
@@ -33,6 +70,12 @@ pub fn runtime_exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
     }
     if let Some(e) = e.downcast_ref::<crate::external::CommandError>() {
         return e.exit_code();
+    }
+    if let Some(e) = e.downcast_ref::<crate::native::exec::ExecError>() {
+        return e.exit_code();
+    }
+    if e.is::<crate::external::existing::CommandFailed>() {
+        return 126;
     }
     125
 }

@@ -138,7 +138,7 @@ pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
                 if sig == libc::SIGWINCH {
                     resized = true;
                 } else if let Ok(now) = State::load(dir) {
-                    let _ = runner::lifecycle::signal(&now, sig);
+                    let _ = runner::lifecycle::signal(dir, &now, sig);
                 }
             }
             resized

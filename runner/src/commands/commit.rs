@@ -31,11 +31,12 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<i32> {
     runner::commit::apply_changes(&mut config, &a.changes).map_err(|e| Coded(125, e.into()))?;
     let pause = a.pause && s.is_running() && !lifecycle::paused(&s);
     if pause {
-        lifecycle::pause(&s).with_context(|| format!("pause {} to commit it", s.name))?;
+        lifecycle::pause(&dir, &s).with_context(|| format!("pause {} to commit it", s.name))?;
     }
     let layer = snapshot::snapshot_upper(&store, &dir.join("upper"), Upper::Keep);
     if pause {
-        lifecycle::unpause(&s).with_context(|| format!("unpause {} after the commit", s.name))?;
+        lifecycle::unpause(&dir, &s)
+            .with_context(|| format!("unpause {} after the commit", s.name))?;
     }
     let layer = layer.with_context(|| format!("snapshot the changes of {}", s.name))?;
     let mut layers = image.manifest.layers.clone();

@@ -18,6 +18,7 @@ pub mod rename;
 pub mod start;
 pub mod stats;
 pub mod top;
+pub mod update;
 pub mod volume;
 pub mod wait;
 

@@ -209,6 +209,70 @@ impl OciContainer {
         self.status("delete", cmd)
     }
 
+    /// `pause`: the runtime freezes the container's cgroup.
+    pub fn pause(&self) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("pause").arg(&self.id);
+        self.status("pause", cmd)
+    }
+
+    /// `resume`: thaws it.
+    pub fn resume(&self) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("resume").arg(&self.id);
+        self.status("resume", cmd)
+    }
+
+    /// `update` with the limits `res` sets, as the runtime's flags (runc's
+    /// and crun's: --memory, --memory-swap, --cpu-quota, --cpu-period,
+    /// --cpu-share, --pids-limit).
+    pub fn update(&self, res: &engine::runtime::Resources) -> Result<(), OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("update");
+        let mut flag = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                cmd.arg(format!("--{name}={v}"));
+            }
+        };
+        flag("memory", res.memory_bytes.map(|m| m.to_string()));
+        flag("memory-swap", res.memory_swap_bytes.map(|m| m.to_string()));
+        flag("cpu-quota", res.cpu_quota_us.map(|q| q.to_string()));
+        flag("cpu-period", res.cpu_period_us.map(|p| p.to_string()));
+        flag("cpu-share", res.cpu_shares.map(|s| s.to_string()));
+        flag("pids-limit", res.pids_limit.map(|p| p.to_string()));
+        cmd.arg(&self.id);
+        self.status("update", cmd)
+    }
+
+    /// `state`: the runtime's status of the container (`created`,
+    /// `running`, `paused`, `stopped`).
+    pub fn state(&self) -> Result<String, OciError> {
+        let mut cmd = self.command(None);
+        cmd.arg("state")
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = cmd.output().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            return Err(self.failed(
+                "state",
+                last.map(|l| l.trim().to_string())
+                    .unwrap_or_else(|| out.status.to_string()),
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| self.failed("state", format!("its output is not JSON: {e}")))?;
+        v["status"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| self.failed("state", "its output has no status"))
+    }
+
     /// `exec --detach`: starts `req` in the container and returns its host
     /// pid once it runs; with a subreaper it is then the caller's child.
     /// `pid_dir` holds the runtime's pid file meanwhile. With `console`, a
@@ -297,6 +361,10 @@ fn read_pid(path: &Path) -> Result<i32, String> {
         .parse()
         .map_err(|_| format!("{}: not a pid: {text:?}", path.display()))
 }
+
+/// How long the runtime has to connect to a console socket once its
+/// `create` or `exec` returned.
+pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The listening end of an OCI console socket. Its path is short (a unix
 /// socket path has 108 bytes, a store path may not fit), under /run.

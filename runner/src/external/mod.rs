@@ -14,6 +14,7 @@
 //! mount inside the private namespace — never on the host.
 
 pub mod ctl;
+pub mod existing;
 pub mod seccomp;
 
 use std::ffi::CStr;
@@ -22,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use engine::runtime::{
-    ContainerSpec, ExitStatus, Features, NetworkMode, OutputSink, Runtime, RuntimeError, Task,
-    TaskIo,
+    Container, ContainerSpec, ExitStatus, Features, NetworkMode, OutputSink, Runtime, RuntimeError,
+    Task, TaskIo, TaskRecord,
 };
 use serde_json::{json, Value};
 
@@ -393,6 +394,12 @@ impl Runtime for OciRuntime {
                 })
             }
         }
+    }
+
+    /// The container `record` names, through the state the runtime
+    /// keeps in its bundle.
+    fn open(&self, record: &TaskRecord) -> Result<Box<dyn Container>, RuntimeError> {
+        Ok(Box::new(existing::OciExisting::open(&self.binary, record)))
     }
 }
 

@@ -14,15 +14,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use engine::runtime::ExitStatus;
 use nix::sched::CloneFlags;
 
-use crate::cgroup::{Cgroup, CgroupDriver};
+use crate::cgroup::Cgroup;
 use crate::native::spawn::{self, ForwardedSignals, WaitResult};
-use crate::state::State;
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("container {0} is not running")]
-    NotRunning(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -66,33 +63,25 @@ pub struct ExecRequest {
     pub stdin: bool,
 }
 
-/// Run `req` inside the container of `st`, forwarding signals; returns how it ended.
-pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
-    let pid = st
-        .pid
-        .filter(|p| p.alive())
-        .ok_or_else(|| ExecError::NotRunning(st.name.clone()))?
-        .pid;
-    // Rootless containers have no cgroup (see crate::rootless).
-    let target = if crate::rootless::active() {
-        Target::open_in(pid, None)?
-    } else {
-        Target::open(pid, CgroupDriver::probe()?.open(&st.id))?
-    };
+/// Start `req` in the container whose first process is `pid`, in its
+/// group `cgroup` (`None`: it has none, rootless without limits), with
+/// the security settings its first process got. Signals are forwarded to
+/// the new process from here on; `Running::wait` reaps it. This process
+/// has joined the container's pid namespace afterwards: it can create no
+/// more threads.
+pub fn start(
+    pid: i32,
+    cgroup: Option<Cgroup>,
+    security: &engine::runtime::SecuritySpec,
+    req: &ExecRequest,
+) -> Result<Running, ExecError> {
+    let target = Target::open_in(pid, cgroup)?;
     // Signals first (threads inherit the mask), then the relay thread:
     // after joining the pid namespace we could not create threads.
     let signals = ForwardedSignals::block();
     let pending = req.tty.then(crate::console::PendingRelay::spawn);
-    let security = crate::native::security::SecurityPlan::new(
-        &engine::runtime::SecuritySpec {
-            capabilities: st.exec.capabilities.clone(),
-            no_new_privileges: st.exec.no_new_privileges,
-            seccomp: st.exec.seccomp,
-            privileged: st.exec.privileged,
-        },
-        req.uid,
-    )
-    .map_err(|e| ExecError::Security(e.to_string()))?;
+    let security = crate::native::security::SecurityPlan::new(security, req.uid)
+        .map_err(|e| ExecError::Security(e.to_string()))?;
     let (console, parent_end) = if req.tty {
         let (p, c) = crate::tty::console_socketpair()
             .map_err(|e| io("console socket")(std::io::Error::other(e.to_string())))?;
@@ -139,20 +128,44 @@ pub fn exec(st: &State, req: &ExecRequest) -> Result<ExitStatus, ExecError> {
         ),
         None => None,
     };
-    let r = signals
-        .wait(child, || {
-            if let Some(r) = &relay {
-                r.follow_window_size();
-            }
-        })
-        .map_err(io("wait"))?;
-    if let Some(r) = relay {
-        r.finish();
-    }
-    Ok(match r {
-        WaitResult::Exited(c) => ExitStatus::Exited(c),
-        WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+    Ok(Running {
+        child,
+        signals,
+        relay,
     })
+}
+
+/// A process `start` started: our child, its terminal relayed.
+pub struct Running {
+    child: libc::pid_t,
+    signals: ForwardedSignals,
+    relay: Option<crate::console::Relay>,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child
+    }
+
+    /// Forward signals to it until it ends; how it ended.
+    pub fn wait(self) -> Result<ExitStatus, ExecError> {
+        let relay = self.relay;
+        let r = self
+            .signals
+            .wait(self.child, || {
+                if let Some(r) = &relay {
+                    r.follow_window_size();
+                }
+            })
+            .map_err(io("wait"))?;
+        if let Some(r) = relay {
+            r.finish();
+        }
+        Ok(match r {
+            WaitResult::Exited(c) => ExitStatus::Exited(c),
+            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+        })
+    }
 }
 
 /// A running container to add a process to: its namespaces (opened

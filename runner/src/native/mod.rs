@@ -12,11 +12,12 @@
 //! container from spec to teardown), `spawn` (the clone and the child's
 //! plan), `rootfs` (overlay, mounts, pivot_root), `security` (capabilities,
 //! seccomp, masked paths), `exec` (another process in a running
-//! container), `init` (the `--init` reaper), `exeseal` (the sealed binary).
+//! container), `existing` (a container made earlier, reached again), `init` (the `--init` reaper), `exeseal` (the sealed binary).
 
 pub mod container;
 pub mod exec;
 pub mod exeseal;
+pub mod existing;
 pub mod init;
 pub mod rootfs;
 pub mod security;
@@ -27,7 +28,8 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use engine::runtime::{
-    ContainerSpec, ExitStatus, Features, OutputSink, Runtime, RuntimeError, Task, TaskIo,
+    Container, ContainerSpec, ExitStatus, Features, OutputSink, Runtime, RuntimeError, Task,
+    TaskIo, TaskRecord,
 };
 
 use self::container::{Created, Launch};
@@ -112,6 +114,10 @@ impl Runtime for NativeRuntime {
                 Err(e.into())
             }
         }
+    }
+
+    fn open(&self, record: &TaskRecord) -> Result<Box<dyn Container>, RuntimeError> {
+        Ok(Box::new(existing::NativeContainer::open(record)?))
     }
 }
 

@@ -1,0 +1,166 @@
+//! A container of an external OCI runtime made earlier (by `rrun run -d`
+//! or `rrun start`), reached again through the seam (`Runtime::open`):
+//! every operation is the runtime's own command on the state it keeps in
+//! the container's bundle (`ctl::OciContainer`), so it sees the cgroups,
+//! namespaces, capabilities and seccomp filter the runtime gave the
+//! container. `exec` goes through the runtime's `exec --detach` with a
+//! pid file: the process, re-parented to the caller (a subreaper), is
+//! waited for like a native exec (its exit code, forwarded signals, the
+//! `-t` relay through the console socket).
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use engine::runtime::{
+    Container, ExitStatus, Process, ProcessSpec, Resources, RuntimeError, TaskRecord, TaskState,
+};
+
+use crate::console::Relay;
+use crate::external::ctl::{
+    become_subreaper, ConsoleSocket, OciContainer, OciExec, CONSOLE_TIMEOUT,
+};
+use crate::external::CommandError;
+use crate::native::spawn::{ForwardedSignals, WaitResult};
+
+pub struct OciExisting {
+    ctr: OciContainer,
+    record: TaskRecord,
+}
+
+impl OciExisting {
+    pub fn open(binary: &str, record: &TaskRecord) -> OciExisting {
+        OciExisting {
+            ctr: OciContainer::new(binary, &record.bundle, &record.id),
+            record: record.clone(),
+        }
+    }
+}
+
+impl Container for OciExisting {
+    fn state(&self) -> Result<TaskState, RuntimeError> {
+        Ok(match self.ctr.state()?.as_str() {
+            "created" | "creating" => TaskState::Created,
+            "running" => TaskState::Running,
+            "paused" => TaskState::Paused,
+            _ => TaskState::Stopped,
+        })
+    }
+
+    fn kill(&self, signal: i32) -> Result<(), RuntimeError> {
+        Ok(self.ctr.kill(signal)?)
+    }
+
+    fn exec(&self, p: &ProcessSpec) -> Result<Box<dyn Process>, RuntimeError> {
+        if !command_exists(self.record.pid, &p.args[0], &p.env) {
+            return Err(Box::new(CommandError {
+                code: 127,
+                argv0: p.args[0].clone(),
+            }));
+        }
+        let req = OciExec {
+            args: p.args.clone(),
+            env: p.env.clone(),
+            cwd: p.cwd.clone(),
+            uid: p.user.uid,
+            gid: p.user.gid,
+        };
+        let signals = ForwardedSignals::block();
+        become_subreaper()?;
+        let console = p.tty.then(ConsoleSocket::bind).transpose()?;
+        let pid = self
+            .ctr
+            .exec(
+                &req,
+                &self.record.bundle,
+                console.as_ref().map(|c| c.path()),
+                p.stdin,
+            )
+            .map_err(|e| CommandFailed(e.to_string()))?;
+        let relay = match &console {
+            Some(c) => {
+                let conn = c.accept(CONSOLE_TIMEOUT)?;
+                let relay = Relay::start(conn.as_fd(), pid, [None; 3], p.stdin)?;
+                relay.follow_window_size();
+                Some(relay)
+            }
+            None => None,
+        };
+        Ok(Box::new(OciProcess {
+            pid,
+            signals,
+            relay,
+        }))
+    }
+
+    fn pause(&self) -> Result<(), RuntimeError> {
+        Ok(self.ctr.pause()?)
+    }
+
+    fn resume(&self) -> Result<(), RuntimeError> {
+        Ok(self.ctr.resume()?)
+    }
+
+    fn update(&self, resources: &Resources) -> Result<(), RuntimeError> {
+        Ok(self.ctr.update(resources)?)
+    }
+}
+
+/// The runtime's `exec` failed for the command (Docker's 126).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CommandFailed(pub String);
+
+struct OciProcess {
+    pid: i32,
+    signals: ForwardedSignals,
+    relay: Option<Relay>,
+}
+
+impl Process for OciProcess {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn wait(self: Box<Self>) -> Result<ExitStatus, RuntimeError> {
+        let relay = self.relay;
+        let waited = self
+            .signals
+            .wait(self.pid, || {
+                if let Some(r) = &relay {
+                    r.follow_window_size();
+                }
+            })
+            .map_err(|e| format!("wait for the exec'd process {}: {e}", self.pid))?;
+        if let Some(r) = relay {
+            r.finish();
+        }
+        Ok(match waited {
+            WaitResult::Exited(c) => ExitStatus::Exited(c),
+            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
+        })
+    }
+}
+
+/// Whether `argv0` names a file in the container whose first process is
+/// `pid`, looked up as exec would (through PATH unless it has a slash),
+/// so a missing command gets Docker's 127 and one line rather than the
+/// runtime's message. lstat only: a symlink inside the container must
+/// not be followed on the host's side of /proc/PID/root.
+fn command_exists(pid: i32, argv0: &str, env: &[String]) -> bool {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let at = |p: &str| {
+        root.join(p.trim_start_matches('/'))
+            .symlink_metadata()
+            .is_ok()
+    };
+    if argv0.contains('/') {
+        return at(argv0);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::DEFAULT_PATH);
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| at(&format!("{d}/{argv0}")))
+}

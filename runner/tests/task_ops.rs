@@ -1,0 +1,264 @@
+//! Operations on a container an earlier rrun made, through the runtime
+//! seam (`Runtime::open` → `Container`): exec, pause/unpause, update,
+//! kill, for the native runtime and for crun and runc (each skipped,
+//! saying so, only when it is not installed). What is checked is what
+//! the kernel shows: the exec'd process's output and exit status, the
+//! frozen processes' state (D or T), the limit in the container's own
+//! cgroup files and the OOM kill of an allocation over it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn installed(binary: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(binary).is_file()))
+        .unwrap_or(false)
+}
+
+/// `--runtime rt` unless native; None (with the reason printed) when
+/// the runtime is not installed.
+fn runtime_args(rt: &str) -> Option<Vec<&str>> {
+    if rt == "native" {
+        return Some(Vec::new());
+    }
+    if !installed(rt) {
+        eprintln!("skipping --runtime {rt}: {rt} is not installed (apt-get install {rt})");
+        return None;
+    }
+    Some(vec!["--runtime", rt])
+}
+
+fn detached(rt: &str, name: &str, extra: &[&str]) -> Option<()> {
+    let _ = rrun(&["rm", "-f", name]);
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+    args.extend(runtime_args(rt)?);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sleep", "1000"]);
+    let o = rrun(&args);
+    assert_eq!(code(&o), 0, "{rt}: run -d: {}", stderr(&o));
+    Some(())
+}
+
+fn pid_of(name: &str) -> i32 {
+    let o = rrun(&["inspect", "-f", "{{.State.Pid}}", name]);
+    assert_eq!(code(&o), 0, "inspect {name}: {}", stderr(&o));
+    stdout(&o).trim().parse().expect("a pid")
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, T, Z…).
+fn proc_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A control file of the container's memory/pids/cpu cgroup, read from
+/// inside it (its cgroup namespace) by `rrun exec`.
+fn control(name: &str, v1: &str, v2: &str) -> String {
+    let file = if cgroup_v2() {
+        format!("/sys/fs/cgroup/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{v1}")
+    };
+    let o = rrun(&["exec", name, "cat", &file]);
+    assert_eq!(code(&o), 0, "{name}: cat {file}: {}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
+fn exec_pause_update_kill(rt: &str) {
+    let name = format!("ops-{rt}");
+    let name = name.as_str();
+    if detached(rt, name, &[]).is_none() {
+        return;
+    }
+
+    // exec: stdout and the exit status of the exec'd process; a missing
+    // command is Docker's 127.
+    let o = rrun(&[
+        "exec",
+        "-e",
+        "X=42",
+        name,
+        "sh",
+        "-c",
+        "echo out-$X; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{rt}: exec: {}", stderr(&o));
+    assert_eq!(stdout(&o), "out-42\n", "{rt}: exec");
+    let o = rrun(&["exec", name, "no-such-cmd"]);
+    assert_eq!(code(&o), 127, "{rt}: {}", stderr(&o));
+
+    // pause: every process frozen (the freezer leaves them in D or T).
+    let pid = pid_of(name);
+    let o = rrun(&["pause", name]);
+    assert_eq!(code(&o), 0, "{rt}: pause: {}", stderr(&o));
+    until("the container's process to freeze", || {
+        matches!(proc_state(pid), 'D' | 'T')
+    });
+    let ps = stdout(&rrun(&["ps", "--filter", &format!("name={name}")]));
+    assert!(
+        ps.contains("(Paused)"),
+        "{rt}: ps of a paused container: {ps}"
+    );
+    let o = rrun(&["exec", name, "true"]);
+    assert_eq!(code(&o), 1, "{rt}: exec into a paused container");
+    assert!(stderr(&o).contains("is paused"), "{rt}: {}", stderr(&o));
+    let o = rrun(&["pause", name]);
+    assert_eq!(code(&o), 1, "{rt}: pause twice");
+    assert!(
+        stderr(&o).contains(&format!("container {name} is already paused")),
+        "{rt}: {}",
+        stderr(&o)
+    );
+    let o = rrun(&["unpause", name]);
+    assert_eq!(code(&o), 0, "{rt}: unpause: {}", stderr(&o));
+    until("the container's process to thaw", || proc_state(pid) == 'S');
+    let o = rrun(&["unpause", name]);
+    assert_eq!(code(&o), 1, "{rt}: unpause of a running container");
+
+    // update: the limits in the container's own cgroup, an allocation
+    // over the memory limit OOM-killed, the record in inspect.
+    let o = rrun(&[
+        "update",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        name,
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: update: {}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{name}\n"));
+    assert_eq!(
+        control(name, "memory/memory.limit_in_bytes", "memory.max"),
+        (32u64 << 20).to_string(),
+        "{rt}: memory limit after update"
+    );
+    assert_eq!(control(name, "pids/pids.max", "pids.max"), "50", "{rt}");
+    let cpu = control(name, "cpu/cpu.cfs_quota_us", "cpu.max");
+    assert!(
+        cpu.starts_with("50000"),
+        "{rt}: cpu quota after update: {cpu}"
+    );
+    // `tail` keeps an ever-growing line buffer: /dev/zero has no newline.
+    let o = rrun(&["exec", name, "tail", "/dev/zero"]);
+    assert_eq!(
+        code(&o),
+        137,
+        "{rt}: an allocation over 32 MiB: {}",
+        stderr(&o)
+    );
+    let oom = control(name, "memory/memory.oom_control", "memory.events");
+    assert!(
+        oom.lines()
+            .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
+        "{rt}: no OOM kill counted: {oom}"
+    );
+    let mem = stdout(&rrun(&["inspect", "-f", "{{.HostConfig.Memory}}", name]));
+    assert_eq!(mem.trim(), (32u64 << 20).to_string(), "{rt}: inspect");
+    let o = rrun(&["update", "--pids-limit", "-1", name]);
+    assert_eq!(code(&o), 125, "{rt}: unlimited is refused");
+    assert!(stderr(&o).contains("--pids-limit"), "{rt}: {}", stderr(&o));
+
+    // kill: the first process gets the signal through the runtime; then
+    // every operation names the stopped container.
+    let o = rrun(&["kill", name]);
+    assert_eq!(code(&o), 0, "{rt}: kill: {}", stderr(&o));
+    until("the container to stop", || {
+        stdout(&rrun(&["inspect", "-f", "{{.State.Running}}", name])).trim() == "false"
+    });
+    let not_running = format!("container {name} is not running");
+    for args in [
+        vec!["exec", name, "true"],
+        vec!["pause", name],
+        vec!["unpause", name],
+        vec!["kill", name],
+    ] {
+        let o = rrun(&args);
+        assert_eq!(code(&o), 1, "{rt}: {args:?} on a stopped container");
+        assert!(
+            stderr(&o).contains(&not_running),
+            "{rt}: {args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = rrun(&["rm", name]);
+    assert_eq!(code(&o), 0, "{rt}: rm: {}", stderr(&o));
+}
+
+#[test]
+fn native_exec_pause_update_kill() {
+    exec_pause_update_kill("native");
+}
+
+#[test]
+fn crun_exec_pause_update_kill() {
+    exec_pause_update_kill("crun");
+}
+
+#[test]
+fn runc_exec_pause_update_kill() {
+    exec_pause_update_kill("runc");
+}
+
+/// Docker keeps `docker update`'s limits across a restart: the recorded
+/// spec carries them (`rrun restart` starts the native runtime's
+/// containers again from it).
+#[test]
+fn update_persists_across_restart() {
+    let name = "ops-restart";
+    detached("native", name, &["-m", "64m"]).unwrap();
+    let o = rrun(&["update", "-m", "40m", "--pids-limit", "30", name]);
+    assert_eq!(code(&o), 0, "update: {}", stderr(&o));
+    let o = rrun(&["restart", "-t", "1", name]);
+    assert_eq!(code(&o), 0, "restart: {}", stderr(&o));
+    assert_eq!(
+        control(name, "memory/memory.limit_in_bytes", "memory.max"),
+        (40u64 << 20).to_string(),
+        "memory limit after restart"
+    );
+    assert_eq!(control(name, "pids/pids.max", "pids.max"), "30");
+    // A stopped container's update is recorded for its next start.
+    let o = rrun(&["stop", "-t", "1", name]);
+    assert_eq!(code(&o), 0, "stop: {}", stderr(&o));
+    let o = rrun(&["update", "--pids-limit", "20", name]);
+    assert_eq!(code(&o), 0, "update of a stopped container: {}", stderr(&o));
+    let o = rrun(&["start", name]);
+    assert_eq!(code(&o), 0, "start: {}", stderr(&o));
+    assert_eq!(control(name, "pids/pids.max", "pids.max"), "20");
+    assert_eq!(
+        control(name, "memory/memory.limit_in_bytes", "memory.max"),
+        (40u64 << 20).to_string()
+    );
+    let _ = rrun(&["rm", "-f", name]);
+}
+
+#[test]
+fn update_refuses_bad_values_and_unknown_containers() {
+    let o = rrun(&["update", "no-such-container-x"]);
+    assert_eq!(code(&o), 125, "no flag: {}", stderr(&o));
+    assert!(stderr(&o).contains("one or more flags"), "{}", stderr(&o));
+    let o = rrun(&["update", "-m", "1k", "x"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("minimum memory limit"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rrun(&["update", "-m", "64m", "no-such-container-x"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no-such-container-x"), "{}", stderr(&o));
+}
