@@ -153,8 +153,6 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
 fn rootless_command_refusal(c: &Command) -> Option<(&'static str, &'static str)> {
     const CGROUP: &str = "it works on the container's cgroup, and rootless containers have none";
     Some(match c {
-        Command::Pause(_) => ("pause", CGROUP),
-        Command::Unpause(_) => ("unpause", CGROUP),
         Command::Stats(_) => ("stats", CGROUP),
         Command::Top(_) => ("top", CGROUP),
         Command::Attach(_) => (

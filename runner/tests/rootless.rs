@@ -1146,10 +1146,11 @@ fn a_user_follows_logs_and_cannot_address_two_namespaces_at_once() {
         stderr(&o)
     );
     assert_ne!(started(&u), before, "a new first process");
+    // Started without a limit, it has no cgroup to freeze: refused, why.
     let o = u.rrun(&["pause", "c"]);
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("rootless containers have none"),
+        stderr(&o).contains("cannot pause container c: rootless rbox"),
         "{}",
         stderr(&o)
     );
@@ -1653,4 +1654,97 @@ fn limits_apply_in_a_delegated_cgroup_v2_subtree_and_are_refused_elsewhere() {
         stdout(&o),
         stderr(&o)
     );
+}
+
+/// Pause, unpause and update of a rootless container go through its
+/// cgroup in the delegated v2 subtree (the freezer, the limit files);
+/// on cgroup v1 they are refused, saying why.
+#[test]
+fn rootless_pause_and_update_use_the_delegated_cgroup() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    if !common::cgroup_v2() {
+        let o = u.rrun(&["run", "-d", "--name", "p", "busybox", "sleep", "600"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = u.rrun(&["pause", "p"]);
+        assert_eq!(code(&o), 1);
+        assert!(
+            stderr(&o).contains("cannot pause container p")
+                && stderr(&o).contains("this host has cgroup v1"),
+            "{}",
+            stderr(&o)
+        );
+        let o = u.rrun(&["unpause", "p"]);
+        assert_eq!(code(&o), 1);
+        assert!(
+            stderr(&o).contains("container p is not paused"),
+            "{}",
+            stderr(&o)
+        );
+        let o = u.rrun(&["update", "-m", "32m", "p"]);
+        assert_eq!(code(&o), 1);
+        assert!(
+            stderr(&o).contains("cannot update container p")
+                && stderr(&o).contains("this host has cgroup v1"),
+            "{}",
+            stderr(&o)
+        );
+        let o = u.rrun(&["rm", "-f", "p"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        return;
+    }
+    let d = Delegated::make(u.uid, &format!("{}-p", u.name));
+    let run = |args: &[&str]| {
+        d.enter(u.cmd(Path::new(common::RRUN), args))
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "run", "-d", "--name", "p", "-m", "64m", "busybox", "sleep", "600",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let group = std::fs::read_dir(d.dir.join("rbox"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .expect("the container's group")
+        .path();
+    let read = |f: &str| std::fs::read_to_string(group.join(f)).unwrap();
+    let pid: i32 = read("cgroup.procs")
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let state = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.trim_start().chars().next())
+            .unwrap_or('?')
+    };
+    let o = run(&["pause", "p"]);
+    assert_eq!(code(&o), 0, "pause: {}", stderr(&o));
+    assert_eq!(read("cgroup.freeze").trim(), "1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !matches!(state(pid), 'D' | 'T') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not frozen: {}",
+            state(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = run(&["unpause", "p"]);
+    assert_eq!(code(&o), 0, "unpause: {}", stderr(&o));
+    assert_eq!(read("cgroup.freeze").trim(), "0");
+    let o = run(&["update", "-m", "32m", "--pids-limit", "7", "p"]);
+    assert_eq!(code(&o), 0, "update: {}", stderr(&o));
+    assert_eq!(read("memory.max").trim(), (32u64 << 20).to_string());
+    assert_eq!(read("pids.max").trim(), "7");
+    let o = run(&["rm", "-f", "p"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
