@@ -1,7 +1,9 @@
 //! The `Runtime` seam: anything that can run a `ContainerSpec`, in
 //! containerd's shape: `create` makes a `Task` whose process waits before
 //! its command, `start`, `wait`, `kill`, `delete` drive it, and `run` is
-//! the four in a row. `features` says what a runtime supports, so callers
+//! the four in a row; `open` reaches a container an earlier process made
+//! (`Container`: state, kill, exec, pause, resume, update). `features`
+//! says what a runtime supports, so callers
 //! refuse an option by asking it, never by its name. The native runner
 //! (crate `runner`, `runner::native`) is the default; an external OCI
 //! runtime driven through its CLI (crun, runc, youki: `runner::external`) is

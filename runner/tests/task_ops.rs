@@ -262,3 +262,48 @@ fn update_refuses_bad_values_and_unknown_containers() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("no-such-container-x"), "{}", stderr(&o));
 }
+
+/// `exec -t`: the process gets a terminal of the container's devpts
+/// (through the runtime's console socket for crun and runc) and TERM.
+fn exec_tty(rt: &str) {
+    let name = format!("ops-tty-{rt}");
+    let name = name.as_str();
+    if detached(rt, name, &[]).is_none() {
+        return;
+    }
+    if !installed("script") {
+        let _ = rrun(&["rm", "-f", name]);
+        eprintln!("skipping exec -t: script is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let line = format!(
+        "{RRUN} --root {} exec -t {name} sh -c 'tty; echo term=$TERM; exit 4'",
+        store_root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(code(&o), 4, "{rt}: {out} {}", stderr(&o));
+    assert!(out.contains("/dev/pts/"), "{rt}: no terminal: {out}");
+    assert!(out.contains("term=xterm"), "{rt}: {out}");
+    let o = rrun(&["rm", "-f", name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+}
+
+#[test]
+fn exec_t_native() {
+    exec_tty("native");
+}
+
+#[test]
+fn exec_t_crun() {
+    exec_tty("crun");
+}
+
+#[test]
+fn exec_t_runc() {
+    exec_tty("runc");
+}
