@@ -3,8 +3,8 @@
 //! its command, `start`, `wait`, `kill`, `delete` drive it, and `run` is
 //! the four in a row; `open` reaches a container an earlier process made
 //! (`Container`: state, kill, exec, pause, resume, update). `features`
-//! says what a runtime supports, so callers
-//! refuse an option by asking it, never by its name. The native runner
+//! says what a runtime supports, so callers refuse an option by asking
+//! it, never by its name. The native runner
 //! (crate `runner`, `runner::native`) is the default; an external OCI
 //! runtime driven through its CLI (crun, runc, youki: `runner::external`) is
 //! the second implementation; `runner::runtime_named` chooses one. The

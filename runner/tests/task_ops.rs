@@ -173,8 +173,11 @@ fn exec_pause_update_kill(rt: &str) {
     assert_eq!(code(&o), 125, "{rt}: unlimited is refused");
     assert!(stderr(&o).contains("--pids-limit"), "{rt}: {}", stderr(&o));
 
-    // kill: the first process gets the signal through the runtime; then
-    // every operation names the stopped container.
+    // kill of a paused container: the signal through the runtime, then
+    // resumed so that it is handled; then every operation names the
+    // stopped container.
+    let o = rrun(&["pause", name]);
+    assert_eq!(code(&o), 0, "{rt}: pause: {}", stderr(&o));
     let o = rrun(&["kill", name]);
     assert_eq!(code(&o), 0, "{rt}: kill: {}", stderr(&o));
     until("the container to stop", || {

@@ -23,7 +23,7 @@ impl NativeContainer {
     pub fn open(record: &TaskRecord) -> Result<NativeContainer, RuntimeError> {
         Ok(NativeContainer {
             record: record.clone(),
-            cgroup: group_of(&record.id)?,
+            cgroup: group_of(&record.id),
         })
     }
 
@@ -45,13 +45,15 @@ impl NativeContainer {
     }
 }
 
-/// The container's group, or why it has none.
-fn group_of(id: &str) -> Result<Result<Cgroup, String>, RuntimeError> {
-    Ok(if crate::rootless::active() {
+/// The container's group, or why it has none (signals need none).
+fn group_of(id: &str) -> Result<Cgroup, String> {
+    if crate::rootless::active() {
         rootless_group(id)
     } else {
-        Ok(CgroupDriver::probe()?.open(id))
-    })
+        CgroupDriver::probe()
+            .map(|d| d.open(id))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The group of a rootless container, under the delegated subtree.
@@ -110,7 +112,7 @@ impl Container for NativeContainer {
             stdin: p.stdin,
         };
         // Rootless without limits: no cgroup, the namespaces only.
-        let group = match group_of(&self.record.id)? {
+        let group = match group_of(&self.record.id) {
             Ok(g) => Some(g),
             Err(_) if crate::rootless::active() => None,
             Err(why) => return Err(why.into()),
