@@ -1729,8 +1729,11 @@ fn rootless_pause_and_update_use_the_delegated_cgroup() {
     let o = run(&["pause", "p"]);
     assert_eq!(code(&o), 0, "pause: {}", stderr(&o));
     assert_eq!(read("cgroup.freeze").trim(), "1");
+    // v2's freezer traps a task in an interruptible sleep (S); the
+    // kernel says `frozen 1` once every task of the group is trapped.
+    let trapped = |_pid: i32| read("cgroup.events").lines().any(|l| l == "frozen 1");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !matches!(state(pid), 'D' | 'T') {
+    while !trapped(pid) {
         assert!(
             std::time::Instant::now() < deadline,
             "not frozen: {}",

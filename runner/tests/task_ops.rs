@@ -3,7 +3,7 @@
 //! kill, for the native runtime and for crun and runc (each skipped,
 //! saying so, only when it is not installed). What is checked is what
 //! the kernel shows: the exec'd process's output and exit status, the
-//! frozen processes' state (D or T), the limit in the container's own
+//! frozen processes' state (D or T on v1, `frozen 1` on v2), the limit in the container's own
 //! cgroup files and the OOM kill of an allocation over it.
 
 mod common;
@@ -56,6 +56,22 @@ fn proc_state(pid: i32) -> char {
         .unwrap_or('?')
 }
 
+/// Whether the freezer holds `pid`: cgroup v1's freezer leaves a task
+/// in D (or T); v2's traps it in an interruptible sleep (S), and the
+/// kernel says in its group's cgroup.events (`frozen 1`) once every
+/// task of the group is trapped.
+fn frozen(pid: i32) -> bool {
+    if !cgroup_v2() {
+        return matches!(proc_state(pid), 'D' | 'T');
+    }
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let Some(group) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/sys/fs/cgroup{}/cgroup.events", group.trim()))
+        .is_ok_and(|e| e.lines().any(|l| l == "frozen 1"))
+}
+
 fn until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ok() {
@@ -104,9 +120,7 @@ fn exec_pause_update_kill(rt: &str) {
     let pid = pid_of(name);
     let o = rrun(&["pause", name]);
     assert_eq!(code(&o), 0, "{rt}: pause: {}", stderr(&o));
-    until("the container's process to freeze", || {
-        matches!(proc_state(pid), 'D' | 'T')
-    });
+    until("the container's process to freeze", || frozen(pid));
     let ps = stdout(&rrun(&["ps", "--filter", &format!("name={name}")]));
     assert!(
         ps.contains("(Paused)"),
@@ -124,7 +138,9 @@ fn exec_pause_update_kill(rt: &str) {
     );
     let o = rrun(&["unpause", name]);
     assert_eq!(code(&o), 0, "{rt}: unpause: {}", stderr(&o));
-    until("the container's process to thaw", || proc_state(pid) == 'S');
+    until("the container's process to thaw", || {
+        !frozen(pid) && proc_state(pid) == 'S'
+    });
     let o = rrun(&["unpause", name]);
     assert_eq!(code(&o), 1, "{rt}: unpause of a running container");
 
