@@ -51,10 +51,13 @@ impl Container for OciExisting {
     }
 
     fn exec(&self, p: &ProcessSpec) -> Result<Box<dyn Process>, RuntimeError> {
-        if !command_exists(self.record.pid, &p.args[0], &p.env) {
+        let Some(argv0) = p.args.first() else {
+            return Err(format!("exec in container {}: no command given", self.record.name).into());
+        };
+        if !command_exists(self.record.pid, argv0, &p.env) {
             return Err(Box::new(CommandError {
                 code: 127,
-                argv0: p.args[0].clone(),
+                argv0: argv0.clone(),
             }));
         }
         let req = OciExec {
