@@ -728,8 +728,18 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
     }
     runner::network::ports::choose_host_ports(&mut checked.ports)
         .map_err(|e| Coded(125, anyhow!("choose a free host port for -p: {e}")))?;
+    // --userns=keep-id: the user's own ids unless -u (Podman's way).
+    let keep_id = checked.options.keep_id.then(|| {
+        let id = |v: Option<u32>| v.unwrap_or(u32::MAX);
+        let (u, g) = (runner::rootless::host_uid(), runner::rootless::host_gid());
+        format!("{}:{}", id(u), id(g))
+    });
     let user = user::resolve_in_layers(
-        a.user.as_deref().or(cfg.user.as_deref()).unwrap_or(""),
+        a.user
+            .as_deref()
+            .or(keep_id.as_deref())
+            .or(cfg.user.as_deref())
+            .unwrap_or(""),
         &lowers,
     )
     .map_err(|e| Coded(125, e.into()))?;

@@ -83,6 +83,10 @@ pub struct RunOptionArgs {
     /// Timeout (in seconds) to stop a container (rrun stop's default)
     #[arg(long = "stop-timeout", value_name = "int", allow_hyphen_values = true)]
     pub stop_timeout: Option<String>,
+    /// User namespace: host (the default) or keep-id (rootless: the
+    /// user's uid and gid are the same inside, and the command runs as them)
+    #[arg(long, value_name = "mode")]
+    pub userns: Option<String>,
 }
 
 fn bad(value: &str, flag: &'static str, reason: impl Into<String>) -> BadValue {
@@ -158,6 +162,22 @@ pub fn check(
             ));
         }
         o.stop_timeout = Some(n as u64);
+    }
+    match a.userns.as_deref() {
+        None | Some("" | "host") => {}
+        Some(v @ "keep-id") => {
+            if let Some(why) = runner::rootless::keepid::unavailable() {
+                return Err(bad(v, "--userns", why));
+            }
+            o.keep_id = true;
+        }
+        Some(v) => {
+            return Err(bad(
+                v,
+                "--userns",
+                "rbox supports host (the default) and keep-id (rootless)",
+            ))
+        }
     }
     if let Some(p) = &a.cidfile {
         check_cidfile(p)?;

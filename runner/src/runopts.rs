@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub healthcheck: Option<crate::health::Healthcheck>,
     /// `--log-opt` (crate::logfile).
     pub log: crate::logfile::LogConfig,
+    /// `--userns=keep-id` (rootless only, crate::rootless::keepid).
+    pub keep_id: bool,
 }
 
 /// One `--device`: Docker's inspect shape, plus the node's numbers.

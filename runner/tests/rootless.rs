@@ -1751,3 +1751,135 @@ fn rootless_pause_and_update_use_the_delegated_cgroup() {
     let o = run(&["rm", "-f", "p"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[test]
+fn keep_id_runs_as_the_user_with_their_files_theirs_on_the_host() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    let start = u.sub_start.unwrap();
+    u.load_busybox();
+    let vol = u.home.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(u.uid), Some(u.uid)).unwrap();
+    let spec = format!("{}:/data", vol.display());
+    // The user's ids inside; the image's files still root's; a file
+    // written to the volume is the user's on the host.
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; id -g; stat -c %u:%g / /bin/busybox; echo hi > /data/f; cat /proc/self/uid_map",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let id = u.uid.to_string();
+    assert_eq!(&lines[..4], [&id[..], &id[..], "0:0", "0:0"], "{out}");
+    let m = std::fs::metadata(vol.join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (u.uid, u.uid));
+    let map: Vec<Vec<u32>> = lines[4..]
+        .iter()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        map,
+        vec![
+            vec![0, 1, u.uid],
+            vec![u.uid, 0, 1],
+            vec![u.uid + 1, u.uid + 1, COUNT - u.uid]
+        ],
+        "the user's id kept, the range around it (outside: rrun's namespace's ids)"
+    );
+    // -u still chooses; root inside is a subordinate id on the host.
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-u",
+        "0",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; echo x > /data/g",
+    ]);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "0"), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(vol.join("g")).unwrap().uid(), start);
+
+    // Detached: exec joins the nested namespace, as the user.
+    let o = u.rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "kept",
+        "--userns=keep-id",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(code(&o), 0, "run -d: {}", stderr(&o));
+    let o = u.rrun(&[
+        "exec",
+        "kept",
+        "sh",
+        "-c",
+        "id -u; touch /tmp/e; stat -c %u /tmp/e",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, format!("{id}\n{id}\n")),
+        "exec: {}",
+        stderr(&o)
+    );
+    let o = u.rrun(&["commit", "kept", "kept:img"]);
+    assert_eq!(code(&o), 125, "commit: {}", stderr(&o));
+    assert!(stderr(&o).contains("--userns=keep-id"), "{}", stderr(&o));
+    let o = u.rrun(&["rm", "-f", "kept"]);
+    assert_eq!(code(&o), 0, "rm -f: {}", stderr(&o));
+    let left = std::fs::read_dir(u.store().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "the copies went with the container");
+}
+
+#[test]
+fn keep_id_is_refused_to_root_and_to_a_user_without_subordinate_ids() {
+    common::require_root_and_kernel();
+    let o = Command::new(common::RRUN)
+        .args(["run", "--rm", "--userns=keep-id", "busybox", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--userns")
+            && stderr(&o).contains("keep-id is only supported for rootless rbox"),
+        "{}",
+        stderr(&o)
+    );
+    let o = Command::new(common::RRUN)
+        .args(["run", "--rm", "--userns=auto", "busybox", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("host (the default) and keep-id"),
+        "{}",
+        stderr(&o)
+    );
+    let u = TestUser::create(false);
+    let o = u.rrun(&["run", "--rm", "--userns=keep-id", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("keep-id needs subordinate ids"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use engine::snapshot::{self, Upper};
 use runner::{lifecycle, state};
 
@@ -25,6 +25,17 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<i32> {
     require_root("rrun commit")?;
     let (dir, s) =
         state::find(&root.join("containers"), &a.container).map_err(|e| Coded(1, e.into()))?;
+    if s.options.keep_id {
+        // Its upper dir holds the owners of the nested namespace
+        // (runner::rootless::keepid), not the image's.
+        bail!(Coded(
+            125,
+            anyhow!(
+                "rrun commit: {} runs with --userns=keep-id, whose files are owned by shifted ids; commit is not supported for it",
+                s.name
+            )
+        ));
+    }
     let store = engine::Store::open(root).map_err(|e| Coded(125, e.into()))?;
     let image = super::container_image(&store, &s)?;
     let mut config = image.config.clone();

@@ -584,6 +584,12 @@ fn create_in(
     let mut plan = plan_for(spec, cg, launch, &extras)?;
     if let Some(o) = launch.options {
         o.apply(&mut plan);
+        if o.keep_id {
+            let r = &spec.rootfs;
+            let dir = r.upper.parent().unwrap_or(Path::new("/"));
+            crate::rootless::keepid::apply(&mut plan, &r.lowers, &r.upper, dir)
+                .map_err(LaunchError::Rootless)?;
+        }
     }
     // A user-defined network: /etc/hosts is a file of the network's,
     // rewritten as containers come and go (see network::hosts).

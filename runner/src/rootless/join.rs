@@ -81,7 +81,7 @@ pub fn join(pid: i32, start_time: u64) -> Result<(), JoinError> {
     if parse_start_time(&stat) != Some(start_time) {
         return Err(JoinError::Gone { pid });
     }
-    let ns = openat(&dir, "ns/user", "the user namespace", pid)?;
+    let ns = rrun_namespace(openat(&dir, "ns/user", "the user namespace", pid)?, pid)?;
     nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| match e {
         nix::errno::Errno::EPERM => JoinError::NotYours { pid },
         e => JoinError::Setns {
@@ -94,6 +94,42 @@ pub fn join(pid: i32, start_time: u64) -> Result<(), JoinError> {
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| JoinError::Unshare(e.into()))
+}
+
+/// ioctl_ns(2)'s NS_GET_PARENT: _IO(0xb7, 0x2).
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+
+/// The user namespace that rrun made for the container: the process's
+/// own, or its parent when the container has one nested in rrun's
+/// (`--userns=keep-id`, see `keepid`). One level only: the parent must
+/// be a child of ours.
+fn rrun_namespace(ns: File, pid: i32) -> Result<File, JoinError> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self/ns/user")
+        .map(|m| (m.dev(), m.ino()))
+        .map_err(|source| JoinError::Open {
+            what: "our user namespace",
+            pid,
+            source,
+        })?;
+    let parent_of = |f: &File| -> Option<File> {
+        // SAFETY: an ioctl on a namespace descriptor of ours; it returns
+        // a new descriptor or -1.
+        let fd = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_PARENT as _) };
+        // SAFETY: a new descriptor that we own.
+        (fd >= 0).then(|| File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    };
+    let id = |f: &File| f.metadata().map(|m| (m.dev(), m.ino())).ok();
+    let Some(parent) = parent_of(&ns) else {
+        return Ok(ns);
+    };
+    if id(&parent) == Some(ours) {
+        return Ok(ns);
+    }
+    match parent_of(&parent) {
+        Some(grand) if id(&grand) == Some(ours) => Ok(parent),
+        _ => Err(JoinError::NotYours { pid }),
+    }
 }
 
 /// Field 22 of /proc/PID/stat (the name, field 2, may hold spaces and ')').

@@ -22,6 +22,7 @@ pub mod cgroup;
 pub mod enter;
 pub mod idmap;
 pub mod join;
+pub mod keepid;
 pub mod pasta;
 
 use std::ffi::CString;
@@ -45,8 +46,9 @@ struct Mapped {
     /// Only the user's own id (no subordinate range): setgroups is denied
     /// and no other id exists inside.
     single_id: bool,
-    /// The user's host uid (what uid 0 inside is).
+    /// The user's host uid and gid (what ids 0 inside are).
     host_uid: u32,
+    host_gid: u32,
 }
 
 static MAPPED: OnceLock<Mapped> = OnceLock::new();
@@ -84,9 +86,12 @@ pub fn init_joining(tool: &str, join: Option<(i32, u64)>) -> Result<(), Rootless
     engine::rootless::set_active();
     let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     let map = idmap::parse_proc_map(&uid_map);
+    let gid_map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    let gmap = idmap::parse_proc_map(&gid_map);
     let _ = MAPPED.set(Mapped {
         single_id: map.len() == 1 && map[0].count == 1,
         host_uid: idmap::to_host(&map, 0).unwrap_or(u32::MAX),
+        host_gid: idmap::to_host(&gmap, 0).unwrap_or(u32::MAX),
     });
     Ok(())
 }
@@ -104,6 +109,11 @@ pub fn single_id() -> bool {
 /// The user's host uid, when rootless.
 pub fn host_uid() -> Option<u32> {
     MAPPED.get().map(|m| m.host_uid)
+}
+
+/// The user's host gid, when rootless.
+pub fn host_gid() -> Option<u32> {
+    MAPPED.get().map(|m| m.host_gid)
 }
 
 /// Why rootless rbox cannot make cgroups here (None: it can, in the
