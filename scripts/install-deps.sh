@@ -12,6 +12,7 @@ pkgs=(
   docker.io        # and a private dockerd (--add-runtime rbox=rbox-runtime; its own containerd)
   uidmap           # newuidmap/newgidmap: rootless rbox's user namespace map (and its tests)
   passt            # pasta: rootless containers' user-mode network and -p forwarding
+  fuse-overlayfs   # rootless containers' overlay where the kernel refuses overlayfs in a user namespace (RBOX_OVERLAY=fuse)
   iproute2         # `ip` to inspect and wire network namespaces in tests (and lo up in the guest)
   nftables         # `nft`: bridge networking programs each network's NAT table with it
   pkg-config       # build scripts (zstd-sys) look for system libraries with it

@@ -1883,3 +1883,159 @@ fn keep_id_is_refused_to_root_and_to_a_user_without_subordinate_ids() {
         stderr(&o)
     );
 }
+
+/// Skip (saying why) where fuse-overlayfs or /dev/fuse is missing.
+fn have_fuse_overlayfs() -> bool {
+    let found = Path::new("/usr/bin/fuse-overlayfs").is_file() && Path::new("/dev/fuse").exists();
+    if !found {
+        eprintln!("SKIPPED: fuse-overlayfs or /dev/fuse is missing (apt-get install fuse-overlayfs; modprobe fuse)");
+    }
+    found
+}
+
+/// The user's fuse-overlayfs processes.
+fn fuse_overlayfs_of(uid: u32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|&(pid, u)| {
+            u == uid
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "fuse-overlayfs")
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+#[test]
+fn fuse_overlayfs_serves_run_exec_writes_and_commit_and_leaves_nothing() {
+    if !have_newuidmap() || !have_fuse_overlayfs() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let rrun = |args: &[&str]| {
+        u.cmd(Path::new(common::RRUN), args)
+            .env("RBOX_OVERLAY", "fuse")
+            .output()
+            .unwrap()
+    };
+    // The container's / is fuse-overlayfs's, and it is gone afterwards.
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "awk '$5 == \"/\"' /proc/self/mountinfo | grep -c ' - fuse.fuse-overlayfs '; id -u",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n0\n", "{}", stderr(&o));
+    assert_eq!(
+        fuse_overlayfs_of(u.uid),
+        Vec::<i32>::new(),
+        "after run --rm"
+    );
+    // Unforced, where the kernel allows it: the kernel's overlay, no note.
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "awk '$5 == \"/\"' /proc/self/mountinfo | grep -c ' - overlay '",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "1\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "f",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /written; rm /bin/ls; touch /ready; sleep 60",
+    ]);
+    assert_eq!(code(&o), 0, "run -d: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let upper = u.store().join("containers").join(&id).join("upper");
+    eventually("the write in the upper dir", || {
+        upper.join("ready").exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(upper.join("written")).unwrap(),
+        "data\n"
+    );
+    // A whiteout in the upper dir: a 0/0 character device.
+    let wh = std::fs::symlink_metadata(upper.join("bin/ls")).expect("the whiteout of /bin/ls");
+    assert_eq!((wh.mode() & libc::S_IFMT, wh.rdev()), (libc::S_IFCHR, 0));
+    // One fuse-overlayfs, the user's, serving the container's merged dir.
+    let fuse = fuse_overlayfs_of(u.uid);
+    assert_eq!(fuse.len(), 1, "{fuse:?}");
+    let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", fuse[0])).unwrap();
+    assert!(
+        info.lines()
+            .any(|l| l.contains(" - fuse.fuse-overlayfs ")
+                && l.contains(u.store().to_str().unwrap())),
+        "{info}"
+    );
+    let o = rrun(&["exec", "f", "sh", "-c", "cat /written; ls /bin/ls"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (1, "data\n"),
+        "exec: {}",
+        stderr(&o)
+    );
+    let o = rrun(&["diff", "f"]);
+    assert_eq!(code(&o), 0, "diff: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains("A /written") && stdout(&o).contains("D /bin/ls"),
+        "{}",
+        stdout(&o)
+    );
+    let o = rrun(&["commit", "--pause=false", "f", "fused:latest"]);
+    assert_eq!(code(&o), 0, "commit: {}", stderr(&o));
+    let o = rrun(&["rm", "-f", "f"]);
+    assert_eq!(code(&o), 0, "rm -f: {}", stderr(&o));
+    eventually("fuse-overlayfs to exit", || {
+        fuse_overlayfs_of(u.uid).is_empty()
+    });
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(u.store().to_str().unwrap()), "{host}");
+
+    // The committed layer has the write and the removal.
+    let o = rrun(&[
+        "run",
+        "--rm",
+        "fused",
+        "sh",
+        "-c",
+        "cat /written; test ! -e /bin/ls",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "data\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fuse_overlayfs_of(u.uid), Vec::<i32>::new());
+
+    // A bad choice is named.
+    let o = u
+        .cmd(Path::new(common::RRUN), &["run", "--rm", "busybox", "true"])
+        .env("RBOX_OVERLAY", "fusee")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("RBOX_OVERLAY=\"fusee\""),
+        "{}",
+        stderr(&o)
+    );
+}

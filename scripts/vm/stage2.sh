@@ -26,6 +26,13 @@ if /sbin/modprobe tun 2>/dev/null; then
 else
   say "no tun module: rootless pasta networking will fail"
 fi
+# /dev/fuse (rootless fuse-overlayfs) likewise: the module, and Debian's
+# 0666 that udev would give it.
+if /sbin/modprobe fuse 2>/dev/null || [ -c /dev/fuse ]; then
+  $B chmod 0666 /dev/fuse
+else
+  say "no fuse module: rootless fuse-overlayfs will fail"
+fi
 say "command started at uptime $(up)s (at most ${limit}s)"
 /bin/bash "$IO/cmd.sh" </dev/null >"$IO/stdout" 2>"$IO/stderr" &
 cmd=$!

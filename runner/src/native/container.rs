@@ -354,6 +354,8 @@ pub struct Created {
     /// Rootless `--network pasta`: killed when the container ends (it
     /// holds the network namespace open and would not notice).
     pasta: Option<crate::rootless::pasta::Pasta>,
+    /// Rootless on fuse-overlayfs: unmounted once the container ends.
+    fuse: Option<crate::rootless::fuse::FuseOverlay>,
     /// -t: the console socket the child sends the pty master to.
     console: Option<OwnedFd>,
     relay: Option<crate::console::Relay>,
@@ -495,6 +497,7 @@ impl Created {
         drop(self.signals.take());
         drop(self.attachment.take());
         drop(self.pasta.take());
+        drop(self.fuse.take());
         let mut status = match waited {
             WaitResult::Exited(c) => ExitStatus::Exited(c),
             WaitResult::Signaled(s) => ExitStatus::Signaled(s),
@@ -542,6 +545,7 @@ impl Created {
         drop(self.signals.take());
         drop(self.attachment.take());
         drop(self.pasta.take());
+        drop(self.fuse.take());
         match self.cg.take() {
             Some(cg) => Ok(cg.remove()?),
             None => Ok(()),
@@ -591,6 +595,13 @@ fn create_in(
                 .map_err(LaunchError::Rootless)?;
         }
     }
+    // Rootless where the kernel refuses overlayfs (or RBOX_OVERLAY=fuse):
+    // fuse-overlayfs mounts it here, the child binds it.
+    let fuse = match crate::rootless::active() {
+        true => crate::rootless::fuse::mount_if_needed(&mut plan.rootfs, "rbox")
+            .map_err(LaunchError::Rootless)?,
+        false => None,
+    };
     // A user-defined network: /etc/hosts is a file of the network's,
     // rewritten as containers come and go (see network::hosts).
     if user_net {
@@ -708,6 +719,7 @@ fn create_in(
         cg: None,
         attachment,
         pasta,
+        fuse,
         console,
         relay: None,
         signals,

@@ -192,6 +192,23 @@ fn overlay_fsopen(plan: &RootfsPlan) -> io::Result<OwnedFd> {
     sys::fs_create_mount(fs.as_fd(), 0)
 }
 
+/// Whether the kernel makes `plan`'s overlay here: a superblock over its
+/// top lower, upper and work dir made and dropped, never attached
+/// (`rootless::fuse` asks before the container is cloned). One lower
+/// and `lowerdir` suit every kernel with fsopen; not volatile.
+pub fn probe_overlay(plan: &RootfsPlan) -> io::Result<()> {
+    let top = plan.lowers.first().ok_or(io::ErrorKind::InvalidInput)?;
+    let fs = sys::fsopen(c"overlay")?;
+    sys::fsconfig_string(fs.as_fd(), c"source", c"overlay")?;
+    sys::fsconfig_string(fs.as_fd(), c"lowerdir", top)?;
+    sys::fsconfig_string(fs.as_fd(), c"upperdir", &plan.upper)?;
+    sys::fsconfig_string(fs.as_fd(), c"workdir", &plan.work)?;
+    if engine::rootless::active() {
+        sys::fsconfig_flag(fs.as_fd(), c"userxattr")?;
+    }
+    sys::fs_create_mount(fs.as_fd(), 0).map(drop)
+}
+
 /// Kernels before 6.8 (no `lowerdir+`): one `lowerdir=a:b:c` string,
 /// which mount(2) takes only up to a page. Store paths are long enough
 /// that this would stop at about 40 layers, so each lower is opened

@@ -20,6 +20,7 @@
 
 pub mod cgroup;
 pub mod enter;
+pub mod fuse;
 pub mod idmap;
 pub mod join;
 pub mod keepid;
