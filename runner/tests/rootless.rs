@@ -2039,3 +2039,48 @@ fn fuse_overlayfs_serves_run_exec_writes_and_commit_and_leaves_nothing() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_rootless_builds_run_steps_reach_the_network_through_pasta() {
+    use fixtures::netns::Outside;
+    if !have_newuidmap() || !have_pasta() {
+        return;
+    }
+    if !fixtures::netns::own_netns("a_rootless_builds_run_steps_reach_the_network_through_pasta") {
+        return;
+    }
+    // The test's namespace stands for the host, its veth to "the
+    // internet" its way out (as in the pasta test above).
+    let _ = common::store_root();
+    let outside = Outside::new();
+    run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.1"]));
+    outside.serve(7001);
+    let u = TestUser::create(true);
+    u.load_busybox();
+    // nc's stdin stays open until the reply is in (Debian 12's pasta and
+    // an early half-close, see the pasta test).
+    let ctx = build_context(
+        "FROM busybox\nRUN sleep 2 | timeout 20 nc 192.0.2.1 7001 > /got && cat /got && grep -q 'hello from outside' /got\n",
+    );
+    let o = u.rbuild(&["build", "-q", "-t", "fetched", ctx.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = u.rrun(&["run", "--rm", "--network", "none", "fetched", "cat", "/got"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "hello from outside, you are 192.0.2.254\n"),
+        "{}",
+        stderr(&o)
+    );
+    // No pasta of the build is left.
+    assert_eq!(pastas_of(u.uid), Vec::<i32>::new());
+    // --network none stays only lo.
+    let ctx = build_context("FROM busybox\nRUN timeout 5 nc 192.0.2.1 7001 </dev/null\n");
+    let o = u.rbuild(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}

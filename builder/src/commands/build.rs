@@ -146,8 +146,12 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         network: match args.network.as_str() {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,
-            // Rootless: no bridge (see runner::rootless), only lo.
-            _ if runner::rootless::active() => NetworkMode::None,
+            // Rootless: no bridge can be made (see runner::rootless); the
+            // native runtime gives a step of the default network pasta's
+            // instead, where pasta can, and only lo elsewhere.
+            _ if runner::rootless::active() && runner::rootless::pasta::usable().is_err() => {
+                NetworkMode::None
+            }
             _ => NetworkMode::Bridge,
         },
         progress,
@@ -201,10 +205,12 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<()> {
         let offline = matches!(e, builder::exec::BuildError::RunFailed { .. })
             && runner::rootless::active()
             && args.network == "default";
-        anyhow::Error::from(e).context(if offline {
-            "build failed (rootless: RUN steps have only lo by default, as no user-mode network exists yet; --network host gives them the host's)"
-        } else {
-            "build failed"
+        let why = runner::rootless::pasta::usable().err().filter(|_| offline);
+        anyhow::Error::from(e).context(match why {
+            Some(why) => format!(
+                "build failed (rootless: RUN steps have only lo by default where pasta cannot network them: {why}; --network host gives them the host's)"
+            ),
+            None => "build failed".to_string(),
         })
     })?;
     if let Some(path) = &args.iidfile {

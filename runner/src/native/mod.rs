@@ -28,8 +28,8 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use engine::runtime::{
-    Container, ContainerSpec, ExitStatus, Features, OutputSink, Runtime, RuntimeError, Task,
-    TaskIo, TaskRecord,
+    Container, ContainerSpec, ExitStatus, Features, NetworkMode, OutputSink, Runtime, RuntimeError,
+    Task, TaskIo, TaskRecord,
 };
 
 use self::container::{Created, Launch};
@@ -96,6 +96,20 @@ impl Runtime for NativeRuntime {
             Some(File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?)
         };
         let mut launch = Launch::new(&files);
+        // Rootless, no bridge can be made: a container of the default
+        // network (a build's RUN step) is networked by pasta instead,
+        // as rrun's are (the caller checked that pasta is usable).
+        let pasta_spec;
+        let spec = if crate::rootless::active() && spec.network == NetworkMode::Bridge {
+            launch.pasta = true;
+            pasta_spec = ContainerSpec {
+                network: NetworkMode::None,
+                ..spec.clone()
+            };
+            &pasta_spec
+        } else {
+            spec
+        };
         // The builder may be multi-threaded: no signal forwarding (it needs
         // the signals blocked process-wide); the container dies with us.
         launch.forward_signals = false;
