@@ -127,6 +127,10 @@ fn rootless_refusal(a: &RunArgs, c: &Checked) -> Option<String> {
         if let Err(e) = runner::rootless::pasta::usable() {
             return Some(e.to_string());
         }
+        let start = runner::rootless::pasta::unprivileged_port_start();
+        if let Some(why) = runner::rootless::pasta::low_port_refusal(&c.ports, start) {
+            return Some(why);
+        }
     }
     if c.network == NetworkMode::Container {
         return not_yet(

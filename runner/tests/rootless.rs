@@ -2084,3 +2084,60 @@ fn a_rootless_builds_run_steps_reach_the_network_through_pasta() {
     ]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
 }
+
+#[test]
+fn low_ports_follow_the_unprivileged_port_start_sysctl() {
+    if !have_newuidmap() || !have_pasta() {
+        return;
+    }
+    if !fixtures::netns::own_netns("low_ports_follow_the_unprivileged_port_start_sysctl") {
+        return;
+    }
+    // The sysctl is the test's network namespace's own.
+    let _ = common::store_root();
+    let _outside = fixtures::netns::Outside::new();
+    run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.1"]));
+    let sysctl = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    std::fs::write(sysctl, "1024").unwrap();
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let script = "mkdir -p /www && echo low > /www/index.html && exec httpd -f -p 80 -h /www";
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "low",
+        "-p",
+        "127.0.0.1:80:80",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let o = u.rrun(&args);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("host port 80")
+            && stderr(&o).contains("net.ipv4.ip_unprivileged_port_start (1024 here)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = u.rrun(&["ps", "-a", "-q"]);
+    assert_eq!(stdout(&o).trim(), "", "nothing was made");
+
+    std::fs::write(sysctl, "80").unwrap();
+    let o = u.rrun(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(http_get(([127, 0, 0, 1], 80).into(), "/index.html"), "low");
+    let owners = listeners_of(80);
+    assert!(!owners.is_empty(), "nothing listens on 127.0.0.1:80");
+    for pid in &owners {
+        assert_eq!(
+            status_uids(*pid).unwrap()[0],
+            u.uid,
+            "pasta binds as the user"
+        );
+    }
+    let o = u.rrun(&["rm", "-f", "low"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

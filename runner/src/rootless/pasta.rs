@@ -227,6 +227,34 @@ impl Drop for Pasta {
     }
 }
 
+/// The sysctl below whose value binding a port needs root, per network
+/// namespace (pasta binds `-p` ports in the host's, as the user).
+pub const UNPRIVILEGED_PORT_START: &str = "net.ipv4.ip_unprivileged_port_start";
+
+/// Why pasta could not bind the host ports of `ports` as the user, given
+/// the sysctl's value `start` (`-p` with a range: its first port):
+/// refused before anything is made, as Podman does.
+pub fn low_port_refusal(ports: &[PortMapping], start: u32) -> Option<String> {
+    let low = ports
+        .iter()
+        .map(|p| p.host_range.map(|r| r.0).unwrap_or(p.host_port))
+        .filter(|&p| p != 0 && u32::from(p) < start)
+        .min()?;
+    Some(format!(
+        "rootless rbox cannot publish the host port {low}: ports below {UNPRIVILEGED_PORT_START} ({start} here) need root; \
+         use a port of {start} or more, or have root lower it (sysctl -w {UNPRIVILEGED_PORT_START}={low})"
+    ))
+}
+
+/// The sysctl's value in our network namespace (the kernel's default,
+/// 1024, if it cannot be read).
+pub fn unprivileged_port_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
 /// pasta's stderr without its complaints about a missing syslog.
 fn clean_message(text: &str) -> String {
     let lines: Vec<&str> = text
@@ -245,6 +273,24 @@ fn clean_message(text: &str) -> String {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn ports_below_the_sysctl_are_refused_naming_it() {
+        let p = |s: &[&str]| {
+            crate::network::ports::parse_all(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+                .unwrap()
+        };
+        assert_eq!(low_port_refusal(&p(&["8080:80", "80"]), 1024), None);
+        let m = low_port_refusal(&p(&["8080:80", "443:443", "80:80"]), 1024).unwrap();
+        assert!(
+            m.contains("host port 80:")
+                && m.contains("net.ipv4.ip_unprivileged_port_start (1024 here)")
+                && m.contains("=80)"),
+            "{m}"
+        );
+        assert_eq!(low_port_refusal(&p(&["80:80"]), 80), None);
+        assert!(low_port_refusal(&p(&["1000-2000:80"]), 1024).is_some());
+    }
 
     fn port(ip: Option<Ipv4Addr>, host: u16, cont: u16, proto: Proto) -> PortMapping {
         PortMapping {
