@@ -2141,3 +2141,73 @@ fn low_ports_follow_the_unprivileged_port_start_sysctl() {
     let o = u.rrun(&["rm", "-f", "low"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[test]
+fn a_hosts_loopback_resolver_is_reached_through_pastas_dns_forward() {
+    use runner::network::dns::{answer, Record, Verdict};
+    if !have_newuidmap() || !have_pasta() {
+        return;
+    }
+    if !fixtures::netns::own_netns(
+        "a_hosts_loopback_resolver_is_reached_through_pastas_dns_forward",
+    ) {
+        return;
+    }
+    let _ = common::store_root();
+    let _outside = fixtures::netns::Outside::new();
+    run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.1"]));
+    // The "host" resolves through a resolver on its own 127.0.0.1 (a
+    // dnsmasq's way), in this test's network and mount namespaces: rbox's
+    // own resolver code answers probe.rbox.test.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53");
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        let records = [Record {
+            address: "10.1.2.3".parse().unwrap(),
+            names: vec!["probe.rbox.test".into()],
+        }];
+        let subnet = "10.1.2.0/24".parse().unwrap();
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reply = match answer(&buf[..n], subnet, &records) {
+                Verdict::Reply(b) => Some(b),
+                Verdict::Forward => runner::network::dns::servfail(&buf[..n]),
+                Verdict::Drop => None,
+            };
+            if let Some(b) = reply {
+                let _ = sock.send_to(&b, peer);
+            }
+        }
+    });
+    let dir = readable_tempdir();
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:2\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run_ok(
+        Command::new("mount")
+            .arg("--bind")
+            .arg(&conf)
+            .arg("/etc/resolv.conf"),
+    );
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let o = u.rrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup probe.rbox.test",
+    ]);
+    let _ = Command::new("umount").arg("/etc/resolv.conf").status();
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("options timeout:2\nnameserver 169.254.1.1\n"),
+        "{out}"
+    );
+    assert!(out.contains("10.1.2.3"), "{out}");
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}

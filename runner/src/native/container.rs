@@ -831,7 +831,7 @@ fn etc_contents(spec: &ContainerSpec, extras: &EtcExtras) -> [(&'static str, Str
     );
     let resolv = match spec.network {
         NetworkMode::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        NetworkMode::None if extras.pasta => crate::network::resolv::for_bridge(),
+        NetworkMode::None if extras.pasta => crate::rootless::pasta::resolv_conf(),
         NetworkMode::None => String::new(),
         NetworkMode::Bridge | NetworkMode::Container => crate::network::resolv::for_bridge(),
     };

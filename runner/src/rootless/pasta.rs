@@ -33,6 +33,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::net::Ipv4Addr;
+
 use crate::network::ports::{PortMapping, Proto};
 
 /// The name `--network` takes.
@@ -88,6 +90,42 @@ pub fn usable() -> Result<PathBuf, PastaError> {
     Ok(path)
 }
 
+/// The nameserver of a rootless container whose host resolves through
+/// its own loopback (systemd-resolved's 127.0.0.53, a dnsmasq on
+/// 127.0.0.1), which the container cannot reach: pasta forwards what is
+/// sent there to the host's first resolver (`--dns-forward`, Podman's
+/// address), from the host's namespace.
+pub const DNS_FORWARD: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// Whether the first nameserver of `resolv_conf` (the one pasta forwards
+/// to) is a loopback address.
+pub fn first_resolver_is_loopback(resolv_conf: &str) -> bool {
+    let first = resolv_conf.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+    });
+    first
+        .and_then(|s| s.split('%').next()?.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|a| a.is_loopback())
+}
+
+/// resolv.conf for a container networked by pasta: with a loopback
+/// resolver first on the host, the host's file with `DNS_FORWARD` as its
+/// only nameserver; else as for a bridge (the host's non-loopback ones).
+pub fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if !first_resolver_is_loopback(&host) {
+        return crate::network::resolv::for_bridge();
+    }
+    let mut out: String = host
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some("nameserver"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("nameserver {DNS_FORWARD}\n"));
+    out
+}
+
 /// pasta's arguments for `ports`, the namespace being descriptor `fd`.
 pub fn args(ports: &[PortMapping], fd: i32) -> Vec<String> {
     let mut a: Vec<String> = [
@@ -95,6 +133,8 @@ pub fn args(ports: &[PortMapping], fd: i32) -> Vec<String> {
         "--quiet",
         "--config-net",
         "--no-map-gw",
+        "--dns-forward",
+        "169.254.1.1",
         "-T",
         "none",
         "-U",
@@ -272,7 +312,6 @@ fn clean_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn ports_below_the_sysctl_are_refused_naming_it() {
@@ -324,6 +363,20 @@ mod tests {
             "{a}"
         );
         assert!(!a.contains("-t none") && !a.contains("-u none"), "{a}");
+    }
+
+    #[test]
+    fn dns_is_forwarded_where_the_first_resolver_is_on_loopback() {
+        assert_eq!(DNS_FORWARD.to_string(), "169.254.1.1");
+        assert!(args(&[], 3).join(" ").contains("--dns-forward 169.254.1.1"));
+        assert!(first_resolver_is_loopback("# x\nnameserver 127.0.0.53\n"));
+        assert!(first_resolver_is_loopback(
+            "nameserver ::1\nnameserver 192.0.2.53\n"
+        ));
+        assert!(!first_resolver_is_loopback(
+            "nameserver 192.0.2.53\nnameserver 127.0.0.1\n"
+        ));
+        assert!(!first_resolver_is_loopback("search example\n"));
     }
 
     #[test]
