@@ -748,6 +748,12 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
     )
     .map_err(|e| Coded(125, e.into()))?;
     let mut user = user;
+    if keep_id.is_some() && a.user.is_none() && user.home == "/" {
+        // keep-id's passwd entry (runner::rootless::keepid): the user's home.
+        if let Some((_, home)) = runner::rootless::keepid::host_user() {
+            user.home = home;
+        }
+    }
     let added =
         runner::runopts::resolve_groups(&checked.options.group_add, &lowers).map_err(|why| {
             let given = checked.options.group_add.join(",");

@@ -1775,13 +1775,20 @@ fn keep_id_runs_as_the_user_with_their_files_theirs_on_the_host() {
         "busybox",
         "sh",
         "-c",
-        "id -u; id -g; stat -c %u:%g / /bin/busybox; echo hi > /data/f; cat /proc/self/uid_map",
+        "id -u; id -g; stat -c %u:%g / /bin/busybox; id -un; echo $HOME; echo hi > /data/f; cat /proc/self/uid_map",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     let id = u.uid.to_string();
     assert_eq!(&lines[..4], [&id[..], &id[..], "0:0", "0:0"], "{out}");
+    // A passwd entry for the user, with their home (Podman's).
+    assert_eq!(
+        &lines[4..6],
+        [u.name.as_str(), u.home.to_str().unwrap()],
+        "{out}"
+    );
+    let lines = &lines[2..];
     let m = std::fs::metadata(vol.join("f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (u.uid, u.uid));
     let map: Vec<Vec<u32>> = lines[4..]

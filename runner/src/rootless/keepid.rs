@@ -138,11 +138,62 @@ pub fn apply(
         std::os::unix::fs::lchown(upper, Some(u), Some(g))
             .map_err(|e| format!("chown {}: {e}", upper.display()))?;
     }
+    add_passwd_entry(plan, lowers, uid, gid);
     plan.userns = Some(UserNsPlan::New {
         uid_map: map_text(&uids),
         gid_map: map_text(&gids),
     });
     Ok(())
+}
+
+/// The user's name and home directory, from the host's passwd
+/// database, for keep-id's passwd entry and `HOME` (Podman's).
+pub fn host_user() -> Option<(String, String)> {
+    let uid = super::host_uid()?;
+    let u = nix::unistd::User::from_uid(uid.into()).ok().flatten()?;
+    Some((u.name, u.dir.to_string_lossy().into_owned()))
+}
+
+/// The image's passwd text with an entry for the user, if it has none
+/// for `uid` (None: it has one, or the name is not fit for the file).
+pub fn passwd_with_user(image: &str, uid: u32, gid: u32, name: &str, home: &str) -> Option<String> {
+    let has = image
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(uid.to_string().as_str()));
+    let fit = |s: &str| !s.is_empty() && !s.contains([':', '\n']);
+    if has || !fit(name) || !fit(home) {
+        return None;
+    }
+    let mut out = image.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh\n"));
+    Some(out)
+}
+
+/// Bind a passwd with the user's entry over the image's /etc/passwd
+/// (a file of the container's own tmpfs, as its hosts file; the image's
+/// is never written), where the image has none for the user.
+fn add_passwd_entry(plan: &mut ChildPlan, lowers: &[PathBuf], uid: u32, gid: u32) {
+    let (Some(etc), Some((name, home))) = (plan.etc_files.as_mut(), host_user()) else {
+        return;
+    };
+    let image = crate::user::read_from_layers(lowers, "etc/passwd").unwrap_or_default();
+    let Some(text) = passwd_with_user(&image, uid, gid, &name, &home) else {
+        return;
+    };
+    etc.files
+        .push((crate::sys::cstring("passwd"), text.into_bytes()));
+    let dir = Path::new(std::ffi::OsStr::from_bytes(etc.dir.to_bytes()));
+    plan.rootfs.steps.push(crate::native::rootfs::Step::Bind {
+        source: crate::sys::cstring(dir.join("passwd")),
+        target: crate::sys::cstring("etc/passwd"),
+        dir: false,
+        readonly: false,
+        attrs: 0,
+        recursive: true,
+    });
 }
 
 /// rrun's id that container id `id` is.
@@ -303,5 +354,20 @@ mod tests {
         assert_eq!(map_text(&small), b"0 1 10\n1000 0 1\n".to_vec());
         // The user is uid 0 on no host that runs rootless; still sound.
         assert_eq!(map_text(&nested_map(0, 5)), b"0 0 1\n1 1 4\n".to_vec());
+    }
+
+    #[test]
+    fn the_user_gets_a_passwd_entry_unless_the_image_has_their_uid() {
+        let img = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh";
+        assert_eq!(
+            passwd_with_user(img, 1001, 1001, "al", "/home/al").unwrap(),
+            format!("{img}\nal:*:1001:1001:al:/home/al:/bin/sh\n")
+        );
+        assert_eq!(passwd_with_user(img, 1000, 1000, "al", "/home/al"), None);
+        assert_eq!(passwd_with_user(img, 1001, 1001, "a:l", "/home/al"), None);
+        assert_eq!(
+            passwd_with_user("", 5, 5, "al", "/h").unwrap(),
+            "al:*:5:5:al:/h:/bin/sh\n"
+        );
     }
 }
