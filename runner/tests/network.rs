@@ -296,7 +296,7 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     // From the host itself, to one of its addresses.
     let got = netns::fetch(HOST_ADDR_OUTSIDE, 8080).expect("the published port from the host");
     assert_eq!(got.trim(), "hi-from-80");
-    // And at 127.0.0.1, through the relay (DNAT cannot go there).
+    // And at 127.0.0.1 (DNAT in output, route_localnet on the bridge).
     let got = netns::fetch(std::net::Ipv4Addr::LOCALHOST, 8080).expect("127.0.0.1:8080");
     assert_eq!(got.trim(), "hi-from-80");
     // From another container, through the host's address (hairpin).
@@ -897,4 +897,206 @@ fn user_networks_resolve_names_and_are_isolated() {
         !dev.contains("rbox-"),
         "a bridge outlived its network: {dev}"
     );
+}
+
+/// Whether a socket of this network namespace listens on TCP `port`.
+fn listening_on(port: u16) -> bool {
+    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
+    tcp.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(3) == Some(&"0A") && f[1].ends_with(&format!(":{port:04X}"))
+    })
+}
+
+/// The interfaces of this network namespace with route_localnet on.
+fn route_localnet_on() -> Vec<String> {
+    let mut on: Vec<String> = std::fs::read_dir("/proc/sys/net/ipv4/conf")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("route_localnet")).is_ok_and(|v| v.trim() == "1")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on.sort();
+    on
+}
+
+#[test]
+fn ports_at_127_0_0_1_go_through_the_kernel_and_never_open_host_loopback() {
+    if !netns::own_netns("ports_at_127_0_0_1_go_through_the_kernel_and_never_open_host_loopback") {
+        return;
+    }
+    let _cleanup = Cleanup;
+    let secret = netns::serve_on_loopback(SECRET);
+    // Port 53 of the test's namespace: what busybox's nslookup sends to.
+    let udp_sink = std::net::UdpSocket::bind("0.0.0.0:53").unwrap();
+    udp_sink
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let server = "nc -ll -p 80 -e echo hi-lo & nc -ll -p 82 -e echo hi-82 & wait";
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "lo-web",
+        "-p",
+        "127.0.0.1::80",
+        "-p",
+        "8082:82",
+        "-p",
+        "127.0.0.1:9191:91/udp",
+        "busybox",
+        "sh",
+        "-c",
+        server,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = rrun(&["port", "lo-web", "80/tcp"]);
+    let chosen: u16 = stdout(&o)
+        .trim()
+        .strip_prefix("127.0.0.1:")
+        .unwrap_or_else(|| panic!("{}{}", stdout(&o), stderr(&o)))
+        .parse()
+        .unwrap();
+
+    // route_localnet is on for rbox's bridge, and nowhere else.
+    assert_eq!(route_localnet_on(), vec!["rbox0".to_string()]);
+
+    // At 127.0.0.1: answered by the container, with nobody of the host
+    // listening on the port (no userspace relay: DNAT in output).
+    let got = wait_for("127.0.0.1:chosen", || {
+        netns::fetch(std::net::Ipv4Addr::LOCALHOST, chosen)
+            .ok()
+            .filter(|s| s.contains("hi-lo"))
+    });
+    assert_eq!(got.trim(), "hi-lo");
+    assert!(
+        !listening_on(chosen),
+        "something of the host listens on {chosen}"
+    );
+    // A port published on every address answers at 127.0.0.1 too.
+    let got = netns::fetch(std::net::Ipv4Addr::LOCALHOST, 8082).expect("127.0.0.1:8082");
+    assert_eq!(got.trim(), "hi-82");
+    assert!(!listening_on(8082));
+    // The host port is held: a host service cannot take it over.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", chosen)).is_err());
+    assert!(std::net::TcpListener::bind(("0.0.0.0", 8082)).is_err());
+
+    // UDP at 127.0.0.1 reaches the container (counted as a datagram to a
+    // closed port in its namespace: busybox has no UDP server).
+    let before = snmp("lo-web", "Udp:", "NoPorts");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    wait_for(
+        "the datagram at 127.0.0.1:9191 to reach the container",
+        || {
+            sock.send_to(b"ping", ("127.0.0.1", 9191)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            (snmp("lo-web", "Udp:", "NoPorts") > before).then_some(String::new())
+        },
+    );
+
+    // With route_localnet on the bridge, containers still never reach the
+    // host's loopback: not plainly, not routing 127.0.0.1 to the bridge
+    // with CAP_NET_ADMIN in their namespace, not with a 127.0.0.1 source.
+    let o = sh(
+        &[],
+        &format!("nc -w 2 127.0.0.1 {secret} </dev/null; echo loopback=$?"),
+    );
+    assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
+    assert!(stdout(&o).contains("loopback=1"), "{}", stdout(&o));
+    let o = sh(
+        &["--privileged"],
+        &format!(
+            "ip route del local 127.0.0.0/8 dev lo table local; \
+             ip route del local 127.0.0.1 dev lo table local; \
+             echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; \
+             echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; \
+             ip route add 127.0.0.1/32 via 10.87.0.1 dev eth0 onlink; \
+             nc -w 2 127.0.0.1 {secret} </dev/null; echo routed=$?; \
+             nc -w 2 127.0.0.1 {chosen} </dev/null; echo published=$?; \
+             ip addr add 127.0.0.9/32 dev eth0; \
+             timeout 1 nslookup honest.test 10.87.0.1; \
+             ip route add 10.87.0.1/32 dev eth0 src 127.0.0.9; \
+             timeout 1 nslookup spoofed.test 10.87.0.1"
+        ),
+    );
+    let out = stdout(&o);
+    assert!(
+        !out.contains(SECRET),
+        "the host's loopback service answered: {out}"
+    );
+    assert!(
+        !out.contains("hi-lo"),
+        "a container reached a port published on the host's 127.0.0.1: {out}"
+    );
+    assert!(out.contains("routed=1"), "{out}{}", stderr(&o));
+    // A datagram from 127.0.0.9 (which a host service would take for a
+    // local one) is dropped; the same from the container's address comes.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = udp_sink.recv_from(&mut buf) {
+        let query = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let name = ["honest", "spoofed"]
+            .into_iter()
+            .find(|w| query.contains(w));
+        got.push(format!("{} from {}", name.unwrap_or("?"), from.ip()));
+    }
+    assert!(
+        got.iter().any(|g| g.starts_with("honest from 10.87.")),
+        "{got:?} {out} {}",
+        stderr(&o)
+    );
+    assert!(!got.iter().any(|g| g.starts_with("spoofed")), "{got:?}");
+    // The host's own connection still works after all that.
+    assert_eq!(
+        netns::fetch(std::net::Ipv4Addr::LOCALHOST, chosen)
+            .unwrap()
+            .trim(),
+        "hi-lo"
+    );
+
+    // A user network: route_localnet on its bridge too, gone with it.
+    ok_run(&["network", "create", "lonet"]);
+    ok_run(&[
+        "run",
+        "-d",
+        "--name",
+        "lo-user",
+        "--network",
+        "lonet",
+        "-p",
+        "127.0.0.1:8183:80",
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "80",
+        "-e",
+        "echo",
+        "hi-user",
+    ]);
+    let got = wait_for("127.0.0.1:8183", || {
+        netns::fetch(std::net::Ipv4Addr::LOCALHOST, 8183)
+            .ok()
+            .filter(|s| s.contains("hi-user"))
+    });
+    assert_eq!(got.trim(), "hi-user");
+    let on = route_localnet_on();
+    assert_eq!(on.len(), 2, "{on:?}");
+    assert!(
+        on.iter().all(|i| i == "rbox0" || i.starts_with("rbox-")),
+        "{on:?}"
+    );
+    ok_run(&["rm", "-f", "lo-user", "lo-web"]);
+    ok_run(&["network", "rm", "lonet"]);
+    assert_eq!(route_localnet_on(), vec!["rbox0".to_string()]);
+    let e = netns::fetch(std::net::Ipv4Addr::LOCALHOST, chosen).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}
+
+fn ok_run(args: &[&str]) -> String {
+    let o = rrun(args);
+    assert_eq!(code(&o), 0, "rrun {args:?}: {}{}", stdout(&o), stderr(&o));
+    stdout(&o)
 }

@@ -1,6 +1,9 @@
 //! The bridge of a network in the host's network namespace: created on
-//! first use with the gateway address, IPv4 forwarding on and the
-//! network's nftables table; brought up last, so that a bridge that is up
+//! first use with the gateway address, IPv4 forwarding on,
+//! `route_localnet` on for the bridge alone (the host's own connections
+//! to a port published on 127.0.0.1 leave through it, see `nat`; the
+//! setting is the bridge's and goes with it) and the network's nftables
+//! table; brought up last, so that a bridge that is up
 //! is a network that is ready (a run killed half-way is finished by the
 //! next one, which finds the bridge down).
 
@@ -50,11 +53,18 @@ pub fn ensure(nl: &mut Netlink, net: &Network) -> Result<u32, NetworkError> {
     // Per network namespace: on a host the host's, in a test its own.
     std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1").map_err(|source| {
         NetworkError::Sysctl {
-            what: "net.ipv4.ip_forward",
+            what: "net.ipv4.ip_forward".into(),
             source,
         }
     })?;
+    // The table first: its prerouting rule drops what the bridge brings
+    // to or from 127.0.0.0/8 once the kernel no longer does.
     nat::apply(&net.bridge, net.subnet)?;
+    let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge);
+    std::fs::write(&localnet, b"1").map_err(|source| NetworkError::Sysctl {
+        what: format!("net.ipv4.conf.{}.route_localnet", net.bridge),
+        source,
+    })?;
     nl.set_up(index.index).map_err(ctx("bring up bridge"))?;
     Ok(index.index)
 }

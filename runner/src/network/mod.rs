@@ -15,8 +15,8 @@
 //! Published ports (`-p`) are the exception: per container, elements of
 //! the network's nftables maps, deleted when the attachment is dropped
 //! and reaped like leases when its container is gone (see `ports`), and
-//! for TCP a listener relaying the host's own connections to 127.0.0.1
-//! (see `proxy`), which ends with the attachment.
+//! a socket bound to each host port so that no host service takes it
+//! (TCP; see `hostport`), closed with the attachment.
 //!
 //! Network state (leases) lives in `STATE_DIR`, on the host's /run: a
 //! bridge is an object of the host's network namespace shared by every
@@ -32,12 +32,12 @@
 pub mod bridge;
 pub mod connect;
 pub mod dns;
+pub mod hostport;
 pub mod hosts;
 pub mod ipam;
 pub mod nat;
 pub mod netlink;
 pub mod ports;
-pub mod proxy;
 pub mod resolv;
 pub mod resolver;
 pub mod user;
@@ -77,7 +77,7 @@ pub enum NetworkError {
     },
     #[error("set {what}: {source}")]
     Sysctl {
-        what: &'static str,
+        what: String,
         #[source]
         source: io::Error,
     },
@@ -85,8 +85,8 @@ pub enum NetworkError {
     Gone(i32),
     #[error("cannot publish host port {port}: it is already published by container {by}")]
     PortTaken { port: String, by: String },
-    #[error("cannot publish {port}: listen on the host: {source}")]
-    Listen {
+    #[error("cannot publish {port}: bind it on the host: {source}")]
+    HostPort {
         port: String,
         #[source]
         source: io::Error,
@@ -150,7 +150,7 @@ pub struct Attachment {
     ipam: Ipam,
     container: String,
     published: Option<ports::Published>,
-    proxy: Option<proxy::Proxy>,
+    host_ports: Option<hostport::HostPorts>,
     /// A user-defined network: the container is listed in its members'
     /// /etc/hosts until dropped.
     named: Option<Network>,
@@ -159,7 +159,7 @@ pub struct Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         // The ports first: no traffic for the address once it is free.
-        drop(self.proxy.take());
+        drop(self.host_ports.take());
         drop(self.published.take());
         if let Some(net) = self.named.take() {
             resolver::clear_upstream(&net, &self.container);
@@ -225,7 +225,7 @@ pub fn attach(
         ipam: ipam.clone(),
         container: container.to_string(),
         published: None,
-        proxy: None,
+        host_ports: None,
         named: None,
     };
     if let (Some(n), false) = (names, net.bridge == DEFAULT_BRIDGE) {
@@ -259,12 +259,15 @@ pub fn attach(
     }
     drop(lock);
     if !ports.is_empty() {
-        let p =
-            proxy::Proxy::start(address, ports).map_err(|(p, source)| NetworkError::Listen {
+        // After the records (which name the container that has a port)
+        // and outside the lock (dropping `att` takes it): a host
+        // service on a port keeps it, and the elements go again.
+        let held =
+            hostport::HostPorts::hold(ports).map_err(|(p, source)| NetworkError::HostPort {
                 port: format!("{}:{}/{}", p.host_ip_shown(), p.host_port, p.proto),
                 source,
             })?;
-        att.proxy = Some(p);
+        att.host_ports = Some(held);
     }
     let host = host_veth_name(container, pid);
     let ctx = |what: &'static str, name: &str| {

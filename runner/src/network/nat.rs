@@ -3,10 +3,11 @@
 //! deleting the table takes all of it away. Programmed once when the
 //! network is set up (not per container) by piping a ruleset to `nft`.
 //!
-//! - prerouting: packets from the bridge to 127.0.0.0/8 are dropped. The
-//!   kernel already drops them while `route_localnet` is 0 (rbox never
-//!   sets it); the rule keeps a container away from the host's loopback
-//!   services even if someone else turns it on.
+//! - prerouting: packets from the bridge to or from 127.0.0.0/8 are
+//!   dropped before anything else sees them. The bridge has
+//!   `route_localnet` on (see below and `bridge`), so the kernel would no
+//!   longer drop them as martians: this rule is what keeps a container
+//!   away from the host's loopback services.
 //! - forward: containers may go out; only replies come back in.
 //! - postrouting: what leaves through another interface is masqueraded.
 //! - DNS to the network's own address (its embedded resolver, see
@@ -18,12 +19,16 @@
 //!   to a local address arriving from anywhere (prerouting, which also
 //!   covers containers reaching a published port: hairpin, masqueraded
 //!   so that replies come back the same way) and for the host's own
-//!   connections (output) except those to 127.0.0.0/8: loopback traffic
-//!   cannot be routed to the bridge without `route_localnet`, which rbox
-//!   never sets: a userspace relay takes those (see `proxy`).
-//!   Prerouting never translates 127.0.0.0/8 either: a neighbour that
-//!   sends packets for 127.0.0.1 to the host must not reach a port
-//!   published on 127.0.0.1 only (the kernel drops them as martians).
+//!   connections (output), 127.0.0.0/8 included: with `route_localnet`
+//!   on the bridge (on that interface only) the kernel routes a packet
+//!   from 127.0.0.1 out through it, and postrouting masquerades such
+//!   packets to the gateway address, so that the container sees and
+//!   answers the bridge (Docker's `userland-proxy: false` way, chosen
+//!   over a userspace relay on measured throughput, README "Ports").
+//!   Prerouting never translates 127.0.0.0/8: a neighbour that sends
+//!   packets for 127.0.0.1 to the host must not reach a port published
+//!   on 127.0.0.1 only (the kernel drops them as martians on every
+//!   interface but the bridge, where the first rule does).
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
@@ -63,6 +68,7 @@ table ip {t} {{
 	chain prerouting {{
 		type filter hook prerouting priority raw; policy accept;
 		iifname "{bridge}" ip daddr 127.0.0.0/8 drop
+		iifname "{bridge}" ip saddr 127.0.0.0/8 drop
 	}}
 	chain publish {{
 		type nat hook prerouting priority dstnat; policy accept;
@@ -72,8 +78,8 @@ table ip {t} {{
 	}}
 	chain publish_local {{
 		type nat hook output priority -100; policy accept;
-		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
-		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
+		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+		fib daddr type local meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
@@ -86,6 +92,7 @@ table ip {t} {{
 		type nat hook postrouting priority srcnat; policy accept;
 		ip saddr {subnet} oifname != "{bridge}" masquerade
 		ip saddr {subnet} oifname "{bridge}" ct status dnat masquerade
+		ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade
 	}}
 }}
 "#

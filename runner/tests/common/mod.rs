@@ -119,3 +119,47 @@ pub fn busybox_oci_tar(dir: &Path, name: &str) -> PathBuf {
     std::io::Write::flush(&mut w).unwrap();
     p
 }
+
+/// Declared first in a test that starts detached containers or makes
+/// networks (`let _cleanup = Cleanup;`): dropped last, also when the test
+/// panics, it `rm -f`s every container of the test's store and `network
+/// rm`s every network but the built-in ones, so that no container, its
+/// supervisor or a network's resolver outlives a failed test. The store
+/// is the test's own (each networking test re-runs in a namespace and a
+/// temp dir of its own, fixtures::netns::own_netns).
+pub struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let words = |args: &[&str]| -> Vec<String> {
+            rrun(args)
+                .stdout
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        };
+        let containers = words(&["ps", "-a", "-q"]);
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(containers.iter().map(String::as_str));
+            let o = rrun(&args);
+            if !o.status.success() {
+                eprintln!("cleanup: rrun rm -f: {}", stderr(&o));
+            }
+        }
+        // NETWORK ID, NAME, DRIVER, SCOPE; the built-in ones stay.
+        let listed = stdout(&rrun(&["network", "ls"]));
+        let networks = listed
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|n| !["bridge", "host", "none"].contains(n));
+        for n in networks {
+            let o = rrun(&["network", "rm", n]);
+            if !o.status.success() {
+                eprintln!("cleanup: rrun network rm {n}: {}", stderr(&o));
+            }
+        }
+    }
+}
