@@ -900,3 +900,116 @@ fn a_default_bridge_container_resolves_names_of_its_user_network() {
     }
     ok(&rrun(&["network", "rm", "named"]));
 }
+
+#[test]
+fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
+    if !netns::own_netns("a_running_default_bridge_container_gets_the_names_of_a_network_it_joins")
+    {
+        return;
+    }
+    let _cleanup = Cleanup;
+    ok(&rrun(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.96.0.0/24",
+        "joined",
+    ]));
+    let bridge = bridge_of("joined");
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "there",
+        "--network",
+        "joined",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let ip_on = |c: &str| {
+        inspect(&["inspect", c])[0]["NetworkSettings"]["Networks"]["joined"]["IPAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let there_ip = ip_on("there");
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--add-host",
+        "extra.test:192.0.2.77",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let pid = inspect(&["inspect", "plain"])[0]["State"]["Pid"].clone();
+    let nameservers = |c: &str| -> Vec<String> {
+        exec_sh(c, "cat /etc/resolv.conf")
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .map(String::from)
+            .collect()
+    };
+    assert!(!nameservers("plain").contains(&"nameserver 10.96.0.1".to_string()));
+    let out = exec_sh("plain", "nslookup there");
+    assert!(!out.contains(&there_ip), "{out}");
+
+    ok(&rrun(&["network", "connect", "joined", "plain"]));
+    // Without a restart: the same process, now with the network's names.
+    assert_eq!(inspect(&["inspect", "plain"])[0]["State"]["Pid"], pid);
+    assert_eq!(nameservers("plain"), ["nameserver 10.96.0.1"]);
+    let out = exec_sh("plain", "nslookup there");
+    assert!(out.contains(&format!("Address: {there_ip}")), "{out}");
+    let hosts = exec_sh("plain", "cat /etc/hosts");
+    let plain_ip = ip_on("plain");
+    assert!(plain_ip.starts_with("10.96.0."), "{plain_ip:?}");
+    assert!(hosts.contains(&format!("{there_ip}\tthere")), "{hosts}");
+    assert!(hosts.contains(&format!("{plain_ip}\tplain")), "{hosts}");
+    assert!(hosts.contains("192.0.2.77\textra.test"), "{hosts}");
+    // The network's files are not the container's to write.
+    let out = exec_sh("plain", "echo 6.6.6.6 there >> /etc/hosts; echo rc=$?");
+    assert!(!out.contains("rc=0"), "{out}");
+    // They follow: a container that comes later is in its hosts file,
+    // and it in the newcomer's.
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "later",
+        "--network",
+        "joined",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let later_ip = ip_on("later");
+    let hosts = exec_sh("plain", "cat /etc/hosts");
+    assert!(hosts.contains(&format!("{later_ip}\tlater")), "{hosts}");
+    let out = exec_sh("plain", "nslookup later");
+    assert!(out.contains(&format!("Address: {later_ip}")), "{out}");
+    let out = exec_sh("later", "nslookup plain");
+    assert!(out.contains(&format!("Address: {plain_ip}")), "{out}");
+
+    // Disconnected: the host's servers and its own hosts lines again.
+    ok(&rrun(&["network", "disconnect", "joined", "plain"]));
+    assert!(!nameservers("plain").contains(&"nameserver 10.96.0.1".to_string()));
+    assert!(!nameservers("plain").is_empty());
+    let hosts = exec_sh("plain", "cat /etc/hosts");
+    assert!(
+        !hosts.contains("there") && !hosts.contains("later"),
+        "{hosts}"
+    );
+    assert!(hosts.contains("192.0.2.77\textra.test"), "{hosts}");
+    let left = std::fs::read_dir(format!("/run/rbox/networks/{bridge}/resolv"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "a resolv.conf of the network outlived the connection"
+    );
+    ok(&rrun(&["rm", "-f", "plain", "there", "later"]));
+    ok(&rrun(&["network", "rm", "joined"]));
+}

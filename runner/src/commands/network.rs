@@ -322,7 +322,37 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
             anyhow!("record the connection of container {}: {e}", st.name)
         ));
     }
+    // On the default network with no user-defined one yet: this one's
+    // names from now on (its hosts file and resolver).
+    let other_user_net = st.host.connected.iter().any(|c| {
+        c.network != net.name
+            && c.bridge != runner::network::DEFAULT_BRIDGE
+            && runner::network::connect::is_live(c, &st.id)
+    });
+    if user_net && mode == runner::network::DEFAULT_NAME && !other_user_net {
+        let dns = dns_config(&st);
+        let gateway = Network::default_bridge().gateway;
+        let extra = runner::native::container::extra_hosts_lines(
+            &runner::native::container::split_extra_hosts(&st.host.extra_hosts),
+            gateway,
+        );
+        if let Err(e) = runner::network::follow::follow(&net, &st.id, pid, &dns, &extra) {
+            eprintln!(
+                "rrun: warning: container {} is on network {} but keeps its /etc/hosts and /etc/resolv.conf: {e}",
+                st.name, net.name
+            );
+        }
+    }
     Ok(0)
+}
+
+/// The container's `--dns`, `--dns-search` and `--dns-option`.
+fn dns_config(st: &State) -> runner::network::resolv::DnsConfig {
+    runner::network::resolv::DnsConfig {
+        servers: st.host.dns.iter().filter_map(|s| s.parse().ok()).collect(),
+        search: st.host.dns_search.clone(),
+        options: st.host.dns_options.clone(),
+    }
 }
 
 fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
@@ -379,6 +409,7 @@ fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
         }
         eprintln!("rrun: warning: {e}");
     }
+    runner::network::follow::unfollow(&conn.net(), &st.id, &dns_config(&st));
     runner::network::connect::release(&conn, &st.id);
     State::update(&dir, &st, |s| {
         s.host.connected.retain(|c| c.network != net.name);

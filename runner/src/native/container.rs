@@ -807,7 +807,7 @@ struct EtcExtras {
 
 /// `--add-host` pairs as /etc/hosts lines, `host-gateway` being the
 /// network's gateway (the host, as the container reaches it).
-fn extra_hosts_lines(pairs: &[(String, String)], gateway: std::net::Ipv4Addr) -> String {
+pub fn extra_hosts_lines(pairs: &[(String, String)], gateway: std::net::Ipv4Addr) -> String {
     pairs
         .iter()
         .map(|(name, addr)| {

@@ -259,6 +259,7 @@ pub fn release(conn: &Connection, container: &str) {
     if net.bridge != DEFAULT_BRIDGE {
         hosts::leave(&net, container);
         resolver::clear_upstream(&net, container);
+        let _ = std::fs::remove_file(super::follow::resolv_path(&net, container));
     }
     net.ipam().release(conn.address, container);
 }

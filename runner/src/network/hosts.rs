@@ -225,10 +225,35 @@ pub fn join(net: &Network, m: &Member) -> io::Result<()> {
     Ok(())
 }
 
+/// A member's `--add-host` lines (`extra`) from now on, rewritten into
+/// its file at once (a container connected while running, see `follow`).
+pub fn set_extra(net: &Network, container: &str, extra: &str) -> io::Result<()> {
+    let _lock = net.ipam().lock();
+    let e = extra_path(net, container);
+    if extra.is_empty() {
+        let _ = fs::remove_file(&e);
+    } else {
+        mkdir(e.parent().expect("extra dir"))?;
+        write_in_place(&e, extra)?;
+    }
+    refresh(net);
+    Ok(())
+}
+
 /// Remove `container` and tell the others.
 pub fn leave(net: &Network, container: &str) {
     let _lock = net.ipam().lock();
-    let _ = fs::remove_file(members_dir(net).join(container));
+    // A container still running (disconnected, see `follow`) keeps the
+    // file mounted: it goes back to its own lines.
+    let me = members_dir(net).join(container);
+    if let Some(m) = fs::read_to_string(&me)
+        .ok()
+        .and_then(|s| Member::parse(container, &s))
+    {
+        let own = base(&m.hostname) + &extra_of(net, container);
+        let _ = write_in_place(&hosts_path(net, container), &own);
+    }
+    let _ = fs::remove_file(me);
     let _ = fs::remove_file(hosts_path(net, container));
     let _ = fs::remove_file(extra_path(net, container));
     refresh(net);

@@ -32,6 +32,7 @@
 pub mod bridge;
 pub mod connect;
 pub mod dns;
+pub mod follow;
 pub mod hostport;
 pub mod hosts;
 pub mod ipam;
