@@ -15,6 +15,8 @@ fn bridge_goes_out_through_nat_but_never_reaches_host_loopback() {
     if !netns::own_netns("bridge_goes_out_through_nat_but_never_reaches_host_loopback") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     outside.serve(8080);
     let port = netns::serve_on_loopback(SECRET);
@@ -82,6 +84,8 @@ fn none_stays_without_a_route_out() {
     if !netns::own_netns("none_stays_without_a_route_out") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     outside.serve(8080);
     let o = sh(
@@ -122,6 +126,8 @@ fn containers_get_their_own_addresses_and_give_them_back() {
     if !netns::own_netns("containers_get_their_own_addresses_and_give_them_back") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     // Two at once: distinct addresses, and they reach each other.
     let mut server = rrun_cmd(&[
         "run",
@@ -264,6 +270,8 @@ fn published_ports_reach_the_container_until_it_is_gone() {
     if !netns::own_netns("published_ports_reach_the_container_until_it_is_gone") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     // -ll: a persistent server (one process per connection).
     let server = "nc -ll -p 80 -e echo hi-from-80 & nc -ll -p 81 -e echo hi-from-81 & wait";
@@ -467,6 +475,8 @@ fn a_restarted_container_keeps_its_published_port() {
     if !netns::own_netns("a_restarted_container_keeps_its_published_port") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     // Serves one connection, then exits 1: --restart always starts it
     // again, on a new attachment (and, in turn, a new address).
@@ -527,6 +537,8 @@ fn a_container_cloned_while_the_network_is_locked_still_starts() {
     if !netns::own_netns("a_container_cloned_while_the_network_is_locked_still_starts") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let store = engine::Store::open(store_root()).unwrap();
     let lowers = fixtures::image_lowerdirs(&store, "busybox").unwrap();
     let dir = tempfile::tempdir_in(store_root()).unwrap();
@@ -582,6 +594,8 @@ fn container_network_mode_shares_the_other_containers_loopback() {
     if !netns::own_netns("container_network_mode_shares_the_other_containers_loopback") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let o = rrun(&[
         "run",
         "-d",
@@ -643,6 +657,8 @@ fn user_networks_resolve_names_and_are_isolated() {
     if !netns::own_netns("user_networks_resolve_names_and_are_isolated") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let o = rrun(&["network", "create", "mynet"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = rrun(&["network", "create", "--subnet", "192.168.77.0/24", "other"]);
@@ -1099,4 +1115,67 @@ fn ok_run(args: &[&str]) -> String {
     let o = rrun(args);
     assert_eq!(code(&o), 0, "rrun {args:?}: {}{}", stdout(&o), stderr(&o));
     stdout(&o)
+}
+
+#[test]
+fn a_failed_test_leaves_no_container_supervisor_or_resolver() {
+    if !netns::own_netns("a_failed_test_leaves_no_container_supervisor_or_resolver") {
+        return;
+    }
+    ok_run(&["network", "create", "leaky"]);
+    ok_run(&[
+        "run",
+        "-d",
+        "--name",
+        "leaky-c",
+        "--network",
+        "leaky",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok_run(&["network", "inspect", "leaky"])).unwrap();
+    let bridge = v[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let store = store_root().to_string_lossy().into_owned();
+    assert!(!bridge.is_empty());
+    // rrun processes naming the test's store or the bridge: the
+    // container's supervisor and the network's resolver.
+    let ours = move || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("rrun") && (c.contains(&store) || c.contains(&bridge)))
+            .collect()
+    };
+    assert!(!ours().is_empty(), "no supervisor or resolver to look for");
+    let pid = ok_run(&["inspect", "-f", "{{.State.Pid}}", "leaky-c"]);
+    let pid: i32 = pid.trim().parse().unwrap();
+    let alive = |p: i32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    assert!(alive(pid));
+    // A test body that fails half-way, with the guard.
+    let failed = std::panic::catch_unwind(|| {
+        let _cleanup = Cleanup;
+        panic!("a failed assertion");
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        ok_run(&["ps", "-a", "-q"]),
+        "",
+        "a container outlived the test"
+    );
+    assert!(!alive(pid), "the container's process outlived the test");
+    let nets = ok_run(&["network", "ls"]);
+    assert!(!nets.contains("leaky"), "{nets}");
+    // Its resolver went with the bridge, and no supervisor is left.
+    assert!(
+        eventually(|| ours().is_empty()),
+        "outlived the test: {:?}",
+        ours()
+    );
 }

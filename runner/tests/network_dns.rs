@@ -83,21 +83,6 @@ fn host_resolv_conf(text: &str) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// Removes the named containers and networks however the test ends
-/// (a failed assertion must not leave containers or resolvers behind).
-struct Cleanup(&'static [&'static str], &'static [&'static str]);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in self.0 {
-            let _ = rrun(&["rm", "-f", c]);
-        }
-        for n in self.1 {
-            let _ = rrun(&["network", "rm", n]);
-        }
-    }
-}
-
 fn ok(o: &std::process::Output) -> String {
     assert_eq!(code(o), 0, "{}{}", stdout(o), stderr(o));
     stdout(o)
@@ -236,7 +221,8 @@ fn user_networks_have_an_embedded_resolver_for_their_containers_only() {
     if !netns::own_netns("user_networks_have_an_embedded_resolver_for_their_containers_only") {
         return;
     }
-    let _cleanup = Cleanup(&["a", "b", "late", "far", "own"], &["dnsnet", "elsewhere"]);
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     outside.sh(&format!("ip addr add {OTHER_DNS}/24 dev eth0"));
     let host_upstream = upstream(&outside, OUTSIDE_ADDR, Ipv4Addr::new(192, 0, 2, 77));
@@ -408,6 +394,8 @@ fn dns_and_host_options_land_in_the_container_files() {
     if !netns::own_netns("dns_and_host_options_land_in_the_container_files") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let opts = [
         "--dns",
         "192.0.2.53",
@@ -426,7 +414,6 @@ fn dns_and_host_options_land_in_the_container_files() {
         "--hostname",
         "myhost",
     ];
-    let _cleanup = Cleanup(&["kept"], &["optnet"]);
     let script = "cat /etc/resolv.conf /etc/hosts";
     let out = ok(&sh(&opts, script));
     for line in [
@@ -526,7 +513,8 @@ fn a_resolver_exits_when_its_bridge_is_deleted() {
     if !netns::own_netns("a_resolver_exits_when_its_bridge_is_deleted") {
         return;
     }
-    let _cleanup = Cleanup(&["lone", "again"], &["gonenet"]);
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     ok(&rrun(&["network", "create", "gonenet"]));
     let (bridge, _) = network("gonenet");
     run_d(&["--name", "lone", "--network", "gonenet"]);

@@ -82,6 +82,8 @@ fn port_ranges_publish_each_port() {
     if !netns::own_netns("port_ranges_publish_each_port") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     let server = "for p in 80 81 82 90; do nc -ll -p $p -e echo hi-from-$p & done; wait";
     let o = rrun(&[
@@ -251,6 +253,8 @@ fn publish_all_publishes_exposed_ports_on_ephemeral_ports() {
     if !netns::own_netns("publish_all_publishes_exposed_ports_on_ephemeral_ports") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     let outside = Outside::new();
     // An image that EXPOSEs 80 and 81/udp.
     let o = rrun(&["create", "--name", "exposer", "busybox", "true"]);
@@ -391,6 +395,8 @@ fn connect_and_disconnect_a_running_container() {
     if !netns::own_netns("connect_and_disconnect_a_running_container") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     ok(&rrun(&[
         "network",
         "create",
@@ -690,6 +696,8 @@ fn connect_a_stopped_container_applies_at_its_start() {
     if !netns::own_netns("connect_a_stopped_container_applies_at_its_start") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     ok(&rrun(&[
         "network",
         "create",
@@ -844,6 +852,8 @@ fn a_default_bridge_container_resolves_names_of_its_user_network() {
     if !netns::own_netns("a_default_bridge_container_resolves_names_of_its_user_network") {
         return;
     }
+    // Containers and networks go even if the test fails.
+    let _cleanup = Cleanup;
     ok(&rrun(&[
         "network",
         "create",
