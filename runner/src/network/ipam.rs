@@ -193,7 +193,8 @@ impl Locked {
     fn set_last(&mut self, a: Ipv4Addr) {
         let _ = self.file.set_len(0);
         let _ = self.file.seek(SeekFrom::Start(0));
-        let _ = writeln!(self.file, "{a}");
+        // One write (writeln! on a File makes one per piece).
+        let _ = self.file.write_all(format!("{a}\n").as_bytes());
     }
 }
 

@@ -286,13 +286,10 @@ pub fn attach(
         .map_err(ctx("look up", CONTAINER_IF))?
         .ok_or_else(|| ctx("look up", CONTAINER_IF)(io::Error::from_raw_os_error(libc::ENODEV)))?;
     inner
-        .set_up(eth0.index)
-        .map_err(ctx("bring up", CONTAINER_IF))?;
-    inner
-        .add_address(eth0.index, address, net.subnet.prefix)
-        .map_err(ctx("add address to", CONTAINER_IF))?;
-    inner
-        .add_default_route(att.gateway, eth0.index)
-        .map_err(ctx("add default route via", CONTAINER_IF))?;
+        .configure(eth0.index, address, net.subnet.prefix, att.gateway)
+        .map_err(ctx(
+            "bring up, give an address and a default route to",
+            CONTAINER_IF,
+        ))?;
     Ok(att)
 }

@@ -76,16 +76,34 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> io::Result<Vec<RouteNetlinkMessage>> {
-        self.seq = self.seq.wrapping_add(1);
-        let mut hdr = NetlinkHeader::default();
-        hdr.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        hdr.sequence_number = self.seq;
-        let mut m = NetlinkMessage::new(hdr, NetlinkPayload::from(msg));
-        m.finalize();
-        let mut out = vec![0u8; m.buffer_len()];
-        m.serialize(&mut out);
+        self.batch(vec![(msg, flags)])
+    }
+
+    /// Send several requests in one datagram (the kernel handles them in
+    /// order) and wait for the ACK of each: one system call each way
+    /// instead of one per request. Stops at the first error; returns the
+    /// messages the kernel answered with before the ACKs.
+    fn batch(
+        &mut self,
+        msgs: Vec<(RouteNetlinkMessage, u16)>,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let first = self.seq.wrapping_add(1);
+        let mut out = Vec::new();
+        for (msg, flags) in msgs {
+            self.seq = self.seq.wrapping_add(1);
+            let mut hdr = NetlinkHeader::default();
+            hdr.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            hdr.sequence_number = self.seq;
+            let mut m = NetlinkMessage::new(hdr, NetlinkPayload::from(msg));
+            m.finalize();
+            let at = out.len();
+            out.resize(at + m.buffer_len(), 0);
+            m.serialize(&mut out[at..]);
+        }
+        let last = self.seq;
         self.sock.send(&out, 0)?;
         let mut replies = Vec::new();
+        let mut waiting = first;
         loop {
             self.buf.clear();
             let n = self.sock.recv(&mut self.buf, 0)?;
@@ -101,39 +119,71 @@ impl Netlink {
                     return Err(io::Error::other("netlink reply of length 0"));
                 }
                 off += (len + 3) & !3;
-                if reply.header.sequence_number != self.seq {
+                if reply.header.sequence_number != waiting {
                     continue;
                 }
-                match reply.payload {
-                    NetlinkPayload::Error(e) => {
-                        return match e.code {
-                            None => Ok(replies),
-                            Some(_) => Err(e.to_io()),
-                        }
+                let done = match reply.payload {
+                    NetlinkPayload::Error(e) => match e.code {
+                        None => true,
+                        Some(_) => return Err(e.to_io()),
+                    },
+                    NetlinkPayload::Done(_) => true,
+                    NetlinkPayload::InnerMessage(m) => {
+                        replies.push(m);
+                        false
                     }
-                    NetlinkPayload::Done(_) => return Ok(replies),
-                    NetlinkPayload::InnerMessage(m) => replies.push(m),
-                    _ => {}
+                    _ => false,
+                };
+                if done {
+                    if waiting == last {
+                        return Ok(replies);
+                    }
+                    waiting = waiting.wrapping_add(1);
                 }
             }
         }
     }
 
-    /// The link called `name`, if there is one.
+    /// The link called `name`, if there is one. Two ioctls on this socket
+    /// (which the kernel answers for the socket's network namespace)
+    /// rather than an RTM_GETLINK, whose reply carries the link's every
+    /// attribute and statistic to parse.
     pub fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some(Link {
-                    index: l.header.index,
-                    up: l.header.flags.contains(LinkFlags::Up),
-                }),
-                _ => None,
-            })),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
+        // SAFETY: an all-zero ifreq is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: SIOCGIFINDEX and SIOCGIFFLAGS read ifr_name and write
+        // the union of the ifreq we own.
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFINDEX, &mut req) } != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: SIOCGIFINDEX filled ifru_ifindex.
+        let index = unsafe { req.ifr_ifru.ifru_ifindex } as u32;
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: SIOCGIFFLAGS filled ifru_flags.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        Ok(Some(Link {
+            index,
+            up: flags & libc::IFF_UP as libc::c_short != 0,
+        }))
     }
 
     /// `ip link add NAME address MAC type bridge` (down). With its MAC set,
@@ -199,37 +249,61 @@ impl Netlink {
 
     /// `ip addr add ADDR/PREFIX dev INDEX` (replacing an equal one).
     pub fn add_address(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
-        let mut m = AddressMessage::default();
-        m.header.family = AddressFamily::Inet;
-        m.header.prefix_len = prefix;
-        m.header.index = index;
-        m.attributes.push(AddressAttribute::Local(addr.into()));
-        m.attributes.push(AddressAttribute::Address(addr.into()));
-        let bcast = u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0));
-        m.attributes
-            .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
-        self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE)
+        self.request(address_message(index, addr, prefix), NLM_F_CREATE)
             .map(drop)
     }
 
-    /// `ip route add default via GATEWAY dev INDEX`.
-    pub fn add_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> io::Result<()> {
-        let mut m = RouteMessage::default();
-        m.header = RouteHeader {
-            address_family: AddressFamily::Inet,
-            destination_prefix_length: 0,
-            source_prefix_length: 0,
-            tos: 0,
-            table: RouteHeader::RT_TABLE_MAIN,
-            protocol: RouteProtocol::Boot,
-            scope: RouteScope::Universe,
-            kind: RouteType::Unicast,
-            flags: RouteFlags::empty(),
-        };
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
-        m.attributes.push(RouteAttribute::Oif(index));
-        self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
-            .map(drop)
+    /// A container's end of its veth pair, in one round trip: `ip link
+    /// set dev INDEX up`, `ip addr add ADDR/PREFIX dev INDEX` and `ip route
+    /// add default via GATEWAY dev INDEX`, in that order.
+    pub fn configure(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> io::Result<()> {
+        let mut up = LinkMessage::default();
+        up.header.index = index;
+        up.header.flags = LinkFlags::Up;
+        up.header.change_mask = LinkFlags::Up;
+        self.batch(vec![
+            (RouteNetlinkMessage::SetLink(up), 0),
+            (address_message(index, addr, prefix), NLM_F_CREATE),
+            (default_route(gateway, index), NLM_F_CREATE | NLM_F_EXCL),
+        ])
+        .map(drop)
     }
+}
+
+fn address_message(index: u32, addr: Ipv4Addr, prefix: u8) -> RouteNetlinkMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(addr.into()));
+    m.attributes.push(AddressAttribute::Address(addr.into()));
+    let bcast = u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0));
+    m.attributes
+        .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+    RouteNetlinkMessage::NewAddress(m)
+}
+
+fn default_route(gateway: Ipv4Addr, index: u32) -> RouteNetlinkMessage {
+    let mut m = RouteMessage::default();
+    m.header = RouteHeader {
+        address_family: AddressFamily::Inet,
+        destination_prefix_length: 0,
+        source_prefix_length: 0,
+        tos: 0,
+        table: RouteHeader::RT_TABLE_MAIN,
+        protocol: RouteProtocol::Boot,
+        scope: RouteScope::Universe,
+        kind: RouteType::Unicast,
+        flags: RouteFlags::empty(),
+    };
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+    m.attributes.push(RouteAttribute::Oif(index));
+    RouteNetlinkMessage::NewRoute(m)
 }
