@@ -5,11 +5,14 @@
 # server with `--network host`, R rounds (default 5) interleaved (the
 # order rotates each round), medians of requests per second printed.
 # Two ways in, each against host networking at the same address:
-#   - 127.0.0.1: `-p` goes through rrun's TCP relay (rbox never sets
-#     route_localnet), host networking straight to the server;
+#   - 127.0.0.1: `-p` is the nftables DNAT of the host's own connections
+#     (output hook; route_localnet on the bridge, loopback sources
+#     masqueraded), host networking straight to the server;
 #   - the host's own address (198.18.0.1 on a veth of the
 #     namespace, the RFC 2544 benchmark range): `-p` is the nftables DNAT
 #     in the kernel, over the bridge and the container's veth.
+# (Until 2026-12 rrun relayed 127.0.0.1 in userspace, as docker-proxy:
+# RBOX_BIN pointing at such a build measures that way.)
 # Runs in a network namespace of its own (scripts/in-netns.sh): the
 # bridge, the rules, the dummy interface and all the traffic stay in it.
 # As root:
@@ -78,7 +81,7 @@ med() { printf '%s\n' ${t[$1]} | median; }
 echo "busybox httpd, ab -n $reqs -c $conc, $rounds rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in lo addr; do
   p=$(med "p-$w") h=$(med "host-$w")
-  case $w in lo) at="127.0.0.1 (-p: rrun's relay)" ;; *) at="198.18.0.1 (-p: nftables DNAT)" ;; esac
+  case $w in lo) at="127.0.0.1 (-p: nftables DNAT in output)" ;; *) at="198.18.0.1 (-p: nftables DNAT)" ;; esac
   echo "  $at: -p median $p req/s, --network host median $h req/s, ratio $(awk -v a="$p" -v b="$h" 'BEGIN {printf "%.3f", a/b}')"
   echo "    -p runs:   ${t[p-$w]}"
   echo "    host runs: ${t[host-$w]}"
