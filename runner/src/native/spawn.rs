@@ -184,16 +184,10 @@ impl Started {
             sys::write_all_fd(fd, b"g").map_err(|source| SpawnError::Io { what, source })
         };
         go(sync.as_raw_fd(), "signal the container to start")?;
-        let mut buf = Vec::new();
-        let mut f =
-            std::fs::File::from(self.report.try_clone().map_err(|source| SpawnError::Io {
-                what: "read the container's report",
-                source,
-            })?);
-        loop {
-            let mut b = [0u8; 1];
-            match f.read(&mut b) {
-                Ok(1) if b[0] == AT_PIVOT => {
+        let mut report = std::fs::File::from(self.report);
+        let outcome = loop {
+            match read_byte(&mut report) {
+                Some(AT_PIVOT) => {
                     if let Err(msg) = at_pivot(self.pid) {
                         // EOF on its sync pipe: the child exits.
                         drop(sync);
@@ -202,31 +196,16 @@ impl Started {
                     }
                     go(sync.as_raw_fd(), "let the container go on after the hooks")?;
                 }
-                Ok(1) => {
-                    buf.push(b[0]);
-                    let _ = f.read_to_end(&mut buf);
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                _ => break,
+                // Waiting at its start gate, or past it (`create_started`,
+                // whose failures past the gate follow this byte).
+                Some(0) => break exec_outcome(self.pid, report),
+                Some(code) => break Err(child_failure(self.pid, report, code)),
+                // Exec'ed (the report pipe is close-on-exec).
+                None => break Ok(self.pid),
             }
-        }
+        };
         drop(sync);
-        // Empty: exec'ed. One 0 byte: waiting at its start gate (exit
-        // codes of failures are never 0), or past it (`create_started`).
-        if buf.is_empty() || buf == [0] {
-            return Ok(self.pid);
-        }
-        if buf[0] == 0 {
-            // A failure past the gate (`report_past_gate`).
-            buf.remove(0);
-        }
-        // The child failed: reap it so nothing is left behind.
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
-        Err(SpawnError::Child {
-            code: buf[0] as i32,
-            message: String::from_utf8_lossy(&buf[1..]).trim().to_string(),
-        })
+        outcome
     }
 
     /// Let the child go on up to its start gate (`ChildPlan::start_gate`
@@ -238,24 +217,22 @@ impl Started {
             what: "signal the container to start",
             source,
         })?;
-        let mut b = [0u8; 1];
-        let n = loop {
-            // SAFETY: reading one byte into a stack buffer from our pipe.
-            let n = unsafe { libc::read(self.report.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
+        let mut report = std::fs::File::from(self.report);
+        let first = read_byte(&mut report);
         drop(sync);
-        let gated = Gated {
-            pid: self.pid,
-            report: self.report,
-        };
-        match (n, b[0]) {
-            (1, 0) => Ok(gated),
-            // A failure (its code, then its message) or a child gone.
-            (1, code) => Err(gated.failed(Some(code))),
-            _ => Err(gated.failed(None)),
+        match first {
+            Some(0) => Ok(Gated {
+                pid: self.pid,
+                report: report.into(),
+            }),
+            Some(code) => Err(child_failure(self.pid, report, code)),
+            None => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+                Err(SpawnError::Child {
+                    code: 125,
+                    message: "the container's process ended before it was ready".into(),
+                })
+            }
         }
     }
 
@@ -292,41 +269,41 @@ impl Gated {
             what: "let the container exec its command",
             source,
         })?;
-        let mut buf = Vec::new();
-        let mut f =
-            std::fs::File::from(self.report.try_clone().map_err(|source| SpawnError::Io {
-                what: "read the container's report",
-                source,
-            })?);
-        let _ = f.read_to_end(&mut buf);
-        match buf.split_first() {
-            None => Ok(self.pid),
-            Some((&code, msg)) => {
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
-                Err(SpawnError::Child {
-                    code: code as i32,
-                    message: String::from_utf8_lossy(msg).trim().to_string(),
-                })
-            }
+        exec_outcome(self.pid, std::fs::File::from(self.report))
+    }
+}
+
+/// One byte of the child's report; `None` at its end (the child exec'ed
+/// or exited) or on an error.
+fn read_byte(report: &mut std::fs::File) -> Option<u8> {
+    let mut b = [0u8; 1];
+    loop {
+        match report.read(&mut b) {
+            Ok(1) => return Some(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            _ => return None,
         }
     }
+}
 
-    /// The child's failure after `code` (None: it died without a word),
-    /// reaped.
-    fn failed(self, code: Option<u8>) -> SpawnError {
-        let mut msg = Vec::new();
-        let _ = std::fs::File::from(self.report).read_to_end(&mut msg);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
-        match code {
-            Some(code) => SpawnError::Child {
-                code: code as i32,
-                message: String::from_utf8_lossy(&msg).trim().to_string(),
-            },
-            None => SpawnError::Child {
-                code: 125,
-                message: "the container's process ended before it was ready".into(),
-            },
-        }
+/// The rest of the child's report, read to its end: nothing means the
+/// child exec'ed its command; otherwise it failed (`child_failure`).
+fn exec_outcome(pid: libc::pid_t, mut report: std::fs::File) -> Result<libc::pid_t, SpawnError> {
+    match read_byte(&mut report) {
+        None => Ok(pid),
+        Some(code) => Err(child_failure(pid, report, code)),
+    }
+}
+
+/// The child's failure: its exit code `code` (already read), then its
+/// message up to the report's end. The child is reaped.
+fn child_failure(pid: libc::pid_t, mut report: std::fs::File, code: u8) -> SpawnError {
+    let mut msg = Vec::new();
+    let _ = report.read_to_end(&mut msg);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    SpawnError::Child {
+        code: code as i32,
+        message: String::from_utf8_lossy(&msg).trim().to_string(),
     }
 }
 
