@@ -39,6 +39,16 @@ pub struct CreateOpts<'a> {
 /// Create the container and return its record; its first process waits
 /// for `start`. On error nothing is left (state, cgroup, process).
 pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
+    create_as(o, false).map(|(saved, _)| saved)
+}
+
+/// `create`; with `run_now` (`run`) and no hooks that need the pause
+/// between create and start (prestart, createRuntime, createContainer,
+/// startContainer, poststart), the container's process goes straight on
+/// to its command: its gate is a pipe opened before it gets there, with
+/// no `exec.fifo` to make, reopen and remove, and no round trip more
+/// than a child without a gate. True when it did.
+fn create_as(o: &CreateOpts<'_>, run_now: bool) -> Result<(Saved, bool)> {
     state::check_id(o.id)?;
     let bundle = super::load(o.bundle)?;
     super::check_terminal(bundle.terminal, o.console_socket)?;
@@ -56,7 +66,9 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
         }
         Err(e) => return Err(io_err("create", &d)(e)),
     }
-    let r = create_in(o, &bundle);
+    let run_now =
+        run_now && !bundle.hooks.in_create_or_start() && bundle.hooks.poststart.is_empty();
+    let r = create_in(o, &bundle, run_now).map(|saved| (saved, run_now));
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&d);
         // The lifecycle goes on at "destroy" (runtime-spec lifecycle step 12).
@@ -68,28 +80,41 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
     r
 }
 
-fn create_in(o: &CreateOpts<'_>, bundle: &Bundle) -> Result<Saved> {
+fn create_in(o: &CreateOpts<'_>, bundle: &Bundle, run_now: bool) -> Result<Saved> {
     let (driver, name) = super::cgroup_for(bundle.cgroups_path.as_deref(), o.id)?;
     let cg = driver.create(&name, &bundle.resources, Devices::Default)?;
-    let r = spawn_waiting(o, bundle, &cg);
+    let r = spawn_waiting(o, bundle, &cg, run_now);
     if r.is_err() {
         let _ = cg.remove();
     }
     r
 }
 
-fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup) -> Result<Saved> {
-    let fifo = state::fifo(o.root, o.id);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
-    // Read-write: opening does not block, and the child's read blocks
-    // until `start` writes (or the caller kills it).
-    let gate: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .map_err(io_err("open", &fifo))?
-        .into();
+fn spawn_waiting(
+    o: &CreateOpts<'_>,
+    bundle: &Bundle,
+    cg: &crate::cgroup::Cgroup,
+    run_now: bool,
+) -> Result<Saved> {
+    // `run_now`: a pipe, its byte written before the child reads it.
+    let (gate, open_gate) = if run_now {
+        let (rd, wr) =
+            sys::pipe().map_err(|e| OciError::Other(format!("create the start gate: {e}")))?;
+        (rd, Some(wr))
+    } else {
+        let fifo = state::fifo(o.root, o.id);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
+        // Read-write: opening does not block, and the child's read blocks
+        // until `start` writes (or the caller kills it).
+        let gate: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(io_err("open", &fifo))?
+            .into();
+        (gate, None)
+    };
     let console = o.console_socket.map(super::connect_console).transpose()?;
     let into = cg.clone_into_fd();
     let tasks = cg.self_join_files()?;
@@ -99,6 +124,8 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
         join.push((f, *t));
     }
     let mut plan = child_plan(bundle, cg, &gate, console.as_ref(), &tasks)?;
+    // Its failures past the open gate are still ours to report.
+    plan.report_past_gate = open_gate.is_some();
     plan.join_ns = join.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
     let user_file = match &bundle.userns {
         Some(UserNs::Join(p)) => Some(std::fs::File::open(p).map_err(io_err("open namespace", p))?),
@@ -124,13 +151,19 @@ fn spawn_waiting(o: &CreateOpts<'_>, bundle: &Bundle, cg: &crate::cgroup::Cgroup
     }
     let started = spawn::start(&plan, into.as_ref().map(|f| f.as_raw_fd()))?;
     drop(console);
-    // Before the child's pivot, in our namespaces.
-    let pid = started.release_with(|pid| {
-        let state = hooks::state_json(o.id, "creating", pid, &bundle.dir, &bundle.annotations);
-        hooks::run_all(hooks::KINDS[0], &bundle.hooks.prestart, &state)
-            .and_then(|()| hooks::run_all(hooks::KINDS[1], &bundle.hooks.create_runtime, &state))
-            .map_err(|e| e.to_string())
-    })?;
+    let pid = match &open_gate {
+        // Returns once the command is exec'ed (or failed to be).
+        Some(w) => started.create_started(w)?,
+        // Before the child's pivot, in our namespaces.
+        None => started.release_with(|pid| {
+            let state = hooks::state_json(o.id, "creating", pid, &bundle.dir, &bundle.annotations);
+            hooks::run_all(hooks::KINDS[0], &bundle.hooks.prestart, &state)
+                .and_then(|()| {
+                    hooks::run_all(hooks::KINDS[1], &bundle.hooks.create_runtime, &state)
+                })
+                .map_err(|e| e.to_string())
+        })?,
+    };
     let saved = (|| {
         let (_, start_time) = state::proc_stat(pid).ok_or_else(|| {
             OciError::Other(format!("container process {pid} vanished during create"))
@@ -415,8 +448,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// 128 + the signal that killed it.
 pub fn run(o: &CreateOpts<'_>) -> Result<i32> {
     let fwd = spawn::ForwardedSignals::block();
-    let saved = create(o)?;
-    let waited = start(o.root, o.id).and_then(|()| {
+    let (saved, started) = match create_as(o, true) {
+        // Its command could not be exec'ed (reported past the open gate):
+        // the command's status and message, as a gated start gives them.
+        Err(OciError::Spawn(spawn::SpawnError::Child {
+            code: code @ (126 | 127),
+            message,
+        })) => {
+            let _ = writeln!(std::io::stderr(), "rbox-runtime: exec: {message}");
+            return Ok(code);
+        }
+        r => r?,
+    };
+    let start = || if started { Ok(()) } else { start(o.root, o.id) };
+    let waited = start().and_then(|()| {
         fwd.wait(saved.pid, || {})
             .map_err(|e| OciError::Other(format!("wait for the container: {e}")))
     });
