@@ -50,6 +50,7 @@ pub fn create(o: &CreateOpts<'_>) -> Result<Saved> {
 /// than a child without a gate. True when it did.
 fn create_as(o: &CreateOpts<'_>, run_now: bool) -> Result<(Saved, bool)> {
     state::check_id(o.id)?;
+    super::seccomp_cache::use_root(o.root);
     let bundle = super::load(o.bundle)?;
     super::check_terminal(bundle.terminal, o.console_socket)?;
     // Root's only, as every directory of rbox's (invariant 6).

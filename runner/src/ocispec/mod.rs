@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod pause;
 pub mod seccomp;
+pub mod seccomp_cache;
 pub mod state;
 pub mod update;
 pub mod userns;
@@ -308,7 +309,7 @@ pub(crate) fn load_value(bundle: &Path, path: &Path, raw: serde_json::Value) -> 
     // From the raw JSON, before the typed parse: its errors name the path
     // of a bad action, operator, architecture or flag.
     let filter = match raw.pointer("/linux/seccomp").filter(|v| !v.is_null()) {
-        Some(v) => Some(seccomp::compile(v, no_new_privs_raw(&raw))?),
+        Some(v) => Some(seccomp_cache::compile(v, no_new_privs_raw(&raw))?),
         None => None,
     };
     let spec: Spec = serde_json::from_value(raw).map_err(|e| OciError::Parse {
@@ -336,7 +337,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Bundle> {
                 .as_ref()
                 .and_then(|p| p.no_new_privileges())
                 .unwrap_or(false);
-            Some(seccomp::compile(&v, nnp)?)
+            Some(seccomp_cache::compile(&v, nnp)?)
         }
     };
     translate_with(spec, bundle, filter)

@@ -148,6 +148,48 @@ impl std::fmt::Debug for Filter {
 }
 
 impl Filter {
+    /// The filter as JSON (`seccomp_cache`): flags, rules, skipped names
+    /// and the instructions as `[code, jt, jf, k]`.
+    pub(crate) fn to_json(&self) -> Value {
+        serde_json::json!({
+            "flags": self.flags,
+            "rules": self.rules,
+            "skipped": self.skipped,
+            "insns": self.insns.iter().map(|i| [i.code as u32, i.jt as u32, i.jf as u32, i.k]).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `to_json`'s output back; `None` if it is not one (an empty or
+    /// oversized program, a field out of range).
+    pub(crate) fn from_json(v: &Value) -> Option<Filter> {
+        let insns = v["insns"]
+            .as_array()?
+            .iter()
+            .map(|i| {
+                let n = |k: usize| i.get(k).and_then(Value::as_u64);
+                Some(libc::sock_filter {
+                    code: u16::try_from(n(0)?).ok()?,
+                    jt: u8::try_from(n(1)?).ok()?,
+                    jf: u8::try_from(n(2)?).ok()?,
+                    k: u32::try_from(n(3)?).ok()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        if insns.is_empty() || insns.len() > u16::MAX as usize {
+            return None;
+        }
+        Some(Filter {
+            insns,
+            flags: u32::try_from(v["flags"].as_u64()?).ok()?,
+            skipped: v["skipped"]
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()?,
+            rules: usize::try_from(v["rules"].as_u64()?).ok()?,
+        })
+    }
+
     /// The number of BPF instructions.
     pub fn len(&self) -> usize {
         self.insns.len()
