@@ -1720,3 +1720,80 @@ fn id_maps_without_a_user_namespace_and_bad_maps_are_refused_by_name() {
         assert!(!b.root.join(uniq("userns-bad")).exists());
     }
 }
+
+/// Whether the file a process executes sits on a read-only mount, as
+/// rbox-runtime's clone of its binary does (a detached read-only bind
+/// mount). Opening it for writing is no test while it runs: the host file
+/// and the clone share the inode, so both give ETXTBSY; the CVE-2019-5736
+/// handle writes once the binary stops running, and only the read-only
+/// mount stops that.
+fn exe_on_read_only_mount(pid: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    // SAFETY: fstatvfs fills the zeroed struct we pass for an open fd.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstatvfs(f.as_raw_fd(), &mut st) }, 0);
+    st.f_flag & libc::ST_RDONLY != 0
+}
+
+/// A child of `parent` whose command line contains `what`.
+fn child_running(parent: i32, what: &str) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&p| stat(p).is_some_and(|(_, pp)| pp == parent) && cmdline(p).contains(what))
+}
+
+/// CVE-2019-5736 against rbox-runtime itself: the processes that enter a
+/// container are forks of rbox-runtime — `create`'s first process waits at
+/// the start gate inside the container's namespaces, `run` and `exec` wait
+/// for theirs — so each must run from the read-only clone of the binary,
+/// as rrun's do (runner/tests/exeseal.rs has the full attack against rrun).
+#[test]
+fn processes_that_enter_a_container_run_from_a_read_only_clone() {
+    require_root();
+    // The test's own binary is on a writable mount: what the clone avoids.
+    assert!(!exe_on_read_only_mount(std::process::id() as i32));
+    // create: the first process, waiting before its execve.
+    let id = &uniq("exeseal-create");
+    let b = bundle(&["sleep", "1000"], |_| {});
+    let pid_file = b.dir.join("ctr.pid");
+    let (ok, e) = b.create(id, &["--pid-file", &pid_file.to_string_lossy()]);
+    assert!(ok, "create: {e}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        exe_on_read_only_mount(pid),
+        "the created container's process runs the host's rbox-runtime"
+    );
+    // exec (foreground): the rbox-runtime process that waits for it.
+    let o = b.rt(&["start", id]);
+    assert!(o.status.success(), "start: {}", err(&o));
+    let mut ex = b.cmd(&["exec", id, "sleep", "1000"]).spawn().unwrap();
+    let exec_pid = ex.id() as i32;
+    wait_until("exec's process runs", || {
+        child_running(exec_pid, "sleep").is_some()
+    });
+    assert!(exe_on_read_only_mount(exec_pid), "exec");
+    let _ = b.rt(&["kill", "--all", id, "KILL"]);
+    let _ = ex.wait();
+    let _ = b.rt(&["delete", "--force", id]);
+    // run: the rbox-runtime process that waits for the container.
+    let id = &uniq("exeseal-run");
+    let mut run = b
+        .cmd(&["run", "--bundle", &b.bundle_arg(), id])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_pid = run.id() as i32;
+    wait_until("run's container runs", || {
+        child_running(run_pid, "sleep").is_some()
+    });
+    assert!(exe_on_read_only_mount(run_pid), "run");
+    let _ = b.rt(&["kill", id, "KILL"]);
+    let _ = run.wait();
+    let _ = b.rt(&["delete", "--force", id]);
+}

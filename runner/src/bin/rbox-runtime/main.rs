@@ -107,7 +107,23 @@ fn main() -> ExitCode {
             };
         }
     };
+    // What forks a process that enters a container (create's first
+    // process, which waits at the start gate inside the container's
+    // namespaces; run; exec) runs from a read-only clone of this binary,
+    // as rrun does: otherwise a container whose command resolves to
+    // /proc/self/exe gets a handle to the host's rbox-runtime
+    // (CVE-2019-5736; runner::native::exeseal). The clone re-executes
+    // this process with the same arguments and pid.
+    let sealed = if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
+        runner::native::exeseal::reexec_sealed()
+    } else {
+        Ok(())
+    };
     log::init(cli.log.as_deref(), &cli.log_format, cli.debug);
+    if let Err(e) = sealed {
+        log::error(&format!("{e}"));
+        return ExitCode::from(1);
+    }
     runner::ocispec::hooks::set_warn_sink(log::warn);
     runner::ocispec::set_debug_log(log::debug);
     if cli.systemd_cgroup {
