@@ -222,13 +222,40 @@ pub struct Features {
     pub start_later: bool,
 }
 
-/// A task's stdio, kept apart from `ContainerSpec` as containerd keeps a
-/// task's IO apart from its OCI spec: the spec is plain data that is
-/// cloned and compared, a sink is an open descriptor of one task. Stdin
-/// is the caller's with `spec.stdin`, /dev/null otherwise.
-#[derive(Debug, Default)]
+/// A task's stdio and how it is tied to its caller, kept apart from
+/// `ContainerSpec` as containerd keeps a task's IO and options apart from
+/// its OCI spec: the spec is plain data that is cloned and compared, these
+/// belong to one task. Stdin is the caller's with `spec.stdin`, /dev/null
+/// otherwise; with `spec.tty` the runtime relays the caller's stdio to the
+/// container's terminal. `Default`: output inherited, no signals
+/// forwarded, the container dies with its caller.
+#[derive(Default)]
 pub struct TaskIo {
     pub output: OutputSink,
+    /// While `wait` blocks, the caller's INT, TERM, HUP, QUIT, USR1 and
+    /// USR2 go to the container's process (and, with a terminal, its
+    /// window size follows the caller's). The caller must be
+    /// single-threaded when it calls `create` (the signals are blocked
+    /// process-wide until the task is deleted).
+    pub forward_signals: bool,
+    /// The container outlives its caller (a detached supervisor's, in a
+    /// session of its own). Otherwise a caller that dies, even by SIGKILL,
+    /// takes the container with it and the runtime forgets it.
+    pub outlive_caller: bool,
+    /// Runtime-specific options, as containerd's `CreateTaskRequest.options`:
+    /// a runtime uses the type it knows and ignores any other.
+    pub options: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for TaskIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskIo")
+            .field("output", &self.output)
+            .field("forward_signals", &self.forward_signals)
+            .field("outlive_caller", &self.outlive_caller)
+            .field("options", &self.options.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// One container made by `Runtime::create`, in containerd's shape: its
@@ -346,7 +373,11 @@ pub trait Runtime: Send + Sync {
         output: OutputSink,
     ) -> Result<ExitStatus, RuntimeError> {
         refuse_unsupported(self.name(), self.features(), spec)?;
-        let mut task = self.create(spec, TaskIo { output })?;
+        let io = TaskIo {
+            output,
+            ..TaskIo::default()
+        };
+        let mut task = self.create(spec, io)?;
         let status = task.start().and_then(|()| task.wait());
         let deleted = task.delete();
         let status = status?;

@@ -302,7 +302,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         tty: a.tty,
         stdin: a.interactive,
     };
-    let coded = |e: RuntimeError| Coded(runner::runtime_exit_code(&*e), anyhow!(e));
+    let coded = |e: RuntimeError| Coded(runner::exit_code(&*e), anyhow!(e));
     let status = ctr.exec(&process).map_err(coded)?.wait().map_err(coded)?;
     Ok(status.code())
 }

@@ -1,12 +1,12 @@
 //! `rrun run -d`: a supervisor (double fork, new session) starts the
 //! container with its output in `containers/<id>/container.log`, records
 //! the exit, and cleans up. The foreground rrun waits only until the
-//! command has started (or failed to), then prints the id. The native
-//! runner (here) and the external OCI runtimes (oci_run.rs) share the
-//! supervisor; each brings the body that runs the container.
+//! command has started (or failed to), then prints the id. The
+//! supervisor drives the container's runtime through its `Task`, the same
+//! for every runtime (`crate::run::run_task`).
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::runtime::{ContainerSpec, ExitStatus};
-use runner::native::container::{self, Launch};
 use runner::state::{ProcessId, State, Status};
 use runner::sys;
 
@@ -127,22 +126,15 @@ impl Supervisor<'_> {
     }
 }
 
-/// Fork the supervisor (in a session of its own, stdin on /dev/null,
-/// output in `container.log`) and run `body` in it; its return value is
-/// the supervisor's exit code. Here: print the id once the command runs,
-/// or fail with the supervisor's code and reason.
-pub fn spawn_supervisor(
-    id: &str,
-    dir: &Path,
-    state: State,
-    body: impl FnOnce(&Supervisor<'_>) -> i32,
-) -> Result<i32> {
-    fork_supervisor(id, dir, state, false, false, body)
-}
-
-/// [`spawn_supervisor`], for a new container (`existing` false: the id is
-/// printed, and a failed start removes it) or an existing one (`rrun
-/// start`: nothing printed, a failed start is recorded as its exit).
+/// Fork the supervisor (in a session of its own, stdin on /dev/null or
+/// the attach hub's pipe with -i, output through a pipe to the
+/// supervisor, which writes it into `container.log` with each line's
+/// time and rotates it: runner::logfile) and run `body` in it; its return
+/// value is the supervisor's exit code. Here: for a new container
+/// (`existing` false) print the id once the command runs, and a failed
+/// start removes it; for an existing one (`rrun start`) print nothing,
+/// and a failed start is recorded as its exit. Or fail with the
+/// supervisor's code and reason.
 pub fn spawn_supervisor_for(
     id: &str,
     dir: &Path,
@@ -150,39 +142,14 @@ pub fn spawn_supervisor_for(
     existing: bool,
     body: impl FnOnce(&Supervisor<'_>) -> i32,
 ) -> Result<i32> {
-    fork_supervisor(id, dir, state, existing, true, body)
-}
-
-/// `relay`: the output goes through a pipe to the supervisor, which
-/// writes it with each line's time and rotates it (runner::logfile);
-/// otherwise straight into `container.log` (an external OCI runtime's
-/// supervisor, which reads the runtime's last words from it at once).
-fn fork_supervisor(
-    id: &str,
-    dir: &Path,
-    state: State,
-    existing: bool,
-    relay: bool,
-    body: impl FnOnce(&Supervisor<'_>) -> i32,
-) -> Result<i32> {
     let (rd, wr) = sys::pipe().context("create pipe")?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("container.log"))
-        .context("create container.log")?;
-    let writer = if relay {
-        let w = runner::logfile::Writer::open(dir, state.options.log.clone())
-            .context("open container.log")?;
-        let (out_rd, out_wr) = sys::pipe().context("create pipe")?;
-        Some((w, out_rd, out_wr))
-    } else {
-        None
-    };
+    let writer = runner::logfile::Writer::open(dir, state.options.log.clone())
+        .context("open container.log")?;
+    let (out_rd, out_wr) = sys::pipe().context("create pipe")?;
     let devnull = File::open("/dev/null").context("open /dev/null")?;
     // -i: the container's stdin is a pipe the attach hub keeps open
     // (runner::attach); otherwise /dev/null.
-    let stdin = match relay && runner::recorded::load(dir).is_ok_and(|s| s.stdin) {
+    let stdin = match runner::recorded::load(dir).is_ok_and(|s| s.stdin) {
         true => Some(sys::pipe().context("create pipe")?),
         false => None,
     };
@@ -197,7 +164,7 @@ fn fork_supervisor(
                 0 => {
                     // Our stdio (and so the container's) must not keep the
                     // caller's terminal or pipes open.
-                    let out = writer.as_ref().map_or(log.as_raw_fd(), |w| w.2.as_raw_fd());
+                    let out = out_wr.as_raw_fd();
                     let input = stdin
                         .as_ref()
                         .map_or(devnull.as_raw_fd(), |p| p.0.as_raw_fd());
@@ -207,12 +174,9 @@ fn fork_supervisor(
                         libc::dup2(out, 1);
                         libc::dup2(out, 2);
                     }
-                    drop(log);
+                    drop(out_wr);
                     let stdin_wr = stdin.map(|(_, wr)| wr);
-                    let relayed = writer.map(|(w, out_rd, out_wr)| {
-                        drop(out_wr);
-                        runner::attach::Hub::start(dir, w, out_rd, stdin_wr)
-                    });
+                    let hub = runner::attach::Hub::start(dir, writer, out_rd, stdin_wr);
                     let mut state = state;
                     state.supervisor = Some(ProcessId::current());
                     let _ = state.save(dir);
@@ -223,16 +187,14 @@ fn fork_supervisor(
                         existing,
                     };
                     let code = body(&sup);
-                    if let Some(hub) = relayed {
-                        // Our own ends closed: the relay ends once the
-                        // container's processes (gone now) have closed theirs.
-                        // SAFETY: dup2 onto 1..2 of a descriptor we own.
-                        unsafe {
-                            libc::dup2(devnull.as_raw_fd(), 1);
-                            libc::dup2(devnull.as_raw_fd(), 2);
-                        }
-                        hub.finish(code, Duration::from_secs(5));
+                    // Our own ends closed: the relay ends once the
+                    // container's processes (gone now) have closed theirs.
+                    // SAFETY: dup2 onto 1..2 of a descriptor we own.
+                    unsafe {
+                        libc::dup2(devnull.as_raw_fd(), 1);
+                        libc::dup2(devnull.as_raw_fd(), 2);
                     }
+                    hub.finish(code, Duration::from_secs(5));
                     drop(devnull);
                     // SAFETY: _exit skips the parent's atexit work.
                     unsafe { libc::_exit(code) }
@@ -244,7 +206,7 @@ fn fork_supervisor(
         child => {
             drop(wr);
             // The relay's pipe is the supervisor's alone.
-            drop(writer);
+            drop((writer, out_rd, out_wr));
             drop(stdin);
             let _ = runner::native::spawn::try_wait(child, true);
             let mut buf = String::new();
@@ -297,38 +259,34 @@ pub fn supervise_restarts(sup: &Supervisor<'_>, mut once: impl FnMut() -> Ended)
     }
 }
 
-/// The native runner's `-d`.
+/// `rrun run -d`.
 pub fn run_detached(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
     run_detached_for(spec, dir, state, false)
 }
 
-/// The native runner's `-d` for a new container, or `rrun start` of an
-/// existing one (`existing`, see [`spawn_supervisor_for`]).
+/// `-d` for a new container, or `rrun start` of an existing one
+/// (`existing`, see [`spawn_supervisor_for`]): each run through the
+/// runtime's task, which outlives this rrun.
 pub fn run_detached_for(
     spec: &ContainerSpec,
     dir: &Path,
     state: State,
     existing: bool,
 ) -> Result<i32> {
-    let ports = state.host.ports.clone();
-    let options = state.options.clone();
-    let net = container::NetworkPlan::of(dir, &state)?;
-    let health = options.healthcheck.clone();
+    let runtime = crate::run::runtime_of(&state)?;
+    let health = state.options.healthcheck.clone();
+    let known = state.clone();
     spawn_supervisor_for(&spec.id, dir, state, existing, |sup| {
         if let Some(hc) = health {
             watch_health(dir, hc);
         }
         supervise_restarts(sup, || {
-            let mut on_started = |pid: i32| sup.started(pid);
-            let mut launch = Launch::new(dir);
-            launch.forward_signals = false;
-            launch.die_with_parent = false;
-            launch.on_started = Some(&mut on_started);
-            launch.ports = &ports;
-            launch.options = Some(&options);
-            net.apply(&mut launch);
-            match container::run(spec, launch) {
-                Err(e) => Ended::Failed(e.exit_code(), e.to_string()),
+            let mut started = |pid: i32| sup.started(pid);
+            let ran = crate::run::task_io(dir, &known, false)
+                .map_err(|e| Coded(runner::exit_code_of(&e), e))
+                .and_then(|io| crate::run::run_task(spec, io, &*runtime, &mut started));
+            match ran {
+                Err(e) => Ended::Failed(e.0, e.to_string()),
                 Ok(o) => {
                     let oom = o.status == ExitStatus::OutOfMemory;
                     Ended::Exited(crate::run::report_outcome(&o), oom)

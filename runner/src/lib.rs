@@ -9,6 +9,7 @@ pub mod console;
 pub mod container_fs;
 pub mod copy;
 pub mod envvars;
+pub mod error;
 pub mod external;
 pub mod health;
 pub mod lifecycle;
@@ -25,7 +26,8 @@ pub mod sys;
 pub mod user;
 pub mod volume;
 
-pub use runtimes::{runtime_exit_code, runtime_named};
+pub use error::{exit_code, exit_code_of, Coded};
+pub use runtimes::runtime_named;
 
 /// PATH when neither the image nor the user sets one (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -4,8 +4,6 @@ mod admin;
 mod cli;
 mod commands;
 mod detach;
-mod oci_run;
-mod oci_watchdog;
 mod run;
 mod run_options;
 
@@ -70,7 +68,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rrun: {}", run::one_line(&e));
-            run::exit_code_of(&e)
+            runner::exit_code_of(&e)
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)

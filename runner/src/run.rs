@@ -1,55 +1,31 @@
 //! `rrun run` and the dispatch of the other commands.
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::layer::marker;
 use engine::runtime::{
-    ContainerSpec, ExitStatus, Features, NetworkMode, Resources, RootfsSpec, SecuritySpec,
+    ContainerSpec, ExitStatus, Features, NetworkMode, OutputSink, Resources, RootfsSpec,
+    SecuritySpec, TaskIo,
 };
 use engine::Store;
 use runner::lifecycle;
-use runner::native::container::{self, Launch, LaunchError, Outcome};
+use runner::native::container::{Outcome, TaskOptions};
 use runner::state::{ExecDefaults, ProcessId, State, Status};
 use runner::user;
 use runner::volume::spec;
 
 use crate::cli::{self, BadValue, Cli, Command, RunArgs};
 
-/// An error that carries its exit code (Docker: 125 rrun's own, 126/127 the command's).
-#[derive(Debug)]
-pub struct Coded(pub i32, pub anyhow::Error);
-
-impl std::fmt::Display for Coded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.1)
-    }
-}
-
-impl std::error::Error for Coded {}
+/// The library's error that carries its exit code (Docker: 125 rrun's
+/// own, 126/127 the command's), which every command returns.
+pub use runner::Coded;
 
 /// The error chain on one line, without repeating causes that a message
 /// already includes.
 pub fn one_line(e: &anyhow::Error) -> String {
     engine::errfmt::one_line(e.chain())
-}
-
-pub fn exit_code_of(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
-        if let Some(c) = cause.downcast_ref::<Coded>() {
-            return c.0;
-        }
-        if let Some(l) = cause.downcast_ref::<LaunchError>() {
-            return l.exit_code();
-        }
-        if let Some(x) = cause.downcast_ref::<runner::native::exec::ExecError>() {
-            return x.exit_code();
-        }
-    }
-    125
 }
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
@@ -937,14 +913,10 @@ fn cmd_run(root: &Path, a: RunArgs) -> Result<i32> {
         diff_ids,
     } = make(root, &a, Some(ProcessId::current()))?;
     write_cidfile(&a, &dir, &state.id)?;
-    let r = if a.runtime != "native" {
-        let r = crate::oci_run::run(&a.runtime, &spec, &dir, state, a.detach);
-        // Detached, --rm is the supervisor's to do once the container ends.
-        finish_simple(&dir, a.rm && !a.detach, r)
-    } else if a.detach {
+    let r = if a.detach {
         crate::detach::run_detached(&spec, &dir, state)
     } else {
-        run_foreground(&spec, &dir, state, &a)
+        run_foreground(&spec, &dir, state)
     };
     // Layers unpacked long enough ago to be written back are made durable
     // now that the container has ended, off the start path (see
@@ -1022,44 +994,73 @@ fn write_cidfile(a: &RunArgs, dir: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-fn finish_simple(dir: &Path, rm: bool, r: Result<i32>) -> Result<i32> {
-    if rm || r.is_err() {
-        let _ = runner::volume::remove_container_dir(dir, true);
-    }
-    r
+/// The runtime `state` records (older records name none: native).
+pub fn runtime_of(state: &State) -> Result<Box<dyn engine::runtime::Runtime>> {
+    let name = match state.host.runtime.as_str() {
+        "" => "native",
+        n => n,
+    };
+    Ok(runner::runtime_named(name).map_err(|e| Coded(125, e.into()))?)
 }
 
-fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State, a: &RunArgs) -> Result<i32> {
-    let devnull: Option<OwnedFd> = if a.interactive {
-        None
-    } else {
-        Some(File::open("/dev/null").context("open /dev/null")?.into())
-    };
+/// What a task of the container in `dir` is given besides its spec, for
+/// every runtime alike: `forward` rrun's signals (the foreground), or
+/// not, and the container then outlives this rrun (a detached supervisor).
+pub fn task_io(dir: &Path, state: &State, foreground: bool) -> Result<TaskIo> {
+    let mut options = TaskOptions::of(dir, state)?;
+    // Started right after it is made.
+    options.start_at_once = true;
+    Ok(TaskIo {
+        output: OutputSink::Inherit,
+        forward_signals: foreground,
+        outlive_caller: !foreground,
+        options: Some(Box::new(options)),
+    })
+}
+
+/// One run of the container through its runtime's task: create, start
+/// (`started` gets its pid), wait, delete. An error is the runtime's,
+/// with its exit code; a failed delete after the command ran is a
+/// warning, as its exit code stands (`rrun rm` asks the runtime again).
+pub fn run_task(
+    spec: &ContainerSpec,
+    io: TaskIo,
+    runtime: &dyn engine::runtime::Runtime,
+    started: &mut dyn FnMut(i32),
+) -> std::result::Result<Outcome, Coded> {
+    let mut task = runtime.create(spec, io).map_err(Coded::of)?;
+    let status = task
+        .start()
+        .map(|()| started(task.pid()))
+        .and_then(|()| task.wait());
+    let deleted = task.delete();
+    let status = status.map_err(Coded::of)?;
+    if let Err(e) = deleted {
+        eprintln!("rrun: warning: {}", Coded::of(e));
+    }
+    Ok(Outcome {
+        status,
+        memory_limit: spec.resources.memory_bytes,
+    })
+}
+
+fn run_foreground(spec: &ContainerSpec, dir: &Path, state: State) -> Result<i32> {
+    let runtime = runtime_of(&state)?;
+    let io = task_io(dir, &state, true);
     let state = RefCell::new(state);
-    let mut on_started = |pid: i32| {
+    let mut started = |pid: i32| {
         let mut s = state.borrow_mut();
         if let Ok(now) = State::mark_running(dir, &s, pid) {
             *s = now;
         }
     };
-    let mut launch = Launch::new(dir);
-    launch.forward_signals = true;
-    launch.die_with_parent = true;
-    launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), None, None];
-    launch.on_started = Some(&mut on_started);
-    let options = state.borrow().options.clone();
-    launch.options = Some(&options);
-    let ports = state.borrow().host.ports.clone();
-    launch.ports = &ports;
-    let net = container::NetworkPlan::of(dir, &state.borrow())?;
-    net.apply(&mut launch);
-    let result = container::run(spec, launch);
+    let result = io.and_then(|io| Ok(run_task(spec, io, &*runtime, &mut started)?));
     let s = state.into_inner();
     match result {
         Err(e) => {
             // A container that never ran leaves nothing behind.
             let _ = runner::volume::remove_container_dir(dir, true);
-            Err(e.into())
+            Err(e)
         }
         Ok(o) => {
             let code = report_outcome(&o);

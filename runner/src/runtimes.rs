@@ -1,6 +1,6 @@
 //! Choosing a runtime: the one place that knows the runtimes' names
-//! (`rrun run --runtime`, `rbuild build --runtime`) and turns a runtime's
-//! error into Docker's exit code. Everything else asks the runtime
+//! (`rrun run --runtime`, `rbuild build --runtime`); `crate::error` turns
+//! a runtime's error into Docker's exit code. Everything else asks the runtime
 //! (`Runtime::features`), never its name.
 
 use std::path::Path;
@@ -60,22 +60,4 @@ fn record(dir: &Path, st: &crate::state::State, pid: i32) -> TaskRecord {
             privileged: st.exec.privileged,
         },
     }
-}
-
-/// Docker's exit code for a runtime's error: 126 or 127 for a command
-/// that could not run (either runtime), 125 for everything else.
-pub fn runtime_exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
-    if let Some(e) = e.downcast_ref::<crate::native::container::LaunchError>() {
-        return e.exit_code();
-    }
-    if let Some(e) = e.downcast_ref::<crate::external::CommandError>() {
-        return e.exit_code();
-    }
-    if let Some(e) = e.downcast_ref::<crate::native::exec::ExecError>() {
-        return e.exit_code();
-    }
-    if e.is::<crate::external::existing::CommandFailed>() {
-        return 126;
-    }
-    125
 }

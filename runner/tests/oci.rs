@@ -850,3 +850,99 @@ fn an_external_runtime_refuses_what_it_lacks_naming_the_option() {
     assert_eq!(code(&o), 125, "{}", stderr(&o));
     assert!(stderr(&o).contains("--runtime"), "{}", stderr(&o));
 }
+
+/// `-d` through the runtime's task, with the supervisor every runtime
+/// shares: the output goes through its log writer (`logs -t` has each
+/// line's time), `-i` gets the attach hub's stdin pipe, `stop` and
+/// `rm -f` end it and leave no runtime state, cgroup or directory.
+fn check_detached_supervisor(rt: &str) {
+    require(rt);
+    let name = format!("oci-sup-{rt}");
+    let o = rrun(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 4' TERM; echo hello; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    wait_for("the first line", std::time::Duration::from_secs(10), || {
+        stdout(&rrun(&["logs", &name])) == "hello\n"
+    });
+    let logs = stdout(&rrun(&["logs", "-t", &name]));
+    let (time, line) = logs.trim_end().split_once(' ').unwrap_or(("", ""));
+    assert_eq!(line, "hello", "{rt}: {logs:?}");
+    assert!(
+        time.len() > 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{rt}: no RFC 3339 time in {logs:?}"
+    );
+    // -i: stdin is the hub's pipe, open while the container runs.
+    let st = state_of(&id);
+    let pid = st["pid"]["pid"].as_i64().unwrap();
+    let stdin = std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
+    assert!(
+        stdin.to_string_lossy().starts_with("pipe:"),
+        "{rt}: stdin is {stdin:?}"
+    );
+    let o = rrun(&["stop", "-t", "5", &name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    wait_for(
+        "the exit recorded",
+        std::time::Duration::from_secs(10),
+        || state_of(&id)["status"] == "exited",
+    );
+    assert_eq!(state_of(&id)["exit_code"], 4, "{rt}");
+    assert!(
+        !container_dir(&id).join("bundle").exists(),
+        "{rt}: the runtime still knows the stopped container"
+    );
+    assert_eq!(code(&rrun(&["rm", &name])), 0);
+
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let pid = state_of(&id)["pid"]["pid"].as_i64().unwrap();
+    let o = rrun(&["rm", "-f", &name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    assert!(
+        !container_dir(&id).exists(),
+        "{rt}: rm -f left the directory"
+    );
+    wait_for(
+        "the container's process gone",
+        std::time::Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+        },
+    );
+    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new(), "{rt}");
+}
+
+#[test]
+fn crun_detached_through_the_shared_supervisor() {
+    check_detached_supervisor("crun");
+}
+
+#[test]
+fn runc_detached_through_the_shared_supervisor() {
+    check_detached_supervisor("runc");
+}

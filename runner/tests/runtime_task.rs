@@ -23,7 +23,11 @@ fn runtimes() -> Vec<Box<dyn Runtime>> {
 }
 
 fn spec(dir: &Path, id: &str, script: &str) -> ContainerSpec {
-    let store = engine::Store::open(store_root()).unwrap();
+    spec_in(store_root(), dir, id, script)
+}
+
+fn spec_in(root: &Path, dir: &Path, id: &str, script: &str) -> ContainerSpec {
+    let store = engine::Store::open(root).unwrap();
     let lowers = fixtures::image_lowerdirs(&store, "busybox").expect("busybox lowerdirs");
     ContainerSpec {
         env: vec![format!("PATH={}", runner::DEFAULT_PATH)],
@@ -71,6 +75,7 @@ fn create_waits_before_the_command_and_start_runs_it() {
                 &s,
                 TaskIo {
                     output: OutputSink::Fd(wr),
+                    ..TaskIo::default()
                 },
             )
             .unwrap_or_else(|e| panic!("{}: create: {e}", rt.name()));
@@ -159,12 +164,7 @@ fn a_command_that_cannot_run_is_127_for_every_runtime() {
         let mut s = spec(dir.path(), &format!("task-127-{}", rt.name()), "");
         s.args = vec!["no-such-tool".into()];
         let err = rt.run(&s).unwrap_err();
-        assert_eq!(
-            runner::runtime_exit_code(&*err),
-            127,
-            "{}: {err}",
-            rt.name()
-        );
+        assert_eq!(runner::exit_code(&*err), 127, "{}: {err}", rt.name());
         assert!(
             err.to_string().contains("executable file not found"),
             "{}: {err}",
@@ -199,4 +199,109 @@ fn features_decide_what_is_refused_never_the_name() {
     );
     let err = runner::runtime_named("kata").err().unwrap().to_string();
     assert!(err.contains("unknown runtime \"kata\""), "{err}");
+}
+
+/// In the re-executed test binary: the caller of
+/// `a_task_dies_with_its_killed_caller`, multi-threaded as rbuild is,
+/// on the parent's store.
+fn be_a_caller(dir: &str) -> ! {
+    let rt = runner::runtime_named(&std::env::var("RBOX_TEST_CALLER_RT").unwrap()).unwrap();
+    std::thread::spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+    let id = std::env::var("RBOX_TEST_CALLER_ID").unwrap();
+    let mut task = rt
+        .create(
+            &spec_in(
+                Path::new(&std::env::var("RBOX_TEST_CALLER_STORE").unwrap()),
+                Path::new(dir),
+                &id,
+                "sleep 1000",
+            ),
+            TaskIo::default(),
+        )
+        .unwrap();
+    task.start().unwrap();
+    println!("pid {}", task.pid());
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// A task's container dies with its caller when that is SIGKILLed (by
+/// default: `TaskIo::outlive_caller` false), with every runtime, from a
+/// multi-threaded caller; an external runtime also forgets it (its
+/// `delete` ran: no runtime state, no cgroup).
+#[test]
+fn a_task_dies_with_its_killed_caller() {
+    use std::io::BufRead;
+    if let Ok(dir) = std::env::var("RBOX_TEST_CALLER_DIR") {
+        be_a_caller(&dir);
+    }
+    for rt in runtimes() {
+        let dir = tempfile::tempdir_in(store_root()).unwrap();
+        let id = format!("task-orphan-{}-{}", rt.name(), std::process::id());
+        let mut caller = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_task_dies_with_its_killed_caller",
+                "--nocapture",
+            ])
+            .env("RBOX_TEST_CALLER_DIR", dir.path())
+            .env("RBOX_TEST_CALLER_RT", rt.name())
+            .env("RBOX_TEST_CALLER_ID", &id)
+            // Never the child's own store_root(): that wipes the store.
+            .env("RBOX_TEST_CALLER_STORE", store_root())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(caller.stdout.take().unwrap());
+        let mut line = String::new();
+        let pid = loop {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "{}: the caller ended without a task",
+                rt.name()
+            );
+            if let Some(p) = line.trim().strip_prefix("pid ") {
+                break p.parse::<i32>().unwrap();
+            }
+        };
+        assert_eq!(
+            proc_state(pid).map(|s| s != 'Z'),
+            Some(true),
+            "{}",
+            rt.name()
+        );
+        caller.kill().unwrap();
+        caller.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let gone = |d: &Path| !d.exists();
+        loop {
+            let dead = !matches!(proc_state(pid), Some(s) if s != 'Z');
+            let forgotten = rt.name() == "native"
+                || (gone(&dir.path().join("bundle").join("state").join(&id))
+                    && cgroup_dirs(&id).iter().all(|d| gone(d)));
+            if dead && forgotten {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: 15 s after its caller was killed: process {pid} {:?}, runtime state {}, cgroups {:?}",
+                rt.name(),
+                proc_state(pid),
+                dir.path().join("bundle/state").join(&id).exists(),
+                cgroup_dirs(&id).into_iter().filter(|d| d.exists()).collect::<Vec<_>>()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // The native cgroup is its caller's to remove (rrun's reaper), in
+        // every hierarchy.
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(h.path().join("rbox").join(&id));
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/rbox").join(&id));
+    }
 }

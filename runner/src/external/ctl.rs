@@ -42,6 +42,13 @@ pub struct OciExec {
 /// container that an external runtime runs; absent for native ones.
 pub const RUNTIME_FILE: &str = "runtime";
 
+/// The bundle (config.json, the runtime's state) of the container whose
+/// own directory is `dir` (the parent of its merged dir: rrun's
+/// `containers/<id>`).
+pub fn bundle_dir(dir: &Path) -> PathBuf {
+    dir.join("bundle")
+}
+
 /// The runtime of the container in `dir`, if an external one runs it.
 /// Only the names `rrun run --runtime` accepts: the file decides what
 /// binary root runs later.
@@ -61,7 +68,7 @@ pub fn delete_leftover(dir: &Path, id: &str) {
     let Some(runtime) = runtime_of(dir) else {
         return;
     };
-    let bundle = dir.join("bundle");
+    let bundle = bundle_dir(dir);
     if bundle.join("state").join(id).exists() {
         let _ = OciContainer::new(&runtime, &bundle, id).delete();
     }

@@ -16,8 +16,10 @@
 pub mod ctl;
 pub mod existing;
 pub mod seccomp;
+pub mod watchdog;
 
 use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,9 +30,13 @@ use engine::runtime::{
 };
 use serde_json::{json, Value};
 
-use crate::external::ctl::{become_subreaper, command_exit_code, OciContainer};
+use crate::console::Relay;
+use crate::external::ctl::{
+    become_subreaper, command_exit_code, ConsoleSocket, OciContainer, CONSOLE_TIMEOUT,
+};
+use crate::external::watchdog::Watchdog;
 use crate::native::rootfs::{self, RootfsPlan};
-use crate::native::spawn::{self, WaitResult};
+use crate::native::spawn::{self, ForwardedSignals};
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
@@ -324,7 +330,7 @@ fn make_etc_targets(merged: &std::ffi::CStr) -> std::io::Result<()> {
 }
 
 /// Whether /sys/fs/cgroup is the v1 tmpfs with a cgroup2 at `unified`.
-fn hybrid_unified_mounted() -> bool {
+pub(crate) fn hybrid_unified_mounted() -> bool {
     let magic = |p: &str| {
         nix::sys::statfs::statfs(p)
             .map(|s| s.filesystem_type().0)
@@ -342,7 +348,7 @@ impl Runtime for OciRuntime {
         Features {
             bridge_network: false,
             join_network: false,
-            tty: false,
+            tty: true,
             rootless: false,
             run_options: false,
             private_rootfs_mount: false,
@@ -350,34 +356,48 @@ impl Runtime for OciRuntime {
         }
     }
 
-    /// The runtime's `create`, with the bundle beside the merged dir.
+    /// The runtime's `create`, with the bundle in `bundle_dir` of the
+    /// merged dir's parent (every container has a merged dir of its own:
+    /// `private_rootfs_mount` is false) and `ctl::RUNTIME_FILE` beside it.
     /// The caller becomes a child subreaper (process-wide): the container's
     /// process is re-parented to it when the runtime's `create` exits.
+    /// `io.options` are not for this runtime.
     fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError> {
         engine::runtime::refuse_unsupported(&self.binary, self.features(), spec)?;
-        let merged = &spec.rootfs.merged;
-        let bundle = merged
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(format!(".{}-bundle", spec.id));
+        let dir = spec.rootfs.merged.parent().unwrap_or(Path::new("/"));
+        let bundle = ctl::bundle_dir(dir);
         let ctr = OciContainer::new(&self.binary, &bundle, &spec.id);
+        // Blocked before anything starts (a relay thread inherits the
+        // mask): a signal meanwhile waits for the container instead of
+        // ending the caller.
+        let signals = io.forward_signals.then(ForwardedSignals::block);
+        let output = match io.output {
+            OutputSink::Inherit => None,
+            OutputSink::Fd(fd) => Some(fd),
+        };
+        let mut console = None;
         let created = (|| {
+            let marker = dir.join(ctl::RUNTIME_FILE);
+            std::fs::write(&marker, format!("{}\n", self.binary)).map_err(|source| {
+                OciError::Io {
+                    what: "write",
+                    path: marker,
+                    source,
+                }
+            })?;
             self.prepare_bundle(spec, &bundle)?;
             become_subreaper()?;
-            let output = match &io.output {
-                OutputSink::Inherit => None,
-                OutputSink::Fd(fd) => Some(fd),
-            };
-            ctr.create(&bundle, overlay_plan(spec), None, spec.stdin, output)
+            console = spec.tty.then(ConsoleSocket::bind).transpose()?;
+            ctr.create(
+                &bundle,
+                overlay_plan(spec),
+                console.as_ref().map(|c| c.path()),
+                spec.stdin,
+                output.as_ref(),
+            )
         })();
-        drop(io);
-        match created {
-            Ok(pid) => Ok(Box::new(OciTask {
-                ctr,
-                bundle,
-                pid,
-                reaped: false,
-            })),
+        let pid = match created {
+            Ok(pid) => pid,
             Err(e) => {
                 // Whatever a failed create left (runc and crun clean up
                 // after themselves; this is for a runtime that does not).
@@ -385,15 +405,37 @@ impl Runtime for OciRuntime {
                     let _ = ctr.delete();
                 }
                 let _ = engine::fsutil::remove_tree(&bundle);
-                Err(match command_exit_code(&e) {
+                return Err(match command_exit_code(&e) {
                     Some(code) => Box::new(CommandError {
                         code,
                         argv0: spec.args.first().cloned().unwrap_or_default(),
                     }),
                     None => Box::new(e),
-                })
+                });
             }
+        };
+        let mut task = OciTask {
+            ctr,
+            bundle,
+            pid,
+            reaped: false,
+            signals,
+            console,
+            relay: None,
+            output: if spec.tty { output } else { None },
+            stdin: spec.stdin,
+            watchdog: None,
+        };
+        // Dropping the task on an error kills, reaps and deletes it.
+        if !io.outlive_caller {
+            task.watchdog = Some(Watchdog::start(
+                &self.binary,
+                &task.ctr.root,
+                &spec.id,
+                pid,
+            )?);
         }
+        Ok(Box::new(task))
     }
 
     /// The container `record` names, through the state the runtime
@@ -425,6 +467,17 @@ struct OciTask {
     bundle: PathBuf,
     pid: i32,
     reaped: bool,
+    /// `TaskIo::forward_signals`, until the process is reaped.
+    signals: Option<ForwardedSignals>,
+    /// With a terminal: the socket the runtime sent the pty master to,
+    /// until `start` relays it.
+    console: Option<ConsoleSocket>,
+    relay: Option<Relay>,
+    /// With a terminal: where the relay writes (None: our stdout).
+    output: Option<OwnedFd>,
+    stdin: bool,
+    /// Unless `TaskIo::outlive_caller`.
+    watchdog: Option<Watchdog>,
 }
 
 impl OciTask {
@@ -435,13 +488,47 @@ impl OciTask {
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = spawn::try_wait(self.pid, true);
         }
-        if !self.bundle.exists() {
-            return Ok(());
+        drop(self.relay.take());
+        drop(self.signals.take());
+        drop(self.console.take());
+        if self.bundle.exists() {
+            self.ctr.delete()?;
+            let _ = engine::fsutil::remove_tree(&self.bundle);
+            if let Some(dir) = self.bundle.parent() {
+                let _ = std::fs::remove_file(dir.join(ctl::RUNTIME_FILE));
+            }
         }
-        self.ctr.delete()?;
-        let _ = engine::fsutil::remove_tree(&self.bundle);
+        // Deleted: the watchdog has nothing left to do.
+        if let Some(w) = self.watchdog.take() {
+            w.finish();
+        }
         Ok(())
     }
+
+    /// With a terminal: the pty master relayed to our stdio, at the
+    /// host's window size, before the command starts.
+    fn relay_console(&mut self) -> Result<(), RuntimeError> {
+        let Some(console) = self.console.take() else {
+            return Ok(());
+        };
+        let conn = console.accept(CONSOLE_TIMEOUT)?;
+        let out = self.output.as_ref().map(|f| f.as_raw_fd());
+        let stdin = if self.stdin { None } else { Some(devnull()?) };
+        let relay = Relay::start(
+            conn.as_fd(),
+            self.pid,
+            [stdin.as_ref().map(|f| f.as_raw_fd()), out, out],
+            self.stdin,
+        )?;
+        relay.follow_window_size();
+        crate::attach::offer_console(relay.master());
+        self.relay = Some(relay);
+        Ok(())
+    }
+}
+
+fn devnull() -> Result<std::fs::File, RuntimeError> {
+    Ok(std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?)
 }
 
 impl Task for OciTask {
@@ -450,24 +537,33 @@ impl Task for OciTask {
     }
 
     fn start(&mut self) -> Result<(), RuntimeError> {
+        self.relay_console()?;
         Ok(self.ctr.start()?)
     }
 
     fn wait(&mut self) -> Result<ExitStatus, RuntimeError> {
-        let waited = spawn::try_wait(self.pid, true)
-            .map_err(|e| format!("wait for the container's process: {e}"))?
-            .expect("a blocking wait returns a status");
+        let pid = self.pid;
+        let relay = &self.relay;
+        let waited = match &self.signals {
+            Some(s) => s.wait(pid, || {
+                if let Some(r) = relay {
+                    r.follow_window_size();
+                }
+            }),
+            None => spawn::try_wait(pid, true).map(|r| r.expect("a blocking wait returns")),
+        }
+        .map_err(|e| format!("wait for the container's process: {e}"))?;
         self.reaped = true;
-        let status = match waited {
-            WaitResult::Exited(c) => ExitStatus::Exited(c),
-            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
-        };
+        if let Some(r) = self.relay.take() {
+            r.finish();
+        }
+        drop(self.signals.take());
         // The cgroup stays until `delete`: its OOM kill counter tells.
-        let oom = status.code() == 137
-            && crate::cgroup::CgroupDriver::probe()
-                .map(|d| d.open(&self.ctr.id).oom_kills() > 0)
-                .unwrap_or(false);
-        Ok(if oom { ExitStatus::OutOfMemory } else { status })
+        Ok(crate::error::ended(waited, || {
+            crate::cgroup::CgroupDriver::probe()
+                .map(|d| d.open(&self.ctr.id).oom_kills())
+                .unwrap_or(0)
+        }))
     }
 
     fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {

@@ -11,7 +11,7 @@ use engine::runtime::{ContainerSpec, ExitStatus, NetworkMode};
 
 use crate::cgroup::{Cgroup, CgroupDriver, CgroupError};
 use crate::native::rootfs::{self, FsMount, RootfsPlan, Step};
-use crate::native::spawn::{self, ChildPlan, ForwardedSignals, SpawnError, WaitResult};
+use crate::native::spawn::{self, ChildPlan, ForwardedSignals, SpawnError};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::OwnedFd;
 
@@ -313,6 +313,38 @@ impl NetworkPlan {
     }
 }
 
+/// What rrun gives the native runtime beyond the spec, as
+/// `TaskIo::options` (its settings of the container's state: network,
+/// ports, `--ulimit` and the like). Every runtime is given it; another
+/// runtime ignores it (rrun refuses these options for a runtime whose
+/// `Features` lack them before anything is made).
+#[derive(Debug, Default)]
+pub struct TaskOptions {
+    /// The directory the child mounts its /etc files' tmpfs on (rrun's
+    /// container directory); None: one made beside `upper` and removed
+    /// with the task.
+    pub files_dir: Option<PathBuf>,
+    pub network: NetworkPlan,
+    pub ports: Vec<crate::network::ports::PortMapping>,
+    pub run_options: Option<crate::runopts::RunOptions>,
+    /// The caller starts the task right after `create`: let it exec at
+    /// once (`create_started`).
+    pub start_at_once: bool,
+}
+
+impl TaskOptions {
+    /// For the container in `dir` with state `st`.
+    pub fn of(dir: &Path, st: &crate::state::State) -> Result<TaskOptions, LaunchError> {
+        Ok(TaskOptions {
+            files_dir: Some(dir.to_path_buf()),
+            network: NetworkPlan::of(dir, st)?,
+            ports: st.host.ports.clone(),
+            run_options: Some(st.options.clone()),
+            start_at_once: false,
+        })
+    }
+}
+
 /// The outcome plus what the OOM message needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -372,6 +404,17 @@ pub struct Created {
 /// and `on_winch` are not used here: `start` and `wait` take them.
 pub fn create(spec: &ContainerSpec, launch: &mut Launch<'_>) -> Result<Created, LaunchError> {
     create_with(spec, launch, false)
+}
+
+/// `create`, with the process going on to exec its command at once, for
+/// a caller that starts it right away: one round trip with the child
+/// fewer on the start path (`Created::start` then only reports that it
+/// runs, or relays its terminal).
+pub fn create_started(
+    spec: &ContainerSpec,
+    launch: &mut Launch<'_>,
+) -> Result<Created, LaunchError> {
+    create_with(spec, launch, true)
 }
 
 /// `create`; with `start_now` the process goes on to exec its command
@@ -498,13 +541,8 @@ impl Created {
         drop(self.attachment.take());
         drop(self.pasta.take());
         drop(self.fuse.take());
-        let mut status = match waited {
-            WaitResult::Exited(c) => ExitStatus::Exited(c),
-            WaitResult::Signaled(s) => ExitStatus::Signaled(s),
-        };
-        if status.code() == 137 && self.cg.as_ref().is_some_and(|cg| cg.oom_kills() > 0) {
-            status = ExitStatus::OutOfMemory;
-        }
+        let cg = &self.cg;
+        let status = crate::error::ended(waited, || cg.as_ref().map_or(0, |cg| cg.oom_kills()));
         Ok(Outcome {
             status,
             memory_limit: self.memory_limit,

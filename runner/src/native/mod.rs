@@ -32,7 +32,7 @@ use engine::runtime::{
     Task, TaskIo, TaskRecord,
 };
 
-use self::container::{Created, Launch};
+use self::container::{Created, Launch, TaskOptions};
 
 /// The native runtime. `spec.id` names the cgroup (`rbox/<id>`): it must be
 /// unique among running containers.
@@ -83,13 +83,26 @@ impl Runtime for NativeRuntime {
         }
     }
 
+    /// `io.options`: a `container::TaskOptions` (rrun's), or none.
     fn create(&self, spec: &ContainerSpec, io: TaskIo) -> Result<Box<dyn Task>, RuntimeError> {
+        let opts = io
+            .options
+            .and_then(|o| o.downcast::<TaskOptions>().ok())
+            .map(|o| *o)
+            .unwrap_or_default();
         let r = &spec.rootfs;
         for d in [&r.upper, &r.work, &r.merged] {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
-        let files = Self::files_dir(spec);
-        std::fs::create_dir_all(&files).map_err(|e| format!("create {}: {e}", files.display()))?;
+        let (files, made) = match &opts.files_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let files = Self::files_dir(spec);
+                std::fs::create_dir_all(&files)
+                    .map_err(|e| format!("create {}: {e}", files.display()))?;
+                (files.clone(), Some(files))
+            }
+        };
         let devnull = if spec.stdin {
             None
         } else {
@@ -110,10 +123,10 @@ impl Runtime for NativeRuntime {
         } else {
             spec
         };
-        // The builder may be multi-threaded: no signal forwarding (it needs
-        // the signals blocked process-wide); the container dies with us.
-        launch.forward_signals = false;
-        launch.die_with_parent = true;
+        // Forwarding needs the signals blocked process-wide: only for a
+        // caller that says it is single-threaded.
+        launch.forward_signals = io.forward_signals;
+        launch.die_with_parent = !io.outlive_caller;
         // The child dup2()s the sink onto 1 and 2; ours closes when `io`
         // drops below, the child holding its own copy.
         let out = match &io.output {
@@ -121,10 +134,23 @@ impl Runtime for NativeRuntime {
             OutputSink::Fd(fd) => Some(fd.as_raw_fd()),
         };
         launch.stdio = [devnull.as_ref().map(|f| f.as_raw_fd()), out, out];
-        match container::create(spec, &mut launch) {
-            Ok(created) => Ok(Box::new(NativeTask { created, files })),
+        launch.ports = &opts.ports;
+        launch.options = opts.run_options.as_ref();
+        opts.network.apply(&mut launch);
+        let created = if opts.start_at_once {
+            container::create_started(spec, &mut launch)
+        } else {
+            container::create(spec, &mut launch)
+        };
+        match created {
+            Ok(created) => Ok(Box::new(NativeTask {
+                created,
+                files: made,
+            })),
             Err(e) => {
-                let _ = engine::fsutil::remove_tree(&files);
+                if let Some(f) = &made {
+                    let _ = engine::fsutil::remove_tree(f);
+                }
                 Err(e.into())
             }
         }
@@ -136,10 +162,11 @@ impl Runtime for NativeRuntime {
 }
 
 /// A container of the native runtime (`container::Created`) and the
-/// directory its /etc files are mounted on, removed by `delete`.
+/// directory its /etc files are mounted on if `create` made it, removed
+/// by `delete`.
 struct NativeTask {
     created: Created,
-    files: PathBuf,
+    files: Option<PathBuf>,
 }
 
 impl Task for NativeTask {
@@ -165,7 +192,9 @@ impl Task for NativeTask {
         let deleted = created.delete();
         // overlayfs leaves its work dir's inner "work" behind; it is not
         // part of the snapshot.
-        let _ = engine::fsutil::remove_tree(&files);
+        if let Some(f) = files {
+            let _ = engine::fsutil::remove_tree(&f);
+        }
         Ok(deleted?)
     }
 }
