@@ -121,6 +121,6 @@ mod tests {
             code: 127,
             argv0: "/y".into(),
         });
-        assert_eq!(exit_code_of(&anyhow::Error::from(boxed)), 127);
+        assert_eq!(exit_code_of(&anyhow::anyhow!(boxed)), 127);
     }
 }

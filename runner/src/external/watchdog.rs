@@ -101,6 +101,8 @@ impl Watchdog {
             -1 => Err(io_err("fork the watchdog in")(
                 std::io::Error::last_os_error(),
             )),
+            // SAFETY: in the forked child, with pointers into the copied
+            // memory of the data prepared above.
             0 => unsafe {
                 watch(
                     devnull.as_raw_fd(),
@@ -154,8 +156,7 @@ unsafe fn watch(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
-    // SAFETY (this block): raw system calls on descriptors and buffers
-    // the child owns.
+    // SAFETY: raw system calls on descriptors and buffers the child owns.
     unsafe {
         // Descriptors: 0..2 /dev/null, 3 the pipe, 4 the pidfd, no other:
         // the caller's pipes and terminal must close when it does.
