@@ -12,12 +12,19 @@
 #
 # Rows (every row states its input format; compare rows of one format):
 #   load gzip   `rbuild load -i oci:DIR:v1` (fresh store)  vs `umoci unpack` of the same layout
-#   load zstd   `rbuild load` of the zstd layout (umoci reads no zstd)
+#   load zstd   `rbuild load` of the zstd layout (umoci reads no zstd): also the "from disk"
+#               half of the zstd pull target (pull ≤ 1.2× the longer of this and skopeo's download)
 #   pull gzip   `rbuild pull` (fresh store) vs `podman pull` (fresh private store) vs `skopeo copy` to a dir (download only)
 #   pull zstd   the same three on the zstd image
 #   pull+run    `rrun run --rm REG/bb:gz true` on an empty store vs `podman run --rm` (runc) on an
-#               empty store: the busybox fixture image, gzip, from the same registry
-#   peak RSS    /usr/bin/time -v of rbuild pull and load (one run each, gzip and zstd)
+#               empty store vs `docker run --rm` (a private dockerd, runc) vs `ctr image pull`
+#               then `ctr run --rm` (a private containerd, runc): the busybox fixture image,
+#               gzip, from the same registry. docker's and containerd's stores are emptied
+#               between runs (`docker rmi`, `ctr image rm --sync`), outside the timing.
+#   peak RSS    /usr/bin/time -v of rbuild pull and load (one run each, gzip and zstd), and of
+#               pull and load of a 1 GB synthetic gzip image (`mkfixtures synthetic
+#               --total-bytes 1000000000`): memory is bounded by buffers, not by layer size.
+#               RBOX_IMGPATH_BIG=0 skips the 1 GB image (it needs ≈4 GB of disk for a while).
 #
 # Runs itself inside scripts/in-netns.sh (a private network and mount
 # namespace; the registry listens on that namespace's loopback).
@@ -31,9 +38,14 @@
 # Medians of N; the machine may be shared: quote ratios within one run.
 #
 # RBOX_IMGPATH_SMALL=1: the small synthetic image (a few MB), to try the script.
+# The private dockerd (its own --data-root, --exec-root, --pidfile, socket;
+# no bridge, no iptables; the loopback registry insecure) and containerd
+# (own root, state, sockets; CRI off) run in this script's mount namespace
+# with tmpfs over /run/containerd, /run/docker and /etc/docker, where they
+# write whatever their roots say: the machine's own daemons are never seen.
 # Binaries: $RBOX_BIN (default target/release) must hold rbuild, rrun and
 # mkfixtures: cargo build --release -p builder --bin rbuild -p runner --bin rrun -p fixtures --bin mkfixtures
-# Peers: docker-registry skopeo umoci podman runc (benches/scripts/install-peers.sh
+# Peers: docker-registry skopeo umoci podman runc dockerd docker containerd ctr (benches/scripts/install-peers.sh
 # and apt-get install docker-registry).
 set -euo pipefail
 
@@ -50,7 +62,7 @@ BASE=${RBOX_BENCH_DIR:-/var/tmp/rbox-imgpath}
 for t in "$BIN/rbuild" "$BIN/rrun" "$BIN/mkfixtures"; do
     [ -x "$t" ] || { echo "image-path.sh: $t missing (see the build command at the top)" >&2; exit 1; }
 done
-for t in docker-registry skopeo umoci podman runc /usr/bin/time mkfs.ext4 unshare; do
+for t in docker-registry skopeo umoci podman runc dockerd docker containerd ctr /usr/bin/time mkfs.ext4 unshare; do
     command -v "$t" >/dev/null || { echo "image-path.sh: $t is not installed (benches/scripts/install-peers.sh; apt-get install docker-registry)" >&2; exit 1; }
 done
 
@@ -59,9 +71,20 @@ MNT=$BASE/mnt
 IMG=$BASE/ext4.img
 REG_PID=
 MADE_VLC=
+DOCKERD_PID=
+CONTAINERD_PID=
+MADE_RUN_DIRS=()
+CG=rbox-imgpath-$$
 cleanup() {
     set +e
+    [ -n "$DOCKERD_PID" ] && kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
+    [ -n "$CONTAINERD_PID" ] && kill "$CONTAINERD_PID" 2>/dev/null && wait "$CONTAINERD_PID" 2>/dev/null
     [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+    for d in /run/containerd /run/docker /etc/docker; do mountpoint -q "$d" && umount -l "$d"; done
+    for d in "${MADE_RUN_DIRS[@]}"; do rmdir "$d"; done
+    for h in /sys/fs/cgroup/*/"$CG" /sys/fs/cgroup/*/"$CG"-docker /sys/fs/cgroup/"$CG" /sys/fs/cgroup/"$CG"-docker; do
+        [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
     mountpoint -q "$MNT" && umount "$MNT"
     rm -f "$IMG"
     rmdir "$MNT" 2>/dev/null || true
@@ -82,6 +105,12 @@ for c in gzip zstd; do
 done
 "$BIN/mkfixtures" busybox-tar "$W/busybox.tar.zst" >/dev/null
 cat "$W"/synth-*/oci/blobs/sha256/* > /dev/null
+BIG=${RBOX_IMGPATH_BIG:-1}
+[ -n "${RBOX_IMGPATH_SMALL:-}" ] && BIG=0
+if [ "$BIG" = 1 ]; then
+    "$BIN/mkfixtures" synthetic "$W/synth-1g" --total-bytes 1000000000 --compression gzip --oci-layout v1 >/dev/null
+    rm -f "$W"/synth-1g/layer-*
+fi
 
 # --- Debian's docker-registry on a free loopback port ----------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -103,6 +132,39 @@ skopeo copy -q --dest-tls-verify=false "oci:$W/synth-gzip/oci:v1" "docker://$REG
 skopeo copy -q --dest-tls-verify=false "oci:$W/synth-zstd/oci:v1" "docker://$REG/synth:zst"
 "$BIN/rbuild" --root "$W/bbstore" import "$W/busybox.tar.zst" bb >/dev/null
 "$BIN/rbuild" --root "$W/bbstore" push -q --compression gzip bb "$REG/bb:gz"
+
+if [ "$BIG" = 1 ]; then
+    skopeo copy -q --dest-tls-verify=false "oci:$W/synth-1g/oci:v1" "docker://$REG/big:gz"
+fi
+
+# --- a private containerd and dockerd (this script's mount namespace) -------
+[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] || { echo "image-path.sh: not in a private mount namespace" >&2; exit 1; }
+for d in /run/containerd /run/docker; do
+    [ -d "$d" ] || { mkdir -p "$d"; MADE_RUN_DIRS+=("$d"); }
+done
+mount -t tmpfs -o mode=0711 tmpfs /run/containerd
+mount -t tmpfs -o mode=0700 tmpfs /run/docker
+mount -t tmpfs -o mode=0755 tmpfs /etc/docker
+CD=$W/containerd
+mkdir -p "$CD"
+printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/containerd.sock"\n[ttrpc]\n  address = "%s/containerd.sock.ttrpc"\n[debug]\n  address = "%s/debug.sock"\n' \
+    "$CD" "$CD" "$CD" "$CD" "$CD" > "$CD/config.toml"
+containerd --config "$CD/config.toml" >"$CD/log" 2>&1 &
+CONTAINERD_PID=$!
+ctr_() { ctr -a "$CD/containerd.sock" -n "$CG" "$@"; }
+for _ in $(seq 150); do [ -S "$CD/containerd.sock" ] && ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
+ctr_ version >/dev/null || { cat "$CD/log" >&2; exit 1; }
+DD=$W/docker
+mkdir -p "$DD"
+dockerd --data-root="$DD/data" --exec-root="$DD/exec" --pidfile="$DD/docker.pid" \
+    --host="unix://$DD/docker.sock" --insecure-registry="$REG" \
+    --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+    --userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent="$CG-docker" \
+    >"$DD/log" 2>&1 &
+DOCKERD_PID=$!
+docker_() { DOCKER_CONFIG=$DD/cli docker --host "unix://$DD/docker.sock" "$@"; }
+for _ in $(seq 300); do [ -S "$DD/docker.sock" ] && docker_ version >/dev/null 2>&1 && break; sleep 0.2; done
+docker_ version >/dev/null || { cat "$DD/log" >&2; exit 1; }
 
 # --- podman, private ----------------------------------------------------------
 [ -d /var/lib/containers ] || { mkdir -p /var/lib/containers; MADE_VLC=1; }
@@ -139,6 +201,11 @@ ms() {
     echo $(( (e - s) / 1000000 ))
 }
 
+# ctr image pull, then ctr run --rm (runc, containerd's default).
+ctr_pull_run() {
+    ctr_ image pull --plain-http "$REG/bb:gz" && ctr_ run --rm "$REG/bb:gz" "bench-$RANDOM" true
+}
+
 declare -A T
 record() { T[$1]="${T[$1]:-} $2"; }
 fresh() { rm -rf "$W/run"; mkdir -p "$W/run"; sync; }
@@ -146,7 +213,7 @@ fresh() { rm -rf "$W/run"; mkdir -p "$W/run"; sync; }
 TOOLS=(load-gz-rbox load-gz-umoci load-zst-rbox
        pull-gz-rbox pull-gz-podman pull-gz-skopeo
        pull-zst-rbox pull-zst-podman pull-zst-skopeo
-       run-gz-rrun run-gz-podman)
+       run-gz-rrun run-gz-podman run-gz-docker run-gz-ctr)
 one() {
     local r=$W/run
     case $1 in
@@ -161,6 +228,10 @@ one() {
         pull-zst-skopeo) ms skopeo copy -q --src-tls-verify=false "docker://$REG/synth:zst" "dir:$r/d" ;;
         run-gz-rrun)     ms "$BIN/rrun" --root "$r/s" run --rm --network none "$REG/bb:gz" true ;;
         run-gz-podman)   podman_ms "$r/p" run --rm --tls-verify=false --network none "$REG/bb:gz" true ;;
+        run-gz-docker)   ms docker_ run --rm --network none "$REG/bb:gz" true
+                         docker_ rmi -f "$REG/bb:gz" >/dev/null ;;
+        run-gz-ctr)      ms ctr_pull_run
+                         ctr_ image rm --sync "$REG/bb:gz" >/dev/null ;;
     esac
 }
 
@@ -171,6 +242,7 @@ for i in $(seq "$N"); do
     echo "round $i/$N done" >&2
 done
 
+size() { du -sb "$1" | cut -f1 | awk '{ printf "%.0f MB", $1 / 1e6 }'; }
 rss() { # peak RSS in MiB of CMD
     fresh
     /usr/bin/time -v "$@" 2>"$W/time.log" >/dev/null || { cat "$W/time.log" >&2; return 1; }
@@ -180,6 +252,12 @@ RSS_PULL_GZ=$(rss "$BIN/rbuild" --root "$W/run/s" pull -q "$REG/synth:gz")
 RSS_PULL_ZST=$(rss "$BIN/rbuild" --root "$W/run/s" pull -q "$REG/synth:zst")
 RSS_LOAD_GZ=$(rss "$BIN/rbuild" --root "$W/run/s" load -q -i "oci:$W/synth-gzip/oci:v1" -t x:1)
 RSS_LOAD_ZST=$(rss "$BIN/rbuild" --root "$W/run/s" load -q -i "oci:$W/synth-zstd/oci:v1" -t x:1)
+RSS_BIG="not measured (RBOX_IMGPATH_BIG=0)"
+if [ "$BIG" = 1 ]; then
+    a=$(rss "$BIN/rbuild" --root "$W/run/s" pull -q "$REG/big:gz")
+    b=$(rss "$BIN/rbuild" --root "$W/run/s" load -q -i "oci:$W/synth-1g/oci:v1" -t x:1)
+    RSS_BIG="rbuild pull $a MiB, rbuild load $b MiB (layout $(size "$W/synth-1g/oci/blobs"))"
+fi
 fresh
 
 stat_of() { # median min max of the recorded ms
@@ -187,11 +265,12 @@ stat_of() { # median min max of the recorded ms
 }
 med() { stat_of "$1" | cut -d' ' -f1; }
 ratio() { awk -v a="$(med "$1")" -v b="$(med "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+# ratio to the longer of two medians
+ratio_max() { awk -v a="$(med "$1")" -v b="$(med "$2")" -v c="$(med "$3")" 'BEGIN { m = b > c ? b : c; printf "%.2f", a / m }'; }
 row() { # label tool format note
     local s; read -r a b c <<<"$(stat_of "$2")"
     echo "| $1 | $3 | $a | $b–$c | $4 |"
 }
-size() { du -sb "$1" | cut -f1 | awk '{ printf "%.0f MB", $1 / 1e6 }'; }
 
 cat <<EOF
 ## Image path (benches/scripts/image-path.sh, N=$N)
@@ -212,6 +291,11 @@ $(row "podman pull (fresh store)" pull-zst-podman zstd "rbox = $(ratio pull-zst-
 $(row "skopeo copy to dir (download only)" pull-zst-skopeo zstd "rbox = $(ratio pull-zst-rbox pull-zst-skopeo)× skopeo")
 $(row "rrun run --rm --network none REG/bb true (empty store)" run-gz-rrun "gzip, busybox" "1.00")
 $(row "podman run --rm --network none REG/bb true (empty store, runc)" run-gz-podman "gzip, busybox" "rbox = $(ratio run-gz-rrun run-gz-podman)× podman")
+$(row "docker run --rm --network none REG/bb true (private dockerd, image removed before, runc)" run-gz-docker "gzip, busybox" "rbox = $(ratio run-gz-rrun run-gz-docker)× docker")
+$(row "ctr image pull + ctr run --rm REG/bb true (private containerd, image removed before, runc)" run-gz-ctr "gzip, busybox" "rbox = $(ratio run-gz-rrun run-gz-ctr)× ctr")
+
+rbuild pull of the zstd image against the longer of skopeo's download and rbuild's load of the same layers from disk: $(ratio_max pull-zst-rbox pull-zst-skopeo load-zst-rbox)× (target ≤ 1.2×).
 
 Peak RSS (/usr/bin/time -v, one run): rbuild pull gzip $RSS_PULL_GZ MiB, zstd $RSS_PULL_ZST MiB; rbuild load gzip $RSS_LOAD_GZ MiB, zstd $RSS_LOAD_ZST MiB.
+1 GB synthetic gzip image: $RSS_BIG.
 EOF
