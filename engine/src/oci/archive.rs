@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Write};
 use serde::{Deserialize, Serialize};
 
 use super::export::{write_uncompressed, ExportedImage};
-use super::ingest::{finish_image, ingest_layer, Watch};
+use super::ingest::{finish_image, ingest_layer, LayerIn, Watch};
 use super::layout::{append, Loaded};
 use super::tarindex::Members;
 use super::{io_err, json, verify_bytes, OciError, Result};
@@ -136,8 +136,14 @@ pub fn load(store: &Store, members: &Members, watch: Watch<'_>) -> Result<Vec<Lo
                 .map(|(path, diff_id)| {
                     s.spawn(move || {
                         let reader = members.read(path)?;
-                        let size = members.size(path);
-                        ingest_layer(store, reader, None, size, diff_id, path, watch)
+                        let layer = LayerIn {
+                            expected: None,
+                            size: members.size(path),
+                            diff_id,
+                            label: path,
+                            watch,
+                        };
+                        ingest_layer(store, reader, &layer)
                     })
                 })
                 .collect();

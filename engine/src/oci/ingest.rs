@@ -137,7 +137,14 @@ pub fn import_manifest(
             return Ok(Layer::Stored(have));
         }
         let reader = src.fetch(desc)?;
-        stage_layer(store, reader, Some(desc), None, diff_id, &id, watch).map(Layer::Staged)
+        let layer = LayerIn {
+            expected: Some(desc),
+            size: None,
+            diff_id,
+            label: &id,
+            watch,
+        };
+        stage_layer(store, reader, &layer).map(Layer::Staged)
     })?;
     let mut imported = Vec::with_capacity(staged.len());
     for layer in staged {
@@ -207,22 +214,30 @@ pub fn stored_layer(store: &Store, blob_sha: &Digest, diff_sha: &Digest) -> Opti
     })
 }
 
+/// One layer as its source describes it: what the blob and its tar must
+/// hash to, and how to name and report it.
+#[derive(Clone, Copy)]
+pub struct LayerIn<'a> {
+    /// The descriptor the source states (registry, layout): the blob's
+    /// sha256 and size are checked against it.
+    pub expected: Option<&'a Descriptor>,
+    /// The blob's length when the source knows it without a descriptor (a
+    /// file member); it only feeds progress.
+    pub size: Option<u64>,
+    /// The config's diff id: the uncompressed tar is checked against it.
+    pub diff_id: &'a Digest,
+    /// Names the layer in progress and errors.
+    pub label: &'a str,
+    pub watch: Watch<'a>,
+}
+
 /// Stream one layer blob into the store: copied to a temp file while its
-/// sha256 (checked against `expected`, when the source states one) and
-/// blake3 are computed, unpacked from there while the uncompressed sha256 is
-/// checked against `diff_id`, and only then committed, blob and layer.
-/// `size` is the blob's length when the source knows it without a
-/// descriptor (a file member); it only feeds progress.
-pub fn ingest_layer(
-    store: &Store,
-    reader: impl Read,
-    expected: Option<&Descriptor>,
-    size: Option<u64>,
-    diff_id: &Digest,
-    label: &str,
-    watch: Watch<'_>,
-) -> Result<LayerBlob> {
-    stage_layer(store, reader, expected, size, diff_id, label, watch)?.commit(store)
+/// sha256 (checked against `layer.expected`, when the source states one)
+/// and blake3 are computed, unpacked beside the copy while the uncompressed
+/// sha256 is checked against `layer.diff_id`, and only then committed,
+/// blob and layer.
+pub fn ingest_layer(store: &Store, reader: impl Read, layer: &LayerIn<'_>) -> Result<LayerBlob> {
+    stage_layer(store, reader, layer)?.commit(store)
 }
 
 /// A layer downloaded, verified and unpacked into the store's session
@@ -285,17 +300,16 @@ impl std::fmt::Debug for StagedLayer {
 }
 
 /// [`ingest_layer`] up to, not including, publishing: the blob verified
-/// against `expected` and the tree against `diff_id`, both still in the
-/// session directory.
-pub fn stage_layer(
-    store: &Store,
-    reader: impl Read,
-    expected: Option<&Descriptor>,
-    size: Option<u64>,
-    diff_id: &Digest,
-    label: &str,
-    watch: Watch<'_>,
-) -> Result<StagedLayer> {
+/// against `layer.expected` and the tree against `layer.diff_id`, both
+/// still in the session directory.
+pub fn stage_layer(store: &Store, reader: impl Read, layer: &LayerIn<'_>) -> Result<StagedLayer> {
+    let LayerIn {
+        expected,
+        size,
+        diff_id,
+        label,
+        watch,
+    } = *layer;
     let tmp = store.tmp_dir().join(fsutil::unique_name("ingest"));
     let staged = store.new_temp_dir("ingest-layer")?;
     let progress = watch.progress;
