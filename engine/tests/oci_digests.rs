@@ -82,3 +82,59 @@ fn gzip_export_recompresses_with_the_same_diff_id() {
     assert_eq!(Digest::sha256_of(&bytes), gzip.layers[0].descriptor.digest);
     assert_eq!(bytes.len() as u64, gzip.layers[0].descriptor.size);
 }
+
+/// A layer taken in from a gzip or a zstd blob is published at once but
+/// unsynced (its marker names this boot; `sync_layers` makes it durable
+/// later), and a blob that does not hash to its descriptor publishes
+/// nothing: no layer, no blob, no index entry, no temp file.
+#[test]
+fn ingested_layers_publish_unsynced_and_a_bad_blob_publishes_nothing() {
+    use engine::layer::marker::{self, MarkerState};
+    use engine::oci::ingest::{ingest_layer, LayerIn, Watch};
+    let src = tempfile::tempdir().unwrap();
+    let src_store = Store::open(src.path()).unwrap();
+    let image = image_with_one_layer(&src_store);
+    for compression in [ExportCompression::Keep, ExportCompression::Gzip] {
+        let exported = export_image(&src_store, &image, compression).unwrap();
+        let layer = &exported.layers[0];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+
+        let mut wrong = layer.descriptor.clone();
+        wrong.digest = Digest::sha256_of(b"not this blob");
+        let bad = LayerIn {
+            expected: Some(&wrong),
+            size: None,
+            diff_id: &layer.diff_id,
+            label: "bad",
+            watch: Watch::none(),
+        };
+        let err = ingest_layer(&store, fs::File::open(&layer.path).unwrap(), &bad).unwrap_err();
+        assert!(err.to_string().contains(&wrong.digest.to_string()), "{err}");
+        for sub in ["layers", "blobs/blake3", "blobs/sha256-index"] {
+            let n = fs::read_dir(dir.path().join(sub)).map_or(0, |d| d.count());
+            assert_eq!(n, 0, "{sub} not empty after a bad blob");
+        }
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+
+        let good = LayerIn {
+            expected: Some(&layer.descriptor),
+            ..bad
+        };
+        let got = ingest_layer(&store, fs::File::open(&layer.path).unwrap(), &good).unwrap();
+        assert!(store.has_blob(&got.digest) && store.has_layer(&got.diff_id));
+        let layer_dir = store.layer_fs(&got.diff_id).parent().unwrap().to_path_buf();
+        assert_eq!(
+            fs::read(layer_dir.join("fs/etc/hello")).unwrap(),
+            b"hello\n"
+        );
+        if marker::boot_id().is_some() {
+            assert_eq!(
+                marker::state(&layer_dir, &got.diff_id),
+                MarkerState::UnsyncedThisBoot
+            );
+            store.sync_layers(std::time::Duration::ZERO).unwrap();
+        }
+        assert_eq!(marker::state(&layer_dir, &got.diff_id), MarkerState::Synced);
+    }
+}

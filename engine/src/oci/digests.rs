@@ -8,7 +8,8 @@
 //! blobs/sha256-index/diff-rev/<sha256 hex>  blake3 diff id of that tar
 //! ```
 //!
-//! Entries are written atomically and only ever state facts about content,
+//! Entries are written atomically (not durably: one lost in a crash reads
+//! as absent) and only ever state facts about content,
 //! so a stale entry (its blob collected) is harmless: readers check the blob
 //! or layer exists before trusting a reverse entry.
 
@@ -20,7 +21,7 @@ use sha2::Digest as _;
 
 use super::{io_err, Result};
 use crate::digest::{Algorithm, Digest};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::layer::Compression;
 use crate::store::Store;
 
@@ -58,7 +59,10 @@ fn record(store: &Store, kind: Kind, key: &Digest, value: &Digest) -> Result<()>
     let path = entry_path(store, kind, key);
     let dir = path.parent().expect("index path has a parent");
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    write_atomic(store.tmp_dir(), &path, format!("{value}\n").as_bytes())
+    // Not fsynced: an entry lost or left empty by a crash reads as absent
+    // (`lookup` parses it), which costs a re-download at worst; fsyncing
+    // four entries per layer was most of the commit of a pull.
+    write_replace(store.tmp_dir(), &path, format!("{value}\n").as_bytes())
         .map_err(io_err("write", &path))
 }
 

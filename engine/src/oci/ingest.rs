@@ -269,7 +269,13 @@ impl StagedLayer {
         if store.has_layer(&self.layer_b3) {
             remove_tree(&self.tree).map_err(io_err("remove", &self.tree))?;
         } else {
-            store.commit_layer_dir(&self.tree, &self.layer_b3)?;
+            // Published unsynced, as `unpack_layer` publishes: its marker
+            // names this boot, so after a crash the tree is not trusted
+            // and is unpacked again from the (durable) blob; the next
+            // unpack or `rbuild gc` syncs it once written back
+            // (store::marker). Waiting here for the writeback of the whole
+            // tree was the largest part of a load.
+            store.publish_layer_dir(&self.tree, &self.layer_b3, false)?;
         }
         if let Some(d) = &self.diff_sha256 {
             digests::record_diff_id(store, &self.layer_b3, d)?;
@@ -317,6 +323,7 @@ pub fn stage_layer(store: &Store, reader: impl Read, layer: &LayerIn<'_>) -> Res
     let mut reader = ProgressReader::new(reader, progress, watch.phase, label);
     let result = (|| {
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let file = fsutil::EagerWriteback::new(file);
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file)).with_sha256();
         // The unpacker runs beside the download, fed by a bounded channel:
         // the layer is ready when its last byte arrives. What it unpacked
@@ -368,7 +375,8 @@ pub fn stage_layer(store: &Store, reader: impl Read, layer: &LayerIn<'_>) -> Res
         let sha = sha.expect("sha256 requested");
         let file = buf
             .into_inner()
-            .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+            .map_err(|e| io_err("write", &tmp)(e.into_error()))?
+            .into_inner();
         if let Some(desc) = expected {
             if desc.digest != sha {
                 return Err(OciError::DigestMismatch {
@@ -505,7 +513,6 @@ fn unpack_checked(
             actual,
         });
     }
-    syncfs(&fs_dir)?;
     Ok((unpacked.diff_id, compression))
 }
 
@@ -552,16 +559,6 @@ fn inflate_blocks(
             return None;
         }
     }
-}
-
-fn syncfs(dir: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(dir).map_err(io_err("open", dir))?;
-    // SAFETY: syncfs on a descriptor we own for the duration of the call.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(io_err("syncfs", dir)(io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Store the image: config re-expressed with blake3 diff ids, manifest with
