@@ -104,7 +104,6 @@ for c in gzip zstd; do
     "$BIN/mkfixtures" synthetic "$W/synth-$c" ${RBOX_IMGPATH_SMALL:+--small} --compression "$c" --oci-layout v1 >/dev/null
 done
 "$BIN/mkfixtures" busybox-tar "$W/busybox.tar.zst" >/dev/null
-cat "$W"/synth-*/oci/blobs/sha256/* > /dev/null
 BIG=${RBOX_IMGPATH_BIG:-1}
 [ -n "${RBOX_IMGPATH_SMALL:-}" ] && BIG=0
 if [ "$BIG" = 1 ]; then
@@ -136,6 +135,9 @@ skopeo copy -q --dest-tls-verify=false "oci:$W/synth-zstd/oci:v1" "docker://$REG
 if [ "$BIG" = 1 ]; then
     skopeo copy -q --dest-tls-verify=false "oci:$W/synth-1g/oci:v1" "docker://$REG/big:gz"
 fi
+
+# Inputs warm, read after the 1 GB image was made (which could evict them).
+cat "$W"/synth-gzip/oci/blobs/sha256/* "$W"/synth-zstd/oci/blobs/sha256/* > /dev/null
 
 # --- a private containerd and dockerd (this script's mount namespace) -------
 [ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] || { echo "image-path.sh: not in a private mount namespace" >&2; exit 1; }
