@@ -1730,8 +1730,9 @@ fn id_maps_without_a_user_namespace_and_bad_maps_are_refused_by_name() {
 fn exe_on_read_only_mount(pid: i32) -> bool {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
-    // SAFETY: fstatvfs fills the zeroed struct we pass for an open fd.
+    // SAFETY: an all-zero statvfs is a valid value of the plain C struct.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatvfs fills the struct we pass for a descriptor we hold.
     assert_eq!(unsafe { libc::fstatvfs(f.as_raw_fd(), &mut st) }, 0);
     st.f_flag & libc::ST_RDONLY != 0
 }

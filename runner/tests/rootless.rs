@@ -2218,3 +2218,33 @@ fn a_hosts_loopback_resolver_is_reached_through_pastas_dns_forward() {
     assert!(out.contains("10.1.2.3"), "{out}");
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
+
+/// `rrun run -it` as a user, as root's tests do it: the container's stdio
+/// is a pty of its own, sized as the user's terminal (a pty from
+/// `script`, 30x100), and the command's exit status comes back.
+#[test]
+fn a_user_runs_an_interactive_container_on_a_terminal() {
+    if !have_newuidmap() {
+        return;
+    }
+    let u = TestUser::create(true);
+    u.load_busybox();
+    let inner = format!(
+        "stty rows 30 cols 100; {} run -it --rm --network none busybox \
+         sh -c 'tty; stty size; id -u; echo on-tty; exit 3'",
+        common::RRUN
+    );
+    let o = u
+        .cmd(Path::new("/usr/bin/script"), &["-qec", &inner, "/dev/null"])
+        .output()
+        .unwrap();
+    // `script` reads its stdin (/dev/null) to EOF and types a NUL into the
+    // pty, which the terminal echoes as "^@" wherever it lands.
+    let text = stdout(&o).replace('\r', "").replace("^@", "");
+    assert!(
+        text.contains("/dev/pts/0\n30 100\n0\non-tty\n"),
+        "rootless run -it: {text:?} {}",
+        stderr(&o)
+    );
+    assert_eq!(code(&o), 3, "{text:?} {}", stderr(&o));
+}
