@@ -79,9 +79,8 @@ fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
 
 /// Copy what the container writes to its log, from `offset`, until it has
 /// exited; its exit code.
-fn follow(dir: &Path, offset: u64) -> Result<i32> {
-    let p = dir.join("container.log");
-    let mut f = std::fs::File::open(&p).with_context(|| format!("read {}", p.display()))?;
+fn follow(dir: &Path, mut f: std::fs::File, offset: u64) -> Result<i32> {
+    let p = dir.join(runner::logfile::LOG);
     f.seek(std::io::SeekFrom::Start(offset))?;
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 << 10];
@@ -135,9 +134,17 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
         }
         let (dir, s) =
             state::find(&containers, &a.containers[0]).map_err(|e| Coded(1, e.into()))?;
-        let offset = std::fs::metadata(dir.join("container.log"))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        // The log, opened before the start (made if need be; the
+        // supervisor appends to the same file): a short command's output
+        // stays readable through it even once `--rm` removed the directory.
+        let p = dir.join(runner::logfile::LOG);
+        let log = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.display()))?;
+        let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         start_one(root, &dir, &s)?;
         // Through the attach socket (input too with -i); a container that
         // is gone already, or has no socket, is read from its log.
@@ -149,9 +156,16 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
                     sig_proxy: true,
                     replay_from: Some(offset),
                 };
-                return super::attach::attach_to(&dir, &now, &o);
+                return match super::attach::attach_to(&dir, &now, &o) {
+                    // It ended between our look and attach's (a short
+                    // command): all it wrote is in the log.
+                    Err(_) if !State::load(&dir).is_ok_and(|s| s.is_running()) => {
+                        follow(&dir, log, offset)
+                    }
+                    r => r,
+                };
             }
-            _ => return follow(&dir, offset),
+            _ => return follow(&dir, log, offset),
         }
     }
     Ok(crate::admin::each_container(
