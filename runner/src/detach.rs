@@ -280,8 +280,18 @@ pub fn run_detached_for(
         if let Some(hc) = health {
             watch_health(dir, hc);
         }
+        let mut first = true;
         supervise_restarts(sup, || {
             let mut started = |pid: i32| sup.started(pid);
+            // A restart by the policy starts with the limits recorded
+            // now: `rrun update` may have changed them (Docker keeps them).
+            let reloaded;
+            let spec = if std::mem::take(&mut first) {
+                spec
+            } else {
+                reloaded = with_recorded_limits(spec, dir);
+                &reloaded
+            };
             let ran = crate::run::task_io(dir, &known, false)
                 .map_err(|e| Coded(runner::exit_code_of(&e), e))
                 .and_then(|io| crate::run::run_task(spec, io, &*runtime, &mut started));
@@ -294,6 +304,16 @@ pub fn run_detached_for(
             }
         })
     })
+}
+
+/// `spec` with the limits its container's record holds now (`rrun
+/// update` writes them there); `spec` itself when there is no record.
+fn with_recorded_limits(spec: &ContainerSpec, dir: &Path) -> ContainerSpec {
+    let mut now = spec.clone();
+    if let Ok(recorded) = runner::recorded::load(dir) {
+        now.resources = recorded.resources;
+    }
+    now
 }
 
 /// The supervisor's health checker (runner::health): a thread of its own

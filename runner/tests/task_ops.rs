@@ -326,3 +326,35 @@ fn exec_t_crun() {
 fn exec_t_runc() {
     exec_tty("runc");
 }
+
+/// A restart by the container's own policy (no `rrun start`) also takes
+/// the limits `rrun update` set since the container started.
+#[test]
+fn update_persists_across_a_policy_restart() {
+    let name = "ops-policy";
+    detached("native", name, &["-m", "64m", "--restart", "always"]).unwrap();
+    let o = rrun(&["update", "-m", "40m", "--pids-limit", "30", name]);
+    assert_eq!(code(&o), 0, "update: {}", stderr(&o));
+    // The command dies as in a crash: the policy starts it again.
+    let old = pid_of(name);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("the policy's restart", || {
+        let o = rrun(&["inspect", "-f", "{{.State.Pid}} {{.RestartCount}}", name]);
+        let out = stdout(&o);
+        let mut f = out.split_whitespace();
+        let pid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let restarts: u32 = f.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+        pid != 0 && pid != old && restarts >= 1
+    });
+    assert_eq!(
+        control(name, "memory/memory.limit_in_bytes", "memory.max"),
+        (40u64 << 20).to_string(),
+        "memory limit after the policy's restart"
+    );
+    assert_eq!(control(name, "pids/pids.max", "pids.max"), "30");
+    let _ = rrun(&["rm", "-f", name]);
+}
