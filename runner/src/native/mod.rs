@@ -113,8 +113,8 @@ impl Runtime for NativeRuntime {
         // network (a build's RUN step) is networked by pasta instead,
         // as rrun's are (the caller checked that pasta is usable).
         let pasta_spec;
-        let spec = if crate::rootless::active() && spec.network == NetworkMode::Bridge {
-            launch.pasta = true;
+        let by_pasta = crate::rootless::active() && spec.network == NetworkMode::Bridge;
+        let spec = if by_pasta {
             pasta_spec = ContainerSpec {
                 network: NetworkMode::None,
                 ..spec.clone()
@@ -137,6 +137,8 @@ impl Runtime for NativeRuntime {
         launch.ports = &opts.ports;
         launch.options = opts.run_options.as_ref();
         opts.network.apply(&mut launch);
+        // After the plan's fields: a RUN step's plan is the default one.
+        launch.pasta |= by_pasta;
         let created = if opts.start_at_once {
             container::create_started(spec, &mut launch)
         } else {
