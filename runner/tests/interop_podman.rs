@@ -199,13 +199,23 @@ fn podman_runs_busybox_with_rbox_runtime() {
 
     // -it: the container's pty is the command's stdio, sized as podman's
     // own terminal (a pty from `script`, 30x100).
-    let o = p.sh(&format!(
-        "script -qec \"stty rows 30 cols 100; $P run -it --rm {IMAGE} \
-           sh -c 'tty; stty size; echo on-tty; exit 3'\" /dev/null"
-    ));
     // `script` reads its stdin (/dev/null) to EOF and types a NUL into
-    // the pty, which the terminal echoes as "^@" wherever it lands.
-    let text = out(&o).replace('\r', "").replace("^@", "");
+    // the pty, which the terminal echoes as "^@" wherever it lands; once
+    // in a full run (not in four alone) nothing at all came back, that
+    // EOF racing the client's start: a run with no output is tried again,
+    // twice at most.
+    let mut tries = 0;
+    let (o, text) = loop {
+        tries += 1;
+        let o = p.sh(&format!(
+            "script -qec \"stty rows 30 cols 100; $P run -it --rm {IMAGE} \
+               sh -c 'tty; stty size; echo on-tty; exit 3'\" /dev/null"
+        ));
+        let text = out(&o).replace('\r', "").replace("^@", "");
+        if !text.trim().is_empty() || tries == 3 {
+            break (o, text);
+        }
+    };
     assert!(
         text.contains("/dev/pts/0\n30 100\non-tty\n"),
         "podman run -it: {text:?} {}",
