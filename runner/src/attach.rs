@@ -649,6 +649,9 @@ pub enum Ended {
     Exited(i32),
     /// The connection closed without a code (the supervisor died).
     Closed,
+    /// The connection closed before the supervisor sent anything: it was
+    /// ending as we connected, and never served us.
+    Unserved,
     /// The user typed the detach keys.
     Detached,
 }
@@ -697,6 +700,7 @@ pub fn relay(
     let mut stdin_open = io.stdin.is_some();
     let mut inbuf = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
+    let mut heard = false;
     loop {
         let mut pfds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
         let stdin_ix = match io.stdin {
@@ -768,8 +772,13 @@ pub fn relay(
                 }
             };
             if n == 0 {
-                return Ok(Ended::Closed);
+                return Ok(if heard {
+                    Ended::Closed
+                } else {
+                    Ended::Unserved
+                });
             }
+            heard = true;
             inbuf.extend_from_slice(&buf[..n]);
             loop {
                 match take_frame(&mut inbuf) {

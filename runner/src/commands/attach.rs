@@ -59,6 +59,12 @@ pub fn attach(root: &Path, a: &AttachArgs) -> Result<i32> {
     )
 }
 
+/// With `replay_from` (`start -a`): the supervisor ended as we connected
+/// and never served us; the caller reads the log instead.
+#[derive(Debug, thiserror::Error)]
+#[error("container {0} ended as we attached")]
+pub struct EndedAsWeAttached(pub String);
+
 /// Attach to the container in `dir`; its exit code, or 0 after a detach.
 pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
     let keys = attach::parse_detach_keys(o.detach_keys.unwrap_or(DEFAULT_DETACH_KEYS))
@@ -152,6 +158,9 @@ pub fn attach_to(dir: &Path, s: &State, o: &Options<'_>) -> Result<i32> {
             Ok(0)
         }
         Ended::Closed => Ok(recorded_exit(dir)),
+        // `start -a` reads what it missed from the log instead.
+        Ended::Unserved if o.replay_from.is_some() => bail!(EndedAsWeAttached(s.name.clone())),
+        Ended::Unserved => Ok(recorded_exit(dir)),
     }
 }
 

@@ -159,7 +159,10 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
                 return match super::attach::attach_to(&dir, &now, &o) {
                     // It ended between our look and attach's (a short
                     // command): all it wrote is in the log.
-                    Err(_) if !State::load(&dir).is_ok_and(|s| s.is_running()) => {
+                    Err(e)
+                        if e.is::<super::attach::EndedAsWeAttached>()
+                            || !State::load(&dir).is_ok_and(|s| s.is_running()) =>
+                    {
                         follow(&dir, log, offset)
                     }
                     r => r,
