@@ -1023,3 +1023,71 @@ fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
     ok(&rrun(&["rm", "-f", "plain", "there", "later"]));
     ok(&rrun(&["network", "rm", "joined"]));
 }
+
+#[test]
+fn a_container_left_with_one_user_network_keeps_its_resolver() {
+    if !netns::own_netns("a_container_left_with_one_user_network_keeps_its_resolver") {
+        return;
+    }
+    let _cleanup = Cleanup;
+    for (name, subnet) in [("first", "10.97.0.0/24"), ("second", "10.98.0.0/24")] {
+        ok(&rrun(&["network", "create", "--subnet", subnet, name]));
+    }
+    ok(&rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "second",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let peer_ip = inspect(&["inspect", "peer"])[0]["NetworkSettings"]["Networks"]["second"]
+        ["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(peer_ip.starts_with("10.98.0."), "{peer_ip:?}");
+    ok(&rrun(&[
+        "run", "-d", "--name", "plain", "busybox", "sleep", "600",
+    ]));
+    let nameservers = |c: &str| -> Vec<String> {
+        exec_sh(c, "cat /etc/resolv.conf")
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .map(String::from)
+            .collect()
+    };
+    // The first user network it joins gives it its names (the first
+    // member of a network can be a connected one); the second does not
+    // take them over while the first is there.
+    ok(&rrun(&["network", "connect", "first", "plain"]));
+    assert_eq!(nameservers("plain"), ["nameserver 10.97.0.1"]);
+    ok(&rrun(&["network", "connect", "second", "plain"]));
+    assert_eq!(nameservers("plain"), ["nameserver 10.97.0.1"]);
+
+    // Leaving the first: the second's resolver, not the host's servers.
+    ok(&rrun(&["network", "disconnect", "first", "plain"]));
+    assert_eq!(nameservers("plain"), ["nameserver 10.98.0.1"]);
+    let out = exec_sh("plain", "nslookup peer");
+    assert!(out.contains(&format!("Address: {peer_ip}")), "{out}");
+    let hosts = exec_sh("plain", "cat /etc/hosts");
+    assert!(hosts.contains(&format!("{peer_ip}\tpeer")), "{hosts}");
+
+    // Leaving the last user network: the host's servers again.
+    ok(&rrun(&["network", "disconnect", "second", "plain"]));
+    let servers = nameservers("plain");
+    assert!(!servers.is_empty(), "no nameserver left");
+    assert!(
+        !servers
+            .iter()
+            .any(|s| s.contains("10.97.0.1") || s.contains("10.98.0.1")),
+        "{servers:?}"
+    );
+    let hosts = exec_sh("plain", "cat /etc/hosts");
+    assert!(!hosts.contains("peer"), "{hosts}");
+    ok(&rrun(&["rm", "-f", "plain", "peer"]));
+    ok(&rrun(&["network", "rm", "first", "second"]));
+}

@@ -330,20 +330,31 @@ fn connect(root: &Path, a: &NetworkConnectArgs) -> Result<i32> {
             && runner::network::connect::is_live(c, &st.id)
     });
     if user_net && mode == runner::network::DEFAULT_NAME && !other_user_net {
-        let dns = dns_config(&st);
-        let gateway = Network::default_bridge().gateway;
-        let extra = runner::native::container::extra_hosts_lines(
-            &runner::native::container::split_extra_hosts(&st.host.extra_hosts),
-            gateway,
-        );
-        if let Err(e) = runner::network::follow::follow(&net, &st.id, pid, &dns, &extra) {
+        let _ = follow(&st, &net, pid, None);
+    }
+    Ok(0)
+}
+
+/// Give the running default-network container `st` (first process
+/// `pid`) the names of user network `net` (see `network::follow`); a
+/// failure leaves it with the files it has, said on stderr. Whether it
+/// follows `net` now.
+fn follow(st: &State, net: &Network, pid: i32, leaving: Option<&Network>) -> bool {
+    let gateway = Network::default_bridge().gateway;
+    let extra = runner::native::container::extra_hosts_lines(
+        &runner::native::container::split_extra_hosts(&st.host.extra_hosts),
+        gateway,
+    );
+    match runner::network::follow::follow(net, &st.id, pid, &dns_config(st), &extra, leaving) {
+        Ok(()) => true,
+        Err(e) => {
             eprintln!(
                 "rrun: warning: container {} is on network {} but keeps its /etc/hosts and /etc/resolv.conf: {e}",
                 st.name, net.name
             );
+            false
         }
     }
-    Ok(0)
 }
 
 /// The container's `--dns`, `--dns-search` and `--dns-option`.
@@ -409,7 +420,25 @@ fn disconnect(root: &Path, a: &NetworkDisconnectArgs) -> Result<i32> {
         }
         eprintln!("rrun: warning: {e}");
     }
-    runner::network::follow::unfollow(&conn.net(), &st.id, &dns_config(&st));
+    // It had its names from the network it leaves: the next user network
+    // it is still on gives them now, as Docker's resolver goes on
+    // answering for that one (see `network::follow`).
+    let next = st.host.connected.iter().find(|c| {
+        c.network != net.name
+            && c.bridge != runner::network::DEFAULT_BRIDGE
+            && runner::network::connect::is_live(c, &st.id)
+    });
+    let mut followed_next = false;
+    if let (true, Some(next), Some(p)) = (
+        runner::network::follow::follows(&conn.net(), &st.id),
+        next,
+        st.pid,
+    ) {
+        followed_next = follow(&st, &next.net(), p.pid, Some(&conn.net()));
+    }
+    if !followed_next {
+        runner::network::follow::unfollow(&conn.net(), &st.id, &dns_config(&st));
+    }
     runner::network::connect::release(&conn, &st.id);
     State::update(&dir, &st, |s| {
         s.host.connected.retain(|c| c.network != net.name);

@@ -220,6 +220,9 @@ fn refresh(net: &Network) {
 pub fn join(net: &Network, m: &Member) -> io::Result<()> {
     let dir = members_dir(net);
     mkdir(&dir)?;
+    // Its file is written by `refresh`: the directory may not be there
+    // yet when the first member is one `rrun network connect` brings.
+    mkdir(hosts_path(net, &m.container).parent().expect("hosts dir"))?;
     fs::write(dir.join(&m.container), m.line())?;
     refresh(net);
     Ok(())
