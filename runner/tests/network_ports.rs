@@ -911,6 +911,23 @@ fn a_default_bridge_container_resolves_names_of_its_user_network() {
     ok(&rrun(&["network", "rm", "named"]));
 }
 
+/// The `nameserver` lines of container `c`'s /etc/resolv.conf.
+fn nameservers(c: &str) -> Vec<String> {
+    exec_sh(c, "cat /etc/resolv.conf")
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .map(String::from)
+        .collect()
+}
+
+/// Container `c`'s address on network `net` (empty when it has none).
+fn ip_on(c: &str, net: &str) -> String {
+    inspect(&["inspect", c])[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
 fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
     if !netns::own_netns("a_running_default_bridge_container_gets_the_names_of_a_network_it_joins")
@@ -937,13 +954,7 @@ fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
         "sleep",
         "600",
     ]));
-    let ip_on = |c: &str| {
-        inspect(&["inspect", c])[0]["NetworkSettings"]["Networks"]["joined"]["IPAddress"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let there_ip = ip_on("there");
+    let there_ip = ip_on("there", "joined");
     ok(&rrun(&[
         "run",
         "-d",
@@ -956,13 +967,6 @@ fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
         "600",
     ]));
     let pid = inspect(&["inspect", "plain"])[0]["State"]["Pid"].clone();
-    let nameservers = |c: &str| -> Vec<String> {
-        exec_sh(c, "cat /etc/resolv.conf")
-            .lines()
-            .filter(|l| l.starts_with("nameserver"))
-            .map(String::from)
-            .collect()
-    };
     assert!(!nameservers("plain").contains(&"nameserver 10.96.0.1".to_string()));
     let out = exec_sh("plain", "nslookup there");
     assert!(!out.contains(&there_ip), "{out}");
@@ -974,7 +978,7 @@ fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
     let out = exec_sh("plain", "nslookup there");
     assert!(out.contains(&format!("Address: {there_ip}")), "{out}");
     let hosts = exec_sh("plain", "cat /etc/hosts");
-    let plain_ip = ip_on("plain");
+    let plain_ip = ip_on("plain", "joined");
     assert!(plain_ip.starts_with("10.96.0."), "{plain_ip:?}");
     assert!(hosts.contains(&format!("{there_ip}\tthere")), "{hosts}");
     assert!(hosts.contains(&format!("{plain_ip}\tplain")), "{hosts}");
@@ -995,7 +999,7 @@ fn a_running_default_bridge_container_gets_the_names_of_a_network_it_joins() {
         "sleep",
         "600",
     ]));
-    let later_ip = ip_on("later");
+    let later_ip = ip_on("later", "joined");
     let hosts = exec_sh("plain", "cat /etc/hosts");
     assert!(hosts.contains(&format!("{later_ip}\tlater")), "{hosts}");
     let out = exec_sh("plain", "nslookup later");
@@ -1044,22 +1048,11 @@ fn a_container_left_with_one_user_network_keeps_its_resolver() {
         "sleep",
         "600",
     ]));
-    let peer_ip = inspect(&["inspect", "peer"])[0]["NetworkSettings"]["Networks"]["second"]
-        ["IPAddress"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let peer_ip = ip_on("peer", "second");
     assert!(peer_ip.starts_with("10.98.0."), "{peer_ip:?}");
     ok(&rrun(&[
         "run", "-d", "--name", "plain", "busybox", "sleep", "600",
     ]));
-    let nameservers = |c: &str| -> Vec<String> {
-        exec_sh(c, "cat /etc/resolv.conf")
-            .lines()
-            .filter(|l| l.starts_with("nameserver"))
-            .map(String::from)
-            .collect()
-    };
     // The first user network it joins gives it its names (the first
     // member of a network can be a connected one); the second does not
     // take them over while the first is there.
