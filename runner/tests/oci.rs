@@ -805,7 +805,7 @@ fn runc_modes_leave_nothing() {
 
 /// What an external runtime lacks is refused by asking its features,
 /// with the option named, before anything is made; its default network
-/// is none, and `rrun create` / an unknown runtime are refused too.
+/// is none, and an unknown runtime is refused too.
 #[test]
 fn an_external_runtime_refuses_what_it_lacks_naming_the_option() {
     require("crun");
@@ -843,9 +843,6 @@ fn an_external_runtime_refuses_what_it_lacks_naming_the_option() {
         "{}",
         stderr(&o)
     );
-    let o = rrun(&["create", "--runtime", "crun", "busybox", "true"]);
-    assert_eq!(code(&o), 125, "{}", stderr(&o));
-    assert!(stderr(&o).contains("native runtime only"), "{}", stderr(&o));
     let o = rrun(&["run", "--rm", "--runtime", "kata", "busybox", "true"]);
     assert_eq!(code(&o), 125, "{}", stderr(&o));
     assert!(stderr(&o).contains("--runtime"), "{}", stderr(&o));
@@ -945,4 +942,180 @@ fn crun_detached_through_the_shared_supervisor() {
 #[test]
 fn runc_detached_through_the_shared_supervisor() {
     check_detached_supervisor("runc");
+}
+
+/// `rrun start` of a stopped container runs its command again in the
+/// same filesystem, as Docker does: the runtime's old container is gone
+/// (crun and runc cannot start a stopped one), a new one is made from the
+/// recorded spec on the same upper dir. `start -a` shows the output and
+/// passes the exit code through; `restart`, a `--restart on-failure`
+/// policy and `create` + `start` work too; `rm` leaves nothing.
+fn check_start_again(rt: &str) {
+    require(rt);
+    let name = format!("oci-again-{rt}");
+    let _ = rrun(&["rm", "-f", &name]);
+    let count = "echo x >> /data.txt; wc -l < /data.txt; exit 3";
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        count,
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let exited = || state_of(&id)["status"] == "exited" && ps_status(&name).starts_with("Exited");
+    wait_for("the first exit", std::time::Duration::from_secs(10), exited);
+    let o = rrun(&["start", "-a", &name]);
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (3, "2"),
+        "{rt}: start -a: {}",
+        stderr(&o)
+    );
+    assert!(
+        ps_status(&name).starts_with("Exited (3) "),
+        "{rt}: {}",
+        ps_status(&name)
+    );
+    let o = rrun(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(stdout(&o).trim(), "exited 3", "{rt}: {}", stderr(&o));
+    let o = rrun(&["restart", &name]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, format!("{name}\n")),
+        "{rt}: restart: {}",
+        stderr(&o)
+    );
+    wait_for(
+        "the exit after restart",
+        std::time::Duration::from_secs(10),
+        || exited() && stdout(&rrun(&["logs", &name])).lines().count() == 3,
+    );
+    assert_eq!(stdout(&rrun(&["logs", &name])), "1\n2\n3\n", "{rt}");
+    // restart of a running container: stopped, then started again.
+    let o = rrun(&["rm", &name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        "echo x >> /data.txt; wc -l < /data.txt; exec sleep 1000",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id2 = stdout(&o).trim().to_string();
+    let o = rrun(&["restart", "-t", "0", &name]);
+    assert_eq!(code(&o), 0, "{rt}: restart: {}", stderr(&o));
+    wait_for(
+        "the run after restart",
+        std::time::Duration::from_secs(10),
+        || stdout(&rrun(&["logs", &name])) == "1\n2\n",
+    );
+    assert_eq!(state_of(&id2)["status"], "running", "{rt}");
+    let o = rrun(&["exec", &name, "cat", "/data.txt"]);
+    assert_eq!(stdout(&o), "x\nx\n", "{rt}: {}", stderr(&o));
+    let o = rrun(&["rm", "-f", &name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    // A --restart policy: two restarts, each in the same filesystem.
+    let o = rrun(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        rt,
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        count,
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    let id3 = stdout(&o).trim().to_string();
+    wait_for(
+        "two policy restarts",
+        std::time::Duration::from_secs(20),
+        || {
+            let o = rrun(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.RestartCount}}",
+                &name,
+            ]);
+            // (Its count goes up before the back-off ends: the third
+            // run's line tells it ran.)
+            stdout(&o).trim() == "exited 2"
+                && stdout(&rrun(&["logs", &name])).lines().count() == 3
+                && state_of(&id3)["exit_code"] == 3
+        },
+    );
+    assert_eq!(stdout(&rrun(&["logs", &name])), "1\n2\n3\n", "{rt}");
+    // create, then start.
+    let made = format!("{name}-made");
+    let _ = rrun(&["rm", "-f", &made]);
+    let o = rrun(&[
+        "create",
+        "--name",
+        &made,
+        "--runtime",
+        rt,
+        "busybox",
+        "sh",
+        "-c",
+        count,
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: create: {}", stderr(&o));
+    let id4 = stdout(&o).trim().to_string();
+    let o = rrun(&["start", "-a", &made]);
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (3, "1"),
+        "{rt}: {}",
+        stderr(&o)
+    );
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for (n, i) in [(&name, &id3), (&made, &id4)] {
+        let o = rrun(&["rm", n]);
+        assert_eq!(code(&o), 0, "{rt}: rm: {}", stderr(&o));
+        assert!(!container_dir(i).exists(), "{rt}: rm left the directory");
+        assert_eq!(cgroups_of(i), Vec::<std::path::PathBuf>::new(), "{rt}");
+        for state in ["/run/crun", "/run/runc"] {
+            assert!(
+                !std::path::Path::new(state).join(i).exists(),
+                "{rt}: {state}/{i}"
+            );
+        }
+        assert!(!mounts_before.contains(i.as_str()), "{rt}: a mount of {i}");
+    }
+    for i in [&id, &id2] {
+        assert!(!container_dir(i).exists(), "{rt}");
+        assert_eq!(cgroups_of(i), Vec::<std::path::PathBuf>::new(), "{rt}");
+    }
+}
+
+#[test]
+fn crun_starts_a_stopped_container_again() {
+    check_start_again("crun");
+}
+
+#[test]
+fn runc_starts_a_stopped_container_again() {
+    check_start_again("runc");
 }

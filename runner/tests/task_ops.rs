@@ -358,3 +358,78 @@ fn update_persists_across_a_policy_restart() {
     assert_eq!(control(name, "pids/pids.max", "pids.max"), "30");
     let _ = rrun(&["rm", "-f", name]);
 }
+
+/// `exec -u USER`: the process gets USER's supplementary groups from the
+/// container's /etc/group as the native runtime gives them (crun and
+/// runc through `exec --process`: their flags carry no additionalGids);
+/// `-u UID:GID` gets none. Returns the two `id -G` lines, `None` when
+/// skipped.
+fn exec_groups(rt: &str, tag: &str) -> Option<(String, String)> {
+    let name = format!("ops-groups-{rt}-{tag}");
+    let name = name.as_str();
+    detached(rt, name, &[])?;
+    let o = rrun(&[
+        "exec",
+        name,
+        "sh",
+        "-c",
+        "echo 'gus:x:1234:1234::/:/bin/sh' >> /etc/passwd && \
+         echo 'staff:x:50:gus' >> /etc/group && echo 'extra:x:61:bin,gus' >> /etc/group",
+    ]);
+    assert_eq!(code(&o), 0, "{rt}: edit /etc/group: {}", stderr(&o));
+    let o = rrun(&["exec", "-u", "gus", name, "id", "-G"]);
+    assert_eq!(code(&o), 0, "{rt}: exec -u gus id -G: {}", stderr(&o));
+    let as_gus = stdout(&o).trim().to_string();
+    // Given uid:gid, no supplementary groups (Docker's rule).
+    let o = rrun(&["exec", "-u", "1234:1234", name, "id", "-G"]);
+    assert_eq!(code(&o), 0, "{rt}: exec -u 1234:1234 id -G: {}", stderr(&o));
+    let as_ids = stdout(&o).trim().to_string();
+    // The process files went with their execs.
+    let o = rrun(&["inspect", "-f", "{{.Id}}", name]);
+    let bundle = store_root()
+        .join("containers")
+        .join(stdout(&o).trim())
+        .join("bundle");
+    if let Ok(entries) = std::fs::read_dir(&bundle) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            assert!(!n.starts_with("exec-"), "{rt}: {n} left in {bundle:?}");
+        }
+    }
+    let o = rrun(&["rm", "-f", name]);
+    assert_eq!(code(&o), 0, "{rt}: rm: {}", stderr(&o));
+    Some((as_gus, as_ids))
+}
+
+#[test]
+fn exec_groups_native() {
+    let (as_gus, as_ids) = exec_groups("native", "alone").unwrap();
+    assert_eq!(as_gus, "1234 50 61");
+    assert_eq!(as_ids, "1234");
+}
+
+#[test]
+fn exec_groups_crun() {
+    let Some(got) = exec_groups("crun", "crun") else {
+        return;
+    };
+    assert_eq!(
+        got,
+        exec_groups("native", "crun").unwrap(),
+        "crun vs native"
+    );
+    assert_eq!(got.0, "1234 50 61");
+}
+
+#[test]
+fn exec_groups_runc() {
+    let Some(got) = exec_groups("runc", "runc") else {
+        return;
+    };
+    assert_eq!(
+        got,
+        exec_groups("native", "runc").unwrap(),
+        "runc vs native"
+    );
+    assert_eq!(got.0, "1234 50 61");
+}

@@ -28,7 +28,7 @@ fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
         bail!(Coded(
             1,
             anyhow!(
-                "container {} runs with --runtime {}: rrun start supports the native runtime only",
+                "container {} runs with --runtime {}, which cannot start a container again",
                 s.name,
                 s.host.runtime
             )

@@ -36,6 +36,39 @@ pub struct OciExec {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+}
+
+impl OciExec {
+    /// The runtime-spec `process` for `exec --process`: the container's
+    /// own (`base`, config.json's: capabilities, noNewPrivileges, rlimits,
+    /// umask…) with this request's args, env, cwd, user and terminal.
+    /// Through a file because neither crun's nor runc's `exec` has a flag
+    /// for additionalGids.
+    pub fn process(&self, base: &serde_json::Value) -> serde_json::Value {
+        let mut p = match base {
+            serde_json::Value::Object(_) => base.clone(),
+            _ => serde_json::json!({}),
+        };
+        let umask = p["user"].get("umask").cloned();
+        p["args"] = serde_json::json!(self.args);
+        p["env"] = serde_json::json!(self.env);
+        p["cwd"] = serde_json::json!(if self.cwd.is_empty() { "/" } else { &self.cwd });
+        p["terminal"] = serde_json::json!(self.tty);
+        p["user"] = serde_json::json!({
+            "uid": self.uid,
+            "gid": self.gid,
+            "additionalGids": self.additional_gids,
+        });
+        if let Some(u) = umask {
+            p["user"]["umask"] = u;
+        }
+        if let Some(o) = p.as_object_mut() {
+            o.remove("consoleSize");
+        }
+        p
+    }
 }
 
 /// The file (in the container's directory) naming the runtime of a
@@ -280,50 +313,73 @@ impl OciContainer {
             .ok_or_else(|| self.failed("state", "its output has no status"))
     }
 
-    /// `exec --detach`: starts `req` in the container and returns its host
+    /// `exec --detach --process FILE`: starts `process` (a runtime-spec
+    /// process, `OciExec::process`) in the container and returns its host
     /// pid once it runs; with a subreaper it is then the caller's child.
-    /// `pid_dir` holds the runtime's pid file meanwhile. With `console`, a
-    /// terminal whose master the runtime sends there.
+    /// `dir` holds the process file (0600) and the runtime's pid file
+    /// meanwhile. With `console` (and `process.terminal`), a terminal
+    /// whose master the runtime sends there.
     pub fn exec(
         &self,
-        req: &OciExec,
-        pid_dir: &Path,
+        process: &serde_json::Value,
+        dir: &Path,
         console: Option<&Path>,
         stdin: bool,
     ) -> Result<i32, OciError> {
-        let pid_file = pid_dir.join(format!("exec-{}.pid", std::process::id()));
+        let me = std::process::id();
+        let pid_file = dir.join(format!("exec-{me}.pid"));
+        let process_file = dir.join(format!("exec-{me}.json"));
+        write_private(&process_file, &serde_json::to_vec(process).expect("json")).map_err(
+            |source| OciError::Io {
+                what: "write",
+                path: process_file.clone(),
+                source,
+            },
+        )?;
         let mut cmd = self.command(None);
         cmd.arg("exec")
             .arg("--detach")
             .arg("--pid-file")
             .arg(&pid_file)
-            .arg("--cwd")
-            .arg(if req.cwd.is_empty() { "/" } else { &req.cwd })
-            .arg("--user")
-            .arg(format!("{}:{}", req.uid, req.gid));
-        for e in &req.env {
-            cmd.arg("--env").arg(e);
-        }
+            .arg("--process")
+            .arg(&process_file);
         if let Some(sock) = console {
-            cmd.arg("--tty").arg("--console-socket").arg(sock);
+            cmd.arg("--console-socket").arg(sock);
         }
-        cmd.arg(&self.id).args(&req.args);
+        cmd.arg(&self.id);
         if !stdin || console.is_some() {
             cmd.stdin(Stdio::null());
         }
         // Not captured: the process inherits the runtime's stdio (a pipe
         // here would be the process's stderr, open until it ends).
-        let status = cmd.status().map_err(|source| OciError::Spawn {
+        let status = cmd.status();
+        let _ = std::fs::remove_file(&process_file);
+        let status = status.map_err(|source| OciError::Spawn {
             binary: self.binary.clone(),
             source,
         })?;
         if !status.success() {
+            let _ = std::fs::remove_file(&pid_file);
             return Err(self.failed("exec", format!("{status} (its message is above)")));
         }
         let pid = read_pid(&pid_file).map_err(|e| self.failed("exec", e));
         let _ = std::fs::remove_file(&pid_file);
         pid
     }
+}
+
+/// `data` in a new file at `path` only its owner can read (mode 0600
+/// from its creation, not chmod'ed after).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
 }
 
 /// The last error a runtime logged with `--log-format json` (crun and

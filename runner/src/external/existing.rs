@@ -3,8 +3,10 @@
 //! every operation is the runtime's own command on the state it keeps in
 //! the container's bundle (`ctl::OciContainer`), so it sees the cgroups,
 //! namespaces, capabilities and seccomp filter the runtime gave the
-//! container. `exec` goes through the runtime's `exec --detach` with a
-//! pid file: the process, re-parented to the caller (a subreaper), is
+//! container. `exec` goes through the runtime's `exec --detach --process`
+//! (the container's config.json process with the request's args, env,
+//! cwd, user and supplementary groups, which no flag of theirs carries)
+//! with a pid file: the process, re-parented to the caller (a subreaper), is
 //! waited for like a native exec (its exit code, forwarded signals, the
 //! `-t` relay through the console socket).
 
@@ -32,6 +34,38 @@ impl OciExisting {
         OciExisting {
             ctr: OciContainer::new(binary, &record.bundle, &record.id),
             record: record.clone(),
+        }
+    }
+}
+
+impl OciExisting {
+    /// The `process` of the container's config.json: what an exec'd
+    /// process has as the container's own does (capabilities,
+    /// noNewPrivileges, rlimits).
+    fn container_process(&self) -> Result<serde_json::Value, RuntimeError> {
+        let path = self.record.bundle.join("config.json");
+        let text = std::fs::read(&path).map_err(|e| {
+            format!(
+                "exec in container {}: read {}: {e}",
+                self.record.name,
+                path.display()
+            )
+        })?;
+        let config: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+            format!(
+                "exec in container {}: {} is not JSON: {e}",
+                self.record.name,
+                path.display()
+            )
+        })?;
+        match config.get("process") {
+            Some(p @ serde_json::Value::Object(_)) => Ok(p.clone()),
+            _ => Err(format!(
+                "exec in container {}: {} has no process",
+                self.record.name,
+                path.display()
+            )
+            .into()),
         }
     }
 }
@@ -66,14 +100,17 @@ impl Container for OciExisting {
             cwd: p.cwd.clone(),
             uid: p.user.uid,
             gid: p.user.gid,
+            additional_gids: p.user.additional_gids.clone(),
+            tty: p.tty,
         };
+        let process = req.process(&self.container_process()?);
         let signals = ForwardedSignals::block();
         become_subreaper()?;
         let console = p.tty.then(ConsoleSocket::bind).transpose()?;
         let pid = self
             .ctr
             .exec(
-                &req,
+                &process,
                 &self.record.bundle,
                 console.as_ref().map(|c| c.path()),
                 p.stdin,

@@ -352,7 +352,9 @@ impl Runtime for OciRuntime {
             rootless: false,
             run_options: false,
             private_rootfs_mount: false,
-            start_later: false,
+            // Each start is a new runtime container (same id, bundle and
+            // upper dir), as crun and runc cannot start a stopped one.
+            start_later: true,
         }
     }
 
@@ -385,6 +387,12 @@ impl Runtime for OciRuntime {
                     source,
                 }
             })?;
+            // A container started again (`rrun start`, a restart policy):
+            // the runtime's state of the last run goes first, if a run
+            // that died left it, as the runtime keeps one container per id.
+            if bundle.join("state").join(&spec.id).exists() {
+                ctr.delete()?;
+            }
             self.prepare_bundle(spec, &bundle)?;
             become_subreaper()?;
             console = spec.tty.then(ConsoleSocket::bind).transpose()?;
