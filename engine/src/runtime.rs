@@ -74,7 +74,9 @@ impl NetworkMode {
     }
 }
 
-/// cgroup limits; `None` means unlimited.
+/// cgroup limits; `None` means unlimited (in a spec) or unchanged (in an
+/// update: `Container::update`), where `Some(Resources::UNLIMITED)` as
+/// `cpu_quota_us` or `pids_limit` removes that limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
@@ -86,6 +88,14 @@ pub struct Resources {
     /// Docker's `--cpu-shares` (v1 shares; mapped to cpu.weight on v2).
     pub cpu_shares: Option<u64>,
     pub pids_limit: Option<u64>,
+}
+
+impl Resources {
+    /// An update's "remove this limit" (Docker's `update --pids-limit 0`
+    /// or `-1`, `--cpus 0`): pids.max `max`, a CFS quota of -1 (v1) or
+    /// `max` (v2). Only an update asks for it; a spec records no limit
+    /// as `None`.
+    pub const UNLIMITED: u64 = u64::MAX;
 }
 
 /// Default: root (0:0), no supplementary groups.
@@ -339,7 +349,8 @@ pub trait Container {
     /// Freeze every process of it (the cgroup freezer).
     fn pause(&self) -> Result<(), RuntimeError>;
     fn resume(&self) -> Result<(), RuntimeError>;
-    /// Apply the limits `resources` sets (a `None` field stays as it is).
+    /// Apply the limits `resources` sets (a `None` field stays as it is,
+    /// `Some(Resources::UNLIMITED)` removes the limit).
     fn update(&self, resources: &Resources) -> Result<(), RuntimeError>;
 }
 

@@ -313,20 +313,89 @@ pub struct PauseArgs {
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// The limit flags of run, create and update, parsed in one place
+/// (`LimitArgs::parse`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Memory limit (at least 6MB; update cannot remove it)
+    #[arg(short = 'm', long, value_name = "bytes", allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
     #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
+    /// Number of CPUs (0: no limit)
+    #[arg(long, value_name = "decimal", allow_hyphen_values = true)]
     pub cpus: Option<String>,
-    /// Tune container pids limit
+    /// Tune container pids limit (0 or -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
-    #[arg(value_name = "CONTAINER", required = true)]
-    pub containers: Vec<String>,
+}
+
+impl LimitArgs {
+    /// The limits the flags give; a flag left out is `None`. `--cpus 0`
+    /// and `--pids-limit 0|-1` (Docker's "no limit") are
+    /// `Some(Resources::UNLIMITED)`: update removes the limit with it,
+    /// run and create set none. A memory limit cannot be removed (Docker
+    /// neither), so a negative or zero `-m` is refused, saying so.
+    pub fn parse(&self) -> Result<engine::runtime::Resources, BadValue> {
+        use engine::runtime::Resources;
+        let mut r = Resources::default();
+        if let Some(m) = &self.memory {
+            let t = m.trim();
+            if t.starts_with('-') || t.parse::<f64>().is_ok_and(|n| n == 0.0) {
+                return Err(bad(
+                    m,
+                    "-m, --memory",
+                    "a memory limit cannot be removed or set to unlimited (Docker neither): give a size of at least 6MB, or leave -m, --memory out",
+                ));
+            }
+            let bytes = parse_size(m, "-m, --memory")?;
+            if bytes < 6 << 20 {
+                return Err(bad(
+                    m,
+                    "-m, --memory",
+                    "minimum memory limit allowed is 6MB",
+                ));
+            }
+            r.memory_bytes = Some(bytes);
+        }
+        if let Some(s) = &self.memory_swap {
+            r.memory_swap_bytes = Some(if s.trim() == "-1" {
+                -1
+            } else {
+                parse_size(s, "--memory-swap")? as i64
+            });
+        }
+        if let Some(c) = &self.cpus {
+            if c.trim().parse::<f64>().is_ok_and(|n| n == 0.0) {
+                r.cpu_quota_us = Some(Resources::UNLIMITED);
+            } else {
+                let (q, p) = parse_cpus(c)?;
+                r.cpu_quota_us = Some(q);
+                r.cpu_period_us = Some(p);
+            }
+        }
+        if let Some(p) = &self.pids_limit {
+            r.pids_limit = Some(match parse_int(p, "--pids-limit")? {
+                0 | -1 => Resources::UNLIMITED,
+                v if v > 0 => v as u64,
+                _ => {
+                    return Err(bad(
+                        p,
+                        "--pids-limit",
+                        "a positive number, or 0 or -1 for unlimited",
+                    ))
+                }
+            });
+        }
+        Ok(r)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -451,21 +520,11 @@ pub struct RunArgs {
     /// by -P)
     #[arg(long, value_name = "list")]
     pub expose: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
     pub cpu_shares: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "list")]
     pub cap_add: Vec<String>,
@@ -716,6 +775,59 @@ mod tests {
         assert_eq!(parse_cpus("0.5").unwrap(), (50_000, 100_000));
         assert!(parse_cpus("0").is_err());
         assert!(parse_cpus("abc").is_err());
+    }
+
+    fn limits(args: &[&str]) -> Result<engine::runtime::Resources, String> {
+        let cli = Cli::try_parse_from(["rrun", "update"].iter().chain(args).chain(&["c"]).copied())
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Update(u) => u.limits.parse().map_err(|e| e.to_string()),
+            other => panic!("not update: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_and_minus_one_remove_a_limit_and_memory_cannot_be() {
+        use engine::runtime::Resources;
+        let unlimited = Some(Resources::UNLIMITED);
+        for v in ["0", "-1"] {
+            let r = limits(&["--pids-limit", v]).unwrap();
+            assert_eq!(r.pids_limit, unlimited, "--pids-limit {v}");
+        }
+        let e = limits(&["--pids-limit", "-2"]).unwrap_err();
+        assert!(
+            e.contains("--pids-limit") && e.contains("-1 for unlimited"),
+            "{e}"
+        );
+        assert_eq!(
+            limits(&["--pids-limit", "64"]).unwrap().pids_limit,
+            Some(64)
+        );
+        let r = limits(&["--cpus", "0"]).unwrap();
+        assert_eq!((r.cpu_quota_us, r.cpu_period_us), (unlimited, None));
+        let r = limits(&["--cpus", "0.5"]).unwrap();
+        assert_eq!(r.cpu_quota_us, Some(50_000));
+        assert!(limits(&["--cpus", "-1"]).unwrap_err().contains("--cpus"));
+        for v in ["-1", "0", "-5m"] {
+            let e = limits(&["-m", v]).unwrap_err();
+            assert!(
+                e.contains("\"-m, --memory\"") && e.contains("cannot be removed"),
+                "-m {v}: {e}"
+            );
+        }
+        let r = limits(&["-m", "64m", "--memory-swap", "-1"]).unwrap();
+        assert_eq!(
+            (r.memory_bytes, r.memory_swap_bytes),
+            (Some(64 << 20), Some(-1))
+        );
+        // run and create take the same flags, parsed the same way.
+        let cli = Cli::try_parse_from(["rrun", "run", "--cpus", "0", "--pids-limit", "-1", "img"])
+            .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        let r = a.limits.parse().unwrap();
+        assert_eq!((r.cpu_quota_us, r.pids_limit), (unlimited, unlimited));
     }
 
     #[test]

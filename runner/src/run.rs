@@ -210,23 +210,16 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         .map_err(|_| bad(&a.runtime, "--runtime", "use native, crun, runc or youki"))?
         .features();
     let without = |what: &str| format!("not available with --runtime {} yet: {what}", a.runtime);
-    let mut r = Resources::default();
-    if let Some(m) = &a.memory {
-        let bytes = cli::parse_size(m, "-m, --memory")?;
-        if bytes < 6 << 20 {
-            return Err(bad(
-                m,
-                "-m, --memory",
-                "minimum memory limit allowed is 6MB",
-            ));
+    // run and create: 0 (`--cpus`, `--pids-limit`) and -1 (`--pids-limit`)
+    // are Docker's "no limit", which a new container has without one.
+    let mut r = a.limits.parse()?;
+    for limit in [&mut r.cpu_quota_us, &mut r.pids_limit] {
+        if *limit == Some(Resources::UNLIMITED) {
+            *limit = None;
         }
-        r.memory_bytes = Some(bytes);
     }
-    if let Some(s) = &a.memory_swap {
-        if s.trim() == "-1" {
-            r.memory_swap_bytes = Some(-1);
-        } else {
-            let v = cli::parse_size(s, "--memory-swap")?;
+    if let (Some(s), Some(v)) = (&a.limits.memory_swap, r.memory_swap_bytes) {
+        if v != -1 {
             if r.memory_bytes.is_none() {
                 return Err(bad(
                     s,
@@ -234,20 +227,14 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
                     "you should always set the memory limit when using the memoryswap limit",
                 ));
             }
-            if v < r.memory_bytes.unwrap_or(0) {
+            if v < r.memory_bytes.unwrap_or(0) as i64 {
                 return Err(bad(
                     s,
                     "--memory-swap",
                     "minimum memoryswap limit should be larger than memory limit",
                 ));
             }
-            r.memory_swap_bytes = Some(v as i64);
         }
-    }
-    if let Some(c) = &a.cpus {
-        let (q, p) = cli::parse_cpus(c)?;
-        r.cpu_quota_us = Some(q);
-        r.cpu_period_us = Some(p);
     }
     if let Some(s) = &a.cpu_shares {
         let v = cli::parse_int(s, "-c, --cpu-shares")?;
@@ -256,12 +243,6 @@ fn check_options(a: &RunArgs) -> Result<Checked, BadValue> {
         }
         if v > 0 {
             r.cpu_shares = Some((v as u64).clamp(2, 262_144));
-        }
-    }
-    if let Some(p) = &a.pids_limit {
-        let v = cli::parse_int(p, "--pids-limit")?;
-        if v > 0 {
-            r.pids_limit = Some(v as u64);
         }
     }
     // Rootless: no bridge (it needs root in the host's network namespace)

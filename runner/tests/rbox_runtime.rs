@@ -1200,10 +1200,52 @@ fn update_changes_the_memory_and_pids_limits() {
     assert!(o.status.success(), "update -r -: {}", err(&o));
     assert_eq!(mem(), "83886080");
     assert_eq!(read("pids.max"), "44");
-    // What is not supported is named.
-    let o = b.rt(&["update", "--pids-limit", "-1", id]);
+    // -1 removes the pids limit and the CPU quota, as runc's update:
+    // pids.max "max", a CFS quota of -1 (v1) or cpu.max "max ..." (v2).
+    let quota = || {
+        let q = read("cpu.cfs_quota_us") + &read("cpu.max");
+        q.split_whitespace().next().unwrap_or("").to_string()
+    };
+    let o = b.rt(&["update", "--cpu-quota", "50000", "--pids-limit", "20", id]);
+    assert!(o.status.success(), "update: {}", err(&o));
+    assert_eq!((read("pids.max"), quota()), ("20".into(), "50000".into()));
+    let o = b.rt(&["update", "--cpu-quota", "-1", "--pids-limit", "-1", id]);
+    assert!(o.status.success(), "update to unlimited: {}", err(&o));
+    let unlimited = if cgroup_dirs(id).iter().any(|d| d.join("cpu.max").exists()) {
+        "max"
+    } else {
+        "-1"
+    };
+    assert_eq!(
+        (read("pids.max"), quota()),
+        ("max".into(), unlimited.into())
+    );
+    // The same in containerd's JSON, after limits set again.
+    assert!(b
+        .rt(&["update", "--cpu-quota", "50000", "--pids-limit", "20", id])
+        .status
+        .success());
+    let mut c = b.cmd(&["update", "--resources", "-", id]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"cpu": {"quota": -1}, "pids": {"limit": -1}}"#,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "update -r - to unlimited: {}", err(&o));
+    assert_eq!(
+        (read("pids.max"), quota()),
+        ("max".into(), unlimited.into())
+    );
+    // A memory limit cannot be removed: refused by its name.
+    let o = b.rt(&["update", "--memory", "-1", id]);
     assert!(!o.status.success());
-    assert!(err(&o).contains("--pids-limit"), "{}", err(&o));
+    assert!(err(&o).contains("--memory -1"), "{}", err(&o));
+    assert_eq!(mem(), "83886080");
     finish(&b, id, pid);
     let o = b.rt(&["update", "--memory", "10m", id]);
     assert!(!o.status.success());

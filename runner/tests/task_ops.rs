@@ -185,9 +185,9 @@ fn exec_pause_update_kill(rt: &str) {
     );
     let mem = stdout(&rrun(&["inspect", "-f", "{{.HostConfig.Memory}}", name]));
     assert_eq!(mem.trim(), (32u64 << 20).to_string(), "{rt}: inspect");
-    let o = rrun(&["update", "--pids-limit", "-1", name]);
-    assert_eq!(code(&o), 125, "{rt}: unlimited is refused");
-    assert!(stderr(&o).contains("--pids-limit"), "{rt}: {}", stderr(&o));
+    let o = rrun(&["update", "-m", "-1", name]);
+    assert_eq!(code(&o), 125, "{rt}: removing the memory limit is refused");
+    assert!(stderr(&o).contains("-m, --memory"), "{rt}: {}", stderr(&o));
 
     // kill of a paused container: the signal through the runtime, then
     // resumed so that it is handled; then every operation names the
@@ -231,6 +231,151 @@ fn crun_exec_pause_update_kill() {
 #[test]
 fn runc_exec_pause_update_kill() {
     exec_pause_update_kill("runc");
+}
+
+/// The pids limit and the CPU quota in the container's own cgroup
+/// files: (pids.max, quota), the quota as cpu.cfs_quota_us (v1)
+/// or the first field of cpu.max (v2).
+fn pids_and_quota(name: &str) -> (String, String) {
+    let pids = control(name, "pids/pids.max", "pids.max");
+    let cpu = control(name, "cpu/cpu.cfs_quota_us", "cpu.max");
+    let quota = cpu.split_whitespace().next().unwrap_or("").to_string();
+    (pids, quota)
+}
+
+/// What the kernel shows for no limit: pids.max `max`, a CFS quota of
+/// -1 on v1 and `max` on v2.
+fn unlimited() -> (String, String) {
+    let quota = if cgroup_v2() { "max" } else { "-1" };
+    ("max".to_string(), quota.to_string())
+}
+
+/// Docker's `update --pids-limit 0|-1` and `--cpus 0` remove the limit
+/// from a running container, read back from its own cgroup files; a
+/// memory limit cannot be removed, and saying so names the flag.
+fn update_to_unlimited(rt: &str) {
+    let name = format!("ops-unlimited-{rt}");
+    let name = name.as_str();
+    if detached(
+        rt,
+        name,
+        &["--pids-limit", "64", "--cpus", "0.5", "-m", "64m"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    assert_eq!(
+        pids_and_quota(name),
+        ("64".to_string(), "50000".to_string()),
+        "{rt}: limits at run"
+    );
+    let o = rrun(&["update", "--pids-limit", "-1", "--cpus", "0", name]);
+    assert_eq!(code(&o), 0, "{rt}: update to unlimited: {}", stderr(&o));
+    assert_eq!(pids_and_quota(name), unlimited(), "{rt}: after -1 and 0");
+    let o = rrun(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}",
+        name,
+    ]);
+    assert_eq!(
+        stdout(&o).trim(),
+        "<no value> 0",
+        "{rt}: inspect: {}",
+        stderr(&o)
+    );
+    // 0 removes the pids limit too; a limit can be set again after.
+    let o = rrun(&["update", "--pids-limit", "32", "--cpus", "0.25", name]);
+    assert_eq!(code(&o), 0, "{rt}: {}", stderr(&o));
+    assert_eq!(
+        pids_and_quota(name),
+        ("32".to_string(), "25000".to_string()),
+        "{rt}: set again"
+    );
+    let o = rrun(&["update", "--pids-limit", "0", name]);
+    assert_eq!(code(&o), 0, "{rt}: --pids-limit 0: {}", stderr(&o));
+    assert_eq!(pids_and_quota(name).0, "max", "{rt}: after --pids-limit 0");
+    let o = rrun(&["update", "-m", "-1", name]);
+    assert_eq!(code(&o), 125, "{rt}: -m -1 must be refused");
+    assert!(
+        stderr(&o).contains("-m, --memory") && stderr(&o).contains("cannot be removed"),
+        "{rt}: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        control(name, "memory/memory.limit_in_bytes", "memory.max"),
+        (64u64 << 20).to_string(),
+        "{rt}: the memory limit stays"
+    );
+    let o = rrun(&["rm", "-f", name]);
+    assert_eq!(code(&o), 0, "{rt}: rm: {}", stderr(&o));
+}
+
+#[test]
+fn native_update_to_unlimited() {
+    update_to_unlimited("native");
+}
+
+#[test]
+fn crun_update_to_unlimited() {
+    update_to_unlimited("crun");
+}
+
+#[test]
+fn runc_update_to_unlimited() {
+    update_to_unlimited("runc");
+}
+
+/// `run --cpus 0 --pids-limit -1`: Docker's "no limit", as without
+/// the flags (not a refusal).
+#[test]
+fn run_with_cpus_0_and_pids_limit_minus_1_sets_no_limit() {
+    let name = "ops-run-unlimited";
+    detached("native", name, &["--cpus", "0", "--pids-limit", "-1"]).unwrap();
+    assert_eq!(pids_and_quota(name), unlimited());
+    let _ = rrun(&["rm", "-f", name]);
+}
+
+/// A limit removed by update stays removed when the container starts
+/// again (`stop` + `start`, `restart`, a restart by its policy): the
+/// record holds no limit, never the one given to run.
+#[test]
+fn unlimited_persists_across_restarts() {
+    // rrun start runs native containers only.
+    let rt = "native";
+    let name = format!("ops-unlimited-restart-{rt}");
+    let name = name.as_str();
+    let limits = ["--pids-limit", "64", "--cpus", "0.5", "--restart", "always"];
+    if detached(rt, name, &limits).is_none() {
+        return;
+    }
+    let o = rrun(&["update", "--pids-limit", "-1", "--cpus", "0", name]);
+    assert_eq!(code(&o), 0, "{rt}: update: {}", stderr(&o));
+    let o = rrun(&["stop", "-t", "1", name]);
+    assert_eq!(code(&o), 0, "{rt}: stop: {}", stderr(&o));
+    let o = rrun(&["start", name]);
+    assert_eq!(code(&o), 0, "{rt}: start: {}", stderr(&o));
+    assert_eq!(pids_and_quota(name), unlimited(), "{rt}: after stop, start");
+    let o = rrun(&["restart", "-t", "1", name]);
+    assert_eq!(code(&o), 0, "{rt}: restart: {}", stderr(&o));
+    assert_eq!(pids_and_quota(name), unlimited(), "{rt}: after restart");
+    let old = pid_of(name);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("the policy's restart", || {
+        let p = stdout(&rrun(&["inspect", "-f", "{{.State.Pid}}", name]));
+        p.trim().parse::<i32>().is_ok_and(|p| p != 0 && p != old)
+    });
+    assert_eq!(
+        pids_and_quota(name),
+        unlimited(),
+        "{rt}: after a policy restart"
+    );
+    let _ = rrun(&["rm", "-f", name]);
 }
 
 /// Docker keeps `docker update`'s limits across a restart: the recorded

@@ -291,6 +291,16 @@ pub(crate) fn remove_dir_when_empty(dir: &Path, kill: impl Fn()) -> Result<()> {
     Ok(())
 }
 
+/// What pids.max (v1 and v2 alike) gets for a limit: `max` for
+/// `Resources::UNLIMITED`.
+pub(crate) fn pids_max(limit: u64) -> String {
+    if limit == engine::runtime::Resources::UNLIMITED {
+        "max".to_string()
+    } else {
+        limit.to_string()
+    }
+}
+
 /// Docker's mapping of cpu shares (2..262144) to a v2 weight (1..10000).
 pub fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);

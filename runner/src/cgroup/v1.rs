@@ -302,7 +302,12 @@ impl V1Cgroup {
             }
         }
         if let Some(dir) = self.dir_of("cpu") {
-            if let Some(q) = res.cpu_quota_us {
+            if res.cpu_quota_us == Some(Resources::UNLIMITED) {
+                if let Some(period) = res.cpu_period_us {
+                    write_file(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                }
+                write_file(&dir.join("cpu.cfs_quota_us"), "-1")?;
+            } else if let Some(q) = res.cpu_quota_us {
                 let period = res.cpu_period_us.unwrap_or(100_000);
                 write_file(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
                 write_file(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
@@ -312,7 +317,7 @@ impl V1Cgroup {
             }
         }
         if let (Some(p), Some(dir)) = (res.pids_limit, self.dir_of("pids")) {
-            write_file(&dir.join("pids.max"), &p.to_string())?;
+            write_file(&dir.join("pids.max"), &super::pids_max(p))?;
         }
         Ok(())
     }
@@ -498,6 +503,23 @@ mod tests {
         assert_eq!(mounts[1].target, "cpu,cpuacct");
         assert_eq!(mounts[1].aliases, ["cpu", "cpuacct"]);
         assert!(mounts[0].aliases.is_empty());
+    }
+
+    #[test]
+    fn update_to_unlimited_writes_max_and_minus_one() {
+        let t = fixture();
+        let d = V1Driver::from_proc_cgroup(t.path(), PROC_CGROUP).unwrap();
+        let cg = d.create("c1", &limits(), Devices::Default).unwrap();
+        cg.update(&Resources {
+            cpu_quota_us: Some(Resources::UNLIMITED),
+            pids_limit: Some(Resources::UNLIMITED),
+            ..Resources::default()
+        })
+        .unwrap();
+        let at = |rel: &str| read(t.path().join(rel));
+        assert_eq!(at("cpu,cpuacct/rbox/c1/cpu.cfs_quota_us"), "-1");
+        assert_eq!(at("pids/rbox/c1/pids.max"), "max");
+        assert_eq!(at("memory/rbox/c1/memory.limit_in_bytes"), "67108864");
     }
 
     #[test]

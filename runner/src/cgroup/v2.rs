@@ -143,7 +143,14 @@ impl V2Cgroup {
                 write_file(&f, &swap)?;
             }
         }
-        if let Some(q) = res.cpu_quota_us {
+        if res.cpu_quota_us == Some(Resources::UNLIMITED) {
+            // "max" alone keeps the period.
+            let max = match res.cpu_period_us {
+                Some(period) => format!("max {period}"),
+                None => "max".to_string(),
+            };
+            write_file(&self.path.join("cpu.max"), &max)?;
+        } else if let Some(q) = res.cpu_quota_us {
             let period = res.cpu_period_us.unwrap_or(100_000);
             write_file(&self.path.join("cpu.max"), &format!("{q} {period}"))?;
         }
@@ -154,7 +161,7 @@ impl V2Cgroup {
             )?;
         }
         if let Some(p) = res.pids_limit {
-            write_file(&self.path.join("pids.max"), &p.to_string())?;
+            write_file(&self.path.join("pids.max"), &super::pids_max(p))?;
         }
         Ok(())
     }
@@ -304,6 +311,27 @@ mod tests {
         assert_eq!(read(dir.join("cpu.weight")), "39");
         assert_eq!(read(dir.join("pids.max")), "64");
         assert_eq!(d.list(), ["c1"]);
+    }
+
+    #[test]
+    fn update_to_unlimited_writes_max() {
+        let t = fixture("cpu memory pids");
+        let d = V2Driver::new(t.path().to_path_buf());
+        let res = Resources {
+            cpu_quota_us: Some(50_000),
+            pids_limit: Some(64),
+            ..Resources::default()
+        };
+        let cg = d.create("c1", &res, Devices::All).unwrap();
+        cg.update(&Resources {
+            cpu_quota_us: Some(Resources::UNLIMITED),
+            pids_limit: Some(Resources::UNLIMITED),
+            ..Resources::default()
+        })
+        .unwrap();
+        let dir = t.path().join(PARENT).join("c1");
+        assert_eq!(read(dir.join("cpu.max")), "max");
+        assert_eq!(read(dir.join("pids.max")), "max");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! `restart` apply them again and `inspect` shows them. What cannot be
 //! applied (rootless rbox without a delegated cgroup v2, a container
 //! without a cgroup of its own) is refused, saying why, and nothing is
-//! recorded.
+//! recorded. `--cpus 0` and `--pids-limit 0|-1` remove that limit (the
+//! record then holds none); a memory limit cannot be removed (Docker
+//! neither).
 
 use std::path::Path;
 
@@ -14,12 +16,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use engine::runtime::Resources;
 use runner::state::State;
 
-use crate::cli::{self, BadValue, UpdateArgs};
+use crate::cli::UpdateArgs;
 use crate::run::{require_root, Coded};
 
 pub fn update(root: &Path, a: &UpdateArgs) -> Result<i32> {
     require_root("rrun update")?;
-    let asked = asked(a).map_err(|e| Coded(125, e.into()))?;
+    let asked = a.limits.parse().map_err(|e| Coded(125, e.into()))?;
     if asked == Resources::default() {
         bail!(Coded(
             125,
@@ -31,46 +33,6 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<i32> {
         &a.containers,
         |dir, s| update_one(dir, s, &asked),
     ))
-}
-
-/// The limits the flags set (a field left `None` stays as it is).
-fn asked(a: &UpdateArgs) -> Result<Resources, BadValue> {
-    let mut r = Resources::default();
-    if let Some(m) = &a.memory {
-        let bytes = cli::parse_size(m, "-m, --memory")?;
-        if bytes < 6 << 20 {
-            return Err(cli::bad(
-                m,
-                "-m, --memory",
-                "minimum memory limit allowed is 6MB",
-            ));
-        }
-        r.memory_bytes = Some(bytes);
-    }
-    if let Some(s) = &a.memory_swap {
-        r.memory_swap_bytes = Some(if s.trim() == "-1" {
-            -1
-        } else {
-            cli::parse_size(s, "--memory-swap")? as i64
-        });
-    }
-    if let Some(c) = &a.cpus {
-        let (q, p) = cli::parse_cpus(c)?;
-        r.cpu_quota_us = Some(q);
-        r.cpu_period_us = Some(p);
-    }
-    if let Some(p) = &a.pids_limit {
-        let v = cli::parse_int(p, "--pids-limit")?;
-        if v <= 0 {
-            return Err(cli::bad(
-                p,
-                "--pids-limit",
-                "rrun update sets a limit only: give a positive number",
-            ));
-        }
-        r.pids_limit = Some(v as u64);
-    }
-    Ok(r)
 }
 
 /// `asked` over the container's `current` limits, with memory and swap
@@ -99,12 +61,15 @@ fn merged(name: &str, current: &Resources, asked: &Resources) -> Result<Resource
         r.memory_bytes = Some(m);
         r.memory_swap_bytes = Some(swap);
     }
+    // Removed (`Resources::UNLIMITED`): recorded as no limit, which is
+    // what start, restart and a policy restart then apply.
+    let limit = |v: Option<u64>| v.filter(|v| *v != Resources::UNLIMITED);
     if asked.cpu_quota_us.is_some() {
-        r.cpu_quota_us = asked.cpu_quota_us;
-        r.cpu_period_us = asked.cpu_period_us;
+        r.cpu_quota_us = limit(asked.cpu_quota_us);
+        r.cpu_period_us = r.cpu_quota_us.and(asked.cpu_period_us);
     }
     if asked.pids_limit.is_some() {
-        r.pids_limit = asked.pids_limit;
+        r.pids_limit = limit(asked.pids_limit);
     }
     Ok(r)
 }
@@ -201,5 +166,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("--memory-swap"), "{err:#}");
+    }
+
+    #[test]
+    fn unlimited_is_recorded_as_no_limit() {
+        let set = Resources {
+            cpu_quota_us: Some(50_000),
+            cpu_period_us: Some(100_000),
+            pids_limit: Some(64),
+            memory_bytes: Some(64 << 20),
+            memory_swap_bytes: Some(128 << 20),
+            ..Default::default()
+        };
+        let asked = Resources {
+            cpu_quota_us: Some(Resources::UNLIMITED),
+            pids_limit: Some(Resources::UNLIMITED),
+            ..Default::default()
+        };
+        let r = merged("c", &set, &asked).unwrap();
+        assert_eq!(
+            (r.cpu_quota_us, r.cpu_period_us, r.pids_limit),
+            (None, None, None)
+        );
+        assert_eq!(r.memory_bytes, Some(64 << 20), "what was not asked stays");
     }
 }

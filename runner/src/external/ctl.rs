@@ -265,7 +265,8 @@ impl OciContainer {
 
     /// `update` with the limits `res` sets, as the runtime's flags (runc's
     /// and crun's: --memory, --memory-swap, --cpu-quota, --cpu-period,
-    /// --cpu-share, --pids-limit).
+    /// --cpu-share, --pids-limit; -1 removes the CPU quota or the pids
+    /// limit).
     pub fn update(&self, res: &engine::runtime::Resources) -> Result<(), OciError> {
         let mut cmd = self.command(None);
         cmd.arg("update");
@@ -276,10 +277,18 @@ impl OciContainer {
         };
         flag("memory", res.memory_bytes.map(|m| m.to_string()));
         flag("memory-swap", res.memory_swap_bytes.map(|m| m.to_string()));
-        flag("cpu-quota", res.cpu_quota_us.map(|q| q.to_string()));
+        // Removing a limit: -1, as runc's and crun's flags take it.
+        let limit = |v: u64| {
+            if v == engine::runtime::Resources::UNLIMITED {
+                "-1".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        flag("cpu-quota", res.cpu_quota_us.map(limit));
         flag("cpu-period", res.cpu_period_us.map(|p| p.to_string()));
         flag("cpu-share", res.cpu_shares.map(|s| s.to_string()));
-        flag("pids-limit", res.pids_limit.map(|p| p.to_string()));
+        flag("pids-limit", res.pids_limit.map(limit));
         cmd.arg(&self.id);
         self.status("update", cmd)
     }

@@ -141,7 +141,54 @@ impl Container for OciExisting {
     }
 
     fn update(&self, resources: &Resources) -> Result<(), RuntimeError> {
-        Ok(self.ctr.update(resources)?)
+        let refused = match self.ctr.update(resources) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // Removing a limit is `-1` on the runtime's command line. runc
+        // turns it into what the kernel takes, but crun (1.8) writes -1
+        // to a cgroup v1 pids.max as is, which the kernel refuses
+        // (EINVAL: v1's pids.max takes "max"). The group is ours
+        // (`linux.cgroupsPath` is /rbox/<id>), so the removals are
+        // written to it here, as the native runtime writes them, and
+        // the runtime gets the rest.
+        let removed = Resources {
+            cpu_quota_us: resources
+                .cpu_quota_us
+                .filter(|q| *q == Resources::UNLIMITED),
+            pids_limit: resources.pids_limit.filter(|p| *p == Resources::UNLIMITED),
+            ..Resources::default()
+        };
+        if removed == Resources::default() || crate::rootless::active() {
+            return Err(refused.into());
+        }
+        let mut rest = resources.clone();
+        if removed.cpu_quota_us.is_some() {
+            rest.cpu_quota_us = None;
+            rest.cpu_period_us = None;
+        }
+        if removed.pids_limit.is_some() {
+            rest.pids_limit = None;
+        }
+        if rest != Resources::default() {
+            self.ctr.update(&rest)?;
+        }
+        let fallback = || -> Result<(), String> {
+            let group = crate::cgroup::CgroupDriver::probe()
+                .map_err(|e| e.to_string())?
+                .open(&self.record.id);
+            if !group.paths().iter().any(|p| p.is_dir()) {
+                return Err(format!(
+                    "no cgroup /{}/{}",
+                    crate::cgroup::PARENT,
+                    self.record.id
+                ));
+            }
+            group.update(&removed).map_err(|e| e.to_string())
+        };
+        fallback().map_err(|e| {
+            format!("{refused}; writing the unlimited values to its cgroup instead: {e}").into()
+        })
     }
 }
 

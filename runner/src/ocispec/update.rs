@@ -3,7 +3,9 @@
 //! or stdin with `-`, as containerd's shim sends it) and flags, the flags
 //! winning. Only the limits rbox applies at create (memory, swap, cpu
 //! quota/period/shares, pids) are taken; anything else set is refused by
-//! its name. A limit is changed, never removed (values <= 0 are refused).
+//! its name. As runc, -1 removes the CPU quota or the pids limit (the
+//! flags, and `cpu.quota` / `pids.limit` in the JSON); a memory limit
+//! cannot be removed, and a negative one is refused by its name.
 
 use std::io::Read;
 use std::path::Path;
@@ -50,11 +52,22 @@ pub fn resources(resources: Option<&Path>, f: &UpdateFlags) -> Result<Resources>
             Ok(v as u64)
         } else {
             Err(OciError::Other(format!(
-                "{flag} {v}: a positive number (removing a limit is not supported by rbox-runtime)"
+                "{flag} {v}: a positive number (or -1 to remove a CPU quota or a pids limit)"
             )))
         }
     };
+    // -1 (any negative, as runc) removes the limit.
+    let limit = |flag: &str, v: i64| -> Result<u64> {
+        if v < 0 {
+            Ok(Resources::UNLIMITED)
+        } else {
+            positive(flag, v)
+        }
+    };
     if let Some(m) = f.memory {
+        if m < 0 {
+            return Err(refuse_negative_memory("--memory", m));
+        }
         res.memory_bytes = Some(positive("--memory", m)?);
     }
     if let Some(s) = f.memory_swap {
@@ -64,7 +77,7 @@ pub fn resources(resources: Option<&Path>, f: &UpdateFlags) -> Result<Resources>
         res.memory_swap_bytes = Some(s);
     }
     if let Some(q) = f.cpu_quota {
-        res.cpu_quota_us = Some(positive("--cpu-quota", q)?);
+        res.cpu_quota_us = Some(limit("--cpu-quota", q)?);
     }
     if let Some(p) = f.cpu_period {
         res.cpu_period_us = Some(positive("--cpu-period", p as i64)?);
@@ -73,7 +86,7 @@ pub fn resources(resources: Option<&Path>, f: &UpdateFlags) -> Result<Resources>
         res.cpu_shares = Some(positive("--cpu-share", s as i64)?);
     }
     if let Some(p) = f.pids_limit {
-        res.pids_limit = Some(positive("--pids-limit", p)?);
+        res.pids_limit = Some(limit("--pids-limit", p)?);
     }
     if res.memory_swap_bytes.is_some() && res.memory_bytes.is_none() {
         return Err(OciError::Other(
@@ -102,8 +115,28 @@ fn parse_resources(text: &str, name: &Path) -> Result<Resources> {
             why: String::new(),
         });
     }
-    let r: oci_spec::runtime::LinuxResources = serde_json::from_value(raw).map_err(parse_err)?;
-    super::translate_resources(&r)
+    let negative = |ptr: &str| raw.pointer(ptr).and_then(|v| v.as_i64()).filter(|v| *v < 0);
+    if let Some(m) = negative("/memory/limit") {
+        return Err(refuse_negative_memory("memory.limit", m));
+    }
+    let r: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(raw.clone()).map_err(parse_err)?;
+    let mut res = super::translate_resources(&r)?;
+    // A negative quota or pids limit removes it (runc's update); create
+    // reads it as no limit, which a new group has anyway.
+    if negative("/cpu/quota").is_some() {
+        res.cpu_quota_us = Some(Resources::UNLIMITED);
+    }
+    if negative("/pids/limit").is_some() {
+        res.pids_limit = Some(Resources::UNLIMITED);
+    }
+    Ok(res)
+}
+
+fn refuse_negative_memory(what: &str, v: i64) -> OciError {
+    OciError::Other(format!(
+        "{what} {v}: a memory limit cannot be removed by update; give a positive number of bytes"
+    ))
 }
 
 /// Apply `res` to the cgroup of a created, running or paused container.
@@ -148,12 +181,43 @@ mod tests {
         let r = resources(None, &f).unwrap();
         assert_eq!((r.memory_bytes, r.pids_limit), (Some(1 << 20), Some(7)));
         let f = UpdateFlags {
-            pids_limit: Some(-1),
+            pids_limit: Some(0),
             ..Default::default()
         };
         assert!(resources(None, &f)
             .unwrap_err()
             .to_string()
-            .contains("--pids-limit -1"));
+            .contains("--pids-limit 0"));
+    }
+
+    #[test]
+    fn minus_one_removes_the_quota_and_the_pids_limit_never_memory() {
+        let f = UpdateFlags {
+            pids_limit: Some(-1),
+            cpu_quota: Some(-1),
+            ..Default::default()
+        };
+        let r = resources(None, &f).unwrap();
+        let unlimited = Some(Resources::UNLIMITED);
+        assert_eq!((r.pids_limit, r.cpu_quota_us), (unlimited, unlimited));
+        let p = Path::new("r.json");
+        let r = parse_resources(r#"{"pids": {"limit": -1}, "cpu": {"quota": -1}}"#, p).unwrap();
+        assert_eq!((r.pids_limit, r.cpu_quota_us), (unlimited, unlimited));
+        let f = UpdateFlags {
+            memory: Some(-1),
+            ..Default::default()
+        };
+        let e = resources(None, &f).unwrap_err().to_string();
+        assert!(
+            e.contains("--memory -1") && e.contains("cannot be removed"),
+            "{e}"
+        );
+        let e = parse_resources(r#"{"memory": {"limit": -1}}"#, p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("memory.limit -1") && e.contains("cannot be removed"),
+            "{e}"
+        );
     }
 }

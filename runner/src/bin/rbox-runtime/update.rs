@@ -13,13 +13,13 @@ pub struct Args {
     /// A runtime-spec LinuxResources object (JSON); `-` reads stdin.
     #[arg(short = 'r', long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit, bytes (k, m, g suffixes taken).
-    #[arg(long, value_parser = parse_bytes)]
+    /// Memory limit, bytes (k, m, g suffixes taken; it cannot be removed).
+    #[arg(long, value_parser = parse_bytes, allow_hyphen_values = true)]
     pub memory: Option<i64>,
     /// Memory plus swap limit, bytes (-1: unlimited swap).
     #[arg(long, value_parser = parse_bytes, allow_hyphen_values = true)]
     pub memory_swap: Option<i64>,
-    /// CPU CFS quota, microseconds per period.
+    /// CPU CFS quota, microseconds per period (-1: no quota).
     #[arg(long, allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     /// CPU CFS period, microseconds.
@@ -28,7 +28,7 @@ pub struct Args {
     /// CPU shares (relative weight).
     #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_share: Option<u64>,
-    /// Maximum number of processes.
+    /// Maximum number of processes (-1: unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     pub id: String,
