@@ -339,11 +339,16 @@ fn run_with_cpus_0_and_pids_limit_minus_1_sets_no_limit() {
 
 /// A limit removed by update stays removed when the container starts
 /// again (`stop` + `start`, `restart`, a restart by its policy): the
-/// record holds no limit, never the one given to run.
+/// record holds no limit, never the one given to run. crun and runc
+/// start a new runtime container from that record each time.
 #[test]
 fn unlimited_persists_across_restarts() {
-    // rrun start runs native containers only.
-    let rt = "native";
+    for rt in ["native", "crun", "runc"] {
+        unlimited_persists_across_restarts_on(rt);
+    }
+}
+
+fn unlimited_persists_across_restarts_on(rt: &str) {
     let name = format!("ops-unlimited-restart-{rt}");
     let name = name.as_str();
     let limits = ["--pids-limit", "64", "--cpus", "0.5", "--restart", "always"];
