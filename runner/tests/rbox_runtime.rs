@@ -1840,3 +1840,146 @@ fn processes_that_enter_a_container_run_from_a_read_only_clone() {
     let _ = run.wait();
     let _ = b.rt(&["delete", "--force", id]);
 }
+
+/// The binary's mappings in a process, from the host: (range, writable,
+/// on a read-only mount) for each line of /proc/PID/maps with the device
+/// and inode of the host's rbox-runtime. The read-only clone shares both
+/// with the host file; only the mount tells them apart, read through
+/// /proc/PID/map_files (the file each mapping holds).
+fn binary_mappings(pid: i32) -> Vec<(String, bool, bool)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let host = std::fs::metadata(RUNTIME).unwrap();
+    let dev = format!(
+        "{:02x}:{:02x}",
+        libc::major(host.dev()),
+        libc::minor(host.dev())
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[3] != dev || f[4] != host.ino().to_string() {
+            continue;
+        }
+        let file = std::fs::File::open(format!("/proc/{pid}/map_files/{}", f[0])).unwrap();
+        // SAFETY: an all-zero statvfs is a valid value of the plain C struct.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs fills the struct we pass for a descriptor we hold.
+        assert_eq!(unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) }, 0);
+        found.push((
+            f[0].to_string(),
+            f[1].contains('w'),
+            st.f_flag & libc::ST_RDONLY != 0,
+        ));
+    }
+    found
+}
+
+/// A process's mappings of the binary all are the read-only clone's, and
+/// so is its /proc/PID/exe. Sealed in place (`inplace`), the writable
+/// data is anonymous memory: no writable mapping of the file at all;
+/// re-executed (`exec`), the clone's data mapping is there.
+fn assert_sealed(pid: i32, what: &str, in_place: bool) {
+    let maps = binary_mappings(pid);
+    assert!(
+        !maps.is_empty(),
+        "{what}: no mapping of the binary: {maps:?}"
+    );
+    for (range, _, ro) in &maps {
+        assert!(ro, "{what}: {range} maps the host's rbox-runtime: {maps:?}");
+    }
+    assert!(exe_on_read_only_mount(pid), "{what}: /proc/{pid}/exe");
+    let writable = maps.iter().any(|(_, w, _)| *w);
+    assert_eq!(
+        writable, !in_place,
+        "{what}: sealed in place: {in_place}; mappings {maps:?}"
+    );
+}
+
+/// Sealing in place (the default for root) replaces every mapping of the
+/// host's binary, and the forced exec path (RBOX_EXESEAL_MODE=exec) still
+/// seals by re-executing: in `create`'s first process, `exec`'s and
+/// `run`'s waiting processes.
+#[test]
+fn no_mapping_of_the_host_binary_survives_the_seal() {
+    require_root();
+    let b = bundle(&["sleep", "1000"], |_| {});
+    for (mode, in_place) in [(None, true), (Some("exec"), false)] {
+        let tag = mode.unwrap_or("auto");
+        let with_mode = |mut c: Command| {
+            match mode {
+                Some(m) => c.env("RBOX_EXESEAL_MODE", m),
+                None => c.env_remove("RBOX_EXESEAL_MODE"),
+            };
+            c
+        };
+        let id = &uniq(&format!("nohost-{tag}"));
+        let pid_file = b.dir.join(format!("{tag}.pid"));
+        let errf = b.dir.join(format!("{tag}.err"));
+        let st = with_mode(b.cmd(&["create", "--bundle", &b.bundle_arg()]))
+            .args(["--pid-file", &pid_file.to_string_lossy(), id])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "create: {}",
+            std::fs::read_to_string(&errf).unwrap()
+        );
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_sealed(pid, &format!("{tag}: create's process"), in_place);
+        let o = b.rt(&["start", id]);
+        assert!(o.status.success(), "start: {}", err(&o));
+        let mut ex = with_mode(b.cmd(&["exec", id, "sleep", "1000"]))
+            .spawn()
+            .unwrap();
+        let exec_pid = ex.id() as i32;
+        wait_until("exec's process runs", || {
+            child_running(exec_pid, "sleep").is_some()
+        });
+        assert_sealed(exec_pid, &format!("{tag}: exec"), in_place);
+        let _ = b.rt(&["kill", "--all", id, "KILL"]);
+        let _ = ex.wait();
+        let _ = b.rt(&["delete", "--force", id]);
+        let id = &uniq(&format!("nohost-run-{tag}"));
+        let mut run = with_mode(b.cmd(&["run", "--bundle", &b.bundle_arg(), id]))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let run_pid = run.id() as i32;
+        wait_until("run's container runs", || {
+            child_running(run_pid, "sleep").is_some()
+        });
+        assert_sealed(run_pid, &format!("{tag}: run"), in_place);
+        let _ = b.rt(&["kill", id, "KILL"]);
+        let _ = run.wait();
+        let _ = b.rt(&["delete", "--force", id]);
+    }
+}
+
+/// A value of RBOX_EXESEAL_MODE that means nothing is an error naming it,
+/// before anything is made.
+#[test]
+fn a_bad_exeseal_mode_is_named() {
+    require_root();
+    let b = bundle(&["true"], |_| {});
+    let id = &uniq("badmode");
+    let o = b
+        .cmd(&["run", "--bundle", &b.bundle_arg(), id])
+        .env("RBOX_EXESEAL_MODE", "sometimes")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("RBOX_EXESEAL_MODE=\"sometimes\""),
+        "{}",
+        err(&o)
+    );
+    assert!(!b.root.join(id).exists());
+}
