@@ -93,6 +93,43 @@ pub(super) fn unpack_mapped(
     })
 }
 
+/// Unpack a plain or compressed tar stream from `input` (a download),
+/// decompressed and hashed on a thread of its own one block ahead of the
+/// parser, which takes the blocks as they are (no copy between). With
+/// `sha256_too`, also the sha256 of the uncompressed stream (an image
+/// config's diff id; `None` if the stream was not read to its end). The
+/// caller compares a digest of the whole stream: gzip's CRC-32 and zstd's
+/// checksum are skipped. `on_block` is told each block's length.
+pub fn unpack_inflating<I: BufRead + Send>(
+    mut input: I,
+    dest: &Path,
+    opts: &UnpackOptions,
+    sha256_too: bool,
+    on_block: impl FnMut(u64) + Send,
+) -> Result<(Unpacked, Option<crate::digest::Digest>), LayerError> {
+    let corrupt = |source| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source,
+    };
+    let head = input.fill_buf().map_err(corrupt)?;
+    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    })?;
+    let (unpacked, sha256) = stream::inflating(
+        input,
+        compression,
+        opts.algorithm,
+        false,
+        sha256_too,
+        on_block,
+        |reader| unpack_tar(reader, dest, opts),
+    );
+    let mut u = unpacked?;
+    u.compression = compression;
+    Ok((u, sha256))
+}
+
 fn unpack_buffered<R: BufRead>(
     mut input: R,
     dest: &Path,

@@ -21,6 +21,7 @@ mod entry;
 mod error;
 mod extract;
 mod guard;
+mod gzip;
 mod limits;
 mod options;
 mod resolve;
@@ -41,7 +42,7 @@ use std::path::{Path, PathBuf};
 pub use crate::store::marker;
 pub use compression::Compression;
 pub use error::LayerError;
-pub use extract::{unpack_file, unpack_stream, unpack_stream_at};
+pub use extract::{unpack_file, unpack_inflating, unpack_stream, unpack_stream_at};
 pub use limits::{LimitError, UnpackLimits, ENV_MAX_BYTES, ENV_MAX_ENTRIES};
 pub use options::{UnpackOptions, Unpacked};
 

@@ -3,7 +3,7 @@
 //! knows, once read to its end, the digest and length of what it gave
 //! ([`StreamEnd`]); none knows what reads it.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::compression::{Compression, HashingRead, StreamHasher};
@@ -20,13 +20,41 @@ pub fn mapped<T>(
     check: bool,
     parse: impl FnOnce(BlockReader) -> T,
 ) -> T {
+    inflating(bytes, compression, algorithm, check, false, |_| {}, parse).0
+}
+
+/// [`mapped`] over any buffered input (a download): the decompressed
+/// blocks go to the parser without another copy. `sha256_too` also hashes
+/// the uncompressed stream with sha256 on the decompressing thread (an
+/// image config's diff id), returned when the stream was read to its end.
+/// `on_block` is told the length of each block as it is made.
+pub fn inflating<T, I: BufRead + Send>(
+    input: I,
+    compression: Compression,
+    algorithm: Algorithm,
+    check: bool,
+    sha256_too: bool,
+    on_block: impl FnMut(u64) + Send,
+    parse: impl FnOnce(BlockReader) -> T,
+) -> (T, Option<Digest>) {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Block>(AHEAD);
         // Spent blocks go back to be refilled: no allocation, no page
         // faults and no zeroing per block.
         let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(AHEAD + 2);
-        s.spawn(move || decompress_blocks(compression, bytes, algorithm, check, tx, recycle_rx));
-        parse(BlockReader::new(rx, recycle_tx))
+        let hashes = Hashes {
+            main: StreamHasher::new(algorithm),
+            sha256: sha256_too.then(|| StreamHasher::new(Algorithm::Sha256)),
+        };
+        let inflater = s.spawn(move || {
+            decompress_blocks(compression, input, hashes, check, on_block, tx, recycle_rx)
+        });
+        let parsed = parse(BlockReader::new(rx, recycle_tx));
+        // The parser is done (its reader dropped): the thread stops.
+        (
+            parsed,
+            inflater.join().expect("the decompression thread panicked"),
+        )
     })
 }
 
@@ -52,21 +80,28 @@ const BLOCK_SIZE: usize = 1 << 20;
 /// each more is another fresh MiB faulted in per layer.
 const AHEAD: usize = 4;
 
-fn decompress_blocks(
+struct Hashes {
+    main: StreamHasher,
+    sha256: Option<StreamHasher>,
+}
+
+/// The sha256 of the whole stream, when asked for and it was read to its
+/// end (else the parser is told why not, or is gone).
+fn decompress_blocks<I: BufRead>(
     compression: Compression,
-    bytes: &[u8],
-    algorithm: Algorithm,
+    input: I,
+    mut hashes: Hashes,
     check: bool,
+    mut on_block: impl FnMut(u64),
     tx: SyncSender<Block>,
     recycled: Receiver<Vec<u8>>,
-) {
-    let mut hasher = StreamHasher::new(algorithm);
+) -> Option<Digest> {
     let mut total = 0u64;
-    let mut decoder = match compression.decoder_checked(bytes, check) {
+    let mut decoder = match compression.decoder_checked(input, check) {
         Ok(d) => d,
         Err(e) => {
             let _ = tx.send(Block::Failed(e));
-            return;
+            return None;
         }
     };
     loop {
@@ -81,18 +116,23 @@ fn decompress_blocks(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let _ = tx.send(Block::Failed(e));
-                    return;
+                    return None;
                 }
             }
         }
         if filled == 0 {
-            let _ = tx.send(Block::End(hasher.finish(), total));
-            return;
+            let sha256 = hashes.sha256.map(StreamHasher::finish);
+            let _ = tx.send(Block::End(hashes.main.finish(), total));
+            return sha256;
         }
-        hasher.update(&block[..filled]);
+        hashes.main.update(&block[..filled]);
+        if let Some(h) = &mut hashes.sha256 {
+            h.update(&block[..filled]);
+        }
         total += filled as u64;
+        on_block(filled as u64);
         if tx.send(Block::Data(block, filled)).is_err() {
-            return; // the parser stopped (it reports why)
+            return None; // the parser stopped (it reports why)
         }
     }
 }

@@ -14,7 +14,7 @@
 //! or layer exists before trusting a reverse entry.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 
 use sha2::Digest as _;
@@ -153,37 +153,5 @@ impl io::Write for HashSink<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// A reader that computes sha256 of what passes through it.
-pub(crate) struct Sha256Reader<R> {
-    pub inner: R,
-    pub hasher: sha2::Sha256,
-    pub read: u64,
-}
-
-impl<R> Sha256Reader<R> {
-    pub fn new(inner: R) -> Self {
-        Sha256Reader {
-            inner,
-            hasher: sha2::Sha256::new(),
-            read: 0,
-        }
-    }
-    pub fn finish(self) -> (Digest, u64) {
-        (
-            Digest::from_sha256_bytes(&self.hasher.finalize()),
-            self.read,
-        )
-    }
-}
-
-impl<R: Read> Read for Sha256Reader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
     }
 }

@@ -9,16 +9,16 @@
 //! and no image behind (only the manifest and config blobs `gc` collects).
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 
-use super::digests::{self, Sha256Reader};
+use super::digests;
 use super::{io_err, json, OciError, Result};
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::fsutil::{self, remove_tree};
 use crate::image::{media_type, Descriptor, ImageConfig, Manifest};
-use crate::layer::{unpack_stream, Compression, LayerBlob, UnpackOptions};
+use crate::layer::{unpack_inflating, Compression, LayerBlob, UnpackOptions};
 use crate::progress::{NoProgress, Note, Phase, ProgressReader, TransferProgress};
 use crate::store::Store;
 
@@ -332,14 +332,11 @@ pub fn stage_layer(store: &Store, reader: impl Read, layer: &LayerIn<'_>) -> Res
         let (downloaded, unpacked) = std::thread::scope(|s| {
             let staged = &staged;
             let unpacker = s.spawn(move || {
-                let input = BufReader::with_capacity(
-                    1 << 20,
-                    ChannelReader {
-                        rx,
-                        chunk: Vec::new(),
-                        pos: 0,
-                    },
-                );
+                let input = ChannelReader {
+                    rx,
+                    chunk: Vec::new(),
+                    pos: 0,
+                };
                 unpack_checked(input, staged, diff_id, label, progress)
             });
             let downloaded = (|| -> io::Result<()> {
@@ -427,8 +424,8 @@ struct ChannelReader {
     pos: usize,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
                 Ok(Ok(c)) => {
@@ -436,12 +433,23 @@ impl Read for ChannelReader {
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.chunk.len());
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
@@ -449,7 +457,7 @@ impl Read for ChannelReader {
 /// Unpack a blob stream into `staged/fs`, checking the uncompressed stream against
 /// `diff_id` (sha256 from outside). Returns the blake3 diff id.
 fn unpack_checked(
-    mut input: impl BufRead + Send,
+    input: impl BufRead + Send,
     staged: &Path,
     diff_id: &Digest,
     label: &str,
@@ -457,108 +465,33 @@ fn unpack_checked(
 ) -> Result<(Digest, Compression)> {
     let fs_dir = staged.join("fs");
     fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
-    let head = input
-        .fill_buf()
-        .map_err(|e| OciError::Format(format!("layer {label}: {e}")))?;
-    let compression =
-        Compression::detect(head).map_err(|m| OciError::Format(format!("layer {label}: {m}")))?;
     progress.start(Phase::Unpack, label, None);
     // Inflate and the tar's sha256 run on a thread of their own, a few MiB
-    // ahead of the parser (which hashes blake3 and writes the files): a
-    // gzip layer's inflate overlaps its writes instead of adding to them.
-    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(INFLATED_AHEAD);
-    let (inflated, unpacked) = std::thread::scope(|s| {
-        let inflater = s.spawn(move || inflate_blocks(compression, input, tx));
-        let mut tar = ProgressReader::new(
-            ChannelReader {
-                rx,
-                chunk: Vec::new(),
-                pos: 0,
-            },
-            progress,
-            Phase::Unpack,
-            label,
-        );
-        let unpacked = unpack_stream(&mut tar, &fs_dir, &UnpackOptions::layer(label))
-            .map_err(OciError::from)
-            .and_then(|u| {
-                // What follows the tar's end (padding) is hashed too.
-                io::copy(&mut tar, &mut io::sink())
-                    .map_err(|e| OciError::Format(format!("layer {label}: corrupt stream: {e}")))?;
-                Ok(u)
-            });
-        drop(tar); // a parser that failed stops the inflater
-        (
-            inflater.join().expect("the inflate thread panicked"),
-            unpacked,
-        )
-    });
-    let unpacked = unpacked?;
-    let sha = inflated.ok_or_else(|| {
-        OciError::Format(format!("layer {label}: the inflate thread stopped early"))
-    })?;
-    let expected_ok = match diff_id.algorithm() {
-        Algorithm::Sha256 => &sha == diff_id,
-        Algorithm::Blake3 => &unpacked.diff_id == diff_id,
+    // ahead of the parser (which writes the files), whose blocks the
+    // parser reads in place: a gzip layer's inflate overlaps its writes
+    // instead of adding to them. Both digests of the tar are compared
+    // below, so gzip's CRC-32 is not computed.
+    let (unpacked, sha) = unpack_inflating(
+        input,
+        &fs_dir,
+        &UnpackOptions::layer(label),
+        diff_id.algorithm() == Algorithm::Sha256,
+        |n| progress.advance(Phase::Unpack, label, n),
+    )?;
+    let actual = match diff_id.algorithm() {
+        Algorithm::Sha256 => sha.ok_or_else(|| {
+            OciError::Format(format!("layer {label}: the inflate thread stopped early"))
+        })?,
+        Algorithm::Blake3 => unpacked.diff_id.clone(),
     };
-    if !expected_ok {
-        let actual = if diff_id.algorithm() == Algorithm::Sha256 {
-            sha
-        } else {
-            unpacked.diff_id
-        };
+    if &actual != diff_id {
         return Err(OciError::DigestMismatch {
             what: format!("layer {label} (uncompressed, the config's diff id)"),
             expected: diff_id.clone(),
             actual,
         });
     }
-    Ok((unpacked.diff_id, compression))
-}
-
-/// Inflated blocks queued ahead of the parser (of [`INFLATED_BLOCK`] each).
-const INFLATED_AHEAD: usize = 4;
-const INFLATED_BLOCK: usize = 1 << 20;
-
-/// The inflater's side of [`unpack_checked`]: the uncompressed stream in
-/// blocks to `tx`, hashed (sha256) as it goes. The digest once the stream
-/// ended and every block was taken; `None` when it stopped early (a
-/// corrupt stream, its error sent on; or the parser gone).
-fn inflate_blocks(
-    compression: Compression,
-    input: impl BufRead,
-    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
-) -> Option<Digest> {
-    let dec = match compression.decoder(input) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(Err(e));
-            return None;
-        }
-    };
-    let mut hashing = Sha256Reader::new(dec);
-    loop {
-        let mut block = vec![0u8; INFLATED_BLOCK];
-        let mut filled = 0;
-        while filled < block.len() {
-            match hashing.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return None;
-                }
-            }
-        }
-        if filled == 0 {
-            return Some(hashing.finish().0);
-        }
-        block.truncate(filled);
-        if tx.send(Ok(block)).is_err() {
-            return None;
-        }
-    }
+    Ok((unpacked.diff_id, unpacked.compression))
 }
 
 /// Store the image: config re-expressed with blake3 diff ids, manifest with
