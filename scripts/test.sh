@@ -31,7 +31,8 @@ bash scripts/unit-unprivileged.sh
 echo "== host lane ($(scripts/cgroup-mode.sh)) =="
 # In a network namespace of its own: containers and RUN steps default to
 # rbox's bridge, which must not be made in the machine's namespace.
-scripts/in-netns.sh cargo test --workspace --locked -- --test-threads=2
+# --no-fail-fast: one run reports every failing suite, not just the first.
+scripts/in-netns.sh cargo test --workspace --locked --no-fail-fast -- --test-threads=2
 
 if [ "${RBOX_SKIP_VM:-0}" = 1 ]; then
   echo "== cgroup-v2 lane: SKIPPED because RBOX_SKIP_VM=1 =="

@@ -303,7 +303,10 @@ fn podman_uidmap_runs_the_container_as_host_100000_with_rbox_runtime() {
     // `podman rm` right after `stop` may race Podman's own clean-up of the
     // container's shm mount ("unlinkat .../userdata/shm: device or resource
     // busy", podman issue #11594, seen with --uidmap and crun too): it is
-    // tried again a few times; a container never removed still fails.
+    // tried again a few times. That failed rm may already have dropped
+    // the container from Podman's records (every later rm then says "no
+    // such container"): gone is gone. A container never removed still
+    // fails.
     const MAP: &str = "--uidmap 0:100000:65536 --gidmap 0:100000:65536";
     let o = p.sh(&format!(
         "$P run --rm --security-opt seccomp=unconfined {MAP} {IMAGE} \
@@ -313,7 +316,8 @@ fn podman_uidmap_runs_the_container_as_host_100000_with_rbox_runtime() {
          grep '^Uid:' /proc/$PID/status\n\
          $P exec u id -u || exit 13\n\
          $P stop -t 1 u >/dev/null || exit 14\n\
-         for i in 1 2 3 4 5; do $P rm u >/dev/null && exit 0; sleep 1; done; exit 15"
+         for i in 1 2 3 4 5; do $P rm u >/dev/null && exit 0; \
+           $P container exists u || exit 0; sleep 1; done; exit 15"
     ));
     assert!(
         o.status.success(),
