@@ -31,16 +31,6 @@
 //! The re-executed process finds `RBOX_EXESEAL` in its environment (set by
 //! us, removed at once), checks that its binary really is the read-only
 //! clone, and goes on.
-//!
-//! Root in the initial user namespace skips the second execve (about
-//! 0.7 ms of CPU per container start: loader, relocations, page faults):
-//! `inplace` replaces every mapping of the host's binary with the clone's
-//! (or anonymous copies of its written pages) in the running process and
-//! makes the clone `/proc/self/exe` — the same end state, checked through
-//! /proc/self/map_files. Where that is not known to be safe (several
-//! threads, a user namespace, not dumpable, a memfd copy) or fails, the
-//! process re-executes as above; `RBOX_EXESEAL_MODE=exec` forces that,
-//! `inplace` forbids it (tests), `auto` or unset chooses.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -48,13 +38,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-mod inplace;
-
 /// Set in the environment of the re-executed process only.
 pub const MARKER: &str = "RBOX_EXESEAL";
-
-/// Chooses how to seal: `auto` (default), `exec` or `inplace` (Mode).
-pub const MODE_ENV: &str = "RBOX_EXESEAL_MODE";
 
 /// What the marker says the clone is.
 const KIND_BIND: &str = "ro-bind";
@@ -70,10 +55,6 @@ pub enum ExesealError {
     Memfd(#[source] io::Error),
     #[error("execute the read-only copy of the running binary: {0}")]
     Exec(#[source] io::Error),
-    #[error("{MODE_ENV}={0:?}: expected auto, exec or inplace")]
-    BadMode(String),
-    #[error("seal the running binary in place ({MODE_ENV}=inplace): {0}")]
-    InPlace(String),
 }
 
 /// Re-execute this process from a read-only clone of its binary, unless it
@@ -93,53 +74,13 @@ pub fn reexec_sealed() -> Result<(), ExesealError> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
-    let mode = Mode::from_env()?;
     let (clone, kind) = match ro_bind_clone() {
         Ok(fd) => (fd, KIND_BIND),
         // No open_tree (before 5.2) or mount_setattr (before 5.12): the
         // copy is slower but as safe.
         Err(_) => (memfd_clone()?, KIND_MEMFD),
     };
-    if mode != Mode::Exec {
-        let sealed = if kind != KIND_BIND {
-            Err("the clone is a memfd copy".to_string())
-        } else {
-            inplace::eligible().and_then(|()| inplace::seal(&clone).map_err(|e| e.to_string()))
-        };
-        match sealed {
-            Ok(()) => return Ok(()),
-            Err(why) if mode == Mode::InPlace => return Err(ExesealError::InPlace(why)),
-            // The exec below seals what the attempt may have left.
-            Err(_) => {}
-        }
-    }
     Err(ExesealError::Exec(exec_fd(&clone, kind)))
-}
-
-/// `RBOX_EXESEAL_MODE`: how a process that is not sealed yet gets sealed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// In place where that is safe (inplace::eligible), else by exec: the
-    /// default (unset, empty or `auto`).
-    Auto,
-    /// Always re-execute from the clone (`exec`).
-    Exec,
-    /// In place or fail (`inplace`): for tests.
-    InPlace,
-}
-
-impl Mode {
-    fn from_env() -> Result<Mode, ExesealError> {
-        match std::env::var_os(MODE_ENV) {
-            None => Ok(Mode::Auto),
-            Some(v) => match v.to_str() {
-                Some("" | "auto") => Ok(Mode::Auto),
-                Some("exec") => Ok(Mode::Exec),
-                Some("inplace") => Ok(Mode::InPlace),
-                _ => Err(ExesealError::BadMode(v.to_string_lossy().into_owned())),
-            },
-        }
-    }
 }
 
 /// A detached bind mount of our own binary, read-only: an O_PATH
