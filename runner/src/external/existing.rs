@@ -141,17 +141,15 @@ impl Container for OciExisting {
     }
 
     fn update(&self, resources: &Resources) -> Result<(), RuntimeError> {
-        let refused = match self.ctr.update(resources) {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
         // Removing a limit is `-1` on the runtime's command line. runc
         // turns it into what the kernel takes, but crun (1.8) writes -1
         // to a cgroup v1 pids.max as is, which the kernel refuses
-        // (EINVAL: v1's pids.max takes "max"). The group is ours
-        // (`linux.cgroupsPath` is /rbox/<id>), so the removals are
-        // written to it here, as the native runtime writes them, and
-        // the runtime gets the rest.
+        // (EINVAL: v1's pids.max takes "max"), and on cgroup v2 leaves
+        // cpu.max's quota as it was while it reports success. The group
+        // is ours (`linux.cgroupsPath` is /rbox/<id>), so the removals
+        // are written to it here, as the native runtime writes them,
+        // and the runtime gets the rest. Rootless, the group is the
+        // runtime's to find: it gets everything.
         let removed = Resources {
             cpu_quota_us: resources
                 .cpu_quota_us
@@ -160,7 +158,7 @@ impl Container for OciExisting {
             ..Resources::default()
         };
         if removed == Resources::default() || crate::rootless::active() {
-            return Err(refused.into());
+            return Ok(self.ctr.update(resources)?);
         }
         let mut rest = resources.clone();
         if removed.cpu_quota_us.is_some() {
@@ -173,21 +171,24 @@ impl Container for OciExisting {
         if rest != Resources::default() {
             self.ctr.update(&rest)?;
         }
-        let fallback = || -> Result<(), String> {
-            let group = crate::cgroup::CgroupDriver::probe()
-                .map_err(|e| e.to_string())?
-                .open(&self.record.id);
-            if !group.paths().iter().any(|p| p.is_dir()) {
-                return Err(format!(
-                    "no cgroup /{}/{}",
-                    crate::cgroup::PARENT,
-                    self.record.id
-                ));
-            }
-            group.update(&removed).map_err(|e| e.to_string())
-        };
-        fallback().map_err(|e| {
-            format!("{refused}; writing the unlimited values to its cgroup instead: {e}").into()
+        let group = crate::cgroup::CgroupDriver::probe()
+            .map_err(|e| e.to_string())?
+            .open(&self.record.id);
+        if !group.paths().iter().any(|p| p.is_dir()) {
+            return Err(format!(
+                "remove the limits of container {}: no cgroup /{}/{}",
+                self.record.name,
+                crate::cgroup::PARENT,
+                self.record.id
+            )
+            .into());
+        }
+        group.update(&removed).map_err(|e| {
+            format!(
+                "remove the limits of container {} in its cgroup: {e}",
+                self.record.name
+            )
+            .into()
         })
     }
 }
