@@ -22,7 +22,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -339,7 +339,7 @@ impl Hub {
                 // The container's output has ended: tell the clients how
                 // the supervisor's run ended, if it says so in time.
                 let code = code_rx.recv_timeout(Duration::from_secs(5)).ok();
-                hub.finish(code);
+                hub.finish(listener.as_ref().map(|l| &l.0), code);
                 if let Some((_, d)) = &listener {
                     let _ = nix::unistd::unlinkat(
                         Some(d.as_raw_fd()),
@@ -562,7 +562,16 @@ impl HubLoop {
     }
 
     /// Everything left goes out (briefly blocking), then the exit frame.
-    fn finish(&mut self, code: Option<i32>) {
+    /// A client that connected as the container ended may not have been
+    /// accepted or heard yet: it is, first, so a `start -a` client gets
+    /// its replay before the code rather than a bare code (it would print
+    /// nothing). One that says no hello in time is closed without a code
+    /// (`Ended::Unserved`: it reads the log instead).
+    fn finish(&mut self, listener: Option<&UnixListener>, code: Option<i32>) {
+        if let Some(l) = listener {
+            self.accept(l);
+        }
+        self.read_late_hellos();
         for c in &mut self.clients {
             let _ = c.sock.set_nonblocking(false);
             let _ = c.sock.set_write_timeout(Some(Duration::from_secs(2)));
@@ -575,6 +584,35 @@ impl HubLoop {
         self.clients.clear();
     }
 }
+
+impl HubLoop {
+    /// Waits (at most [`LATE_HELLO`] for all) for the hello of every client
+    /// that has not sent one yet, and acts on it; drops those that send
+    /// none.
+    fn read_late_hellos(&mut self) {
+        let deadline = Instant::now() + LATE_HELLO;
+        let mut buf = vec![0u8; 4096];
+        let mut no_stdin = Vec::new();
+        let dir = &self.dir;
+        self.clients.retain_mut(|c| {
+            while c.flags.is_none() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero()
+                    || c.sock.set_nonblocking(false).is_err()
+                    || c.sock.set_read_timeout(Some(left)).is_err()
+                    || !read_client(c, dir, &mut no_stdin, false, &mut buf)
+                {
+                    return false;
+                }
+            }
+            true
+        });
+    }
+}
+
+/// How long a client that connected as the container ended has to say
+/// hello (clients send it right after connecting).
+const LATE_HELLO: Duration = Duration::from_secs(2);
 
 /// Reads what a client sent; false when it is gone or broke the protocol.
 fn read_client(

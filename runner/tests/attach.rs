@@ -438,3 +438,54 @@ fn attach_tty_takes_and_follows_the_client_window_size() {
     assert_eq!(wait_exit(&mut a), 0);
     assert_eq!(code(&rrun(&["rm", "-f", "at-size"])), 0);
 }
+
+/// The hub's side of `rrun start -a` racing a command that ends at once:
+/// the client is connected, but its hello (with the log offset to replay
+/// from) reaches the hub only after the container's output has ended.
+/// It must still get the output the log holds, then the exit code. Before
+/// the fix it got the code alone, and `start -a` printed nothing
+/// (commands::a_created_rm_container_starts_and_is_removed_at_its_exit
+/// failed so, now and then).
+#[test]
+fn a_client_heard_only_after_the_output_ended_still_gets_its_replay() {
+    use runner::attach::{frame, take_frame, Hub, EXIT, HELLO, OUTPUT, WANT_OUTPUT, WANT_REPLAY};
+    require_root_and_kernel();
+    let dir = tempfile::Builder::new()
+        .prefix("hub")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let log = runner::logfile::Writer::open(dir.path(), Default::default()).unwrap();
+    let (output, mut container) = std::io::pipe().unwrap();
+    let hub = Hub::start(dir.path(), log, OwnedFd::from(output), None);
+    container.write_all(b"once\n").unwrap();
+    let logged = dir.path().join(runner::logfile::LOG);
+    let t = Instant::now();
+    while std::fs::read(&logged).unwrap_or_default() != b"once\n" {
+        assert!(t.elapsed() < WAIT, "the hub never logged the output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut sock = std::os::unix::net::UnixStream::connect(dir.path().join("attach.sock")).unwrap();
+    // Accepted by the hub (it polls the listener), then the output ends
+    // and the hub's loop with it, before the client says hello.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(container);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut hello = vec![WANT_OUTPUT | WANT_REPLAY];
+    hello.extend_from_slice(&0u64.to_be_bytes());
+    sock.write_all(&frame(HELLO, &hello)).unwrap();
+    hub.finish(7, WAIT);
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    sock.read_to_end(&mut got).unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = take_frame(&mut got).unwrap() {
+        frames.push(f);
+    }
+    assert_eq!(
+        frames,
+        vec![
+            (OUTPUT, b"once\n".to_vec()),
+            (EXIT, 7i32.to_be_bytes().to_vec())
+        ]
+    );
+}
