@@ -38,11 +38,7 @@ pub fn unpack_stream_at<R: Read>(
         layer: opts.label.clone(),
         source,
     };
-    let head = input.fill_buf().map_err(corrupt)?;
-    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, msg),
-    })?;
+    let compression = detect(input.fill_buf().map_err(corrupt)?, opts)?;
     let decoder = compression
         .decoder_checked(input, opts.expected_diff_id.is_none())
         .map_err(corrupt)?;
@@ -80,11 +76,7 @@ pub(super) fn unpack_mapped(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<Unpacked, LayerError> {
-    let compression =
-        Compression::detect(&bytes[..bytes.len().min(8)]).map_err(|msg| LayerError::Corrupt {
-            layer: opts.label.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, msg),
-        })?;
+    let compression = detect(&bytes[..bytes.len().min(8)], opts)?;
     let check = opts.expected_diff_id.is_none();
     stream::mapped(bytes, compression, opts.algorithm, check, |reader| {
         let mut u = unpack_tar(reader, dest, opts)?;
@@ -111,11 +103,7 @@ pub fn unpack_inflating<I: BufRead + Send>(
         layer: opts.label.clone(),
         source,
     };
-    let head = input.fill_buf().map_err(corrupt)?;
-    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, msg),
-    })?;
+    let compression = detect(input.fill_buf().map_err(corrupt)?, opts)?;
     let (unpacked, sha256) = stream::inflating(
         input,
         compression,
@@ -130,6 +118,15 @@ pub fn unpack_inflating<I: BufRead + Send>(
     Ok((u, sha256))
 }
 
+/// The compression the stream's first bytes (`head`) show; an error
+/// naming the layer when they show none rbox reads.
+fn detect(head: &[u8], opts: &UnpackOptions) -> Result<Compression, LayerError> {
+    Compression::detect(head).map_err(|msg| LayerError::Corrupt {
+        layer: opts.label.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    })
+}
+
 fn unpack_buffered<R: BufRead>(
     mut input: R,
     dest: &Path,
@@ -139,11 +136,7 @@ fn unpack_buffered<R: BufRead>(
         layer: opts.label.clone(),
         source,
     };
-    let head = input.fill_buf().map_err(corrupt)?;
-    let compression = Compression::detect(head).map_err(|msg| LayerError::Corrupt {
-        layer: opts.label.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, msg),
-    })?;
+    let compression = detect(input.fill_buf().map_err(corrupt)?, opts)?;
     let decoder = compression
         .decoder_checked(input, opts.expected_diff_id.is_none())
         .map_err(corrupt)?;
