@@ -148,7 +148,9 @@ impl Container for OciExisting {
         // cpu.max's quota as it was while it reports success. The group
         // is ours (`linux.cgroupsPath` is /rbox/<id>), so the removals
         // are written to it here, as the native runtime writes them,
-        // and the runtime gets the rest. Rootless, the group is the
+        // and the runtime gets the rest. That holds for every runtime,
+        // runc included, on purpose: one rule, no branching on which
+        // runtime it is or which version. Rootless, the group is the
         // runtime's to find: it gets everything.
         let removed = Resources {
             cpu_quota_us: resources
