@@ -1,7 +1,7 @@
 //! Operations on a container an earlier rrun made, through the runtime
 //! seam (`Runtime::open` → `Container`): exec, pause/unpause, update,
-//! kill, for the native runtime and for crun and runc (each skipped,
-//! saying so, only when it is not installed). What is checked is what
+//! kill, for the native runtime and for crun and runc (a runtime that is
+//! not installed fails the test, saying so). What is checked is what
 //! the kernel shows: the exec'd process's output and exit status, the
 //! frozen processes' state (D or T on v1, `frozen 1` on v2), the limit in the container's own
 //! cgroup files and the OOM kill of an allocation over it.
@@ -18,28 +18,24 @@ fn installed(binary: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `--runtime rt` unless native; None (with the reason printed) when
-/// the runtime is not installed.
-fn runtime_args(rt: &str) -> Option<Vec<&str>> {
+/// `--runtime rt` unless native; fails when the runtime is not installed
+/// (CONTRIBUTING: tests that need something missing fail loudly).
+fn runtime_args(rt: &str) -> Vec<&str> {
     if rt == "native" {
-        return Some(Vec::new());
+        return Vec::new();
     }
-    if !installed(rt) {
-        eprintln!("skipping --runtime {rt}: {rt} is not installed (apt-get install {rt})");
-        return None;
-    }
-    Some(vec!["--runtime", rt])
+    assert!(installed(rt), "{rt} is not installed: apt-get install {rt}");
+    vec!["--runtime", rt]
 }
 
-fn detached(rt: &str, name: &str, extra: &[&str]) -> Option<()> {
+fn detached(rt: &str, name: &str, extra: &[&str]) {
     let _ = rrun(&["rm", "-f", name]);
     let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
-    args.extend(runtime_args(rt)?);
+    args.extend(runtime_args(rt));
     args.extend_from_slice(extra);
     args.extend_from_slice(&["busybox", "sleep", "1000"]);
     let o = rrun(&args);
     assert_eq!(code(&o), 0, "{rt}: run -d: {}", stderr(&o));
-    Some(())
 }
 
 fn pid_of(name: &str) -> i32 {
@@ -96,9 +92,7 @@ fn control(name: &str, v1: &str, v2: &str) -> String {
 fn exec_pause_update_kill(rt: &str) {
     let name = format!("ops-{rt}");
     let name = name.as_str();
-    if detached(rt, name, &[]).is_none() {
-        return;
-    }
+    detached(rt, name, &[]);
 
     // exec: stdout and the exit status of the exec'd process; a missing
     // command is Docker's 127.
@@ -256,15 +250,11 @@ fn unlimited() -> (String, String) {
 fn update_to_unlimited(rt: &str) {
     let name = format!("ops-unlimited-{rt}");
     let name = name.as_str();
-    if detached(
+    detached(
         rt,
         name,
         &["--pids-limit", "64", "--cpus", "0.5", "-m", "64m"],
-    )
-    .is_none()
-    {
-        return;
-    }
+    );
     assert_eq!(
         pids_and_quota(name),
         ("64".to_string(), "50000".to_string()),
@@ -332,7 +322,7 @@ fn runc_update_to_unlimited() {
 #[test]
 fn run_with_cpus_0_and_pids_limit_minus_1_sets_no_limit() {
     let name = "ops-run-unlimited";
-    detached("native", name, &["--cpus", "0", "--pids-limit", "-1"]).unwrap();
+    detached("native", name, &["--cpus", "0", "--pids-limit", "-1"]);
     assert_eq!(pids_and_quota(name), unlimited());
     let _ = rrun(&["rm", "-f", name]);
 }
@@ -352,9 +342,7 @@ fn unlimited_persists_across_restarts_on(rt: &str) {
     let name = format!("ops-unlimited-restart-{rt}");
     let name = name.as_str();
     let limits = ["--pids-limit", "64", "--cpus", "0.5", "--restart", "always"];
-    if detached(rt, name, &limits).is_none() {
-        return;
-    }
+    detached(rt, name, &limits);
     let o = rrun(&["update", "--pids-limit", "-1", "--cpus", "0", name]);
     assert_eq!(code(&o), 0, "{rt}: update: {}", stderr(&o));
     let o = rrun(&["stop", "-t", "1", name]);
@@ -389,7 +377,7 @@ fn unlimited_persists_across_restarts_on(rt: &str) {
 #[test]
 fn update_persists_across_restart() {
     let name = "ops-restart";
-    detached("native", name, &["-m", "64m"]).unwrap();
+    detached("native", name, &["-m", "64m"]);
     let o = rrun(&["update", "-m", "40m", "--pids-limit", "30", name]);
     assert_eq!(code(&o), 0, "update: {}", stderr(&o));
     let o = rrun(&["restart", "-t", "1", name]);
@@ -437,14 +425,11 @@ fn update_refuses_bad_values_and_unknown_containers() {
 fn exec_tty(rt: &str) {
     let name = format!("ops-tty-{rt}");
     let name = name.as_str();
-    if detached(rt, name, &[]).is_none() {
-        return;
-    }
-    if !installed("script") {
-        let _ = rrun(&["rm", "-f", name]);
-        eprintln!("skipping exec -t: script is not installed (apt-get install bsdutils)");
-        return;
-    }
+    assert!(
+        installed("script"),
+        "script is not installed: apt-get install bsdutils"
+    );
+    detached(rt, name, &[]);
     let line = format!(
         "{RRUN} --root {} exec -t {name} sh -c 'tty; echo term=$TERM; exit 4'",
         store_root().display()
@@ -482,7 +467,7 @@ fn exec_t_runc() {
 #[test]
 fn update_persists_across_a_policy_restart() {
     let name = "ops-policy";
-    detached("native", name, &["-m", "64m", "--restart", "always"]).unwrap();
+    detached("native", name, &["-m", "64m", "--restart", "always"]);
     let o = rrun(&["update", "-m", "40m", "--pids-limit", "30", name]);
     assert_eq!(code(&o), 0, "update: {}", stderr(&o));
     // The command dies as in a crash: the policy starts it again.
@@ -512,12 +497,11 @@ fn update_persists_across_a_policy_restart() {
 /// `exec -u USER`: the process gets USER's supplementary groups from the
 /// container's /etc/group as the native runtime gives them (crun and
 /// runc through `exec --process`: their flags carry no additionalGids);
-/// `-u UID:GID` gets none. Returns the two `id -G` lines, `None` when
-/// skipped.
-fn exec_groups(rt: &str, tag: &str) -> Option<(String, String)> {
+/// `-u UID:GID` gets none. Returns the two `id -G` lines.
+fn exec_groups(rt: &str, tag: &str) -> (String, String) {
     let name = format!("ops-groups-{rt}-{tag}");
     let name = name.as_str();
-    detached(rt, name, &[])?;
+    detached(rt, name, &[]);
     let o = rrun(&[
         "exec",
         name,
@@ -548,38 +532,26 @@ fn exec_groups(rt: &str, tag: &str) -> Option<(String, String)> {
     }
     let o = rrun(&["rm", "-f", name]);
     assert_eq!(code(&o), 0, "{rt}: rm: {}", stderr(&o));
-    Some((as_gus, as_ids))
+    (as_gus, as_ids)
 }
 
 #[test]
 fn exec_groups_native() {
-    let (as_gus, as_ids) = exec_groups("native", "alone").unwrap();
+    let (as_gus, as_ids) = exec_groups("native", "alone");
     assert_eq!(as_gus, "1234 50 61");
     assert_eq!(as_ids, "1234");
 }
 
 #[test]
 fn exec_groups_crun() {
-    let Some(got) = exec_groups("crun", "crun") else {
-        return;
-    };
-    assert_eq!(
-        got,
-        exec_groups("native", "crun").unwrap(),
-        "crun vs native"
-    );
+    let got = exec_groups("crun", "crun");
+    assert_eq!(got, exec_groups("native", "crun"), "crun vs native");
     assert_eq!(got.0, "1234 50 61");
 }
 
 #[test]
 fn exec_groups_runc() {
-    let Some(got) = exec_groups("runc", "runc") else {
-        return;
-    };
-    assert_eq!(
-        got,
-        exec_groups("native", "runc").unwrap(),
-        "runc vs native"
-    );
+    let got = exec_groups("runc", "runc");
+    assert_eq!(got, exec_groups("native", "runc"), "runc vs native");
     assert_eq!(got.0, "1234 50 61");
 }
