@@ -169,6 +169,18 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     after.split(' ').nth(19)?.parse().ok()
 }
 
+/// `pid`'s start time (as [`process_start_time`]) while it runs: `None`
+/// once it has exited, even as a zombie its parent has not reaped yet (an
+/// orphan's new parent may be an init that reaps only now and then).
+pub fn running_process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut after = stat[stat.rfind(')')? + 2..].split(' ');
+    match after.next()? {
+        "Z" | "X" | "x" => None,
+        _ => after.nth(18)?.parse().ok(),
+    }
+}
+
 /// How many EAGAIN answers `openat2` takes before giving up.
 const OPENAT2_EAGAIN_TRIES: u32 = 1024;
 
@@ -219,6 +231,26 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child that has exited but is not reaped yet is no longer running,
+    /// though /proc still shows it with its start time.
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = process_start_time(pid).unwrap();
+        let t = std::time::Instant::now();
+        while running_process_start_time(pid).is_some() {
+            assert!(t.elapsed().as_secs() < 10, "true never exited");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(process_start_time(pid), Some(start), "reaped too early");
+        child.wait().unwrap();
+        assert_eq!(process_start_time(pid), None);
+        let me = std::process::id();
+        assert_eq!(running_process_start_time(me), process_start_time(me));
+        assert!(running_process_start_time(me).is_some());
+    }
 
     /// Across several writeback steps (and a write straddling one) the
     /// file holds exactly what was written.

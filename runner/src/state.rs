@@ -55,8 +55,11 @@ impl ProcessId {
         })
     }
 
+    /// Still running: not gone, not another process on a reused pid, and
+    /// not a zombie (a supervisor, orphaned by its double fork, may wait
+    /// for a lazy init to reap it; it has done all it does).
     pub fn alive(&self) -> bool {
-        engine::fsutil::process_start_time(self.pid as u32) == Some(self.start_time)
+        engine::fsutil::running_process_start_time(self.pid as u32) == Some(self.start_time)
     }
 }
 
