@@ -5,7 +5,7 @@
 //! supervisor drives the container's runtime through its `Task`, the same
 //! for every runtime (`crate::run::run_task`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,6 +26,8 @@ pub struct Supervisor<'a> {
     dir: &'a Path,
     state: RefCell<State>,
     report: RefCell<Option<OwnedFd>>,
+    /// Set by [`Self::exited`] for a `--rm` container.
+    remove_at_end: Cell<bool>,
     /// A start of an existing container (`rrun start`): one that fails to
     /// start keeps its record, with the exit code, as Docker keeps it.
     existing: bool,
@@ -113,16 +115,27 @@ impl Supervisor<'_> {
         }
     }
 
-    /// It ended with `code`: keep the record, or nothing with `--rm`.
+    /// It ended with `code`: record it. With `--rm` the directory goes
+    /// too, but only once the attach hub is done ([`Self::remove_if_rm`]):
+    /// until then the hub may still be writing the container's last
+    /// output to the log an `rrun start -a` reads, and replaying it to a
+    /// client that attached as the command ended.
     pub fn exited(&self, code: i32, oom_killed: bool) -> i32 {
         let s = self.state.borrow();
-        if s.auto_remove {
-            // With its anonymous volumes, as Docker's --rm.
-            let _ = runner::volume::remove_container_dir(self.dir, true);
-        } else {
-            let _ = State::mark_exited(self.dir, &s, code, oom_killed);
-        }
+        let _ = State::mark_exited(self.dir, &s, code, oom_killed);
+        self.remove_at_end.set(s.auto_remove);
         code
+    }
+
+    /// The end of the supervisor, its hub finished: the directory of a
+    /// `--rm` container that ran goes, with its anonymous volumes, as
+    /// Docker's `--rm` — unless an `rrun start -a` waits for the run's
+    /// end: it removes the directory once it has read the exit code.
+    fn remove_if_rm(&self) {
+        let awaited = self.state.borrow().awaited_by.is_some_and(|p| p.alive());
+        if self.remove_at_end.get() && !awaited {
+            let _ = runner::volume::remove_container_dir(self.dir, true);
+        }
     }
 }
 
@@ -184,6 +197,7 @@ pub fn spawn_supervisor_for(
                         dir,
                         state: RefCell::new(state),
                         report: RefCell::new(Some(wr)),
+                        remove_at_end: Cell::new(false),
                         existing,
                     };
                     let code = body(&sup);
@@ -195,6 +209,7 @@ pub fn spawn_supervisor_for(
                         libc::dup2(devnull.as_raw_fd(), 2);
                     }
                     hub.finish(code, Duration::from_secs(5));
+                    sup.remove_if_rm();
                     drop(devnull);
                     // SAFETY: _exit skips the parent's atexit work.
                     unsafe { libc::_exit(code) }

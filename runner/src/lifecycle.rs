@@ -335,7 +335,7 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
     let Ok(mut st) = State::load(dir) else {
         return false;
     };
-    if st.status == Status::Exited || st.awaits_start() {
+    if !leftover_if_unsupervised(&st) {
         return false;
     }
     let sup_alive = st.supervisor.map(|p| p.alive()).unwrap_or(false);
@@ -375,6 +375,22 @@ pub fn reap_one(dir: &Path, driver: Option<&CgroupDriver>) -> bool {
     true
 }
 
+/// Whether the container in state `st` is a leftover once no supervisor
+/// lives: one that was running, or a `--rm` one whose exit is recorded
+/// (its supervisor removes the directory last, after the attach hub is
+/// done, or leaves that to the `rrun start -a` that waits for it: rrun's
+/// detach and start) — not one that waits for `rrun start`, an exited one
+/// that is kept, or one a live `start -a` is about to remove.
+fn leftover_if_unsupervised(st: &State) -> bool {
+    if st.awaits_start() {
+        return false;
+    }
+    match st.status {
+        Status::Exited => st.auto_remove && !st.awaited_by.is_some_and(|p| p.alive()),
+        _ => true,
+    }
+}
+
 /// At every start: reap containers whose supervisor died, and remove our
 /// cgroups that have no container directory. Cheap: a directory listing
 /// and one small file per container. Returns the names of the containers
@@ -404,9 +420,8 @@ pub fn reap_leftovers(containers: &Path) -> Vec<String> {
             continue;
         }
         if let Ok(s) = State::load(&dir) {
-            let needs = s.status != Status::Exited
-                && !s.awaits_start()
-                && !s.supervisor.map(|p| p.alive()).unwrap_or(false);
+            let needs =
+                leftover_if_unsupervised(&s) && !s.supervisor.map(|p| p.alive()).unwrap_or(false);
             if needs {
                 reap_one(&dir, driver.as_ref());
             }

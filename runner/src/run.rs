@@ -845,6 +845,7 @@ fn make(root: &Path, a: &RunArgs, supervisor: Option<ProcessId>) -> Result<Made>
         restart_count: 0,
         stop_requested: false,
         options: checked.options.clone(),
+        awaited_by: None,
     };
     // `rrun create --rm` is started later, then removed at its exit.
     let record_spec = supervisor.is_none() || !a.rm;

@@ -114,6 +114,11 @@ pub struct State {
     /// --ulimit, --sysctl, --label, --stop-signal... (crate::runopts).
     #[serde(default)]
     pub options: crate::runopts::RunOptions,
+    /// The `rrun start -a` that waits for this run's end: a `--rm`
+    /// container's directory is then its to remove, once it has read the
+    /// exit code (the supervisor and the reaper leave it while it lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaited_by: Option<ProcessId>,
 }
 
 /// Docker's restart policies. What happens at a reboot: nothing comes
@@ -434,6 +439,7 @@ mod tests {
             restart_count: 0,
             stop_requested: false,
             options: Default::default(),
+            awaited_by: None,
         }
     }
 

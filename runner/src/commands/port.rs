@@ -85,6 +85,7 @@ mod tests {
             restart_count: 0,
             stop_requested: false,
             options: Default::default(),
+            awaited_by: None,
         }
     }
 

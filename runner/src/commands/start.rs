@@ -15,7 +15,9 @@ use crate::cli::{RestartArgs, StartArgs};
 use crate::run::{require_root, Coded};
 
 /// Start the container in `dir` (a no-op when it runs already).
-fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
+/// `attached`: this rrun (`start -a`) waits for the run's end, and removes
+/// a `--rm` container itself once it has its exit code.
+fn start_one(root: &Path, dir: &Path, s: &State, attached: bool) -> Result<()> {
     if s.is_running() {
         return Ok(());
     }
@@ -71,6 +73,7 @@ fn start_one(root: &Path, dir: &Path, s: &State) -> Result<()> {
         s.oom_killed = false;
         s.stop_requested = false;
         s.detached = true;
+        s.awaited_by = attached.then(ProcessId::current);
     })
     .with_context(|| format!("update the state of {}", s.name))?;
     crate::detach::run_detached_for(&spec, dir, fresh, true)?;
@@ -84,8 +87,14 @@ fn follow(dir: &Path, mut f: std::fs::File, offset: u64) -> Result<i32> {
     f.seek(std::io::SeekFrom::Start(offset))?;
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 << 10];
+    // The code last seen recorded: a `--rm` container's record goes soon
+    // after its exit is written.
+    let mut code = 0;
     loop {
         let st = State::load(dir).ok();
+        if let Some(c) = st.as_ref().and_then(|s| s.exit_code) {
+            code = c;
+        }
         // --log-opt max-size: a log rotated away (seen before the read)
         // gets nothing more; the new one is read from its start.
         let rotated_away = {
@@ -106,8 +115,8 @@ fn follow(dir: &Path, mut f: std::fs::File, offset: u64) -> Result<i32> {
         }
         out.flush()?;
         let done = match &st {
-            // Removed (--rm): its code went with it.
-            None => return Ok(0),
+            // Removed (--rm): everything it wrote is in the log, read.
+            None => return Ok(code),
             Some(s) => {
                 s.status == Status::Exited && !s.supervisor.map(|p| p.alive()).unwrap_or(false)
             }
@@ -145,37 +154,68 @@ pub fn start(root: &Path, a: &StartArgs) -> Result<i32> {
             .open(&p)
             .with_context(|| format!("open {}", p.display()))?;
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        start_one(root, &dir, &s)?;
-        // Through the attach socket (input too with -i); a container that
-        // is gone already, or has no socket, is read from its log.
-        match State::load(&dir) {
-            Ok(now) if now.is_running() && dir.join(runner::attach::SOCKET).exists() => {
-                let o = super::attach::Options {
-                    detach_keys: a.detach_keys.as_deref(),
-                    stdin: a.interactive,
-                    sig_proxy: true,
-                    replay_from: Some(offset),
-                };
-                return match super::attach::attach_to(&dir, &now, &o) {
-                    // It ended between our look and attach's (a short
-                    // command): all it wrote is in the log.
-                    Err(e)
-                        if e.is::<super::attach::EndedAsWeAttached>()
-                            || !State::load(&dir).is_ok_and(|s| s.is_running()) =>
-                    {
-                        follow(&dir, log, offset)
-                    }
-                    r => r,
-                };
-            }
-            _ => return follow(&dir, log, offset),
+        start_one(root, &dir, &s, true)?;
+        let code = attach_or_follow(&dir, log, offset, a);
+        // A `--rm` container waited for us to read its exit code.
+        if s.auto_remove {
+            remove_when_supervised_no_more(&dir);
         }
+        return code;
     }
     Ok(crate::admin::each_container(
         root,
         &a.containers,
-        |dir, s| start_one(root, dir, s),
+        |dir, s| start_one(root, dir, s, false),
     ))
+}
+
+/// `start -a` once the container is started: its output and exit code,
+/// through the attach socket (input too with -i); a container that is
+/// gone already, or has no socket, is read from its log.
+fn attach_or_follow(dir: &Path, log: std::fs::File, offset: u64, a: &StartArgs) -> Result<i32> {
+    match State::load(dir) {
+        Ok(now) if now.is_running() && dir.join(runner::attach::SOCKET).exists() => {
+            let o = super::attach::Options {
+                detach_keys: a.detach_keys.as_deref(),
+                stdin: a.interactive,
+                sig_proxy: true,
+                replay_from: Some(offset),
+            };
+            match super::attach::attach_to(dir, &now, &o) {
+                // It ended between our look and attach's (a short
+                // command): all it wrote is in the log.
+                Err(e)
+                    if e.is::<super::attach::EndedAsWeAttached>()
+                        || !State::load(dir).is_ok_and(|s| s.is_running()) =>
+                {
+                    follow(dir, log, offset)
+                }
+                r => r,
+            }
+        }
+        _ => follow(dir, log, offset),
+    }
+}
+
+/// The end of `start -a` of a `--rm` container: once its exit is recorded
+/// and its supervisor gone, its directory goes (with its anonymous
+/// volumes). One still running (the detach keys were typed) is left to
+/// its supervisor, which removes it at its end since we are gone by then.
+fn remove_when_supervised_no_more(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(s) = State::load(dir) {
+        let supervised = s.supervisor.is_some_and(|p| p.alive());
+        if s.status == Status::Exited && !supervised {
+            let _ = runner::volume::remove_container_dir(dir, true);
+            return;
+        }
+        // Exited, or exiting (its supervisor records it in a moment).
+        let ending = s.status == Status::Exited || !s.pid.is_some_and(|p| p.alive());
+        if !ending || !supervised || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 pub fn restart(root: &Path, a: &RestartArgs) -> Result<i32> {
@@ -187,7 +227,7 @@ pub fn restart(root: &Path, a: &RestartArgs) -> Result<i32> {
         |dir, s| {
             runner::lifecycle::stop(dir, s, runner::lifecycle::stop_grace(s, a.time))?;
             let now = State::load(dir).with_context(|| format!("read the state of {}", s.name))?;
-            start_one(root, dir, &now)
+            start_one(root, dir, &now, false)
         },
     ))
 }
