@@ -32,7 +32,22 @@ echo "== host lane ($(scripts/cgroup-mode.sh)) =="
 # In a network namespace of its own: containers and RUN steps default to
 # rbox's bridge, which must not be made in the machine's namespace.
 # --no-fail-fast: one run reports every failing suite, not just the first.
-scripts/in-netns.sh cargo test --workspace --locked --no-fail-fast -- --test-threads=2
+# The output is kept to name, at the end, what each failing test said
+# (scripts/failures.sh): CI shows the end of a long log.
+lane_log=$(mktemp)
+lane_rc=$(mktemp)
+trap 'rm -f "$lane_log" "$lane_rc"' EXIT
+{
+  rc=0
+  scripts/in-netns.sh cargo test --workspace --locked --no-fail-fast -- --test-threads=2 2>&1 || rc=$?
+  echo "$rc" >"$lane_rc"
+} | tee "$lane_log"
+rc=$(cat "$lane_rc")
+if [ "$rc" != 0 ]; then
+  echo "== host lane FAILED (status $rc); what the failing tests said: =="
+  bash scripts/failures.sh "$lane_log"
+  exit "$rc"
+fi
 
 if [ "${RBOX_SKIP_VM:-0}" = 1 ]; then
   echo "== cgroup-v2 lane: SKIPPED because RBOX_SKIP_VM=1 =="

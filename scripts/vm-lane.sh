@@ -46,15 +46,19 @@ total=${RBOX_VM_LANE_TOTAL:-2700}
 # run.sh says how the guest ended; only "infrastructure" (the guest never
 # started the tests) is retried.
 outcome=$(mktemp)
-trap 'rm -f "$outcome"' EXIT
 # 6 GiB: half of it is the guest's /tmp, where stores and exported trees live.
 run_lane() {
   RBOX_VM_MEM=${RBOX_VM_MEM:-6G} RBOX_VM_TIMEOUT=$total RBOX_VM_OUTCOME=$outcome \
     scripts/vm/run.sh scripts/vm/lane-guest.sh "$per_bin" "$threads" "${bins[@]}"
 }
+# Its output is kept to name, at the end, what each failing test said
+# (scripts/failures.sh): CI shows the end of a long log, which after a
+# failure is the guest's console.
+lane_log=$(mktemp)
+trap 'rm -f "$outcome" "$lane_log"' EXIT
 start=$SECONDS
 rc=0
-run_lane || rc=$?
+run_lane > >(tee -a "$lane_log") 2>&1 || rc=$?
 if [ "$rc" = 125 ] && [ "$(cat "$outcome" 2>/dev/null)" = infrastructure ]; then
   # Only a guest that never started the tests is retried, once, and loudly;
   # a test that fails or hangs, or a kernel that panics or locks up while
@@ -63,7 +67,13 @@ if [ "$rc" = 125 ] && [ "$(cat "$outcome" 2>/dev/null)" = infrastructure ]; then
   echo "vm-lane: INFRASTRUCTURE FAILURE: the guest did not boot; retrying ONCE" >&2
   echo "vm-lane: ############################################################" >&2
   rc=0
-  run_lane || rc=$?
+  run_lane > >(tee -a "$lane_log") 2>&1 || rc=$?
+fi
+# tee may still be writing: the process substitution is the last one.
+wait $! 2>/dev/null || true
+if [ "$rc" != 0 ]; then
+  echo "vm-lane: what the failing tests said:"
+  bash scripts/failures.sh "$lane_log"
 fi
 echo "vm-lane: status $rc after $((SECONDS - start))s"
 exit "$rc"
