@@ -10,9 +10,9 @@ use super::compression::{Compression, HashingRead, StreamHasher};
 use crate::digest::{Algorithm, Digest};
 
 /// Run `parse` on the uncompressed stream of `bytes` (a mapped blob):
-/// decompression and hashing run on their own thread, one block ahead of
-/// the parser, so a big layer's critical path is the slower of the two,
-/// not their sum. `check` keeps zstd's frame checksum.
+/// decompression and hashing run on threads of their own, blocks ahead of
+/// the parser, so a big layer's critical path is the slowest of the
+/// three, not their sum. `check` keeps zstd's frame checksum.
 pub fn mapped<T>(
     bytes: &[u8],
     compression: Compression,
@@ -24,10 +24,16 @@ pub fn mapped<T>(
 }
 
 /// [`mapped`] over any buffered input (a download): the decompressed
-/// blocks go to the parser without another copy. `sha256_too` also hashes
-/// the uncompressed stream with sha256 on the decompressing thread (an
-/// image config's diff id), returned when the stream was read to its end.
-/// `on_block` is told the length of each block as it is made.
+/// blocks go, without another copy, through a hashing thread to the
+/// parser. `sha256_too` also hashes the uncompressed stream with sha256
+/// there (an image config's diff id), returned when the stream was read
+/// to its end. `on_block` is told the length of each block as it is made.
+///
+/// Inflate, hashing and parsing are three stages because one gzip stream
+/// cannot be inflated on two cores: hashing the tar on the inflating
+/// thread (sha256 and blake3, ~0.18 s for the 208 MB synthetic layer)
+/// lengthened the one stage no other core can help with
+/// (docs/benchmarks.md, "gzip CPU budget").
 pub fn inflating<T, I: BufRead + Send>(
     input: I,
     compression: Compression,
@@ -38,23 +44,20 @@ pub fn inflating<T, I: BufRead + Send>(
     parse: impl FnOnce(BlockReader) -> T,
 ) -> (T, Option<Digest>) {
     std::thread::scope(|s| {
+        let (raw_tx, raw_rx) = sync_channel::<Raw>(AHEAD);
         let (tx, rx) = sync_channel::<Block>(AHEAD);
         // Spent blocks go back to be refilled: no allocation, no page
         // faults and no zeroing per block.
-        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(AHEAD + 2);
+        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(2 * AHEAD + 2);
         let hashes = Hashes {
             main: StreamHasher::new(algorithm),
             sha256: sha256_too.then(|| StreamHasher::new(Algorithm::Sha256)),
         };
-        let inflater = s.spawn(move || {
-            decompress_blocks(compression, input, hashes, check, on_block, tx, recycle_rx)
-        });
+        s.spawn(move || decompress_blocks(compression, input, check, on_block, raw_tx, recycle_rx));
+        let hasher = s.spawn(move || hash_blocks(hashes, raw_rx, tx));
         let parsed = parse(BlockReader::new(rx, recycle_tx));
-        // The parser is done (its reader dropped): the thread stops.
-        (
-            parsed,
-            inflater.join().expect("the decompression thread panicked"),
-        )
+        // The parser is done (its reader dropped): the threads stop.
+        (parsed, hasher.join().expect("the hashing thread panicked"))
     })
 }
 
@@ -85,23 +88,30 @@ struct Hashes {
     sha256: Option<StreamHasher>,
 }
 
-/// The sha256 of the whole stream, when asked for and it was read to its
-/// end (else the parser is told why not, or is gone).
+/// What the decompressing thread sends the hashing thread: a [`Block`]
+/// before it is hashed.
+enum Raw {
+    Data(Vec<u8>, usize),
+    Failed(io::Error),
+    /// The stream's length.
+    End(u64),
+}
+
+/// Decompress `input` into blocks for [`hash_blocks`].
 fn decompress_blocks<I: BufRead>(
     compression: Compression,
     input: I,
-    mut hashes: Hashes,
     check: bool,
     mut on_block: impl FnMut(u64),
-    tx: SyncSender<Block>,
+    tx: SyncSender<Raw>,
     recycled: Receiver<Vec<u8>>,
-) -> Option<Digest> {
+) {
     let mut total = 0u64;
     let mut decoder = match compression.decoder_checked(input, check) {
         Ok(d) => d,
         Err(e) => {
-            let _ = tx.send(Block::Failed(e));
-            return None;
+            let _ = tx.send(Raw::Failed(e));
+            return;
         }
     };
     loop {
@@ -115,26 +125,51 @@ fn decompress_blocks<I: BufRead>(
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let _ = tx.send(Block::Failed(e));
-                    return None;
+                    let _ = tx.send(Raw::Failed(e));
+                    return;
                 }
             }
         }
         if filled == 0 {
-            let sha256 = hashes.sha256.map(StreamHasher::finish);
-            let _ = tx.send(Block::End(hashes.main.finish(), total));
-            return sha256;
-        }
-        hashes.main.update(&block[..filled]);
-        if let Some(h) = &mut hashes.sha256 {
-            h.update(&block[..filled]);
+            let _ = tx.send(Raw::End(total));
+            return;
         }
         total += filled as u64;
         on_block(filled as u64);
-        if tx.send(Block::Data(block, filled)).is_err() {
+        if tx.send(Raw::Data(block, filled)).is_err() {
+            return; // the parser stopped (it reports why)
+        }
+    }
+}
+
+/// Hash the blocks `decompress_blocks` makes and pass them on to the
+/// parser. The sha256 of the whole stream, when asked for and it was read
+/// to its end (else the parser is told why not, or is gone).
+fn hash_blocks(mut hashes: Hashes, rx: Receiver<Raw>, tx: SyncSender<Block>) -> Option<Digest> {
+    for block in rx {
+        let passed = match block {
+            Raw::Data(b, n) => {
+                hashes.main.update(&b[..n]);
+                if let Some(h) = &mut hashes.sha256 {
+                    h.update(&b[..n]);
+                }
+                tx.send(Block::Data(b, n))
+            }
+            Raw::End(total) => {
+                let sha256 = hashes.sha256.map(StreamHasher::finish);
+                let _ = tx.send(Block::End(hashes.main.finish(), total));
+                return sha256;
+            }
+            Raw::Failed(e) => {
+                let _ = tx.send(Block::Failed(e));
+                return None;
+            }
+        };
+        if passed.is_err() {
             return None; // the parser stopped (it reports why)
         }
     }
+    None
 }
 
 /// The parser's side of `decompress_blocks`.
