@@ -583,9 +583,7 @@ impl HubLoop {
         }
         self.clients.clear();
     }
-}
 
-impl HubLoop {
     /// Waits (at most [`LATE_HELLO`] for all) for the hello of every client
     /// that has not sent one yet, and acts on it; drops those that send
     /// none.
